@@ -1,0 +1,23 @@
+// Parsing of directive values (sizes and durations) with the reason for a refusal, so that
+// `apache2 -t` can name what is wrong. Kept free of httpd so that it is unit-tested.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace rhythm {
+
+// "65536", "64K", "64M", "1G" (case-insensitive suffixes, powers of 1024). On failure returns
+// false and sets `why`. The result must lie within [min, max].
+bool parse_size(std::string_view text, std::uint64_t min, std::uint64_t max, std::uint64_t *bytes,
+                std::string *why);
+
+// "10" or "10s" (seconds), "250ms" (milliseconds). The result must lie within [min_ms, max_ms].
+bool parse_duration_ms(std::string_view text, std::uint64_t min_ms, std::uint64_t max_ms,
+                       std::uint64_t *ms, std::string *why);
+
+// Human-readable size for messages: "64M", "1536K", "100 bytes".
+std::string format_size(std::uint64_t bytes);
+
+}  // namespace rhythm

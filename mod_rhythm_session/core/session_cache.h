@@ -1,0 +1,125 @@
+// The session segment: every session this web server holds, in one shared-memory region that all
+// worker processes map. It contains a header, a hash index of session entries kept in LRU order,
+// the chunk arena with the data, and a table of lock waiters. Only indices are stored, never
+// pointers, so the segment stays valid when httpd unloads and reloads the module at a restart.
+//
+// Each session has a FIFO lock that a request holds from load to save: requests for one session
+// queue in arrival order, each waiting at most its timeout, and a lock whose holder process died
+// is reclaimed by the next waiter. The index itself is guarded by one robust mutex held only for
+// short, bounded sections; data is copied out without it because a locked session's chunks are
+// never touched by anyone else.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "chunk_arena.h"
+#include "session_id.h"
+
+namespace rhythm {
+
+struct CacheStats {
+    std::uint64_t sessions = 0;
+    std::uint64_t max_sessions = 0;
+    std::uint64_t payload_bytes = 0;     // session data stored
+    std::uint64_t arena_bytes_used = 0;  // chunks in use, whole
+    std::uint64_t arena_bytes = 0;       // all chunks
+    std::uint64_t segment_bytes = 0;
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;
+    std::uint64_t saves = 0;
+    std::uint64_t deletions = 0;
+    std::uint64_t evictions = 0;
+    std::uint64_t expirations = 0;
+    std::uint64_t lock_waits = 0;
+    std::uint64_t lock_timeouts = 0;
+    std::uint64_t locks_reclaimed = 0;
+    std::uint64_t oversized_refused = 0;
+    std::uint64_t no_space = 0;
+};
+
+struct SegmentHeader;
+
+class SessionCache {
+  public:
+    // A held session lock. Valid until passed to one of the *_and_release calls.
+    struct Handle {
+        std::uint32_t entry = kNoIndex;
+        std::uint32_t generation = 0;
+        bool held() const { return entry != kNoIndex; }
+    };
+
+    // What acquire() copies out.
+    struct Loaded {
+        char *data = nullptr;  // NUL-terminated copy, from the caller's allocator
+        std::size_t size = 0;
+        std::uint64_t version = 0;
+        std::int64_t expiry_us = 0;
+    };
+
+    enum class Acquire {
+        kLocked,    // the lock is held and the data copied out
+        kNotFound,  // no such session (or it expired, or was deleted while waiting)
+        kTimedOut,  // waited `timeout_ms` behind other requests
+        kNoWaiter,  // too many requests waiting at once (all waiter slots in use)
+    };
+    enum class Save {
+        kSaved,
+        kNoSpace,    // could not make room even by evicting; the old version is intact
+        kDuplicate,  // insert(): the ID exists already
+    };
+
+    using Allocator = void *(*)(void *context, std::size_t bytes);
+
+    // The smallest segment that holds the fixed tables and a few sessions.
+    static std::size_t min_segment_bytes(std::uint32_t waiter_slots);
+
+    // Lays out a new, empty cache in `base`. False (with the reason) if the space is too small
+    // or the mutex cannot be made.
+    static bool format(void *base, std::size_t bytes, std::uint32_t waiter_slots, std::string *why);
+
+    // Attaches to a segment formatted by this layout version. False (with the reason) for a
+    // segment of another layout or size.
+    static bool attach(void *base, std::size_t bytes, SessionCache *cache, std::string *why);
+
+    SessionCache() = default;
+
+    // Finds the session and takes its lock, queueing behind earlier requests for at most
+    // `timeout_ms`. `owner_pid` is the calling process, so that others can reclaim the lock if
+    // it dies. On kLocked, `loaded` holds a copy made with `allocate` (size + 1 bytes).
+    Acquire acquire(const SessionId &id, std::int32_t owner_pid, std::int64_t now_us,
+                    std::uint64_t timeout_ms, Handle *handle, Allocator allocate, void *context,
+                    Loaded *loaded);
+
+    // Replaces the locked session's data, bumps its version and releases the lock, whatever
+    // the outcome. `expiry_us` 0 means no expiry.
+    Save save_and_release(Handle *handle, const void *data, std::size_t size,
+                          std::int64_t expiry_us, std::uint64_t *version);
+
+    // Deletes the locked session and releases the lock.
+    void erase_and_release(Handle *handle);
+
+    // Releases the lock without changing the session.
+    void release(Handle *handle);
+
+    // Stores a new session under a fresh ID (not locked afterwards).
+    Save insert(const SessionId &id, const void *data, std::size_t size, std::int64_t expiry_us,
+                std::uint64_t *version);
+
+    // Reclaims up to `budget` entries' worth of expired, unlocked sessions; returns how many.
+    std::size_t sweep_expired(std::int64_t now_us, std::uint32_t budget);
+
+    // Counts a save refused by the caller because it was larger than the configured limit.
+    void count_oversized();
+
+    CacheStats stats();
+
+  private:
+    explicit SessionCache(void *base);
+
+    SegmentHeader *header_ = nullptr;
+    unsigned char *base_ = nullptr;
+};
+
+}  // namespace rhythm

@@ -1,0 +1,48 @@
+// Synchronisation primitives that live inside a shared-memory segment and work across processes:
+// a robust mutex (a holder that dies does not wedge it) and futex waits on a 32-bit word.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <pthread.h>
+
+namespace rhythm {
+
+// A process-shared, robust pthread mutex. Held only for short, bounded critical sections.
+class ShmMutex {
+  public:
+    // Initialises the mutex in place; call once, when the segment is formatted.
+    bool init();
+    // Takes the mutex. If the previous holder died inside its critical section, the mutex is
+    // made consistent again and `recovered()` counts it.
+    void lock();
+    void unlock();
+    std::uint64_t recovered() const { return recovered_; }
+
+  private:
+    pthread_mutex_t mutex_;
+    std::uint64_t recovered_;
+};
+
+class ShmMutexGuard {
+  public:
+    explicit ShmMutexGuard(ShmMutex &mutex) : mutex_(mutex) { mutex_.lock(); }
+    ~ShmMutexGuard() { mutex_.unlock(); }
+    ShmMutexGuard(const ShmMutexGuard &) = delete;
+    ShmMutexGuard &operator=(const ShmMutexGuard &) = delete;
+
+  private:
+    ShmMutex &mutex_;
+};
+
+// Sleeps while `*word == expected`, at most `timeout_us`. Spurious wake-ups are possible: the
+// caller re-checks its condition.
+void futex_wait(std::atomic<std::uint32_t> *word, std::uint32_t expected, std::uint64_t timeout_us);
+
+// Wakes every process sleeping on `word`.
+void futex_wake_all(std::atomic<std::uint32_t> *word);
+
+// True when no process with this ID exists any more (a zombie counts as alive until reaped).
+bool process_is_gone(std::int32_t pid);
+
+}  // namespace rhythm

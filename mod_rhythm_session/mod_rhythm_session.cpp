@@ -1,0 +1,650 @@
+// mod_rhythm_session: a storage provider for httpd's mod_session that keeps every session in a
+// shared-memory segment (core/session_cache.h) common to all worker processes.
+//
+// This file is the httpd glue: directives, the segment's life across restarts, mod_session's
+// load/save hooks, the per-request lock, and server-status. Everything it calls lives in core/
+// and is tested without httpd.
+//
+// A request for an existing session takes the session's lock once, on the top-level request
+// (sub-requests and internal redirects share it), in header_parser when it can so that a lock
+// timeout becomes a clean 503. mod_session's save releases it; a pool cleanup releases it on
+// every other path.
+#include "httpd.h"
+
+#include "ap_mpm.h"
+#include "apr_lib.h"
+#include "apr_shm.h"
+#include "apr_strings.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "http_ssl.h"
+#include "util_cookies.h"
+
+#include "mpm_common.h"
+
+extern "C" {
+#include "mod_session.h"
+#include "mod_status.h"
+}
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+
+#include "core/config_value.h"
+#include "core/session_cache.h"
+#include "core/session_id.h"
+
+extern "C" {
+extern module AP_MODULE_DECLARE_DATA rhythm_session_module;
+}
+
+#ifdef APLOG_USE_MODULE
+APLOG_USE_MODULE(rhythm_session);
+#endif
+
+namespace {
+
+using rhythm::SessionCache;
+using rhythm::SessionId;
+
+constexpr const char kRetainedKey[] = "mod_rhythm_session: segment";
+constexpr const char kDefaultCookieName[] = "rhythm_session";
+constexpr const char kDefaultCookieAttrs[] = "path=/;HttpOnly;SameSite=Lax";
+constexpr std::uint64_t kDefaultCacheBytes = 64ULL << 20;
+constexpr std::uint64_t kDefaultMaxSessionBytes = 64ULL << 10;
+constexpr std::uint64_t kDefaultLockTimeoutMs = 10000;
+// Expired sessions the parent reclaims per monitor tick (about once a second).
+constexpr std::uint32_t kSweepBudget = 8192;
+
+// Server-wide settings. Reset in pre_config: httpd reloads the module at every restart.
+struct ServerSettings {
+    std::uint64_t cache_bytes;
+    std::uint64_t max_session_bytes;
+    std::uint64_t lock_timeout_ms;
+};
+ServerSettings g_settings;
+
+// The segment outlives module reloads: its handle is kept in httpd's retained data.
+struct RetainedSegment {
+    apr_shm_t *shm;
+    void *base;
+    apr_size_t bytes;
+};
+
+SessionCache g_cache;
+bool g_cache_ready = false;
+std::int32_t g_pid = 0;
+
+struct DirConfig {
+    int enabled;
+    int enabled_set;
+    const char *cookie_name;
+    const char *cookie_attrs;  // null: the defaults (plus Secure over TLS)
+    int cookie_set;
+};
+
+// Per top-level request.
+struct RequestState {
+    bool resolved;   // the cookie was read and the lock attempted
+    bool timed_out;  // the lock was not granted in time: serve 503, change nothing
+    SessionCache::Handle handle;
+    session_rec *session;
+};
+
+request_rec *top_request(request_rec *r) {
+    for (;;) {
+        if (r->main) {
+            r = r->main;
+        } else if (r->prev) {
+            r = r->prev;
+        } else {
+            return r;
+        }
+    }
+}
+
+RequestState *request_state(request_rec *r) {
+    request_rec *top = top_request(r);
+    auto *st = static_cast<RequestState *>(
+        ap_get_module_config(top->request_config, &rhythm_session_module));
+    if (!st) {
+        st = static_cast<RequestState *>(apr_pcalloc(top->pool, sizeof(RequestState)));
+        st->handle = SessionCache::Handle();
+        ap_set_module_config(top->request_config, &rhythm_session_module, st);
+    }
+    return st;
+}
+
+const DirConfig *dir_config(request_rec *r) {
+    return static_cast<const DirConfig *>(
+        ap_get_module_config(r->per_dir_config, &rhythm_session_module));
+}
+
+const char *cookie_name(const DirConfig *conf) {
+    return conf->cookie_name ? conf->cookie_name : kDefaultCookieName;
+}
+
+const char *cookie_attrs(request_rec *r, const DirConfig *conf) {
+    const char *attrs = conf->cookie_attrs ? conf->cookie_attrs : kDefaultCookieAttrs;
+    if (ap_ssl_conn_is_ssl(r->connection) && !ap_strcasestr(attrs, "secure")) {
+        attrs = apr_pstrcat(r->pool, attrs, ";Secure", nullptr);
+    }
+    return attrs;
+}
+
+// mod_session's own SessionInclude/SessionExclude test (it is static there).
+bool session_included(request_rec *r, const session_dir_conf *sconf) {
+    bool included = true;
+    if (sconf->includes->nelts) {
+        included = false;
+        const char **includes = reinterpret_cast<const char **>(sconf->includes->elts);
+        for (int i = 0; !included && i < sconf->includes->nelts; ++i) {
+            included = std::strncmp(r->uri, includes[i], std::strlen(includes[i])) == 0;
+        }
+    }
+    const char **excludes = reinterpret_cast<const char **>(sconf->excludes->elts);
+    for (int i = 0; included && i < sconf->excludes->nelts; ++i) {
+        included = std::strncmp(r->uri, excludes[i], std::strlen(excludes[i])) != 0;
+    }
+    return included;
+}
+
+apr_status_t release_lock(void *data) {
+    auto *st = static_cast<RequestState *>(data);
+    if (st->handle.held()) {
+        g_cache.release(&st->handle);
+    }
+    return APR_SUCCESS;
+}
+
+void *pool_allocate(void *pool, std::size_t bytes) {
+    return apr_palloc(static_cast<apr_pool_t *>(pool), bytes);
+}
+
+// Reads the cookie and, when it names a session this server holds, takes the session's lock and
+// builds its session_rec. Done once per top-level request.
+void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
+    if (st->resolved || !g_cache_ready) {
+        return;
+    }
+    st->resolved = true;
+    request_rec *top = top_request(r);
+    session_rec *z = static_cast<session_rec *>(apr_pcalloc(top->pool, sizeof(session_rec)));
+    z->pool = top->pool;
+    z->entries = apr_table_make(top->pool, 10);
+    st->session = z;
+
+    const char *value = nullptr;
+    ap_cookie_read(r, cookie_name(conf), &value, 0);
+    if (!value) {
+        return;
+    }
+    SessionId id;
+    if (!rhythm::parse_session_id(value, &id)) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "RS0101: malformed session cookie %s ignored: a new session will be issued",
+                      cookie_name(conf));
+        return;
+    }
+    SessionCache::Loaded loaded;
+    SessionCache::Acquire result =
+        g_cache.acquire(id, g_pid, r->request_time, g_settings.lock_timeout_ms, &st->handle,
+                        pool_allocate, top->pool, &loaded);
+    char prefix[7];
+    switch (result) {
+        case SessionCache::Acquire::kLocked:
+            apr_pool_cleanup_register(top->pool, st, release_lock, apr_pool_cleanup_null);
+            z->encoded = loaded.data;
+            z->expiry = loaded.expiry_us;
+            break;
+        case SessionCache::Acquire::kNotFound:
+            break;
+        case SessionCache::Acquire::kTimedOut:
+        case SessionCache::Acquire::kNoWaiter:
+            st->timed_out = true;
+            rhythm::session_id_log_prefix(id, prefix);
+            ap_log_rerror(
+                APLOG_MARK, APLOG_WARNING, 0, r,
+                "RS0102: session %s... still locked by an earlier request after %" APR_UINT64_T_FMT
+                "ms (RhythmSessionLockTimeout)%s: answering 503",
+                prefix, static_cast<apr_uint64_t>(g_settings.lock_timeout_ms),
+                result == SessionCache::Acquire::kNoWaiter ? ", and every waiter slot is in use"
+                                                           : "");
+            break;
+    }
+}
+
+bool session_enabled_here(request_rec *r, const DirConfig *conf) {
+    if (!conf || !conf->enabled) {
+        return false;
+    }
+    auto *sconf = static_cast<const session_dir_conf *>(
+        ap_get_module_config(r->per_dir_config, &session_module));
+    return sconf && sconf->enabled && session_included(r, sconf);
+}
+
+// Takes the lock before authentication and the handler run, so that a lock timeout is a 503.
+int rhythm_header_parser(request_rec *r) {
+    const DirConfig *conf = dir_config(r);
+    if (!session_enabled_here(r, conf)) {
+        return DECLINED;
+    }
+    RequestState *st = request_state(r);
+    resolve_session(r, st, conf);
+    if (st->timed_out) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    return DECLINED;
+}
+
+apr_status_t rhythm_session_load(request_rec *r, session_rec **z) {
+    const DirConfig *conf = dir_config(r);
+    if (!conf || !conf->enabled) {
+        return DECLINED;
+    }
+    RequestState *st = request_state(r);
+    resolve_session(r, st, conf);
+    if (st->timed_out || !st->session) {
+        return APR_EGENERAL;
+    }
+    *z = st->session;
+    return OK;
+}
+
+// True when the session holds nothing but mod_session's own expiry stamp.
+bool session_is_empty(const session_rec *z) {
+    int keys = 0;
+    apr_table_do(
+        [](void *count, const char *key, const char *) -> int {
+            if (std::strcmp(key, "expiry") != 0) {
+                ++*static_cast<int *>(count);
+            }
+            return 1;
+        },
+        &keys, z->entries, nullptr);
+    return keys == 0;
+}
+
+apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
+    const DirConfig *conf = dir_config(r);
+    if (!conf || !conf->enabled) {
+        return DECLINED;
+    }
+    RequestState *st = request_state(r);
+    if (st->timed_out || !g_cache_ready) {
+        return APR_EGENERAL;
+    }
+    const char *name = cookie_name(conf);
+    if (session_is_empty(z)) {
+        if (st->handle.held()) {
+            g_cache.erase_and_release(&st->handle);
+            ap_cookie_remove(r, name, cookie_attrs(r, conf), r->err_headers_out, nullptr);
+        }
+        return OK;
+    }
+
+    const char *data = z->encoded ? z->encoded : "";
+    std::size_t size = std::strlen(data);
+    if (size > g_settings.max_session_bytes) {
+        g_cache.count_oversized();
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "RS0103: session not saved: it encodes to %" APR_SIZE_T_FMT
+                      " bytes, more than RhythmSessionMaxSize (%" APR_UINT64_T_FMT
+                      " bytes); the previous version is kept",
+                      size, static_cast<apr_uint64_t>(g_settings.max_session_bytes));
+        return APR_EGENERAL;
+    }
+
+    std::uint64_t version = 0;
+    if (st->handle.held()) {
+        if (g_cache.save_and_release(&st->handle, data, size, z->expiry, &version) !=
+            SessionCache::Save::kSaved) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "RS0104: session of %" APR_SIZE_T_FMT
+                          " bytes not saved: the cache is full of sessions in use "
+                          "(raise RhythmSessionCacheSize); the previous version is kept",
+                          size);
+            return APR_ENOSPC;
+        }
+        return OK;
+    }
+
+    // A new session: a fresh ID, never one the client offered.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        SessionId id;
+        if (!rhythm::generate_session_id(&id)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r,
+                          "RS0105: cannot read random bytes for a session ID");
+            return APR_EGENERAL;
+        }
+        SessionCache::Save result = g_cache.insert(id, data, size, z->expiry, &version);
+        if (result == SessionCache::Save::kDuplicate) {
+            continue;
+        }
+        if (result == SessionCache::Save::kNoSpace) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "RS0104: session of %" APR_SIZE_T_FMT
+                          " bytes not saved: the cache is full of sessions in use "
+                          "(raise RhythmSessionCacheSize)",
+                          size);
+            return APR_ENOSPC;
+        }
+        char text[SessionId::kTextLength + 1];
+        rhythm::format_session_id(id, text);
+        ap_cookie_write(r, name, text, cookie_attrs(r, conf), 0, r->err_headers_out, nullptr);
+        return OK;
+    }
+    return APR_EGENERAL;
+}
+
+// ---- the segment ----------------------------------------------------------------------------
+
+std::uint32_t waiter_slots() {
+    // At most one waiter per request that can run at once.
+    int daemons = 0;
+    int threads = 0;
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &daemons);
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_THREADS, &threads);
+    std::uint64_t slots = static_cast<std::uint64_t>(daemons > 0 ? daemons : 1) *
+                          static_cast<std::uint64_t>(threads > 0 ? threads : 1);
+    return static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(std::max<std::uint64_t>(slots, 256), 1u << 20));
+}
+
+bool create_segment(server_rec *s, RetainedSegment *kept) {
+    apr_size_t bytes = g_settings.cache_bytes;
+    apr_shm_t *shm = nullptr;
+    // Anonymous, on the process pool: inherited by every child and kept across restarts.
+    apr_status_t rv = apr_shm_create(&shm, bytes, nullptr, s->process->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "RS0001: cannot create the session segment of %s (RhythmSessionCacheSize)",
+                     rhythm::format_size(bytes).c_str());
+        return false;
+    }
+    std::string why;
+    if (!SessionCache::format(apr_shm_baseaddr_get(shm), bytes, waiter_slots(), &why)) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "RS0002: cannot format the session segment: %s",
+                     why.c_str());
+        apr_shm_destroy(shm);
+        return false;
+    }
+    kept->shm = shm;
+    kept->base = apr_shm_baseaddr_get(shm);
+    kept->bytes = bytes;
+    return true;
+}
+
+int rhythm_pre_config(apr_pool_t *, apr_pool_t *, apr_pool_t *) {
+    g_settings.cache_bytes = kDefaultCacheBytes;
+    g_settings.max_session_bytes = kDefaultMaxSessionBytes;
+    g_settings.lock_timeout_ms = kDefaultLockTimeoutMs;
+    g_cache_ready = false;
+    return OK;
+}
+
+int rhythm_post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) {
+    // httpd reads its configuration twice at start-up; the segment is made on the real pass.
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    auto *kept = static_cast<RetainedSegment *>(ap_retained_data_get(kRetainedKey));
+    if (!kept) {
+        kept = static_cast<RetainedSegment *>(
+            ap_retained_data_create(kRetainedKey, sizeof(RetainedSegment)));
+    }
+    std::string why;
+    if (kept->shm && !SessionCache::attach(kept->base, kept->bytes, &g_cache, &why)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "RS0003: the session segment kept from before the restart is refused (%s): "
+                     "starting with an empty one",
+                     why.c_str());
+        apr_shm_destroy(kept->shm);
+        kept->shm = nullptr;
+    }
+    if (!kept->shm) {
+        if (!create_segment(s, kept)) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (!SessionCache::attach(kept->base, kept->bytes, &g_cache, &why)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "RS0004: %s", why.c_str());
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "RS0005: session segment of %s created, room for %" APR_UINT64_T_FMT
+                     " sessions",
+                     rhythm::format_size(kept->bytes).c_str(),
+                     static_cast<apr_uint64_t>(g_cache.stats().max_sessions));
+    } else if (kept->bytes != g_settings.cache_bytes) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "RS0006: RhythmSessionCacheSize is now %s but the running segment has %s: "
+                     "the sessions are kept and the new size takes effect at the next full "
+                     "stop and start",
+                     rhythm::format_size(g_settings.cache_bytes).c_str(),
+                     rhythm::format_size(kept->bytes).c_str());
+    }
+    g_cache_ready = true;
+    return OK;
+}
+
+void rhythm_child_init(apr_pool_t *, server_rec *) {
+    g_pid = static_cast<std::int32_t>(getpid());
+}
+
+// Runs in the parent about once a second.
+int rhythm_monitor(apr_pool_t *, server_rec *) {
+    if (g_cache_ready) {
+        g_cache.sweep_expired(apr_time_now(), kSweepBudget);
+    }
+    return DECLINED;
+}
+
+// ---- server-status --------------------------------------------------------------------------
+
+int rhythm_status(request_rec *r, int flags) {
+    if (!g_cache_ready) {
+        return OK;
+    }
+    rhythm::CacheStats s = g_cache.stats();
+    struct Line {
+        const char *key;
+        const char *label;
+        std::uint64_t value;
+    };
+    const Line lines[] = {
+        {"RhythmSessions", "Sessions", s.sessions},
+        {"RhythmSessionsMax", "Room for sessions", s.max_sessions},
+        {"RhythmBytesUsed", "Bytes used (session data)", s.payload_bytes},
+        {"RhythmArenaBytesUsed", "Arena bytes used (whole chunks)", s.arena_bytes_used},
+        {"RhythmArenaBytesTotal", "Arena bytes total", s.arena_bytes},
+        {"RhythmBytesTotal", "Segment bytes total", s.segment_bytes},
+        {"RhythmHits", "Hits", s.hits},
+        {"RhythmMisses", "Misses", s.misses},
+        {"RhythmSaves", "Saves", s.saves},
+        {"RhythmDeletions", "Deletions", s.deletions},
+        {"RhythmEvictions", "Evictions", s.evictions},
+        {"RhythmExpirations", "Expirations", s.expirations},
+        {"RhythmLockWaits", "Lock waits", s.lock_waits},
+        {"RhythmLockTimeouts", "Lock timeouts", s.lock_timeouts},
+        {"RhythmLocksReclaimed", "Locks reclaimed from dead processes", s.locks_reclaimed},
+        {"RhythmOversizedRefused", "Oversized saves refused", s.oversized_refused},
+        {"RhythmNoSpace", "Saves refused for lack of space", s.no_space},
+    };
+    if (flags & AP_STATUS_SHORT) {
+        for (const Line &l : lines) {
+            ap_rprintf(r, "%s: %" APR_UINT64_T_FMT "\n", l.key, static_cast<apr_uint64_t>(l.value));
+        }
+        return OK;
+    }
+    ap_rputs("<hr />\n<h2>Rhythm sessions</h2>\n<table border=\"0\">\n", r);
+    for (const Line &l : lines) {
+        ap_rprintf(r, "<tr><td>%s</td><td>%" APR_UINT64_T_FMT "</td></tr>\n", l.label,
+                   static_cast<apr_uint64_t>(l.value));
+    }
+    ap_rputs("</table>\n", r);
+    return OK;
+}
+
+// ---- directives -----------------------------------------------------------------------------
+
+void *create_dir_config(apr_pool_t *p, char *) {
+    return apr_pcalloc(p, sizeof(DirConfig));
+}
+
+void *merge_dir_config(apr_pool_t *p, void *base_v, void *add_v) {
+    auto *base = static_cast<DirConfig *>(base_v);
+    auto *add = static_cast<DirConfig *>(add_v);
+    auto *merged = static_cast<DirConfig *>(apr_pcalloc(p, sizeof(DirConfig)));
+    merged->enabled = add->enabled_set ? add->enabled : base->enabled;
+    merged->enabled_set = add->enabled_set || base->enabled_set;
+    const DirConfig *cookie = add->cookie_set ? add : base;
+    merged->cookie_name = cookie->cookie_name;
+    merged->cookie_attrs = cookie->cookie_attrs;
+    merged->cookie_set = cookie->cookie_set;
+    return merged;
+}
+
+const char *set_enabled(cmd_parms *, void *dconf, int flag) {
+    auto *conf = static_cast<DirConfig *>(dconf);
+    conf->enabled = flag;
+    conf->enabled_set = 1;
+    return nullptr;
+}
+
+bool is_cookie_token(const char *s) {
+    if (!*s) {
+        return false;
+    }
+    for (; *s; ++s) {
+        unsigned char c = static_cast<unsigned char>(*s);
+        if (c <= 32 || c >= 127 || std::strchr("()<>@,;:\\\"/[]?={}", c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+const char *set_cookie_name(cmd_parms *cmd, void *dconf, const char *args) {
+    auto *conf = static_cast<DirConfig *>(dconf);
+    char *line = apr_pstrdup(cmd->pool, args);
+    char *last = nullptr;
+    char *name = apr_strtok(line, " \t", &last);
+    if (!name || !is_cookie_token(name)) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a valid cookie name (letters, digits and "
+                            "!#$%%&'*+-.^_`|~ only)",
+                            cmd->cmd->name, name ? name : "");
+    }
+    conf->cookie_name = name;
+    while (last && apr_isspace(*last)) {
+        ++last;
+    }
+    if (last && *last) {
+        if (std::strpbrk(last, "\r\n")) {
+            return apr_psprintf(cmd->pool, "%s: the cookie attributes contain a line break",
+                                cmd->cmd->name);
+        }
+        conf->cookie_attrs = last;
+    }
+    conf->cookie_set = 1;
+    return nullptr;
+}
+
+const char *global_only(cmd_parms *cmd) {
+    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+}
+
+const char *set_cache_size(cmd_parms *cmd, void *, const char *arg) {
+    if (const char *err = global_only(cmd)) {
+        return err;
+    }
+    std::string why;
+    if (!rhythm::parse_size(arg, 1ULL << 20, 1ULL << 40, &g_settings.cache_bytes, &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
+    }
+    return nullptr;
+}
+
+const char *set_max_size(cmd_parms *cmd, void *, const char *arg) {
+    if (const char *err = global_only(cmd)) {
+        return err;
+    }
+    std::string why;
+    if (!rhythm::parse_size(arg, 128, 16ULL << 20, &g_settings.max_session_bytes, &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
+    }
+    return nullptr;
+}
+
+const char *set_lock_timeout(cmd_parms *cmd, void *, const char *arg) {
+    if (const char *err = global_only(cmd)) {
+        return err;
+    }
+    std::string why;
+    if (!rhythm::parse_duration_ms(arg, 1, 3600 * 1000, &g_settings.lock_timeout_ms, &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
+    }
+    return nullptr;
+}
+
+// A largest session bigger than the cache could never be stored: refuse the pair at start-up.
+int rhythm_check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) {
+    if (g_settings.max_session_bytes * 4 > g_settings.cache_bytes) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "RS0007: RhythmSessionMaxSize (%s) must be at most a quarter of "
+                     "RhythmSessionCacheSize (%s)",
+                     rhythm::format_size(g_settings.max_session_bytes).c_str(),
+                     rhythm::format_size(g_settings.cache_bytes).c_str());
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+// httpd's command table stores every handler as one generic pointer type; going through
+// void (*)() is the cast that -Wcast-function-type accepts.
+template <typename Handler>
+cmd_func as_cmd_func(Handler handler) {
+    return reinterpret_cast<cmd_func>(reinterpret_cast<void (*)()>(handler));
+}
+
+const command_rec rhythm_commands[] = {
+    AP_INIT_FLAG("RhythmSession", as_cmd_func(set_enabled), nullptr, RSRC_CONF | OR_AUTHCFG,
+                 "On to keep this location's sessions (mod_session) in Rhythm's shared memory"),
+    AP_INIT_RAW_ARGS("RhythmSessionCookieName", as_cmd_func(set_cookie_name), nullptr,
+                     RSRC_CONF | OR_AUTHCFG,
+                     "The cookie that carries the session ID, then optional cookie attributes"),
+    AP_INIT_TAKE1("RhythmSessionCacheSize", as_cmd_func(set_cache_size), nullptr, RSRC_CONF,
+                  "Shared memory for sessions, e.g. 64M (K, M, G suffixes)"),
+    AP_INIT_TAKE1("RhythmSessionMaxSize", as_cmd_func(set_max_size), nullptr, RSRC_CONF,
+                  "Largest encoded session that is stored, e.g. 64K"),
+    AP_INIT_TAKE1("RhythmSessionLockTimeout", as_cmd_func(set_lock_timeout), nullptr, RSRC_CONF,
+                  "Longest wait for a session's lock before answering 503, e.g. 10s or 500ms"),
+    {nullptr, {nullptr}, nullptr, 0, RAW_ARGS, nullptr},
+};
+
+void register_hooks(apr_pool_t *) {
+    ap_hook_pre_config(rhythm_pre_config, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_check_config(rhythm_check_config, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_post_config(rhythm_post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rhythm_child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_monitor(rhythm_monitor, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_header_parser(rhythm_header_parser, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_session_load(rhythm_session_load, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_session_save(rhythm_session_save, nullptr, nullptr, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, rhythm_status, nullptr, nullptr, APR_HOOK_MIDDLE);
+}
+
+}  // namespace
+
+extern "C" {
+__attribute__((visibility("default"))) module AP_MODULE_DECLARE_DATA rhythm_session_module = {
+    STANDARD20_MODULE_STUFF, create_dir_config, merge_dir_config,    nullptr, nullptr,
+    rhythm_commands,         register_hooks,    AP_MODULE_FLAG_NONE,
+};
+}

@@ -1,0 +1,52 @@
+// Directive value parsing: accepted forms, ranges and the reasons given for refusals.
+#include "core/config_value.h"
+
+#include <boost/test/unit_test.hpp>
+
+BOOST_AUTO_TEST_SUITE(config_value)
+
+BOOST_AUTO_TEST_CASE(sizes) {
+    std::uint64_t v = 0;
+    std::string why;
+    BOOST_TEST(rhythm::parse_size("65536", 1, 1ULL << 40, &v, &why));
+    BOOST_TEST(v == 65536u);
+    BOOST_TEST(rhythm::parse_size("64K", 1, 1ULL << 40, &v, &why));
+    BOOST_TEST(v == 65536u);
+    BOOST_TEST(rhythm::parse_size("64m", 1, 1ULL << 40, &v, &why));
+    BOOST_TEST(v == 64ULL << 20);
+    BOOST_TEST(rhythm::parse_size("2G", 1, 1ULL << 40, &v, &why));
+    BOOST_TEST(v == 2ULL << 30);
+}
+
+BOOST_AUTO_TEST_CASE(bad_sizes_say_why) {
+    std::uint64_t v = 7;
+    std::string why;
+    BOOST_TEST(!rhythm::parse_size("lots", 1, 100, &v, &why));
+    BOOST_TEST(why.find("not a size") != std::string::npos);
+    BOOST_TEST(!rhythm::parse_size("64X", 1, 1ULL << 30, &v, &why));
+    BOOST_TEST(why.find("unknown unit") != std::string::npos);
+    BOOST_TEST(!rhythm::parse_size("1K", 2048, 4096, &v, &why));
+    BOOST_TEST(why.find("out of range (2K to 4K)") != std::string::npos);
+    BOOST_TEST(!rhythm::parse_size("99999999999999999999999", 1, 100, &v, &why));
+    BOOST_TEST(!rhythm::parse_size("20000000000G", 1, ~0ULL, &v, &why));
+    BOOST_TEST(!rhythm::parse_size("-5", 1, 100, &v, &why));
+    BOOST_TEST(v == 7u);
+}
+
+BOOST_AUTO_TEST_CASE(durations) {
+    std::uint64_t ms = 0;
+    std::string why;
+    BOOST_TEST(rhythm::parse_duration_ms("10", 1, 3600000, &ms, &why));
+    BOOST_TEST(ms == 10000u);
+    BOOST_TEST(rhythm::parse_duration_ms("10s", 1, 3600000, &ms, &why));
+    BOOST_TEST(ms == 10000u);
+    BOOST_TEST(rhythm::parse_duration_ms("250ms", 1, 3600000, &ms, &why));
+    BOOST_TEST(ms == 250u);
+    BOOST_TEST(!rhythm::parse_duration_ms("0ms", 1, 3600000, &ms, &why));
+    BOOST_TEST(why.find("out of range") != std::string::npos);
+    BOOST_TEST(!rhythm::parse_duration_ms("5min", 1, 3600000, &ms, &why));
+    BOOST_TEST(why.find("unknown unit") != std::string::npos);
+    BOOST_TEST(!rhythm::parse_duration_ms("1.5s", 1, 3600000, &ms, &why));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
