@@ -29,7 +29,7 @@ def module_path():
         path = str(HERE.parents[1] / "_build" / "mod_rhythm_session" / "mod_rhythm_session.so")
     if not os.path.exists(path):
         raise RuntimeError(f"mod_rhythm_session.so not found at {path}: build first or set RHYTHM_MODULE")
-    return path
+    return os.path.abspath(path)
 
 
 def free_port():
@@ -157,8 +157,10 @@ LuaMapHandler ^/plain/counter$ "{PAGES}/app.lua" counter
         return p.returncode, p.stdout + p.stderr
 
     def start(self, timeout=20):
+        # A session of its own: prefork signals its whole process group when it stops.
         self.proc = subprocess.Popen([HTTPD, "-f", str(self.conf), "-DFOREGROUND"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
         try:
             wait_for(self._answers, timeout, f"{self.name} to answer on port {self.port}")
         except TimeoutError:

@@ -26,7 +26,7 @@ function slow(r)
     local args = r:parseargs()
     local ms = tonumber(args["ms"] or "0")
     if ms > 0 then
-        r:sleep(ms / 1000)
+        r.usleep(ms * 1000)
     end
     return counter(r)
 end
