@@ -32,6 +32,7 @@ extern "C" {
 
 #include <cerrno>
 #include <cstring>
+#include <dlfcn.h>
 #include <string>
 #include <unistd.h>
 
@@ -78,6 +79,8 @@ struct RetainedSegment {
 
 SessionCache g_cache;
 bool g_cache_ready = false;
+// mod_session's module record, found at start-up (see rhythm_pre_config).
+module *g_session_module = nullptr;
 std::int32_t g_pid = 0;
 
 struct DirConfig {
@@ -224,7 +227,7 @@ bool session_enabled_here(request_rec *r, const DirConfig *conf) {
         return false;
     }
     auto *sconf = static_cast<const session_dir_conf *>(
-        ap_get_module_config(r->per_dir_config, &session_module));
+        ap_get_module_config(r->per_dir_config, g_session_module));
     return sconf && sconf->enabled && session_included(r, sconf);
 }
 
@@ -381,12 +384,33 @@ bool create_segment(server_rec *s, RetainedSegment *kept) {
     return true;
 }
 
-int rhythm_pre_config(apr_pool_t *, apr_pool_t *, apr_pool_t *) {
+// Debian's apache2.conf loads mods-enabled/*.load in alphabetical order, so mod_session may be
+// loaded after this module. Nothing of mod_session is therefore linked at load time: its module
+// record and hook registration functions are looked up here, once every LoadModule has run.
+bool hook_into_mod_session(apr_pool_t *plog) {
+    g_session_module = ap_find_linked_module("mod_session.c");
+    auto hook_load = reinterpret_cast<decltype(&ap_hook_session_load)>(
+        dlsym(RTLD_DEFAULT, "ap_hook_session_load"));
+    auto hook_save = reinterpret_cast<decltype(&ap_hook_session_save)>(
+        dlsym(RTLD_DEFAULT, "ap_hook_session_save"));
+    if (!g_session_module || !hook_load || !hook_save) {
+        ap_log_perror(APLOG_MARK, APLOG_EMERG, 0, plog,
+                      "RS0008: mod_rhythm_session needs mod_session: add "
+                      "'LoadModule session_module .../mod_session.so' (on Debian: a2enmod "
+                      "session)");
+        return false;
+    }
+    hook_load(rhythm_session_load, nullptr, nullptr, APR_HOOK_MIDDLE);
+    hook_save(rhythm_session_save, nullptr, nullptr, APR_HOOK_MIDDLE);
+    return true;
+}
+
+int rhythm_pre_config(apr_pool_t *, apr_pool_t *plog, apr_pool_t *) {
     g_settings.cache_bytes = kDefaultCacheBytes;
     g_settings.max_session_bytes = kDefaultMaxSessionBytes;
     g_settings.lock_timeout_ms = kDefaultLockTimeoutMs;
     g_cache_ready = false;
-    return OK;
+    return hook_into_mod_session(plog) ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 int rhythm_post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) {
@@ -635,8 +659,6 @@ void register_hooks(apr_pool_t *) {
     ap_hook_child_init(rhythm_child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_monitor(rhythm_monitor, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_header_parser(rhythm_header_parser, nullptr, nullptr, APR_HOOK_MIDDLE);
-    ap_hook_session_load(rhythm_session_load, nullptr, nullptr, APR_HOOK_MIDDLE);
-    ap_hook_session_save(rhythm_session_save, nullptr, nullptr, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, rhythm_status, nullptr, nullptr, APR_HOOK_MIDDLE);
 }
 

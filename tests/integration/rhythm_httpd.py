@@ -101,10 +101,11 @@ class Httpd:
         return f"http://127.0.0.1:{self.port}"
 
     def write_config(self, site, modules, server_wide):
-        loads = [f"LoadModule mpm_{self.mpm}_module {SYSTEM_MODULES}/mod_mpm_{self.mpm}.so"]
+        # Ours before mod_session, as Debian's alphabetical mods-enabled/*.load would have it.
+        loads = [f"LoadModule mpm_{self.mpm}_module {SYSTEM_MODULES}/mod_mpm_{self.mpm}.so",
+                 f"LoadModule rhythm_session_module {module_path()}"]
         for m in list(BASE_MODULES) + [m for m in modules if m not in BASE_MODULES]:
             loads.append(f"LoadModule {m}_module {SYSTEM_MODULES}/mod_{m}.so")
-        loads.append(f"LoadModule rhythm_session_module {module_path()}")
         user = ""
         if os.geteuid() == 0:
             www = "www-data"
