@@ -589,7 +589,7 @@ const char *set_cache_size(cmd_parms *cmd, void *, const char *arg) {
         return err;
     }
     std::string why;
-    if (!rhythm::parse_size(arg, 1ULL << 20, 1ULL << 40, &g_settings.cache_bytes, &why)) {
+    if (!rhythm::parse_size(arg, 1ULL << 20, 64ULL << 30, &g_settings.cache_bytes, &why)) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
     }
     return nullptr;

@@ -89,6 +89,10 @@ class Httpd:
         # mkdtemp makes a 0700 folder; the children run as an unprivileged user.
         os.chmod(self.dir, 0o755)
         (self.dir / "htdocs").mkdir()
+        # The children run as an unprivileged user who may not reach the source tree (a CI
+        # clone in a 0700 folder): they get their own copy of the pages.
+        self.pages = self.dir / "pages"
+        shutil.copytree(PAGES, self.pages)
         (self.dir / "htdocs" / "index.html").write_text("hello\n")
         self.port = free_port()
         self.proc = None
@@ -131,6 +135,7 @@ DocumentRoot "{self.dir}/htdocs"
 KeepAlive On
 MaxKeepAliveRequests 0
 <Directory />
+    AllowOverride None
     Require all granted
 </Directory>
 <Location /server-status>
@@ -140,14 +145,13 @@ ExtendedStatus On
 {server_wide}
 
 # The test pages (mod_lua).
-LuaMapHandler ^/app/counter$ "{PAGES}/app.lua" counter
-LuaMapHandler ^/app/slow$ "{PAGES}/app.lua" slow
-LuaMapHandler ^/app/show$ "{PAGES}/app.lua" show
-LuaMapHandler ^/app/set$ "{PAGES}/app.lua" set
-LuaMapHandler ^/app/demo$ "{PAGES}/app.lua" demo
-LuaMapHandler ^/plain/counter$ "{PAGES}/app.lua" counter
+LuaMapHandler ^/app/counter$ "{self.pages}/app.lua" counter
+LuaMapHandler ^/app/slow$ "{self.pages}/app.lua" slow
+LuaMapHandler ^/app/show$ "{self.pages}/app.lua" show
+LuaMapHandler ^/app/set$ "{self.pages}/app.lua" set
+LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
 
-{site.replace("{dir}", str(self.dir)).replace("{pages}", str(PAGES))}
+{site.replace("{dir}", str(self.dir)).replace("{pages}", str(self.pages))}
 """
         self.conf.write_text(text)
 
