@@ -68,7 +68,29 @@ VARIANTS = [
 ]
 
 
-def run_wrk(url, seconds, connections):
+def httpd_cpu_ticks(server):
+    """User + system CPU ticks of the server's processes (parent and children)."""
+    ticks = 0
+    pids = subprocess.run(["pgrep", "-f", str(server.conf)], capture_output=True,
+                          text=True).stdout.split()
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            pass  # a child that exited meanwhile
+    return ticks
+
+
+def run_wrk(server, path, seconds, connections):
+    before = httpd_cpu_ticks(server)
+    result = wrk(server.url + path, seconds, connections)
+    used = httpd_cpu_ticks(server) - before
+    result["cpu_us"] = used * 1e6 / os.sysconf("SC_CLK_TCK") / max(result["requests"], 1)
+    return result
+
+
+def wrk(url, seconds, connections):
     out = subprocess.run(
         ["wrk", "-t", str(connections), "-c", str(connections), "-d", f"{seconds}s",
          "--latency", "-s", str(TOP / "bench" / "wrk_session.lua"), url],
@@ -80,7 +102,7 @@ def run_wrk(url, seconds, connections):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--mpm", default="event")
     args = ap.parse_args()
@@ -99,10 +121,10 @@ def main():
     runs = {name: [] for name, _ in VARIANTS}
     with server:
         for name, path in VARIANTS:
-            run_wrk(server.url + path, 1, args.connections)  # warm-up
+            wrk(server.url + path, 1, args.connections)  # warm-up
         for _ in range(args.rounds):
             for name, path in VARIANTS:
-                runs[name].append(run_wrk(server.url + path, args.seconds, args.connections))
+                runs[name].append(run_wrk(server, path, args.seconds, args.connections))
         failed_dbd_saves = server.log_text().count("AH01822")
     results = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
                for name, rs in runs.items()}
@@ -110,11 +132,12 @@ def main():
 
     print(f"counter page, {args.connections} connections (one session each), mpm_{args.mpm}, "
           f"median of {args.rounds} rounds of {args.seconds}s per variant, one run:")
-    print(f"  {'variant':<26} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'failures':>9}")
+    print(f"  {'variant':<26} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'httpd CPU us/req':>17} {'failures':>9}")
     for name, _ in VARIANTS:
         r = results[name]
         print(f"  {name:<26} {r['rps']:>11.0f} {r['p50_us'] / 1000:>8.2f} "
-              f"{r['p99_us'] / 1000:>8.2f} {int(r['errors'] + r['non200']):>9}")
+              f"{r['p99_us'] / 1000:>8.2f} {r['cpu_us']:>17.1f} {int(r['errors'] + r['non200']):>9}")
     rhythm = results["mod_rhythm_session"]["rps"]
     none = results["no session"]["rps"]
     cookie = results["mod_session_cookie"]["rps"]

@@ -580,38 +580,28 @@ const char *set_cookie_name(cmd_parms *cmd, void *dconf, const char *args) {
     return nullptr;
 }
 
-const char *global_only(cmd_parms *cmd) {
-    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
-}
+// A server-wide numeric directive: how its value is parsed, its range, and where it goes. The
+// command table passes it to set_server_value() as cmd->info.
+struct ServerValue {
+    bool (*parse)(std::string_view text, std::uint64_t min, std::uint64_t max, std::uint64_t *out,
+                  std::string *why);
+    std::uint64_t min;
+    std::uint64_t max;
+    std::uint64_t ServerSettings::*field;
+};
 
-const char *set_cache_size(cmd_parms *cmd, void *, const char *arg) {
-    if (const char *err = global_only(cmd)) {
+ServerValue kCacheSize{rhythm::parse_size, 1ULL << 20, 64ULL << 30, &ServerSettings::cache_bytes};
+ServerValue kMaxSize{rhythm::parse_size, 128, 16ULL << 20, &ServerSettings::max_session_bytes};
+ServerValue kLockTimeout{rhythm::parse_duration_ms, 1, 3600 * 1000,
+                         &ServerSettings::lock_timeout_ms};
+
+const char *set_server_value(cmd_parms *cmd, void *, const char *arg) {
+    if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
+    const auto *value = static_cast<const ServerValue *>(cmd->info);
     std::string why;
-    if (!rhythm::parse_size(arg, 1ULL << 20, 64ULL << 30, &g_settings.cache_bytes, &why)) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
-    }
-    return nullptr;
-}
-
-const char *set_max_size(cmd_parms *cmd, void *, const char *arg) {
-    if (const char *err = global_only(cmd)) {
-        return err;
-    }
-    std::string why;
-    if (!rhythm::parse_size(arg, 128, 16ULL << 20, &g_settings.max_session_bytes, &why)) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
-    }
-    return nullptr;
-}
-
-const char *set_lock_timeout(cmd_parms *cmd, void *, const char *arg) {
-    if (const char *err = global_only(cmd)) {
-        return err;
-    }
-    std::string why;
-    if (!rhythm::parse_duration_ms(arg, 1, 3600 * 1000, &g_settings.lock_timeout_ms, &why)) {
+    if (!value->parse(arg, value->min, value->max, &(g_settings.*(value->field)), &why)) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
     }
     return nullptr;
@@ -643,11 +633,12 @@ const command_rec rhythm_commands[] = {
     AP_INIT_RAW_ARGS("RhythmSessionCookieName", as_cmd_func(set_cookie_name), nullptr,
                      RSRC_CONF | OR_AUTHCFG,
                      "The cookie that carries the session ID, then optional cookie attributes"),
-    AP_INIT_TAKE1("RhythmSessionCacheSize", as_cmd_func(set_cache_size), nullptr, RSRC_CONF,
+    AP_INIT_TAKE1("RhythmSessionCacheSize", as_cmd_func(set_server_value), &kCacheSize, RSRC_CONF,
                   "Shared memory for sessions, e.g. 64M (K, M, G suffixes)"),
-    AP_INIT_TAKE1("RhythmSessionMaxSize", as_cmd_func(set_max_size), nullptr, RSRC_CONF,
+    AP_INIT_TAKE1("RhythmSessionMaxSize", as_cmd_func(set_server_value), &kMaxSize, RSRC_CONF,
                   "Largest encoded session that is stored, e.g. 64K"),
-    AP_INIT_TAKE1("RhythmSessionLockTimeout", as_cmd_func(set_lock_timeout), nullptr, RSRC_CONF,
+    AP_INIT_TAKE1("RhythmSessionLockTimeout", as_cmd_func(set_server_value), &kLockTimeout,
+                  RSRC_CONF,
                   "Longest wait for a session's lock before answering 503, e.g. 10s or 500ms"),
     {nullptr, {nullptr}, nullptr, 0, RAW_ARGS, nullptr},
 };

@@ -78,6 +78,39 @@ long elapsed_ms(std::chrono::steady_clock::time_point since) {
                                  .count());
 }
 
+// Takes the session's lock, which must be free.
+SessionCache::Handle lock(SessionCache &c, const SessionId &id) {
+    SessionCache::Handle h;
+    SessionCache::Loaded loaded;
+    BOOST_REQUIRE((c.acquire(id, getpid(), kNow, 100, &h, heap_allocate, nullptr, &loaded) ==
+                   SessionCache::Acquire::kLocked));
+    std::free(loaded.data);
+    return h;
+}
+
+// Forks a child that takes the session's lock and holds it until it is killed; returns once the
+// child holds it.
+pid_t fork_lock_holder(SessionCache &c, const SessionId &id) {
+    int ready[2];
+    BOOST_REQUIRE(pipe(ready) == 0);
+    pid_t pid = fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+        SessionCache::Handle h;
+        SessionCache::Loaded l;
+        c.acquire(id, getpid(), kNow, 1000, &h, heap_allocate, nullptr, &l);
+        char x = 1;
+        (void)!write(ready[1], &x, 1);
+        pause();
+        _exit(0);
+    }
+    char x;
+    BOOST_REQUIRE(read(ready[0], &x, 1) == 1);
+    close(ready[0]);
+    close(ready[1]);
+    return pid;
+}
+
 template <typename Condition>
 bool eventually(Condition condition, int timeout_ms = 5000) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -143,11 +176,7 @@ BOOST_AUTO_TEST_CASE(erase_removes_and_frees) {
     SessionCache &c = s.cache;
     SessionId id = make_id(7);
     insert(c, id, std::string(1000, 'a'));
-    SessionCache::Handle h;
-    SessionCache::Loaded loaded;
-    BOOST_REQUIRE((c.acquire(id, getpid(), kNow, 100, &h, heap_allocate, nullptr, &loaded) ==
-                   SessionCache::Acquire::kLocked));
-    std::free(loaded.data);
+    SessionCache::Handle h = lock(c, id);
     c.erase_and_release(&h);
     BOOST_TEST(peek(c, id) == "<none>");
     CacheStats st = c.stats();
@@ -185,11 +214,7 @@ BOOST_AUTO_TEST_CASE(locked_sessions_are_not_evicted_and_old_version_survives_no
     std::size_t arena = st.arena_bytes;
     SessionId big = make_id(1);
     insert(c, big, std::string(arena / 2, 'o'));
-    SessionCache::Handle h;
-    SessionCache::Loaded loaded;
-    BOOST_REQUIRE((c.acquire(big, getpid(), kNow, 100, &h, heap_allocate, nullptr, &loaded) ==
-                   SessionCache::Acquire::kLocked));
-    std::free(loaded.data);
+    SessionCache::Handle h = lock(c, big);
     // Others fill the rest; the locked one stays.
     for (std::uint32_t i = 2; i < 200; ++i) {
         std::uint64_t v;
@@ -227,12 +252,9 @@ BOOST_AUTO_TEST_CASE(a_waiter_times_out_and_changes_nothing) {
     SessionCache &c = s.cache;
     SessionId id = make_id(1);
     insert(c, id, "v=1");
-    SessionCache::Handle holder;
-    SessionCache::Loaded loaded;
-    BOOST_REQUIRE((c.acquire(id, getpid(), kNow, 100, &holder, heap_allocate, nullptr, &loaded) ==
-                   SessionCache::Acquire::kLocked));
-    std::free(loaded.data);
+    SessionCache::Handle holder = lock(c, id);
     SessionCache::Handle waiter;
+    SessionCache::Loaded loaded;
     auto start = std::chrono::steady_clock::now();
     BOOST_TEST((c.acquire(id, getpid(), kNow, 200, &waiter, heap_allocate, nullptr, &loaded) ==
                 SessionCache::Acquire::kTimedOut));
@@ -285,11 +307,7 @@ BOOST_AUTO_TEST_CASE(lock_is_granted_in_arrival_order_across_processes) {
     BOOST_REQUIRE(log != MAP_FAILED);
     new (&log[0]) std::atomic<int>(0);
 
-    SessionCache::Handle holder;
-    SessionCache::Loaded loaded;
-    BOOST_REQUIRE((c.acquire(id, getpid(), kNow, 100, &holder, heap_allocate, nullptr, &loaded) ==
-                   SessionCache::Acquire::kLocked));
-    std::free(loaded.data);
+    SessionCache::Handle holder = lock(c, id);
 
     constexpr int kChildren = 6;
     std::vector<pid_t> children;
@@ -330,29 +348,13 @@ BOOST_AUTO_TEST_CASE(lock_of_a_killed_holder_is_reclaimed) {
     SessionCache &c = s.cache;
     SessionId id = make_id(9);
     insert(c, id, "v=1");
-    int ready[2];
-    BOOST_REQUIRE(pipe(ready) == 0);
-    pid_t pid = fork();
-    BOOST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-        SessionCache::Handle h;
-        SessionCache::Loaded l;
-        c.acquire(id, getpid(), kNow, 1000, &h, heap_allocate, nullptr, &l);
-        char x = 1;
-        (void)!write(ready[1], &x, 1);
-        pause();  // holds the lock until killed
-        _exit(0);
-    }
-    char x;
-    BOOST_REQUIRE(read(ready[0], &x, 1) == 1);
+    pid_t pid = fork_lock_holder(c, id);
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     auto start = std::chrono::steady_clock::now();
     BOOST_TEST(peek(c, id) == "v=1");
     BOOST_TEST(elapsed_ms(start) < 500);
     BOOST_TEST(c.stats().locks_reclaimed == 1u);
-    close(ready[0]);
-    close(ready[1]);
 }
 
 BOOST_AUTO_TEST_CASE(a_queued_waiter_takes_over_when_the_holder_is_killed) {
@@ -360,21 +362,7 @@ BOOST_AUTO_TEST_CASE(a_queued_waiter_takes_over_when_the_holder_is_killed) {
     SessionCache &c = s.cache;
     SessionId id = make_id(10);
     insert(c, id, "v=1");
-    int ready[2];
-    BOOST_REQUIRE(pipe(ready) == 0);
-    pid_t pid = fork();
-    BOOST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-        SessionCache::Handle h;
-        SessionCache::Loaded l;
-        c.acquire(id, getpid(), kNow, 1000, &h, heap_allocate, nullptr, &l);
-        char x = 1;
-        (void)!write(ready[1], &x, 1);
-        pause();
-        _exit(0);
-    }
-    char x;
-    BOOST_REQUIRE(read(ready[0], &x, 1) == 1);
+    pid_t pid = fork_lock_holder(c, id);
     std::thread killer([&] {
         // Kill once this process is queued behind the child.
         eventually([&] { return c.stats().lock_waits == 1u; });
@@ -391,8 +379,6 @@ BOOST_AUTO_TEST_CASE(a_queued_waiter_takes_over_when_the_holder_is_killed) {
     std::free(l.data);
     c.release(&h);
     BOOST_TEST(c.stats().locks_reclaimed == 1u);
-    close(ready[0]);
-    close(ready[1]);
 }
 
 BOOST_AUTO_TEST_CASE(waiters_of_a_deleted_session_get_not_found) {
@@ -400,11 +386,7 @@ BOOST_AUTO_TEST_CASE(waiters_of_a_deleted_session_get_not_found) {
     SessionCache &c = s.cache;
     SessionId id = make_id(11);
     insert(c, id, "v=1");
-    SessionCache::Handle holder;
-    SessionCache::Loaded loaded;
-    BOOST_REQUIRE((c.acquire(id, getpid(), kNow, 100, &holder, heap_allocate, nullptr, &loaded) ==
-                   SessionCache::Acquire::kLocked));
-    std::free(loaded.data);
+    SessionCache::Handle holder = lock(c, id);
     std::atomic<int> result{-1};
     std::thread waiter([&] {
         SessionCache::Handle h;
