@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
         o = pick(rng);
     }
     Bump bump;
-    const std::int32_t pid = static_cast<std::int32_t>(getpid());
+    const rhythm::ProcessIdentity me = rhythm::current_process();
     const std::int64_t now = 1'700'000'000'000'000;
     auto start = std::chrono::steady_clock::now();
     std::uint64_t failures = 0;
@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
         bump.used = 0;
         rhythm::SessionCache::Handle h;
         rhythm::SessionCache::Loaded loaded;
-        if (cache.acquire(ids[order[n & 0xFFFF]], pid, now, 1000, &h, bump_allocate, &bump,
+        if (cache.acquire(ids[order[n & 0xFFFF]], me, now, 1000, &h, bump_allocate, &bump,
                           &loaded) != rhythm::SessionCache::Acquire::kLocked) {
             ++failures;
             continue;

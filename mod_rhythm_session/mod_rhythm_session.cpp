@@ -81,7 +81,7 @@ SessionCache g_cache;
 bool g_cache_ready = false;
 // mod_session's module record, found at start-up (see rhythm_pre_config).
 module *g_session_module = nullptr;
-std::int32_t g_pid = 0;
+rhythm::ProcessIdentity g_process;
 
 struct DirConfig {
     int enabled;
@@ -196,7 +196,7 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
     }
     SessionCache::Loaded loaded;
     SessionCache::Acquire result =
-        g_cache.acquire(id, g_pid, r->request_time, g_settings.lock_timeout_ms, &st->handle,
+        g_cache.acquire(id, g_process, r->request_time, g_settings.lock_timeout_ms, &st->handle,
                         pool_allocate, top->pool, &loaded);
     char prefix[7];
     switch (result) {
@@ -458,7 +458,7 @@ int rhythm_post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) 
 }
 
 void rhythm_child_init(apr_pool_t *, server_rec *) {
-    g_pid = static_cast<std::int32_t>(getpid());
+    g_process = rhythm::current_process();
 }
 
 // Runs in the parent about once a second.

@@ -36,7 +36,7 @@ struct Entry {
     std::uint32_t lru_prev;
     std::uint32_t lru_next;
     std::uint32_t generation;     // bumped each time the entry is freed: stale handles fail
-    std::int32_t holder_pid;      // 0 when unlocked
+    ProcessIdentity holder;       // pid 0 when unlocked
     std::uint32_t holder_waiter;  // the holder's waiter slot until it picks its grant up
     std::uint32_t queue_head;
     std::uint32_t queue_tail;
@@ -45,7 +45,7 @@ struct Entry {
 
 struct Waiter {
     std::atomic<std::uint32_t> granted;  // futex word: 0 waiting, 1 granted
-    std::int32_t pid;
+    ProcessIdentity owner;
     std::uint32_t next;  // next in the entry's queue, or the free list
     std::uint32_t entry;
     std::uint8_t in_use;
@@ -147,7 +147,7 @@ class Segment {
         }
     }
 
-    bool idle(const Entry &e) const { return e.holder_pid == 0 && e.queue_head == kNoIndex; }
+    bool idle(const Entry &e) const { return e.holder.pid == 0 && e.queue_head == kNoIndex; }
 
     static bool expired(const Entry &e, std::int64_t now_us) {
         return e.expiry_us != 0 && e.expiry_us < now_us;
@@ -197,7 +197,7 @@ class Segment {
         return true;
     }
 
-    std::uint32_t take_waiter(std::int32_t pid, std::uint32_t entry_index) {
+    std::uint32_t take_waiter(const ProcessIdentity &owner, std::uint32_t entry_index) {
         std::uint32_t w = h_->free_waiter;
         if (w == kNoIndex) {
             return kNoIndex;
@@ -205,7 +205,7 @@ class Segment {
         Waiter &slot = waiters_[w];
         h_->free_waiter = slot.next;
         slot.granted.store(0, std::memory_order_relaxed);
-        slot.pid = pid;
+        slot.owner = owner;
         slot.next = kNoIndex;
         slot.entry = entry_index;
         slot.in_use = 1;
@@ -250,7 +250,7 @@ class Segment {
         e.holder_waiter = kNoIndex;
         std::uint32_t w = e.queue_head;
         if (w == kNoIndex) {
-            e.holder_pid = 0;
+            e.holder = ProcessIdentity();
             if (e.state == kDeleted) {
                 free_entry(i);
             }
@@ -261,7 +261,7 @@ class Segment {
         if (e.queue_head == kNoIndex) {
             e.queue_tail = kNoIndex;
         }
-        e.holder_pid = next.pid;
+        e.holder = next.owner;
         e.holder_waiter = w;
         next.granted.store(1, std::memory_order_release);
         futex_wake_all(&next.granted);
@@ -270,7 +270,7 @@ class Segment {
     // If the lock's holder process no longer exists, takes the lock from it.
     void reclaim_if_holder_gone(std::uint32_t i) {
         Entry &e = entries_[i];
-        if (e.holder_pid == 0 || !process_is_gone(e.holder_pid)) {
+        if (e.holder.pid == 0 || !process_is_gone(e.holder)) {
             return;
         }
         if (e.holder_waiter != kNoIndex) {
@@ -420,7 +420,7 @@ bool SessionCache::attach(void *base, std::size_t bytes, SessionCache *cache, st
 SessionCache::SessionCache(void *base)
     : header_(static_cast<SegmentHeader *>(base)), base_(static_cast<unsigned char *>(base)) {}
 
-SessionCache::Acquire SessionCache::acquire(const SessionId &id, std::int32_t owner_pid,
+SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessIdentity &owner,
                                             std::int64_t now_us, std::uint64_t timeout_ms,
                                             Handle *handle, Allocator allocate, void *context,
                                             Loaded *loaded) {
@@ -446,9 +446,9 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, std::int32_t ow
         seg.reclaim_if_holder_gone(i);
         w = kNoIndex;
         if (seg.idle(e)) {
-            e.holder_pid = owner_pid;
+            e.holder = owner;
         } else {
-            w = seg.take_waiter(owner_pid, i);
+            w = seg.take_waiter(owner, i);
             if (w == kNoIndex) {
                 h.counters.lock_timeouts += 1;
                 return Acquire::kNoWaiter;
@@ -599,7 +599,7 @@ SessionCache::Save SessionCache::insert(const SessionId &id, const void *data, s
     e.expiry_us = expiry_us;
     e.size = static_cast<std::uint32_t>(size);
     e.first_chunk = first;
-    e.holder_pid = 0;
+    e.holder = ProcessIdentity();
     e.holder_waiter = e.queue_head = e.queue_tail = kNoIndex;
     e.state = kLive;
     std::uint32_t &head = seg.bucket(id);

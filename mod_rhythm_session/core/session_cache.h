@@ -16,6 +16,7 @@
 
 #include "chunk_arena.h"
 #include "session_id.h"
+#include "shm_sync.h"
 
 namespace rhythm {
 
@@ -86,9 +87,10 @@ class SessionCache {
     SessionCache() = default;
 
     // Finds the session and takes its lock, queueing behind earlier requests for at most
-    // `timeout_ms`. `owner_pid` is the calling process, so that others can reclaim the lock if
-    // it dies. On kLocked, `loaded` holds a copy made with `allocate` (size + 1 bytes).
-    Acquire acquire(const SessionId &id, std::int32_t owner_pid, std::int64_t now_us,
+    // `timeout_ms`. `owner` is the calling process (current_process()), so that others can
+    // reclaim the lock if it dies. On kLocked, `loaded` holds a copy made with `allocate` (size + 1
+    // bytes).
+    Acquire acquire(const SessionId &id, const ProcessIdentity &owner, std::int64_t now_us,
                     std::uint64_t timeout_ms, Handle *handle, Allocator allocate, void *context,
                     Loaded *loaded);
 

@@ -4,6 +4,9 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -53,8 +56,56 @@ void futex_wake_all(std::atomic<std::uint32_t> *word) {
             nullptr, 0);
 }
 
-bool process_is_gone(std::int32_t pid) {
-    return kill(pid, 0) != 0 && errno == ESRCH;
+namespace {
+
+// Reads the state letter and the start time (fields 3 and 22) of /proc/PID/stat.
+bool read_process_stat(std::int32_t pid, char *state, std::uint64_t *start_ticks) {
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    std::FILE *f = std::fopen(path, "re");
+    if (!f) {
+        return false;
+    }
+    char buf[1024];
+    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+    const char *p = std::strrchr(buf, ')');
+    if (!p || p[1] != ' ') {
+        return false;
+    }
+    p += 2;
+    *state = *p;
+    for (int field = 3; field < 22; ++field) {
+        p = std::strchr(p, ' ');
+        if (!p) {
+            return false;
+        }
+        ++p;
+    }
+    *start_ticks = std::strtoull(p, nullptr, 10);
+    return true;
+}
+
+}  // namespace
+
+ProcessIdentity current_process() {
+    ProcessIdentity me;
+    me.pid = static_cast<std::int32_t>(getpid());
+    char state;
+    read_process_stat(me.pid, &state, &me.start_ticks);
+    return me;
+}
+
+bool process_is_gone(const ProcessIdentity &process) {
+    char state;
+    std::uint64_t start_ticks;
+    if (!read_process_stat(process.pid, &state, &start_ticks)) {
+        // No /proc entry: gone, unless /proc itself is missing and the PID still answers.
+        return kill(process.pid, 0) != 0 && errno == ESRCH;
+    }
+    return state == 'Z' || start_ticks != process.start_ticks;
 }
 
 }  // namespace rhythm

@@ -42,7 +42,16 @@ void futex_wait(std::atomic<std::uint32_t> *word, std::uint32_t expected, std::u
 // Wakes every process sleeping on `word`.
 void futex_wake_all(std::atomic<std::uint32_t> *word);
 
-// True when no process with this ID exists any more (a zombie counts as alive until reaped).
-bool process_is_gone(std::int32_t pid);
+// A process, told apart from a later one that reuses its PID by its start time.
+struct ProcessIdentity {
+    std::int32_t pid = 0;  // 0: nobody
+    std::uint64_t start_ticks = 0;
+};
+
+// The calling process. Reads /proc: call it once at start-up, not per request.
+ProcessIdentity current_process();
+
+// True when that process has ended: its PID is free, belongs to a newer process, or is a zombie.
+bool process_is_gone(const ProcessIdentity &process);
 
 }  // namespace rhythm

@@ -62,7 +62,8 @@ std::uint64_t insert(SessionCache &c, const SessionId &id, const std::string &da
 std::string peek(SessionCache &c, const SessionId &id, std::int64_t now = kNow) {
     SessionCache::Handle h;
     SessionCache::Loaded loaded;
-    auto r = c.acquire(id, getpid(), now, 1000, &h, heap_allocate, nullptr, &loaded);
+    auto r =
+        c.acquire(id, rhythm::current_process(), now, 1000, &h, heap_allocate, nullptr, &loaded);
     if (r != SessionCache::Acquire::kLocked) {
         return "<none>";
     }
@@ -82,8 +83,8 @@ long elapsed_ms(std::chrono::steady_clock::time_point since) {
 SessionCache::Handle lock(SessionCache &c, const SessionId &id) {
     SessionCache::Handle h;
     SessionCache::Loaded loaded;
-    BOOST_REQUIRE((c.acquire(id, getpid(), kNow, 100, &h, heap_allocate, nullptr, &loaded) ==
-                   SessionCache::Acquire::kLocked));
+    BOOST_REQUIRE((c.acquire(id, rhythm::current_process(), kNow, 100, &h, heap_allocate, nullptr,
+                             &loaded) == SessionCache::Acquire::kLocked));
     std::free(loaded.data);
     return h;
 }
@@ -98,7 +99,7 @@ pid_t fork_lock_holder(SessionCache &c, const SessionId &id) {
     if (pid == 0) {
         SessionCache::Handle h;
         SessionCache::Loaded l;
-        c.acquire(id, getpid(), kNow, 1000, &h, heap_allocate, nullptr, &l);
+        c.acquire(id, rhythm::current_process(), kNow, 1000, &h, heap_allocate, nullptr, &l);
         char x = 1;
         (void)!write(ready[1], &x, 1);
         pause();
@@ -148,8 +149,8 @@ BOOST_AUTO_TEST_CASE(insert_acquire_save_release) {
 
     SessionCache::Handle h;
     SessionCache::Loaded loaded;
-    BOOST_REQUIRE((c.acquire(id, getpid(), kNow, 100, &h, heap_allocate, nullptr, &loaded) ==
-                   SessionCache::Acquire::kLocked));
+    BOOST_REQUIRE((c.acquire(id, rhythm::current_process(), kNow, 100, &h, heap_allocate, nullptr,
+                             &loaded) == SessionCache::Acquire::kLocked));
     BOOST_TEST(std::string(loaded.data) == "count=1");
     BOOST_TEST(loaded.version == 1u);
     std::free(loaded.data);
@@ -256,8 +257,8 @@ BOOST_AUTO_TEST_CASE(a_waiter_times_out_and_changes_nothing) {
     SessionCache::Handle waiter;
     SessionCache::Loaded loaded;
     auto start = std::chrono::steady_clock::now();
-    BOOST_TEST((c.acquire(id, getpid(), kNow, 200, &waiter, heap_allocate, nullptr, &loaded) ==
-                SessionCache::Acquire::kTimedOut));
+    BOOST_TEST((c.acquire(id, rhythm::current_process(), kNow, 200, &waiter, heap_allocate, nullptr,
+                          &loaded) == SessionCache::Acquire::kTimedOut));
     long waited = elapsed_ms(start);
     BOOST_TEST(waited >= 200);
     BOOST_TEST(waited < 1500);
@@ -280,8 +281,9 @@ BOOST_AUTO_TEST_CASE(threads_increment_without_losing_updates) {
             for (int i = 0; i < 500; ++i) {
                 SessionCache::Handle h;
                 SessionCache::Loaded loaded;
-                BOOST_REQUIRE((c.acquire(id, getpid(), kNow, 10000, &h, heap_allocate, nullptr,
-                                         &loaded) == SessionCache::Acquire::kLocked));
+                BOOST_REQUIRE(
+                    (c.acquire(id, rhythm::current_process(), kNow, 10000, &h, heap_allocate,
+                               nullptr, &loaded) == SessionCache::Acquire::kLocked));
                 std::string next = std::to_string(std::stoi(loaded.data) + 1);
                 std::free(loaded.data);
                 std::uint64_t v;
@@ -317,8 +319,8 @@ BOOST_AUTO_TEST_CASE(lock_is_granted_in_arrival_order_across_processes) {
         if (pid == 0) {
             SessionCache::Handle h;
             SessionCache::Loaded l;
-            if (c.acquire(id, getpid(), kNow, 20000, &h, heap_allocate, nullptr, &l) !=
-                SessionCache::Acquire::kLocked) {
+            if (c.acquire(id, rhythm::current_process(), kNow, 20000, &h, heap_allocate, nullptr,
+                          &l) != SessionCache::Acquire::kLocked) {
                 _exit(2);
             }
             int slot = log[0].fetch_add(1) + 1;
@@ -372,8 +374,8 @@ BOOST_AUTO_TEST_CASE(a_queued_waiter_takes_over_when_the_holder_is_killed) {
     SessionCache::Handle h;
     SessionCache::Loaded l;
     auto start = std::chrono::steady_clock::now();
-    BOOST_TEST((c.acquire(id, getpid(), kNow, 5000, &h, heap_allocate, nullptr, &l) ==
-                SessionCache::Acquire::kLocked));
+    BOOST_TEST((c.acquire(id, rhythm::current_process(), kNow, 5000, &h, heap_allocate, nullptr,
+                          &l) == SessionCache::Acquire::kLocked));
     BOOST_TEST(elapsed_ms(start) < 2000);
     killer.join();
     std::free(l.data);
@@ -391,8 +393,8 @@ BOOST_AUTO_TEST_CASE(waiters_of_a_deleted_session_get_not_found) {
     std::thread waiter([&] {
         SessionCache::Handle h;
         SessionCache::Loaded l;
-        result =
-            static_cast<int>(c.acquire(id, getpid(), kNow, 5000, &h, heap_allocate, nullptr, &l));
+        result = static_cast<int>(
+            c.acquire(id, rhythm::current_process(), kNow, 5000, &h, heap_allocate, nullptr, &l));
     });
     BOOST_REQUIRE(eventually([&] { return c.stats().lock_waits == 1u; }));
     c.erase_and_release(&holder);
