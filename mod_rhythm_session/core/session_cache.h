@@ -40,7 +40,9 @@ struct CacheStats {
     std::uint64_t no_space = 0;
 };
 
+namespace detail {
 struct SegmentHeader;
+}
 
 class SessionCache {
   public:
@@ -120,7 +122,7 @@ class SessionCache {
   private:
     explicit SessionCache(void *base);
 
-    SegmentHeader *header_ = nullptr;
+    detail::SegmentHeader *header_ = nullptr;
     unsigned char *base_ = nullptr;
 };
 

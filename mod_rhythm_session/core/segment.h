@@ -1,0 +1,296 @@
+// The layout of the session segment and the operations on its structures, shared by the two
+// views of it: SessionCache (the request side: index, LRU, locks) and BackupFeed (the backup
+// agent's side: the changes to publish and what the bank acknowledged). Internal to the core.
+//
+// Everything here runs under the segment mutex unless a comment says otherwise.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "chunk_arena.h"
+#include "session_id.h"
+#include "shm_sync.h"
+
+namespace rhythm::detail {
+
+constexpr char kMagic[8] = {'R', 'H', 'Y', 'T', 'H', 'M', 'S', 'C'};
+// Bump whenever a structure below changes: an older segment is then refused, not misread.
+constexpr std::uint32_t kLayoutVersion = 1;
+// Chunks planned per entry: an average session of up to 512 bytes fills both tables evenly.
+constexpr std::uint32_t kChunksPerEntry = 4;
+// How many locked entries eviction steps over before it gives up.
+constexpr int kEvictionSkipLimit = 64;
+// How often a waiter wakes to check whether the holder's process still exists.
+constexpr std::uint64_t kHolderCheckUs = 50'000;
+
+enum EntryState : std::uint8_t { kFree = 0, kLive = 1, kDeleted = 2 };
+
+struct Entry {
+    SessionId id;
+    std::uint64_t version;
+    std::int64_t expiry_us;
+    std::uint32_t size;
+    std::uint32_t first_chunk;
+    std::uint32_t hash_next;  // next entry in the bucket, or the free list
+    std::uint32_t lru_prev;
+    std::uint32_t lru_next;
+    std::uint32_t generation;     // bumped each time the entry is freed: stale handles fail
+    ProcessIdentity holder;       // pid 0 when unlocked
+    std::uint32_t holder_waiter;  // the holder's waiter slot until it picks its grant up
+    std::uint32_t queue_head;
+    std::uint32_t queue_tail;
+    std::uint8_t state;
+};
+
+struct Waiter {
+    std::atomic<std::uint32_t> granted;  // futex word: 0 waiting, 1 granted
+    ProcessIdentity owner;
+    std::uint32_t next;  // next in the entry's queue, or the free list
+    std::uint32_t entry;
+    std::uint8_t in_use;
+};
+
+struct Counters {
+    std::uint64_t hits, misses, saves, deletions, evictions, expirations;
+    std::uint64_t lock_waits, lock_timeouts, locks_reclaimed, oversized_refused, no_space;
+};
+
+struct SegmentHeader {
+    char magic[8];
+    std::uint32_t layout_version;
+    std::uint32_t bucket_mask;
+    std::uint64_t segment_bytes;
+    std::uint32_t entry_count;
+    std::uint32_t waiter_count;
+    std::uint64_t off_buckets;
+    std::uint64_t off_entries;
+    std::uint64_t off_waiters;
+    std::uint64_t off_arena;
+    ShmMutex mutex;
+    ChunkArenaState arena;
+    std::uint32_t free_entry;
+    std::uint32_t free_waiter;
+    std::uint32_t lru_head;  // most recently used
+    std::uint32_t lru_tail;
+    std::uint32_t sweep_cursor;
+    std::uint64_t sessions;
+    std::uint64_t payload_bytes;
+    Counters counters;
+};
+
+constexpr std::size_t align64(std::size_t n) {
+    return (n + 63) & ~static_cast<std::size_t>(63);
+}
+
+// Pointers into one process's mapping of the segment, rebuilt from the header's offsets.
+class Segment {
+  public:
+    Segment(SegmentHeader *h, unsigned char *base)
+        : h_(h),
+          buckets_(reinterpret_cast<std::uint32_t *>(base + h->off_buckets)),
+          entries_(reinterpret_cast<Entry *>(base + h->off_entries)),
+          waiters_(reinterpret_cast<Waiter *>(base + h->off_waiters)),
+          arena_(&h->arena, base + h->off_arena) {}
+
+    SegmentHeader &h() { return *h_; }
+    Entry &entry(std::uint32_t i) { return entries_[i]; }
+    Waiter &waiter(std::uint32_t i) { return waiters_[i]; }
+    ChunkArena &arena() { return arena_; }
+
+    std::uint32_t &bucket(const SessionId &id) {
+        // IDs are uniformly random and issued by us, so their leading bytes are a fine hash.
+        std::uint32_t h;
+        std::memcpy(&h, id.bytes.data(), sizeof h);
+        return buckets_[h & h_->bucket_mask];
+    }
+
+    std::uint32_t find(const SessionId &id) {
+        for (std::uint32_t i = bucket(id); i != kNoIndex; i = entries_[i].hash_next) {
+            if (entries_[i].id == id) {
+                return i;
+            }
+        }
+        return kNoIndex;
+    }
+
+    void hash_unlink(std::uint32_t i) {
+        std::uint32_t *link = &bucket(entries_[i].id);
+        while (*link != i) {
+            link = &entries_[*link].hash_next;
+        }
+        *link = entries_[i].hash_next;
+    }
+
+    void lru_unlink(std::uint32_t i) {
+        Entry &e = entries_[i];
+        (e.lru_prev != kNoIndex ? entries_[e.lru_prev].lru_next : h_->lru_head) = e.lru_next;
+        (e.lru_next != kNoIndex ? entries_[e.lru_next].lru_prev : h_->lru_tail) = e.lru_prev;
+    }
+
+    void lru_push_front(std::uint32_t i) {
+        Entry &e = entries_[i];
+        e.lru_prev = kNoIndex;
+        e.lru_next = h_->lru_head;
+        (h_->lru_head != kNoIndex ? entries_[h_->lru_head].lru_prev : h_->lru_tail) = i;
+        h_->lru_head = i;
+    }
+
+    void touch(std::uint32_t i) {
+        if (h_->lru_head != i) {
+            lru_unlink(i);
+            lru_push_front(i);
+        }
+    }
+
+    bool idle(const Entry &e) const { return e.holder.pid == 0 && e.queue_head == kNoIndex; }
+
+    static bool expired(const Entry &e, std::int64_t now_us) {
+        return e.expiry_us != 0 && e.expiry_us < now_us;
+    }
+
+    // Takes a live session out of the index; the entry stays allocated (state kDeleted) until
+    // its lock is released, so that queued waiters can be told it is gone.
+    void remove_session(std::uint32_t i) {
+        Entry &e = entries_[i];
+        hash_unlink(i);
+        lru_unlink(i);
+        arena_.release(e.first_chunk);
+        e.first_chunk = kNoIndex;
+        h_->sessions -= 1;
+        h_->payload_bytes -= e.size;
+        e.size = 0;
+        e.state = kDeleted;
+    }
+
+    void free_entry(std::uint32_t i) {
+        Entry &e = entries_[i];
+        e.state = kFree;
+        e.generation += 1;
+        e.hash_next = h_->free_entry;
+        h_->free_entry = i;
+    }
+
+    // Evicts idle sessions from the cold end until `chunks` chunks (and an entry, if asked) are
+    // free. `keep` is never evicted. False if it cannot make that much room.
+    bool make_room(std::uint32_t chunks, bool need_entry, std::uint32_t keep) {
+        int skipped = 0;
+        std::uint32_t i = h_->lru_tail;
+        while (arena_.free_chunks() < chunks || (need_entry && h_->free_entry == kNoIndex)) {
+            if (i == kNoIndex || skipped > kEvictionSkipLimit) {
+                return false;
+            }
+            std::uint32_t prev = entries_[i].lru_prev;
+            if (i == keep || !idle(entries_[i])) {
+                ++skipped;
+            } else {
+                remove_session(i);
+                free_entry(i);
+                h_->counters.evictions += 1;
+            }
+            i = prev;
+        }
+        return true;
+    }
+
+    std::uint32_t take_waiter(const ProcessIdentity &owner, std::uint32_t entry_index) {
+        std::uint32_t w = h_->free_waiter;
+        if (w == kNoIndex) {
+            return kNoIndex;
+        }
+        Waiter &slot = waiters_[w];
+        h_->free_waiter = slot.next;
+        slot.granted.store(0, std::memory_order_relaxed);
+        slot.owner = owner;
+        slot.next = kNoIndex;
+        slot.entry = entry_index;
+        slot.in_use = 1;
+        return w;
+    }
+
+    void give_back_waiter(std::uint32_t w) {
+        Waiter &slot = waiters_[w];
+        slot.in_use = 0;
+        slot.next = h_->free_waiter;
+        h_->free_waiter = w;
+    }
+
+    void enqueue(std::uint32_t i, std::uint32_t w) {
+        Entry &e = entries_[i];
+        if (e.queue_tail == kNoIndex) {
+            e.queue_head = w;
+        } else {
+            waiters_[e.queue_tail].next = w;
+        }
+        e.queue_tail = w;
+    }
+
+    void dequeue(std::uint32_t i, std::uint32_t w) {
+        Entry &e = entries_[i];
+        std::uint32_t prev = kNoIndex;
+        for (std::uint32_t q = e.queue_head; q != kNoIndex; prev = q, q = waiters_[q].next) {
+            if (q == w) {
+                (prev == kNoIndex ? e.queue_head : waiters_[prev].next) = waiters_[q].next;
+                if (e.queue_tail == w) {
+                    e.queue_tail = prev;
+                }
+                return;
+            }
+        }
+    }
+
+    // Passes the lock to the first waiter in line, or frees it. A deleted entry with nobody
+    // left waiting is returned to the free list.
+    void hand_on(std::uint32_t i) {
+        Entry &e = entries_[i];
+        e.holder_waiter = kNoIndex;
+        std::uint32_t w = e.queue_head;
+        if (w == kNoIndex) {
+            e.holder = ProcessIdentity();
+            if (e.state == kDeleted) {
+                free_entry(i);
+            }
+            return;
+        }
+        Waiter &next = waiters_[w];
+        e.queue_head = next.next;
+        if (e.queue_head == kNoIndex) {
+            e.queue_tail = kNoIndex;
+        }
+        e.holder = next.owner;
+        e.holder_waiter = w;
+        next.granted.store(1, std::memory_order_release);
+        futex_wake_all(&next.granted);
+    }
+
+    // If the lock's holder process no longer exists, takes the lock from it.
+    void reclaim_if_holder_gone(std::uint32_t i) {
+        Entry &e = entries_[i];
+        if (e.holder.pid == 0 || !process_is_gone(e.holder)) {
+            return;
+        }
+        if (e.holder_waiter != kNoIndex) {
+            give_back_waiter(e.holder_waiter);
+        }
+        h_->counters.locks_reclaimed += 1;
+        hand_on(i);
+    }
+
+    bool handle_valid(const SessionCache::Handle &handle) {
+        return handle.entry != kNoIndex && handle.entry < h_->entry_count &&
+               entries_[handle.entry].generation == handle.generation &&
+               entries_[handle.entry].state != kFree;
+    }
+
+  private:
+    SegmentHeader *h_;
+    std::uint32_t *buckets_;
+    Entry *entries_;
+    Waiter *waiters_;
+    ChunkArena arena_;
+};
+
+}  // namespace rhythm::detail
