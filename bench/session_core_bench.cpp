@@ -42,12 +42,13 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "cannot make the segment: %s\n", why.c_str());
         return 1;
     }
+    const std::int64_t now = 1'700'000'000'000'000;
     std::vector<rhythm::SessionId> ids(sessions);
     std::string data(1024, 'v');
     for (auto &id : ids) {
         rhythm::generate_session_id(&id);
         std::uint64_t version;
-        cache.insert(id, data.data(), data.size(), 0, &version);
+        cache.insert(id, data.data(), data.size(), 0, now, &version);
     }
     std::mt19937 rng(42);
     std::uniform_int_distribution<std::uint32_t> pick(0, sessions - 1);
@@ -57,7 +58,6 @@ int main(int argc, char **argv) {
     }
     Bump bump;
     const rhythm::ProcessIdentity me = rhythm::current_process();
-    const std::int64_t now = 1'700'000'000'000'000;
     auto start = std::chrono::steady_clock::now();
     std::uint64_t failures = 0;
     for (std::uint64_t n = 0; n < operations; ++n) {
@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
         }
         loaded.data[0] = static_cast<char>('a' + n % 26);  // a changed session
         std::uint64_t version;
-        cache.save_and_release(&h, loaded.data, loaded.size, 0, &version);
+        cache.save_and_release(&h, loaded.data, loaded.size, 0, now, &version);
     }
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -206,6 +206,7 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
             z->expiry = loaded.expiry_us;
             break;
         case SessionCache::Acquire::kNotFound:
+        case SessionCache::Acquire::kDeleted:
             break;
         case SessionCache::Acquire::kTimedOut:
         case SessionCache::Acquire::kNoWaiter:
@@ -286,7 +287,7 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
     const char *name = cookie_name(conf);
     if (session_is_empty(z)) {
         if (st->handle.held()) {
-            g_cache.erase_and_release(&st->handle);
+            g_cache.erase_and_release(&st->handle, r->request_time);
             ap_cookie_remove(r, name, cookie_attrs(r, conf), r->err_headers_out, nullptr);
         }
         return OK;
@@ -306,8 +307,8 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
 
     std::uint64_t version = 0;
     if (st->handle.held()) {
-        if (g_cache.save_and_release(&st->handle, data, size, z->expiry, &version) !=
-            SessionCache::Save::kSaved) {
+        if (g_cache.save_and_release(&st->handle, data, size, z->expiry, r->request_time,
+                                     &version) != SessionCache::Save::kSaved) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "RS0104: session of %" APR_SIZE_T_FMT
                           " bytes not saved: the cache is full of sessions in use "
@@ -326,7 +327,8 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
                           "RS0105: cannot read random bytes for a session ID");
             return APR_EGENERAL;
         }
-        SessionCache::Save result = g_cache.insert(id, data, size, z->expiry, &version);
+        SessionCache::Save result =
+            g_cache.insert(id, data, size, z->expiry, r->request_time, &version);
         if (result == SessionCache::Save::kDuplicate) {
             continue;
         }

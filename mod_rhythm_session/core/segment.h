@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "chunk_arena.h"
+#include "session_cache.h"
 #include "session_id.h"
 #include "shm_sync.h"
 
@@ -27,7 +28,10 @@ constexpr int kEvictionSkipLimit = 64;
 // How often a waiter wakes to check whether the holder's process still exists.
 constexpr std::uint64_t kHolderCheckUs = 50'000;
 
-enum EntryState : std::uint8_t { kFree = 0, kLive = 1, kDeleted = 2 };
+// kDeleted: out of the index, allocated until the requests queued on its lock have moved on.
+// kTombstone: deleted while backup is on; in the index (requests see it as deleted) and on the
+// dirty list until the bank acknowledges the deletion.
+enum EntryState : std::uint8_t { kFree = 0, kLive = 1, kDeleted = 2, kTombstone = 3 };
 
 struct Entry {
     SessionId id;
@@ -43,6 +47,12 @@ struct Entry {
     std::uint32_t holder_waiter;  // the holder's waiter slot until it picks its grant up
     std::uint32_t queue_head;
     std::uint32_t queue_tail;
+    // Backup: what the bank acknowledged, and the dirty list of changes not yet published.
+    std::uint64_t backed_version;
+    std::int64_t dirty_since_us;  // the first save not yet taken for publishing; 0 when none
+    std::uint32_t dirty_prev;
+    std::uint32_t dirty_next;
+    std::uint8_t on_dirty_list;
     std::uint8_t state;
 };
 
@@ -57,6 +67,28 @@ struct Waiter {
 struct Counters {
     std::uint64_t hits, misses, saves, deletions, evictions, expirations;
     std::uint64_t lock_waits, lock_timeouts, locks_reclaimed, oversized_refused, no_space;
+};
+
+// Replication lag (save to acknowledgement) histogram: 4 buckets per power of two of microseconds.
+constexpr std::size_t kLagBuckets = 4 * 40;
+
+struct LagHistogram {
+    std::uint64_t counts[kLagBuckets];
+};
+
+// Written by the backup agent, read by server-status.
+struct BackupState {
+    std::uint8_t agent_id[16];  // the agent's identity in the bank, kept across its restarts
+    std::uint64_t agent_epoch;  // bumped at every start of the agent
+    std::int32_t agent_pid;
+    std::uint64_t agent_starts;
+    std::uint64_t published, acknowledged, evicted_unbacked, stale_dropped;
+    std::uint64_t fetched_found, fetched_missing, fetch_timeouts;
+    std::int64_t oldest_in_flight_us;  // save time of the oldest change published, not acknowledged
+    std::uint32_t nodes_total, nodes_up;
+    // Two windows: the current one and the one before it, swapped by the agent.
+    LagHistogram lag[2];
+    std::uint8_t lag_current;
 };
 
 struct SegmentHeader {
@@ -80,6 +112,11 @@ struct SegmentHeader {
     std::uint64_t sessions;
     std::uint64_t payload_bytes;
     Counters counters;
+    std::uint8_t backup_enabled;  // set by the configuration of the running generation
+    std::uint32_t dirty_head;     // oldest change first
+    std::uint32_t dirty_tail;
+    std::uint64_t dirty_count;
+    BackupState backup;
 };
 
 constexpr std::size_t align64(std::size_t n) {
@@ -158,12 +195,96 @@ class Segment {
         Entry &e = entries_[i];
         hash_unlink(i);
         lru_unlink(i);
-        arena_.release(e.first_chunk);
+        dirty_unlink(i);
+        if (e.state == kLive) {
+            arena_.release(e.first_chunk);
+            h_->sessions -= 1;
+            h_->payload_bytes -= e.size;
+        }
         e.first_chunk = kNoIndex;
-        h_->sessions -= 1;
-        h_->payload_bytes -= e.size;
         e.size = 0;
         e.state = kDeleted;
+    }
+
+    // A deletion the bank must hear of: the data goes, the entry stays (state kTombstone) with
+    // the next version until the bank acknowledges it.
+    void make_tombstone(std::uint32_t i, std::int64_t now_us) {
+        Entry &e = entries_[i];
+        arena_.release(e.first_chunk);
+        h_->sessions -= 1;
+        h_->payload_bytes -= e.size;
+        e.first_chunk = kNoIndex;
+        e.size = 0;
+        e.version += 1;
+        e.state = kTombstone;
+        dirty_link(i, now_us);
+    }
+
+    // A change to publish: appended to the dirty list unless it is on it already.
+    void dirty_link(std::uint32_t i, std::int64_t now_us) {
+        Entry &e = entries_[i];
+        if (!h_->backup_enabled || e.on_dirty_list) {
+            return;
+        }
+        e.on_dirty_list = 1;
+        e.dirty_since_us = now_us;
+        e.dirty_next = kNoIndex;
+        e.dirty_prev = h_->dirty_tail;
+        (h_->dirty_tail != kNoIndex ? entries_[h_->dirty_tail].dirty_next : h_->dirty_head) = i;
+        h_->dirty_tail = i;
+        h_->dirty_count += 1;
+    }
+
+    void dirty_unlink(std::uint32_t i) {
+        Entry &e = entries_[i];
+        if (!e.on_dirty_list) {
+            return;
+        }
+        (e.dirty_prev != kNoIndex ? entries_[e.dirty_prev].dirty_next : h_->dirty_head) =
+            e.dirty_next;
+        (e.dirty_next != kNoIndex ? entries_[e.dirty_next].dirty_prev : h_->dirty_tail) =
+            e.dirty_prev;
+        e.on_dirty_list = 0;
+        e.dirty_since_us = 0;
+        h_->dirty_count -= 1;
+    }
+
+    // Adds a session at `version` to the index (not locked). kDuplicate if the ID is taken.
+    SessionCache::Save add_session(const SessionId &id, const void *data, std::size_t size,
+                                   std::int64_t expiry_us, std::uint64_t version,
+                                   std::uint64_t backed_version, std::uint32_t *index) {
+        if (find(id) != kNoIndex) {
+            return SessionCache::Save::kDuplicate;
+        }
+        std::uint32_t first;
+        if (!make_room(ChunkArena::chunks_for(size), true, kNoIndex) ||
+            !arena_.store(data, size, &first)) {
+            h_->counters.no_space += 1;
+            return SessionCache::Save::kNoSpace;
+        }
+        std::uint32_t i = h_->free_entry;
+        Entry &e = entries_[i];
+        h_->free_entry = e.hash_next;
+        e.id = id;
+        e.version = version;
+        e.backed_version = backed_version;
+        e.expiry_us = expiry_us;
+        e.size = static_cast<std::uint32_t>(size);
+        e.first_chunk = first;
+        e.holder = ProcessIdentity();
+        e.holder_waiter = e.queue_head = e.queue_tail = kNoIndex;
+        e.on_dirty_list = 0;
+        e.dirty_since_us = 0;
+        e.state = kLive;
+        std::uint32_t &head = bucket(id);
+        e.hash_next = head;
+        head = i;
+        lru_push_front(i);
+        h_->sessions += 1;
+        h_->payload_bytes += size;
+        h_->counters.saves += 1;
+        *index = i;
+        return SessionCache::Save::kSaved;
     }
 
     void free_entry(std::uint32_t i) {
@@ -187,6 +308,9 @@ class Segment {
             if (i == keep || !idle(entries_[i])) {
                 ++skipped;
             } else {
+                if (h_->backup_enabled && entries_[i].version > entries_[i].backed_version) {
+                    h_->backup.evicted_unbacked += 1;  // the bank never got this version
+                }
                 remove_session(i);
                 free_entry(i);
                 h_->counters.evictions += 1;

@@ -96,6 +96,7 @@ bool SessionCache::format(void *base, std::size_t bytes, std::uint32_t waiter_sl
     }
     h->arena.chunk_count = l.chunk_count;
     h->lru_head = h->lru_tail = kNoIndex;
+    h->dirty_head = h->dirty_tail = kNoIndex;
 
     std::uint32_t *buckets = reinterpret_cast<std::uint32_t *>(b + l.off_buckets);
     std::fill(buckets, buckets + l.bucket_count, kNoIndex);
@@ -106,6 +107,7 @@ bool SessionCache::format(void *base, std::size_t bytes, std::uint32_t waiter_sl
         e->first_chunk = kNoIndex;
         e->holder_waiter = e->queue_head = e->queue_tail = kNoIndex;
         e->lru_prev = e->lru_next = kNoIndex;
+        e->dirty_prev = e->dirty_next = kNoIndex;
         e->hash_next = i + 1 < l.entry_count ? i + 1 : kNoIndex;
     }
     h->free_entry = 0;
@@ -167,6 +169,10 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
             h.counters.misses += 1;
             return Acquire::kNotFound;
         }
+        if (e.state == kTombstone) {
+            h.counters.misses += 1;
+            return Acquire::kDeleted;
+        }
         seg.reclaim_if_holder_gone(i);
         w = kNoIndex;
         if (seg.idle(e)) {
@@ -222,9 +228,10 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
         }
         if (e.state != kLive) {
             // Deleted or expired while we waited: the caller starts a new session.
+            bool tombstone = e.state == kTombstone;
             h.counters.misses += 1;
             seg.hand_on(i);
-            return Acquire::kNotFound;
+            return tombstone ? Acquire::kDeleted : Acquire::kNotFound;
         }
         seg.touch(i);
         h.counters.hits += 1;
@@ -244,7 +251,7 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
 
 SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *data,
                                                   std::size_t size, std::int64_t expiry_us,
-                                                  std::uint64_t *version) {
+                                                  std::int64_t now_us, std::uint64_t *version) {
     Segment seg(header_, base_);
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
@@ -264,6 +271,7 @@ SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *da
             e.version += 1;
             *version = e.version;
             seg.touch(i);
+            seg.dirty_link(i, now_us);
             h.counters.saves += 1;
         } else {
             h.counters.no_space += 1;
@@ -277,14 +285,18 @@ SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *da
     return result;
 }
 
-void SessionCache::erase_and_release(Handle *handle) {
+void SessionCache::erase_and_release(Handle *handle, std::int64_t now_us) {
     Segment seg(header_, base_);
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
     if (seg.handle_valid(*handle)) {
         std::uint32_t i = handle->entry;
         if (seg.entry(i).state == kLive) {
-            seg.remove_session(i);
+            if (h.backup_enabled) {
+                seg.make_tombstone(i, now_us);
+            } else {
+                seg.remove_session(i);
+            }
             h.counters.deletions += 1;
         }
         seg.hand_on(i);
@@ -302,39 +314,22 @@ void SessionCache::release(Handle *handle) {
 }
 
 SessionCache::Save SessionCache::insert(const SessionId &id, const void *data, std::size_t size,
-                                        std::int64_t expiry_us, std::uint64_t *version) {
+                                        std::int64_t expiry_us, std::int64_t now_us,
+                                        std::uint64_t *version) {
     Segment seg(header_, base_);
-    SegmentHeader &h = seg.h();
-    ShmMutexGuard guard(h.mutex);
-    if (seg.find(id) != kNoIndex) {
-        return Save::kDuplicate;
+    ShmMutexGuard guard(seg.h().mutex);
+    std::uint32_t i;
+    Save result = seg.add_session(id, data, size, expiry_us, 1, 0, &i);
+    if (result == Save::kSaved) {
+        seg.dirty_link(i, now_us);
+        *version = 1;
     }
-    std::uint32_t first;
-    if (!seg.make_room(ChunkArena::chunks_for(size), true, kNoIndex) ||
-        !seg.arena().store(data, size, &first)) {
-        h.counters.no_space += 1;
-        return Save::kNoSpace;
-    }
-    std::uint32_t i = h.free_entry;
-    Entry &e = seg.entry(i);
-    h.free_entry = e.hash_next;
-    e.id = id;
-    e.version = 1;
-    e.expiry_us = expiry_us;
-    e.size = static_cast<std::uint32_t>(size);
-    e.first_chunk = first;
-    e.holder = ProcessIdentity();
-    e.holder_waiter = e.queue_head = e.queue_tail = kNoIndex;
-    e.state = kLive;
-    std::uint32_t &head = seg.bucket(id);
-    e.hash_next = head;
-    head = i;
-    seg.lru_push_front(i);
-    h.sessions += 1;
-    h.payload_bytes += size;
-    h.counters.saves += 1;
-    *version = e.version;
-    return Save::kSaved;
+    return result;
+}
+
+void SessionCache::set_backup_enabled(bool enabled) {
+    ShmMutexGuard guard(header_->mutex);
+    header_->backup_enabled = enabled ? 1 : 0;
 }
 
 std::size_t SessionCache::sweep_expired(std::int64_t now_us, std::uint32_t budget) {
@@ -347,7 +342,8 @@ std::size_t SessionCache::sweep_expired(std::int64_t now_us, std::uint32_t budge
         std::uint32_t i = h.sweep_cursor;
         h.sweep_cursor = i + 1 < h.entry_count ? i + 1 : 0;
         Entry &e = seg.entry(i);
-        if (e.state == kLive && Segment::expired(e, now_us) && seg.idle(e)) {
+        if ((e.state == kLive || e.state == kTombstone) && Segment::expired(e, now_us) &&
+            seg.idle(e)) {
             seg.remove_session(i);
             seg.free_entry(i);
             h.counters.expirations += 1;

@@ -64,6 +64,7 @@ class SessionCache {
     enum class Acquire {
         kLocked,    // the lock is held and the data copied out
         kNotFound,  // no such session (or it expired, or was deleted while waiting)
+        kDeleted,   // deleted here; the bank has not acknowledged the deletion yet
         kTimedOut,  // waited `timeout_ms` behind other requests
         kNoWaiter,  // too many requests waiting at once (all waiter slots in use)
     };
@@ -97,19 +98,25 @@ class SessionCache {
                     Loaded *loaded);
 
     // Replaces the locked session's data, bumps its version and releases the lock, whatever
-    // the outcome. `expiry_us` 0 means no expiry.
+    // the outcome. `expiry_us` 0 means no expiry. With backup on, the change joins the list of
+    // changes to publish (as of `now_us`).
     Save save_and_release(Handle *handle, const void *data, std::size_t size,
-                          std::int64_t expiry_us, std::uint64_t *version);
+                          std::int64_t expiry_us, std::int64_t now_us, std::uint64_t *version);
 
-    // Deletes the locked session and releases the lock.
-    void erase_and_release(Handle *handle);
+    // Deletes the locked session and releases the lock. With backup on, a tombstone stays until
+    // the bank acknowledges the deletion.
+    void erase_and_release(Handle *handle, std::int64_t now_us);
 
     // Releases the lock without changing the session.
     void release(Handle *handle);
 
     // Stores a new session under a fresh ID (not locked afterwards).
     Save insert(const SessionId &id, const void *data, std::size_t size, std::int64_t expiry_us,
-                std::uint64_t *version);
+                std::int64_t now_us, std::uint64_t *version);
+
+    // Whether saves and deletions are recorded for the backup agent. Set at each start from the
+    // configuration; the segment outlives it.
+    void set_backup_enabled(bool enabled);
 
     // Reclaims up to `budget` entries' worth of expired, unlocked sessions; returns how many.
     std::size_t sweep_expired(std::int64_t now_us, std::uint32_t budget);
@@ -120,6 +127,7 @@ class SessionCache {
     CacheStats stats();
 
   private:
+    friend class BackupFeed;
     explicit SessionCache(void *base);
 
     detail::SegmentHeader *header_ = nullptr;

@@ -53,8 +53,8 @@ SessionId make_id(std::uint32_t n) {
 std::uint64_t insert(SessionCache &c, const SessionId &id, const std::string &data,
                      std::int64_t expiry = 0) {
     std::uint64_t version = 0;
-    BOOST_REQUIRE(
-        (c.insert(id, data.data(), data.size(), expiry, &version) == SessionCache::Save::kSaved));
+    BOOST_REQUIRE((c.insert(id, data.data(), data.size(), expiry, kNow, &version) ==
+                   SessionCache::Save::kSaved));
     return version;
 }
 
@@ -156,7 +156,7 @@ BOOST_AUTO_TEST_CASE(insert_acquire_save_release) {
     std::free(loaded.data);
     std::string bigger(5000, 'z');
     std::uint64_t version = 0;
-    BOOST_TEST((c.save_and_release(&h, bigger.data(), bigger.size(), 0, &version) ==
+    BOOST_TEST((c.save_and_release(&h, bigger.data(), bigger.size(), 0, kNow, &version) ==
                 SessionCache::Save::kSaved));
     BOOST_TEST(version == 2u);
     BOOST_TEST(!h.held());
@@ -169,7 +169,7 @@ BOOST_AUTO_TEST_CASE(insert_acquire_save_release) {
     BOOST_TEST(st.saves == 2u);
     BOOST_TEST(peek(c, make_id(2)) == "<none>");
     BOOST_TEST(c.stats().misses == 1u);
-    BOOST_TEST((c.insert(id, "x", 1, 0, &version) == SessionCache::Save::kDuplicate));
+    BOOST_TEST((c.insert(id, "x", 1, 0, kNow, &version) == SessionCache::Save::kDuplicate));
 }
 
 BOOST_AUTO_TEST_CASE(erase_removes_and_frees) {
@@ -178,7 +178,7 @@ BOOST_AUTO_TEST_CASE(erase_removes_and_frees) {
     SessionId id = make_id(7);
     insert(c, id, std::string(1000, 'a'));
     SessionCache::Handle h = lock(c, id);
-    c.erase_and_release(&h);
+    c.erase_and_release(&h, kNow);
     BOOST_TEST(peek(c, id) == "<none>");
     CacheStats st = c.stats();
     BOOST_TEST(st.sessions == 0u);
@@ -219,12 +219,12 @@ BOOST_AUTO_TEST_CASE(locked_sessions_are_not_evicted_and_old_version_survives_no
     // Others fill the rest; the locked one stays.
     for (std::uint32_t i = 2; i < 200; ++i) {
         std::uint64_t v;
-        c.insert(make_id(i), std::string(2000, 'f').data(), 2000, 0, &v);
+        c.insert(make_id(i), std::string(2000, 'f').data(), 2000, 0, kNow, &v);
     }
     // Saving something larger than what can ever be free keeps the old version.
     std::string huge(arena / 2 + 4096, 'n');
     std::uint64_t version = 0;
-    BOOST_TEST((c.save_and_release(&h, huge.data(), huge.size(), 0, &version) ==
+    BOOST_TEST((c.save_and_release(&h, huge.data(), huge.size(), 0, kNow, &version) ==
                 SessionCache::Save::kNoSpace));
     BOOST_TEST(peek(c, big) == std::string(arena / 2, 'o'));
     BOOST_TEST(c.stats().no_space == 1u);
@@ -287,7 +287,7 @@ BOOST_AUTO_TEST_CASE(threads_increment_without_losing_updates) {
                 std::string next = std::to_string(std::stoi(loaded.data) + 1);
                 std::free(loaded.data);
                 std::uint64_t v;
-                c.save_and_release(&h, next.data(), next.size(), 0, &v);
+                c.save_and_release(&h, next.data(), next.size(), 0, kNow, &v);
             }
         });
     }
@@ -397,7 +397,7 @@ BOOST_AUTO_TEST_CASE(waiters_of_a_deleted_session_get_not_found) {
             c.acquire(id, rhythm::current_process(), kNow, 5000, &h, heap_allocate, nullptr, &l));
     });
     BOOST_REQUIRE(eventually([&] { return c.stats().lock_waits == 1u; }));
-    c.erase_and_release(&holder);
+    c.erase_and_release(&holder, kNow);
     waiter.join();
     BOOST_TEST(result.load() == static_cast<int>(SessionCache::Acquire::kNotFound));
     // The entry went back to the free list: the cache is empty and reusable.

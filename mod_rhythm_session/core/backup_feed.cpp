@@ -1,0 +1,243 @@
+// The backup agent's side of the segment. Every function takes the segment mutex for a bounded
+// section: the agent is not on the request path, but requests wait for the mutex too.
+#include "backup_feed.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "segment.h"
+
+namespace rhythm {
+
+using namespace detail;
+
+namespace {
+
+// How many entries take_changes() looks at, at most, per call (it skips locked ones).
+constexpr std::size_t kScanLimit = 4096;
+
+std::size_t lag_bucket(std::uint64_t us) {
+    if (us < 4) {
+        return static_cast<std::size_t>(us);
+    }
+    int msb = 63 - __builtin_clzll(us);
+    std::size_t sub = (us >> (msb - 2)) & 3;
+    return std::min<std::size_t>(4 * static_cast<std::size_t>(msb - 1) + sub, kLagBuckets - 1);
+}
+
+// The largest lag a bucket holds.
+std::uint64_t lag_bucket_top(std::size_t b) {
+    if (b < 4) {
+        return b;
+    }
+    int msb = static_cast<int>(b / 4) + 1;
+    std::uint64_t sub = b % 4;
+    return ((5 + sub) << (msb - 2)) - 1;
+}
+
+std::uint64_t percentile(const std::uint64_t *counts, std::uint64_t total, double p) {
+    if (total == 0) {
+        return 0;
+    }
+    std::uint64_t rank = static_cast<std::uint64_t>(p * static_cast<double>(total - 1)) + 1;
+    std::uint64_t seen = 0;
+    for (std::size_t b = 0; b < kLagBuckets; ++b) {
+        seen += counts[b];
+        if (seen >= rank) {
+            return lag_bucket_top(b);
+        }
+    }
+    return lag_bucket_top(kLagBuckets - 1);
+}
+
+}  // namespace
+
+void BackupFeed::start_agent(std::int32_t pid, std::uint8_t agent_id[16], std::uint64_t *epoch) {
+    SegmentHeader &h = *cache_.header_;
+    std::uint8_t fresh[16];
+    SessionId random;
+    generate_session_id(&random);  // 16 bytes from the kernel, made before taking the mutex
+    std::memcpy(fresh, random.bytes.data(), sizeof fresh);
+    ShmMutexGuard guard(h.mutex);
+    static const std::uint8_t kZero[16] = {};
+    if (std::memcmp(h.backup.agent_id, kZero, sizeof kZero) == 0) {
+        std::memcpy(h.backup.agent_id, fresh, sizeof fresh);
+    }
+    std::memcpy(agent_id, h.backup.agent_id, 16);
+    h.backup.agent_epoch += 1;
+    *epoch = h.backup.agent_epoch;
+    h.backup.agent_pid = pid;
+    h.backup.agent_starts += 1;
+    h.backup.oldest_in_flight_us = 0;
+}
+
+void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_records,
+                              std::size_t max_bytes) {
+    Segment seg(cache_.header_, cache_.base_);
+    SegmentHeader &h = seg.h();
+    ShmMutexGuard guard(h.mutex);
+    std::size_t bytes = 0;
+    std::size_t looked = 0;
+    std::uint32_t i = h.dirty_head;
+    while (i != kNoIndex && out->size() < max_records && bytes < max_bytes &&
+           looked++ < kScanLimit) {
+        Entry &e = seg.entry(i);
+        std::uint32_t next = e.dirty_next;
+        if (seg.idle(e)) {
+            ChangeRecord &r = out->emplace_back();
+            r.id = e.id;
+            r.version = e.version;
+            r.expiry_us = e.expiry_us;
+            r.tombstone = e.state == kTombstone;
+            r.saved_at_us = e.dirty_since_us;
+            r.data.resize(e.size);
+            seg.arena().load(e.first_chunk, r.data.data(), e.size);
+            bytes += e.size;
+            seg.dirty_unlink(i);
+        }
+        i = next;
+    }
+}
+
+void BackupFeed::acknowledge(const SessionId &id, std::uint64_t version, std::int64_t saved_at_us,
+                             std::int64_t now_us) {
+    Segment seg(cache_.header_, cache_.base_);
+    SegmentHeader &h = seg.h();
+    ShmMutexGuard guard(h.mutex);
+    h.backup.acknowledged += 1;
+    if (saved_at_us > 0 && now_us >= saved_at_us) {
+        h.backup.lag[h.backup.lag_current].counts[lag_bucket(now_us - saved_at_us)] += 1;
+    }
+    std::uint32_t i = seg.find(id);
+    if (i == kNoIndex) {
+        return;
+    }
+    Entry &e = seg.entry(i);
+    e.backed_version = std::max(e.backed_version, std::min(version, e.version));
+    if (e.state == kTombstone && e.backed_version >= e.version && seg.idle(e)) {
+        seg.remove_session(i);  // the bank has the deletion: the tombstone's work is done
+        seg.free_entry(i);
+    }
+}
+
+void BackupFeed::requeue(const SessionId &id, std::int64_t now_us) {
+    Segment seg(cache_.header_, cache_.base_);
+    ShmMutexGuard guard(seg.h().mutex);
+    std::uint32_t i = seg.find(id);
+    if (i != kNoIndex) {
+        seg.dirty_link(i, now_us);
+    }
+}
+
+bool BackupFeed::requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std::uint32_t budget,
+                              Selector wanted, void *context, std::int64_t now_us) {
+    Segment seg(cache_.header_, cache_.base_);
+    SegmentHeader &h = seg.h();
+    ShmMutexGuard guard(h.mutex);
+    for (std::uint32_t n = 0; n < budget && *scanned < h.entry_count; ++n, ++*scanned) {
+        std::uint32_t i = *cursor;
+        *cursor = i + 1 < h.entry_count ? i + 1 : 0;
+        Entry &e = seg.entry(i);
+        if (e.state != kLive && e.state != kTombstone) {
+            continue;
+        }
+        bool selected = wanted ? wanted(context, e.id) : e.version > e.backed_version;
+        if (selected) {
+            seg.dirty_link(i, e.dirty_since_us ? e.dirty_since_us : now_us);
+        }
+    }
+    return *scanned >= h.entry_count;
+}
+
+bool BackupFeed::drop_if_older(const SessionId &id, std::uint64_t version) {
+    Segment seg(cache_.header_, cache_.base_);
+    SegmentHeader &h = seg.h();
+    ShmMutexGuard guard(h.mutex);
+    std::uint32_t i = seg.find(id);
+    if (i == kNoIndex) {
+        return false;
+    }
+    Entry &e = seg.entry(i);
+    if (e.version >= version || !seg.idle(e)) {
+        return false;
+    }
+    seg.remove_session(i);
+    seg.free_entry(i);
+    h.backup.stale_dropped += 1;
+    return true;
+}
+
+SessionCache::Save BackupFeed::insert_fetched(const SessionId &id, const void *data,
+                                              std::size_t size, std::int64_t expiry_us,
+                                              std::uint64_t version) {
+    Segment seg(cache_.header_, cache_.base_);
+    ShmMutexGuard guard(seg.h().mutex);
+    std::uint32_t i;
+    return seg.add_session(id, data, size, expiry_us, version, version, &i);
+}
+
+void BackupFeed::count_published(std::uint64_t n) {
+    ShmMutexGuard guard(cache_.header_->mutex);
+    cache_.header_->backup.published += n;
+}
+
+void BackupFeed::count_fetch(bool found, bool timed_out) {
+    ShmMutexGuard guard(cache_.header_->mutex);
+    BackupState &b = cache_.header_->backup;
+    (timed_out ? b.fetch_timeouts : found ? b.fetched_found : b.fetched_missing) += 1;
+}
+
+void BackupFeed::set_nodes(std::uint32_t total, std::uint32_t up) {
+    ShmMutexGuard guard(cache_.header_->mutex);
+    cache_.header_->backup.nodes_total = total;
+    cache_.header_->backup.nodes_up = up;
+}
+
+void BackupFeed::set_oldest_in_flight(std::int64_t saved_at_us) {
+    ShmMutexGuard guard(cache_.header_->mutex);
+    cache_.header_->backup.oldest_in_flight_us = saved_at_us;
+}
+
+void BackupFeed::rotate_lag_window() {
+    ShmMutexGuard guard(cache_.header_->mutex);
+    BackupState &b = cache_.header_->backup;
+    b.lag_current ^= 1;
+    std::memset(&b.lag[b.lag_current], 0, sizeof(LagHistogram));
+}
+
+BackupStats BackupFeed::stats() {
+    Segment seg(cache_.header_, cache_.base_);
+    SegmentHeader &h = seg.h();
+    ShmMutexGuard guard(h.mutex);
+    const BackupState &b = h.backup;
+    BackupStats s;
+    s.enabled = h.backup_enabled != 0;
+    s.agent_pid = b.agent_pid;
+    s.agent_starts = b.agent_starts;
+    s.pending = h.dirty_count;
+    s.published = b.published;
+    s.acknowledged = b.acknowledged;
+    s.evicted_unbacked = b.evicted_unbacked;
+    s.stale_dropped = b.stale_dropped;
+    s.fetched_found = b.fetched_found;
+    s.fetched_missing = b.fetched_missing;
+    s.fetch_timeouts = b.fetch_timeouts;
+    s.nodes_total = b.nodes_total;
+    s.nodes_up = b.nodes_up;
+    std::uint64_t merged[kLagBuckets];
+    for (std::size_t k = 0; k < kLagBuckets; ++k) {
+        merged[k] = b.lag[0].counts[k] + b.lag[1].counts[k];
+        s.lag_samples += merged[k];
+    }
+    s.lag_p50_us = percentile(merged, s.lag_samples, 0.50);
+    s.lag_p99_us = percentile(merged, s.lag_samples, 0.99);
+    std::int64_t oldest = b.oldest_in_flight_us;
+    if (h.dirty_head != kNoIndex) {
+        std::int64_t waiting = seg.entry(h.dirty_head).dirty_since_us;
+        oldest = oldest == 0 ? waiting : std::min(oldest, waiting);
+    }
+    s.oldest_unacknowledged_us = oldest;
+    return s;
+}
+
+}  // namespace rhythm

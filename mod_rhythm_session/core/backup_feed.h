@@ -1,0 +1,100 @@
+// The backup agent's view of the session segment: the changes waiting to be published to the
+// bank (the dirty list, oldest first), what the bank acknowledged, and the backup figures that
+// server-status shows. Shared memory is the source of truth: the dirty list and each session's
+// acknowledged version survive the agent, so an agent that (re)starts finds every change the
+// bank has not acknowledged.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "session_cache.h"
+#include "session_id.h"
+
+namespace rhythm {
+
+// One change to publish: the current version of a session, or its tombstone.
+struct ChangeRecord {
+    SessionId id;
+    std::uint64_t version = 0;
+    std::int64_t expiry_us = 0;
+    bool tombstone = false;
+    std::int64_t saved_at_us = 0;  // when the first unpublished save of it happened
+    std::string data;
+};
+
+struct BackupStats {
+    bool enabled = false;
+    std::int32_t agent_pid = 0;
+    std::uint64_t agent_starts = 0;
+    std::uint64_t pending = 0;  // changes not yet published
+    std::uint64_t published = 0;
+    std::uint64_t acknowledged = 0;
+    std::uint64_t evicted_unbacked = 0;  // evicted locally before the bank had them
+    std::uint64_t stale_dropped = 0;     // older copies dropped because another server has newer
+    std::uint64_t fetched_found = 0;
+    std::uint64_t fetched_missing = 0;
+    std::uint64_t fetch_timeouts = 0;
+    std::uint32_t nodes_total = 0;
+    std::uint32_t nodes_up = 0;
+    std::uint64_t lag_samples = 0;  // acknowledgements in the last 10 to 20 seconds
+    std::uint64_t lag_p50_us = 0;
+    std::uint64_t lag_p99_us = 0;
+    std::int64_t oldest_unacknowledged_us = 0;  // save time of the oldest change not acknowledged
+};
+
+class BackupFeed {
+  public:
+    explicit BackupFeed(SessionCache &cache) : cache_(cache) {}
+
+    // Called once by each new agent: its identity in the bank (made at the first start and kept
+    // in the segment) and a new, higher epoch.
+    void start_agent(std::int32_t pid, std::uint8_t agent_id[16], std::uint64_t *epoch);
+
+    // Takes up to `max_records` changes (and about `max_bytes` of data) off the dirty list,
+    // oldest first, skipping sessions that requests hold or wait for: a session is published once
+    // the last of its queued requests has saved.
+    void take_changes(std::vector<ChangeRecord> *out, std::size_t max_records,
+                      std::size_t max_bytes);
+
+    // The bank holds `version` of `id`; `saved_at_us` says when that change was made.
+    void acknowledge(const SessionId &id, std::uint64_t version, std::int64_t saved_at_us,
+                     std::int64_t now_us);
+
+    // Puts a session back on the dirty list (its publication may have been lost).
+    void requeue(const SessionId &id, std::int64_t now_us);
+
+    // Puts back on the dirty list, scanning up to `budget` entries from `*cursor`, every session
+    // not acknowledged by the bank, or every session `wanted` selects (when given). Returns true
+    // once the scan has come round the whole segment.
+    using Selector = bool (*)(void *context, const SessionId &id);
+    bool requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std::uint32_t budget,
+                      Selector wanted, void *context, std::int64_t now_us);
+
+    // Another server made `version` of this session: drops this server's older copy unless a
+    // request holds it. Returns true if it was dropped.
+    bool drop_if_older(const SessionId &id, std::uint64_t version);
+
+    // Stores a session fetched from the bank, at the bank's version, as acknowledged.
+    SessionCache::Save insert_fetched(const SessionId &id, const void *data, std::size_t size,
+                                      std::int64_t expiry_us, std::uint64_t version);
+
+    // Figures only the agent knows.
+    void count_published(std::uint64_t n);
+    void count_fetch(bool found, bool timed_out);
+    void set_nodes(std::uint32_t total, std::uint32_t up);
+    // The save time of the oldest change published but not acknowledged (0: none); combined
+    // with the oldest change still waiting on the dirty list.
+    void set_oldest_in_flight(std::int64_t saved_at_us);
+    // Starts a new lag window; the previous one is kept for reading.
+    void rotate_lag_window();
+
+    BackupStats stats();
+
+  private:
+    SessionCache &cache_;
+};
+
+}  // namespace rhythm

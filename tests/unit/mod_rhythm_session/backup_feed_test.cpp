@@ -1,0 +1,255 @@
+// The backup agent's view of the segment: the dirty list, acknowledgements, tombstones,
+// re-sending, stale copies, fetched sessions and the lag figures.
+#include "core/backup_feed.h"
+
+#include <boost/test/unit_test.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <sys/mman.h>
+#include <vector>
+
+using rhythm::BackupFeed;
+using rhythm::ChangeRecord;
+using rhythm::SessionCache;
+using rhythm::SessionId;
+
+namespace {
+
+constexpr std::int64_t kNow = 1'700'000'000'000'000;
+
+struct Fixture {
+    explicit Fixture(std::size_t bytes = 1 << 20) : bytes(bytes) {
+        base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        BOOST_REQUIRE(base != MAP_FAILED);
+        std::string why;
+        BOOST_REQUIRE(SessionCache::format(base, bytes, 64, &why));
+        BOOST_REQUIRE(SessionCache::attach(base, bytes, &cache, &why));
+        cache.set_backup_enabled(true);
+    }
+    ~Fixture() { munmap(base, bytes); }
+
+    SessionId add(std::uint32_t n, const std::string &data) {
+        SessionId id = make_id(n);
+        std::uint64_t v;
+        BOOST_REQUIRE((cache.insert(id, data.data(), data.size(), 0, kNow, &v) ==
+                       SessionCache::Save::kSaved));
+        return id;
+    }
+
+    static SessionId make_id(std::uint32_t n) {
+        SessionId id;
+        std::uint64_t x = n * 0x9E3779B97F4A7C15ULL + 7;
+        std::memcpy(id.bytes.data(), &x, 8);
+        std::memcpy(id.bytes.data() + 8, &n, 4);
+        return id;
+    }
+
+    SessionCache::Handle lock(const SessionId &id) {
+        SessionCache::Handle h;
+        SessionCache::Loaded l;
+        BOOST_REQUIRE((cache.acquire(id, rhythm::current_process(), kNow, 100, &h, allocate,
+                                     nullptr, &l) == SessionCache::Acquire::kLocked));
+        std::free(l.data);
+        return h;
+    }
+
+    void save(const SessionId &id, const std::string &data, std::int64_t now = kNow) {
+        SessionCache::Handle h = lock(id);
+        std::uint64_t v;
+        cache.save_and_release(&h, data.data(), data.size(), 0, now, &v);
+    }
+
+    std::vector<ChangeRecord> take(std::size_t max = 100) {
+        std::vector<ChangeRecord> out;
+        feed.take_changes(&out, max, 1 << 20);
+        return out;
+    }
+
+    static void *allocate(void *, std::size_t n) { return std::malloc(n); }
+
+    std::size_t bytes;
+    void *base;
+    SessionCache cache;
+    BackupFeed feed{cache};
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(backup_feed)
+
+BOOST_AUTO_TEST_CASE(nothing_is_recorded_with_backup_off) {
+    Fixture f;
+    f.cache.set_backup_enabled(false);
+    SessionId id = f.add(1, "a=1");
+    f.save(id, "a=2");
+    BOOST_TEST(f.take().empty());
+    BOOST_TEST(f.feed.stats().pending == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(changes_are_taken_once_with_the_latest_version) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    SessionId b = f.add(2, "b=1");
+    f.save(a, "a=2");
+    f.save(a, "a=3");
+    BOOST_TEST(f.feed.stats().pending == 2u);
+    auto changes = f.take();
+    BOOST_REQUIRE(changes.size() == 2u);
+    BOOST_TEST((changes[0].id == a));  // oldest change first
+    BOOST_TEST(changes[0].version == 3u);
+    BOOST_TEST(changes[0].data == "a=3");
+    BOOST_TEST(changes[0].saved_at_us == kNow);
+    BOOST_TEST((changes[1].id == b));
+    BOOST_TEST(!changes[1].tombstone);
+    BOOST_TEST(f.take().empty());
+    f.save(b, "b=2");
+    changes = f.take();
+    BOOST_REQUIRE(changes.size() == 1u);
+    BOOST_TEST(changes[0].version == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_session_in_use_is_published_after_its_last_request) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    f.take();
+    f.save(a, "a=2");
+    SessionCache::Handle h = f.lock(a);  // a request holds it again
+    BOOST_TEST(f.take().empty());
+    std::uint64_t v;
+    f.cache.save_and_release(&h, "a=3", 3, 0, kNow, &v);
+    auto changes = f.take();
+    BOOST_REQUIRE(changes.size() == 1u);
+    BOOST_TEST(changes[0].version == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_deletion_stays_a_tombstone_until_acknowledged) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    f.take();
+    SessionCache::Handle h = f.lock(a);
+    f.cache.erase_and_release(&h, kNow);
+    BOOST_TEST(f.cache.stats().sessions == 0u);
+    SessionCache::Loaded l;
+    BOOST_TEST((f.cache.acquire(a, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
+                                nullptr, &l) == SessionCache::Acquire::kDeleted));
+    auto changes = f.take();
+    BOOST_REQUIRE(changes.size() == 1u);
+    BOOST_TEST(changes[0].tombstone);
+    BOOST_TEST(changes[0].version == 2u);
+    BOOST_TEST(changes[0].data.empty());
+    f.feed.acknowledge(a, 2, kNow, kNow + 1000);
+    BOOST_TEST((f.cache.acquire(a, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
+                                nullptr, &l) == SessionCache::Acquire::kNotFound));
+}
+
+BOOST_AUTO_TEST_CASE(scan_requeues_what_the_bank_has_not_acknowledged) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    SessionId b = f.add(2, "b=1");
+    auto changes = f.take();
+    BOOST_REQUIRE(changes.size() == 2u);
+    f.feed.acknowledge(a, 1, kNow, kNow);
+    // b was published but never acknowledged: an agent that starts again finds it.
+    std::uint32_t cursor = 0;
+    std::uint32_t scanned = 0;
+    while (!f.feed.requeue_scan(&cursor, &scanned, 7, nullptr, nullptr, kNow)) {
+    }
+    changes = f.take();
+    BOOST_REQUIRE(changes.size() == 1u);
+    BOOST_TEST((changes[0].id == b));
+}
+
+BOOST_AUTO_TEST_CASE(scan_with_a_selector_requeues_acknowledged_sessions_too) {
+    Fixture f;
+    for (std::uint32_t n = 0; n < 10; ++n) {
+        f.add(n, "x");
+    }
+    for (auto &c : f.take()) {
+        f.feed.acknowledge(c.id, c.version, kNow, kNow);
+    }
+    auto even = [](void *, const SessionId &id) { return (id.bytes[8] & 1) == 0; };
+    std::uint32_t cursor = 3;
+    std::uint32_t scanned = 0;
+    while (!f.feed.requeue_scan(&cursor, &scanned, 1000, even, nullptr, kNow)) {
+    }
+    BOOST_TEST(f.take().size() == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(a_newer_version_elsewhere_drops_the_local_copy) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    f.save(a, "a=2");  // version 2
+    BOOST_TEST(!f.feed.drop_if_older(a, 2));
+    SessionCache::Handle h = f.lock(a);
+    BOOST_TEST(!f.feed.drop_if_older(a, 5));  // a request holds it
+    f.cache.release(&h);
+    BOOST_TEST(f.feed.drop_if_older(a, 5));
+    SessionCache::Loaded l;
+    BOOST_TEST((f.cache.acquire(a, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
+                                nullptr, &l) == SessionCache::Acquire::kNotFound));
+    BOOST_TEST(f.feed.stats().stale_dropped == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_fetched_session_continues_from_the_bank_version) {
+    Fixture f;
+    SessionId a = Fixture::make_id(9);
+    BOOST_TEST((f.feed.insert_fetched(a, "n=41", 4, 0, 41) == SessionCache::Save::kSaved));
+    BOOST_TEST(f.take().empty());  // the bank has it already
+    SessionCache::Handle h = f.lock(a);
+    std::uint64_t v;
+    f.cache.save_and_release(&h, "n=42", 4, 0, kNow, &v);
+    BOOST_TEST(v == 42u);
+    BOOST_TEST((f.feed.insert_fetched(a, "n=41", 4, 0, 41) == SessionCache::Save::kDuplicate));
+}
+
+BOOST_AUTO_TEST_CASE(lag_and_oldest_unacknowledged_change) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    f.add(2, "b=1");
+    rhythm::BackupStats s = f.feed.stats();
+    BOOST_TEST(s.oldest_unacknowledged_us == kNow);
+    auto changes = f.take(1);
+    f.feed.set_oldest_in_flight(changes[0].saved_at_us);
+    for (int n = 0; n < 98; ++n) {
+        f.feed.acknowledge(a, 1, kNow, kNow + 2000);  // 2 ms
+    }
+    f.feed.acknowledge(a, 1, kNow, kNow + 40000);  // 40 ms
+    f.feed.acknowledge(a, 1, kNow, kNow + 40000);
+    s = f.feed.stats();
+    BOOST_TEST(s.lag_samples == 100u);
+    BOOST_TEST(s.lag_p50_us >= 2000u);
+    BOOST_TEST(s.lag_p50_us < 2600u);
+    BOOST_TEST(s.lag_p99_us >= 40000u);
+    BOOST_TEST(s.lag_p99_us < 50000u);
+    f.feed.rotate_lag_window();
+    BOOST_TEST(f.feed.stats().lag_samples == 100u);  // the previous window still counts
+    f.feed.rotate_lag_window();
+    BOOST_TEST(f.feed.stats().lag_samples == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(evicting_a_change_the_bank_never_had_is_counted) {
+    Fixture f(256 << 10);
+    std::uint64_t room = f.cache.stats().max_sessions;
+    for (std::uint32_t n = 0; n < room + 5; ++n) {
+        f.add(n, "x");
+    }
+    BOOST_TEST(f.feed.stats().evicted_unbacked == 5u);
+    BOOST_TEST(f.feed.stats().pending == room);
+}
+
+BOOST_AUTO_TEST_CASE(an_agent_keeps_its_identity_and_gets_a_new_epoch) {
+    Fixture f;
+    std::uint8_t first[16];
+    std::uint8_t second[16];
+    std::uint64_t e1 = 0;
+    std::uint64_t e2 = 0;
+    f.feed.start_agent(100, first, &e1);
+    f.feed.start_agent(101, second, &e2);
+    BOOST_TEST(std::memcmp(first, second, 16) == 0);
+    BOOST_TEST(e2 == e1 + 1);
+    BOOST_TEST(f.feed.stats().agent_pid == 101);
+    BOOST_TEST(f.feed.stats().agent_starts == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
