@@ -1,0 +1,298 @@
+// rss_node_bench: measurements for bench/rss_node/run_bench.py, each printed as one JSON line.
+//
+//   rss_node_bench pubsub-bare SIZE COUNT [FRAMES] bare XPUB->SUB over tcp loopback, msgs/s
+//   rss_node_bench echo-bare SIZE COUNT            bare DEALER->ROUTER echo round trips, p50/p99
+//   rss_node_bench ingest UPDATES QUERIES SIZE COUNT FIRST DISTINCT
+//                                                  COUNT updates of SIZE bytes to sessions FIRST..
+//                                                  FIRST+DISTINCT-1 (round robin, each round one
+//                                                  version higher) published to a node until its
+//                                                  status shows them applied
+//   rss_node_bench fetch QUERIES COUNT FIRST        fetch round trips of sessions FIRST...
+//
+// Publishers use XPUB with ZMQ_XPUB_NODROP and blocking sends, so neither side loses messages
+// and both rates are lossless rates. Bare and node runs share the method: the clock runs from
+// the first send to the moment the receiver has everything.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.h>
+
+#include "wire/messages.h"
+#include "wire/zmq_io.h"
+
+namespace wire = rhythm::wire;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+int free_tcp_endpoint_socket(void *socket, std::string *endpoint) {
+    if (zmq_bind(socket, "tcp://127.0.0.1:*") != 0) {
+        return -1;
+    }
+    char buf[256];
+    std::size_t len = sizeof buf;
+    zmq_getsockopt(socket, ZMQ_LAST_ENDPOINT, buf, &len);
+    *endpoint = buf;
+    return 0;
+}
+
+// An XPUB that blocks instead of dropping, after waiting for `subscriptions` subscriptions.
+void *lossless_publisher(void *context, const std::string &endpoint, std::size_t subscriptions) {
+    void *pub = zmq_socket(context, ZMQ_XPUB);
+    int one = 1;
+    int zero = 0;
+    zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &one, sizeof one);
+    zmq_setsockopt(pub, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(pub, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_connect(pub, endpoint.c_str());
+    std::size_t seen = 0;
+    char buf[16];
+    while (seen < subscriptions) {
+        if (zmq_recv(pub, buf, sizeof buf, 0) > 0 && buf[0] == 1) {
+            seen++;
+        }
+    }
+    return pub;
+}
+
+void print_latencies(const char *what, std::vector<double> &us) {
+    std::sort(us.begin(), us.end());
+    auto pct = [&](double p) { return us[static_cast<std::size_t>(p * (us.size() - 1))]; };
+    std::printf(
+        "{\"bench\":\"%s\",\"count\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}\n", what,
+        us.size(), pct(0.5), pct(0.99), us.back());
+}
+
+// frames 1: one frame of SIZE bytes; frames 3: the shape of an update (2-byte topic, 2-byte
+// header, SIZE-byte body).
+int pubsub_bare(std::size_t size, std::size_t count, std::size_t frames) {
+    void *sub_context = zmq_ctx_new();
+    void *pub_context = zmq_ctx_new();
+    void *sub = zmq_socket(sub_context, ZMQ_SUB);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    std::string endpoint;
+    free_tcp_endpoint_socket(sub, &endpoint);
+    std::atomic<bool> done{false};
+    double elapsed = 0;
+    Clock::time_point start;
+    std::atomic<bool> started{false};
+    std::thread receiver([&] {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        for (std::size_t i = 0; i < count;) {
+            zmq_msg_recv(&msg, sub, 0);
+            i += zmq_msg_more(&msg) ? 0 : 1;
+        }
+        zmq_msg_close(&msg);
+        while (!started) {
+        }
+        elapsed = seconds_since(start);
+        done = true;
+    });
+    void *pub = lossless_publisher(pub_context, endpoint, 1);
+    std::string payload(size, 'p');
+    start = Clock::now();
+    started = true;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (frames == 3) {
+            zmq_send(pub, "\x00\x01", 2, ZMQ_SNDMORE);
+            zmq_send(pub, "\x01\x01", 2, ZMQ_SNDMORE);
+        }
+        zmq_send(pub, payload.data(), payload.size(), 0);
+    }
+    receiver.join();
+    std::printf(
+        "{\"bench\":\"pubsub-bare\",\"size\":%zu,\"count\":%zu,\"frames\":%zu,"
+        "\"seconds\":%.3f,\"per_second\":%.0f}\n",
+        size, count, frames, elapsed, count / elapsed);
+    zmq_close(pub);
+    zmq_close(sub);
+    zmq_ctx_term(pub_context);
+    zmq_ctx_term(sub_context);
+    return 0;
+}
+
+int echo_bare(std::size_t size, std::size_t count) {
+    void *context = zmq_ctx_new();
+    void *router = zmq_socket(context, ZMQ_ROUTER);
+    std::string endpoint;
+    free_tcp_endpoint_socket(router, &endpoint);
+    std::thread echo([&] {
+        rhythm::wire::ReceivedMessage m;
+        for (std::size_t i = 0; i < count + 1; ++i) {
+            m.receive(router, 0);
+            wire::Frames reply;
+            std::string id(m.frames()[0]);
+            for (std::size_t f = 1; f < m.size(); ++f) {
+                reply.emplace_back(m.frames()[f]);
+            }
+            rhythm::wire::send_frames(router, &id, reply, 0);
+        }
+    });
+    void *dealer = zmq_socket(context, ZMQ_DEALER);
+    zmq_connect(dealer, endpoint.c_str());
+    std::string payload(size, 'e');
+    std::vector<char> buf(size + 16);
+    std::vector<double> us;
+    us.reserve(count);
+    zmq_send(dealer, payload.data(), payload.size(), 0);  // warm the connection
+    zmq_recv(dealer, buf.data(), buf.size(), 0);
+    for (std::size_t i = 0; i < count; ++i) {
+        auto t0 = Clock::now();
+        zmq_send(dealer, payload.data(), payload.size(), 0);
+        zmq_recv(dealer, buf.data(), buf.size(), 0);
+        us.push_back(seconds_since(t0) * 1e6);
+    }
+    echo.join();
+    print_latencies("echo-bare", us);
+    zmq_close(dealer);
+    zmq_close(router);
+    zmq_ctx_term(context);
+    return 0;
+}
+
+wire::SessionKey key_number(std::uint64_t n) {
+    wire::SessionKey k;
+    // Spread like random IDs: the shard hash sees every byte change.
+    std::uint64_t a = n * 0x9e3779b97f4a7c15ULL + 1;
+    std::uint64_t b = (n ^ 0xdeadbeefcafef00dULL) * 0xbf58476d1ce4e5b9ULL;
+    std::memcpy(k.bytes.data(), &a, 8);
+    std::memcpy(k.bytes.data() + 8, &b, 8);
+    return k;
+}
+
+std::uint64_t node_applied(void *dealer, std::uint64_t *request_id) {
+    std::uint64_t id = ++*request_id;
+    rhythm::wire::send_frames(dealer, nullptr, wire::encode_message(wire::StatusRequest{id}), 0);
+    rhythm::wire::ReceivedMessage m;
+    for (;;) {
+        m.receive(dealer, 0);
+        wire::Message reply;
+        if (wire::decode_message(wire::FrameSpan(m.frames(), m.size()), &reply).ok()) {
+            if (auto *s = std::get_if<wire::StatusReply>(&reply); s && s->request_id == id) {
+                std::string json(s->json);
+                auto at = json.find("\"updates_applied\":");
+                auto refused = json.find("\"updates_refused\":");
+                return std::strtoull(json.c_str() + at + 18, nullptr, 10) +
+                       std::strtoull(json.c_str() + refused + 18, nullptr, 10);
+            }
+        }
+    }
+}
+
+int ingest(const std::string &updates, const std::string &queries, std::size_t size,
+           std::size_t count, std::uint64_t first, std::size_t distinct) {
+    void *context = zmq_ctx_new();
+    void *dealer = zmq_socket(context, ZMQ_DEALER);
+    zmq_connect(dealer, queries.c_str());
+    std::uint64_t request_id = 0;
+    std::uint64_t before = node_applied(dealer, &request_id);
+    void *pub = lossless_publisher(context, updates, wire::kShardCount);
+    std::string data(size, 's');
+    wire::Published message;
+    message.sender.agent_id.fill(7);
+    message.sender.epoch = 1;
+    message.record.version = 1;
+    message.record.origin = "web1";
+    message.record.data = data;
+    message.record.expires_at_ms = 0;
+    // One encoded message, patched in place: the publisher's CPU goes to ZeroMQ, not to copies.
+    wire::Frames frames = wire::encode_published(message);
+    constexpr std::size_t kSequenceAt = wire::kAgentIdBytes + 8;
+    constexpr std::size_t kKeyAt = wire::kAgentIdBytes + 16;
+    constexpr std::size_t kVersionAt = kKeyAt + wire::kSessionKeyBytes;
+    auto start = Clock::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        wire::SessionKey key = key_number(first + i % distinct);
+        std::uint64_t sequence = i + 1;
+        std::uint64_t version = 1 + i / distinct;
+        for (int b = 0; b < 8; ++b) {
+            frames[2][kSequenceAt + b] = static_cast<char>(sequence >> (56 - 8 * b));
+            frames[2][kVersionAt + b] = static_cast<char>(version >> (56 - 8 * b));
+        }
+        std::memcpy(&frames[2][kKeyAt], key.bytes.data(), key.bytes.size());
+        frames[0] = wire::topic_for_shard(wire::shard_of(key));
+        rhythm::wire::send_frames(pub, nullptr, frames, 0);
+    }
+    double send_seconds = seconds_since(start);
+    while (node_applied(dealer, &request_id) < before + count) {
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    double elapsed = seconds_since(start);
+    std::printf(
+        "{\"bench\":\"ingest\",\"size\":%zu,\"count\":%zu,\"distinct\":%zu,\"seconds\":%.3f,"
+        "\"send_seconds\":%.3f,\"per_second\":%.0f}\n",
+        size, count, distinct, elapsed, send_seconds, count / elapsed);
+    zmq_close(pub);
+    zmq_close(dealer);
+    zmq_ctx_term(context);
+    return 0;
+}
+
+int fetch(const std::string &queries, std::size_t count, std::uint64_t first) {
+    void *context = zmq_ctx_new();
+    void *dealer = zmq_socket(context, ZMQ_DEALER);
+    zmq_connect(dealer, queries.c_str());
+    std::vector<double> us;
+    us.reserve(count);
+    rhythm::wire::ReceivedMessage m;
+    std::size_t found = 0;
+    for (std::size_t i = 0; i <= count; ++i) {
+        auto t0 = Clock::now();
+        rhythm::wire::send_frames(
+            dealer, nullptr, wire::encode_message(wire::Fetch{i + 1, key_number(first + i)}), 0);
+        m.receive(dealer, 0);
+        double t = seconds_since(t0) * 1e6;
+        wire::Message reply;
+        if (wire::decode_message(wire::FrameSpan(m.frames(), m.size()), &reply).ok()) {
+            auto *r = std::get_if<wire::FetchReply>(&reply);
+            found += r && r->status == wire::FetchStatus::kFound ? 1 : 0;
+        }
+        if (i > 0) {  // the first one pays for the connection
+            us.push_back(t);
+        }
+    }
+    if (found < count) {
+        std::fprintf(stderr, "fetch: only %zu of %zu found\n", found, count + 1);
+    }
+    print_latencies("fetch", us);
+    zmq_close(dealer);
+    zmq_ctx_term(context);
+    return 0;
+}
+
+std::size_t number(const char *s) {
+    return static_cast<std::size_t>(std::strtoull(s, nullptr, 10));
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    std::string mode = argc > 1 ? argv[1] : "";
+    if (mode == "pubsub-bare" && (argc == 4 || argc == 5)) {
+        return pubsub_bare(number(argv[2]), number(argv[3]), argc == 5 ? number(argv[4]) : 1);
+    }
+    if (mode == "echo-bare" && argc == 4) {
+        return echo_bare(number(argv[2]), number(argv[3]));
+    }
+    if (mode == "ingest" && argc == 8) {
+        return ingest(argv[2], argv[3], number(argv[4]), number(argv[5]), number(argv[6]),
+                      std::max<std::size_t>(1, number(argv[7])));
+    }
+    if (mode == "fetch" && argc == 5) {
+        return fetch(argv[2], number(argv[3]), number(argv[4]));
+    }
+    std::fprintf(stderr,
+                 "usage: see the comment at the top of bench/rss_node/rss_node_bench.cpp\n");
+    return 2;
+}

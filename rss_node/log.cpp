@@ -1,0 +1,75 @@
+// Leveled stderr logging for rss_node.
+#include "rss_node/log.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
+
+namespace rhythm::node {
+namespace {
+
+LogLevel g_level = LogLevel::kInfo;
+
+const char *level_name(LogLevel level) {
+    switch (level) {
+        case LogLevel::kDebug:
+            return "debug";
+        case LogLevel::kInfo:
+            return "info";
+        case LogLevel::kWarn:
+            return "warn";
+        case LogLevel::kError:
+            return "error";
+    }
+    return "?";
+}
+
+}  // namespace
+
+bool parse_log_level(const std::string &text, LogLevel *level) {
+    for (LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError}) {
+        if (text == level_name(l)) {
+            *level = l;
+            return true;
+        }
+    }
+    return false;
+}
+
+void set_log_level(LogLevel level) {
+    g_level = level;
+}
+
+bool log_enabled(LogLevel level) {
+    return level >= g_level;
+}
+
+void log_line(LogLevel level, const char *format, ...) {
+    char text[2048];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    tm utc;
+    gmtime_r(&ts.tv_sec, &utc);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &utc);
+    // One fprintf per line: lines from one process never interleave.
+    std::fprintf(stderr, "%s.%03ldZ %s: %s\n", when, ts.tv_nsec / 1000000, level_name(level), text);
+}
+
+bool RateLimitedLog::admit(std::uint64_t now_ms, std::uint64_t *suppressed) {
+    if (logged_once_ && now_ms - last_ms_ < interval_ms_) {
+        held_++;
+        return false;
+    }
+    *suppressed = held_;
+    held_ = 0;
+    last_ms_ = now_ms;
+    logged_once_ = true;
+    return true;
+}
+
+}  // namespace rhythm::node

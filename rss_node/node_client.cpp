@@ -1,0 +1,130 @@
+// `rss_node status` and `rss_node get`: one request over a DEALER, one answer printed.
+#include "rss_node/node_client.h"
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <zmq.h>
+
+#include "wire/messages.h"
+#include "wire/zmq_io.h"
+
+namespace rhythm::node {
+namespace {
+
+// Sends `request` and waits for the reply carrying `request_id`; prints why on failure.
+// `handle` gets the decoded reply and returns the exit code.
+template <typename Handler>
+int ask(const std::string &endpoint, const wire::Message &request, std::uint64_t request_id,
+        int timeout_ms, Handler handle) {
+    void *context = zmq_ctx_new();
+    void *socket = zmq_socket(context, ZMQ_DEALER);
+    int code = kExitError;
+    if (!wire::set_network_options(socket) || zmq_connect(socket, endpoint.c_str()) != 0) {
+        std::fprintf(stderr, "rss_node: cannot connect to %s: %s\n", endpoint.c_str(),
+                     zmq_strerror(zmq_errno()));
+    } else if (!wire::send_frames(socket, nullptr, wire::encode_message(request), 0)) {
+        std::fprintf(stderr, "rss_node: cannot send to %s: %s\n", endpoint.c_str(),
+                     zmq_strerror(zmq_errno()));
+    } else {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        bool answered = false;
+        while (!answered) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+            zmq_pollitem_t item{socket, 0, ZMQ_POLLIN, 0};
+            if (left <= 0 || zmq_poll(&item, 1, static_cast<long>(left)) <= 0) {
+                std::fprintf(stderr, "rss_node: no answer from %s within %d ms\n", endpoint.c_str(),
+                             timeout_ms);
+                break;
+            }
+            wire::ReceivedMessage message;
+            if (!message.receive(socket, ZMQ_DONTWAIT)) {
+                continue;
+            }
+            wire::Message reply;
+            wire::DecodeResult result =
+                wire::decode_message(wire::FrameSpan(message.frames(), message.size()), &reply);
+            if (!result.ok()) {
+                std::fprintf(stderr, "rss_node: malformed answer from %s: %s\n", endpoint.c_str(),
+                             result.message);
+                answered = true;
+            } else if (auto *error = std::get_if<wire::ErrorReply>(&reply)) {
+                std::fprintf(stderr, "rss_node: %s answered with an error: %.*s\n",
+                             endpoint.c_str(), static_cast<int>(error->text.size()),
+                             error->text.data());
+                answered = true;
+            } else {
+                std::optional<int> handled = handle(reply, request_id);
+                if (handled) {
+                    code = *handled;
+                    answered = true;
+                }
+            }
+        }
+    }
+    zmq_close(socket);
+    zmq_ctx_term(context);
+    return code;
+}
+
+std::uint64_t new_request_id() {
+    return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+}  // namespace
+
+int run_status_command(const std::string &endpoint, int timeout_ms) {
+    std::uint64_t id = new_request_id();
+    return ask(endpoint, wire::StatusRequest{id}, id, timeout_ms,
+               [](const wire::Message &reply, std::uint64_t want) -> std::optional<int> {
+                   auto *status = std::get_if<wire::StatusReply>(&reply);
+                   if (status == nullptr || status->request_id != want) {
+                       return std::nullopt;
+                   }
+                   std::fwrite(status->json.data(), 1, status->json.size(), stdout);
+                   std::fputc('\n', stdout);
+                   return kExitFound;
+               });
+}
+
+int run_get_command(const std::string &endpoint, const std::string &session_id, int timeout_ms) {
+    wire::SessionKey key;
+    if (!wire::parse_session_key(session_id, &key)) {
+        std::fprintf(stderr, "rss_node: '%s' is not a session ID (22 characters of base64url)\n",
+                     session_id.c_str());
+        return kExitError;
+    }
+    std::uint64_t id = new_request_id();
+    return ask(endpoint, wire::Fetch{id, key}, id, timeout_ms,
+               [&](const wire::Message &reply, std::uint64_t want) -> std::optional<int> {
+                   auto *answer = std::get_if<wire::FetchReply>(&reply);
+                   if (answer == nullptr || answer->request_id != want) {
+                       return std::nullopt;
+                   }
+                   const char *state = answer->status == wire::FetchStatus::kFound ? "found"
+                                       : answer->status == wire::FetchStatus::kDeleted
+                                           ? "deleted"
+                                           : "not-found";
+                   std::printf("session: %s\nshard: %u\nstate: %s\n", session_id.c_str(),
+                               wire::shard_of(key), state);
+                   if (answer->status == wire::FetchStatus::kNotFound) {
+                       return kExitNotFound;
+                   }
+                   const auto &r = answer->record;
+                   std::printf("version: %llu\norigin: %.*s\nexpires_at_ms: %llu\nsize: %zu\n",
+                               static_cast<unsigned long long>(r.version),
+                               static_cast<int>(r.origin.size()), r.origin.data(),
+                               static_cast<unsigned long long>(r.expires_at_ms), r.data.size());
+                   if (answer->status == wire::FetchStatus::kDeleted) {
+                       return kExitNotFound;
+                   }
+                   std::printf("\n");
+                   std::fwrite(r.data.data(), 1, r.data.size(), stdout);
+                   std::fputc('\n', stdout);
+                   return kExitFound;
+               });
+}
+
+}  // namespace rhythm::node

@@ -1,0 +1,274 @@
+// Parsing and validation of rss_node settings from flags and config files.
+#include "rss_node/node_config.h"
+
+#include <cctype>
+#include <fstream>
+#include <utility>
+
+#include "wire/protocol.h"
+
+namespace rhythm::node {
+namespace {
+
+std::string trim(const std::string &s) {
+    std::size_t b = 0;
+    std::size_t e = s.size();
+    while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) {
+        ++b;
+    }
+    while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) {
+        --e;
+    }
+    return s.substr(b, e - b);
+}
+
+bool printable_word(const std::string &s) {
+    for (char c : s) {
+        if (c < 0x21 || c > 0x7e) {
+            return false;
+        }
+    }
+    return !s.empty();
+}
+
+bool valid_endpoint(const std::string &s, std::string *reason) {
+    auto scheme = s.find("://");
+    if (!printable_word(s) || scheme == std::string::npos || scheme == 0 ||
+        scheme + 3 == s.size()) {
+        *reason = "'" + s + "' is not an endpoint like tcp://127.0.0.1:5556";
+        return false;
+    }
+    std::string proto = s.substr(0, scheme);
+    if (proto != "tcp" && proto != "ipc" && proto != "inproc") {
+        *reason = "'" + s + "': transport must be tcp, ipc or inproc";
+        return false;
+    }
+    if (s.size() > wire::kMaxEndpointLength) {
+        *reason = "endpoint longer than 1024 bytes";
+        return false;
+    }
+    return true;
+}
+
+// Flags that take a value, with their config-file key.
+bool is_value_flag(const std::string &flag) {
+    return flag == "name" || flag == "updates" || flag == "queries" || flag == "peer" ||
+           flag == "replicas" || flag == "max-memory" || flag == "log-level" || flag == "config";
+}
+
+}  // namespace
+
+bool parse_size(const std::string &text, std::uint64_t *bytes) {
+    std::size_t i = 0;
+    std::uint64_t n = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+        std::uint64_t digit = static_cast<std::uint64_t>(text[i] - '0');
+        if (n > (UINT64_MAX - digit) / 10) {
+            return false;
+        }
+        n = n * 10 + digit;
+        ++i;
+    }
+    if (i == 0) {
+        return false;
+    }
+    std::string unit = text.substr(i);
+    for (auto &c : unit) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    static const std::pair<const char *, int> kUnits[] = {
+        {"", 0},    {"B", 0}, {"K", 1},  {"KB", 1},  {"KIB", 1}, {"M", 2},  {"MB", 2},
+        {"MIB", 2}, {"G", 3}, {"GB", 3}, {"GIB", 3}, {"T", 4},   {"TB", 4}, {"TIB", 4},
+    };
+    for (const auto &[name, shift] : kUnits) {
+        if (unit == name) {
+            for (int s = 0; s < shift; ++s) {
+                if (n > UINT64_MAX / 1024) {
+                    return false;
+                }
+                n *= 1024;
+            }
+            *bytes = n;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool apply_setting(NodeConfig *c, const std::string &key, const std::string &value,
+                   std::string *reason) {
+    if (key == "name") {
+        if (!printable_word(value) || value.size() > wire::kMaxNameLength) {
+            *reason = "name must be 1 to 255 printable characters without spaces";
+            return false;
+        }
+        c->name = value;
+    } else if (key == "updates" || key == "queries" || key == "peer") {
+        if (!valid_endpoint(value, reason)) {
+            return false;
+        }
+        if (key == "updates") {
+            c->updates = value;
+        } else if (key == "queries") {
+            c->queries = value;
+        } else {
+            c->peers.push_back(value);
+        }
+    } else if (key == "replicas") {
+        std::uint64_t n;
+        if (!parse_size(value, &n) || value.find_first_not_of("0123456789") != std::string::npos ||
+            n < 1 || n > 16) {
+            *reason = "replicas must be a whole number from 1 to 16";
+            return false;
+        }
+        c->replicas = static_cast<unsigned>(n);
+    } else if (key == "max-memory") {
+        if (!parse_size(value, &c->max_memory)) {
+            *reason = "'" + value + "' is not a size like 0, 512M or 2G";
+            return false;
+        }
+    } else if (key == "log-level") {
+        if (!parse_log_level(value, &c->log_level)) {
+            *reason = "log-level must be debug, info, warn or error";
+            return false;
+        }
+    } else {
+        *reason = "unknown key '" + key + "'";
+        return false;
+    }
+    return true;
+}
+
+bool load_config_file(const std::string &path, NodeConfig *config, std::string *error) {
+    std::ifstream in(path);
+    if (!in) {
+        *error = path + ": cannot be read";
+        return false;
+    }
+    NodeConfig from_file = *config;
+    std::string line;
+    int number = 0;
+    while (std::getline(in, line)) {
+        ++number;
+        std::string text = trim(line);
+        if (text.empty() || text[0] == '#') {
+            continue;
+        }
+        auto eq = text.find('=');
+        std::string reason;
+        if (eq == std::string::npos) {
+            reason = "expected 'key = value'";
+        } else {
+            std::string key = trim(text.substr(0, eq));
+            std::string value = trim(text.substr(eq + 1));
+            if (value.empty()) {
+                reason = "'" + key + "' has no value";
+            } else {
+                apply_setting(&from_file, key, value, &reason);
+            }
+        }
+        if (!reason.empty()) {
+            *error = path + ":" + std::to_string(number) + ": " + reason;
+            return false;
+        }
+    }
+    *config = from_file;
+    return true;
+}
+
+bool parse_node_command_line(int argc, const char *const *argv, NodeConfig *config,
+                             std::string *error) {
+    std::vector<std::pair<std::string, std::string>> flags;
+    for (int i = 0; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg.rfind("--", 0) != 0) {
+            *error = "unexpected argument '" + arg + "'";
+            return false;
+        }
+        std::string flag = arg.substr(2);
+        std::string value;
+        bool has_value = false;
+        auto eq = flag.find('=');
+        if (eq != std::string::npos) {
+            value = flag.substr(eq + 1);
+            flag = flag.substr(0, eq);
+            has_value = true;
+        }
+        if (flag == "check-config") {
+            config->check_config = true;
+            continue;
+        }
+        if (!is_value_flag(flag)) {
+            *error = "unknown option '--" + flag + "' (see rss_node --help)";
+            return false;
+        }
+        if (!has_value) {
+            if (i + 1 >= argc) {
+                *error = "--" + flag + " needs a value";
+                return false;
+            }
+            value = argv[++i];
+        }
+        flags.emplace_back(flag, value);
+    }
+    NodeConfig merged;
+    merged.check_config = config->check_config;
+    for (const auto &[flag, value] : flags) {
+        if (flag == "config") {
+            merged.config_file = value;
+        }
+    }
+    if (!merged.config_file.empty() && !load_config_file(merged.config_file, &merged, error)) {
+        return false;
+    }
+    // Peers given on the command line replace the file's list instead of adding to it.
+    bool peers_from_flags = false;
+    for (const auto &[flag, value] : flags) {
+        if (flag == "config") {
+            continue;
+        }
+        if (flag == "peer" && !peers_from_flags) {
+            merged.peers.clear();
+            peers_from_flags = true;
+        }
+        std::string reason;
+        if (!apply_setting(&merged, flag, value, &reason)) {
+            *error = "--" + flag + ": " + reason;
+            return false;
+        }
+    }
+    if (!validate_config(merged, error)) {
+        return false;
+    }
+    *config = merged;
+    return true;
+}
+
+bool validate_config(const NodeConfig &c, std::string *error) {
+    std::string where = c.config_file.empty() ? "" : " (command line or " + c.config_file + ")";
+    if (c.name.empty()) {
+        *error = "no name: set --name or 'name ='" + where;
+        return false;
+    }
+    if (c.updates.empty()) {
+        *error = "no updates endpoint: set --updates or 'updates ='" + where;
+        return false;
+    }
+    if (c.queries.empty()) {
+        *error = "no queries endpoint: set --queries or 'queries ='" + where;
+        return false;
+    }
+    if (c.updates == c.queries) {
+        *error = "updates and queries must be different endpoints";
+        return false;
+    }
+    for (const auto &p : c.peers) {
+        if (p == c.queries) {
+            *error = "peer " + p + " is this node's own queries endpoint";
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace rhythm::node

@@ -1,0 +1,44 @@
+// rss_node's settings: from the command line, from a config file of the same keys, or both
+// (the command line wins). Every problem is reported with where it came from: "FILE:LINE: reason"
+// for the file, "--flag: reason" for the command line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rss_node/log.h"
+
+namespace rhythm::node {
+
+struct NodeConfig {
+    std::string name;                // this node's name in the bank (rendezvous hashing)
+    std::string updates;             // SUB bind endpoint for published updates
+    std::string queries;             // ROUTER bind endpoint for fetches, heartbeats, peers
+    std::vector<std::string> peers;  // other nodes' query endpoints
+    unsigned replicas = 2;           // owners per shard
+    std::uint64_t max_memory = 0;    // store limit in bytes, 0 for none
+    LogLevel log_level = LogLevel::kInfo;
+    std::string config_file;  // --config, if given
+    bool check_config = false;
+};
+
+// Parses "123", "64K", "512M", "2G", "1T" (powers of 1024; "KiB", "MB"... accepted too).
+bool parse_size(const std::string &text, std::uint64_t *bytes);
+
+// Applies one `key = value` setting; on failure `*reason` says why.
+bool apply_setting(NodeConfig *config, const std::string &key, const std::string &value,
+                   std::string *reason);
+
+// Reads a config file into `config`. On failure `*error` is "FILE:LINE: reason".
+bool load_config_file(const std::string &path, NodeConfig *config, std::string *error);
+
+// The daemon's command line (after the program name): reads --config first, then applies the
+// flags over it, then validates. On failure `*error` says which flag or line and why.
+bool parse_node_command_line(int argc, const char *const *argv, NodeConfig *config,
+                             std::string *error);
+
+// Checks that the merged settings make a node: required keys present, values consistent.
+bool validate_config(const NodeConfig &config, std::string *error);
+
+}  // namespace rhythm::node

@@ -1,0 +1,539 @@
+// The rss_node event loop: sockets, dispatch of updates and queries, snapshots, sweeps, peers.
+#include "rss_node/node_server.h"
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <zmq.h>
+
+#include "rss_node/json_writer.h"
+#include "wire/rendezvous.h"
+#include "wire/zmq_io.h"
+
+namespace rhythm::node {
+namespace {
+
+// How much one turn of the loop does before looking at the other sockets and the timers.
+constexpr int kUpdatesPerTurn = 4096;
+constexpr int kQueriesPerTurn = 512;
+constexpr std::size_t kSnapshotRecordsPerTurn = 2048;
+constexpr std::size_t kMaxSnapshotsInProgress = 16;
+
+constexpr std::uint64_t kSweepIntervalMs = 100;
+constexpr std::uint32_t kShardsPerSweep = 32;  // every shard about every 3.2 s
+constexpr std::uint64_t kPingIntervalMs = 1000;
+constexpr std::uint64_t kPeerDeadAfterMs = 3000;
+constexpr std::uint64_t kAgentIdleMs = 600000;
+
+// A SUB that falls behind by this many messages starts losing them (the agents re-send).
+constexpr int kUpdatesHighWaterMark = 50000;
+constexpr int kQueriesHighWaterMark = 10000;
+
+std::uint64_t monotonic_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+           static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+std::string last_endpoint(void *socket) {
+    char buf[1100];
+    std::size_t len = sizeof buf;
+    if (zmq_getsockopt(socket, ZMQ_LAST_ENDPOINT, buf, &len) != 0 || len == 0) {
+        return "";
+    }
+    return std::string(buf, strnlen(buf, len));
+}
+
+}  // namespace
+
+std::uint64_t wall_clock_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+           static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+NodeServer::NodeServer(const NodeConfig &config) : config_(config), store_(config.max_memory) {}
+
+NodeServer::~NodeServer() {
+    for (auto &p : peers_) {
+        if (p.socket != nullptr) {
+            zmq_close(p.socket);
+        }
+    }
+    if (updates_ != nullptr) {
+        zmq_close(updates_);
+    }
+    if (queries_ != nullptr) {
+        zmq_close(queries_);
+    }
+    if (context_ != nullptr) {
+        zmq_ctx_term(context_);
+    }
+}
+
+bool NodeServer::start(std::string *error) {
+    context_ = zmq_ctx_new();
+    if (context_ == nullptr) {
+        *error = std::string("cannot create a ZeroMQ context: ") + zmq_strerror(errno);
+        return false;
+    }
+    updates_ = zmq_socket(context_, ZMQ_SUB);
+    queries_ = zmq_socket(context_, ZMQ_ROUTER);
+    int updates_hwm = kUpdatesHighWaterMark;
+    int queries_hwm = kQueriesHighWaterMark;
+    int mandatory = 1;
+    // A SUB sends its subscriptions again on every (re)connect and silently drops those past its
+    // send high-water mark: 1024 shard topics need more than the default 1000.
+    int subscriptions_hwm = 0;
+    if (updates_ == nullptr || queries_ == nullptr || !wire::set_network_options(updates_) ||
+        !wire::set_network_options(queries_) ||
+        zmq_setsockopt(updates_, ZMQ_RCVHWM, &updates_hwm, sizeof updates_hwm) != 0 ||
+        zmq_setsockopt(updates_, ZMQ_SNDHWM, &subscriptions_hwm, sizeof subscriptions_hwm) != 0 ||
+        zmq_setsockopt(queries_, ZMQ_RCVHWM, &queries_hwm, sizeof queries_hwm) != 0 ||
+        zmq_setsockopt(queries_, ZMQ_SNDHWM, &queries_hwm, sizeof queries_hwm) != 0 ||
+        // A reply to a requester that is gone or full fails at once instead of blocking.
+        zmq_setsockopt(queries_, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0) {
+        *error = std::string("cannot set up sockets: ") + zmq_strerror(errno);
+        return false;
+    }
+    // Subscribe before binding: no update that arrives can find the node deaf.
+    subscribe_owned_shards();
+    if (zmq_bind(updates_, config_.updates.c_str()) != 0) {
+        *error = "cannot bind updates endpoint " + config_.updates + ": " + zmq_strerror(errno);
+        return false;
+    }
+    if (zmq_bind(queries_, config_.queries.c_str()) != 0) {
+        *error = "cannot bind queries endpoint " + config_.queries + ": " + zmq_strerror(errno);
+        return false;
+    }
+    updates_endpoint_ = last_endpoint(updates_);
+    queries_endpoint_ = last_endpoint(queries_);
+    for (const auto &endpoint : config_.peers) {
+        Peer p;
+        p.endpoint = endpoint;
+        p.socket = zmq_socket(context_, ZMQ_DEALER);
+        int hwm = 100;
+        int immediate = 1;  // no pings queued for a peer that is not there
+        if (p.socket == nullptr || !wire::set_network_options(p.socket) ||
+            zmq_setsockopt(p.socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+            zmq_setsockopt(p.socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
+            zmq_connect(p.socket, endpoint.c_str()) != 0) {
+            *error = "cannot connect to peer " + endpoint + ": " + zmq_strerror(errno);
+            if (p.socket != nullptr) {
+                zmq_close(p.socket);
+            }
+            return false;
+        }
+        peers_.push_back(std::move(p));
+    }
+    started_ms_ = monotonic_ms();
+    RSS_LOG(LogLevel::kInfo,
+            "rss_node %s started: updates %s, queries %s, %zu peer(s), %zu shard(s) owned, "
+            "max memory %llu bytes (0: none), protocol version %u",
+            config_.name.c_str(), updates_endpoint_.c_str(), queries_endpoint_.c_str(),
+            peers_.size(), owned_.count(), static_cast<unsigned long long>(config_.max_memory),
+            unsigned{wire::kProtocolVersion});
+    return true;
+}
+
+void NodeServer::subscribe_owned_shards() {
+    // Membership is this node alone until the bank's membership protocol (issue 5) adds the live
+    // peers; rendezvous hashing over one member gives it every shard.
+    std::vector<std::string> members{config_.name};
+    for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
+        if (!wire::owns_shard(shard, config_.name, members, config_.replicas)) {
+            continue;
+        }
+        std::string topic = wire::topic_for_shard(shard);
+        zmq_setsockopt(updates_, ZMQ_SUBSCRIBE, topic.data(), topic.size());
+        owned_.add(shard);
+    }
+}
+
+void NodeServer::run(const volatile std::sig_atomic_t *stop) {
+    std::vector<zmq_pollitem_t> items;
+    items.push_back({updates_, 0, ZMQ_POLLIN, 0});
+    items.push_back({queries_, 0, ZMQ_POLLIN, 0});
+    for (auto &p : peers_) {
+        items.push_back({p.socket, 0, ZMQ_POLLIN, 0});
+    }
+    while (!*stop) {
+        // A snapshot in progress wants the next turn soon; one whose requester is behind, a
+        // little later.
+        long timeout = snapshots_.empty()  ? static_cast<long>(kSweepIntervalMs)
+                       : snapshot_blocked_ ? 1
+                                           : 0;
+        int rc = zmq_poll(items.data(), static_cast<int>(items.size()), timeout);
+        if (rc < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            RSS_LOG(LogLevel::kError, "zmq_poll failed: %s", zmq_strerror(errno));
+            break;
+        }
+        std::uint64_t now_ms = wall_clock_ms();
+        if (items[0].revents & ZMQ_POLLIN) {
+            drain_updates(now_ms);
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            drain_queries(now_ms);
+        }
+        for (std::size_t i = 0; i < peers_.size(); ++i) {
+            if (items[2 + i].revents & ZMQ_POLLIN) {
+                drain_peer(&peers_[i], now_ms);
+            }
+        }
+        advance_snapshots(now_ms);
+        tick(now_ms);
+    }
+    RSS_LOG(LogLevel::kInfo,
+            "rss_node %s stopping: %llu sessions, %llu updates applied, %llu refused, "
+            "%llu malformed",
+            config_.name.c_str(), static_cast<unsigned long long>(store_.live_sessions()),
+            static_cast<unsigned long long>(counters_.updates_applied),
+            static_cast<unsigned long long>(counters_.updates_refused()),
+            static_cast<unsigned long long>(counters_.malformed_frames));
+}
+
+void NodeServer::drain_updates(std::uint64_t now_ms) {
+    wire::ReceivedMessage message;
+    for (int i = 0; i < kUpdatesPerTurn && message.receive(updates_, ZMQ_DONTWAIT); ++i) {
+        if (message.overflow()) {
+            malformed("updates",
+                      wire::decode_fail(wire::DecodeError::kFrameCount,
+                                        "published message: more than 3 frames"),
+                      now_ms);
+            continue;
+        }
+        handle_published(message.frames(), message.size(), now_ms);
+    }
+}
+
+void NodeServer::handle_published(const std::string_view *frames, std::size_t count,
+                                  std::uint64_t now_ms) {
+    wire::Published published;
+    wire::DecodeResult result = wire::decode_published(wire::FrameSpan(frames, count), &published);
+    if (!result.ok()) {
+        if (result.error == wire::DecodeError::kVersionMismatch) {
+            counters_.version_mismatches++;
+        }
+        malformed("updates", result, now_ms);
+        return;
+    }
+    ApplyOutcome outcome = store_.apply(published.record, now_ms);
+    switch (outcome.result) {
+        case ApplyResult::kApplied:
+            counters_.updates_applied++;
+            if (!outcome.replaced_origin.empty()) {
+                // A failover: the server that made the replaced version must not serve it again.
+                agents_.add_refusal_for_server(
+                    outcome.replaced_origin,
+                    wire::Refusal{published.record.key, published.record.version});
+            }
+            break;
+        case ApplyResult::kDuplicate:
+            counters_.updates_duplicate++;
+            break;
+        case ApplyResult::kStale:
+            counters_.refused_stale++;
+            if (outcome.newer_from_other_origin) {
+                agents_.add_refusal(published.sender.agent_id,
+                                    wire::Refusal{published.record.key, outcome.held_version});
+            }
+            break;
+        case ApplyResult::kExpired:
+            counters_.expired_on_arrival++;
+            break;
+        case ApplyResult::kNoMemory: {
+            counters_.refused_memory++;
+            std::uint64_t suppressed = 0;
+            if (memory_log_.admit(now_ms, &suppressed)) {
+                RSS_LOG(LogLevel::kWarn,
+                        "memory limit of %llu bytes reached: refusing new sessions "
+                        "(%llu refused so far)",
+                        static_cast<unsigned long long>(store_.max_memory()),
+                        static_cast<unsigned long long>(counters_.refused_memory));
+            }
+            break;
+        }
+    }
+    agents_.on_published(published.sender, now_ms);
+}
+
+void NodeServer::drain_queries(std::uint64_t now_ms) {
+    wire::ReceivedMessage message;
+    for (int i = 0; i < kQueriesPerTurn && message.receive(queries_, ZMQ_DONTWAIT); ++i) {
+        if (message.overflow()) {
+            malformed(
+                "queries",
+                wire::decode_fail(wire::DecodeError::kFrameCount, "request: more than 2 frames"),
+                now_ms);
+            continue;
+        }
+        handle_query(message.frames(), message.size(), now_ms);
+    }
+}
+
+void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
+                              std::uint64_t now_ms) {
+    // frames[0] is the ROUTER's routing identity of the requester.
+    std::string routing_id(frames[0]);
+    wire::Message message;
+    wire::DecodeResult result =
+        wire::decode_message(wire::FrameSpan(frames + 1, count - 1), &message);
+    if (!result.ok()) {
+        malformed("queries", result, now_ms);
+        wire::ErrorReply error;
+        if (result.error == wire::DecodeError::kVersionMismatch) {
+            counters_.version_mismatches++;
+            error.code = wire::ErrorCode::kVersionMismatch;
+            error.text = "this node speaks protocol version 1";
+        } else {
+            error.code = wire::ErrorCode::kMalformed;
+            error.text = result.message;
+        }
+        reply(routing_id, error);
+        return;
+    }
+    if (auto *fetch = std::get_if<wire::Fetch>(&message)) {
+        counters_.fetches++;
+        wire::FetchReply answer;
+        answer.request_id = fetch->request_id;
+        if (store_.find(fetch->key, now_ms, &answer.record)) {
+            counters_.fetch_hits++;
+            answer.status =
+                answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
+        } else {
+            answer.status = wire::FetchStatus::kNotFound;
+            answer.record = wire::SessionRecord{};
+        }
+        reply(routing_id, answer);
+    } else if (auto *heartbeat = std::get_if<wire::Heartbeat>(&message)) {
+        answer_heartbeat(routing_id, *heartbeat, now_ms);
+    } else if (auto *request = std::get_if<wire::SnapshotRequest>(&message)) {
+        if (snapshots_.size() >= kMaxSnapshotsInProgress) {
+            reply(routing_id, wire::ErrorReply{request->request_id, wire::ErrorCode::kBusy,
+                                               "too many snapshots in progress"});
+            return;
+        }
+        SnapshotJob job;
+        job.routing_id = routing_id;
+        job.request_id = request->request_id;
+        job.shards = request->shards;
+        snapshots_.push_back(std::move(job));
+    } else if (auto *status = std::get_if<wire::StatusRequest>(&message)) {
+        std::string json = status_json(now_ms);
+        reply(routing_id, wire::StatusReply{status->request_id, json});
+    } else if (auto *ping = std::get_if<wire::Ping>(&message)) {
+        reply(routing_id, wire::Pong{ping->request_id, config_.name});
+    } else {
+        malformed("queries",
+                  wire::decode_fail(wire::DecodeError::kUnexpectedType,
+                                    "request: a reply type sent to a node"),
+                  now_ms);
+        wire::ErrorReply error;
+        error.code = wire::ErrorCode::kUnsupported;
+        error.text = "a node answers fetch, heartbeat, snapshot-request, status-request, ping";
+        reply(routing_id, error);
+    }
+}
+
+void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &hb,
+                                  std::uint64_t now_ms) {
+    counters_.heartbeats++;
+    AgentTracker::Agent *agent = agents_.on_heartbeat(hb, routing_id, now_ms);
+    wire::HeartbeatAck ack;
+    ack.request_id = hb.request_id;
+    ack.epoch = hb.epoch;
+    ack.acked_sequence = agent != nullptr && agent->epoch == hb.epoch ? agent->acked : 0;
+    ack.node_name = config_.name;
+    ack.updates_endpoint = updates_endpoint_;
+    reply(routing_id, ack);
+    if (agent == nullptr) {
+        return;
+    }
+    if (!agent->resend_requested) {
+        // First contact: whatever this agent published before we met is unknown to us.
+        wire::Resend resend;
+        resend.epoch = agent->epoch;
+        resend.from_sequence = agent->acked + 1;
+        resend.shards = owned_;
+        if (reply(routing_id, resend)) {
+            agent->resend_requested = true;
+        }
+    }
+    while (!agent->refusals.empty()) {
+        std::size_t n = std::min(agent->refusals.size(), wire::kMaxRefusalsPerMessage);
+        wire::Refused refused;
+        refused.refusals.assign(agent->refusals.end() - static_cast<long>(n),
+                                agent->refusals.end());
+        if (!reply(routing_id, refused)) {
+            break;
+        }
+        agent->refusals.resize(agent->refusals.size() - n);
+    }
+}
+
+bool NodeServer::reply(const std::string &routing_id, const wire::Message &message) {
+    if (!wire::send_frames(queries_, &routing_id, wire::encode_message(message), ZMQ_DONTWAIT)) {
+        counters_.replies_dropped++;
+        return false;
+    }
+    return true;
+}
+
+void NodeServer::advance_snapshots(std::uint64_t now_ms) {
+    snapshot_blocked_ = false;
+    std::size_t budget = kSnapshotRecordsPerTurn;
+    while (!snapshots_.empty() && budget > 0) {
+        SnapshotJob &job = snapshots_.front();
+        if (job.sent_in_shard == job.pending.size()) {
+            // Next shard of the request: take its keys now, send their latest versions below.
+            job.pending.clear();
+            job.sent_in_shard = 0;
+            while (job.next_shard < wire::kShardCount && !job.shards.contains(job.next_shard)) {
+                job.next_shard++;
+            }
+            if (job.next_shard == wire::kShardCount) {
+                reply(job.routing_id, wire::SnapshotEnd{job.request_id, job.records});
+                counters_.snapshots_served++;
+                snapshots_.pop_front();
+                continue;
+            }
+            store_.for_each_in_shard(job.next_shard, now_ms, [&](const wire::SessionRecord &r) {
+                job.pending.push_back(r.key);
+            });
+            job.next_shard++;
+        }
+        while (job.sent_in_shard < job.pending.size() && budget > 0) {
+            wire::SnapshotRecord record;
+            record.request_id = job.request_id;
+            if (store_.find(job.pending[job.sent_in_shard], now_ms, &record.record)) {
+                if (!wire::send_frames(queries_, &job.routing_id, wire::encode_message(record),
+                                       ZMQ_DONTWAIT)) {
+                    if (errno == EAGAIN) {
+                        snapshot_blocked_ = true;  // the requester is behind: carry on later
+                        return;
+                    }
+                    counters_.replies_dropped++;
+                    snapshots_.pop_front();  // the requester is gone
+                    break;
+                }
+                job.records++;
+            }
+            job.sent_in_shard++;
+            budget--;
+        }
+    }
+}
+
+void NodeServer::drain_peer(Peer *peer, std::uint64_t now_ms) {
+    wire::ReceivedMessage message;
+    while (message.receive(peer->socket, ZMQ_DONTWAIT)) {
+        wire::Message reply_message;
+        wire::DecodeResult result =
+            message.overflow()
+                ? wire::decode_fail(wire::DecodeError::kFrameCount, "peer reply: too many frames")
+                : wire::decode_message(wire::FrameSpan(message.frames(), message.size()),
+                                       &reply_message);
+        if (!result.ok()) {
+            malformed("peer", result, now_ms);
+            continue;
+        }
+        if (auto *pong = std::get_if<wire::Pong>(&reply_message)) {
+            if (peer->last_pong_ms == 0 || now_ms - peer->last_pong_ms > kPeerDeadAfterMs) {
+                RSS_LOG(LogLevel::kInfo, "peer %s (%.*s) is up", peer->endpoint.c_str(),
+                        static_cast<int>(pong->node_name.size()), pong->node_name.data());
+            }
+            peer->name.assign(pong->node_name.data(), pong->node_name.size());
+            peer->last_pong_ms = now_ms;
+        }
+    }
+}
+
+void NodeServer::tick(std::uint64_t now_ms) {
+    if (now_ms >= next_sweep_ms_) {
+        next_sweep_ms_ = now_ms + kSweepIntervalMs;
+        for (std::uint32_t i = 0; i < kShardsPerSweep; ++i) {
+            counters_.sessions_expired += store_.sweep_shard(sweep_shard_, now_ms);
+            sweep_shard_ = (sweep_shard_ + 1) % wire::kShardCount;
+        }
+    }
+    if (now_ms >= next_ping_ms_) {
+        next_ping_ms_ = now_ms + kPingIntervalMs;
+        for (auto &p : peers_) {
+            if (p.last_pong_ms != 0 && now_ms - p.last_pong_ms > kPeerDeadAfterMs &&
+                now_ms - p.last_pong_ms <= kPeerDeadAfterMs + kPingIntervalMs) {
+                RSS_LOG(LogLevel::kWarn, "peer %s (%s) stopped answering", p.endpoint.c_str(),
+                        p.name.c_str());
+            }
+            wire::send_frames(p.socket, nullptr,
+                              wire::encode_message(wire::Ping{next_request_id_++, config_.name}),
+                              ZMQ_DONTWAIT);
+        }
+        agents_.forget_idle(now_ms, kAgentIdleMs);
+    }
+}
+
+void NodeServer::malformed(const char *socket, const wire::DecodeResult &result,
+                           std::uint64_t now_ms) {
+    counters_.malformed_frames++;
+    std::uint64_t suppressed = 0;
+    if (malformed_log_.admit(now_ms, &suppressed)) {
+        RSS_LOG(LogLevel::kWarn,
+                "dropped a malformed message on %s: %s (%s); %llu more dropped since the last "
+                "such line, %llu in all",
+                socket, wire::decode_error_name(result.error), result.message,
+                static_cast<unsigned long long>(suppressed),
+                static_cast<unsigned long long>(counters_.malformed_frames));
+    }
+}
+
+std::string NodeServer::status_json(std::uint64_t now_ms) const {
+    JsonWriter j;
+    j.begin_object();
+    j.field("name", config_.name);
+    j.field("protocol_version", std::uint64_t{wire::kProtocolVersion});
+    j.field("uptime_seconds", (monotonic_ms() - started_ms_) / 1000);
+    j.field("updates_endpoint", updates_endpoint_);
+    j.field("queries_endpoint", queries_endpoint_);
+    j.field("sessions", store_.live_sessions());
+    j.field("tombstones", store_.tombstones());
+    j.field("bytes", store_.bytes());
+    j.field("payload_bytes", store_.payload_bytes());
+    j.field("max_memory", store_.max_memory());
+    j.field("shards_subscribed", owned_.count());
+    j.field("replicas", std::uint64_t{config_.replicas});
+    j.field("updates_applied", counters_.updates_applied);
+    j.field("updates_refused", counters_.updates_refused());
+    j.field("refused_stale", counters_.refused_stale);
+    j.field("refused_memory", counters_.refused_memory);
+    j.field("updates_duplicate", counters_.updates_duplicate);
+    j.field("expired_on_arrival", counters_.expired_on_arrival);
+    j.field("sessions_expired", counters_.sessions_expired);
+    j.field("malformed_frames", counters_.malformed_frames);
+    j.field("version_mismatches", counters_.version_mismatches);
+    j.field("fetches", counters_.fetches);
+    j.field("fetch_hits", counters_.fetch_hits);
+    j.field("heartbeats", counters_.heartbeats);
+    j.field("agents", agents_.size());
+    j.field("snapshots_served", counters_.snapshots_served);
+    j.field("replies_dropped", counters_.replies_dropped);
+    j.begin_array("peers");
+    for (const auto &p : peers_) {
+        j.begin_object();
+        j.field("endpoint", p.endpoint);
+        j.field("name", p.name);
+        bool up = p.last_pong_ms != 0 && now_ms - p.last_pong_ms <= kPeerDeadAfterMs;
+        j.field("state", p.last_pong_ms == 0 ? "unknown" : (up ? "up" : "down"));
+        j.field("last_seen_ms_ago", p.last_pong_ms == 0 ? 0 : now_ms - p.last_pong_ms);
+        j.end_object();
+    }
+    j.end_array();
+    j.end_object();
+    return j.text();
+}
+
+}  // namespace rhythm::node

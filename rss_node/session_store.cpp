@@ -1,0 +1,300 @@
+// The compact session store: record blocks behind per-shard linear-probing tables.
+#include "rss_node/session_store.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <random>
+
+namespace rhythm::node {
+
+// One session: this header, then origin_len bytes of origin, then data_len bytes of data.
+struct SessionStore::Block {
+    std::uint8_t key[wire::kSessionKeyBytes];
+    std::uint64_t version;
+    std::uint64_t expires_at_ms;
+    std::uint32_t data_len;
+    std::uint8_t origin_len;
+    std::uint8_t tombstone;
+
+    char *origin() { return reinterpret_cast<char *>(this + 1); }
+    const char *origin() const { return reinterpret_cast<const char *>(this + 1); }
+    const char *data() const { return origin() + origin_len; }
+    std::size_t size() const { return sizeof(Block) + origin_len + data_len; }
+    bool expired(std::uint64_t now_ms) const {
+        return expires_at_ms != 0 && expires_at_ms <= now_ms;
+    }
+
+    static std::size_t size_for(const wire::SessionRecord &r) {
+        return sizeof(Block) + r.origin.size() + r.data.size();
+    }
+
+    bool same_key(const wire::SessionKey &k) const {
+        return std::memcmp(key, k.bytes.data(), sizeof key) == 0;
+    }
+
+    wire::SessionRecord view() const {
+        wire::SessionRecord r;
+        std::memcpy(r.key.bytes.data(), key, sizeof key);
+        r.version = version;
+        r.expires_at_ms = expires_at_ms;
+        r.tombstone = tombstone != 0;
+        r.origin = std::string_view(origin(), origin_len);
+        r.data = std::string_view(data(), data_len);
+        return r;
+    }
+};
+
+namespace {
+
+constexpr std::size_t kMinCapacity = 8;
+
+// splitmix64's finaliser.
+std::uint64_t mix(std::uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+SessionStore::Block *make_block(const wire::SessionRecord &r, void *memory) {
+    auto *b = static_cast<SessionStore::Block *>(memory);
+    std::memcpy(b->key, r.key.bytes.data(), sizeof b->key);
+    b->version = r.version;
+    b->expires_at_ms = r.expires_at_ms;
+    b->data_len = static_cast<std::uint32_t>(r.data.size());
+    b->origin_len = static_cast<std::uint8_t>(r.origin.size());
+    b->tombstone = r.tombstone ? 1 : 0;
+    std::memcpy(b->origin(), r.origin.data(), r.origin.size());
+    if (!r.data.empty()) {
+        std::memcpy(b->origin() + r.origin.size(), r.data.data(), r.data.size());
+    }
+    return b;
+}
+
+}  // namespace
+
+SessionStore::SessionStore(std::uint64_t max_memory)
+    : shards_(wire::kShardCount), max_memory_(max_memory) {
+    // A per-process seed: session IDs come from clients, so table positions must not be
+    // predictable from them (a flood of colliding IDs would make every probe linear).
+    std::random_device rd;
+    seed_[0] = (std::uint64_t{rd()} << 32) | rd();
+    seed_[1] = (std::uint64_t{rd()} << 32) | rd();
+}
+
+SessionStore::~SessionStore() {
+    for (auto &t : shards_) {
+        for (Block *b : t.slots) {
+            if (b != nullptr) {
+                blocks_.release(b, b->size());
+            }
+        }
+    }
+}
+
+std::uint64_t SessionStore::slot_hash(const wire::SessionKey &key) const {
+    std::uint64_t lo;
+    std::uint64_t hi;
+    std::memcpy(&lo, key.bytes.data(), 8);
+    std::memcpy(&hi, key.bytes.data() + 8, 8);
+    return mix(mix(lo ^ seed_[0]) ^ (hi + seed_[1]));
+}
+
+long SessionStore::find_slot(const ShardTable &t, const wire::SessionKey &key) const {
+    if (t.slots.empty()) {
+        return -1;
+    }
+    std::size_t mask = t.slots.size() - 1;
+    std::size_t i = slot_hash(key) & mask;
+    while (t.slots[i] != nullptr && !t.slots[i]->same_key(key)) {
+        i = (i + 1) & mask;
+    }
+    return static_cast<long>(i);
+}
+
+void SessionStore::grow(ShardTable *t, std::size_t capacity) {
+    std::vector<Block *> old;
+    old.swap(t->slots);
+    bytes_ -= old.size() * sizeof(Block *);
+    t->slots.assign(capacity, nullptr);
+    bytes_ += capacity * sizeof(Block *);
+    std::size_t mask = capacity - 1;
+    for (Block *b : old) {
+        if (b == nullptr) {
+            continue;
+        }
+        wire::SessionKey k;
+        std::memcpy(k.bytes.data(), b->key, sizeof b->key);
+        std::size_t i = slot_hash(k) & mask;
+        while (t->slots[i] != nullptr) {
+            i = (i + 1) & mask;
+        }
+        t->slots[i] = b;
+    }
+}
+
+// Backward-shift deletion: keeps every probe chain unbroken without tombstone markers.
+void SessionStore::erase_at(ShardTable *t, std::size_t slot) {
+    account(t->slots[slot], -1);
+    blocks_.release(t->slots[slot], t->slots[slot]->size());
+    t->slots[slot] = nullptr;
+    t->used--;
+    std::size_t mask = t->slots.size() - 1;
+    std::size_t hole = slot;
+    std::size_t i = (slot + 1) & mask;
+    while (t->slots[i] != nullptr) {
+        wire::SessionKey k;
+        std::memcpy(k.bytes.data(), t->slots[i]->key, sizeof k.bytes);
+        std::size_t home = slot_hash(k) & mask;
+        // Move the entry back when its home is not cyclically within (hole, i].
+        bool stays = hole <= i ? (hole < home && home <= i) : (hole < home || home <= i);
+        if (!stays) {
+            t->slots[hole] = t->slots[i];
+            t->slots[i] = nullptr;
+            hole = i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+void SessionStore::account(const Block *b, int sign) {
+    std::uint64_t size = BlockAllocator::rounded(b->size());
+    if (sign > 0) {
+        bytes_ += size;
+        payload_bytes_ += b->data_len;
+        (b->tombstone ? tombstones_ : live_)++;
+    } else {
+        bytes_ -= size;
+        payload_bytes_ -= b->data_len;
+        (b->tombstone ? tombstones_ : live_)--;
+    }
+}
+
+bool SessionStore::fits(std::uint64_t more) const {
+    return max_memory_ == 0 || bytes_ + more <= max_memory_;
+}
+
+ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now_ms) {
+    ApplyOutcome out;
+    if (r.expires_at_ms != 0 && r.expires_at_ms <= now_ms) {
+        out.result = ApplyResult::kExpired;
+        return out;
+    }
+    ShardTable &t = shards_[wire::shard_of(r.key)];
+    long slot = find_slot(t, r.key);
+    Block *held = slot >= 0 ? t.slots[static_cast<std::size_t>(slot)] : nullptr;
+    std::size_t size = Block::size_for(r);
+    if (held != nullptr && !held->expired(now_ms)) {
+        out.held_version = held->version;
+        if (r.version < held->version) {
+            out.result = ApplyResult::kStale;
+            out.newer_from_other_origin =
+                std::string_view(held->origin(), held->origin_len) != r.origin;
+            return out;
+        }
+        if (r.version == held->version) {
+            out.result = ApplyResult::kDuplicate;
+            return out;
+        }
+    }
+    if (held != nullptr) {
+        // Replace in place when the size is unchanged (the usual case: a counter, a token).
+        std::size_t new_bytes = BlockAllocator::rounded(size);
+        std::size_t old_bytes = BlockAllocator::rounded(held->size());
+        if (new_bytes > old_bytes && !fits(new_bytes - old_bytes)) {
+            out.result = ApplyResult::kNoMemory;
+            return out;
+        }
+        std::string_view held_origin(held->origin(), held->origin_len);
+        if (!held->expired(now_ms) && held_origin != r.origin) {
+            out.replaced_origin.assign(held_origin);
+        }
+        account(held, -1);
+        void *memory = held;
+        if (new_bytes != old_bytes) {
+            memory = blocks_.allocate(size);
+            blocks_.release(held, held->size());
+        }
+        Block *b = make_block(r, memory);
+        t.slots[static_cast<std::size_t>(slot)] = b;
+        account(b, +1);
+        out.result = ApplyResult::kApplied;
+        out.held_version = r.version;
+        return out;
+    }
+    // A new session: room for its block and for the table doubling it may cause.
+    std::size_t capacity = t.slots.size();
+    bool must_grow = capacity == 0 || (t.used + 1) * 4 > capacity * 3;
+    std::size_t new_capacity = capacity == 0 ? kMinCapacity : capacity * 2;
+    std::uint64_t more = BlockAllocator::rounded(size) +
+                         (must_grow ? (new_capacity - capacity) * sizeof(Block *) : 0);
+    if (!fits(more)) {
+        out.result = ApplyResult::kNoMemory;
+        return out;
+    }
+    void *memory = blocks_.allocate(size);
+    if (must_grow) {
+        grow(&t, new_capacity);
+    }
+    Block *b = make_block(r, memory);
+    t.slots[static_cast<std::size_t>(find_slot(t, r.key))] = b;
+    t.used++;
+    account(b, +1);
+    out.result = ApplyResult::kApplied;
+    out.held_version = r.version;
+    return out;
+}
+
+bool SessionStore::find(const wire::SessionKey &key, std::uint64_t now_ms,
+                        wire::SessionRecord *out) const {
+    const ShardTable &t = shards_[wire::shard_of(key)];
+    long slot = find_slot(t, key);
+    if (slot < 0) {
+        return false;
+    }
+    const Block *b = t.slots[static_cast<std::size_t>(slot)];
+    if (b == nullptr || b->expired(now_ms)) {
+        return false;
+    }
+    *out = b->view();
+    return true;
+}
+
+std::size_t SessionStore::sweep_shard(std::uint32_t shard, std::uint64_t now_ms) {
+    ShardTable &t = shards_[shard];
+    std::vector<wire::SessionKey> expired;
+    for (const Block *b : t.slots) {
+        if (b != nullptr && b->expired(now_ms)) {
+            wire::SessionKey k;
+            std::memcpy(k.bytes.data(), b->key, sizeof k.bytes);
+            expired.push_back(k);
+        }
+    }
+    for (const auto &k : expired) {
+        erase_at(&t, static_cast<std::size_t>(find_slot(t, k)));
+    }
+    // Give memory back when a shard has emptied out.
+    std::size_t capacity = t.slots.size();
+    if (t.used == 0 && capacity > 0) {
+        bytes_ -= capacity * sizeof(Block *);
+        std::vector<Block *>().swap(t.slots);
+    } else if (capacity > kMinCapacity && t.used * 8 < capacity) {
+        grow(&t, capacity / 2);
+    }
+    return expired.size();
+}
+
+void SessionStore::for_each_in_shard(
+    std::uint32_t shard, std::uint64_t now_ms,
+    const std::function<void(const wire::SessionRecord &)> &fn) const {
+    for (const Block *b : shards_[shard].slots) {
+        if (b != nullptr && !b->expired(now_ms)) {
+            fn(b->view());
+        }
+    }
+}
+
+}  // namespace rhythm::node

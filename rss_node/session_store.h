@@ -1,0 +1,98 @@
+// The node's sessions, in memory, compactly: one block per session (a 40-byte header, the origin
+// name and the data, from BlockAllocator) found through one open-addressing table of pointers
+// per shard. That is about 70 bytes of overhead per session beside its data, where a
+// std::unordered_map of std::string would spend about 150, and a shard's sessions can be listed
+// or dropped together (snapshots to peers, shard hand-over).
+//
+// Rules: the highest version of a session wins and an older one is refused; a tombstone is a
+// record like any other and is kept until its expiry (when the session would have expired), so
+// a late update cannot bring a deleted session back; an expired record counts as absent and the
+// sweep frees it; past the memory limit a new session is refused rather than the store growing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "rss_node/block_allocator.h"
+#include "wire/messages.h"
+
+namespace rhythm::node {
+
+enum class ApplyResult {
+    kApplied,    // stored: new session or a higher version
+    kDuplicate,  // the same version is already held (a replay or re-send)
+    kStale,      // a higher version is held: refused
+    kExpired,    // the record had expired on arrival: ignored
+    kNoMemory,   // storing it would pass the memory limit: refused
+};
+
+struct ApplyOutcome {
+    ApplyResult result = ApplyResult::kApplied;
+    std::uint64_t held_version = 0;  // the version held after the call (0: none)
+    // For kStale: the held version was made by another server than the refused one.
+    bool newer_from_other_origin = false;
+    // For kApplied: the server that made the version just replaced, when it is another one than
+    // the new version's (a failover): that server must drop its copy. Empty otherwise.
+    std::string replaced_origin;
+};
+
+class SessionStore {
+  public:
+    // max_memory: limit of bytes() in bytes, 0 for none.
+    explicit SessionStore(std::uint64_t max_memory);
+    ~SessionStore();
+    SessionStore(const SessionStore &) = delete;
+    SessionStore &operator=(const SessionStore &) = delete;
+
+    ApplyOutcome apply(const wire::SessionRecord &record, std::uint64_t now_ms);
+
+    // The held record of `key`, live or tombstone; false when absent or expired. The views in
+    // `out` stay valid until the next apply or sweep.
+    bool find(const wire::SessionKey &key, std::uint64_t now_ms, wire::SessionRecord *out) const;
+
+    // Frees the expired records of one shard; returns how many.
+    std::size_t sweep_shard(std::uint32_t shard, std::uint64_t now_ms);
+
+    // Calls `fn` for each unexpired record of `shard` (views valid during the call).
+    void for_each_in_shard(std::uint32_t shard, std::uint64_t now_ms,
+                           const std::function<void(const wire::SessionRecord &)> &fn) const;
+
+    std::uint64_t live_sessions() const { return live_; }
+    std::uint64_t tombstones() const { return tombstones_; }
+    // What the store holds: record blocks (rounded to their size class) plus index tables.
+    std::uint64_t bytes() const { return bytes_; }
+    // Session data alone.
+    std::uint64_t payload_bytes() const { return payload_bytes_; }
+    std::uint64_t max_memory() const { return max_memory_; }
+
+    // One stored session (defined in session_store.cpp).
+    struct Block;
+
+  private:
+    struct ShardTable {
+        std::vector<Block *> slots;  // capacity a power of 2, or empty
+        std::uint32_t used = 0;
+    };
+
+    std::uint64_t slot_hash(const wire::SessionKey &key) const;
+    // The slot holding `key`, or the empty slot where it would go; -1 for an empty table.
+    long find_slot(const ShardTable &table, const wire::SessionKey &key) const;
+    void grow(ShardTable *table, std::size_t capacity);
+    void erase_at(ShardTable *table, std::size_t slot);
+    void account(const Block *block, int sign);
+    bool fits(std::uint64_t more) const;
+
+    BlockAllocator blocks_;
+    std::vector<ShardTable> shards_;
+    std::uint64_t max_memory_;
+    std::uint64_t seed_[2];
+    std::uint64_t live_ = 0;
+    std::uint64_t tombstones_ = 0;
+    std::uint64_t bytes_ = 0;
+    std::uint64_t payload_bytes_ = 0;
+};
+
+}  // namespace rhythm::node

@@ -1,0 +1,425 @@
+"""A private rss_node for tests, and a client that speaks its protocol from Python.
+
+`RssNode` runs the real rss_node binary on free 127.0.0.1 ports with its own temporary
+directory (config file, stderr log) and stops it by its PID. The binary is
+$RHYTHM_BUILD_DIR/rss_node/rss_node (CTest sets RHYTHM_BUILD_DIR), else _build-node's. Set
+RHYTHM_KEEP_TMP=1 to keep each node's directory for reading its log.
+
+The encoders and decoders below are a second, independent implementation of docs/protocol.md
+(the first is wire/ in C++): a test that passes checks the document as much as the code.
+"""
+
+import base64
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import zmq
+
+from rhythm_httpd import free_port, wait_for
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+PROTOCOL_VERSION = 1
+SHARD_COUNT = 1024
+MAX_FRAME_SIZE = 1024 * 1024 + 64 * 1024
+
+UPDATE, TOMBSTONE, FETCH, FETCH_REPLY, HEARTBEAT, HEARTBEAT_ACK, RESEND, REFUSED = range(1, 9)
+SNAPSHOT_REQUEST, SNAPSHOT_RECORD, SNAPSHOT_END, STATUS_REQUEST, STATUS_REPLY = range(9, 14)
+PING, PONG, ERROR = range(14, 17)
+
+FOUND, NOT_FOUND, DELETED = 0, 1, 2
+
+
+def distinct_free_ports(count):
+    """`count` different free 127.0.0.1 ports: all are held open together while chosen."""
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
+def binary_path():
+    build = os.environ.get("RHYTHM_BUILD_DIR") or str(HERE.parents[1] / "_build-node")
+    path = pathlib.Path(build) / "rss_node" / "rss_node"
+    if not path.exists():
+        raise RuntimeError(f"rss_node not found at {path}: build first or set RHYTHM_BUILD_DIR")
+    return str(path)
+
+
+# ---- session keys and shards -------------------------------------------------------------------
+
+def fnv1a64(data, seed=0xCBF29CE484222325):
+    h = seed
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def shard_of(key):
+    return fnv1a64(key) % SHARD_COUNT
+
+
+def key_text(key):
+    return base64.urlsafe_b64encode(key).rstrip(b"=").decode()
+
+
+def new_key():
+    return os.urandom(16)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+# ---- encoding ----------------------------------------------------------------------------------
+
+def header(msg_type, version=PROTOCOL_VERSION):
+    return bytes([version, msg_type])
+
+
+def record_bytes(key, version, expires_at_ms, origin, data=b"", tombstone=False):
+    origin = origin.encode() if isinstance(origin, str) else origin
+    return (key + struct.pack(">QQBBI", version, expires_at_ms, 1 if tombstone else 0,
+                              len(origin), len(data)) + origin + data)
+
+
+def published_frames(key, version, data=b"", origin="web1", expires_at_ms=None, tombstone=False,
+                     agent_id=b"A" * 16, epoch=1, sequence=1):
+    if expires_at_ms is None:
+        expires_at_ms = now_ms() + 3600 * 1000
+    body = (agent_id + struct.pack(">QQ", epoch, sequence) +
+            record_bytes(key, version, expires_at_ms, origin, data, tombstone))
+    return [struct.pack(">H", shard_of(key)), header(TOMBSTONE if tombstone else UPDATE), body]
+
+
+def fetch_frames(request_id, key):
+    return [header(FETCH), struct.pack(">Q", request_id) + key]
+
+
+def status_frames(request_id):
+    return [header(STATUS_REQUEST), struct.pack(">Q", request_id)]
+
+
+def heartbeat_frames(request_id, agent_id, epoch, next_sequence, server_name="web1"):
+    name = server_name.encode()
+    return [header(HEARTBEAT), struct.pack(">Q", request_id) + agent_id +
+            struct.pack(">QQB", epoch, next_sequence, len(name)) + name]
+
+
+def snapshot_request_frames(request_id, shards=None):
+    bits = bytearray(SHARD_COUNT // 8)
+    for s in (range(SHARD_COUNT) if shards is None else shards):
+        bits[s // 8] |= 0x80 >> (s % 8)
+    return [header(SNAPSHOT_REQUEST), struct.pack(">Q", request_id) + bytes(bits)]
+
+
+# ---- decoding ----------------------------------------------------------------------------------
+
+def decode_record(body):
+    key = body[:16]
+    version, expires, flags, origin_len, data_len = struct.unpack(">QQBBI", body[16:38])
+    origin = body[38:38 + origin_len].decode()
+    data = body[38 + origin_len:38 + origin_len + data_len]
+    assert len(body) == 38 + origin_len + data_len, "record length"
+    return {"key": key, "version": version, "expires_at_ms": expires, "tombstone": bool(flags & 1),
+            "origin": origin, "data": data}
+
+
+def decode_reply(frames):
+    """A node's answer as a dict with at least 'type'."""
+    assert len(frames) == 2, f"{len(frames)} frames"
+    head, body = frames
+    assert len(head) == 2 and head[0] == PROTOCOL_VERSION, head
+    t = head[1]
+    out = {"type": t}
+    if t == FETCH_REPLY:
+        out["request_id"], out["status"] = struct.unpack(">QB", body[:9])
+        if out["status"] != NOT_FOUND:
+            out.update(decode_record(body[9:]))
+    elif t == HEARTBEAT_ACK:
+        out["request_id"], out["epoch"], out["acked_sequence"] = struct.unpack(">QQQ", body[:24])
+        n = body[24]
+        out["node_name"] = body[25:25 + n].decode()
+        (m,) = struct.unpack(">H", body[25 + n:27 + n])
+        out["updates_endpoint"] = body[27 + n:27 + n + m].decode()
+    elif t == RESEND:
+        out["epoch"], out["from_sequence"] = struct.unpack(">QQ", body[:16])
+        bits = body[16:]
+        out["shards"] = {s for s in range(SHARD_COUNT) if bits[s // 8] & (0x80 >> (s % 8))}
+    elif t == REFUSED:
+        (count,) = struct.unpack(">H", body[:2])
+        out["refusals"] = [(body[2 + 24 * i:18 + 24 * i],
+                            struct.unpack(">Q", body[18 + 24 * i:26 + 24 * i])[0])
+                           for i in range(count)]
+    elif t == SNAPSHOT_RECORD:
+        (out["request_id"],) = struct.unpack(">Q", body[:8])
+        out.update(decode_record(body[8:]))
+    elif t == SNAPSHOT_END:
+        out["request_id"], out["records"] = struct.unpack(">QQ", body)
+    elif t == STATUS_REPLY:
+        (out["request_id"],) = struct.unpack(">Q", body[:8])
+        out["status"] = json.loads(body[8:])
+    elif t in (PING, PONG):
+        (out["request_id"],) = struct.unpack(">Q", body[:8])
+        out["node_name"] = body[9:9 + body[8]].decode()
+    elif t == ERROR:
+        out["request_id"], out["code"] = struct.unpack(">QB", body[:9])
+        out["text"] = body[9:].decode(errors="replace")
+    return out
+
+
+# ---- clients -----------------------------------------------------------------------------------
+
+class Publisher:
+    """An agent's publishing side: an XPUB (so it sees the node's subscriptions arrive) with
+    ZMQ_IMMEDIATE, connected to a node's updates endpoint."""
+
+    def __init__(self, context, endpoint, agent_id=b"A" * 16, epoch=1, origin="web1"):
+        self.socket = context.socket(zmq.XPUB)
+        self.socket.setsockopt(zmq.IMMEDIATE, 1)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.SNDHWM, 100000)
+        self.socket.setsockopt(zmq.RCVHWM, 0)  # 1024 subscriptions must all get through
+        # Every subscription, even of a topic already subscribed: a restarted node's arrive
+        # while its predecessor's pipe may not be gone yet.
+        self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.socket.connect(endpoint)
+        self.topics = set()
+        self.subscribe_events = 0
+        self.agent_id = agent_id
+        self.epoch = epoch
+        self.origin = origin
+        self.sequence = 0
+
+    def _drain_subscriptions(self):
+        while self.socket.poll(0):
+            msg = self.socket.recv()
+            if msg[:1] == b"\x01":
+                self.topics.add(msg[1:])
+                self.subscribe_events += 1
+            else:
+                self.topics.discard(msg[1:])
+        return len(self.topics) == SHARD_COUNT
+
+    def mark(self):
+        """The count of subscriptions seen so far: pass it to wait_subscribed(after=...) to wait
+        for a restarted node's own subscriptions rather than its predecessor's."""
+        self._drain_subscriptions()
+        return self.subscribe_events
+
+    def wait_subscribed(self, timeout=10, after=None):
+        """Until the node has subscribed to every shard (no slow-joiner loss after this)."""
+        def done():
+            full = self._drain_subscriptions()
+            return full and (after is None or self.subscribe_events >= after + SHARD_COUNT)
+        wait_for(done, timeout, "the node's subscriptions")
+
+    def publish(self, key, version, data=b"", tombstone=False, expires_at_ms=None, origin=None,
+                sequence=None):
+        if sequence is None:
+            self.sequence += 1
+            sequence = self.sequence
+        self.socket.send_multipart(published_frames(
+            key, version, data, origin or self.origin, expires_at_ms, tombstone,
+            self.agent_id, self.epoch, sequence))
+
+    def send_raw(self, frames):
+        self.socket.send_multipart(frames)
+
+    def close(self):
+        self.socket.close(0)
+
+
+class Requester:
+    """A DEALER connected to a node's queries endpoint."""
+
+    def __init__(self, context, endpoint):
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+        self.next_id = 1
+
+    def send_raw(self, frames):
+        self.socket.send_multipart(frames)
+
+    def receive(self, timeout=5):
+        if not self.socket.poll(int(timeout * 1000)):
+            raise TimeoutError("no answer from the node")
+        return decode_reply(self.socket.recv_multipart())
+
+    def ask(self, make_frames, timeout=5):
+        """Sends a request built by make_frames(request_id); returns the answer with that id."""
+        rid = self.next_id
+        self.next_id += 1
+        self.send_raw(make_frames(rid))
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.receive(max(0.01, deadline - time.monotonic()))
+            if reply.get("request_id") == rid:
+                return reply
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no answer to request {rid}")
+
+    def fetch(self, key, timeout=5):
+        return self.ask(lambda rid: fetch_frames(rid, key), timeout)
+
+    def status(self, timeout=5):
+        return self.ask(status_frames, timeout)["status"]
+
+    def close(self):
+        self.socket.close(0)
+
+
+class RssNode:
+    """One private rss_node. `extra` is a list of additional command-line arguments."""
+
+    def __init__(self, name="node-a", peers=(), extra=(), config_text=None):
+        self.name = name
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"rhythm-{name}-"))
+        self.updates_port, self.queries_port = distinct_free_ports(2)
+        self.peers = list(peers)
+        self.extra = list(extra)
+        self.config_path = None
+        if config_text is not None:
+            self.config_path = self.dir / "rss_node.conf"
+            self.config_path.write_text(config_text)
+        self.log_path = self.dir / "rss_node.log"
+        self.proc = None
+        self.context = zmq.Context()
+        self._requester = None
+
+    @property
+    def updates(self):
+        return f"tcp://127.0.0.1:{self.updates_port}"
+
+    @property
+    def queries(self):
+        return f"tcp://127.0.0.1:{self.queries_port}"
+
+    def command(self):
+        cmd = [binary_path(), "--name", self.name, "--updates", self.updates,
+               "--queries", self.queries]
+        for p in self.peers:
+            cmd += ["--peer", p]
+        if self.config_path:
+            cmd += ["--config", str(self.config_path)]
+        return cmd + self.extra
+
+    def start(self, timeout=10):
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
+                                     stderr=self.log_file, cwd=self.dir)
+        try:
+            wait_for(self._answers, timeout, f"{self.name} to answer on {self.queries}")
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start:\n{self.log_text()}")
+        return self
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
+                               f"{self.log_text()}")
+        try:
+            self.status(timeout=0.5)
+            return True
+        except TimeoutError:
+            # A DEALER keeps unanswered requests queued: start afresh on the next try.
+            self._close_requester()
+            return False
+
+    def requester(self):
+        if self._requester is None:
+            self._requester = Requester(self.context, self.queries)
+        return self._requester
+
+    def _close_requester(self):
+        if self._requester is not None:
+            self._requester.close()
+            self._requester = None
+
+    def publisher(self, **kwargs):
+        return Publisher(self.context, self.updates, **kwargs)
+
+    def status(self, timeout=5):
+        return self.requester().status(timeout)
+
+    def fetch(self, key, timeout=5):
+        return self.requester().fetch(key, timeout)
+
+    def wait_status(self, predicate, timeout, what):
+        return wait_for(lambda: predicate(self.status()), timeout, what)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self, timeout=10, sig=signal.SIGTERM):
+        """Stops the node by its PID; returns its exit code."""
+        code = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        if self.proc:
+            code = self.proc.returncode
+            self.log_file.close()
+        self.proc = None
+        self._close_requester()
+        return code
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(10)
+        self.log_file.close()
+        self.proc = None
+        self._close_requester()
+
+    def restart(self, timeout=10):
+        self.stop()
+        return self.start(timeout)
+
+    def run_cli(self, *args, timeout=15):
+        """Runs `rss_node ARGS...` (status, get, --check-config...): (exit code, stdout, stderr)."""
+        p = subprocess.run([binary_path(), *args], capture_output=True, timeout=timeout)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def cleanup(self):
+        try:
+            self.stop()
+            self.context.destroy(0)
+        finally:
+            if os.environ.get("RHYTHM_KEEP_TMP"):
+                print(f"kept {self.dir}")
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()

@@ -1,0 +1,144 @@
+// rss_node settings: sizes, config files (errors name the file and line), flags over the file.
+#include "rss_node/node_config.h"
+
+#include <boost/test/unit_test.hpp>
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
+
+using rhythm::node::NodeConfig;
+using rhythm::node::parse_node_command_line;
+using rhythm::node::parse_size;
+
+namespace {
+
+// A config file in the temp dir, removed at the end of the test.
+struct TempConfig {
+    std::string path;
+
+    explicit TempConfig(const std::string &text) {
+        char name[] = "/tmp/rss_node_config_test_XXXXXX";
+        int fd = mkstemp(name);
+        ::close(fd);
+        path = name;
+        std::ofstream(path) << text;
+    }
+    ~TempConfig() { std::remove(path.c_str()); }
+};
+
+bool parse(std::vector<std::string> args, NodeConfig *config, std::string *error) {
+    std::vector<const char *> argv;
+    for (const auto &a : args) {
+        argv.push_back(a.c_str());
+    }
+    return parse_node_command_line(static_cast<int>(argv.size()), argv.data(), config, error);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(node_config)
+
+BOOST_AUTO_TEST_CASE(sizes) {
+    std::uint64_t n = 0;
+    BOOST_TEST((parse_size("0", &n) && n == 0));
+    BOOST_TEST((parse_size("1234", &n) && n == 1234));
+    BOOST_TEST((parse_size("64K", &n) && n == 64 * 1024));
+    BOOST_TEST((parse_size("512M", &n) && n == 512ULL << 20));
+    BOOST_TEST((parse_size("2GiB", &n) && n == 2ULL << 30));
+    BOOST_TEST((parse_size("1t", &n) && n == 1ULL << 40));
+    BOOST_TEST(!parse_size("", &n));
+    BOOST_TEST(!parse_size("M", &n));
+    BOOST_TEST(!parse_size("12Q", &n));
+    BOOST_TEST(!parse_size("-1", &n));
+    BOOST_TEST(!parse_size("99999999999999999999", &n));
+    BOOST_TEST(!parse_size("99999999999T", &n));
+}
+
+BOOST_AUTO_TEST_CASE(flags_alone) {
+    NodeConfig c;
+    std::string error;
+    BOOST_TEST_REQUIRE(
+        parse({"--name", "a", "--updates", "tcp://127.0.0.1:5556", "--queries=tcp://127.0.0.1:5557",
+               "--peer", "tcp://10.0.0.2:5557", "--peer", "tcp://10.0.0.3:5557", "--replicas", "1",
+               "--max-memory", "1G"},
+              &c, &error),
+        error);
+    BOOST_TEST(c.name == "a");
+    BOOST_TEST(c.queries == "tcp://127.0.0.1:5557");
+    BOOST_TEST(c.peers.size() == 2u);
+    BOOST_TEST(c.replicas == 1u);
+    BOOST_TEST(c.max_memory == 1ULL << 30);
+}
+
+BOOST_AUTO_TEST_CASE(file_then_flags_win) {
+    TempConfig file(
+        "# a node\n"
+        "name = from-file\n"
+        "  updates = tcp://127.0.0.1:6000  \n"
+        "\n"
+        "queries = tcp://127.0.0.1:6001\n"
+        "peer = tcp://127.0.0.1:7001\n"
+        "max-memory = 2G\n"
+        "log-level = debug\n");
+    NodeConfig c;
+    std::string error;
+    BOOST_TEST_REQUIRE(
+        parse({"--config", file.path, "--name", "from-flag", "--peer", "tcp://127.0.0.1:8001"}, &c,
+              &error),
+        error);
+    BOOST_TEST(c.name == "from-flag");
+    BOOST_TEST(c.updates == "tcp://127.0.0.1:6000");
+    BOOST_TEST(c.max_memory == 2ULL << 30);
+    BOOST_TEST_REQUIRE(c.peers.size() == 1u);  // flags replace the file's peers
+    BOOST_TEST(c.peers[0] == "tcp://127.0.0.1:8001");
+    BOOST_TEST((c.log_level == rhythm::node::LogLevel::kDebug));
+}
+
+BOOST_AUTO_TEST_CASE(bad_file_lines_name_file_line_and_reason) {
+    struct Case {
+        const char *text;
+        const char *expect;
+    } cases[] = {
+        {"name = a\nbogus = 1\n", ":2: unknown key 'bogus'"},
+        {"name = a\n\nupdates\n", ":3: expected 'key = value'"},
+        {"max-memory = lots\n", ":1: 'lots' is not a size"},
+        {"replicas = 0\n", ":1: replicas must be"},
+        {"updates = localhost:5556\n", ":1: 'localhost:5556' is not an endpoint"},
+        {"name =\n", ":1: 'name' has no value"},
+        {"log-level = loud\n", ":1: log-level must be"},
+    };
+    for (const auto &c : cases) {
+        TempConfig file(c.text);
+        NodeConfig config;
+        std::string error;
+        BOOST_TEST_REQUIRE(!parse({"--config", file.path}, &config, &error));
+        BOOST_TEST(error.find(file.path + c.expect) == 0u, error);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(bad_flags_and_missing_keys) {
+    NodeConfig c;
+    std::string error;
+    BOOST_TEST(!parse({"--name"}, &c, &error));
+    BOOST_TEST(error == "--name needs a value");
+    BOOST_TEST(!parse({"--colour", "red"}, &c, &error));
+    BOOST_TEST(error.find("unknown option '--colour'") == 0u);
+    BOOST_TEST(!parse({"stray"}, &c, &error));
+    BOOST_TEST(!parse({"--name", "a", "--updates", "tcp://127.0.0.1:1"}, &c, &error));
+    BOOST_TEST(error.find("no queries endpoint") == 0u);
+    BOOST_TEST(!parse(
+        {"--name", "a b", "--updates", "tcp://127.0.0.1:1", "--queries", "tcp://127.0.0.1:2"}, &c,
+        &error));
+    BOOST_TEST(error.find("--name: ") == 0u);
+    BOOST_TEST(!parse({"--config", "/nonexistent/rss.conf"}, &c, &error));
+    BOOST_TEST(error == "/nonexistent/rss.conf: cannot be read");
+    BOOST_TEST(
+        !parse({"--name", "a", "--updates", "tcp://127.0.0.1:1", "--queries", "tcp://127.0.0.1:1"},
+               &c, &error));
+    BOOST_TEST(parse({"--check-config", "--name", "a", "--updates", "tcp://127.0.0.1:1",
+                      "--queries", "tcp://127.0.0.1:2"},
+                     &c, &error));
+    BOOST_TEST(c.check_config);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,219 @@
+// The session store: version order, tombstones, expiry and the sweep, the memory limit, and the
+// hash tables checked against a plain std::map through many random operations.
+#include "rss_node/session_store.h"
+
+#include <boost/test/unit_test.hpp>
+#include <map>
+#include <random>
+
+namespace wire = rhythm::wire;
+using rhythm::node::ApplyResult;
+using rhythm::node::SessionStore;
+
+namespace {
+
+constexpr std::uint64_t kNow = 1800000000000ULL;
+constexpr std::uint64_t kHour = 3600 * 1000;
+
+wire::SessionKey key_of(std::uint64_t n) {
+    wire::SessionKey k;
+    for (int i = 0; i < 8; ++i) {
+        k.bytes[i] = static_cast<std::uint8_t>(n >> (8 * i));
+        k.bytes[8 + i] = static_cast<std::uint8_t>((n * 0x9e3779b97f4a7c15ULL) >> (8 * i));
+    }
+    return k;
+}
+
+struct Rec {
+    std::string origin = "web1";
+    std::string data = "counter=1";
+    wire::SessionRecord record;
+
+    Rec(std::uint64_t n, std::uint64_t version, std::uint64_t expires = kNow + kHour) {
+        record.key = key_of(n);
+        record.version = version;
+        record.expires_at_ms = expires;
+        record.origin = origin;
+        record.data = data;
+    }
+    Rec &tombstone() {
+        record.tombstone = true;
+        record.data = {};
+        return *this;
+    }
+    Rec &from(std::string o) {
+        origin = std::move(o);
+        record.origin = origin;
+        return *this;
+    }
+    Rec &with(std::string d) {
+        data = std::move(d);
+        record.data = data;
+        return *this;
+    }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(session_store)
+
+BOOST_AUTO_TEST_CASE(highest_version_wins) {
+    SessionStore store(0);
+    BOOST_TEST((store.apply(Rec(1, 5).with("five").record, kNow).result == ApplyResult::kApplied));
+    BOOST_TEST((store.apply(Rec(1, 7).with("seven").record, kNow).result == ApplyResult::kApplied));
+    auto stale = store.apply(Rec(1, 6).with("six").record, kNow);
+    BOOST_TEST((stale.result == ApplyResult::kStale));
+    BOOST_TEST(stale.held_version == 7u);
+    BOOST_TEST(!stale.newer_from_other_origin);
+    BOOST_TEST((store.apply(Rec(1, 7).record, kNow).result == ApplyResult::kDuplicate));
+    wire::SessionRecord got;
+    BOOST_TEST_REQUIRE(store.find(key_of(1), kNow, &got));
+    BOOST_TEST(got.version == 7u);
+    BOOST_TEST(got.data == "seven");
+    BOOST_TEST(got.origin == "web1");
+    BOOST_TEST(store.live_sessions() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_refusal_says_when_another_server_made_the_newer_version) {
+    SessionStore store(0);
+    store.apply(Rec(1, 9).from("web2").record, kNow);
+    auto out = store.apply(Rec(1, 8).from("web1").record, kNow);
+    BOOST_TEST((out.result == ApplyResult::kStale));
+    BOOST_TEST(out.newer_from_other_origin);
+    BOOST_TEST(out.held_version == 9u);
+}
+
+BOOST_AUTO_TEST_CASE(an_update_from_another_server_names_the_replaced_origin) {
+    SessionStore store(0);
+    BOOST_TEST(store.apply(Rec(1, 3).from("web1").record, kNow).replaced_origin.empty());
+    BOOST_TEST(store.apply(Rec(1, 4).from("web1").record, kNow).replaced_origin.empty());
+    auto failover = store.apply(Rec(1, 5).from("web2").record, kNow);
+    BOOST_TEST((failover.result == ApplyResult::kApplied));
+    BOOST_TEST(failover.replaced_origin == "web1");
+    BOOST_TEST(store.apply(Rec(1, 6).from("web2").record, kNow).replaced_origin.empty());
+}
+
+BOOST_AUTO_TEST_CASE(tombstones_block_older_updates_until_they_expire) {
+    SessionStore store(0);
+    store.apply(Rec(1, 3).record, kNow);
+    BOOST_TEST((store.apply(Rec(1, 4, kNow + kHour).tombstone().record, kNow).result ==
+                ApplyResult::kApplied));
+    BOOST_TEST(store.live_sessions() == 0u);
+    BOOST_TEST(store.tombstones() == 1u);
+    wire::SessionRecord got;
+    BOOST_TEST_REQUIRE(store.find(key_of(1), kNow, &got));
+    BOOST_TEST(got.tombstone);
+    BOOST_TEST(got.data.empty());
+    // A late or replayed update cannot bring the session back.
+    BOOST_TEST((store.apply(Rec(1, 3).record, kNow).result == ApplyResult::kStale));
+    // Once the tombstone has expired it is gone, and swept.
+    BOOST_TEST(!store.find(key_of(1), kNow + kHour, &got));
+    BOOST_TEST(store.sweep_shard(wire::shard_of(key_of(1)), kNow + kHour) == 1u);
+    BOOST_TEST(store.tombstones() == 0u);
+    BOOST_TEST(store.bytes() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(expiry_and_sweep) {
+    SessionStore store(0);
+    BOOST_TEST((store.apply(Rec(1, 1, kNow - 1).record, kNow).result == ApplyResult::kExpired));
+    BOOST_TEST(store.live_sessions() == 0u);
+    store.apply(Rec(2, 1, kNow + 1000).record, kNow);
+    store.apply(Rec(3, 1, 0).record, kNow);  // 0: never expires
+    wire::SessionRecord got;
+    BOOST_TEST(store.find(key_of(2), kNow + 999, &got));
+    BOOST_TEST(!store.find(key_of(2), kNow + 1000, &got));
+    BOOST_TEST(store.find(key_of(3), kNow + 1000 * kHour, &got));
+    std::size_t swept = 0;
+    for (std::uint32_t s = 0; s < wire::kShardCount; ++s) {
+        swept += store.sweep_shard(s, kNow + 1000);
+    }
+    BOOST_TEST(swept == 1u);
+    BOOST_TEST(store.live_sessions() == 1u);
+    // An expired record counts as absent: any version may take its place.
+    store.apply(Rec(4, 9, kNow + 10).record, kNow);
+    BOOST_TEST((store.apply(Rec(4, 2).record, kNow + 10).result == ApplyResult::kApplied));
+    BOOST_TEST(store.live_sessions() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(memory_limit_refuses_new_sessions_not_updates) {
+    const std::string kilobyte(1024, 'x');
+    SessionStore store(64 * 1024);
+    std::uint64_t n = 0;
+    while (store.apply(Rec(n, 1).with(kilobyte).record, kNow).result == ApplyResult::kApplied) {
+        ++n;
+    }
+    BOOST_TEST(n > 40u);
+    BOOST_TEST(n < 64u);
+    BOOST_TEST(store.bytes() <= 64u * 1024);
+    BOOST_TEST(store.live_sessions() == n);
+    // Existing sessions still take new versions of the same size, and tombstones.
+    BOOST_TEST(
+        (store.apply(Rec(0, 2).with(kilobyte).record, kNow).result == ApplyResult::kApplied));
+    BOOST_TEST((store.apply(Rec(1, 2).tombstone().record, kNow).result == ApplyResult::kApplied));
+    // Freed room is usable again, and the limit still holds.
+    BOOST_TEST((store.apply(Rec(n + 1, 1).with(std::string(512, 'y')).record, kNow).result ==
+                ApplyResult::kApplied));
+    std::uint64_t more = 0;
+    while (store.apply(Rec(n + 2 + more, 1).with(kilobyte).record, kNow).result ==
+           ApplyResult::kApplied) {
+        ++more;
+    }
+    BOOST_TEST(more <= 1u);
+    BOOST_TEST(store.bytes() <= 64u * 1024);
+}
+
+BOOST_AUTO_TEST_CASE(snapshot_listing_covers_a_shard) {
+    SessionStore store(0);
+    std::map<std::uint32_t, int> per_shard;
+    for (std::uint64_t n = 0; n < 5000; ++n) {
+        store.apply(Rec(n, 1).record, kNow);
+        per_shard[wire::shard_of(key_of(n))]++;
+    }
+    for (const auto &[shard, count] : per_shard) {
+        int seen = 0;
+        store.for_each_in_shard(shard, kNow, [&](const wire::SessionRecord &r) {
+            BOOST_TEST_REQUIRE(wire::shard_of(r.key) == shard);
+            ++seen;
+        });
+        BOOST_TEST_REQUIRE(seen == count);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(random_operations_match_a_plain_map) {
+    SessionStore store(0);
+    std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> model;  // n -> version, exp
+    std::mt19937_64 rng(3);
+    std::uint64_t now = kNow;
+    for (int step = 0; step < 200000; ++step) {
+        std::uint64_t n = rng() % 3000;
+        std::uint64_t version = 1 + rng() % 50;
+        std::uint64_t expires = now + 1 + rng() % 5000;
+        std::string data(rng() % 64, 'a');
+        auto out = store.apply(Rec(n, version, expires).with(data).record, now);
+        auto it = model.find(n);
+        bool held = it != model.end() && it->second.second > now;
+        if (!held || version > it->second.first) {
+            BOOST_TEST_REQUIRE((out.result == ApplyResult::kApplied));
+            model[n] = {version, expires};
+        } else {
+            BOOST_TEST_REQUIRE((out.result != ApplyResult::kApplied));
+        }
+        if (step % 1000 == 0) {
+            now += 700;
+            for (std::uint32_t s = 0; s < wire::kShardCount; ++s) {
+                store.sweep_shard(s, now);
+            }
+            for (auto m = model.begin(); m != model.end();) {
+                m = m->second.second <= now ? model.erase(m) : std::next(m);
+            }
+            BOOST_TEST_REQUIRE(store.live_sessions() == model.size());
+        }
+    }
+    for (const auto &[n, ve] : model) {
+        wire::SessionRecord got;
+        BOOST_TEST_REQUIRE(store.find(key_of(n), now, &got));
+        BOOST_TEST_REQUIRE(got.version == ve.first);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,418 @@
+// Every message: encode/decode round trips, and every kind of malformed frame rejected with the
+// right error (truncated at every length, trailing bytes, wrong version, unknown type, wrong
+// frame count, bad topic, over-limit lengths, forbidden values).
+#include "wire/messages.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include "wire/byte_io.h"
+
+namespace wire = rhythm::wire;
+using wire::DecodeError;
+
+namespace {
+
+wire::SessionKey key_of(std::uint8_t seed) {
+    wire::SessionKey k;
+    for (std::size_t i = 0; i < k.bytes.size(); ++i) {
+        k.bytes[i] = static_cast<std::uint8_t>(seed * 31 + i);
+    }
+    return k;
+}
+
+const std::string kData(1024, 'd');
+
+wire::SessionRecord live_record() {
+    wire::SessionRecord r;
+    r.key = key_of(1);
+    r.version = 42;
+    r.expires_at_ms = 1800000000000ULL;
+    r.origin = "web1.example:443";
+    r.data = kData;
+    return r;
+}
+
+wire::SessionRecord tombstone_record() {
+    wire::SessionRecord r = live_record();
+    r.tombstone = true;
+    r.data = {};
+    r.version = 43;
+    return r;
+}
+
+wire::Published published(bool tombstone) {
+    wire::Published p;
+    p.sender.agent_id.fill(0xa5);
+    p.sender.epoch = 7;
+    p.sender.sequence = 99;
+    p.record = tombstone ? tombstone_record() : live_record();
+    return p;
+}
+
+// One sample of every DEALER <-> ROUTER message type.
+std::vector<wire::Message> samples() {
+    std::vector<wire::Message> out;
+    out.push_back(wire::Fetch{5, key_of(2)});
+    out.push_back(wire::FetchReply{6, wire::FetchStatus::kFound, live_record()});
+    out.push_back(wire::FetchReply{7, wire::FetchStatus::kNotFound, {}});
+    out.push_back(wire::FetchReply{8, wire::FetchStatus::kDeleted, tombstone_record()});
+    wire::Heartbeat hb;
+    hb.request_id = 9;
+    hb.agent_id.fill(3);
+    hb.epoch = 1700000000;
+    hb.next_sequence = 12345;
+    hb.server_name = "web1:80";
+    out.push_back(hb);
+    out.push_back(wire::HeartbeatAck{10, 1700000000, 12000, "node-a", "tcp://10.0.0.1:5556"});
+    wire::Resend resend;
+    resend.epoch = 4;
+    resend.from_sequence = 77;
+    resend.shards.add(0);
+    resend.shards.add(1023);
+    out.push_back(resend);
+    wire::Refused refused;
+    refused.refusals.push_back({key_of(4), 8});
+    refused.refusals.push_back({key_of(5), 9});
+    out.push_back(refused);
+    out.push_back(wire::SnapshotRequest{11, wire::ShardSet::all()});
+    out.push_back(wire::SnapshotRecord{12, live_record()});
+    out.push_back(wire::SnapshotRecord{12, tombstone_record()});
+    out.push_back(wire::SnapshotEnd{12, 2});
+    out.push_back(wire::StatusRequest{13});
+    out.push_back(wire::StatusReply{13, R"({"sessions":1})"});
+    out.push_back(wire::Ping{14, "node-b"});
+    out.push_back(wire::Pong{14, "node-a"});
+    out.push_back(wire::ErrorReply{15, wire::ErrorCode::kMalformed, "bad"});
+    return out;
+}
+
+std::vector<std::string_view> views(const wire::Frames &frames) {
+    return std::vector<std::string_view>(frames.begin(), frames.end());
+}
+
+wire::DecodeResult decode(const wire::Frames &frames, wire::Message *out) {
+    auto v = views(frames);
+    return wire::decode_message(v, out);
+}
+
+wire::DecodeResult decode_pub(const wire::Frames &frames, wire::Published *out) {
+    auto v = views(frames);
+    return wire::decode_published(v, out);
+}
+
+// Messages whose last field is free text: shortening them leaves a valid, shorter text.
+std::size_t free_text_from(const wire::Message &m) {
+    auto t = wire::message_type(m);
+    if (t == wire::MessageType::kStatusReply) {
+        return 8;
+    }
+    if (t == wire::MessageType::kError) {
+        return 9;
+    }
+    return SIZE_MAX;
+}
+
+std::string record_bytes(const wire::SessionKey &key, std::uint64_t version, std::uint8_t flags,
+                         std::string_view origin, std::uint32_t data_len, std::string_view data) {
+    std::string b;
+    wire::put_bytes(&b, key.bytes.data(), key.bytes.size());
+    wire::put_u64(&b, version);
+    wire::put_u64(&b, 0);
+    wire::put_u8(&b, flags);
+    wire::put_u8(&b, static_cast<std::uint8_t>(origin.size()));
+    wire::put_u32(&b, data_len);
+    wire::put_bytes(&b, origin.data(), origin.size());
+    wire::put_bytes(&b, data.data(), data.size());
+    return b;
+}
+
+wire::Frames fetch_reply_frames(std::string record) {
+    std::string body;
+    wire::put_u64(&body, 1);
+    wire::put_u8(&body, 0);
+    body += record;
+    return {std::string("\x01\x04", 2), body};
+}
+
+DecodeError error_of_record(std::string record) {
+    wire::Message m;
+    return decode(fetch_reply_frames(std::move(record)), &m).error;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(messages)
+
+BOOST_AUTO_TEST_CASE(every_message_round_trips) {
+    for (const auto &m : samples()) {
+        wire::Frames frames = wire::encode_message(m);
+        BOOST_TEST_REQUIRE(frames.size() == 2u);
+        BOOST_TEST(static_cast<int>(frames[0][0]) == wire::kProtocolVersion);
+        wire::Message back;
+        auto result = decode(frames, &back);
+        BOOST_TEST_REQUIRE(result.ok(), wire::message_type_name(wire::message_type(m))
+                                            << ": " << result.message);
+        BOOST_TEST(back.index() == m.index());
+        // Decoding is the inverse of encoding: the decoded message encodes to the same bytes.
+        BOOST_TEST((wire::encode_message(back) == frames));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {
+    // The decoded views point into these frames: they must outlive `back`'s use.
+    wire::Frames frames =
+        wire::encode_message(wire::FetchReply{6, wire::FetchStatus::kFound, live_record()});
+    wire::Message back;
+    BOOST_TEST_REQUIRE(decode(frames, &back).ok());
+    const auto &reply = std::get<wire::FetchReply>(back);
+    BOOST_TEST(reply.request_id == 6u);
+    BOOST_TEST(reply.record.version == 42u);
+    BOOST_TEST(reply.record.expires_at_ms == 1800000000000ULL);
+    BOOST_TEST(reply.record.origin == "web1.example:443");
+    BOOST_TEST(reply.record.data == kData);
+    BOOST_TEST((reply.record.key == key_of(1)));
+    BOOST_TEST(!reply.record.tombstone);
+}
+
+BOOST_AUTO_TEST_CASE(published_updates_and_tombstones_round_trip) {
+    for (bool tombstone : {false, true}) {
+        wire::Frames frames = wire::encode_published(published(tombstone));
+        BOOST_TEST_REQUIRE(frames.size() == 3u);
+        BOOST_TEST((frames[0] == wire::topic_for_shard(wire::shard_of(key_of(1)))));
+        wire::Published back;
+        auto result = decode_pub(frames, &back);
+        BOOST_TEST_REQUIRE(result.ok(), result.message);
+        BOOST_TEST(back.sender.epoch == 7u);
+        BOOST_TEST(back.sender.sequence == 99u);
+        BOOST_TEST(back.sender.agent_id[15] == 0xa5);
+        BOOST_TEST(back.record.tombstone == tombstone);
+        BOOST_TEST(back.record.data.size() == (tombstone ? 0u : 1024u));
+        BOOST_TEST((wire::encode_published(back) == frames));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(every_truncation_is_rejected) {
+    for (const auto &m : samples()) {
+        wire::Frames frames = wire::encode_message(m);
+        std::string body = frames[1];
+        std::size_t limit = std::min(body.size(), free_text_from(m));
+        for (std::size_t len = 0; len < limit; ++len) {
+            frames[1] = body.substr(0, len);
+            wire::Message out;
+            auto result = decode(frames, &out);
+            BOOST_TEST_REQUIRE(!result.ok(), wire::message_type_name(wire::message_type(m))
+                                                 << " accepted at " << len << " bytes");
+            BOOST_TEST_REQUIRE(result.message != nullptr);
+        }
+    }
+    wire::Frames frames = wire::encode_published(published(false));
+    std::string body = frames[2];
+    for (std::size_t len = 0; len < body.size(); ++len) {
+        frames[2] = body.substr(0, len);
+        wire::Published out;
+        BOOST_TEST_REQUIRE(!decode_pub(frames, &out).ok());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(trailing_bytes_are_rejected) {
+    for (const auto &m : samples()) {
+        if (free_text_from(m) != SIZE_MAX) {
+            continue;
+        }
+        wire::Frames frames = wire::encode_message(m);
+        frames[1] += 'x';
+        wire::Message out;
+        auto result = decode(frames, &out);
+        BOOST_TEST(!result.ok(), wire::message_type_name(wire::message_type(m)));
+    }
+    wire::Frames frames = wire::encode_published(published(false));
+    frames[2] += 'x';
+    wire::Published out;
+    BOOST_TEST((decode_pub(frames, &out).error == DecodeError::kTrailingBytes));
+}
+
+BOOST_AUTO_TEST_CASE(wrong_version_is_reported_as_such) {
+    wire::Frames frames = wire::encode_message(wire::StatusRequest{1});
+    frames[0][0] = 2;
+    wire::Message out;
+    BOOST_TEST((decode(frames, &out).error == DecodeError::kVersionMismatch));
+    std::uint8_t version = 0;
+    wire::MessageType type;
+    BOOST_TEST(
+        (wire::decode_header(frames[0], &version, &type).error == DecodeError::kVersionMismatch));
+    BOOST_TEST(version == 2);
+    // Even a message of another version with other frame counts is named a version mismatch.
+    frames.push_back("extra");
+    BOOST_TEST((decode(frames, &out).error == DecodeError::kVersionMismatch));
+    wire::Frames pub = wire::encode_published(published(false));
+    pub[1][0] = 0;
+    wire::Published p;
+    BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kVersionMismatch));
+}
+
+BOOST_AUTO_TEST_CASE(bad_headers_and_types_are_rejected) {
+    wire::Message out;
+    wire::Frames frames = wire::encode_message(wire::StatusRequest{1});
+    frames[0] = std::string("\x01", 1);
+    BOOST_TEST((decode(frames, &out).error == DecodeError::kBadHeader));
+    frames[0] = std::string("\x01\x0c\x00", 3);
+    BOOST_TEST((decode(frames, &out).error == DecodeError::kBadHeader));
+    frames[0] = std::string("\x01\x00", 2);
+    BOOST_TEST((decode(frames, &out).error == DecodeError::kUnknownType));
+    frames[0] = std::string("\x01\x11", 2);
+    BOOST_TEST((decode(frames, &out).error == DecodeError::kUnknownType));
+    frames[0] = std::string("\x01\xff", 2);
+    BOOST_TEST((decode(frames, &out).error == DecodeError::kUnknownType));
+    // An update outside PUB/SUB, and a request on PUB/SUB.
+    frames[0] = std::string("\x01\x01", 2);
+    BOOST_TEST((decode(frames, &out).error == DecodeError::kUnexpectedType));
+    wire::Frames pub = wire::encode_published(published(false));
+    pub[1] = std::string("\x01\x03", 2);
+    wire::Published p;
+    BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kUnexpectedType));
+    // Type and record disagree.
+    pub = wire::encode_published(published(false));
+    pub[1] = std::string("\x01\x02", 2);
+    BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kBadValue));
+}
+
+BOOST_AUTO_TEST_CASE(wrong_frame_counts_are_rejected) {
+    wire::Message out;
+    wire::Frames frames = wire::encode_message(wire::StatusRequest{1});
+    BOOST_TEST((wire::decode_message(wire::FrameSpan(), &out).error == DecodeError::kFrameCount));
+    wire::Frames one{frames[0]};
+    BOOST_TEST((decode(one, &out).error == DecodeError::kFrameCount));
+    frames.push_back("");
+    BOOST_TEST((decode(frames, &out).error == DecodeError::kFrameCount));
+    wire::Frames pub = wire::encode_published(published(false));
+    wire::Published p;
+    wire::Frames two{pub[0], pub[1]};
+    BOOST_TEST((decode_pub(two, &p).error == DecodeError::kFrameCount));
+    wire::Frames single{pub[0]};
+    BOOST_TEST((decode_pub(single, &p).error == DecodeError::kFrameCount));
+    pub.push_back("x");
+    BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kFrameCount));
+}
+
+BOOST_AUTO_TEST_CASE(bad_topics_are_rejected) {
+    wire::Frames pub = wire::encode_published(published(false));
+    wire::Published p;
+    wire::Frames bad = pub;
+    bad[0] = std::string("\x00", 1);
+    BOOST_TEST((decode_pub(bad, &p).error == DecodeError::kBadTopic));
+    bad[0] = std::string("\x00\x01\x02", 3);
+    BOOST_TEST((decode_pub(bad, &p).error == DecodeError::kBadTopic));
+    bad[0] = wire::topic_for_shard(wire::kShardCount);
+    BOOST_TEST((decode_pub(bad, &p).error == DecodeError::kBadTopic));
+    bad[0] = wire::topic_for_shard((wire::shard_of(key_of(1)) + 1) % wire::kShardCount);
+    BOOST_TEST((decode_pub(bad, &p).error == DecodeError::kWrongShard));
+}
+
+BOOST_AUTO_TEST_CASE(bad_records_are_rejected) {
+    auto k = key_of(1);
+    BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "web", 1, "x")) == DecodeError::kNone));
+    BOOST_TEST((error_of_record(record_bytes(k, 0, 0, "web", 1, "x")) == DecodeError::kBadValue));
+    BOOST_TEST((error_of_record(record_bytes(k, 1, 2, "web", 1, "x")) == DecodeError::kBadValue));
+    BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "", 1, "x")) == DecodeError::kBadValue));
+    BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "we b", 1, "x")) == DecodeError::kBadValue));
+    BOOST_TEST(
+        (error_of_record(record_bytes(k, 1, 0, "we\x7f", 1, "x")) == DecodeError::kBadValue));
+    // A tombstone carries no data (in a fetch reply of status found it also disagrees).
+    wire::Message m;
+    std::string body;
+    wire::put_u64(&body, 1);
+    wire::put_u8(&body, 2);
+    body += record_bytes(k, 1, 1, "web", 1, "x");
+    BOOST_TEST((decode({std::string("\x01\x04", 2), body}, &m).error == DecodeError::kBadValue));
+    // Lengths that promise more than the frame holds, up to the largest a field can say.
+    BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "web", 2, "x")) == DecodeError::kTruncated));
+    BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "web", wire::kMaxDataLength, "x")) ==
+                DecodeError::kTruncated));
+    BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "web", wire::kMaxDataLength + 1, "x")) ==
+                DecodeError::kTooLarge));
+    BOOST_TEST(
+        (error_of_record(record_bytes(k, 1, 0, "web", 0xffffffffu, "")) == DecodeError::kTooLarge));
+    std::string long_origin = record_bytes(k, 1, 0, "web", 0, "");
+    long_origin[16 + 8 + 8 + 1] = static_cast<char>(255);  // origin_len 255, 3 bytes present
+    BOOST_TEST((error_of_record(long_origin) == DecodeError::kTruncated));
+    // The largest legal data decodes.
+    std::string big(wire::kMaxDataLength, 'b');
+    BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "web", static_cast<std::uint32_t>(big.size()),
+                                             big)) == DecodeError::kNone));
+}
+
+BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
+    wire::Message m;
+    // Fetch reply: unknown status; found with a tombstone.
+    std::string body;
+    wire::put_u64(&body, 1);
+    wire::put_u8(&body, 3);
+    BOOST_TEST((decode({std::string("\x01\x04", 2), body}, &m).error == DecodeError::kBadValue));
+    wire::Frames frames =
+        wire::encode_message(wire::FetchReply{1, wire::FetchStatus::kDeleted, tombstone_record()});
+    frames[1][8] = 0;
+    BOOST_TEST((decode(frames, &m).error == DecodeError::kBadValue));
+    // Published sequence 0.
+    wire::Published p = published(false);
+    p.sender.sequence = 0;
+    wire::Published out;
+    BOOST_TEST((decode_pub(wire::encode_published(p), &out).error == DecodeError::kBadValue));
+    // Refused: count 0, over the limit, disagreeing with the bytes.
+    body.clear();
+    wire::put_u16(&body, 0);
+    BOOST_TEST((decode({std::string("\x01\x08", 2), body}, &m).error == DecodeError::kBadValue));
+    body.clear();
+    wire::put_u16(&body, wire::kMaxRefusalsPerMessage + 1);
+    BOOST_TEST((decode({std::string("\x01\x08", 2), body}, &m).error == DecodeError::kTooLarge));
+    body.clear();
+    wire::put_u16(&body, 0xffff);
+    body += std::string(24, 'x');
+    BOOST_TEST((decode({std::string("\x01\x08", 2), body}, &m).error == DecodeError::kTooLarge));
+    body.clear();
+    wire::put_u16(&body, 2);
+    body += std::string(24, 'x');
+    BOOST_TEST((decode({std::string("\x01\x08", 2), body}, &m).error == DecodeError::kTruncated));
+    // Error: unknown codes, over-long text.
+    frames = wire::encode_message(wire::ErrorReply{1, wire::ErrorCode::kMalformed, "x"});
+    frames[1][8] = 0;
+    BOOST_TEST((decode(frames, &m).error == DecodeError::kBadValue));
+    frames[1][8] = 5;
+    BOOST_TEST((decode(frames, &m).error == DecodeError::kBadValue));
+    frames[1][8] = 4;
+    BOOST_TEST((decode(frames, &m).error == DecodeError::kNone));
+    std::string long_text(wire::kMaxErrorTextLength + 1, 'e');
+    BOOST_TEST(
+        (decode(wire::encode_message(wire::ErrorReply{1, wire::ErrorCode::kMalformed, long_text}),
+                &m)
+             .error == DecodeError::kTooLarge));
+    // Status over its limit.
+    std::string huge(wire::kMaxStatusLength + 1, '{');
+    BOOST_TEST((decode(wire::encode_message(wire::StatusReply{1, huge}), &m).error ==
+                DecodeError::kTooLarge));
+    // Names: empty, unprintable.
+    BOOST_TEST(
+        (decode(wire::encode_message(wire::Ping{1, ""}), &m).error == DecodeError::kBadValue));
+    BOOST_TEST(
+        (decode(wire::encode_message(wire::Pong{1, "a b"}), &m).error == DecodeError::kBadValue));
+    // Heartbeat ack endpoint over the limit.
+    std::string endpoint(wire::kMaxEndpointLength + 1, 'e');
+    BOOST_TEST(
+        (decode(wire::encode_message(wire::HeartbeatAck{1, 1, 1, "n", endpoint}), &m).error ==
+         DecodeError::kTooLarge));
+}
+
+BOOST_AUTO_TEST_CASE(shard_sets) {
+    wire::ShardSet s;
+    BOOST_TEST(s.count() == 0u);
+    s.add(0);
+    s.add(7);
+    s.add(1023);
+    BOOST_TEST(s.count() == 3u);
+    BOOST_TEST(s.contains(7));
+    BOOST_TEST(!s.contains(8));
+    BOOST_TEST(!s.contains(wire::kShardCount));
+    BOOST_TEST(s.bits[0] == 0x81);
+    BOOST_TEST(wire::ShardSet::all().count() == wire::kShardCount);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,197 @@
+// Every message of the bank protocol as a plain struct, with its encoder and its decoder.
+//
+// Published updates travel agent PUB -> node SUB as three frames: topic (shard), header
+// (version, type), body. Everything else travels DEALER <-> ROUTER as two frames: header, body
+// (the ROUTER's identity frame is the socket's business, not the protocol's). docs/protocol.md
+// lays out each body byte by byte.
+//
+// Decoded structs hold string_views into the received frames: they are valid while the frames
+// are, and decoding never copies or allocates on behalf of the sender.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "wire/decode_error.h"
+#include "wire/protocol.h"
+#include "wire/session_key.h"
+
+namespace rhythm::wire {
+
+using AgentId = std::array<std::uint8_t, kAgentIdBytes>;
+
+// A set of shards, one bit each (shard 0 is the high bit of byte 0).
+struct ShardSet {
+    std::array<std::uint8_t, kShardBitmapBytes> bits{};
+
+    void add(std::uint32_t shard) {
+        bits[shard / 8] |= static_cast<std::uint8_t>(0x80 >> (shard % 8));
+    }
+    bool contains(std::uint32_t shard) const {
+        return shard < kShardCount && (bits[shard / 8] & (0x80 >> (shard % 8))) != 0;
+    }
+    std::size_t count() const;
+    static ShardSet all();
+    bool operator==(const ShardSet &other) const { return bits == other.bits; }
+};
+
+// One session at one version: live (with data) or a tombstone (no data).
+struct SessionRecord {
+    SessionKey key;
+    std::uint64_t version = 0;        // >= 1; only goes up
+    std::uint64_t expires_at_ms = 0;  // Unix time in ms; 0 = never
+    bool tombstone = false;
+    std::string_view origin;  // the server that made this version, 1..255 printable bytes
+    std::string_view data;    // empty for a tombstone
+};
+
+// Who published a message, and its place in that publisher's stream.
+struct SenderStamp {
+    AgentId agent_id{};
+    std::uint64_t epoch = 0;
+    std::uint64_t sequence = 0;  // 1, 2, 3... within an epoch
+};
+
+// kUpdate or kTombstone, on the shard's topic.
+struct Published {
+    SenderStamp sender;
+    SessionRecord record;  // record.tombstone tells the type
+};
+
+struct Fetch {
+    std::uint64_t request_id = 0;
+    SessionKey key;
+};
+
+enum class FetchStatus : std::uint8_t { kFound = 0, kNotFound = 1, kDeleted = 2 };
+
+struct FetchReply {
+    std::uint64_t request_id = 0;
+    FetchStatus status = FetchStatus::kNotFound;
+    SessionRecord record;  // absent (default) when kNotFound; a tombstone when kDeleted
+};
+
+// Agent -> node, about once a second: "I am here; my next sequence is next_sequence".
+struct Heartbeat {
+    std::uint64_t request_id = 0;
+    AgentId agent_id{};
+    std::uint64_t epoch = 0;
+    std::uint64_t next_sequence = 0;
+    std::string_view server_name;
+};
+
+// Node -> agent: "of that epoch I hold everything up to acked_sequence; publish to this".
+struct HeartbeatAck {
+    std::uint64_t request_id = 0;
+    std::uint64_t epoch = 0;
+    std::uint64_t acked_sequence = 0;
+    std::string_view node_name;
+    std::string_view updates_endpoint;
+};
+
+// Node -> agent: send again every message from from_sequence on, and every session in `shards`.
+struct Resend {
+    std::uint64_t epoch = 0;
+    std::uint64_t from_sequence = 0;
+    ShardSet shards;
+};
+
+// Node -> agent: these sessions are newer here, made by another server; drop older copies.
+struct Refusal {
+    SessionKey key;
+    std::uint64_t version = 0;
+};
+
+struct Refused {
+    std::vector<Refusal> refusals;  // 1..kMaxRefusalsPerMessage (count checked before reserving)
+};
+
+struct SnapshotRequest {
+    std::uint64_t request_id = 0;
+    ShardSet shards;
+};
+
+struct SnapshotRecord {
+    std::uint64_t request_id = 0;
+    SessionRecord record;
+};
+
+struct SnapshotEnd {
+    std::uint64_t request_id = 0;
+    std::uint64_t records = 0;
+};
+
+struct StatusRequest {
+    std::uint64_t request_id = 0;
+};
+
+struct StatusReply {
+    std::uint64_t request_id = 0;
+    std::string_view json;
+};
+
+struct Ping {
+    std::uint64_t request_id = 0;
+    std::string_view node_name;
+};
+
+struct Pong {
+    std::uint64_t request_id = 0;
+    std::string_view node_name;
+};
+
+enum class ErrorCode : std::uint8_t {
+    kVersionMismatch = 1,  // the request's version is not the responder's (see the header)
+    kMalformed = 2,        // the request did not decode
+    kUnsupported = 3,      // a well-formed message this responder does not answer
+    kBusy = 4,             // too much in progress (snapshots): ask again later
+};
+
+struct ErrorReply {
+    std::uint64_t request_id = 0;  // 0 when the request was too broken to have one
+    ErrorCode code = ErrorCode::kMalformed;
+    std::string_view text;
+};
+
+// Everything that travels DEALER <-> ROUTER.
+using Message =
+    std::variant<Fetch, FetchReply, Heartbeat, HeartbeatAck, Resend, Refused, SnapshotRequest,
+                 SnapshotRecord, SnapshotEnd, StatusRequest, StatusReply, Ping, Pong, ErrorReply>;
+
+MessageType message_type(const Message &message);
+
+// A list of received frames.
+struct FrameSpan {
+    const std::string_view *frames = nullptr;
+    std::size_t size = 0;
+
+    FrameSpan() = default;
+    FrameSpan(const std::string_view *f, std::size_t n) : frames(f), size(n) {}
+    FrameSpan(const std::vector<std::string_view> &v) : frames(v.data()), size(v.size()) {}
+    const std::string_view &operator[](std::size_t i) const { return frames[i]; }
+};
+
+// Frames ready to send, in order.
+using Frames = std::vector<std::string>;
+
+// The topic frame of a shard: its number, 2 bytes big-endian. A SUB subscribes to exactly this.
+std::string topic_for_shard(std::uint32_t shard);
+
+// Encoders. Inputs must respect the limits of protocol.h (the encoder does not truncate).
+Frames encode_published(const Published &message);
+Frames encode_message(const Message &message);
+
+// Decoders: `out` is written only on success.
+DecodeResult decode_published(FrameSpan frames, Published *out);
+DecodeResult decode_message(FrameSpan frames, Message *out);
+
+// Reads only the header frame: for answering a request of another version with kError. On
+// kVersionMismatch `*version` holds the version received.
+DecodeResult decode_header(std::string_view frame, std::uint8_t *version, MessageType *type);
+
+}  // namespace rhythm::wire

@@ -1,0 +1,65 @@
+// The constants of the bank's wire protocol, version 1: the protocol version byte, the message
+// types, the shard count and the limits every decoder enforces. docs/protocol.md is the prose
+// specification of the same facts; a change here is a change of protocol version.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rhythm::wire {
+
+// The first byte of every header frame. A receiver answers a request of another version with an
+// kError of code kVersionMismatch (in its own version) and drops a published update of another
+// version, counting it as malformed.
+constexpr std::uint8_t kProtocolVersion = 1;
+
+// Sessions are spread over a fixed number of shards; the shard is the topic of a published
+// update. Fixed by the protocol version: every party must agree on it.
+constexpr std::uint32_t kShardCount = 1024;
+
+// One bit per shard, most significant bit of byte 0 is shard 0.
+constexpr std::size_t kShardBitmapBytes = kShardCount / 8;
+
+// Limits on what a frame may carry. kMaxFrameSize is what every socket sets as ZMQ_MAXMSGSIZE.
+constexpr std::size_t kMaxOriginLength = 255;
+constexpr std::size_t kMaxNameLength = 255;
+constexpr std::size_t kMaxEndpointLength = 1024;
+constexpr std::size_t kMaxDataLength = 1024 * 1024;
+constexpr std::size_t kMaxErrorTextLength = 1024;
+constexpr std::size_t kMaxStatusLength = 1024 * 1024;
+constexpr std::size_t kMaxRefusalsPerMessage = 4096;
+constexpr std::size_t kMaxFrameSize = kMaxDataLength + 64 * 1024;
+
+// Frame sizes that never change within a version.
+constexpr std::size_t kTopicBytes = 2;
+constexpr std::size_t kHeaderBytes = 2;
+constexpr std::size_t kSessionKeyBytes = 16;
+constexpr std::size_t kAgentIdBytes = 16;
+
+enum class MessageType : std::uint8_t {
+    // Published by an agent on its PUB socket, topic frame first.
+    kUpdate = 1,
+    kTombstone = 2,
+    // Requests to a node's ROUTER and their answers.
+    kFetch = 3,
+    kFetchReply = 4,
+    kHeartbeat = 5,
+    kHeartbeatAck = 6,
+    kResend = 7,
+    kRefused = 8,
+    kSnapshotRequest = 9,
+    kSnapshotRecord = 10,
+    kSnapshotEnd = 11,
+    kStatusRequest = 12,
+    kStatusReply = 13,
+    kPing = 14,
+    kPong = 15,
+    kError = 16,
+};
+
+// The highest defined type: anything above it (or 0) is kUnknownType.
+constexpr std::uint8_t kLastMessageType = static_cast<std::uint8_t>(MessageType::kError);
+
+const char *message_type_name(MessageType type);
+
+}  // namespace rhythm::wire

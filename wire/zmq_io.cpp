@@ -1,0 +1,72 @@
+// Receiving and sending whole multipart messages with the C API of libzmq.
+#include "wire/zmq_io.h"
+
+#include <cstdint>
+
+namespace rhythm::wire {
+
+bool set_network_options(void *socket) {
+    std::int64_t max_size = static_cast<std::int64_t>(kMaxFrameSize);
+    int linger = 0;
+    return zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) == 0 &&
+           zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger) == 0;
+}
+
+ReceivedMessage::ReceivedMessage() {
+    for (auto &p : parts_) {
+        zmq_msg_init(&p);
+    }
+}
+
+ReceivedMessage::~ReceivedMessage() {
+    for (auto &p : parts_) {
+        zmq_msg_close(&p);
+    }
+}
+
+bool ReceivedMessage::receive(void *socket, int flags) {
+    count_ = 0;
+    overflow_ = false;
+    zmq_msg_t spill;
+    zmq_msg_init(&spill);
+    bool received = false;
+    for (;;) {
+        bool keep = count_ < kMaxFrames;
+        zmq_msg_t *target = keep ? &parts_[count_] : &spill;
+        // Later parts of a message are already queued: only the first may wait.
+        if (zmq_msg_recv(target, socket, received ? 0 : flags) < 0) {
+            break;
+        }
+        received = true;
+        if (keep) {
+            views_[count_] = std::string_view(static_cast<const char *>(zmq_msg_data(target)),
+                                              zmq_msg_size(target));
+            count_++;
+        } else {
+            overflow_ = true;
+        }
+        if (!zmq_msg_more(target)) {
+            break;
+        }
+    }
+    zmq_msg_close(&spill);
+    return received;
+}
+
+bool send_frames(void *socket, const std::string *routing_id, const Frames &frames, int flags) {
+    if (routing_id != nullptr) {
+        int more = frames.empty() ? 0 : ZMQ_SNDMORE;
+        if (zmq_send(socket, routing_id->data(), routing_id->size(), flags | more) < 0) {
+            return false;
+        }
+    }
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        int more = i + 1 < frames.size() ? ZMQ_SNDMORE : 0;
+        if (zmq_send(socket, frames[i].data(), frames[i].size(), flags | more) < 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace rhythm::wire
