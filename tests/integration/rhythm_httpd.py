@@ -225,10 +225,21 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
             self.proc.stderr.close()
         self.proc = None
 
-    def kill(self):
-        """SIGKILL to the parent (its children follow when they notice)."""
-        self.proc.kill()
-        self.proc.wait(10)
+    def kill(self, timeout=10):
+        """The server dies: SIGKILL to the parent, every child and the backup agent at once (its
+        process group: the server runs as a session of its own), then waits until its port
+        refuses connections. SIGKILL to the parent alone is no dead server: the children keep
+        the listening socket and go on serving."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout)
+        wait_for(lambda: not self._port_open(), timeout, f"{self.name}'s port to close")
+
+    def _port_open(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
 
     def cleanup(self):
         self.stop()
