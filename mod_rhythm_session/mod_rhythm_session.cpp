@@ -11,6 +11,7 @@
 // every other path.
 #include "httpd.h"
 
+#include "ap_listen.h"
 #include "ap_mpm.h"
 #include "apr_lib.h"
 #include "apr_shm.h"
@@ -36,6 +37,9 @@ extern "C" {
 #include <string>
 #include <unistd.h>
 
+#include "agent_process.h"
+#include "backup/fetch_channel.h"
+#include "core/backup_feed.h"
 #include "core/config_value.h"
 #include "core/session_cache.h"
 #include "core/session_id.h"
@@ -59,6 +63,7 @@ constexpr const char kDefaultCookieAttrs[] = "path=/;HttpOnly;SameSite=Lax";
 constexpr std::uint64_t kDefaultCacheBytes = 64ULL << 20;
 constexpr std::uint64_t kDefaultMaxSessionBytes = 64ULL << 10;
 constexpr std::uint64_t kDefaultLockTimeoutMs = 10000;
+constexpr std::uint64_t kDefaultBackupTimeoutMs = 200;
 // Expired sessions the parent reclaims per monitor tick (about once a second).
 constexpr std::uint32_t kSweepBudget = 8192;
 
@@ -67,8 +72,10 @@ struct ServerSettings {
     std::uint64_t cache_bytes;
     std::uint64_t max_session_bytes;
     std::uint64_t lock_timeout_ms;
+    std::uint64_t backup_timeout_ms;
 };
 ServerSettings g_settings;
+rhythm::BackupSettings g_backup;
 
 // The segment outlives module reloads: its handle is kept in httpd's retained data.
 struct RetainedSegment {
@@ -169,6 +176,25 @@ void *pool_allocate(void *pool, std::size_t bytes) {
     return apr_palloc(static_cast<apr_pool_t *>(pool), bytes);
 }
 
+// A well-formed ID this server does not hold: another server's user after a failover, perhaps.
+// Asks the bank through the agent, waiting at most SessionBackupTimeout; true when the session is
+// now in the segment.
+bool fetch_from_bank(request_rec *r, const SessionId &id) {
+    rhythm::FetchOutcome outcome = rhythm::fetch_via_agent(
+        g_backup.socket_path, id, static_cast<std::uint32_t>(g_settings.backup_timeout_ms));
+    char prefix[7];
+    rhythm::session_id_log_prefix(id, prefix);
+    if (outcome == rhythm::FetchOutcome::kFound) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "RS0201: session %s... taken over from the bank", prefix);
+        return true;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "RS0202: session %s... not taken over (%s): a new session starts", prefix,
+                  rhythm::fetch_outcome_name(outcome));
+    return false;
+}
+
 // Reads the cookie and, when it names a session this server holds, takes the session's lock and
 // builds its session_rec. Done once per top-level request.
 void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
@@ -199,6 +225,10 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
         g_cache.acquire(id, g_process, r->request_time, g_settings.lock_timeout_ms, &st->handle,
                         pool_allocate, top->pool, &loaded);
     char prefix[7];
+    if (result == SessionCache::Acquire::kNotFound && g_backup.enabled && fetch_from_bank(r, id)) {
+        result = g_cache.acquire(id, g_process, r->request_time, g_settings.lock_timeout_ms,
+                                 &st->handle, pool_allocate, top->pool, &loaded);
+    }
     switch (result) {
         case SessionCache::Acquire::kLocked:
             apr_pool_cleanup_register(top->pool, st, release_lock, apr_pool_cleanup_null);
@@ -411,11 +441,24 @@ int rhythm_pre_config(apr_pool_t *, apr_pool_t *plog, apr_pool_t *) {
     g_settings.cache_bytes = kDefaultCacheBytes;
     g_settings.max_session_bytes = kDefaultMaxSessionBytes;
     g_settings.lock_timeout_ms = kDefaultLockTimeoutMs;
+    g_settings.backup_timeout_ms = kDefaultBackupTimeoutMs;
+    g_backup = rhythm::BackupSettings();
     g_cache_ready = false;
     return hook_into_mod_session(plog) ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
-int rhythm_post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) {
+// "host:port": this machine's name and the first port httpd listens on.
+std::string default_server_id(apr_pool_t *p, server_rec *s) {
+    char host[APRMAXHOSTLEN + 1] = "localhost";
+    apr_gethostname(host, sizeof host, p);
+    int port = s->port ? s->port : 80;
+    if (ap_listeners && ap_listeners->bind_addr) {
+        port = ap_listeners->bind_addr->port;
+    }
+    return std::string(host) + ":" + std::to_string(port);
+}
+
+int rhythm_post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec *s) {
     // httpd reads its configuration twice at start-up; the segment is made on the real pass.
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
@@ -456,6 +499,16 @@ int rhythm_post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) 
                      rhythm::format_size(kept->bytes).c_str());
     }
     g_cache_ready = true;
+    g_cache.set_backup_enabled(g_backup.enabled);
+    if (g_backup.enabled) {
+        g_backup.socket_path = ap_runtime_dir_relative(pconf, "rhythm-agent.sock");
+        if (g_backup.server_id.empty()) {
+            g_backup.server_id = default_server_id(pconf, s);
+        }
+        if (!rhythm::start_backup_agent(pconf, s, g_backup, g_cache)) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
     return OK;
 }
 
@@ -473,17 +526,35 @@ int rhythm_monitor(apr_pool_t *, server_rec *) {
 
 // ---- server-status --------------------------------------------------------------------------
 
+struct StatusLine {
+    const char *key;    // the ?auto name
+    const char *label;  // the HTML label
+    std::uint64_t value;
+};
+
+void print_status_table(request_rec *r, int flags, const char *title, const StatusLine *lines,
+                        std::size_t count) {
+    if (flags & AP_STATUS_SHORT) {
+        for (std::size_t i = 0; i < count; ++i) {
+            ap_rprintf(r, "%s: %" APR_UINT64_T_FMT "\n", lines[i].key,
+                       static_cast<apr_uint64_t>(lines[i].value));
+        }
+        return;
+    }
+    ap_rprintf(r, "<hr />\n<h2>%s</h2>\n<table border=\"0\">\n", title);
+    for (std::size_t i = 0; i < count; ++i) {
+        ap_rprintf(r, "<tr><td>%s</td><td>%" APR_UINT64_T_FMT "</td></tr>\n", lines[i].label,
+                   static_cast<apr_uint64_t>(lines[i].value));
+    }
+    ap_rputs("</table>\n", r);
+}
+
 int rhythm_status(request_rec *r, int flags) {
     if (!g_cache_ready) {
         return OK;
     }
     rhythm::CacheStats s = g_cache.stats();
-    struct Line {
-        const char *key;
-        const char *label;
-        std::uint64_t value;
-    };
-    const Line lines[] = {
+    const StatusLine cache_lines[] = {
         {"RhythmSessions", "Sessions", s.sessions},
         {"RhythmSessionsMax", "Room for sessions", s.max_sessions},
         {"RhythmBytesUsed", "Bytes used (session data)", s.payload_bytes},
@@ -502,18 +573,36 @@ int rhythm_status(request_rec *r, int flags) {
         {"RhythmOversizedRefused", "Oversized saves refused", s.oversized_refused},
         {"RhythmNoSpace", "Saves refused for lack of space", s.no_space},
     };
-    if (flags & AP_STATUS_SHORT) {
-        for (const Line &l : lines) {
-            ap_rprintf(r, "%s: %" APR_UINT64_T_FMT "\n", l.key, static_cast<apr_uint64_t>(l.value));
-        }
+    print_status_table(r, flags, "Rhythm sessions", cache_lines,
+                       sizeof cache_lines / sizeof cache_lines[0]);
+    if (!g_backup.enabled) {
         return OK;
     }
-    ap_rputs("<hr />\n<h2>Rhythm sessions</h2>\n<table border=\"0\">\n", r);
-    for (const Line &l : lines) {
-        ap_rprintf(r, "<tr><td>%s</td><td>%" APR_UINT64_T_FMT "</td></tr>\n", l.label,
-                   static_cast<apr_uint64_t>(l.value));
-    }
-    ap_rputs("</table>\n", r);
+    rhythm::BackupStats b = rhythm::BackupFeed(g_cache).stats();
+    std::uint64_t oldest_ms =
+        b.oldest_unacknowledged_us > 0 && apr_time_now() > b.oldest_unacknowledged_us
+            ? static_cast<std::uint64_t>(apr_time_now() - b.oldest_unacknowledged_us) / 1000
+            : 0;
+    const StatusLine backup_lines[] = {
+        {"RhythmBackupAgentPid", "Backup agent process", static_cast<std::uint64_t>(b.agent_pid)},
+        {"RhythmBackupAgentStarts", "Backup agent starts", b.agent_starts},
+        {"RhythmBackupNodes", "Nodes configured", b.nodes_total},
+        {"RhythmBackupNodesUp", "Nodes answering", b.nodes_up},
+        {"RhythmBackupPending", "Changes waiting to be published", b.pending},
+        {"RhythmBackupPublished", "Changes published", b.published},
+        {"RhythmBackupAcknowledged", "Changes acknowledged by the bank", b.acknowledged},
+        {"RhythmBackupLagSamples", "Acknowledgements in the last 10-20 s", b.lag_samples},
+        {"RhythmBackupLagP50Us", "Save to acknowledgement, p50 (us)", b.lag_p50_us},
+        {"RhythmBackupLagP99Us", "Save to acknowledgement, p99 (us)", b.lag_p99_us},
+        {"RhythmBackupOldestUnacknowledgedMs", "Oldest unacknowledged change (ms ago)", oldest_ms},
+        {"RhythmBackupEvictedUnbacked", "Evicted before the bank had them", b.evicted_unbacked},
+        {"RhythmBackupStaleDropped", "Stale copies dropped (newer elsewhere)", b.stale_dropped},
+        {"RhythmBackupFetched", "Sessions taken over from the bank", b.fetched_found},
+        {"RhythmBackupFetchMisses", "Fetches the bank did not know", b.fetched_missing},
+        {"RhythmBackupFetchTimeouts", "Fetches not answered in time", b.fetch_timeouts},
+    };
+    print_status_table(r, flags, "Rhythm backup", backup_lines,
+                       sizeof backup_lines / sizeof backup_lines[0]);
     return OK;
 }
 
@@ -596,6 +685,8 @@ ServerValue kCacheSize{rhythm::parse_size, 1ULL << 20, 64ULL << 30, &ServerSetti
 ServerValue kMaxSize{rhythm::parse_size, 128, 16ULL << 20, &ServerSettings::max_session_bytes};
 ServerValue kLockTimeout{rhythm::parse_duration_ms, 1, 3600 * 1000,
                          &ServerSettings::lock_timeout_ms};
+ServerValue kBackupTimeout{rhythm::parse_duration_ms, 1, 60 * 1000,
+                           &ServerSettings::backup_timeout_ms};
 
 const char *set_server_value(cmd_parms *cmd, void *, const char *arg) {
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
@@ -609,6 +700,38 @@ const char *set_server_value(cmd_parms *cmd, void *, const char *arg) {
     return nullptr;
 }
 
+const char *set_backup(cmd_parms *cmd, void *, int flag) {
+    if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return err;
+    }
+    g_backup.enabled = flag != 0;
+    return nullptr;
+}
+
+const char *add_backup_node(cmd_parms *cmd, void *, const char *arg) {
+    if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return err;
+    }
+    std::string why;
+    if (!rhythm::check_endpoint(arg, &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
+    }
+    g_backup.nodes.emplace_back(arg);
+    return nullptr;
+}
+
+const char *set_backup_server_id(cmd_parms *cmd, void *, const char *arg) {
+    if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return err;
+    }
+    std::string why;
+    if (!rhythm::check_server_name(arg, &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
+    }
+    g_backup.server_id = arg;
+    return nullptr;
+}
+
 // A largest session bigger than the cache could never be stored: refuse the pair at start-up.
 int rhythm_check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) {
     if (g_settings.max_session_bytes * 4 > g_settings.cache_bytes) {
@@ -617,6 +740,12 @@ int rhythm_check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s)
                      "RhythmSessionCacheSize (%s)",
                      rhythm::format_size(g_settings.max_session_bytes).c_str(),
                      rhythm::format_size(g_settings.cache_bytes).c_str());
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (g_backup.enabled && g_backup.nodes.empty()) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "RS0009: SessionBackup On needs at least one SessionBackupNode (an "
+                     "rss_node's query endpoint, e.g. tcp://10.0.0.5:7301)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
@@ -642,6 +771,14 @@ const command_rec rhythm_commands[] = {
     AP_INIT_TAKE1("RhythmSessionLockTimeout", as_cmd_func(set_server_value), &kLockTimeout,
                   RSRC_CONF,
                   "Longest wait for a session's lock before answering 503, e.g. 10s or 500ms"),
+    AP_INIT_FLAG("SessionBackup", as_cmd_func(set_backup), nullptr, RSRC_CONF,
+                 "On to copy every session change to the rss_node bank behind the request"),
+    AP_INIT_ITERATE("SessionBackupNode", as_cmd_func(add_backup_node), nullptr, RSRC_CONF,
+                    "An rss_node's query endpoint, e.g. tcp://10.0.0.5:7301 (repeatable)"),
+    AP_INIT_TAKE1("SessionBackupTimeout", as_cmd_func(set_server_value), &kBackupTimeout, RSRC_CONF,
+                  "Longest wait for a session fetched from the bank, e.g. 200ms"),
+    AP_INIT_TAKE1("SessionBackupServerId", as_cmd_func(set_backup_server_id), nullptr, RSRC_CONF,
+                  "This server's name in the bank (default: host name and port)"),
     {nullptr, {nullptr}, nullptr, 0, RAW_ARGS, nullptr},
 };
 

@@ -117,4 +117,60 @@ bool parse_duration_ms(std::string_view text, std::uint64_t min_ms, std::uint64_
     return true;
 }
 
+bool check_endpoint(std::string_view text, std::string *why) {
+    const std::string_view tcp = "tcp://";
+    const std::string_view ipc = "ipc://";
+    std::string quoted = "'" + std::string(text) + "'";
+    if (text.substr(0, ipc.size()) == ipc) {
+        if (text.size() == ipc.size()) {
+            *why = quoted + " names no socket path";
+            return false;
+        }
+        return true;
+    }
+    if (text.substr(0, tcp.size()) != tcp) {
+        *why = quoted + " is not an endpoint (use tcp://HOST:PORT or ipc://PATH)";
+        return false;
+    }
+    std::string_view rest = text.substr(tcp.size());
+    std::size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+        *why = quoted + " has no host and port (use tcp://HOST:PORT)";
+        return false;
+    }
+    std::string_view host = rest.substr(0, colon);
+    std::string_view port = rest.substr(colon + 1);
+    bool bracketed = host.front() == '[' && host.back() == ']' && host.size() > 2;
+    for (char c : host) {
+        bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                  (bracketed && (c == ':' || c == '[' || c == ']'));
+        if (!ok) {
+            *why = quoted + " has a malformed host";
+            return false;
+        }
+    }
+    std::uint64_t number = 0;
+    std::string unit;
+    if (port.empty() || !split_number(port, &number, &unit, why) || !unit.empty() || number == 0 ||
+        number > 65535) {
+        *why = quoted + " needs a port from 1 to 65535";
+        return false;
+    }
+    return true;
+}
+
+bool check_server_name(std::string_view text, std::string *why) {
+    if (text.empty() || text.size() > 255) {
+        *why = "the name must have 1 to 255 characters";
+        return false;
+    }
+    for (char c : text) {
+        if (c <= ' ' || c >= 127) {
+            *why = "'" + std::string(text) + "' has a space or a character that is not printable";
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace rhythm

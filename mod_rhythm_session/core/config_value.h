@@ -17,6 +17,13 @@ bool parse_size(std::string_view text, std::uint64_t min, std::uint64_t max, std
 bool parse_duration_ms(std::string_view text, std::uint64_t min_ms, std::uint64_t max_ms,
                        std::uint64_t *ms, std::string *why);
 
+// A ZeroMQ endpoint a web server can connect to: tcp://HOST:PORT (HOST a name, an IPv4 address
+// or a bracketed IPv6 address; PORT 1 to 65535) or ipc://PATH.
+bool check_endpoint(std::string_view text, std::string *why);
+
+// A server's name in the bank: 1 to 255 printable characters, no spaces.
+bool check_server_name(std::string_view text, std::string *why);
+
 // Human-readable size for messages: "64M", "1536K", "100 bytes".
 std::string format_size(std::uint64_t bytes);
 

@@ -1,0 +1,132 @@
+"""Write-behind backup benchmarks, each figure printed beside its target, measured in one run:
+
+1. the counter page with backup off and on (two private httpds, one rss_node, wrk with one
+   session per connection, alternating rounds): target on >= 0.95x off;
+2. replication lag, save to acknowledgement, at 5,000 updates/s of 1 KiB sessions (the module's
+   segment and backup agent in bench/backup_bench, one rss_node): target p99 <= 5 ms; and the
+   highest rate one web server sustains with p99 under 50 ms;
+3. refill: 100,000 sessions of 1 KiB reach an rss_node that comes back empty: target <= 10 s.
+
+    bench/backup [--seconds 5] [--rounds 3] [--refill 100000]
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+TOP = pathlib.Path(__file__).resolve().parents[1]
+BUILD = pathlib.Path(os.environ.get("RHYTHM_BUILD_DIR", TOP / "_build"))
+sys.path.insert(0, str(TOP / "tests" / "integration"))
+sys.path.insert(0, str(TOP / "bench"))
+os.environ.setdefault("RHYTHM_MODULE", str(BUILD / "mod_rhythm_session" / "mod_rhythm_session.so"))
+os.environ.setdefault("RHYTHM_BUILD_DIR", str(BUILD))
+
+from counter_page import run_wrk, wrk  # noqa: E402
+from rhythm_httpd import Httpd, wait_for  # noqa: E402
+from rss_node_fixture import RssNode  # noqa: E402
+
+SITE = """
+LuaScope thread
+LuaCodeCache forever
+LuaMapHandler ^/rhythm/counter$ "{pages}/app.lua" counter
+<Location /rhythm>
+    Session On
+    SessionEnv On
+    SessionHeader X-Replace-Session
+    RhythmSession On
+</Location>
+"""
+
+BENCH = BUILD / "bench" / "backup_bench"
+
+
+def verdict(ok):
+    return "met" if ok else "NOT met"
+
+
+def counter_page(node, seconds, rounds, connections=8):
+    off = Httpd(SITE, name="backup-off")
+    on = Httpd(SITE, name="backup-on",
+               server_wide=f"SessionBackup On\nSessionBackupNode {node.queries}\n")
+    runs = {"off": [], "on": []}
+    with off, on:
+        wait_for(lambda: on.status().get("RhythmBackupNodesUp") == 1, 10, "the agent's node")
+        for server in (off, on):
+            wrk(server.url + "/rhythm/counter", 1, connections)
+        for _ in range(rounds):
+            runs["off"].append(run_wrk(off, "/rhythm/counter", seconds, connections))
+            runs["on"].append(run_wrk(on, "/rhythm/counter", seconds, connections))
+        backed = on.status()
+    med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
+    ratio = med["on"]["rps"] / med["off"]["rps"]
+    print(f"1. counter page, {connections} connections, median of {rounds} rounds of {seconds}s:")
+    for k in ("off", "on"):
+        r = med[k]
+        print(f"   backup {k:<4} {r['rps']:>9.0f} requests/s   p99 {r['p99_us'] / 1000:6.2f} ms   "
+              f"httpd CPU {r['cpu_us']:6.1f} us/request   failures {int(r['errors'] + r['non200'])}")
+    print(f"   on / off = {ratio:.2f}   target >= 0.95   {verdict(ratio >= 0.95)}   "
+          f"(published {backed['RhythmBackupPublished']}, acknowledged "
+          f"{backed['RhythmBackupAcknowledged']})")
+
+
+def lag_run(node, rate, seconds):
+    out = subprocess.run([str(BENCH), "lag", str(rate), str(seconds), node.queries],
+                         capture_output=True, text=True, timeout=seconds + 120).stdout
+    m = re.search(r"RESULT (.*)", out)
+    return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+
+
+def lag(node, seconds):
+    r = lag_run(node, 5000, seconds)
+    print(f"2. replication lag (save to acknowledgement), 1 KiB sessions, {seconds}s per rate:")
+    print(f"   at {r['rate']:.0f} updates/s: p50 {r['p50_us'] / 1000:.2f} ms, p99 "
+          f"{r['p99_us'] / 1000:.2f} ms   target p99 <= 5 ms   {verdict(r['p99_us'] <= 5000)}")
+    best = 0
+    for rate in (10000, 20000, 40000, 80000, 160000):
+        r = lag_run(node, rate, seconds)
+        ok = r["p99_us"] < 50000 and r["rate"] >= 0.95 * rate and r["settled"] == 1
+        print(f"   at {r['rate']:>7.0f} updates/s: p50 {r['p50_us'] / 1000:6.2f} ms, p99 "
+              f"{r['p99_us'] / 1000:6.2f} ms   {'under' if ok else 'over'} 50 ms")
+        if not ok:
+            break
+        best = rate
+    print(f"   highest rate with p99 under 50 ms: {best} updates/s or more" if best else
+          "   no rate above 5,000/s kept p99 under 50 ms")
+
+
+def refill(node, count):
+    bench = subprocess.Popen([str(BENCH), "fill", str(count), node.queries],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert bench.stdout.readline().strip() == "filled"
+        node.kill()
+        started = time.monotonic()
+        node.start()  # empty, on the same ports
+        wait_for(lambda: node.status()["sessions"] >= count, 120, "the refill", interval=0.05)
+        took = time.monotonic() - started
+    finally:
+        bench.stdin.close()
+        bench.wait(30)
+    print(f"3. refill: {count} sessions of 1 KiB reached an rss_node that came back empty in "
+          f"{took:.1f} s   target <= 10 s   {verdict(took <= 10)}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--refill", type=int, default=100000)
+    args = ap.parse_args()
+    with RssNode("bench-bank", extra=["--max-memory", "4G"]) as node:
+        counter_page(node, args.seconds, args.rounds)
+        lag(node, args.seconds)
+        refill(node, args.refill)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+// Forking and supervising the backup agent (see agent_process.h).
+#include "agent_process.h"
+
+#include "ap_listen.h"
+#include "ap_mpm.h"
+#include "apr_signal.h"
+#include "apr_thread_proc.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_main.h"
+
+#include <cstdlib>
+#include <signal.h>
+#include <unistd.h>
+
+#include "backup/backup_agent.h"
+#include "backup/fetch_channel.h"
+#include "mpm_common.h"
+#include "unixd.h"
+
+#ifdef APLOG_USE_MODULE
+extern "C" {
+extern module AP_MODULE_DECLARE_DATA rhythm_session_module;
+}
+APLOG_USE_MODULE(rhythm_session);
+#endif
+
+namespace rhythm {
+namespace {
+
+// One generation's agent: what the maintenance callback needs to restart it.
+struct AgentProcess {
+    apr_proc_t proc;
+    apr_pool_t *pconf;
+    server_rec *server;
+    BackupSettings settings;
+    SessionCache cache;
+};
+
+volatile int g_agent_stop = 0;
+
+void on_stop_signal(int) {
+    g_agent_stop = 1;
+}
+
+void agent_log(AgentLogLevel level, const char *message) {
+    int httpd_level = level == AgentLogLevel::kError  ? APLOG_ERR
+                      : level == AgentLogLevel::kWarn ? APLOG_WARNING
+                      : level == AgentLogLevel::kInfo ? APLOG_INFO
+                                                      : APLOG_DEBUG;
+    ap_log_error(APLOG_MARK, httpd_level, 0, ap_server_conf, "%s", message);
+}
+
+// In the forked child: never returns.
+[[noreturn]] void run_agent(AgentProcess *agent) {
+    apr_signal(SIGTERM, on_stop_signal);
+    apr_signal(SIGHUP, on_stop_signal);
+    apr_signal(SIGINT, SIG_IGN);
+    apr_signal(SIGCHLD, SIG_DFL);
+    ap_close_listeners();
+    std::string why;
+    // Bound as root, owned by the workers' user, before this process drops to that user.
+    int listener =
+        listen_fetch_channel(agent->settings.socket_path, static_cast<int>(ap_unixd_config.user_id),
+                             static_cast<int>(ap_unixd_config.group_id), &why);
+    if (listener < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, agent->server,
+                     "RS0311: backup agent: failover fetches are off: %s", why.c_str());
+    }
+    apr_pool_t *pool;
+    apr_pool_create(&pool, agent->pconf);
+    if (ap_run_drop_privileges(pool, ap_server_conf) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ALERT, 0, agent->server,
+                     "RS0312: backup agent cannot drop its privileges");
+        _exit(1);
+    }
+    AgentConfig config;
+    config.server_id = agent->settings.server_id;
+    config.nodes = agent->settings.nodes;
+    config.fetch_listener = listener;
+    {
+        BackupAgent backup(agent->cache, config, agent_log);
+        backup.run(&g_agent_stop);
+    }
+    // Skip httpd's and the module's exit handlers: this is a forked copy of the parent.
+    _exit(0);
+}
+
+void agent_maintenance(int reason, void *data, apr_wait_t status);
+
+bool fork_agent(AgentProcess *agent) {
+    g_agent_stop = 0;
+    pid_t pid = fork();
+    if (pid < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, agent->server,
+                     "RS0313: cannot fork the backup agent");
+        return false;
+    }
+    if (pid == 0) {
+        run_agent(agent);
+    }
+    agent->proc.pid = pid;
+    agent->proc.in = agent->proc.out = agent->proc.err = nullptr;
+    apr_proc_other_child_register(&agent->proc, agent_maintenance, agent, nullptr, agent->pconf);
+    return true;
+}
+
+void agent_maintenance(int reason, void *data, apr_wait_t status) {
+    auto *agent = static_cast<AgentProcess *>(data);
+    int mpm_state = AP_MPMQ_STOPPING;
+    switch (reason) {
+        case APR_OC_REASON_DEATH:
+        case APR_OC_REASON_LOST:
+            apr_proc_other_child_unregister(data);
+            if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS &&
+                mpm_state != AP_MPMQ_STOPPING) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, agent->server,
+                             "RS0314: the backup agent (pid %d) died (status %d): restarting it; "
+                             "it finds every change the bank has not acknowledged",
+                             static_cast<int>(agent->proc.pid), static_cast<int>(status));
+                fork_agent(agent);
+            }
+            break;
+        case APR_OC_REASON_RESTART:
+            apr_proc_other_child_unregister(data);
+            break;
+        case APR_OC_REASON_UNREGISTER:
+            // pconf is being cleared: a restart or the end. The next generation forks its own.
+            kill(agent->proc.pid, SIGTERM);
+            break;
+    }
+}
+
+}  // namespace
+
+bool start_backup_agent(apr_pool_t *pconf, server_rec *s, const BackupSettings &settings,
+                        const SessionCache &cache) {
+    auto *agent = static_cast<AgentProcess *>(apr_pcalloc(pconf, sizeof(AgentProcess)));
+    new (agent) AgentProcess{{}, pconf, s, settings, cache};
+    apr_pool_cleanup_register(
+        pconf, agent,
+        [](void *p) -> apr_status_t {
+            static_cast<AgentProcess *>(p)->~AgentProcess();
+            return APR_SUCCESS;
+        },
+        apr_pool_cleanup_null);
+    return fork_agent(agent);
+}
+
+}  // namespace rhythm

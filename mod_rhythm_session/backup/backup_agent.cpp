@@ -1,0 +1,540 @@
+// The backup agent's event loop (see backup_agent.h).
+#include "backup_agent.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "backup/fetch_channel.h"
+#include "wire/session_key.h"
+#include "wire/zmq_io.h"
+
+namespace rhythm {
+namespace {
+
+using wire::ReceivedMessage;
+using wire::send_frames;
+using wire::set_network_options;
+
+constexpr std::size_t kTakeBatch = 256;
+constexpr std::size_t kTakeBytes = 1u << 20;
+constexpr std::uint32_t kScanBudget = 16384;  // entries per loop turn
+constexpr std::uint64_t kReportEveryMs = 100;
+constexpr std::uint64_t kLagWindowMs = 10000;
+
+std::uint64_t steady_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::int64_t wall_us() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+wire::SessionKey key_of(const SessionId &id) {
+    wire::SessionKey key;
+    std::memcpy(key.bytes.data(), id.bytes.data(), SessionId::kBytes);
+    return key;
+}
+
+SessionId id_of(const wire::SessionKey &key) {
+    SessionId id;
+    std::memcpy(id.bytes.data(), key.bytes.data(), SessionId::kBytes);
+    return id;
+}
+
+// "tcp://host:port" -> "host" (brackets kept for IPv6); empty for other transports.
+std::string host_of(const std::string &endpoint) {
+    const std::string tcp = "tcp://";
+    if (endpoint.compare(0, tcp.size(), tcp) != 0) {
+        return "";
+    }
+    std::size_t colon = endpoint.rfind(':');
+    return colon > tcp.size() ? endpoint.substr(tcp.size(), colon - tcp.size()) : "";
+}
+
+// A node reports the endpoint it bound; a wildcard host means "wherever you reached me".
+std::string resolve_wildcard(const std::string &endpoint, const std::string &reached_host) {
+    std::string host = host_of(endpoint);
+    if (!reached_host.empty() && (host == "*" || host == "0.0.0.0" || host == "[::]")) {
+        return "tcp://" + reached_host + endpoint.substr(6 + host.size());
+    }
+    return endpoint;
+}
+
+bool in_shards(void *context, const SessionId &id) {
+    return static_cast<const wire::ShardSet *>(context)->contains(wire::shard_of(key_of(id)));
+}
+
+}  // namespace
+
+struct BackupAgent::Node {
+    std::string query_endpoint;
+    std::string host;
+    void *dealer = nullptr;
+    std::string name;
+    std::string updates_endpoint;  // connected on the publisher, once a heartbeat-ack named it
+    std::uint64_t last_ack_ms = 0;
+    std::uint64_t last_heartbeat_ms = 0;
+    std::uint64_t acked = 0;  // highest contiguous sequence of the current epoch it holds
+    bool up = false;
+};
+
+struct BackupAgent::PendingFetch {
+    int fd = -1;
+    SessionId id;
+    std::uint64_t deadline_ms = 0;
+    std::size_t asked = 0;
+    std::size_t not_found = 0;
+};
+
+BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
+    : cache_(cache), feed_(cache_), config_(std::move(config)), log_(log) {}
+
+BackupAgent::~BackupAgent() {
+    for (auto &node : nodes_) {
+        if (node->dealer) {
+            zmq_close(node->dealer);
+        }
+    }
+    if (publisher_) {
+        zmq_close(publisher_);
+    }
+    for (int fd : accepted_) {
+        close(fd);
+    }
+    for (auto &entry : fetches_) {
+        close(entry.second->fd);
+    }
+    if (context_) {
+        zmq_ctx_term(context_);
+    }
+}
+
+void BackupAgent::log(AgentLogLevel level, const char *format, ...) {
+    char buf[512];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(buf, sizeof buf, format, args);
+    va_end(args);
+    log_(level, buf);
+}
+
+void BackupAgent::connect_nodes() {
+    context_ = zmq_ctx_new();
+    publisher_ = zmq_socket(context_, ZMQ_PUB);
+    int on = 1;
+    int hwm = static_cast<int>(config_.max_in_flight);
+    set_network_options(publisher_);
+    // Without IMMEDIATE, messages queued for a dead node go to its replacement late, and its
+    // subscriptions outlive it.
+    zmq_setsockopt(publisher_, ZMQ_IMMEDIATE, &on, sizeof on);
+    zmq_setsockopt(publisher_, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    for (const std::string &endpoint : config_.nodes) {
+        auto node = std::make_unique<Node>();
+        node->query_endpoint = endpoint;
+        node->host = host_of(endpoint);
+        node->name = endpoint;
+        node->dealer = zmq_socket(context_, ZMQ_DEALER);
+        set_network_options(node->dealer);
+        // A stopped node must not fill our queue for it: send only while connected.
+        zmq_setsockopt(node->dealer, ZMQ_IMMEDIATE, &on, sizeof on);
+        int reconnect = 100;
+        zmq_setsockopt(node->dealer, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect);
+        if (zmq_connect(node->dealer, endpoint.c_str()) != 0) {
+            log(AgentLogLevel::kError, "RS0301: cannot connect to node %s: %s", endpoint.c_str(),
+                zmq_strerror(zmq_errno()));
+        }
+        nodes_.push_back(std::move(node));
+    }
+}
+
+void BackupAgent::run(const volatile int *stop) {
+    connect_nodes();
+    feed_.start_agent(static_cast<std::int32_t>(getpid()), agent_id_.data(), &epoch_);
+    log(AgentLogLevel::kInfo, "RS0302: backup agent started (epoch %llu, %zu nodes)",
+        static_cast<unsigned long long>(epoch_), nodes_.size());
+    scans_.push_back(Scan{true, true, {}, 0, 0});
+    pid_t parent = getppid();
+    while (!*stop && getppid() == parent) {
+        std::uint64_t now = steady_ms();
+        poll_once(now);
+        now = steady_ms();
+        continue_scans(now);
+        send_heartbeats(now);
+        settle_acknowledged(now);
+        if (!in_flight_.empty() &&
+            now - in_flight_.front().published_ms >= config_.resend_after_ms &&
+            now - last_resend_ms_ >= config_.resend_after_ms) {
+            std::uint64_t acked = in_flight_.front().sequence - 1;
+            for (auto &node : nodes_) {
+                if (node->up) {
+                    acked = std::min(acked, node->acked);
+                }
+            }
+            resend_in_flight(acked + 1, now);
+        }
+        publish_changes(now);
+        expire_fetches(now);
+        report(now);
+    }
+    log(AgentLogLevel::kInfo, "RS0303: backup agent stopping (%zu changes in flight)",
+        in_flight_.size());
+}
+
+void BackupAgent::poll_once(std::uint64_t now_ms) {
+    std::vector<zmq_pollitem_t> items;
+    for (auto &node : nodes_) {
+        items.push_back({node->dealer, 0, ZMQ_POLLIN, 0});
+    }
+    if (config_.fetch_listener >= 0) {
+        items.push_back({nullptr, config_.fetch_listener, ZMQ_POLLIN, 0});
+    }
+    for (int fd : accepted_) {
+        items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+    }
+    // A short tick: changes are picked up from the segment within a millisecond.
+    if (zmq_poll(items.data(), static_cast<int>(items.size()), 1) <= 0) {
+        return;
+    }
+    std::size_t k = 0;
+    for (auto &node : nodes_) {
+        if (items[k++].revents & ZMQ_POLLIN) {
+            ReceivedMessage message;
+            while (message.receive(node->dealer, ZMQ_DONTWAIT)) {
+                wire::Message decoded;
+                wire::DecodeResult result = wire::decode_message(
+                    wire::FrameSpan(message.frames(), message.size()), &decoded);
+                if (!result.ok()) {
+                    log(AgentLogLevel::kWarn, "RS0304: malformed message from node %s dropped: %s",
+                        node->name.c_str(), result.message);
+                    continue;
+                }
+                on_node_message(*node, decoded, now_ms);
+            }
+        }
+    }
+    if (config_.fetch_listener >= 0 && (items[k++].revents & ZMQ_POLLIN)) {
+        accept_fetches(now_ms);
+    }
+    std::vector<int> readable;
+    for (int fd : accepted_) {
+        if (k < items.size() && items[k].fd == fd &&
+            (items[k].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
+            readable.push_back(fd);
+        }
+        ++k;
+    }
+    for (int fd : readable) {
+        accepted_.erase(std::find(accepted_.begin(), accepted_.end(), fd));
+        on_fetch_request(fd, now_ms);
+    }
+}
+
+void BackupAgent::on_node_message(Node &node, const wire::Message &message, std::uint64_t now_ms) {
+    if (auto *ack = std::get_if<wire::HeartbeatAck>(&message)) {
+        on_heartbeat_ack(node, *ack, now_ms);
+    } else if (auto *resend = std::get_if<wire::Resend>(&message)) {
+        on_resend(*resend, now_ms);
+    } else if (auto *refused = std::get_if<wire::Refused>(&message)) {
+        for (const wire::Refusal &r : refused->refusals) {
+            feed_.drop_if_older(id_of(r.key), r.version);
+        }
+    } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
+        on_fetch_reply(*reply);
+    } else if (auto *error = std::get_if<wire::ErrorReply>(&message)) {
+        log(AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s", node.name.c_str(),
+            static_cast<int>(error->text.size()), error->text.data());
+    }
+}
+
+void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
+                                   std::uint64_t now_ms) {
+    if (!node.up) {
+        log(AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up", node.query_endpoint.c_str(),
+            static_cast<int>(ack.node_name.size()), ack.node_name.data());
+    }
+    node.up = true;
+    node.last_ack_ms = now_ms;
+    node.name.assign(ack.node_name.data(), ack.node_name.size());
+    if (ack.epoch == epoch_) {
+        node.acked = std::max(node.acked, ack.acked_sequence);
+    }
+    std::string endpoint = resolve_wildcard(
+        std::string(ack.updates_endpoint.data(), ack.updates_endpoint.size()), node.host);
+    if (endpoint != node.updates_endpoint) {
+        if (!node.updates_endpoint.empty()) {
+            zmq_disconnect(publisher_, node.updates_endpoint.c_str());
+        }
+        if (zmq_connect(publisher_, endpoint.c_str()) != 0) {
+            log(AgentLogLevel::kError, "RS0307: cannot publish to %s: %s", endpoint.c_str(),
+                zmq_strerror(zmq_errno()));
+            return;
+        }
+        node.updates_endpoint = endpoint;
+    }
+}
+
+void BackupAgent::on_resend(const wire::Resend &resend, std::uint64_t now_ms) {
+    if (resend.epoch == epoch_) {
+        resend_in_flight(resend.from_sequence, now_ms);
+    }
+    if (resend.shards.count() > 0) {
+        scans_.push_back(Scan{true, false, resend.shards, 0, 0});
+    }
+}
+
+void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
+    // While changes are in flight, each node is asked again as soon as it has answered (at most
+    // every heartbeat_busy_ms), so that acknowledgements follow publications within a round trip.
+    bool busy = !in_flight_.empty();
+    for (auto &node : nodes_) {
+        bool answered = node->last_ack_ms >= node->last_heartbeat_ms;
+        std::uint64_t interval = !busy      ? config_.heartbeat_idle_ms
+                                 : answered ? config_.heartbeat_busy_ms
+                                            : config_.heartbeat_retry_ms;
+        if (node->up && now_ms - node->last_ack_ms > config_.node_timeout_ms) {
+            node->up = false;
+            log(AgentLogLevel::kWarn, "RS0308: node %s (%s) is down: no answer for %llums",
+                node->query_endpoint.c_str(), node->name.c_str(),
+                static_cast<unsigned long long>(now_ms - node->last_ack_ms));
+        }
+        if (now_ms - node->last_heartbeat_ms < interval) {
+            continue;
+        }
+        wire::Heartbeat hb;
+        hb.request_id = next_request_id_++;
+        hb.agent_id = agent_id_;
+        hb.epoch = epoch_;
+        hb.next_sequence = next_sequence_;
+        hb.server_name = config_.server_id;
+        send_frames(node->dealer, nullptr, wire::encode_message(hb), ZMQ_DONTWAIT);
+        node->last_heartbeat_ms = now_ms;
+    }
+}
+
+void BackupAgent::publish_changes(std::uint64_t now_ms) {
+    bool reachable = std::any_of(nodes_.begin(), nodes_.end(), [](const auto &node) {
+        return node->up && !node->updates_endpoint.empty();
+    });
+    if (!reachable) {
+        return;  // changes wait in the segment until a node is back
+    }
+    std::vector<ChangeRecord> batch;
+    while (in_flight_.size() < config_.max_in_flight &&
+           in_flight_bytes_ < config_.max_in_flight_bytes) {
+        batch.clear();
+        feed_.take_changes(&batch, kTakeBatch, kTakeBytes);
+        if (batch.empty()) {
+            break;
+        }
+        for (const ChangeRecord &change : batch) {
+            wire::Published p;
+            p.sender.agent_id = agent_id_;
+            p.sender.epoch = epoch_;
+            p.sender.sequence = next_sequence_++;
+            p.record.key = key_of(change.id);
+            p.record.version = change.version;
+            p.record.expires_at_ms =
+                change.expiry_us > 0 ? static_cast<std::uint64_t>(change.expiry_us / 1000) : 0;
+            p.record.tombstone = change.tombstone;
+            p.record.origin = config_.server_id;
+            p.record.data = change.data;
+            InFlight f{p.sender.sequence,  change.id, change.version,
+                       change.saved_at_us, now_ms,    wire::encode_published(p)};
+            send_frames(publisher_, nullptr, f.frames, ZMQ_DONTWAIT);
+            in_flight_bytes_ += change.data.size() + 128;
+            in_flight_.push_back(std::move(f));
+        }
+        feed_.count_published(batch.size());
+    }
+}
+
+void BackupAgent::settle_acknowledged(std::uint64_t now_ms) {
+    (void)now_ms;
+    bool any_up = false;
+    std::uint64_t acked = ~0ULL;
+    for (auto &node : nodes_) {
+        if (node->up) {
+            any_up = true;
+            acked = std::min(acked, node->acked);
+        }
+    }
+    if (!any_up) {
+        return;
+    }
+    std::int64_t now_us = wall_us();
+    while (!in_flight_.empty() && in_flight_.front().sequence <= acked) {
+        const InFlight &f = in_flight_.front();
+        feed_.acknowledge(f.id, f.version, f.saved_at_us, now_us);
+        in_flight_bytes_ -= std::min(in_flight_bytes_, f.frames.back().size() + 128);
+        in_flight_.pop_front();
+    }
+}
+
+void BackupAgent::resend_in_flight(std::uint64_t from_sequence, std::uint64_t now_ms) {
+    last_resend_ms_ = now_ms;
+    if (in_flight_.empty()) {
+        return;
+    }
+    if (from_sequence < in_flight_.front().sequence) {
+        new_epoch("a node asked for changes this agent no longer holds");
+        return;
+    }
+    std::size_t resent = 0;
+    for (InFlight &f : in_flight_) {
+        if (f.sequence >= from_sequence) {
+            send_frames(publisher_, nullptr, f.frames, ZMQ_DONTWAIT);
+            f.published_ms = now_ms;
+            ++resent;
+        }
+    }
+    log(AgentLogLevel::kDebug, "RS0309: re-sent %zu unacknowledged changes from sequence %llu",
+        resent, static_cast<unsigned long long>(from_sequence));
+}
+
+void BackupAgent::new_epoch(const char *why) {
+    std::int64_t now_us = wall_us();
+    for (const InFlight &f : in_flight_) {
+        feed_.requeue(f.id, now_us);
+    }
+    in_flight_.clear();
+    in_flight_bytes_ = 0;
+    feed_.start_agent(static_cast<std::int32_t>(getpid()), agent_id_.data(), &epoch_);
+    next_sequence_ = 1;
+    for (auto &node : nodes_) {
+        node->acked = 0;
+    }
+    scans_.push_back(Scan{true, true, {}, 0, 0});
+    log(AgentLogLevel::kInfo, "RS0310: new epoch %llu: %s", static_cast<unsigned long long>(epoch_),
+        why);
+}
+
+void BackupAgent::continue_scans(std::uint64_t now_ms) {
+    (void)now_ms;
+    std::int64_t now_us = wall_us();
+    for (Scan &scan : scans_) {
+        bool done = scan.unacknowledged_only
+                        ? feed_.requeue_scan(&scan.cursor, &scan.scanned, kScanBudget, nullptr,
+                                             nullptr, now_us)
+                        : feed_.requeue_scan(&scan.cursor, &scan.scanned, kScanBudget, in_shards,
+                                             &scan.shards, now_us);
+        scan.active = !done;
+    }
+    scans_.erase(
+        std::remove_if(scans_.begin(), scans_.end(), [](const Scan &scan) { return !scan.active; }),
+        scans_.end());
+}
+
+void BackupAgent::accept_fetches(std::uint64_t now_ms) {
+    (void)now_ms;
+    for (;;) {
+        int fd = accept4(config_.fetch_listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            return;
+        }
+        accepted_.push_back(fd);
+    }
+}
+
+void BackupAgent::on_fetch_request(int fd, std::uint64_t now_ms) {
+    unsigned char buf[kFetchRequestBytes + 1];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    FetchRequest request;
+    if (n <= 0 || !decode_fetch_request(buf, static_cast<std::size_t>(n), &request)) {
+        close(fd);
+        return;
+    }
+    auto fetch = std::make_unique<PendingFetch>();
+    fetch->fd = fd;
+    fetch->id = request.id;
+    fetch->deadline_ms = now_ms + request.timeout_ms;
+    wire::Fetch message;
+    message.request_id = next_request_id_++;
+    message.key = key_of(request.id);
+    wire::Frames frames = wire::encode_message(message);
+    // Every node that is connected is asked, up or not yet known to be: the first to have the
+    // session answers for the bank.
+    for (auto &node : nodes_) {
+        if (send_frames(node->dealer, nullptr, frames, ZMQ_DONTWAIT)) {
+            ++fetch->asked;
+        }
+    }
+    if (fetch->asked == 0) {
+        answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kTimedOut));
+        return;
+    }
+    fetches_[message.request_id] = std::move(fetch);
+}
+
+void BackupAgent::on_fetch_reply(const wire::FetchReply &reply) {
+    auto it = fetches_.find(reply.request_id);
+    if (it == fetches_.end()) {
+        return;  // answered already, or given up
+    }
+    PendingFetch &fetch = *it->second;
+    FetchOutcome outcome;
+    if (reply.status == wire::FetchStatus::kFound) {
+        std::int64_t expiry_us = static_cast<std::int64_t>(reply.record.expires_at_ms) * 1000;
+        SessionCache::Save saved =
+            feed_.insert_fetched(fetch.id, reply.record.data.data(), reply.record.data.size(),
+                                 expiry_us, reply.record.version);
+        outcome =
+            saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNotFound : FetchOutcome::kFound;
+    } else if (reply.status == wire::FetchStatus::kDeleted) {
+        outcome = FetchOutcome::kDeleted;
+    } else if (++fetch.not_found < fetch.asked) {
+        return;  // another node may have it
+    } else {
+        outcome = FetchOutcome::kNotFound;
+    }
+    answer_fetch(fetch, static_cast<std::uint8_t>(outcome));
+    fetches_.erase(it);
+}
+
+void BackupAgent::expire_fetches(std::uint64_t now_ms) {
+    for (auto it = fetches_.begin(); it != fetches_.end();) {
+        if (now_ms >= it->second->deadline_ms) {
+            answer_fetch(*it->second, static_cast<std::uint8_t>(FetchOutcome::kTimedOut));
+            it = fetches_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void BackupAgent::answer_fetch(PendingFetch &fetch, std::uint8_t outcome) {
+    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
+    close(fetch.fd);
+    fetch.fd = -1;
+    auto o = static_cast<FetchOutcome>(outcome);
+    feed_.count_fetch(o == FetchOutcome::kFound, o == FetchOutcome::kTimedOut);
+}
+
+void BackupAgent::report(std::uint64_t now_ms) {
+    if (now_ms - last_report_ms_ < kReportEveryMs) {
+        return;
+    }
+    last_report_ms_ = now_ms;
+    std::uint32_t up = 0;
+    for (auto &node : nodes_) {
+        up += node->up ? 1 : 0;
+    }
+    feed_.set_nodes(static_cast<std::uint32_t>(nodes_.size()), up);
+    feed_.set_oldest_in_flight(in_flight_.empty() ? 0 : in_flight_.front().saved_at_us);
+    if (now_ms - last_lag_rotation_ms_ >= kLagWindowMs) {
+        feed_.rotate_lag_window();
+        last_lag_rotation_ms_ = now_ms;
+    }
+}
+
+}  // namespace rhythm

@@ -1,0 +1,119 @@
+// The backup agent: the one process of a web server that talks to the bank. Forked by the httpd
+// parent, it owns every ZeroMQ socket (none exists before the fork) and
+//   - publishes each changed session behind the requests, on its shard's topic, numbered in a
+//     stream (agent id, epoch, sequence), once its queue of requests has drained;
+//   - heartbeats every node; a node's acknowledgement of the highest contiguous sequence marks
+//     those changes as held by the bank; what is not acknowledged is sent again, so a PUB socket
+//     that drops messages loses nothing for good;
+//   - re-publishes whole shards when a node asks (a node that returns empty is refilled without
+//     any request touching those sessions), and drops local copies the bank says are stale;
+//   - answers the workers' failover fetches (fetch_channel.h), storing what the bank has in the
+//     segment.
+// Shared memory is the source of truth: an agent that starts finds every change the bank has not
+// acknowledged there. The class is httpd-free; the module's glue forks and supervises it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backup_feed.h"
+#include "core/session_cache.h"
+#include "wire/messages.h"
+
+namespace rhythm {
+
+struct AgentConfig {
+    std::string server_id;                  // this web server's name in the bank
+    std::vector<std::string> nodes;         // each rss_node's query endpoint
+    int fetch_listener = -1;                // fetch_channel.h's listening socket
+    std::uint64_t heartbeat_busy_ms = 0;    // heartbeat interval while changes are in flight
+    std::uint64_t heartbeat_retry_ms = 20;  // ... when the last one is not answered yet
+    std::uint64_t heartbeat_idle_ms = 500;  // ... and otherwise
+    std::uint64_t node_timeout_ms = 1500;   // a node silent this long is down
+    std::uint64_t resend_after_ms = 1000;   // re-send what stays unacknowledged this long
+    // Most changes in flight (published, not acknowledged), and their bytes: past these the agent
+    // waits for acknowledgements and the rest waits in the segment.
+    std::size_t max_in_flight = 100000;
+    std::size_t max_in_flight_bytes = 64u << 20;
+};
+
+// How the agent reports (the glue sends it to httpd's error log).
+enum class AgentLogLevel { kDebug, kInfo, kWarn, kError };
+using AgentLog = void (*)(AgentLogLevel level, const char *message);
+
+class BackupAgent {
+  public:
+    BackupAgent(SessionCache cache, AgentConfig config, AgentLog log);
+    ~BackupAgent();
+    BackupAgent(const BackupAgent &) = delete;
+    BackupAgent &operator=(const BackupAgent &) = delete;
+
+    // Runs until *stop becomes true (a signal handler sets it) or the parent process is gone.
+    void run(const volatile int *stop);
+
+  private:
+    struct Node;
+    struct InFlight {
+        std::uint64_t sequence;
+        SessionId id;
+        std::uint64_t version;
+        std::int64_t saved_at_us;
+        std::uint64_t published_ms;
+        wire::Frames frames;  // kept to re-send exactly the same message
+    };
+    struct PendingFetch;
+
+    void connect_nodes();
+    void poll_once(std::uint64_t now_ms);
+    void on_node_message(Node &node, const wire::Message &message, std::uint64_t now_ms);
+    void on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
+    void on_resend(const wire::Resend &resend, std::uint64_t now_ms);
+    void send_heartbeats(std::uint64_t now_ms);
+    void publish_changes(std::uint64_t now_ms);
+    void settle_acknowledged(std::uint64_t now_ms);
+    void resend_in_flight(std::uint64_t from_sequence, std::uint64_t now_ms);
+    void new_epoch(const char *why);
+    void continue_scans(std::uint64_t now_ms);
+    void accept_fetches(std::uint64_t now_ms);
+    void on_fetch_request(int fd, std::uint64_t now_ms);
+    void on_fetch_reply(const wire::FetchReply &reply);
+    void expire_fetches(std::uint64_t now_ms);
+    void answer_fetch(PendingFetch &fetch, std::uint8_t outcome);
+    void report(std::uint64_t now_ms);
+    void log(AgentLogLevel level, const char *format, ...) __attribute__((format(printf, 3, 4)));
+
+    SessionCache cache_;
+    BackupFeed feed_;
+    AgentConfig config_;
+    AgentLog log_;
+    void *context_ = nullptr;
+    void *publisher_ = nullptr;
+    std::vector<std::unique_ptr<Node>> nodes_;
+    wire::AgentId agent_id_{};
+    std::uint64_t epoch_ = 0;
+    std::uint64_t next_sequence_ = 1;
+    std::uint64_t next_request_id_ = 1;
+    std::deque<InFlight> in_flight_;
+    std::size_t in_flight_bytes_ = 0;
+    std::uint64_t last_resend_ms_ = 0;
+    // A scan that puts sessions back on the dirty list: all unacknowledged ones (at start and
+    // after a new epoch), or those of the shards a node asked for.
+    struct Scan {
+        bool active = false;
+        bool unacknowledged_only = true;
+        wire::ShardSet shards;
+        std::uint32_t cursor = 0;
+        std::uint32_t scanned = 0;
+    };
+    std::vector<Scan> scans_;
+    std::vector<int> accepted_;  // fetch connections whose request has not arrived yet
+    std::map<std::uint64_t, std::unique_ptr<PendingFetch>> fetches_;  // by request id
+    std::uint64_t last_report_ms_ = 0;
+    std::uint64_t last_lag_rotation_ms_ = 0;
+};
+
+}  // namespace rhythm

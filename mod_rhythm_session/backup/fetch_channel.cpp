@@ -1,0 +1,141 @@
+// The worker <-> agent fetch channel (see fetch_channel.h).
+#include "fetch_channel.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace rhythm {
+namespace {
+
+constexpr unsigned char kChannelVersion = 1;
+
+bool fill_address(const std::string &path, sockaddr_un *addr) {
+    std::memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr->sun_path) {
+        return false;
+    }
+    std::memcpy(addr->sun_path, path.c_str(), path.size() + 1);
+    return true;
+}
+
+std::int64_t monotonic_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Waits for `events` on `fd` until `deadline_ms`; false on timeout or error.
+bool wait_for(int fd, short events, std::int64_t deadline_ms) {
+    for (;;) {
+        std::int64_t left = deadline_ms - monotonic_ms();
+        if (left <= 0) {
+            return false;
+        }
+        pollfd p{fd, events, 0};
+        int n = poll(&p, 1, static_cast<int>(left));
+        if (n > 0) {
+            return (p.revents & events) != 0;
+        }
+        if (n < 0 && errno != EINTR) {
+            return false;
+        }
+    }
+}
+
+}  // namespace
+
+const char *fetch_outcome_name(FetchOutcome outcome) {
+    switch (outcome) {
+        case FetchOutcome::kFound:
+            return "found";
+        case FetchOutcome::kNotFound:
+            return "not found in the bank";
+        case FetchOutcome::kDeleted:
+            return "deleted in the bank";
+        case FetchOutcome::kTimedOut:
+            return "no answer from the bank in time";
+        case FetchOutcome::kNoAgent:
+            return "the backup agent is not running";
+    }
+    return "?";
+}
+
+void encode_fetch_request(const FetchRequest &request, unsigned char out[kFetchRequestBytes]) {
+    out[0] = kChannelVersion;
+    std::memcpy(out + 1, request.id.bytes.data(), SessionId::kBytes);
+    for (int b = 0; b < 4; ++b) {
+        out[1 + SessionId::kBytes + b] =
+            static_cast<unsigned char>(request.timeout_ms >> (24 - 8 * b));
+    }
+}
+
+bool decode_fetch_request(const unsigned char *data, std::size_t size, FetchRequest *request) {
+    if (size != kFetchRequestBytes || data[0] != kChannelVersion) {
+        return false;
+    }
+    std::memcpy(request->id.bytes.data(), data + 1, SessionId::kBytes);
+    request->timeout_ms = 0;
+    for (int b = 0; b < 4; ++b) {
+        request->timeout_ms = (request->timeout_ms << 8) | data[1 + SessionId::kBytes + b];
+    }
+    return true;
+}
+
+int listen_fetch_channel(const std::string &path, int uid, int gid, std::string *why) {
+    sockaddr_un addr;
+    if (!fill_address(path, &addr)) {
+        *why = "the socket path " + path + " is too long";
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        *why = std::string("socket: ") + std::strerror(errno);
+        return -1;
+    }
+    unlink(path.c_str());
+    if (bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
+        (uid >= 0 && chown(path.c_str(), uid, gid) != 0) || chmod(path.c_str(), 0600) != 0 ||
+        listen(fd, 128) != 0) {
+        *why = "cannot listen on " + path + ": " + std::strerror(errno);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+FetchOutcome fetch_via_agent(const std::string &path, const SessionId &id,
+                             std::uint32_t timeout_ms) {
+    std::int64_t deadline = monotonic_ms() + timeout_ms;
+    sockaddr_un addr;
+    if (!fill_address(path, &addr)) {
+        return FetchOutcome::kNoAgent;
+    }
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return FetchOutcome::kNoAgent;
+    }
+    FetchOutcome outcome = FetchOutcome::kNoAgent;
+    unsigned char request[kFetchRequestBytes];
+    encode_fetch_request({id, timeout_ms}, request);
+    if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0 &&
+        send(fd, request, sizeof request, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof request)) {
+        outcome = FetchOutcome::kTimedOut;
+        unsigned char answer = 0;
+        if (wait_for(fd, POLLIN, deadline) && recv(fd, &answer, 1, 0) == 1 &&
+            answer <= static_cast<unsigned char>(FetchOutcome::kNoAgent)) {
+            outcome = static_cast<FetchOutcome>(answer);
+        }
+    }
+    close(fd);
+    return outcome;
+}
+
+}  // namespace rhythm

@@ -1,0 +1,49 @@
+// The local channel between worker processes and the backup agent, for failover fetches: a
+// worker that gets a well-formed session ID it does not hold asks the agent, which asks the bank
+// and, when the bank has the session, stores it in the segment before answering. The worker then
+// finds it there like any other session.
+//
+// An AF_UNIX SOCK_SEQPACKET socket in httpd's runtime directory: one connection per fetch, one
+// datagram each way, so message boundaries come from the kernel. This is the only network-like
+// I/O a request can do, and only on such a miss, bounded by SessionBackupTimeout.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/session_id.h"
+
+namespace rhythm {
+
+enum class FetchOutcome : std::uint8_t {
+    kFound = 0,     // the session is now in the segment
+    kNotFound = 1,  // no node has it
+    kDeleted = 2,   // the bank holds its tombstone
+    kTimedOut = 3,  // no answer in time
+    kNoAgent = 4,   // the agent is not running or refused the connection
+};
+
+const char *fetch_outcome_name(FetchOutcome outcome);
+
+// What the worker sends.
+struct FetchRequest {
+    SessionId id;
+    std::uint32_t timeout_ms = 0;
+};
+
+constexpr std::size_t kFetchRequestBytes = 1 + SessionId::kBytes + 4;
+
+// Encodes a request (version byte, ID, timeout in ms, big-endian). Decoding refuses anything
+// that is not exactly that.
+void encode_fetch_request(const FetchRequest &request, unsigned char out[kFetchRequestBytes]);
+bool decode_fetch_request(const unsigned char *data, std::size_t size, FetchRequest *request);
+
+// Creates the listening socket at `path` (replacing a stale one), owned by uid/gid so that
+// unprivileged workers can connect. Returns the descriptor, or -1 with the reason.
+int listen_fetch_channel(const std::string &path, int uid, int gid, std::string *why);
+
+// The worker's side: asks and waits at most `timeout_ms` in all.
+FetchOutcome fetch_via_agent(const std::string &path, const SessionId &id,
+                             std::uint32_t timeout_ms);
+
+}  // namespace rhythm

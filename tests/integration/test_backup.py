@@ -1,0 +1,342 @@
+"""Write-behind backup and failover: mod_rhythm_session under the real apache2 copying every change
+to real rss_node processes, and another web server taking over a dead server's users."""
+
+import base64
+import concurrent.futures
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+
+from balancer_fixture import Haproxy, backend_site, served_by
+from rhythm_httpd import Browser, Httpd, wait_for
+from rss_node_fixture import DELETED, FOUND, NOT_FOUND, RssNode
+
+APP = """
+<Location /app>
+    Session On
+    SessionEnv On
+    SessionHeader X-Replace-Session
+    RhythmSession On
+</Location>
+"""
+
+
+def web_server(name, nodes, extra_server="", mpm="event", site=APP, modules=()):
+    """An httpd with backup on, publishing to `nodes` (RssNode objects)."""
+    lines = ["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes]
+    lines += [f"SessionBackupServerId {name}", extra_server]
+    return Httpd(site, server_wide="\n".join(lines), mpm=mpm, name=name, modules=modules)
+
+
+def key_of(session_id):
+    return base64.urlsafe_b64decode(session_id + "==")
+
+
+def in_bank(node, session_id):
+    """The bank's record of a session: (status, version, data)."""
+    reply = node.fetch(key_of(session_id))
+    if reply["status"] == NOT_FOUND:
+        return NOT_FOUND, 0, b""
+    return reply["status"], reply["version"], reply["data"]
+
+
+def count_in_bank(node, session_id):
+    status, _, data = in_bank(node, session_id)
+    m = re.search(rb"count=(\d+)", data) if status == FOUND else None
+    return int(m.group(1)) if m else 0
+
+
+def count_of(text):
+    m = re.search(r"count=(\d+)", text)
+    return int(m.group(1)) if m else None
+
+
+def backup_status(h):
+    return {k: v for k, v in h.status().items() if k.startswith("RhythmBackup")}
+
+
+def test_every_change_reaches_the_bank_and_is_acknowledged():
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+        browsers = [Browser(a) for _ in range(20)]
+        for b in browsers:
+            for _ in range(3):
+                assert a.request and b.get("/app/counter")[0] == 200
+        for b in browsers:
+            sid = b.cookies["rhythm_session"]
+            wait_for(lambda: count_in_bank(node, sid) == 3, 10, "the last change in the bank")
+        st = wait_for(lambda: (lambda s: s if s["RhythmBackupPending"] == 0 and
+                               s["RhythmBackupOldestUnacknowledgedMs"] == 0 else None)(
+            backup_status(a)), 10, "every change acknowledged")
+        assert st["RhythmBackupNodesUp"] == 1
+        assert st["RhythmBackupAcknowledged"] >= 20
+        assert 0 < st["RhythmBackupLagP50Us"] <= st["RhythmBackupLagP99Us"]
+        _, _, html = a.request("/server-status")
+        assert "<h2>Rhythm backup</h2>" in html
+
+
+def test_another_server_takes_over_a_dead_servers_sessions():
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
+            web_server("web-b", [node]) as b:
+        browsers = []
+        for i in range(100):
+            br = Browser(a)
+            for _ in range(1 + i % 3):
+                br.get("/app/counter")
+            browsers.append(br)
+        for br in browsers:
+            sid = br.cookies["rhythm_session"]
+            wait_for(lambda: count_in_bank(node, sid) > 0, 10, "the session in the bank")
+        expected = [count_in_bank(node, br.cookies["rhythm_session"]) for br in browsers]
+        a.kill()
+        for br, last in zip(browsers, expected):
+            br.server = b  # the balancer sends the user elsewhere
+            status, _, text = br.get("/app/counter")
+            assert (status, count_of(text)) == (200, last + 1)
+        assert backup_status(b)["RhythmBackupFetched"] == 100
+        assert "RS0201" in b.log_text()
+
+
+def test_an_unknown_or_deleted_id_starts_a_new_session():
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
+            web_server("web-b", [node]) as b:
+        gone = Browser(a)
+        gone.get("/app/set?k=v")
+        sid = gone.cookies["rhythm_session"]
+        gone.get("/app/set?k=")  # emptied: deleted
+        wait_for(lambda: in_bank(node, sid)[0] == DELETED, 10, "the tombstone in the bank")
+        wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10, "B's agent")
+        stranger = Browser(b)
+        stranger.cookies["rhythm_session"] = sid
+        status, _, text = stranger.get("/app/counter")
+        assert (status, text) == (200, "count=1\n")
+        assert stranger.cookies["rhythm_session"] != sid
+        forged = Browser(b)
+        forged.cookies["rhythm_session"] = "A" * 21 + "Q"
+        assert forged.get("/app/counter")[2] == "count=1\n"
+        log = b.log_text()
+        assert "not taken over (deleted in the bank)" in log
+        assert "not taken over (not found in the bank)" in log
+
+
+def test_pages_keep_serving_while_every_node_is_down_and_the_bank_is_refilled():
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+        browsers = [Browser(a) for _ in range(40)]
+        for br in browsers:
+            br.get("/app/counter")
+        failures = []
+        served = [0]
+        stop = threading.Event()
+
+        def load():
+            i = 0
+            while not stop.is_set():
+                try:
+                    status, _, _ = browsers[i % len(browsers)].get("/app/counter")
+                    served[0] += 1
+                    if status != 200:
+                        failures.append(status)
+                except OSError as e:
+                    failures.append(repr(e))
+                i += 1
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        try:
+            node.stop()
+            wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 0, 10, "node seen down")
+            down_since = time.monotonic()
+            before = served[0]
+            wait_for(lambda: time.monotonic() - down_since >= 30, 40, "30 s without the bank",
+                     interval=0.5)
+            assert served[0] > before  # pages kept being served
+            node.start()  # comes back empty
+            returned = time.monotonic()
+        finally:
+            stop.set()
+            worker.join()
+        assert failures == []
+        for br in browsers:
+            sid = br.cookies["rhythm_session"]
+            last = count_of(br.get("/app/show")[2])
+            wait_for(lambda: count_in_bank(node, sid) == last, 10 - (time.monotonic() - returned)
+                     if time.monotonic() - returned < 9 else 1, "the session back in the bank")
+        assert time.monotonic() - returned <= 10
+
+
+def test_a_killed_backup_agent_is_restarted_and_loses_nothing():
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+        first = wait_for(lambda: backup_status(a)["RhythmBackupAgentPid"], 10, "the agent")
+        assert first > 1 and first != a.pid
+        os.kill(first, signal.SIGKILL)
+        browsers = [Browser(a) for _ in range(10)]
+        for br in browsers:
+            br.get("/app/counter")  # changes made while no agent runs
+        wait_for(lambda: backup_status(a)["RhythmBackupAgentPid"] not in (0, first), 10,
+                 "a new agent")
+        assert backup_status(a)["RhythmBackupAgentStarts"] == 2
+        for br in browsers:
+            sid = br.cookies["rhythm_session"]
+            wait_for(lambda: count_in_bank(node, sid) == 1, 10, "the change in the bank")
+        assert "RS0314" in a.log_text()
+
+
+def test_fail_back_never_serves_the_old_copy():
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
+            web_server("web-b", [node]) as b:
+        br = Browser(a)
+        for _ in range(3):
+            br.get("/app/counter")
+        sid = br.cookies["rhythm_session"]
+        wait_for(lambda: count_in_bank(node, sid) == 3, 10, "count=3 in the bank")
+        br.server = b  # A looked down to the balancer for a moment
+        assert count_of(br.get("/app/counter")[2]) == 4
+        assert count_of(br.get("/app/counter")[2]) == 5
+        wait_for(lambda: count_in_bank(node, sid) == 5, 10, "count=5 in the bank")
+        wait_for(lambda: backup_status(a)["RhythmBackupStaleDropped"] == 1, 10,
+                 "A to drop its old copy")
+        br.server = a  # and back
+        assert count_of(br.get("/app/counter")[2]) == 6
+
+
+def test_concurrent_requests_while_the_server_dies_lose_no_acknowledged_increment():
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
+            web_server("web-b", [node]) as b:
+        br = Browser(a)
+        br.get("/app/counter")
+        sid = br.cookies["rhythm_session"]
+        cookie = {"Cookie": f"rhythm_session={sid}"}
+        acknowledged = [0]
+        stop = threading.Event()
+
+        def watch_bank():
+            while not stop.is_set():
+                acknowledged[0] = max(acknowledged[0], count_in_bank(node, sid))
+
+        watcher = threading.Thread(target=watch_bank)
+        watcher.start()
+
+        def hit(_):
+            try:
+                return a.request("/app/counter", headers=cookie, timeout=5)[0]
+            except OSError:
+                return None
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            burst = [pool.submit(hit, i) for i in range(200)]
+            wait_for(lambda: acknowledged[0] >= 50, 20, "increments acknowledged")
+            a.kill()
+            [f.result() for f in burst]
+        stop.set()
+        watcher.join()
+        br.server = b
+        status, _, text = br.get("/app/counter")
+        assert status == 200
+        assert count_of(text) >= acknowledged[0] + 1
+
+
+def test_bad_backup_configuration_fails_the_config_test():
+    cases = [
+        ("SessionBackup On", "RS0009: SessionBackup On needs at least one SessionBackupNode"),
+        ("SessionBackupNode localhost:7301", "SessionBackupNode: 'localhost:7301' is not an endpoint"),
+        ("SessionBackupNode tcp://localhost:99999", "needs a port from 1 to 65535"),
+        ("SessionBackupTimeout 2min", "SessionBackupTimeout: '2min' has an unknown unit"),
+        ("SessionBackupServerId 'web one'", "SessionBackupServerId: 'web one' has a space"),
+        ("SessionBackup maybe", "SessionBackup must be On or Off"),
+    ]
+    for line, message in cases:
+        h = Httpd(APP, server_wide=line)
+        try:
+            code, output = h.config_test()
+            assert code != 0, line
+            assert message in output, output
+        finally:
+            h.cleanup()
+
+
+def test_a_thousand_sessions_continue_through_haproxy_when_their_server_dies():
+    with RssNode("bank-1") as node, \
+            web_server("web1", [node], site=backend_site("web1")) as w1, \
+            web_server("web2", [node], site=backend_site("web2")) as w2, \
+            Haproxy([w1, w2]) as lb:
+        lb.wait_all_up(10)
+        servers = {"web1": w1, "web2": w2}
+        browsers = []
+        for i in range(1000):
+            br = Browser(lb)
+            for _ in range(1 + i % 2):
+                status, headers, _ = br.get("/app/counter")
+                assert status == 200
+            browsers.append((br, served_by(headers), 1 + i % 2))
+        for name, server in servers.items():
+            wait_for(lambda: (lambda s: s["RhythmBackupPending"] == 0 and
+                              s["RhythmBackupOldestUnacknowledgedMs"] == 0)(backup_status(server)),
+                     20, f"{name}'s changes acknowledged")
+        victim = browsers[0][1]
+        survivor = "web2" if victim == "web1" else "web1"
+        servers[victim].kill()
+        moved = 0
+        for br, home, last in browsers:
+            status, headers, text = br.get("/app/counter")
+            assert (status, served_by(headers), count_of(text)) == (200, survivor, last + 1)
+            moved += home == victim
+        assert moved > 300
+        assert backup_status(servers[survivor])["RhythmBackupFetched"] == moved
+
+
+AUTH = """
+<Location /private>
+    AuthType form
+    AuthName members
+    AuthFormProvider file
+    AuthUserFile "{dir}/htpasswd"
+    AuthFormLoginRequiredLocation /login.html
+    Session On
+    RhythmSession On
+    Require valid-user
+</Location>
+<Location /dologin>
+    SetHandler form-login-handler
+    AuthType form
+    AuthName members
+    AuthFormProvider file
+    AuthUserFile "{dir}/htpasswd"
+    AuthFormLoginRequiredLocation /login.html
+    AuthFormLoginSuccessLocation /private/secret.html
+    Session On
+    RhythmSession On
+</Location>
+"""
+
+
+def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
+    auth = AUTH
+    modules = ["auth_form", "authn_file", "authz_user"]
+    with RssNode("bank-1") as node, \
+            web_server("web1", [node], site=backend_site("web1", auth), modules=modules) as w1, \
+            web_server("web2", [node], site=backend_site("web2", auth), modules=modules) as w2, \
+            Haproxy([w1, w2]) as lb:
+        for w in (w1, w2):
+            subprocess.run(["htpasswd", "-cbB", str(w.dir / "htpasswd"), "alice", "s3cret"],
+                           check=True, capture_output=True)
+            (w.dir / "htdocs" / "private").mkdir()
+            (w.dir / "htdocs" / "private" / "secret.html").write_text("the secret\n")
+        lb.wait_all_up(10)
+        br = Browser(lb)
+        body = urllib.parse.urlencode({"httpd_username": "alice", "httpd_password": "s3cret"})
+        status, headers, _ = br.get("/dologin", method="POST", body=body,
+                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 302
+        status, headers, text = br.get("/private/secret.html")
+        assert (status, text) == (200, "the secret\n")
+        home = served_by(headers)
+        home_server = w1 if home == "web1" else w2
+        sid = br.cookies["rhythm_session"]
+        wait_for(lambda: in_bank(node, sid)[0] == FOUND, 10, "the login in the bank")
+        home_server.kill()
+        status, headers, text = br.get("/private/secret.html")
+        assert (status, text) == (200, "the secret\n")  # no new login
+        assert served_by(headers) != home
