@@ -1,5 +1,6 @@
-"""The README's first command ends in build/demo.py: it must print a working URL, count visits in
-the session, and stop everything it started on Ctrl-C."""
+"""The README's first command ends in build/demo.py: HAProxy, two web servers and an rss_node.
+It must print a working URL, count visits in the session, carry the count over when the server
+that served it is killed as the demo explains, and stop everything it started on Ctrl-C."""
 
 import os
 import pathlib
@@ -7,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 from rhythm_httpd import wait_for
@@ -14,28 +16,51 @@ from rhythm_httpd import wait_for
 TOP = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_demo_serves_the_counter_and_stops_on_ctrl_c():
+def test_demo_counts_visits_survives_a_failover_and_stops_on_ctrl_c():
     demo = subprocess.Popen([sys.executable, str(TOP / "build" / "demo.py")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
         lines = []
 
-        def url_printed():
+        def printed_everything():
             lines.append(demo.stdout.readline())
-            return re.search(r"Visit counter:\s+(http://127\.0\.0\.1:\d+/app/demo)", lines[-1])
+            return "Press Ctrl-C" in lines[-1]
 
-        url = wait_for(url_printed, 30, "the demo's URL").group(1)
-        pid = int(re.search(r"httpd pid (\d+)", "".join(lines)).group(1))
+        wait_for(printed_everything, 60, "the demo's instructions")
+        text = "".join(lines)
+        url = re.search(r"Visit counter:\s+(http://127\.0\.0\.1:\d+/app/demo)", text).group(1)
+        pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", text)]
+        kill = dict((name, int(pgid)) for pgid, name in
+                    re.findall(r"kill -9 -- -(\d+)\s+# (web\d)", text))
+        assert len(pids) == 4 and set(kill) == {"web1", "web2"}
+
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
         opener.open(url).read()
         page = opener.open(url).read().decode()
         assert "Visits in this session: 2" in page
+        served_by = re.search(r"Served by (web\d)", page).group(1)
+
+        os.killpg(kill[served_by], signal.SIGKILL)
+
+        def reload():
+            # A request that met the server while it was dying gets a 502: reload, as one would.
+            try:
+                return opener.open(url).read().decode()
+            except urllib.error.HTTPError as e:
+                assert e.code == 502
+                return None
+
+        page = wait_for(reload, 10, "the page after the failover")
+        visits = int(re.search(r"Visits in this session: (\d+)", page).group(1))
+        assert visits >= 3
+        assert re.search(r"Served by (web\d)", page).group(1) != served_by
 
         os.killpg(demo.pid, signal.SIGINT)
-        assert demo.wait(30) == 0
+        assert demo.wait(60) == 0
         assert "demo stopped" in demo.stdout.read()
-        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10, "httpd to stop")
+        for pid in pids:
+            wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10, f"process {pid} to stop")
     finally:
         if demo.poll() is None:
             demo.kill()

@@ -65,6 +65,7 @@ function demo(r)
     r.content_type = "text/html"
     r:puts("<!doctype html><title>Rhythm demo</title><h1>Visits in this session: " .. count ..
            "</h1><p>Session data as stored: <code>" .. r:escape_html(raw) .. "</code></p>" ..
-           "<p><a href=\"/server-status\">server-status</a></p>")
+           "<p>Served by " .. r:escape_html(r.subprocess_env["RHYTHM_DEMO_SERVER"] or r.server_name) ..
+           "</p>")
     return apache2.OK
 end
