@@ -340,3 +340,25 @@ def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
         status, headers, text = br.get("/private/secret.html")
         assert (status, text) == (200, "the secret\n")  # no new login
         assert served_by(headers) != home
+
+
+def test_replayed_duplicate_and_reordered_updates_never_move_a_version_backwards():
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+        br = Browser(a)
+        for _ in range(5):
+            br.get("/app/counter")
+        sid = br.cookies["rhythm_session"]
+        wait_for(lambda: count_in_bank(node, sid) == 5, 10, "count=5 in the bank")
+        status, version, data = in_bank(node, sid)
+        # Someone replays older versions, out of order, and the current one again.
+        replay = node.publisher(origin="web-a")
+        replay.wait_subscribed()
+        for v in (version - 1, version - 3, version, version - 2):
+            replay.publish(key_of(sid), v, b"count=0")
+        wait_for(lambda: node.status()["updates_refused"] + node.status()["updates_duplicate"]
+                 >= 4, 10, "the replays to be refused")
+        assert in_bank(node, sid) == (FOUND, version, data)
+        replay.close()
+        # The server's own next change still goes through.
+        br.get("/app/counter")
+        wait_for(lambda: count_in_bank(node, sid) == 6, 10, "count=6 in the bank")

@@ -40,7 +40,17 @@ def test_demo_counts_visits_survives_a_failover_and_stops_on_ctrl_c():
         page = opener.open(url).read().decode()
         assert "Visits in this session: 2" in page
         served_by = re.search(r"Served by (web\d)", page).group(1)
+        status_urls = re.search(r"server-status:\s+(\S+)\s+and\s+(\S+)", text).groups()
+        status_url = status_urls[0 if served_by == "web1" else 1] + "?auto"
 
+        def acknowledged():
+            lines = urllib.request.urlopen(status_url).read().decode()
+            return ("RhythmBackupPending: 0" in lines and
+                    "RhythmBackupOldestUnacknowledgedMs: 0" in lines)
+
+        # As a person would: the visit is in the bank before the server is killed (write-behind
+        # means a crash loses at most the changes not yet acknowledged).
+        wait_for(acknowledged, 10, "the second visit in the bank")
         os.killpg(kill[served_by], signal.SIGKILL)
 
         def reload():
