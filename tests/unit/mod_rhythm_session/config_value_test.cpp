@@ -49,4 +49,30 @@ BOOST_AUTO_TEST_CASE(durations) {
     BOOST_TEST(!rhythm::parse_duration_ms("1.5s", 1, 3600000, &ms, &why));
 }
 
+BOOST_AUTO_TEST_CASE(endpoints) {
+    std::string why;
+    BOOST_TEST(rhythm::check_endpoint("tcp://10.0.0.5:7301", &why));
+    BOOST_TEST(rhythm::check_endpoint("tcp://node-1.example:1", &why));
+    BOOST_TEST(rhythm::check_endpoint("tcp://[::1]:65535", &why));
+    BOOST_TEST(rhythm::check_endpoint("ipc:///run/rhythm/node.sock", &why));
+    BOOST_TEST(!rhythm::check_endpoint("10.0.0.5:7301", &why));
+    BOOST_TEST(why.find("not an endpoint") != std::string::npos);
+    BOOST_TEST(!rhythm::check_endpoint("tcp://10.0.0.5", &why));
+    BOOST_TEST(!rhythm::check_endpoint("tcp://:7301", &why));
+    BOOST_TEST(!rhythm::check_endpoint("tcp://10.0.0.5:0", &why));
+    BOOST_TEST(!rhythm::check_endpoint("tcp://10.0.0.5:65536", &why));
+    BOOST_TEST(!rhythm::check_endpoint("tcp://10.0.0.5:7301x", &why));
+    BOOST_TEST(!rhythm::check_endpoint("tcp://bad host:7301", &why));
+    BOOST_TEST(!rhythm::check_endpoint("ipc://", &why));
+}
+
+BOOST_AUTO_TEST_CASE(server_names) {
+    std::string why;
+    BOOST_TEST(rhythm::check_server_name("web1.example:443", &why));
+    BOOST_TEST(!rhythm::check_server_name("", &why));
+    BOOST_TEST(!rhythm::check_server_name(std::string(256, 'a'), &why));
+    BOOST_TEST(!rhythm::check_server_name("web one", &why));
+    BOOST_TEST(why.find("space") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,119 @@
+// The workers' fetch channel to the backup agent: the request's encoding, and the worker's side
+// against a stand-in agent (answering, silent, absent).
+#include "backup/fetch_channel.h"
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+using rhythm::FetchOutcome;
+using rhythm::FetchRequest;
+using rhythm::SessionId;
+
+namespace {
+
+std::string socket_path(const char *name) {
+    return "/tmp/rhythm-fetch-test-" + std::to_string(getpid()) + "-" + name + ".sock";
+}
+
+SessionId some_id() {
+    SessionId id;
+    for (std::size_t i = 0; i < id.bytes.size(); ++i) {
+        id.bytes[i] = static_cast<std::uint8_t>(i * 7 + 1);
+    }
+    return id;
+}
+
+// Accepts one connection, checks the request, and answers `outcome` (or nothing).
+void stand_in_agent(int listener, bool answer, FetchOutcome outcome, SessionId *asked) {
+    int fd = -1;
+    for (int tries = 0; tries < 2000 && fd < 0; ++tries) {
+        fd = accept(listener, nullptr, nullptr);
+        if (fd < 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
+    if (fd < 0) {
+        return;
+    }
+    unsigned char buf[64];
+    ssize_t n = -1;
+    for (int tries = 0; tries < 2000 && n < 0; ++tries) {
+        n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
+    FetchRequest request;
+    if (n > 0 && rhythm::decode_fetch_request(buf, static_cast<std::size_t>(n), &request)) {
+        *asked = request.id;
+    }
+    if (answer) {
+        unsigned char byte = static_cast<unsigned char>(outcome);
+        send(fd, &byte, 1, MSG_NOSIGNAL);
+    } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    }
+    close(fd);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(fetch_channel)
+
+BOOST_AUTO_TEST_CASE(request_round_trip_and_refusals) {
+    FetchRequest in{some_id(), 250};
+    unsigned char buf[rhythm::kFetchRequestBytes];
+    rhythm::encode_fetch_request(in, buf);
+    FetchRequest out;
+    BOOST_REQUIRE(rhythm::decode_fetch_request(buf, sizeof buf, &out));
+    BOOST_TEST((out.id == in.id));
+    BOOST_TEST(out.timeout_ms == 250u);
+    BOOST_TEST(!rhythm::decode_fetch_request(buf, sizeof buf - 1, &out));
+    buf[0] = 99;  // another version
+    BOOST_TEST(!rhythm::decode_fetch_request(buf, sizeof buf, &out));
+}
+
+BOOST_AUTO_TEST_CASE(no_agent_is_said_at_once) {
+    auto start = std::chrono::steady_clock::now();
+    BOOST_TEST((rhythm::fetch_via_agent(socket_path("absent"), some_id(), 1000) ==
+                FetchOutcome::kNoAgent));
+    BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::milliseconds(500)));
+}
+
+BOOST_AUTO_TEST_CASE(the_agents_answer_is_returned) {
+    std::string path = socket_path("answers");
+    std::string why;
+    int listener = rhythm::listen_fetch_channel(path, -1, -1, &why);
+    BOOST_REQUIRE_MESSAGE(listener >= 0, why);
+    SessionId asked;
+    std::thread agent(stand_in_agent, listener, true, FetchOutcome::kFound, &asked);
+    BOOST_TEST((rhythm::fetch_via_agent(path, some_id(), 2000) == FetchOutcome::kFound));
+    agent.join();
+    BOOST_TEST((asked == some_id()));
+    close(listener);
+    unlink(path.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_agent_times_out_on_time) {
+    std::string path = socket_path("silent");
+    std::string why;
+    int listener = rhythm::listen_fetch_channel(path, -1, -1, &why);
+    BOOST_REQUIRE_MESSAGE(listener >= 0, why);
+    SessionId asked;
+    std::thread agent(stand_in_agent, listener, false, FetchOutcome::kFound, &asked);
+    auto start = std::chrono::steady_clock::now();
+    BOOST_TEST((rhythm::fetch_via_agent(path, some_id(), 150) == FetchOutcome::kTimedOut));
+    auto waited = std::chrono::steady_clock::now() - start;
+    BOOST_TEST((waited >= std::chrono::milliseconds(140)));
+    BOOST_TEST((waited < std::chrono::milliseconds(350)));
+    agent.join();
+    close(listener);
+    unlink(path.c_str());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
