@@ -294,8 +294,8 @@ void BackupAgent::on_resend(const wire::Resend &resend, std::uint64_t now_ms) {
 }
 
 void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
-    // While changes are in flight, each node is asked again as soon as it has answered (at most
-    // every heartbeat_busy_ms), so that acknowledgements follow publications within a round trip.
+    // While changes are in flight, each node is asked again every heartbeat_busy_ms once it has
+    // answered, so that acknowledgements follow publications within a few milliseconds.
     bool busy = !in_flight_.empty();
     for (auto &node : nodes_) {
         bool answered = node->last_ack_ms >= node->last_heartbeat_ms;
