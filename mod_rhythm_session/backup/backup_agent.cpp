@@ -165,8 +165,17 @@ void BackupAgent::run(const volatile int *stop) {
         static_cast<unsigned long long>(epoch_), nodes_.size());
     scans_.push_back(Scan{true, true, {}, 0, 0});
     pid_t parent = getppid();
-    while (!*stop && getppid() == parent) {
+    std::uint64_t parent_checked_ms = 0;
+    while (!*stop) {
         std::uint64_t now = steady_ms();
+        // Orphaned (the httpd parent was killed): stop. Checked every 100 ms, not every turn:
+        // a system call is dear on a busy virtual machine.
+        if (now - parent_checked_ms >= 100) {
+            if (getppid() != parent) {
+                break;
+            }
+            parent_checked_ms = now;
+        }
         poll_once(now);
         now = steady_ms();
         continue_scans(now);

@@ -72,6 +72,11 @@ def test_demo_counts_visits_survives_a_failover_and_stops_on_ctrl_c():
         for pid in pids:
             wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10, f"process {pid} to stop")
     finally:
+        # Even when an assertion failed: Ctrl-C, so that the demo stops what it started.
         if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+            os.killpg(demo.pid, signal.SIGINT)
+            try:
+                demo.wait(60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
