@@ -214,7 +214,7 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
         return;
     }
     SessionId id;
-    if (!rhythm::parse_session_id(value, &id)) {
+    if (!rhythm::wire::parse_session_key(value, &id)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "RS0101: malformed session cookie %s ignored: a new session will be issued",
                       cookie_name(conf));
@@ -370,9 +370,9 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
                           size);
             return APR_ENOSPC;
         }
-        char text[SessionId::kTextLength + 1];
-        rhythm::format_session_id(id, text);
-        ap_cookie_write(r, name, text, cookie_attrs(r, conf), 0, r->err_headers_out, nullptr);
+        std::string text = rhythm::wire::format_session_key(id);
+        ap_cookie_write(r, name, text.c_str(), cookie_attrs(r, conf), 0, r->err_headers_out,
+                        nullptr);
         return OK;
     }
     return APR_EGENERAL;

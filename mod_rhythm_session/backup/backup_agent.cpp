@@ -40,18 +40,6 @@ std::int64_t wall_us() {
     return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
-wire::SessionKey key_of(const SessionId &id) {
-    wire::SessionKey key;
-    std::memcpy(key.bytes.data(), id.bytes.data(), SessionId::kBytes);
-    return key;
-}
-
-SessionId id_of(const wire::SessionKey &key) {
-    SessionId id;
-    std::memcpy(id.bytes.data(), key.bytes.data(), SessionId::kBytes);
-    return id;
-}
-
 // "tcp://host:port" -> "host" (brackets kept for IPv6); empty for other transports.
 std::string host_of(const std::string &endpoint) {
     const std::string tcp = "tcp://";
@@ -72,7 +60,7 @@ std::string resolve_wildcard(const std::string &endpoint, const std::string &rea
 }
 
 bool in_shards(void *context, const SessionId &id) {
-    return static_cast<const wire::ShardSet *>(context)->contains(wire::shard_of(key_of(id)));
+    return static_cast<const wire::ShardSet *>(context)->contains(wire::shard_of(id));
 }
 
 }  // namespace
@@ -256,7 +244,7 @@ void BackupAgent::on_node_message(Node &node, const wire::Message &message, std:
         on_resend(*resend, now_ms);
     } else if (auto *refused = std::get_if<wire::Refused>(&message)) {
         for (const wire::Refusal &r : refused->refusals) {
-            feed_.drop_if_older(id_of(r.key), r.version);
+            feed_.drop_if_older(r.key, r.version);
         }
     } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
         on_fetch_reply(*reply);
@@ -351,7 +339,7 @@ void BackupAgent::publish_changes(std::uint64_t now_ms) {
             p.sender.agent_id = agent_id_;
             p.sender.epoch = epoch_;
             p.sender.sequence = next_sequence_++;
-            p.record.key = key_of(change.id);
+            p.record.key = change.id;
             p.record.version = change.version;
             p.record.expires_at_ms =
                 change.expiry_us > 0 ? static_cast<std::uint64_t>(change.expiry_us / 1000) : 0;
@@ -469,7 +457,7 @@ void BackupAgent::on_fetch_request(int fd, std::uint64_t now_ms) {
     fetch->deadline_ms = now_ms + request.timeout_ms;
     wire::Fetch message;
     message.request_id = next_request_id_++;
-    message.key = key_of(request.id);
+    message.key = request.id;
     wire::Frames frames = wire::encode_message(message);
     // Every node that is connected is asked, up or not yet known to be: the first to have the
     // session answers for the bank.

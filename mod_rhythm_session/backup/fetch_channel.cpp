@@ -70,9 +70,9 @@ const char *fetch_outcome_name(FetchOutcome outcome) {
 
 void encode_fetch_request(const FetchRequest &request, unsigned char out[kFetchRequestBytes]) {
     out[0] = kChannelVersion;
-    std::memcpy(out + 1, request.id.bytes.data(), SessionId::kBytes);
+    std::memcpy(out + 1, request.id.bytes.data(), wire::kSessionKeyBytes);
     for (int b = 0; b < 4; ++b) {
-        out[1 + SessionId::kBytes + b] =
+        out[1 + wire::kSessionKeyBytes + b] =
             static_cast<unsigned char>(request.timeout_ms >> (24 - 8 * b));
     }
 }
@@ -81,10 +81,10 @@ bool decode_fetch_request(const unsigned char *data, std::size_t size, FetchRequ
     if (size != kFetchRequestBytes || data[0] != kChannelVersion) {
         return false;
     }
-    std::memcpy(request->id.bytes.data(), data + 1, SessionId::kBytes);
+    std::memcpy(request->id.bytes.data(), data + 1, wire::kSessionKeyBytes);
     request->timeout_ms = 0;
     for (int b = 0; b < 4; ++b) {
-        request->timeout_ms = (request->timeout_ms << 8) | data[1 + SessionId::kBytes + b];
+        request->timeout_ms = (request->timeout_ms << 8) | data[1 + wire::kSessionKeyBytes + b];
     }
     return true;
 }

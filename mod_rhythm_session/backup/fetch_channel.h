@@ -31,7 +31,7 @@ struct FetchRequest {
     std::uint32_t timeout_ms = 0;
 };
 
-constexpr std::size_t kFetchRequestBytes = 1 + SessionId::kBytes + 4;
+constexpr std::size_t kFetchRequestBytes = 1 + wire::kSessionKeyBytes + 4;
 
 // Encodes a request (version byte, ID, timeout in ms, big-endian). Decoding refuses anything
 // that is not exactly that.

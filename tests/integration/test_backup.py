@@ -9,23 +9,15 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.parse
 
-from balancer_fixture import Haproxy, backend_site, served_by
+from balancer_fixture import APP_LOCATION, Haproxy, backend_site, served_by
 from rhythm_httpd import Browser, Httpd, wait_for
 from rss_node_fixture import DELETED, FOUND, NOT_FOUND, RssNode
-
-APP = """
-<Location /app>
-    Session On
-    SessionEnv On
-    SessionHeader X-Replace-Session
-    RhythmSession On
-</Location>
-"""
+from test_auth_form import AUTH, login
 
 
-def web_server(name, nodes, extra_server="", mpm="event", site=APP, modules=()):
+
+def web_server(name, nodes, extra_server="", mpm="event", site=APP_LOCATION, modules=()):
     """An httpd with backup on, publishing to `nodes` (RssNode objects)."""
     lines = ["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes]
     lines += [f"SessionBackupServerId {name}", extra_server]
@@ -248,7 +240,7 @@ def test_bad_backup_configuration_fails_the_config_test():
         ("SessionBackup maybe", "SessionBackup must be On or Off"),
     ]
     for line, message in cases:
-        h = Httpd(APP, server_wide=line)
+        h = Httpd(APP_LOCATION, server_wide=line)
         try:
             code, output = h.config_test()
             assert code != 0, line
@@ -287,37 +279,11 @@ def test_a_thousand_sessions_continue_through_haproxy_when_their_server_dies():
         assert backup_status(servers[survivor])["RhythmBackupFetched"] == moved
 
 
-AUTH = """
-<Location /private>
-    AuthType form
-    AuthName members
-    AuthFormProvider file
-    AuthUserFile "{dir}/htpasswd"
-    AuthFormLoginRequiredLocation /login.html
-    Session On
-    RhythmSession On
-    Require valid-user
-</Location>
-<Location /dologin>
-    SetHandler form-login-handler
-    AuthType form
-    AuthName members
-    AuthFormProvider file
-    AuthUserFile "{dir}/htpasswd"
-    AuthFormLoginRequiredLocation /login.html
-    AuthFormLoginSuccessLocation /private/secret.html
-    Session On
-    RhythmSession On
-</Location>
-"""
-
-
 def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
-    auth = AUTH
     modules = ["auth_form", "authn_file", "authz_user"]
     with RssNode("bank-1") as node, \
-            web_server("web1", [node], site=backend_site("web1", auth), modules=modules) as w1, \
-            web_server("web2", [node], site=backend_site("web2", auth), modules=modules) as w2, \
+            web_server("web1", [node], site=backend_site("web1", AUTH), modules=modules) as w1, \
+            web_server("web2", [node], site=backend_site("web2", AUTH), modules=modules) as w2, \
             Haproxy([w1, w2]) as lb:
         for w in (w1, w2):
             subprocess.run(["htpasswd", "-cbB", str(w.dir / "htpasswd"), "alice", "s3cret"],
@@ -326,10 +292,7 @@ def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
             (w.dir / "htdocs" / "private" / "secret.html").write_text("the secret\n")
         lb.wait_all_up(10)
         br = Browser(lb)
-        body = urllib.parse.urlencode({"httpd_username": "alice", "httpd_password": "s3cret"})
-        status, headers, _ = br.get("/dologin", method="POST", body=body,
-                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
-        assert status == 302
+        assert login(br, "s3cret")[0] == 302
         status, headers, text = br.get("/private/secret.html")
         assert (status, text) == (200, "the secret\n")
         home = served_by(headers)
