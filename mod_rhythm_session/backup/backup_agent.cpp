@@ -199,8 +199,9 @@ void BackupAgent::poll_once(std::uint64_t now_ms) {
     for (int fd : accepted_) {
         items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
     }
-    // A short tick: changes are picked up from the segment within a millisecond.
-    if (zmq_poll(items.data(), static_cast<int>(items.size()), 1) <= 0) {
+    // The tick: changes are picked up from the segment at least this often.
+    if (zmq_poll(items.data(), static_cast<int>(items.size()),
+                 static_cast<long>(config_.tick_ms)) <= 0) {
         return;
     }
     std::size_t k = 0;

@@ -30,6 +30,7 @@ struct AgentConfig {
     std::string server_id;                  // this web server's name in the bank
     std::vector<std::string> nodes;         // each rss_node's query endpoint
     int fetch_listener = -1;                // fetch_channel.h's listening socket
+    std::uint64_t tick_ms = 1;              // how often changes are taken from the segment
     std::uint64_t heartbeat_busy_ms = 2;    // heartbeat interval while changes are in flight
     std::uint64_t heartbeat_retry_ms = 20;  // ... when the last one is not answered yet
     std::uint64_t heartbeat_idle_ms = 500;  // ... and otherwise
