@@ -32,6 +32,17 @@ def module_path():
     return os.path.abspath(path)
 
 
+def httpd_environment():
+    """The environment apache2 runs in. RHYTHM_HTTPD_PRELOAD (e.g. the sanitizer runtimes a
+    sanitized module needs) becomes its LD_PRELOAD, and only its."""
+    env = dict(os.environ)
+    preload = os.environ.get("RHYTHM_HTTPD_PRELOAD")
+    if preload:
+        env["LD_PRELOAD"] = preload
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+    return env
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -158,14 +169,14 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
     def config_test(self):
         """Runs `apache2 -t` on the config; returns (exit code, output)."""
         p = subprocess.run([HTTPD, "-f", str(self.conf), "-t"], capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60, env=httpd_environment())
         return p.returncode, p.stdout + p.stderr
 
     def start(self, timeout=20):
         # A session of its own: prefork signals its whole process group when it stops.
         self.proc = subprocess.Popen([HTTPD, "-f", str(self.conf), "-DFOREGROUND"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     start_new_session=True)
+                                     start_new_session=True, env=httpd_environment())
         try:
             wait_for(self._answers, timeout, f"{self.name} to answer on port {self.port}")
         except TimeoutError:
@@ -197,7 +208,8 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
 
     def graceful(self, timeout=20):
         before = self.generation()
-        subprocess.run([HTTPD, "-f", str(self.conf), "-k", "graceful"], check=True, timeout=60)
+        subprocess.run([HTTPD, "-f", str(self.conf), "-k", "graceful"], check=True, timeout=60,
+                       env=httpd_environment())
         wait_for(lambda: self._generation_after(before), timeout, "the graceful restart")
 
     def restart(self, timeout=20):

@@ -6,7 +6,7 @@ import pathlib
 import subprocess
 import tempfile
 
-from rhythm_httpd import HTTPD, SYSTEM_MODULES
+from rhythm_httpd import HTTPD, SYSTEM_MODULES, httpd_environment
 
 BUILD = pathlib.Path(os.environ.get("RHYTHM_BUILD_DIR", pathlib.Path(__file__).parents[2] / "_build"))
 
@@ -46,7 +46,8 @@ LoadModule authz_core_module {SYSTEM_MODULES}/mod_authz_core.so
 LoadModule session_module {SYSTEM_MODULES}/mod_session.so
 Include "{conf}"
 """)
-        p = subprocess.run([HTTPD, "-f", str(test_conf), "-t"], capture_output=True, text=True)
+        p = subprocess.run([HTTPD, "-f", str(test_conf), "-t"], capture_output=True, text=True,
+                           env=httpd_environment())
         assert p.returncode == 0, p.stderr
 
 
@@ -63,6 +64,7 @@ LoadModule mpm_event_module {SYSTEM_MODULES}/mod_mpm_event.so
 LoadModule authz_core_module {SYSTEM_MODULES}/mod_authz_core.so
 LoadModule rhythm_session_module {BUILD}/mod_rhythm_session/mod_rhythm_session.so
 """)
-        p = subprocess.run([HTTPD, "-f", str(conf), "-t"], capture_output=True, text=True)
+        p = subprocess.run([HTTPD, "-f", str(conf), "-t"], capture_output=True, text=True,
+                           env=httpd_environment())
         assert p.returncode != 0
         assert "RS0008: mod_rhythm_session needs mod_session" in p.stdout + p.stderr
