@@ -14,7 +14,7 @@ Each ingest and round-trip figure is the median of --repeat runs (default 3), th
 things compared interleaved, so that a burst of load from a neighbour hits both sides.
 
 Usage: bench/rss_node/run_bench.py [--quick] [--repeat N] [--sessions N]
-Needs a build (RHYTHM_BUILD_DIR, default _build-node), redis-server and redis-benchmark, and
+Needs a build (RHYTHM_BUILD_DIR, default _build), redis-server and redis-benchmark, and
 python3-zmq. Every server it starts listens on a free 127.0.0.1 port and is stopped by its PID.
 """
 
@@ -34,7 +34,7 @@ TOP = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TOP / "tests" / "integration"))
 from rss_node_fixture import RssNode, free_port, wait_for  # noqa: E402
 
-BUILD = pathlib.Path(os.environ.get("RHYTHM_BUILD_DIR") or TOP / "_build-node")
+BUILD = pathlib.Path(os.environ.get("RHYTHM_BUILD_DIR") or TOP / "_build")
 HELPER = BUILD / "bench" / "rss_node" / "rss_node_bench"
 
 

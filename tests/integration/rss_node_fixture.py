@@ -2,7 +2,7 @@
 
 `RssNode` runs the real rss_node binary on free 127.0.0.1 ports with its own temporary
 directory (config file, stderr log) and stops it by its PID. The binary is
-$RHYTHM_BUILD_DIR/rss_node/rss_node (CTest sets RHYTHM_BUILD_DIR), else _build-node's. Set
+$RHYTHM_BUILD_DIR/rss_node/rss_node (CTest sets RHYTHM_BUILD_DIR), else _build's. Set
 RHYTHM_KEEP_TMP=1 to keep each node's directory for reading its log.
 
 The encoders and decoders below are a second, independent implementation of docs/protocol.md
@@ -53,7 +53,7 @@ def distinct_free_ports(count):
 
 
 def binary_path():
-    build = os.environ.get("RHYTHM_BUILD_DIR") or str(HERE.parents[1] / "_build-node")
+    build = os.environ.get("RHYTHM_BUILD_DIR") or str(HERE.parents[1] / "_build")
     path = pathlib.Path(build) / "rss_node" / "rss_node"
     if not path.exists():
         raise RuntimeError(f"rss_node not found at {path}: build first or set RHYTHM_BUILD_DIR")
