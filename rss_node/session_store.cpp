@@ -49,16 +49,6 @@ namespace {
 
 constexpr std::size_t kMinCapacity = 8;
 
-// splitmix64's finaliser.
-std::uint64_t mix(std::uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 SessionStore::Block *make_block(const wire::SessionRecord &r, void *memory) {
     auto *b = static_cast<SessionStore::Block *>(memory);
     std::memcpy(b->key, r.key.bytes.data(), sizeof b->key);
@@ -100,7 +90,7 @@ std::uint64_t SessionStore::slot_hash(const wire::SessionKey &key) const {
     std::uint64_t hi;
     std::memcpy(&lo, key.bytes.data(), 8);
     std::memcpy(&hi, key.bytes.data() + 8, 8);
-    return mix(mix(lo ^ seed_[0]) ^ (hi + seed_[1]));
+    return wire::mix64(wire::mix64(lo ^ seed_[0]) ^ (hi + seed_[1]));
 }
 
 long SessionStore::find_slot(const ShardTable &t, const wire::SessionKey &key) const {

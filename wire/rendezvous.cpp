@@ -6,22 +6,11 @@
 #include "wire/session_key.h"
 
 namespace rhythm::wire {
-namespace {
-
-// splitmix64's finaliser: FNV-1a alone spreads short names poorly over the high bits.
-std::uint64_t mix(std::uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::uint64_t rendezvous_score(std::uint32_t shard, const std::string &node_name) {
-    return mix(fnv1a64(node_name.data(), node_name.size(), kFnvOffsetBasis ^ mix(shard + 1)));
+    // mix64: FNV-1a alone spreads short names poorly over the high bits.
+    return mix64(fnv1a64(node_name.data(), node_name.size(), kFnvOffsetBasis ^ mix64(shard + 1)));
 }
 
 std::vector<std::string> shard_owners(std::uint32_t shard, const std::vector<std::string> &members,

@@ -36,4 +36,14 @@ bool parse_session_key(std::string_view text, SessionKey *key);
 std::uint64_t fnv1a64(const void *data, std::size_t size, std::uint64_t seed);
 constexpr std::uint64_t kFnvOffsetBasis = 0xcbf29ce484222325ULL;
 
+// splitmix64's finaliser: spreads every input bit over the whole word.
+constexpr std::uint64_t mix64(std::uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
 }  // namespace rhythm::wire
