@@ -260,6 +260,7 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
     if (!node.up) {
         log(AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up", node.query_endpoint.c_str(),
             static_cast<int>(ack.node_name.size()), ack.node_name.data());
+        last_report_ms_ = 0;  // server-status shows it at once
     }
     node.up = true;
     node.last_ack_ms = now_ms;
@@ -305,6 +306,7 @@ void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
             log(AgentLogLevel::kWarn, "RS0308: node %s (%s) is down: no answer for %llums",
                 node->query_endpoint.c_str(), node->name.c_str(),
                 static_cast<unsigned long long>(now_ms - node->last_ack_ms));
+            last_report_ms_ = 0;
         }
         if (now_ms - node->last_heartbeat_ms < interval) {
             continue;
@@ -371,11 +373,16 @@ void BackupAgent::settle_acknowledged(std::uint64_t now_ms) {
         return;
     }
     std::int64_t now_us = wall_us();
+    bool settled = false;
     while (!in_flight_.empty() && in_flight_.front().sequence <= acked) {
         const InFlight &f = in_flight_.front();
         feed_.acknowledge(f.id, f.version, f.saved_at_us, now_us);
         in_flight_bytes_ -= std::min(in_flight_bytes_, f.frames.back().size() + 128);
         in_flight_.pop_front();
+        settled = true;
+    }
+    if (settled) {
+        feed_.set_oldest_in_flight(in_flight_.empty() ? 0 : in_flight_.front().saved_at_us);
     }
 }
 

@@ -97,6 +97,10 @@ void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_re
         }
         i = next;
     }
+    // Taken off the list, not yet acknowledged: still unacknowledged for server-status, at once.
+    if (!out->empty() && h.backup.oldest_in_flight_us == 0) {
+        h.backup.oldest_in_flight_us = out->front().saved_at_us;
+    }
 }
 
 void BackupFeed::acknowledge(const SessionId &id, std::uint64_t version, std::int64_t saved_at_us,

@@ -55,7 +55,8 @@ class BackupFeed {
 
     // Takes up to `max_records` changes (and about `max_bytes` of data) off the dirty list,
     // oldest first, skipping sessions that requests hold or wait for: a session is published once
-    // the last of its queued requests has saved.
+    // the last of its queued requests has saved. They count as in flight (see
+    // set_oldest_in_flight) from then on.
     void take_changes(std::vector<ChangeRecord> *out, std::size_t max_records,
                       std::size_t max_bytes);
 

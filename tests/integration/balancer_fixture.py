@@ -25,14 +25,13 @@ import io
 import os
 import pathlib
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 
-from rhythm_httpd import Httpd, free_port, wait_for
+from rhythm_httpd import Httpd, ManagedServer, free_port, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 CONF = HERE.parents[1] / "conf"
@@ -184,7 +183,7 @@ def render_proxy_balancer(template, backends):
             "conf/proxy_balancer/rhythm.conf\n" + text)
 
 
-class _Balancer:
+class _Balancer(ManagedServer):
     """What both balancers offer: a URL, requests (the same call as Httpd.request, so that
     rhythm_httpd.Browser works on a balancer), and the balancer's own view of its backends."""
 
@@ -242,11 +241,6 @@ class _Balancer:
         self._wait_states(lambda st: all(st.get(n) for n, _ in self.backends), timeout,
                           "every backend up")
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 class Haproxy(_Balancer):
@@ -264,7 +258,7 @@ class Haproxy(_Balancer):
         self.template = pathlib.Path(template).read_text()
         self.socket_path = self.dir / "admin.sock"
         self.conf = self.dir / "haproxy.cfg"
-        self.log = self.dir / "haproxy.log"
+        self.log_path = self.dir / "haproxy.log"
         self.proc = None
         self._log_file = None
         self._pick_ports()
@@ -310,7 +304,7 @@ class Haproxy(_Balancer):
         rc, out = self.config_test()
         if rc != 0:
             raise RuntimeError(f"haproxy -c refused {self.conf}:\n{out}")
-        self._log_file = open(self.log, "wb")
+        self._log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.conf)],
                                      stdin=subprocess.DEVNULL, stdout=self._log_file,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -381,19 +375,6 @@ class Haproxy(_Balancer):
         if self._log_file:
             self._log_file.close()
             self._log_file = None
-
-    def cleanup(self):
-        self.stop()
-        if os.environ.get("RHYTHM_KEEP_TMP"):
-            print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log_text(self):
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
 
 
 class KeepAlive:

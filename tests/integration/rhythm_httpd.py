@@ -89,7 +89,32 @@ MaxRequestWorkers 80
 }
 
 
-class Httpd:
+class ManagedServer:
+    """What every server a test starts has in common: a temporary directory of its own, kept
+    when RHYTHM_KEEP_TMP is set, and a log; `with` starts it and cleans it up. A subclass gives
+    `dir`, `log_path`, `start()` and `stop()`."""
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get("RHYTHM_KEEP_TMP"):
+            print(f"kept {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+class Httpd(ManagedServer):
     """One private httpd. `site` is configuration text appended to the base config; `{dir}` in it
     is replaced with the server's temporary directory and `{pages}` with the test pages."""
 
@@ -108,7 +133,7 @@ class Httpd:
         self.port = free_port()
         self.proc = None
         self.conf = self.dir / "httpd.conf"
-        self.error_log = self.dir / "error.log"
+        self.log_path = self.dir / "error.log"
         self.write_config(site, modules, server_wide)
 
     @property
@@ -134,7 +159,7 @@ ServerRoot "{self.dir}"
 ServerName 127.0.0.1
 DefaultRuntimeDir "{self.dir}"
 PidFile "{self.dir}/httpd.pid"
-ErrorLog "{self.error_log}"
+ErrorLog "{self.log_path}"
 LogLevel warn rhythm_session:debug
 Listen 127.0.0.1:{self.port}
 {user}
@@ -253,19 +278,6 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
         except OSError:
             return False
 
-    def cleanup(self):
-        self.stop()
-        if os.environ.get("RHYTHM_KEEP_TMP"):
-            print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log_text(self):
-        try:
-            return self.error_log.read_text(errors="replace")
-        except OSError:
-            return ""
-
     def request(self, path, headers=None, timeout=30, method="GET", body=None):
         """One request on a new connection: (status, headers as a list of pairs, body text)."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -286,11 +298,6 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
                 out[key] = int(value)
         return out
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 class Browser:

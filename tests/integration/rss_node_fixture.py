@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import pathlib
-import shutil
 import signal
 import socket
 import struct
@@ -23,7 +22,7 @@ import time
 
 import zmq
 
-from rhythm_httpd import free_port, wait_for
+from rhythm_httpd import ManagedServer, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -285,7 +284,7 @@ class Requester:
         self.socket.close(0)
 
 
-class RssNode:
+class RssNode(ManagedServer):
     """One private rss_node. `extra` is a list of additional command-line arguments."""
 
     def __init__(self, name="node-a", peers=(), extra=(), config_text=None):
@@ -402,24 +401,8 @@ class RssNode:
         p = subprocess.run([binary_path(), *args], capture_output=True, timeout=timeout)
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
     def cleanup(self):
         try:
-            self.stop()
-            self.context.destroy(0)
+            super().cleanup()
         finally:
-            if os.environ.get("RHYTHM_KEEP_TMP"):
-                print(f"kept {self.dir}")
-            else:
-                shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
+            self.context.destroy(0)

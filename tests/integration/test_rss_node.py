@@ -13,7 +13,8 @@ import threading
 import pytest
 
 import rss_node_fixture as rf
-from rss_node_fixture import RssNode, new_key, now_ms, wait_for
+from rhythm_httpd import free_port, wait_for
+from rss_node_fixture import RssNode, new_key, now_ms
 
 
 @pytest.fixture
@@ -225,7 +226,7 @@ def test_status_and_get_commands(node):
     code, _, err = node.run_cli("get", node.queries, "not-a-session-id")
     assert code == 2 and "is not a session ID" in err
     # No node there: a bounded wait, then an error.
-    code, _, err = node.run_cli("status", f"tcp://127.0.0.1:{rf.free_port()}")
+    code, _, err = node.run_cli("status", f"tcp://127.0.0.1:{free_port()}")
     assert code == 2 and "no answer" in err
     pub.close()
 

@@ -209,8 +209,10 @@ BOOST_AUTO_TEST_CASE(lag_and_oldest_unacknowledged_change) {
     f.add(2, "b=1");
     rhythm::BackupStats s = f.feed.stats();
     BOOST_TEST(s.oldest_unacknowledged_us == kNow);
-    auto changes = f.take(1);
-    f.feed.set_oldest_in_flight(changes[0].saved_at_us);
+    auto changes = f.take(2);
+    // Taken, not acknowledged: still the oldest unacknowledged change.
+    BOOST_TEST(f.feed.stats().oldest_unacknowledged_us == kNow);
+    BOOST_TEST(f.feed.stats().pending == 0u);
     for (int n = 0; n < 98; ++n) {
         f.feed.acknowledge(a, 1, kNow, kNow + 2000);  // 2 ms
     }
