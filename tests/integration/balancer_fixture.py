@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 
-from rhythm_httpd import Httpd, ManagedServer, free_port, wait_for
+from rhythm_httpd import Httpd, ManagedServer, free_port, http_request, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 CONF = HERE.parents[1] / "conf"
@@ -194,14 +194,7 @@ class _Balancer(ManagedServer):
         return f"http://127.0.0.1:{self.port}"
 
     def request(self, path, headers=None, timeout=30, method="GET", body=None):
-        """One request on a new connection: (status, headers as a list of pairs, body text)."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            resp = c.getresponse()
-            return resp.status, resp.getheaders(), resp.read().decode(errors="replace")
-        finally:
-            c.close()
+        return http_request(self.port, path, headers, timeout, method, body)
 
     def states(self):
         """{backend name: True if the balancer would send it traffic}."""

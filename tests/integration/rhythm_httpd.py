@@ -89,6 +89,18 @@ MaxRequestWorkers 80
 }
 
 
+def http_request(port, path, headers=None, timeout=30, method="GET", body=None):
+    """One request to 127.0.0.1:port on a new connection: (status, headers as a list of pairs,
+    body text)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        resp = c.getresponse()
+        return resp.status, resp.getheaders(), resp.read().decode(errors="replace")
+    finally:
+        c.close()
+
+
 class ManagedServer:
     """What every server a test starts has in common: a temporary directory of its own, kept
     when RHYTHM_KEEP_TMP is set, and a log; `with` starts it and cleans it up. A subclass gives
@@ -106,6 +118,16 @@ class ManagedServer:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def wait_until_answering(self, timeout, what):
+        """After starting: polls `_answers()` (which raises if the process died); a server that
+        does not answer in time is stopped, and its log is in the error."""
+        try:
+            wait_for(self._answers, timeout, what)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start:\n{self.log_text()}")
+        return self
 
     def __enter__(self):
         return self.start()
@@ -202,12 +224,7 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
         self.proc = subprocess.Popen([HTTPD, "-f", str(self.conf), "-DFOREGROUND"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True, env=httpd_environment())
-        try:
-            wait_for(self._answers, timeout, f"{self.name} to answer on port {self.port}")
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"{self.name} did not start:\n{self.log_text()}")
-        return self
+        return self.wait_until_answering(timeout, f"{self.name} to answer on port {self.port}")
 
     def _answers(self):
         if self.proc.poll() is not None:
@@ -279,14 +296,7 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
             return False
 
     def request(self, path, headers=None, timeout=30, method="GET", body=None):
-        """One request on a new connection: (status, headers as a list of pairs, body text)."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            resp = c.getresponse()
-            return resp.status, resp.getheaders(), resp.read().decode(errors="replace")
-        finally:
-            c.close()
+        return http_request(self.port, path, headers, timeout, method, body)
 
     def status(self):
         """The module's server-status ?auto lines as a dict of ints."""

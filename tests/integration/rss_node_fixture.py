@@ -323,12 +323,7 @@ class RssNode(ManagedServer):
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
                                      stderr=self.log_file, cwd=self.dir)
-        try:
-            wait_for(self._answers, timeout, f"{self.name} to answer on {self.queries}")
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"{self.name} did not start:\n{self.log_text()}")
-        return self
+        return self.wait_until_answering(timeout, f"{self.name} to answer on {self.queries}")
 
     def _answers(self):
         if self.proc.poll() is not None:
