@@ -25,7 +25,6 @@ import io
 import os
 import pathlib
 import re
-import signal
 import socket
 import subprocess
 import tempfile
@@ -357,13 +356,7 @@ class Haproxy(_Balancer):
         return self.proc.pid
 
     def stop(self, timeout=20):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        self.end_process(timeout)
         self.proc = None
         if self._log_file:
             self._log_file.close()

@@ -119,6 +119,16 @@ class ManagedServer:
         except OSError:
             return ""
 
+    def end_process(self, timeout, sig=signal.SIGTERM):
+        """Signals the server's process by its PID and waits for it; SIGKILL if it lingers."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+
     def wait_until_answering(self, timeout, what):
         """After starting: polls `_answers()` (which raises if the process died); a server that
         does not answer in time is stopped, and its log is in the error."""
@@ -268,13 +278,7 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
         return g is not None and g > before
 
     def stop(self, timeout=20):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        self.end_process(timeout)
         if self.proc and self.proc.stderr:
             self.proc.stderr.close()
         self.proc = None

@@ -366,13 +366,7 @@ class RssNode(ManagedServer):
     def stop(self, timeout=10, sig=signal.SIGTERM):
         """Stops the node by its PID; returns its exit code."""
         code = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        self.end_process(timeout, sig)
         if self.proc:
             code = self.proc.returncode
             self.log_file.close()
