@@ -13,7 +13,6 @@
 
 #include "ap_listen.h"
 #include "ap_mpm.h"
-#include "apr_lib.h"
 #include "apr_shm.h"
 #include "apr_strings.h"
 #include "http_config.h"
@@ -42,6 +41,7 @@ extern "C" {
 #include "core/backup_feed.h"
 #include "core/config_value.h"
 #include "core/session_cache.h"
+#include "core/session_cookie.h"
 #include "core/session_id.h"
 
 extern "C" {
@@ -58,8 +58,6 @@ using rhythm::SessionCache;
 using rhythm::SessionId;
 
 constexpr const char kRetainedKey[] = "mod_rhythm_session: segment";
-constexpr const char kDefaultCookieName[] = "rhythm_session";
-constexpr const char kDefaultCookieAttrs[] = "path=/;HttpOnly;SameSite=Lax";
 constexpr std::uint64_t kDefaultCacheBytes = 64ULL << 20;
 constexpr std::uint64_t kDefaultMaxSessionBytes = 64ULL << 10;
 constexpr std::uint64_t kDefaultLockTimeoutMs = 10000;
@@ -94,7 +92,8 @@ struct DirConfig {
     int enabled;
     int enabled_set;
     const char *cookie_name;
-    const char *cookie_attrs;  // null: the defaults (plus Secure over TLS)
+    const char *cookie_attrs;      // over plain HTTP
+    const char *cookie_tls_attrs;  // over TLS
     int cookie_set;
 };
 
@@ -135,16 +134,8 @@ const DirConfig *dir_config(request_rec *r) {
         ap_get_module_config(r->per_dir_config, &rhythm_session_module));
 }
 
-const char *cookie_name(const DirConfig *conf) {
-    return conf->cookie_name ? conf->cookie_name : kDefaultCookieName;
-}
-
 const char *cookie_attrs(request_rec *r, const DirConfig *conf) {
-    const char *attrs = conf->cookie_attrs ? conf->cookie_attrs : kDefaultCookieAttrs;
-    if (ap_ssl_conn_is_ssl(r->connection) && !ap_strcasestr(attrs, "secure")) {
-        attrs = apr_pstrcat(r->pool, attrs, ";Secure", nullptr);
-    }
-    return attrs;
+    return ap_ssl_conn_is_ssl(r->connection) ? conf->cookie_tls_attrs : conf->cookie_attrs;
 }
 
 // mod_session's own SessionInclude/SessionExclude test (it is static there).
@@ -209,7 +200,7 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
     st->session = z;
 
     const char *value = nullptr;
-    ap_cookie_read(r, cookie_name(conf), &value, 0);
+    ap_cookie_read(r, conf->cookie_name, &value, 0);
     if (!value) {
         return;
     }
@@ -217,7 +208,7 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
     if (!rhythm::wire::parse_session_key(value, &id)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "RS0101: malformed session cookie %s ignored: a new session will be issued",
-                      cookie_name(conf));
+                      conf->cookie_name);
         return;
     }
     SessionCache::Loaded loaded;
@@ -314,7 +305,7 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
     if (st->timed_out || !g_cache_ready) {
         return APR_EGENERAL;
     }
-    const char *name = cookie_name(conf);
+    const char *name = conf->cookie_name;
     if (session_is_empty(z)) {
         if (st->handle.held()) {
             g_cache.erase_and_release(&st->handle, r->request_time);
@@ -609,7 +600,12 @@ int rhythm_status(request_rec *r, int flags) {
 // ---- directives -----------------------------------------------------------------------------
 
 void *create_dir_config(apr_pool_t *p, char *) {
-    return apr_pcalloc(p, sizeof(DirConfig));
+    auto *conf = static_cast<DirConfig *>(apr_pcalloc(p, sizeof(DirConfig)));
+    const rhythm::SessionCookie &cookie = rhythm::default_session_cookie();
+    conf->cookie_name = cookie.name.c_str();
+    conf->cookie_attrs = cookie.attributes.c_str();
+    conf->cookie_tls_attrs = cookie.tls_attributes.c_str();
+    return conf;
 }
 
 void *merge_dir_config(apr_pool_t *p, void *base_v, void *add_v) {
@@ -621,6 +617,7 @@ void *merge_dir_config(apr_pool_t *p, void *base_v, void *add_v) {
     const DirConfig *cookie = add->cookie_set ? add : base;
     merged->cookie_name = cookie->cookie_name;
     merged->cookie_attrs = cookie->cookie_attrs;
+    merged->cookie_tls_attrs = cookie->cookie_tls_attrs;
     merged->cookie_set = cookie->cookie_set;
     return merged;
 }
@@ -632,41 +629,16 @@ const char *set_enabled(cmd_parms *, void *dconf, int flag) {
     return nullptr;
 }
 
-bool is_cookie_token(const char *s) {
-    if (!*s) {
-        return false;
-    }
-    for (; *s; ++s) {
-        unsigned char c = static_cast<unsigned char>(*s);
-        if (c <= 32 || c >= 127 || std::strchr("()<>@,;:\\\"/[]?={}", c)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 const char *set_cookie_name(cmd_parms *cmd, void *dconf, const char *args) {
     auto *conf = static_cast<DirConfig *>(dconf);
-    char *line = apr_pstrdup(cmd->pool, args);
-    char *last = nullptr;
-    char *name = apr_strtok(line, " \t", &last);
-    if (!name || !is_cookie_token(name)) {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' is not a valid cookie name (letters, digits and "
-                            "!#$%%&'*+-.^_`|~ only)",
-                            cmd->cmd->name, name ? name : "");
+    rhythm::SessionCookie cookie;
+    std::string why;
+    if (!rhythm::parse_session_cookie(args, &cookie, &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
     }
-    conf->cookie_name = name;
-    while (last && apr_isspace(*last)) {
-        ++last;
-    }
-    if (last && *last) {
-        if (std::strpbrk(last, "\r\n")) {
-            return apr_psprintf(cmd->pool, "%s: the cookie attributes contain a line break",
-                                cmd->cmd->name);
-        }
-        conf->cookie_attrs = last;
-    }
+    conf->cookie_name = apr_pstrdup(cmd->pool, cookie.name.c_str());
+    conf->cookie_attrs = apr_pstrdup(cmd->pool, cookie.attributes.c_str());
+    conf->cookie_tls_attrs = apr_pstrdup(cmd->pool, cookie.tls_attributes.c_str());
     conf->cookie_set = 1;
     return nullptr;
 }
