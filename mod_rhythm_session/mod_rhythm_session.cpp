@@ -62,6 +62,8 @@ constexpr std::uint64_t kDefaultCacheBytes = 64ULL << 20;
 constexpr std::uint64_t kDefaultMaxSessionBytes = 64ULL << 10;
 constexpr std::uint64_t kDefaultLockTimeoutMs = 10000;
 constexpr std::uint64_t kDefaultBackupTimeoutMs = 200;
+constexpr std::uint64_t kDefaultIdleTimeoutS = 30 * 60;
+constexpr std::uint64_t kMaxIdleTimeoutS = 365 * 24 * 3600;
 // Expired sessions the parent reclaims per monitor tick (about once a second).
 constexpr std::uint32_t kSweepBudget = 8192;
 
@@ -95,6 +97,8 @@ struct DirConfig {
     const char *cookie_attrs;      // over plain HTTP
     const char *cookie_tls_attrs;  // over TLS
     int cookie_set;
+    long idle_timeout_s;  // 0: none
+    int idle_timeout_set;
 };
 
 // Per top-level request.
@@ -268,11 +272,41 @@ int rhythm_header_parser(request_rec *r) {
     return DECLINED;
 }
 
+// Where SessionMaxAge is not set, RhythmSessionIdleTimeout stands in for it, and mod_session
+// itself then does the rest: every save moves the expiry forward (a save without changes too,
+// within SessionExpiryUpdateInterval), the identity encoder embeds it, and a session past it is
+// refused at load. mod_session reads its max age from r->per_dir_config, at load and again at
+// save, so r gets a copy of that vector holding a copy of mod_session's settings with the max
+// age set: the vector may be shared with other requests (the server's defaults) and must never
+// be written. Setting session_rec's maxage alone would not do (a save without changes would not
+// move the expiry), nor would a session_encode hook (it runs after save has decided whether to
+// write, so SessionExpiryUpdateInterval would stop every refresh by a read). This runs in the
+// load hook, which mod_session runs before every save, so a request whose vector was replaced
+// since (mod_dir's internal fast redirect) gets it again. Cost: a pointer per module and one
+// small struct from the request pool, once per request; no system call.
+void apply_idle_timeout(request_rec *r, const DirConfig *conf) {
+    auto *sconf = static_cast<const session_dir_conf *>(
+        ap_get_module_config(r->per_dir_config, g_session_module));
+    if (conf->idle_timeout_s == 0 || !sconf || sconf->maxage_set) {
+        return;
+    }
+    ap_conf_vector_t *copy = ap_create_request_config(r->pool);
+    for (module *m = ap_top_module; m; m = m->next) {
+        ap_set_module_config(copy, m, ap_get_module_config(r->per_dir_config, m));
+    }
+    auto *idle = static_cast<session_dir_conf *>(apr_pmemdup(r->pool, sconf, sizeof *sconf));
+    idle->maxage = conf->idle_timeout_s;
+    idle->maxage_set = 1;
+    ap_set_module_config(copy, g_session_module, idle);
+    r->per_dir_config = copy;
+}
+
 apr_status_t rhythm_session_load(request_rec *r, session_rec **z) {
     const DirConfig *conf = dir_config(r);
     if (!conf || !conf->enabled) {
         return DECLINED;
     }
+    apply_idle_timeout(r, conf);
     RequestState *st = request_state(r);
     resolve_session(r, st, conf);
     if (st->timed_out || !st->session) {
@@ -605,6 +639,7 @@ void *create_dir_config(apr_pool_t *p, char *) {
     conf->cookie_name = cookie.name.c_str();
     conf->cookie_attrs = cookie.attributes.c_str();
     conf->cookie_tls_attrs = cookie.tls_attributes.c_str();
+    conf->idle_timeout_s = kDefaultIdleTimeoutS;
     return conf;
 }
 
@@ -619,6 +654,9 @@ void *merge_dir_config(apr_pool_t *p, void *base_v, void *add_v) {
     merged->cookie_attrs = cookie->cookie_attrs;
     merged->cookie_tls_attrs = cookie->cookie_tls_attrs;
     merged->cookie_set = cookie->cookie_set;
+    const DirConfig *idle = add->idle_timeout_set ? add : base;
+    merged->idle_timeout_s = idle->idle_timeout_s;
+    merged->idle_timeout_set = idle->idle_timeout_set;
     return merged;
 }
 
@@ -640,6 +678,18 @@ const char *set_cookie_name(cmd_parms *cmd, void *dconf, const char *args) {
     conf->cookie_attrs = apr_pstrdup(cmd->pool, cookie.attributes.c_str());
     conf->cookie_tls_attrs = apr_pstrdup(cmd->pool, cookie.tls_attributes.c_str());
     conf->cookie_set = 1;
+    return nullptr;
+}
+
+const char *set_idle_timeout(cmd_parms *cmd, void *dconf, const char *arg) {
+    auto *conf = static_cast<DirConfig *>(dconf);
+    std::uint64_t seconds = 0;
+    std::string why;
+    if (!rhythm::parse_idle_timeout_s(arg, kMaxIdleTimeoutS, &seconds, &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
+    }
+    conf->idle_timeout_s = static_cast<long>(seconds);
+    conf->idle_timeout_set = 1;
     return nullptr;
 }
 
@@ -736,6 +786,10 @@ const command_rec rhythm_commands[] = {
     AP_INIT_RAW_ARGS("RhythmSessionCookieName", as_cmd_func(set_cookie_name), nullptr,
                      RSRC_CONF | OR_AUTHCFG,
                      "The cookie that carries the session ID, then optional cookie attributes"),
+    AP_INIT_TAKE1("RhythmSessionIdleTimeout", as_cmd_func(set_idle_timeout), nullptr,
+                  RSRC_CONF | OR_AUTHCFG,
+                  "Where SessionMaxAge is not set, a session unused this long expires, e.g. "
+                  "1800 or 30s; Off for none"),
     AP_INIT_TAKE1("RhythmSessionCacheSize", as_cmd_func(set_server_value), &kCacheSize, RSRC_CONF,
                   "Shared memory for sessions, e.g. 64M (K, M, G suffixes)"),
     AP_INIT_TAKE1("RhythmSessionMaxSize", as_cmd_func(set_server_value), &kMaxSize, RSRC_CONF,

@@ -42,6 +42,20 @@ bool scale(std::uint64_t n, std::uint64_t factor, std::uint64_t *out, std::strin
     return true;
 }
 
+// "Off", in any case, as httpd's flags accept it.
+bool is_off(std::string_view text) {
+    constexpr std::string_view kOff = "off";
+    if (text.size() != kOff.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < kOff.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(text[i])) != kOff[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 std::string format_size(std::uint64_t bytes) {
@@ -114,6 +128,25 @@ bool parse_duration_ms(std::string_view text, std::uint64_t min_ms, std::uint64_
         return false;
     }
     *ms = value;
+    return true;
+}
+
+bool parse_idle_timeout_s(std::string_view text, std::uint64_t max_s, std::uint64_t *seconds,
+                          std::string *why) {
+    if (is_off(text)) {
+        *seconds = 0;
+        return true;
+    }
+    std::uint64_t ms = 0;
+    if (!parse_duration_ms(text, 0, max_s * 1000, &ms, why)) {
+        return false;
+    }
+    // mod_session counts a session's age in whole seconds.
+    if (ms % 1000 != 0) {
+        *why = "'" + std::string(text) + "' is not a whole number of seconds";
+        return false;
+    }
+    *seconds = ms / 1000;
     return true;
 }
 

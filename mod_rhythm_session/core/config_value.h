@@ -17,6 +17,11 @@ bool parse_size(std::string_view text, std::uint64_t min, std::uint64_t max, std
 bool parse_duration_ms(std::string_view text, std::uint64_t min_ms, std::uint64_t max_ms,
                        std::uint64_t *ms, std::string *why);
 
+// An idle timeout in whole seconds: a duration as above ("1800", "30s", "2000ms"), or "Off" or
+// "0" for none (`seconds` 0). At most `max_s`.
+bool parse_idle_timeout_s(std::string_view text, std::uint64_t max_s, std::uint64_t *seconds,
+                          std::string *why);
+
 // A ZeroMQ endpoint a web server can connect to: tcp://HOST:PORT (HOST a name, an IPv4 address
 // or a bracketed IPv6 address; PORT 1 to 65535) or ipc://PATH.
 bool check_endpoint(std::string_view text, std::string *why);

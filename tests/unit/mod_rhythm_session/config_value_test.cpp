@@ -49,6 +49,36 @@ BOOST_AUTO_TEST_CASE(durations) {
     BOOST_TEST(!rhythm::parse_duration_ms("1.5s", 1, 3600000, &ms, &why));
 }
 
+BOOST_AUTO_TEST_CASE(idle_timeouts) {
+    std::uint64_t s = 7;
+    std::string why;
+    BOOST_TEST(rhythm::parse_idle_timeout_s("1800", 86400, &s, &why));
+    BOOST_TEST(s == 1800u);
+    BOOST_TEST(rhythm::parse_idle_timeout_s("30s", 86400, &s, &why));
+    BOOST_TEST(s == 30u);
+    BOOST_TEST(rhythm::parse_idle_timeout_s("2000ms", 86400, &s, &why));
+    BOOST_TEST(s == 2u);
+    for (const char *off : {"Off", "off", "OFF", "0", "0s"}) {
+        s = 7;
+        BOOST_TEST(rhythm::parse_idle_timeout_s(off, 86400, &s, &why), off);
+        BOOST_TEST(s == 0u, off);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(bad_idle_timeouts_say_why) {
+    std::uint64_t s = 7;
+    std::string why;
+    BOOST_TEST(!rhythm::parse_idle_timeout_s("1500ms", 86400, &s, &why));
+    BOOST_TEST(why == "'1500ms' is not a whole number of seconds");
+    BOOST_TEST(!rhythm::parse_idle_timeout_s("86401", 86400, &s, &why));
+    BOOST_TEST(why.find("out of range") != std::string::npos);
+    BOOST_TEST(!rhythm::parse_idle_timeout_s("30min", 86400, &s, &why));
+    BOOST_TEST(why.find("unknown unit") != std::string::npos);
+    BOOST_TEST(!rhythm::parse_idle_timeout_s("of", 86400, &s, &why));
+    BOOST_TEST(!rhythm::parse_idle_timeout_s("", 86400, &s, &why));
+    BOOST_TEST(s == 7u);
+}
+
 BOOST_AUTO_TEST_CASE(endpoints) {
     std::string why;
     BOOST_TEST(rhythm::check_endpoint("tcp://10.0.0.5:7301", &why));
