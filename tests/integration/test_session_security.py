@@ -1,0 +1,325 @@
+"""Session security defaults (docs/security.md) against the real apache2: IDs of 128 random
+bits; cookies HttpOnly, SameSite=Lax, Secure over TLS; __Host- names; an ID the server did not
+issue is never adopted, with or without the bank; the idle timeout that applies where
+SessionMaxAge is not set."""
+
+import base64
+import concurrent.futures
+import http.client
+import os
+import re
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from rhythm_httpd import Browser, Httpd, free_port, wait_for
+from rss_node_fixture import NOT_FOUND, RssNode
+
+APP = """
+<Location /app>
+    Session On
+    SessionEnv On
+    SessionHeader X-Replace-Session
+    RhythmSession On
+    {extra}
+</Location>
+"""
+
+
+def app_server(extra="", server_wide="", **kw):
+    return Httpd(APP.format(extra=extra), server_wide=server_wide, **kw)
+
+
+def set_cookies(headers):
+    return [v for k, v in headers if k.lower() == "set-cookie"]
+
+
+def cookie_parts(header):
+    """A Set-Cookie header as (name, value, {attribute in lower case: value})."""
+    pair, *attributes = [part.strip() for part in header.split(";")]
+    name, _, value = pair.partition("=")
+    attrs = {}
+    for attribute in attributes:
+        key, _, val = attribute.partition("=")
+        attrs[key.strip().lower()] = val.strip()
+    return name, value, attrs
+
+
+def session_of(text):
+    """/app/show's answer as a dict (mod_session's expiry stamp included, as "expiry")."""
+    _, _, raw = text.rstrip("\n").partition("=")
+    return dict(pair.split("=", 1) for pair in raw.split("&") if pair)
+
+
+def new_id_bytes(session_id):
+    """The 16 bytes of a session ID; fails unless it is their canonical 22-character form."""
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", session_id), session_id
+    raw = base64.urlsafe_b64decode(session_id + "==")
+    assert len(raw) == 16
+    assert base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == session_id
+    return raw
+
+
+def forged_id():
+    """A well-formed ID that no server issued."""
+    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+
+
+# ---- IDs ----------------------------------------------------------------------------------------
+
+def test_a_thousand_issued_ids_are_distinct_128_bit_values():
+    with app_server() as h:
+        def issue(_):
+            status, headers, _ = h.request("/app/counter")
+            assert status == 200
+            (header,) = set_cookies(headers)
+            name, value, _ = cookie_parts(header)
+            assert name == "rhythm_session"
+            return value
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(issue, range(1000)))
+        assert len(set(ids)) == 1000
+        values = [int.from_bytes(new_id_bytes(i), "big") for i in ids]
+        # Every one of the 128 bits varies: none is fixed, padded or derived from a counter's
+        # high bits. (A given bit is the same in 1,000 random IDs with probability 2^-999.)
+        ones, zeros = 0, 0
+        for v in values:
+            ones |= v
+            zeros |= ~v & ((1 << 128) - 1)
+        assert ones == zeros == (1 << 128) - 1
+        assert h.status()["RhythmSessions"] == 1000
+
+
+# ---- cookies ------------------------------------------------------------------------------------
+
+def with_tls(h):
+    """Adds a TLS virtual host (a fresh self-signed certificate) to `h`; returns its port."""
+    tls_port = free_port()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(h.dir / "key.pem"),
+                    "-out", str(h.dir / "cert.pem")], check=True, capture_output=True)
+    with open(h.conf, "a") as conf:
+        conf.write(f"""
+Listen 127.0.0.1:{tls_port} https
+<VirtualHost 127.0.0.1:{tls_port}>
+    SSLEngine on
+    SSLCertificateFile "{h.dir}/cert.pem"
+    SSLCertificateKeyFile "{h.dir}/key.pem"
+</VirtualHost>
+""")
+    return tls_port
+
+
+def tls_request(port, path, cookie=None):
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                    context=ssl._create_unverified_context())
+    try:
+        c.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        resp = c.getresponse()
+        return resp.status, resp.getheaders(), resp.read().decode()
+    finally:
+        c.close()
+
+
+def tls_server(extra=""):
+    h = app_server(extra, modules=["ssl", "socache_shmcb"])
+    return h, with_tls(h)
+
+
+def test_the_default_cookie_is_http_only_same_site_lax_and_secure_over_tls():
+    h, tls_port = tls_server()
+    with h:
+        _, headers, _ = h.request("/app/counter")
+        name, _, attrs = cookie_parts(set_cookies(headers)[0])
+        assert name == "rhythm_session"
+        assert attrs == {"path": "/", "httponly": "", "samesite": "Lax"}
+        status, headers, _ = tls_request(tls_port, "/app/counter")
+        assert status == 200
+        _, _, attrs = cookie_parts(set_cookies(headers)[0])
+        assert attrs == {"path": "/", "httponly": "", "samesite": "Lax", "secure": ""}
+
+
+def test_a_host_prefixed_cookie_works_over_tls():
+    h, tls_port = tls_server("RhythmSessionCookieName __Host-sid")
+    with h:
+        status, headers, text = tls_request(tls_port, "/app/counter")
+        assert (status, text) == (200, "count=1\n")
+        (header,) = set_cookies(headers)
+        name, value, attrs = cookie_parts(header)
+        assert name == "__Host-sid"
+        assert attrs == {"path": "/", "httponly": "", "samesite": "Lax", "secure": ""}
+        assert "domain" not in attrs
+        status, headers, text = tls_request(tls_port, "/app/counter", f"__Host-sid={value}")
+        assert (status, text) == (200, "count=2\n")
+        assert set_cookies(headers) == []
+        # Over plain HTTP too the cookie says Secure: a browser would refuse it otherwise.
+        _, headers, _ = h.request("/app/counter")
+        assert "secure" in cookie_parts(set_cookies(headers)[0])[2]
+
+
+@pytest.mark.parametrize("attributes,message", [
+    ("path=/;HttpOnly;Domain=example.com",
+     "RhythmSessionCookieName: the __Host-sid cookie has a Domain attribute"),
+    ("path=/app;HttpOnly", "RhythmSessionCookieName: the __Host-sid cookie has path=/app"),
+    ("HttpOnly;SameSite=Lax", "RhythmSessionCookieName: the __Host-sid cookie needs path=/"),
+])
+def test_a_host_prefixed_cookie_with_bad_attributes_fails_the_config_test(attributes, message):
+    h = app_server(f"RhythmSessionCookieName __Host-sid {attributes}")
+    try:
+        code, output = h.config_test()
+        assert code != 0
+        assert message in output, output
+    finally:
+        h.cleanup()
+
+
+# ---- IDs the server did not issue ---------------------------------------------------------------
+
+def assert_forged_id_is_not_adopted(h, forged, name="rhythm_session"):
+    b = Browser(h)
+    b.cookies[name] = forged
+    status, headers, text = b.get("/app/set?secret=planted")
+    assert (status, text) == (200, "ok\n")
+    issued = b.cookies[name]
+    assert issued != forged
+    new_id_bytes(issued)
+    # The forged ID holds nothing, and requests naming it are given no session of it.
+    attacker = Browser(h)
+    attacker.cookies[name] = forged
+    status, headers, text = attacker.get("/app/show")
+    assert status == 200
+    assert "secret" not in session_of(text)
+    assert set_cookies(headers) == []
+    # The issued one holds what was written.
+    assert session_of(b.get("/app/show")[2])["secret"] == "planted"
+    return issued
+
+
+def backed_up_server(node, extra=""):
+    return app_server(extra, name="web-a", server_wide=f"SessionBackup On\n"
+                      f"SessionBackupNode {node.queries}\nSessionBackupServerId web-a")
+
+
+def test_an_id_the_server_did_not_issue_is_never_adopted():
+    with app_server() as h:
+        assert_forged_id_is_not_adopted(h, forged_id())
+        assert h.status()["RhythmSessions"] == 1
+
+
+def test_an_id_the_bank_does_not_know_is_never_adopted():
+    with RssNode("bank-1") as node, backed_up_server(node) as h:
+        wait_for(lambda: h.status().get("RhythmBackupNodesUp") == 1, 10, "the agent's node")
+        forged = forged_id()
+        issued = assert_forged_id_is_not_adopted(h, forged)
+        assert "not taken over (not found in the bank)" in h.log_text()
+        key = base64.urlsafe_b64decode(issued + "==")
+        wait_for(lambda: node.fetch(key)["status"] != NOT_FOUND, 10, "the issued ID in the bank")
+        assert node.fetch(base64.urlsafe_b64decode(forged + "=="))["status"] == NOT_FOUND
+        assert h.status()["RhythmSessions"] == 1
+
+
+# ---- the idle timeout ---------------------------------------------------------------------------
+
+def expiry_stamp(text):
+    """The expiry (Unix time in µs) stamped in /app/show's session: as of the last save."""
+    stamp = session_of(text).get("expiry")
+    return None if stamp is None else int(stamp)
+
+
+def expiry_in(text):
+    """Seconds from now to the stamped expiry (None: no stamp)."""
+    stamp = expiry_stamp(text)
+    return None if stamp is None else stamp / 1e6 - time.time()
+
+
+def test_the_idle_timeout_is_30_minutes_by_default():
+    with app_server() as h:
+        b = Browser(h)
+        b.get("/app/counter")
+        assert 1790 < expiry_in(b.get("/app/show")[2]) <= 1800
+
+
+def test_a_session_in_use_outlives_the_idle_timeout_and_an_idle_one_is_gone():
+    with app_server("RhythmSessionIdleTimeout 2") as h:
+        b = Browser(h)
+        b.get("/app/counter")
+        sid = b.cookies["rhythm_session"]
+        created = time.monotonic()
+        # Read (never written) every half second for twice the timeout: each read moves the
+        # expiry forward.
+        while time.monotonic() - created < 4:
+            text = b.get("/app/show")[2]
+            assert session_of(text)["count"] == "1"
+            assert 0 < expiry_in(text) <= 2
+            time.sleep(0.5)
+        assert b.cookies["rhythm_session"] == sid
+        # Left alone, it expires: the parent's sweep reclaims it, nobody asking.
+        wait_for(lambda: h.status()["RhythmSessions"] == 0, 10, "the idle session's expiry")
+        assert h.status()["RhythmExpirations"] == 1
+        assert b.get("/app/counter")[2] == "count=1\n"
+        assert b.cookies["rhythm_session"] != sid
+
+
+def test_reads_move_the_expiry_only_after_session_expiry_update_interval():
+    with app_server("RhythmSessionIdleTimeout 10\nSessionExpiryUpdateInterval 2") as h:
+        b = Browser(h)
+        b.get("/app/counter")
+        saved = h.status()["RhythmSaves"]
+        first = expiry_stamp(b.get("/app/show")[2])
+        assert h.status()["RhythmSaves"] == saved  # moved by less than 2 s: not written
+        time.sleep(2.2)  # let the interval pass
+        b.get("/app/show")
+        assert h.status()["RhythmSaves"] == saved + 1
+        assert expiry_stamp(b.get("/app/show")[2]) >= first + 2_000_000
+
+
+def test_session_max_age_overrides_the_idle_timeout():
+    with app_server("RhythmSessionIdleTimeout 2\nSessionMaxAge 30") as h:
+        b = Browser(h)
+        b.get("/app/counter")
+        assert 28 < expiry_in(b.get("/app/show")[2]) <= 30
+        time.sleep(2.5)  # longer than the idle timeout
+        assert b.get("/app/counter")[2] == "count=2\n"
+
+
+def test_the_idle_timeout_can_be_switched_off():
+    with app_server("RhythmSessionIdleTimeout Off") as h:
+        b = Browser(h)
+        b.get("/app/counter")
+        text = b.get("/app/show")[2]
+        assert expiry_in(text) is None
+        assert h.status()["RhythmSaves"] == 1  # a read without changes writes nothing
+
+
+def test_the_idle_timeout_reaches_the_bank():
+    with RssNode("bank-1") as node, backed_up_server(node, "RhythmSessionIdleTimeout 4") as h:
+        b = Browser(h)
+        b.get("/app/counter")
+        key = base64.urlsafe_b64decode(b.cookies["rhythm_session"] + "==")
+
+        def in_bank():
+            reply = node.fetch(key)
+            return reply if reply["status"] != NOT_FOUND else None
+
+        reply = wait_for(in_bank, 10, "the session in the bank")
+        assert 0 < reply["expires_at_ms"] / 1e3 - time.time() <= 4
+        # Idle past the timeout: the bank no longer has it either.
+        wait_for(lambda: not in_bank(), 15, "the bank's copy to expire")
+
+
+@pytest.mark.parametrize("value,message", [
+    ("1500ms", "RhythmSessionIdleTimeout: '1500ms' is not a whole number of seconds"),
+    ("soon", "RhythmSessionIdleTimeout: 'soon' is not a duration"),
+    ("30min", "RhythmSessionIdleTimeout: '30min' has an unknown unit"),
+])
+def test_a_bad_idle_timeout_fails_the_config_test(value, message):
+    h = app_server(f"RhythmSessionIdleTimeout {value}")
+    try:
+        code, output = h.config_test()
+        assert code != 0
+        assert message in output, output
+    finally:
+        h.cleanup()
