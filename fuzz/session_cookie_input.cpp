@@ -1,0 +1,125 @@
+// Contracts checked on every accepted input:
+// - a session ID is the canonical text of its 16 bytes (parsing then formatting gives it back);
+// - a cookie name is a token, its attributes hold no control character, the TLS form says
+//   Secure, a __Host-/__Secure- cookie says Secure on plain HTTP too, a __Host- cookie has
+//   path=/ and no Domain, and giving the result back to the parser yields the same cookie;
+// - a size or duration lies within the range asked for;
+// - a refusal always says why.
+#include "fuzz/session_cookie_input.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "core/config_value.h"
+#include "core/session_cookie.h"
+#include "wire/session_key.h"
+
+namespace rhythm {
+namespace {
+
+void require(bool ok, const char *what) {
+    if (!ok) {
+        std::fprintf(stderr, "session_cookie fuzz target: %s\n", what);
+        std::abort();
+    }
+}
+
+bool says_secure(const std::string &attributes) {
+    SessionCookie probe;
+    std::string why;
+    // Reparsed as a plain cookie's attributes: the TLS form adds nothing when Secure is there.
+    return parse_session_cookie("probe " + attributes, &probe, &why) &&
+           probe.tls_attributes == attributes;
+}
+
+bool session_id(std::string_view text) {
+    wire::SessionKey key;
+    if (!wire::parse_session_key(text, &key)) {
+        return false;
+    }
+    require(wire::format_session_key(key) == text, "a parsed session ID formats differently");
+    return true;
+}
+
+bool cookie(std::string_view text) {
+    SessionCookie parsed;
+    std::string why;
+    if (!parse_session_cookie(text, &parsed, &why)) {
+        require(!why.empty(), "a refused cookie without a reason");
+        return false;
+    }
+    require(is_cookie_token(parsed.name), "a cookie name that is not a token");
+    for (char c : parsed.tls_attributes) {
+        unsigned char u = static_cast<unsigned char>(c);
+        require((u >= 32 && u != 127) || c == '\t', "a control character in the attributes");
+    }
+    require(says_secure(parsed.tls_attributes), "TLS attributes without Secure");
+    CookiePrefix prefix = cookie_prefix(parsed.name);
+    if (prefix != CookiePrefix::kNone) {
+        require(parsed.attributes == parsed.tls_attributes, "a prefixed cookie without Secure");
+    }
+    SessionCookie again;
+    require(parse_session_cookie(parsed.name + " " + parsed.attributes, &again, &why),
+            "the parser refuses its own result");
+    require(again.name == parsed.name && again.attributes == parsed.attributes &&
+                again.tls_attributes == parsed.tls_attributes,
+            "the parser changes its own result");
+    if (prefix == CookiePrefix::kHost) {
+        SessionCookie with_domain;
+        require(!parse_session_cookie(parsed.name + " " + parsed.attributes + ";Domain=x",
+                                      &with_domain, &why),
+                "a __Host- cookie accepted with a Domain");
+    }
+    return true;
+}
+
+bool values(std::string_view text) {
+    std::string why;
+    bool accepted = false;
+    std::uint64_t v = 0;
+    if (parse_size(text, 128, 16ULL << 20, &v, &why)) {
+        require(v >= 128 && v <= (16ULL << 20), "a size out of range");
+        accepted = true;
+    } else {
+        require(!why.empty(), "a refused size without a reason");
+    }
+    if (parse_duration_ms(text, 1, 3600 * 1000, &v, &why)) {
+        require(v >= 1 && v <= 3600 * 1000, "a duration out of range");
+        accepted = true;
+    } else {
+        require(!why.empty(), "a refused duration without a reason");
+    }
+    if (parse_idle_timeout_s(text, 86400, &v, &why)) {
+        require(v <= 86400, "an idle timeout out of range");
+        accepted = true;
+    } else {
+        require(!why.empty(), "a refused idle timeout without a reason");
+    }
+    why.clear();
+    if (check_endpoint(text, &why)) {
+        accepted = true;
+    } else {
+        require(!why.empty(), "a refused endpoint without a reason");
+    }
+    why.clear();
+    if (check_server_name(text, &why)) {
+        accepted = true;
+    } else {
+        require(!why.empty(), "a refused server name without a reason");
+    }
+    return accepted;
+}
+
+}  // namespace
+
+bool fuzz_session_cookie_input(const std::uint8_t *data, std::size_t size) {
+    std::string_view text(reinterpret_cast<const char *>(data), size);
+    bool accepted = session_id(text);
+    accepted = cookie(text) || accepted;
+    accepted = values(text) || accepted;
+    return accepted;
+}
+
+}  // namespace rhythm
