@@ -273,17 +273,18 @@ int rhythm_header_parser(request_rec *r) {
 }
 
 // Where SessionMaxAge is not set, RhythmSessionIdleTimeout stands in for it, and mod_session
-// itself then does the rest: every save moves the expiry forward (a save without changes too,
-// within SessionExpiryUpdateInterval), the identity encoder embeds it, and a session past it is
-// refused at load. mod_session reads its max age from r->per_dir_config, at load and again at
-// save, so r gets a copy of that vector holding a copy of mod_session's settings with the max
-// age set: the vector may be shared with other requests (the server's defaults) and must never
-// be written. Setting session_rec's maxage alone would not do (a save without changes would not
-// move the expiry), nor would a session_encode hook (it runs after save has decided whether to
-// write, so SessionExpiryUpdateInterval would stop every refresh by a read). This runs in the
-// load hook, which mod_session runs before every save, so a request whose vector was replaced
-// since (mod_dir's internal fast redirect) gets it again. Cost: a pointer per module and one
-// small struct from the request pool, once per request; no system call.
+// itself then does the rest: every save moves the expiry forward (a request without changes
+// saves too, unless the move is under SessionExpiryUpdateInterval), the identity encoder embeds
+// it, and a session past it is refused at load. mod_session reads its max age from
+// r->per_dir_config, at load and again at save, so r gets a copy of that vector holding a copy of
+// mod_session's settings with the max age set: the vector may be shared with other requests (the
+// server's defaults) and must never be written. Setting session_rec's maxage alone would not do (a
+// save without changes would not move the expiry), nor would a session_encode hook (it runs after
+// save has decided whether to write, so SessionExpiryUpdateInterval would stop every refresh by a
+// read). This runs in the load hook, which mod_session runs before every save, so a request whose
+// vector was replaced since (mod_dir's internal fast redirect) gets it again. Cost, per request (or
+// sub-request) that loads the session: a pointer per module and one small struct from its pool; no
+// system call.
 void apply_idle_timeout(request_rec *r, const DirConfig *conf) {
     auto *sconf = static_cast<const session_dir_conf *>(
         ap_get_module_config(r->per_dir_config, g_session_module));
