@@ -281,8 +281,9 @@ int rhythm_header_parser(request_rec *r) {
 // server's defaults) and must never be written. Setting session_rec's maxage alone would not do (a
 // save without changes would not move the expiry), nor would a session_encode hook (it runs after
 // save has decided whether to write, so SessionExpiryUpdateInterval would stop every refresh by a
-// read). This runs in the load hook, which mod_session runs before every save, so a request whose
-// vector was replaced since (mod_dir's internal fast redirect) gets it again. Cost, per request (or
+// read). Unless SessionExpiryUpdateInterval is set, the interval is a thirtieth of the timeout.
+// This runs in the load hook, which mod_session runs before every save, so a request whose vector
+// was replaced since (mod_dir's internal fast redirect) gets it again. Cost, per request (or
 // sub-request) that loads the session: a pointer per module and one small struct from its pool; no
 // system call.
 void apply_idle_timeout(request_rec *r, const DirConfig *conf) {
@@ -298,6 +299,11 @@ void apply_idle_timeout(request_rec *r, const DirConfig *conf) {
     auto *idle = static_cast<session_dir_conf *>(apr_pmemdup(r->pool, sconf, sizeof *sconf));
     idle->maxage = conf->idle_timeout_s;
     idle->maxage_set = 1;
+    if (!idle->expiry_update_set) {
+        // A read that moves the expiry is a save, and with backup a message to the bank: by
+        // default only one read in each thirtieth of the timeout (a minute of 30) saves.
+        idle->expiry_update_time = apr_time_from_sec(conf->idle_timeout_s) / 30;
+    }
     ap_set_module_config(copy, g_session_module, idle);
     r->per_dir_config = copy;
 }
