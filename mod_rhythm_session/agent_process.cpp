@@ -77,6 +77,7 @@ void agent_log(AgentLogLevel level, const char *message) {
     AgentConfig config;
     config.server_id = agent->settings.server_id;
     config.nodes = agent->settings.nodes;
+    config.curve = agent->settings.curve;
     config.fetch_listener = listener;
     {
         BackupAgent backup(agent->cache, config, agent_log);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/session_cache.h"
+#include "wire/curve.h"
 
 namespace rhythm {
 
@@ -20,6 +21,7 @@ struct BackupSettings {
     std::vector<std::string> nodes;  // SessionBackupNode, in order
     std::string server_id;           // SessionBackupServerId; empty: host name and port
     std::string socket_path;         // the fetch channel, in httpd's runtime directory
+    wire::CurveClientKeys curve;     // SessionBackupCurve; disabled: plain text
 };
 
 // Forks the agent for this generation. False (logged) if it cannot.

@@ -43,6 +43,7 @@ extern "C" {
 #include "core/session_cache.h"
 #include "core/session_cookie.h"
 #include "core/session_id.h"
+#include "wire/curve.h"
 
 extern "C" {
 extern module AP_MODULE_DECLARE_DATA rhythm_session_module;
@@ -620,6 +621,8 @@ int rhythm_status(request_rec *r, int flags) {
         {"RhythmBackupAgentStarts", "Backup agent starts", b.agent_starts},
         {"RhythmBackupNodes", "Nodes configured", b.nodes_total},
         {"RhythmBackupNodesUp", "Nodes answering", b.nodes_up},
+        {"RhythmBackupCurve", "Traffic under CURVE (1) or in plain text (0)",
+         g_backup.curve.enabled() ? std::uint64_t{1} : std::uint64_t{0}},
         {"RhythmBackupPending", "Changes waiting to be published", b.pending},
         {"RhythmBackupPublished", "Changes published", b.published},
         {"RhythmBackupAcknowledged", "Changes acknowledged by the bank", b.acknowledged},
@@ -761,6 +764,22 @@ const char *set_backup_server_id(cmd_parms *cmd, void *, const char *arg) {
     return nullptr;
 }
 
+// The key files are read here, as root, before httpd drops its privileges: the agent forked later
+// gets the keys with the rest of the configuration. Relative paths are under ServerRoot.
+const char *set_backup_curve(cmd_parms *cmd, void *, const char *bank_public,
+                             const char *client_secret) {
+    if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return err;
+    }
+    std::string why;
+    if (!rhythm::wire::load_client_keys(ap_server_root_relative(cmd->pool, bank_public),
+                                        ap_server_root_relative(cmd->pool, client_secret),
+                                        &g_backup.curve, &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
+    }
+    return nullptr;
+}
+
 // A largest session bigger than the cache could never be stored: refuse the pair at start-up.
 int rhythm_check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) {
     if (g_settings.max_session_bytes * 4 > g_settings.cache_bytes) {
@@ -812,6 +831,9 @@ const command_rec rhythm_commands[] = {
                   "Longest wait for a session fetched from the bank, e.g. 200ms"),
     AP_INIT_TAKE1("SessionBackupServerId", as_cmd_func(set_backup_server_id), nullptr, RSRC_CONF,
                   "This server's name in the bank (default: host name and port)"),
+    AP_INIT_TAKE2("SessionBackupCurve", as_cmd_func(set_backup_curve), nullptr, RSRC_CONF,
+                  "The bank's public key file and this server's secret key file (rss_node "
+                  "keygen): all backup traffic under CURVE"),
     {nullptr, {nullptr}, nullptr, 0, RAW_ARGS, nullptr},
 };
 

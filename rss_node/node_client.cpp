@@ -6,6 +6,7 @@
 #include <optional>
 #include <zmq.h>
 
+#include "wire/handshake_monitor.h"
 #include "wire/messages.h"
 #include "wire/zmq_io.h"
 
@@ -15,12 +16,19 @@ namespace {
 // Sends `request` and waits for the reply carrying `request_id`; prints why on failure.
 // `handle` gets the decoded reply and returns the exit code.
 template <typename Handler>
-int ask(const std::string &endpoint, const wire::Message &request, std::uint64_t request_id,
-        int timeout_ms, Handler handle) {
+int ask(const std::string &endpoint, const wire::CurveClientKeys &keys,
+        const wire::Message &request, std::uint64_t request_id, int timeout_ms, Handler handle) {
     void *context = zmq_ctx_new();
     void *socket = zmq_socket(context, ZMQ_DEALER);
     int code = kExitError;
-    if (!wire::set_network_options(socket) || zmq_connect(socket, endpoint.c_str()) != 0) {
+    std::string error;
+    wire::HandshakeMonitor handshakes;
+    if (!handshakes.attach(context, socket, false, keys.enabled(),
+                           "--curve-server and --curve-secret", &error)) {
+        std::fprintf(stderr, "rss_node: %s\n", error.c_str());
+    } else if (!wire::set_network_options(socket) ||
+               (keys.enabled() && !wire::make_curve_client(socket, keys)) ||
+               zmq_connect(socket, endpoint.c_str()) != 0) {
         std::fprintf(stderr, "rss_node: cannot connect to %s: %s\n", endpoint.c_str(),
                      zmq_strerror(zmq_errno()));
     } else if (!wire::send_frames(socket, nullptr, wire::encode_message(request), 0)) {
@@ -33,10 +41,17 @@ int ask(const std::string &endpoint, const wire::Message &request, std::uint64_t
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                             deadline - std::chrono::steady_clock::now())
                             .count();
-            zmq_pollitem_t item{socket, 0, ZMQ_POLLIN, 0};
-            if (left <= 0 || zmq_poll(&item, 1, static_cast<long>(left)) <= 0) {
+            zmq_pollitem_t items[] = {{socket, 0, ZMQ_POLLIN, 0},
+                                      {handshakes.events(), 0, ZMQ_POLLIN, 0}};
+            if (left <= 0 || zmq_poll(items, 2, static_cast<long>(left)) <= 0) {
                 std::fprintf(stderr, "rss_node: no answer from %s within %d ms\n", endpoint.c_str(),
                              timeout_ms);
+                break;
+            }
+            std::string refusal;
+            if (handshakes.next(0, &refusal) && !refusal.empty()) {
+                // libzmq would retry for ever: a refused handshake is the answer.
+                std::fprintf(stderr, "rss_node: %s\n", refusal.c_str());
                 break;
             }
             wire::ReceivedMessage message;
@@ -64,6 +79,7 @@ int ask(const std::string &endpoint, const wire::Message &request, std::uint64_t
             }
         }
     }
+    handshakes.close();
     zmq_close(socket);
     zmq_ctx_term(context);
     return code;
@@ -75,9 +91,10 @@ std::uint64_t new_request_id() {
 
 }  // namespace
 
-int run_status_command(const std::string &endpoint, int timeout_ms) {
+int run_status_command(const std::string &endpoint, const wire::CurveClientKeys &keys,
+                       int timeout_ms) {
     std::uint64_t id = new_request_id();
-    return ask(endpoint, wire::StatusRequest{id}, id, timeout_ms,
+    return ask(endpoint, keys, wire::StatusRequest{id}, id, timeout_ms,
                [](const wire::Message &reply, std::uint64_t want) -> std::optional<int> {
                    auto *status = std::get_if<wire::StatusReply>(&reply);
                    if (status == nullptr || status->request_id != want) {
@@ -89,7 +106,8 @@ int run_status_command(const std::string &endpoint, int timeout_ms) {
                });
 }
 
-int run_get_command(const std::string &endpoint, const std::string &session_id, int timeout_ms) {
+int run_get_command(const std::string &endpoint, const std::string &session_id,
+                    const wire::CurveClientKeys &keys, int timeout_ms) {
     wire::SessionKey key;
     if (!wire::parse_session_key(session_id, &key)) {
         std::fprintf(stderr, "rss_node: '%s' is not a session ID (22 characters of base64url)\n",
@@ -97,7 +115,7 @@ int run_get_command(const std::string &endpoint, const std::string &session_id, 
         return kExitError;
     }
     std::uint64_t id = new_request_id();
-    return ask(endpoint, wire::Fetch{id, key}, id, timeout_ms,
+    return ask(endpoint, keys, wire::Fetch{id, key}, id, timeout_ms,
                [&](const wire::Message &reply, std::uint64_t want) -> std::optional<int> {
                    auto *answer = std::get_if<wire::FetchReply>(&reply);
                    if (answer == nullptr || answer->request_id != want) {

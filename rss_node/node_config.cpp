@@ -53,7 +53,8 @@ bool valid_endpoint(const std::string &s, std::string *reason) {
 // Flags that take a value, with their config-file key.
 bool is_value_flag(const std::string &flag) {
     return flag == "name" || flag == "updates" || flag == "queries" || flag == "peer" ||
-           flag == "replicas" || flag == "max-memory" || flag == "log-level" || flag == "config";
+           flag == "replicas" || flag == "max-memory" || flag == "log-level" || flag == "config" ||
+           flag == "curve-secret" || flag == "curve-clients";
 }
 
 }  // namespace
@@ -132,6 +133,9 @@ bool apply_setting(NodeConfig *c, const std::string &key, const std::string &val
             *reason = "log-level must be debug, info, warn or error";
             return false;
         }
+    } else if (key == "curve-secret" || key == "curve-clients") {
+        // The files are read by load_node_keys() when the node starts and by --check-config.
+        (key == "curve-secret" ? c->curve_secret : c->curve_clients) = value;
     } else {
         *reason = "unknown key '" + key + "'";
         return false;
@@ -260,6 +264,12 @@ bool validate_config(const NodeConfig &c, std::string *error) {
     }
     if (c.updates == c.queries) {
         *error = "updates and queries must be different endpoints";
+        return false;
+    }
+    if (c.curve_secret.empty() != c.curve_clients.empty()) {
+        *error =
+            "curve-secret and curve-clients go together: a node under CURVE needs its key "
+            "and the list of clients it admits";
         return false;
     }
     for (const auto &p : c.peers) {

@@ -19,7 +19,9 @@ struct NodeConfig {
     unsigned replicas = 2;           // owners per shard
     std::uint64_t max_memory = 0;    // store limit in bytes, 0 for none
     LogLevel log_level = LogLevel::kInfo;
-    std::string config_file;  // --config, if given
+    std::string curve_secret;   // the bank's secret key file: every socket runs under CURVE
+    std::string curve_clients;  // the client public keys admitted (re-read on SIGHUP)
+    std::string config_file;    // --config, if given
     bool check_config = false;
 };
 

@@ -7,6 +7,7 @@
 #include <zmq.h>
 
 #include "rss_node/json_writer.h"
+#include "wire/curve.h"
 #include "wire/rendezvous.h"
 #include "wire/zmq_io.h"
 
@@ -57,6 +58,9 @@ std::uint64_t wall_clock_ms() {
 NodeServer::NodeServer(const NodeConfig &config) : config_(config), store_(config.max_memory) {}
 
 NodeServer::~NodeServer() {
+    // Sockets first: zmq_ctx_term waits for every socket of its context to close.
+    handshake_monitors_.clear();
+    zap_.close();
     for (auto &p : peers_) {
         if (p.socket != nullptr) {
             zmq_close(p.socket);
@@ -98,6 +102,9 @@ bool NodeServer::start(std::string *error) {
         *error = std::string("cannot set up sockets: ") + zmq_strerror(errno);
         return false;
     }
+    if (!secure_sockets(error)) {
+        return false;
+    }
     // Subscribe before binding: no update that arrives can find the node deaf.
     subscribe_owned_shards();
     if (zmq_bind(updates_, config_.updates.c_str()) != 0) {
@@ -119,8 +126,15 @@ bool NodeServer::start(std::string *error) {
         if (p.socket == nullptr || !wire::set_network_options(p.socket) ||
             zmq_setsockopt(p.socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
             zmq_setsockopt(p.socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
+            // The nodes of a bank share its key pair, and admit it as a client.
+            (keys_.enabled() &&
+             !wire::make_curve_client(
+                 p.socket,
+                 wire::CurveClientKeys{keys_.public_key, keys_.public_key, keys_.secret})) ||
+            !watch_handshakes(p.socket, false, error) ||
             zmq_connect(p.socket, endpoint.c_str()) != 0) {
-            *error = "cannot connect to peer " + endpoint + ": " + zmq_strerror(errno);
+            *error = "cannot connect to peer " + endpoint + ": " +
+                     (error->empty() ? zmq_strerror(errno) : *error);
             if (p.socket != nullptr) {
                 zmq_close(p.socket);
             }
@@ -129,13 +143,71 @@ bool NodeServer::start(std::string *error) {
         peers_.push_back(std::move(p));
     }
     started_ms_ = monotonic_ms();
+    std::string security = keys_.enabled() ? "CURVE, " + std::to_string(keys_.clients.size()) +
+                                                 " client key(s) from " + config_.curve_clients
+                                           : "plain text (no CURVE)";
     RSS_LOG(LogLevel::kInfo,
             "rss_node %s started: updates %s, queries %s, %zu peer(s), %zu shard(s) owned, "
-            "max memory %llu bytes (0: none), protocol version %u",
+            "max memory %llu bytes (0: none), protocol version %u, %s",
             config_.name.c_str(), updates_endpoint_.c_str(), queries_endpoint_.c_str(),
             peers_.size(), owned_.count(), static_cast<unsigned long long>(config_.max_memory),
-            unsigned{wire::kProtocolVersion});
+            unsigned{wire::kProtocolVersion}, security.c_str());
     return true;
+}
+
+bool NodeServer::secure_sockets(std::string *error) {
+    if (!load_node_keys(config_, &keys_, error)) {
+        return false;
+    }
+    if (keys_.enabled()) {
+        // The handler must be there before the first handshake: with domain enforcement, a
+        // CURVE socket refuses everyone when no handler answers.
+        if (!zap_.start(context_, keys_, config_.curve_clients, error)) {
+            return false;
+        }
+        if (!wire::make_curve_server(updates_, keys_.secret) ||
+            !wire::make_curve_server(queries_, keys_.secret)) {
+            *error = std::string("cannot set up CURVE: ") + zmq_strerror(errno);
+            return false;
+        }
+    }
+    return watch_handshakes(updates_, true, error) && watch_handshakes(queries_, true, error);
+}
+
+bool NodeServer::watch_handshakes(void *socket, bool curve_server, std::string *error) {
+    auto monitor = std::make_unique<wire::HandshakeMonitor>();
+    if (!monitor->attach(context_, socket, curve_server, keys_.enabled(),
+                         "--curve-secret and --curve-clients", error)) {
+        return false;
+    }
+    handshake_monitors_.push_back(std::move(monitor));
+    return true;
+}
+
+void NodeServer::report_handshakes(std::uint64_t now_ms) {
+    std::string report;
+    for (auto &monitor : handshake_monitors_) {
+        while (monitor->next(now_ms, &report)) {
+            if (!report.empty()) {
+                RSS_LOG(LogLevel::kWarn, "%s", report.c_str());
+            }
+        }
+    }
+}
+
+void NodeServer::reload_clients() {
+    if (!keys_.enabled()) {
+        RSS_LOG(LogLevel::kInfo, "SIGHUP: nothing to reload (no curve-clients file)");
+        return;
+    }
+    std::string error;
+    if (zap_.reload(&error)) {
+        RSS_LOG(LogLevel::kInfo, "SIGHUP: %zu CURVE client key(s) admitted from %s",
+                zap_.clients_listed(), config_.curve_clients.c_str());
+    } else {
+        RSS_LOG(LogLevel::kError, "SIGHUP: %s; the %zu key(s) read before stay in force",
+                error.c_str(), zap_.clients_listed());
+    }
 }
 
 void NodeServer::subscribe_owned_shards() {
@@ -152,14 +224,27 @@ void NodeServer::subscribe_owned_shards() {
     }
 }
 
-void NodeServer::run(const volatile std::sig_atomic_t *stop) {
+void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload) {
     std::vector<zmq_pollitem_t> items;
     items.push_back({updates_, 0, ZMQ_POLLIN, 0});
     items.push_back({queries_, 0, ZMQ_POLLIN, 0});
     for (auto &p : peers_) {
         items.push_back({p.socket, 0, ZMQ_POLLIN, 0});
     }
+    // Handshake events and ZAP requests are handled whenever the loop turns; they only need to
+    // wake it.
+    const std::size_t first_watch = items.size();
+    for (auto &monitor : handshake_monitors_) {
+        items.push_back({monitor->events(), 0, ZMQ_POLLIN, 0});
+    }
+    if (zap_.socket() != nullptr) {
+        items.push_back({zap_.socket(), 0, ZMQ_POLLIN, 0});
+    }
     while (!*stop) {
+        if (*reload) {
+            *reload = 0;
+            reload_clients();
+        }
         // A snapshot in progress wants the next turn soon; one whose requester is behind, a
         // little later.
         long timeout = snapshots_.empty()  ? static_cast<long>(kSweepIntervalMs)
@@ -184,6 +269,16 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop) {
             if (items[2 + i].revents & ZMQ_POLLIN) {
                 drain_peer(&peers_[i], now_ms);
             }
+        }
+        bool watched = false;
+        for (std::size_t i = first_watch; i < items.size(); ++i) {
+            watched = watched || (items[i].revents & ZMQ_POLLIN) != 0;
+        }
+        if (watched) {
+            if (zap_.socket() != nullptr) {
+                zap_.answer(now_ms);
+            }
+            report_handshakes(now_ms);
         }
         advance_snapshots(now_ms);
         tick(now_ms);
@@ -521,6 +616,15 @@ std::string NodeServer::status_json(std::uint64_t now_ms) const {
     j.field("agents", agents_.size());
     j.field("snapshots_served", counters_.snapshots_served);
     j.field("replies_dropped", counters_.replies_dropped);
+    j.field_bool("curve", keys_.enabled());
+    j.field("curve_clients", static_cast<std::uint64_t>(zap_.clients_listed()));
+    j.field("curve_admitted", zap_.admitted());
+    j.field("curve_refused", zap_.refused());
+    std::uint64_t handshake_failures = 0;
+    for (const auto &monitor : handshake_monitors_) {
+        handshake_failures += monitor->failures();
+    }
+    j.field("handshake_failures", handshake_failures);
     j.begin_array("peers");
     for (const auto &p : peers_) {
         j.begin_object();

@@ -17,6 +17,8 @@
 #include "rss_node/node_config.h"
 #include "rss_node/node_counters.h"
 #include "rss_node/session_store.h"
+#include "rss_node/zap_handler.h"
+#include "wire/handshake_monitor.h"
 
 namespace rhythm::node {
 
@@ -30,8 +32,9 @@ class NodeServer {
     // Creates the context and binds the sockets; false with `*error` when a bind fails.
     bool start(std::string *error);
 
-    // Serves until `*stop` becomes non-zero (set by a signal handler).
-    void run(const volatile std::sig_atomic_t *stop);
+    // Serves until `*stop` becomes non-zero (set by a signal handler). Each time `*reload` is
+    // set (SIGHUP) the CURVE client list is read again, and `*reload` is cleared.
+    void run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload);
 
     std::string status_json(std::uint64_t now_ms) const;
 
@@ -52,6 +55,10 @@ class NodeServer {
         std::uint64_t records = 0;
     };
 
+    bool secure_sockets(std::string *error);
+    bool watch_handshakes(void *socket, bool curve_server, std::string *error);
+    void report_handshakes(std::uint64_t now_ms);
+    void reload_clients();
     void subscribe_owned_shards();
     void drain_updates(std::uint64_t now_ms);
     void drain_queries(std::uint64_t now_ms);
@@ -72,6 +79,9 @@ class NodeServer {
     wire::ShardSet owned_;
     std::vector<Peer> peers_;
     std::deque<SnapshotJob> snapshots_;
+    NodeKeys keys_;
+    ZapHandler zap_;
+    std::vector<std::unique_ptr<wire::HandshakeMonitor>> handshake_monitors_;
     void *context_ = nullptr;
     void *updates_ = nullptr;
     void *queries_ = nullptr;

@@ -89,6 +89,7 @@ BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
     : cache_(cache), feed_(cache_), config_(std::move(config)), log_(log) {}
 
 BackupAgent::~BackupAgent() {
+    handshake_monitors_.clear();  // before zmq_ctx_term, which waits for every socket
     for (auto &node : nodes_) {
         if (node->dealer) {
             zmq_close(node->dealer);
@@ -127,6 +128,7 @@ void BackupAgent::connect_nodes() {
     // subscriptions outlive it.
     zmq_setsockopt(publisher_, ZMQ_IMMEDIATE, &on, sizeof on);
     zmq_setsockopt(publisher_, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    watch_handshakes(publisher_);
     for (const std::string &endpoint : config_.nodes) {
         auto node = std::make_unique<Node>();
         node->query_endpoint = endpoint;
@@ -138,11 +140,40 @@ void BackupAgent::connect_nodes() {
         zmq_setsockopt(node->dealer, ZMQ_IMMEDIATE, &on, sizeof on);
         int reconnect = 100;
         zmq_setsockopt(node->dealer, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect);
+        watch_handshakes(node->dealer);
         if (zmq_connect(node->dealer, endpoint.c_str()) != 0) {
             log(AgentLogLevel::kError, "RS0301: cannot connect to node %s: %s", endpoint.c_str(),
                 zmq_strerror(zmq_errno()));
         }
         nodes_.push_back(std::move(node));
+    }
+}
+
+// Every socket gets the CURVE keys, when configured, and a monitor that logs a refused
+// handshake: neither side falls back to plain text, so without it a misconfiguration would only
+// show as a bank that never answers.
+void BackupAgent::watch_handshakes(void *socket) {
+    if (config_.curve.enabled() && !wire::make_curve_client(socket, config_.curve)) {
+        log(AgentLogLevel::kError, "RS0306: cannot set up CURVE: %s", zmq_strerror(zmq_errno()));
+    }
+    auto monitor = std::make_unique<wire::HandshakeMonitor>();
+    std::string error;
+    if (!monitor->attach(context_, socket, false, config_.curve.enabled(), "SessionBackupCurve",
+                         &error)) {
+        log(AgentLogLevel::kWarn, "RS0307: %s", error.c_str());
+        return;
+    }
+    handshake_monitors_.push_back(std::move(monitor));
+}
+
+void BackupAgent::report_handshakes(std::uint64_t now_ms) {
+    std::string report;
+    for (auto &monitor : handshake_monitors_) {
+        while (monitor->next(now_ms, &report)) {
+            if (!report.empty()) {
+                log(AgentLogLevel::kError, "RS0308: %s", report.c_str());
+            }
+        }
     }
 }
 
@@ -199,6 +230,10 @@ void BackupAgent::poll_once(std::uint64_t now_ms) {
     for (int fd : accepted_) {
         items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
     }
+    const std::size_t first_monitor = items.size();
+    for (auto &monitor : handshake_monitors_) {
+        items.push_back({monitor->events(), 0, ZMQ_POLLIN, 0});
+    }
     // The tick: changes are picked up from the segment at least this often.
     if (zmq_poll(items.data(), static_cast<int>(items.size()),
                  static_cast<long>(config_.tick_ms)) <= 0) {
@@ -235,6 +270,12 @@ void BackupAgent::poll_once(std::uint64_t now_ms) {
     for (int fd : readable) {
         accepted_.erase(std::find(accepted_.begin(), accepted_.end(), fd));
         on_fetch_request(fd, now_ms);
+    }
+    for (std::size_t i = first_monitor; i < items.size(); ++i) {
+        if (items[i].revents & ZMQ_POLLIN) {
+            report_handshakes(now_ms);
+            break;
+        }
     }
 }
 

@@ -22,6 +22,8 @@
 
 #include "core/backup_feed.h"
 #include "core/session_cache.h"
+#include "wire/curve.h"
+#include "wire/handshake_monitor.h"
 #include "wire/messages.h"
 
 namespace rhythm {
@@ -29,6 +31,7 @@ namespace rhythm {
 struct AgentConfig {
     std::string server_id;                  // this web server's name in the bank
     std::vector<std::string> nodes;         // each rss_node's query endpoint
+    wire::CurveClientKeys curve;            // every socket is a CURVE client when enabled
     int fetch_listener = -1;                // fetch_channel.h's listening socket
     std::uint64_t tick_ms = 1;              // how often changes are taken from the segment
     std::uint64_t heartbeat_busy_ms = 2;    // heartbeat interval while changes are in flight
@@ -69,6 +72,8 @@ class BackupAgent {
     struct PendingFetch;
 
     void connect_nodes();
+    void watch_handshakes(void *socket);
+    void report_handshakes(std::uint64_t now_ms);
     void poll_once(std::uint64_t now_ms);
     void on_node_message(Node &node, const wire::Message &message, std::uint64_t now_ms);
     void on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
@@ -94,6 +99,7 @@ class BackupAgent {
     void *context_ = nullptr;
     void *publisher_ = nullptr;
     std::vector<std::unique_ptr<Node>> nodes_;
+    std::vector<std::unique_ptr<wire::HandshakeMonitor>> handshake_monitors_;
     wire::AgentId agent_id_{};
     std::uint64_t epoch_ = 0;
     std::uint64_t next_sequence_ = 1;

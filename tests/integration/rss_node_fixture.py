@@ -184,12 +184,78 @@ def decode_reply(frames):
 
 # ---- clients -----------------------------------------------------------------------------------
 
+class KeyPair:
+    """A CURVE key pair as `rss_node keygen PATH` writes it: PATH.key and PATH.pub."""
+
+    def __init__(self, stem):
+        self.stem = pathlib.Path(stem)
+        result = subprocess.run([binary_path(), "keygen", str(self.stem)], capture_output=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"rss_node keygen failed: {result.stderr.decode()}")
+        self.secret_path = self.stem.with_name(self.stem.name + ".key")
+        self.public_path = self.stem.with_name(self.stem.name + ".pub")
+        self.secret = self.secret_path.read_text().strip().encode()
+        self.public = self.public_path.read_text().strip().encode()
+
+
+class Curve:
+    """What a socket needs to be a CURVE client of a bank: the bank's public key and a pair."""
+
+    def __init__(self, bank_public, pair):
+        self.bank_public = bank_public
+        self.pair = pair
+
+    def apply(self, sock):
+        sock.curve_serverkey = self.bank_public
+        sock.curve_publickey = self.pair.public
+        sock.curve_secretkey = self.pair.secret
+
+
+def secure(sock, curve):
+    if curve is not None:
+        curve.apply(sock)
+    return sock
+
+
+class BankKeys:
+    """A bank's key pair and a client allowlist file, in `directory`. `client(name)` makes a
+    listed client's pair (and its `Curve`); `stranger(name)` one that is not listed."""
+
+    def __init__(self, directory):
+        self.dir = pathlib.Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.bank = KeyPair(self.dir / "bank")
+        self.clients_path = self.dir / "clients"
+        self.clients_path.write_text("# clients admitted by the bank\n")
+
+    def stranger(self, name):
+        return Curve(self.bank.public, KeyPair(self.dir / name))
+
+    def client(self, name):
+        curve = self.stranger(name)
+        self.allow(curve.pair)
+        return curve
+
+    def allow(self, pair):
+        with open(self.clients_path, "a") as f:
+            f.write(f"{pair.public.decode()}  # {pair.stem.name}\n")
+
+    def node_options(self):
+        return ["--curve-secret", str(self.bank.secret_path),
+                "--curve-clients", str(self.clients_path)]
+
+    def operator_options(self, curve):
+        return ["--curve-server", str(self.bank.public_path),
+                "--curve-secret", str(curve.pair.secret_path)]
+
+
 class Publisher:
     """An agent's publishing side: an XPUB (so it sees the node's subscriptions arrive) with
     ZMQ_IMMEDIATE, connected to a node's updates endpoint."""
 
-    def __init__(self, context, endpoint, agent_id=b"A" * 16, epoch=1, origin="web1"):
-        self.socket = context.socket(zmq.XPUB)
+    def __init__(self, context, endpoint, agent_id=b"A" * 16, epoch=1, origin="web1",
+                 curve=None):
+        self.socket = secure(context.socket(zmq.XPUB), curve)
         self.socket.setsockopt(zmq.IMMEDIATE, 1)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 100000)
@@ -247,8 +313,8 @@ class Publisher:
 class Requester:
     """A DEALER connected to a node's queries endpoint."""
 
-    def __init__(self, context, endpoint):
-        self.socket = context.socket(zmq.DEALER)
+    def __init__(self, context, endpoint, curve=None):
+        self.socket = secure(context.socket(zmq.DEALER), curve)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(endpoint)
         self.next_id = 1
@@ -285,9 +351,12 @@ class Requester:
 
 
 class RssNode(ManagedServer):
-    """One private rss_node. `extra` is a list of additional command-line arguments."""
+    """One private rss_node. `extra` is a list of additional command-line arguments. With `keys`
+    (a BankKeys) the node runs under CURVE, and the test's own requests use `curve` (a listed
+    client's Curve, made when not given)."""
 
-    def __init__(self, name="node-a", peers=(), extra=(), config_text=None):
+    def __init__(self, name="node-a", peers=(), extra=(), config_text=None, keys=None,
+                 curve=None):
         self.name = name
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"rhythm-{name}-"))
         self.updates_port, self.queries_port = distinct_free_ports(2)
@@ -301,6 +370,8 @@ class RssNode(ManagedServer):
         self.proc = None
         self.context = zmq.Context()
         self._requester = None
+        self.keys = keys
+        self.curve = curve or (keys.client(f"{name}-tester") if keys else None)
 
     @property
     def updates(self):
@@ -317,6 +388,8 @@ class RssNode(ManagedServer):
             cmd += ["--peer", p]
         if self.config_path:
             cmd += ["--config", str(self.config_path)]
+        if self.keys:
+            cmd += self.keys.node_options()
         return cmd + self.extra
 
     def start(self, timeout=10):
@@ -339,7 +412,7 @@ class RssNode(ManagedServer):
 
     def requester(self):
         if self._requester is None:
-            self._requester = Requester(self.context, self.queries)
+            self._requester = Requester(self.context, self.queries, self.curve)
         return self._requester
 
     def _close_requester(self):
@@ -348,6 +421,7 @@ class RssNode(ManagedServer):
             self._requester = None
 
     def publisher(self, **kwargs):
+        kwargs.setdefault("curve", self.curve)
         return Publisher(self.context, self.updates, **kwargs)
 
     def status(self, timeout=5):

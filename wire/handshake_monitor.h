@@ -1,0 +1,56 @@
+// Watches a socket's ZMTP handshakes (zmq_socket_monitor) so that a refused connection is logged
+// with what went wrong, on both sides: CURVE on one side only, a key the bank does not list, a
+// client holding the wrong server key. libzmq itself says nothing; without this an operator sees
+// only that no traffic flows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace rhythm::wire {
+
+class HandshakeMonitor {
+  public:
+    HandshakeMonitor() = default;
+    ~HandshakeMonitor();
+    HandshakeMonitor(const HandshakeMonitor &) = delete;
+    HandshakeMonitor &operator=(const HandshakeMonitor &) = delete;
+
+    // Starts watching `socket` (before its bind or connect). `curve_server` is true for a socket
+    // that accepts CURVE clients or would if configured (a node's bound sockets), `uses_curve`
+    // whether this side has keys. `fix` names this side's setting in messages
+    // ("SessionBackupCurve", "--curve-server and --curve-secret"...).
+    bool attach(void *context, void *socket, bool curve_server, bool uses_curve, std::string fix,
+                std::string *error);
+
+    // The socket to poll for ZMQ_POLLIN; null before attach().
+    void *events() const { return pair_; }
+
+    // Takes the next waiting event. True when there was one; `*report` is then a line to log, or
+    // empty for an event not worth one (a success, or a repeat of the last failure within
+    // kRepeatQuietMs).
+    bool next(std::uint64_t now_ms, std::string *report);
+
+    // Closes the event socket; must happen before the context is terminated.
+    void close();
+
+    // Failed handshakes seen.
+    std::uint64_t failures() const { return failures_; }
+
+    static constexpr std::uint64_t kRepeatQuietMs = 10000;
+
+  private:
+    std::string describe(std::uint16_t event, std::uint32_t value,
+                         const std::string &endpoint) const;
+
+    void *pair_ = nullptr;
+    bool curve_server_ = false;
+    bool uses_curve_ = false;
+    std::string fix_;
+    std::uint64_t failures_ = 0;
+    std::string last_report_;
+    std::uint64_t last_report_ms_ = 0;
+    std::uint64_t repeats_ = 0;
+};
+
+}  // namespace rhythm::wire
