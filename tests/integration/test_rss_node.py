@@ -5,6 +5,7 @@ good clients keep being served."""
 
 import json
 import os
+import random
 import re
 import signal
 import struct
@@ -300,6 +301,70 @@ def test_malformed_traffic_is_counted_and_good_clients_keep_being_served(node):
     assert node.proc.poll() is None
     garbage_pub.close()
     pub.close()
+
+
+def test_random_and_truncated_frames_leave_the_node_serving(node):
+    """Fuzz-style: every valid message cut at every length, bytes flipped in valid messages and
+    random multipart messages, to both sockets; the node stays up, counts them, and a good
+    client's sessions are intact and served."""
+    rng = random.Random(20261127)
+    pub = node.publisher()
+    pub.wait_subscribed()
+    sessions = {new_key(): os.urandom(rng.randrange(1, 300)) for _ in range(50)}
+    for key, data in sessions.items():
+        pub.publish(key, 5, data)
+    applied(node, len(sessions))
+    key = next(iter(sessions))
+    valid_requests = [rf.fetch_frames(1, key), rf.status_frames(2),
+                      rf.heartbeat_frames(3, b"F" * 16, 1, 1), rf.snapshot_request_frames(4, [0])]
+    fuzz_key = new_key()
+    valid_published = [rf.published_frames(fuzz_key, 1, b"x", agent_id=b"F" * 16),
+                       rf.published_frames(fuzz_key, 1, tombstone=True, agent_id=b"F" * 16)]
+
+    def mutations(frames):
+        flat = b"".join(frames)
+        for cut in range(len(flat)):  # every truncation of the last frame, and of the whole
+            yield frames[:-1] + [frames[-1][:max(0, len(frames[-1]) - 1 - cut)]]
+        for _ in range(30):
+            f = [bytearray(x) for x in frames]
+            i = rng.randrange(len(f))
+            if f[i]:
+                f[i][rng.randrange(len(f[i]))] ^= 1 << rng.randrange(8)
+            yield [bytes(x) for x in f]
+
+    def random_message():
+        return [os.urandom(rng.randrange(0, 64)) for _ in range(rng.randrange(1, 7))]
+
+    fuzz_pub = node.publisher(agent_id=b"F" * 16)
+    fuzz_pub.wait_subscribed()
+    fuzz_req = rf.Requester(node.context, node.queries)
+    sent = 0
+    for frames in valid_requests:
+        for m in mutations(frames):
+            fuzz_req.send_raw(m)
+            sent += 1
+    for frames in valid_published:
+        for m in mutations(frames):
+            fuzz_pub.send_raw(m)
+    for _ in range(2000):
+        fuzz_req.send_raw(random_message())
+        m = random_message()
+        m[0] = struct.pack(">H", rng.randrange(rf.SHARD_COUNT)) + m[0][2:]  # on a subscribed topic
+        fuzz_pub.send_raw(m)
+    # The node answers what it can (errors, replies) and drops the rest; wait until it has gone
+    # through everything: a request sent after the fuzz is answered after it.
+    after = rf.Requester(node.context, node.queries)
+    wait_for(lambda: after.status(timeout=5)["malformed_frames"] > 1000, 30,
+             "the fuzz traffic counted as malformed")
+    assert node.proc.poll() is None
+    for key, data in sessions.items():
+        reply = after.fetch(key)
+        assert reply["status"] == rf.FOUND and reply["version"] == 5 and reply["data"] == data
+    pub.publish(key, 6, b"after the fuzz")
+    wait_for(lambda: after.fetch(key)["version"] == 6, 10, "a good update applied after the fuzz")
+    assert after.fetch(key)["data"] == b"after the fuzz"
+    for s in (fuzz_pub, fuzz_req, after, pub):
+        s.close()
 
 
 def test_memory_limit_refuses_new_sessions():
