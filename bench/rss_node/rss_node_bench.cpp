@@ -9,6 +9,9 @@
 //                                                  status shows them applied
 //   rss_node_bench fetch QUERIES COUNT FIRST        fetch round trips of sessions FIRST...
 //
+// With RHYTHM_BENCH_CURVE_SERVER (the bank's .pub) and RHYTHM_BENCH_CURVE_SECRET (a listed
+// client's .key) set, the ingest and fetch clients are CURVE clients of a node under CURVE.
+//
 // Publishers use XPUB with ZMQ_XPUB_NODROP and blocking sends, so neither side loses messages
 // and both rates are lossless rates. Bare and node runs share the method: the clock runs from
 // the first send to the moment the receiver has everything.
@@ -23,6 +26,7 @@
 #include <vector>
 #include <zmq.h>
 
+#include "wire/curve.h"
 #include "wire/messages.h"
 #include "wire/zmq_io.h"
 
@@ -47,8 +51,24 @@ int free_tcp_endpoint_socket(void *socket, std::string *endpoint) {
 }
 
 // An XPUB that blocks instead of dropping, after waiting for `subscriptions` subscriptions.
+// Makes `socket` a CURVE client when the environment says so (see the top of the file).
+void *secured(void *socket) {
+    const char *server = std::getenv("RHYTHM_BENCH_CURVE_SERVER");
+    const char *secret = std::getenv("RHYTHM_BENCH_CURVE_SECRET");
+    if (server != nullptr && secret != nullptr) {
+        wire::CurveClientKeys keys;
+        std::string error;
+        if (!wire::load_client_keys(server, secret, &keys, &error) ||
+            !wire::make_curve_client(socket, keys)) {
+            std::fprintf(stderr, "rss_node_bench: CURVE: %s\n", error.c_str());
+            std::exit(2);
+        }
+    }
+    return socket;
+}
+
 void *lossless_publisher(void *context, const std::string &endpoint, std::size_t subscriptions) {
-    void *pub = zmq_socket(context, ZMQ_XPUB);
+    void *pub = secured(zmq_socket(context, ZMQ_XPUB));
     int one = 1;
     int zero = 0;
     zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &one, sizeof one);
@@ -193,7 +213,7 @@ std::uint64_t node_applied(void *dealer, std::uint64_t *request_id) {
 int ingest(const std::string &updates, const std::string &queries, std::size_t size,
            std::size_t count, std::uint64_t first, std::size_t distinct) {
     void *context = zmq_ctx_new();
-    void *dealer = zmq_socket(context, ZMQ_DEALER);
+    void *dealer = secured(zmq_socket(context, ZMQ_DEALER));
     zmq_connect(dealer, queries.c_str());
     std::uint64_t request_id = 0;
     std::uint64_t before = node_applied(dealer, &request_id);
@@ -241,7 +261,7 @@ int ingest(const std::string &updates, const std::string &queries, std::size_t s
 
 int fetch(const std::string &queries, std::size_t count, std::uint64_t first) {
     void *context = zmq_ctx_new();
-    void *dealer = zmq_socket(context, ZMQ_DEALER);
+    void *dealer = secured(zmq_socket(context, ZMQ_DEALER));
     zmq_connect(dealer, queries.c_str());
     std::vector<double> us;
     us.reserve(count);

@@ -8,6 +8,8 @@ from one run count).
             pipelined 16 (random keys among 1,000,000; one client, and 50)
   fetch     round trip p50/p99 of 1 KiB sessions, beside a bare DEALER->ROUTER echo and
             redis-server's GET
+  curve     the same ingest (1 KiB, new versions) and fetch with the node and its clients under
+            CURVE, beside the plain figures
   memory    resident memory of rss_node holding 1,000,000 sessions of 1 KiB, against the payload
 
 Each ingest and round-trip figure is the median of --repeat runs (default 3), the runs of the
@@ -32,15 +34,21 @@ import tempfile
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TOP / "tests" / "integration"))
-from rss_node_fixture import RssNode, free_port, wait_for  # noqa: E402
+from rhythm_httpd import free_port, wait_for  # noqa: E402
+from rss_node_fixture import BankKeys, RssNode  # noqa: E402
 
 BUILD = pathlib.Path(os.environ.get("RHYTHM_BUILD_DIR") or TOP / "_build")
 HELPER = BUILD / "bench" / "rss_node" / "rss_node_bench"
 
 
-def helper(*args):
+def helper(*args, curve_node=None):
+    """Runs the C++ helper; with `curve_node` (an RssNode under CURVE) as that node's client."""
+    env = dict(os.environ)
+    if curve_node is not None:
+        env["RHYTHM_BENCH_CURVE_SERVER"] = str(curve_node.keys.bank.public_path)
+        env["RHYTHM_BENCH_CURVE_SECRET"] = str(curve_node.curve.pair.secret_path)
     out = subprocess.run([str(HELPER), *map(str, args)], check=True, capture_output=True,
-                         text=True, timeout=600).stdout
+                         text=True, timeout=600, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -85,9 +93,10 @@ class Redis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def ingest_on_fresh_node(size, count, distinct):
-    with RssNode(name="bench") as node:
-        return helper("ingest", node.updates, node.queries, size, count, 0, distinct)
+def ingest_on_fresh_node(size, count, distinct, keys=None):
+    with RssNode(name="bench", keys=keys) as node:
+        return helper("ingest", node.updates, node.queries, size, count, 0, distinct,
+                      curve_node=node if keys else None)
 
 
 def main():
@@ -106,12 +115,18 @@ def main():
     def record(key, value):
         runs.setdefault(key, []).append(value)
 
+    keys = BankKeys(tempfile.mkdtemp(prefix="rhythm-bench-keys-"))
     redis = Redis()
     try:
-        with RssNode(name="bench") as fetch_node:
-            helper("ingest", fetch_node.updates, fetch_node.queries, 1024, fetches + 1, 0,
-                   fetches + 1)
+        with RssNode(name="bench") as fetch_node, \
+                RssNode(name="bench-curve", keys=keys) as curve_node:
+            for node in (fetch_node, curve_node):
+                helper("ingest", node.updates, node.queries, 1024, fetches + 1, 0, fetches + 1,
+                       curve_node=node if node.keys else None)
             for _ in range(args.repeat):
+                record("curve-update", ingest_on_fresh_node(1024, counts[1024], 10_000, keys))
+                record("curve-fetch", helper("fetch", curve_node.queries, fetches, 0,
+                                             curve_node=curve_node))
                 for size, count in counts.items():
                     record(("bare", size), helper("pubsub-bare", size, count, 1))
                     record(("bare3", size), helper("pubsub-bare", size, count, 3))
@@ -125,6 +140,7 @@ def main():
                 record("get16", redis.benchmark("get", 1024, counts[1024], 16, 1))
     finally:
         redis.stop()
+        shutil.rmtree(keys.dir, ignore_errors=True)
     # The median of each field over the runs.
     results = {key: {field: statistics.median(r[field] for r in values)
                      for field in ("per_second", "p50_us", "p99_us") if field in values[0]}
@@ -161,6 +177,15 @@ def main():
     print(f"  p99 ratio rss_node / bare echo: {f['p99_us'] / e['p99_us']:.2f} (target <= 1.50); "
           f"p50 ratio {f['p50_us'] / e['p50_us']:.2f}")
     print(f"  redis GET -P16 -c1: {results['get16']['per_second']:,.0f}/s")
+    plain_u, curve_u = results[("update", 1024)], results["curve-update"]
+    curve_f = results["curve-fetch"]
+    print("\nCURVE (node and clients under CURVE) beside plain text, 1 KiB")
+    print(f"  ingest, new versions: plain {plain_u['per_second']:>10,.0f}/s   CURVE "
+          f"{curve_u['per_second']:>10,.0f}/s   ratio {curve_u['per_second'] / plain_u['per_second']:.2f}")
+    print(f"  fetch p50: plain {f['p50_us']:>7.1f} us   CURVE {curve_f['p50_us']:>7.1f} us   "
+          f"ratio {curve_f['p50_us'] / f['p50_us']:.2f}")
+    print(f"  fetch p99: plain {f['p99_us']:>7.1f} us   CURVE {curve_f['p99_us']:>7.1f} us   "
+          f"ratio {curve_f['p99_us'] / f['p99_us']:.2f}")
     m = results["memory"]
     print(f"\nmemory: {sessions:,} sessions of 1 KiB")
     print(f"  payload {m['payload'] / 2**20:,.0f} MiB, store accounting {m['store'] / 2**20:,.0f} "
