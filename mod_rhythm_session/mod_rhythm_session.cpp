@@ -635,6 +635,7 @@ int rhythm_status(request_rec *r, int flags) {
         {"RhythmBackupFetched", "Sessions taken over from the bank", b.fetched_found},
         {"RhythmBackupFetchMisses", "Fetches the bank did not know", b.fetched_missing},
         {"RhythmBackupFetchTimeouts", "Fetches not answered in time", b.fetch_timeouts},
+        {"RhythmBackupFetchesShed", "Fetches shed (too many waiting)", b.fetches_shed},
     };
     print_status_table(r, flags, "Rhythm backup", backup_lines,
                        sizeof backup_lines / sizeof backup_lines[0]);

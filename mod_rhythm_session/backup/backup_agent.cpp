@@ -504,14 +504,20 @@ void BackupAgent::on_fetch_request(int fd, std::uint64_t now_ms) {
     fetch->fd = fd;
     fetch->id = request.id;
     fetch->deadline_ms = now_ms + request.timeout_ms;
+    if (fetches_.size() >= config_.max_pending_fetches) {
+        answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kShed));
+        return;
+    }
     wire::Fetch message;
     message.request_id = next_request_id_++;
     message.key = request.id;
     wire::Frames frames = wire::encode_message(message);
-    // Every node that is connected is asked, up or not yet known to be: the first to have the
-    // session answers for the bank.
+    // Every node that is connected is asked, up or not yet heard from: the first to have the
+    // session answers for the bank. A node that stopped answering heartbeats (hung, or gone
+    // without closing its connection) is not: it would hold every fetch until its deadline.
     for (auto &node : nodes_) {
-        if (send_frames(node->dealer, nullptr, frames, ZMQ_DONTWAIT)) {
+        bool silent = !node->up && node->last_ack_ms != 0;
+        if (!silent && send_frames(node->dealer, nullptr, frames, ZMQ_DONTWAIT)) {
             ++fetch->asked;
         }
     }
@@ -562,8 +568,21 @@ void BackupAgent::answer_fetch(PendingFetch &fetch, std::uint8_t outcome) {
     send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
     close(fetch.fd);
     fetch.fd = -1;
-    auto o = static_cast<FetchOutcome>(outcome);
-    feed_.count_fetch(o == FetchOutcome::kFound, o == FetchOutcome::kTimedOut);
+    using Count = BackupFeed::FetchCount;
+    switch (static_cast<FetchOutcome>(outcome)) {
+        case FetchOutcome::kFound:
+            feed_.count_fetch(Count::kFound);
+            break;
+        case FetchOutcome::kTimedOut:
+            feed_.count_fetch(Count::kTimedOut);
+            break;
+        case FetchOutcome::kShed:
+            feed_.count_fetch(Count::kShed);
+            break;
+        default:
+            feed_.count_fetch(Count::kMissing);
+            break;
+    }
 }
 
 void BackupAgent::report(std::uint64_t now_ms) {

@@ -43,6 +43,10 @@ struct AgentConfig {
     // waits for acknowledgements and the rest waits in the segment.
     std::size_t max_in_flight = 100000;
     std::size_t max_in_flight_bytes = 64u << 20;
+    // Most failover fetches waiting for the bank at once; past it a fetch is answered at once as
+    // shed (a new session). A client sending made-up IDs can then hold at most this many
+    // workers for SessionBackupTimeout, and the bank sees no more than this many at a time.
+    std::size_t max_pending_fetches = 32;
 };
 
 // How the agent reports (the glue sends it to httpd's error log).

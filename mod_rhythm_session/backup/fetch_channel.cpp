@@ -64,6 +64,8 @@ const char *fetch_outcome_name(FetchOutcome outcome) {
             return "no answer from the bank in time";
         case FetchOutcome::kNoAgent:
             return "the backup agent is not running";
+        case FetchOutcome::kShed:
+            return "too many failover fetches waiting already";
     }
     return "?";
 }
@@ -130,7 +132,7 @@ FetchOutcome fetch_via_agent(const std::string &path, const SessionId &id,
         outcome = FetchOutcome::kTimedOut;
         unsigned char answer = 0;
         if (wait_for(fd, POLLIN, deadline) && recv(fd, &answer, 1, 0) == 1 &&
-            answer <= static_cast<unsigned char>(FetchOutcome::kNoAgent)) {
+            answer <= static_cast<unsigned char>(FetchOutcome::kShed)) {
             outcome = static_cast<FetchOutcome>(answer);
         }
     }

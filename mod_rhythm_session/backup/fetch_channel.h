@@ -21,6 +21,7 @@ enum class FetchOutcome : std::uint8_t {
     kDeleted = 2,   // the bank holds its tombstone
     kTimedOut = 3,  // no answer in time
     kNoAgent = 4,   // the agent is not running or refused the connection
+    kShed = 5,      // too many fetches waiting already: answered at once, as not found
 };
 
 const char *fetch_outcome_name(FetchOutcome outcome);

@@ -185,10 +185,12 @@ void BackupFeed::count_published(std::uint64_t n) {
     cache_.header_->backup.published += n;
 }
 
-void BackupFeed::count_fetch(bool found, bool timed_out) {
+void BackupFeed::count_fetch(FetchCount what) {
     ShmMutexGuard guard(cache_.header_->mutex);
     BackupState &b = cache_.header_->backup;
-    (timed_out ? b.fetch_timeouts : found ? b.fetched_found : b.fetched_missing) += 1;
+    std::uint64_t *counters[] = {&b.fetched_found, &b.fetched_missing, &b.fetch_timeouts,
+                                 &b.fetches_shed};
+    *counters[static_cast<int>(what)] += 1;
 }
 
 void BackupFeed::set_nodes(std::uint32_t total, std::uint32_t up) {
@@ -226,6 +228,7 @@ BackupStats BackupFeed::stats() {
     s.fetched_found = b.fetched_found;
     s.fetched_missing = b.fetched_missing;
     s.fetch_timeouts = b.fetch_timeouts;
+    s.fetches_shed = b.fetches_shed;
     s.nodes_total = b.nodes_total;
     s.nodes_up = b.nodes_up;
     std::uint64_t merged[kLagBuckets];

@@ -37,6 +37,7 @@ struct BackupStats {
     std::uint64_t fetched_found = 0;
     std::uint64_t fetched_missing = 0;
     std::uint64_t fetch_timeouts = 0;
+    std::uint64_t fetches_shed = 0;
     std::uint32_t nodes_total = 0;
     std::uint32_t nodes_up = 0;
     std::uint64_t lag_samples = 0;  // acknowledgements in the last 10 to 20 seconds
@@ -84,7 +85,8 @@ class BackupFeed {
 
     // Figures only the agent knows.
     void count_published(std::uint64_t n);
-    void count_fetch(bool found, bool timed_out);
+    enum class FetchCount { kFound, kMissing, kTimedOut, kShed };
+    void count_fetch(FetchCount what);
     void set_nodes(std::uint32_t total, std::uint32_t up);
     // The save time of the oldest change published but not acknowledged (0: none); combined
     // with the oldest change still waiting on the dirty list.

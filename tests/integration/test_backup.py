@@ -7,13 +7,16 @@ import os
 import re
 import signal
 import statistics
+import struct
 import subprocess
 import threading
 import time
 
+import zmq
+
 from balancer_fixture import APP_LOCATION, Haproxy, backend_site, served_by
 from rhythm_httpd import Browser, Httpd, wait_for
-from rss_node_fixture import DELETED, FOUND, NOT_FOUND, RssNode
+from rss_node_fixture import DELETED, FETCH, FOUND, HEARTBEAT, HEARTBEAT_ACK, NOT_FOUND, RssNode
 from test_auth_form import AUTH, login
 
 
@@ -113,6 +116,92 @@ def test_an_unknown_or_deleted_id_starts_a_new_session():
         log = b.log_text()
         assert "not taken over (deleted in the bank)" in log
         assert "not taken over (not found in the bank)" in log
+
+
+class FetchBlackHole:
+    """A fake node that answers heartbeats (acknowledging everything) and never answers a fetch:
+    the worst case for failover fetches, a bank that is up and silent."""
+
+    def __init__(self):
+        self.context = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        port = self.router.bind_to_random_port("tcp://127.0.0.1")
+        self.queries = f"tcp://127.0.0.1:{port}"
+        self.sub = self.context.socket(zmq.SUB)  # where the agent publishes; never read
+        self.updates = f"tcp://127.0.0.1:{self.sub.bind_to_random_port('tcp://127.0.0.1')}"
+        self.fetches = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve)
+        self.thread.start()
+
+    def _serve(self):
+        name, endpoint = b"black-hole", self.updates.encode()
+        while not self.stop.is_set():
+            if not self.router.poll(50):
+                continue
+            frames = self.router.recv_multipart()
+            if len(frames) != 3 or len(frames[1]) != 2:
+                continue
+            identity, (_, msg_type), body = frames[0], frames[1], frames[2]
+            if msg_type == HEARTBEAT and len(body) >= 40:
+                request_id, epoch, next_sequence = struct.unpack(">Q16xQQ", body[:40])
+                ack = (struct.pack(">QQQB", request_id, epoch, next_sequence - 1, len(name)) +
+                       name + struct.pack(">H", len(endpoint)) + endpoint)
+                self.router.send_multipart([identity, bytes([1, HEARTBEAT_ACK]), ack])
+            elif msg_type == FETCH:
+                self.fetches += 1
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        self.context.destroy(0)
+
+
+def forged_request(server):
+    """A request whose cookie names a well-formed ID nobody issued: (status, seconds)."""
+    b = Browser(server)
+    b.cookies["rhythm_session"] = base64.urlsafe_b64encode(os.urandom(16)).decode()[:22]
+    start = time.monotonic()
+    status = b.get("/app/counter")[0]
+    return status, time.monotonic() - start
+
+
+def test_failover_fetches_are_bounded_when_the_bank_is_silent():
+    """Made-up IDs against a bank that never answers: at most 32 requests wait for the bank (up
+    to SessionBackupTimeout), the others start a new session at once."""
+    hole = FetchBlackHole()
+    try:
+        with web_server("web-a", [hole], extra_server="SessionBackupTimeout 5s") as a:
+            wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the fake node up")
+            with concurrent.futures.ThreadPoolExecutor(80) as pool:
+                results = list(pool.map(lambda _: forged_request(a), range(80)))
+            assert [status for status, _ in results] == [200] * 80
+            slow = [t for _, t in results if t >= 4]
+            assert len(slow) == 32
+            st = backup_status(a)
+            assert st["RhythmBackupFetchTimeouts"] == 32 and st["RhythmBackupFetchesShed"] == 48
+            assert hole.fetches == 32
+            assert a.log_text().count("too many failover fetches waiting already") == 48
+    finally:
+        hole.close()
+
+
+def test_a_hung_node_does_not_hold_failover_fetches():
+    with RssNode("bank-1") as node, \
+            web_server("web-a", [node], extra_server="SessionBackupTimeout 5s") as a:
+        wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the node up")
+        assert forged_request(a)[1] < 1  # answered: not found
+        os.kill(node.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 0, 10,
+                     "the agent to see the node silent")
+            # Its connection is still open, but it is not asked: no wait for SessionBackupTimeout.
+            status, seconds = forged_request(a)
+            assert status == 200 and seconds < 1
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the node back")
+        assert backup_status(a)["RhythmBackupFetchTimeouts"] == 1
 
 
 def test_pages_keep_serving_while_every_node_is_down_and_the_bank_is_refilled():
