@@ -154,13 +154,13 @@ void BackupAgent::connect_nodes() {
 // show as a bank that never answers.
 void BackupAgent::watch_handshakes(void *socket) {
     if (config_.curve.enabled() && !wire::make_curve_client(socket, config_.curve)) {
-        log(AgentLogLevel::kError, "RS0306: cannot set up CURVE: %s", zmq_strerror(zmq_errno()));
+        log(AgentLogLevel::kError, "RS0316: cannot set up CURVE: %s", zmq_strerror(zmq_errno()));
     }
     auto monitor = std::make_unique<wire::HandshakeMonitor>();
     std::string error;
     if (!monitor->attach(context_, socket, false, config_.curve.enabled(), "SessionBackupCurve",
                          &error)) {
-        log(AgentLogLevel::kWarn, "RS0307: %s", error.c_str());
+        log(AgentLogLevel::kWarn, "RS0317: %s", error.c_str());
         return;
     }
     handshake_monitors_.push_back(std::move(monitor));
@@ -171,7 +171,7 @@ void BackupAgent::report_handshakes(std::uint64_t now_ms) {
     for (auto &monitor : handshake_monitors_) {
         while (monitor->next(now_ms, &report)) {
             if (!report.empty()) {
-                log(AgentLogLevel::kError, "RS0308: %s", report.c_str());
+                log(AgentLogLevel::kError, "RS0315: %s", report.c_str());
             }
         }
     }

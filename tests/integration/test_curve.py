@@ -246,8 +246,8 @@ def test_curve_on_one_side_only_is_an_error_on_both_and_nothing_flows(keys, side
         b = Browser(a)
         for _ in range(3):
             assert b.get("/app/counter")[0] == 200  # pages serve as with the bank down
-        wait_for(lambda: "RS0308" in a.log_text() and expected in a.log_text(), 10,
-                 f"RS0308 '{expected}' in the error log")
+        wait_for(lambda: "RS0315" in a.log_text() and expected in a.log_text(), 10,
+                 f"RS0315 '{expected}' in the error log")
         wait_for_log(node, node_log)
         assert node.status()["updates_applied"] == 0
         st = a.status()
