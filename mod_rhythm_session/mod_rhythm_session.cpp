@@ -582,6 +582,58 @@ void print_status_table(request_rec *r, int flags, const char *title, const Stat
     ap_rputs("</table>\n", r);
 }
 
+// Milliseconds from a wall-clock time in the past to now; 0 for none.
+std::uint64_t ms_since(std::int64_t then_us) {
+    apr_time_t now = apr_time_now();
+    return then_us > 0 && now > then_us ? static_cast<std::uint64_t>(now - then_us) / 1000 : 0;
+}
+
+// One row per node the agent knows: its state and how far behind its acknowledgements are.
+void print_node_table(request_rec *r, int flags, const std::vector<rhythm::NodeReport> &nodes) {
+    static const char *const kStateNames[] = {"unknown", "up", "down"};
+    if (!(flags & AP_STATUS_SHORT)) {
+        ap_rputs(
+            "<h2>Rhythm backup nodes</h2>\n<table border=\"0\"><tr><th>Node</th>"
+            "<th>Name</th><th>State</th><th>Last answer (ms ago)</th>"
+            "<th>Unacknowledged changes</th><th>Oldest unacknowledged (ms)</th></tr>\n",
+            r);
+    }
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        const rhythm::NodeReport &n = nodes[i];
+        const char *state = kStateNames[static_cast<int>(n.state) % 3];
+        apr_uint64_t last = ms_since(n.last_answer_us);
+        apr_uint64_t oldest = ms_since(n.oldest_unacknowledged_us);
+        apr_uint64_t unacked = n.unacknowledged;
+        if (flags & AP_STATUS_SHORT) {
+            // APR's formatter has no %zu: the number goes in as apr_size_t.
+            apr_size_t k = i + 1;
+            ap_rprintf(r,
+                       "RhythmBackupNode%" APR_SIZE_T_FMT
+                       "Endpoint: %s\n"
+                       "RhythmBackupNode%" APR_SIZE_T_FMT
+                       "Name: %s\n"
+                       "RhythmBackupNode%" APR_SIZE_T_FMT
+                       "State: %s\n"
+                       "RhythmBackupNode%" APR_SIZE_T_FMT "LastAnswerMs: %" APR_UINT64_T_FMT
+                       "\n"
+                       "RhythmBackupNode%" APR_SIZE_T_FMT "Unacknowledged: %" APR_UINT64_T_FMT
+                       "\n"
+                       "RhythmBackupNode%" APR_SIZE_T_FMT
+                       "OldestUnacknowledgedMs: %" APR_UINT64_T_FMT "\n",
+                       k, n.endpoint, k, n.name, k, state, k, last, k, unacked, k, oldest);
+        } else {
+            ap_rprintf(r,
+                       "<tr><td>%s</td><td>%s</td><td>%s</td><td>%" APR_UINT64_T_FMT
+                       "</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td></tr>\n",
+                       ap_escape_html(r->pool, n.endpoint), ap_escape_html(r->pool, n.name), state,
+                       last, unacked, oldest);
+        }
+    }
+    if (!(flags & AP_STATUS_SHORT)) {
+        ap_rputs("</table>\n", r);
+    }
+}
+
 int rhythm_status(request_rec *r, int flags) {
     if (!g_cache_ready) {
         return OK;
@@ -612,10 +664,7 @@ int rhythm_status(request_rec *r, int flags) {
         return OK;
     }
     rhythm::BackupStats b = rhythm::BackupFeed(g_cache).stats();
-    std::uint64_t oldest_ms =
-        b.oldest_unacknowledged_us > 0 && apr_time_now() > b.oldest_unacknowledged_us
-            ? static_cast<std::uint64_t>(apr_time_now() - b.oldest_unacknowledged_us) / 1000
-            : 0;
+    std::uint64_t oldest_ms = ms_since(b.oldest_unacknowledged_us);
     const StatusLine backup_lines[] = {
         {"RhythmBackupAgentPid", "Backup agent process", static_cast<std::uint64_t>(b.agent_pid)},
         {"RhythmBackupAgentStarts", "Backup agent starts", b.agent_starts},
@@ -639,6 +688,7 @@ int rhythm_status(request_rec *r, int flags) {
     };
     print_status_table(r, flags, "Rhythm backup", backup_lines,
                        sizeof backup_lines / sizeof backup_lines[0]);
+    print_node_table(r, flags, b.node_reports);
     return OK;
 }
 

@@ -595,11 +595,46 @@ void BackupAgent::report(std::uint64_t now_ms) {
         up += node->up ? 1 : 0;
     }
     feed_.set_nodes(static_cast<std::uint32_t>(nodes_.size()), up);
+    report_nodes(now_ms);
     feed_.set_oldest_in_flight(in_flight_.empty() ? 0 : in_flight_.front().saved_at_us);
     if (now_ms - last_lag_rotation_ms_ >= kLagWindowMs) {
         feed_.rotate_lag_window();
         last_lag_rotation_ms_ = now_ms;
     }
+}
+
+void BackupAgent::report_nodes(std::uint64_t now_ms) {
+    NodeReport reports[kReportedNodes] = {};
+    std::size_t count = std::min(nodes_.size(), kReportedNodes);
+    std::int64_t now_us = wall_us();
+    for (std::size_t i = 0; i < count; ++i) {
+        const Node &node = *nodes_[i];
+        NodeReport &r = reports[i];
+        std::snprintf(r.endpoint, sizeof r.endpoint, "%s", node.query_endpoint.c_str());
+        if (node.last_ack_ms != 0) {
+            std::snprintf(r.name, sizeof r.name, "%s", node.name.c_str());
+            r.last_answer_us = now_us - static_cast<std::int64_t>(now_ms - node.last_ack_ms) * 1000;
+        }
+        r.state = node.up                 ? NodeState::kUp
+                  : node.last_ack_ms != 0 ? NodeState::kDown
+                                          : NodeState::kUnknown;
+        // Changes leave the in-flight queue once every node that is up has them, so a node that
+        // is down may lack more than the queue holds: count from the sequence, and date what the
+        // queue no longer holds from the node's last answer (it is behind since then at least).
+        std::uint64_t published = next_sequence_ - 1;
+        r.unacknowledged = published > node.acked ? published - node.acked : 0;
+        auto first =
+            std::partition_point(in_flight_.begin(), in_flight_.end(),
+                                 [&](const InFlight &f) { return f.sequence <= node.acked; });
+        if (r.unacknowledged == 0) {
+            r.oldest_unacknowledged_us = 0;
+        } else if (first != in_flight_.end() && first->sequence == node.acked + 1) {
+            r.oldest_unacknowledged_us = first->saved_at_us;
+        } else {
+            r.oldest_unacknowledged_us = r.last_answer_us;
+        }
+    }
+    feed_.set_node_reports(reports, count);
 }
 
 }  // namespace rhythm

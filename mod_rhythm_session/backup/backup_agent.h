@@ -94,6 +94,7 @@ class BackupAgent {
     void expire_fetches(std::uint64_t now_ms);
     void answer_fetch(PendingFetch &fetch, std::uint8_t outcome);
     void report(std::uint64_t now_ms);
+    void report_nodes(std::uint64_t now_ms);
     void log(AgentLogLevel level, const char *format, ...) __attribute__((format(printf, 3, 4)));
 
     SessionCache cache_;

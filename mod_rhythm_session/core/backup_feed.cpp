@@ -199,6 +199,12 @@ void BackupFeed::set_nodes(std::uint32_t total, std::uint32_t up) {
     cache_.header_->backup.nodes_up = up;
 }
 
+void BackupFeed::set_node_reports(const NodeReport *reports, std::size_t count) {
+    ShmMutexGuard guard(cache_.header_->mutex);
+    std::copy(reports, reports + std::min(count, kReportedNodes),
+              cache_.header_->backup.node_reports);
+}
+
 void BackupFeed::set_oldest_in_flight(std::int64_t saved_at_us) {
     ShmMutexGuard guard(cache_.header_->mutex);
     cache_.header_->backup.oldest_in_flight_us = saved_at_us;
@@ -231,6 +237,8 @@ BackupStats BackupFeed::stats() {
     s.fetches_shed = b.fetches_shed;
     s.nodes_total = b.nodes_total;
     s.nodes_up = b.nodes_up;
+    s.node_reports.assign(b.node_reports,
+                          b.node_reports + std::min<std::size_t>(b.nodes_total, kReportedNodes));
     std::uint64_t merged[kLagBuckets];
     for (std::size_t k = 0; k < kLagBuckets; ++k) {
         merged[k] = b.lag[0].counts[k] + b.lag[1].counts[k];

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "node_report.h"
 #include "session_cache.h"
 #include "session_id.h"
 
@@ -44,6 +45,7 @@ struct BackupStats {
     std::uint64_t lag_p50_us = 0;
     std::uint64_t lag_p99_us = 0;
     std::int64_t oldest_unacknowledged_us = 0;  // save time of the oldest change not acknowledged
+    std::vector<NodeReport> node_reports;       // one per node (at most kReportedNodes)
 };
 
 class BackupFeed {
@@ -88,6 +90,8 @@ class BackupFeed {
     enum class FetchCount { kFound, kMissing, kTimedOut, kShed };
     void count_fetch(FetchCount what);
     void set_nodes(std::uint32_t total, std::uint32_t up);
+    // The agent's view of each node (at most kReportedNodes are kept).
+    void set_node_reports(const NodeReport *reports, std::size_t count);
     // The save time of the oldest change published but not acknowledged (0: none); combined
     // with the oldest change still waiting on the dirty list.
     void set_oldest_in_flight(std::int64_t saved_at_us);

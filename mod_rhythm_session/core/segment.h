@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "chunk_arena.h"
+#include "node_report.h"
 #include "session_cache.h"
 #include "session_id.h"
 #include "shm_sync.h"
@@ -86,6 +87,7 @@ struct BackupState {
     std::uint64_t fetched_found, fetched_missing, fetch_timeouts, fetches_shed;
     std::int64_t oldest_in_flight_us;  // save time of the oldest change published, not acknowledged
     std::uint32_t nodes_total, nodes_up;
+    NodeReport node_reports[kReportedNodes];
     // Two windows: the current one and the one before it, swapped by the agent.
     LagHistogram lag[2];
     std::uint8_t lag_current;

@@ -303,13 +303,14 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
         return http_request(self.port, path, headers, timeout, method, body)
 
     def status(self):
-        """The module's server-status ?auto lines as a dict of ints."""
+        """The module's server-status ?auto lines as a dict: ints, and text where a line is not
+        a number (the names of the backup nodes)."""
         _, _, body = self.request("/server-status?auto")
         out = {}
         for line in body.splitlines():
             key, _, value = line.partition(": ")
             if key.startswith("Rhythm"):
-                out[key] = int(value)
+                out[key] = int(value) if value.isdigit() else value
         return out
 
 

@@ -74,6 +74,35 @@ def test_every_change_reaches_the_bank_and_is_acknowledged():
         assert "<h2>Rhythm backup</h2>" in html
 
 
+def test_server_status_lists_each_node_with_its_state_and_lag():
+    with RssNode("bank-1") as one, RssNode("bank-2") as two, web_server("web-a", [one, two]) as a:
+        wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 2, 10, "both nodes up")
+        st = backup_status(a)
+        for i, node in ((1, one), (2, two)):
+            assert st[f"RhythmBackupNode{i}Endpoint"] == node.queries
+            assert st[f"RhythmBackupNode{i}Name"] == node.name
+            assert st[f"RhythmBackupNode{i}State"] == "up"
+            assert st[f"RhythmBackupNode{i}LastAnswerMs"] < 2000
+        two.stop()
+        wait_for(lambda: backup_status(a)["RhythmBackupNode2State"] == "down", 10, "bank-2 down")
+        published_before = backup_status(a)["RhythmBackupPublished"]
+        b = Browser(a)
+        for _ in range(5):
+            b.get("/app/counter")
+        # bank-1 acknowledges the changes; bank-2 lacks every one published since it went down
+        # (saves of one session close together are published once: count what was published).
+        st = wait_for(lambda: (lambda s: s if s["RhythmBackupPending"] == 0 and
+                               s["RhythmBackupNode1Unacknowledged"] == 0 and
+                               s["RhythmBackupNode2Unacknowledged"] ==
+                               s["RhythmBackupPublished"] - published_before > 0 and
+                               s["RhythmBackupNode2OldestUnacknowledgedMs"] > 0 else None)(
+            backup_status(a)), 10, "bank-2 behind by what was published")
+        assert st["RhythmBackupNode1State"] == "up"
+        assert st["RhythmBackupNode2LastAnswerMs"] >= 1500
+        _, _, html = a.request("/server-status")
+        assert "<h2>Rhythm backup nodes</h2>" in html and "<td>bank-2</td><td>down</td>" in html
+
+
 def test_another_server_takes_over_a_dead_servers_sessions():
     with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
             web_server("web-b", [node]) as b:
