@@ -79,6 +79,12 @@ void AgentTracker::add_refusal_for_server(std::string_view server_name,
     }
 }
 
+void AgentTracker::request_resend(const wire::ShardSet &shards) {
+    for (auto &entry : agents_) {
+        entry.second.resend_shards.add_all(shards);
+    }
+}
+
 void AgentTracker::forget_idle(std::uint64_t now_ms, std::uint64_t idle_ms) {
     for (auto it = agents_.begin(); it != agents_.end();) {
         if (now_ms - it->second.last_seen_ms > idle_ms) {

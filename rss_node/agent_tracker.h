@@ -5,7 +5,8 @@
 //
 // A node that meets an agent for the first time cannot know what it missed before: it takes the
 // first sequence it sees as the start of the stream and asks the agent, once, to re-send every
-// shard the node owns (see Resend in docs/protocol.md).
+// shard the node owns (see Resend in docs/protocol.md). It asks the same for each shard it gains
+// later, when the bank's membership changes.
 #pragma once
 
 #include <cstddef>
@@ -28,7 +29,8 @@ class AgentTracker {
         std::string routing_id;         // of its last heartbeat; empty before one
         std::string server_name;        // from its heartbeats
         std::uint64_t last_seen_ms = 0;
-        bool resend_requested = false;  // the whole-shard re-send was asked for
+        bool resend_requested = false;  // the first-contact re-send was asked for
+        wire::ShardSet resend_shards;   // to ask it to publish again, in its next heartbeat reply
         std::vector<wire::Refusal> refusals;
     };
 
@@ -49,6 +51,9 @@ class AgentTracker {
     // The same, for the agents of the web server that calls itself `server_name` (the origin of
     // a version another server has just superseded).
     void add_refusal_for_server(std::string_view server_name, const wire::Refusal &refusal);
+
+    // Every known agent is to be asked to publish `shards` again (shards the node has gained).
+    void request_resend(const wire::ShardSet &shards);
 
     // Forgets agents not seen for `idle_ms`.
     void forget_idle(std::uint64_t now_ms, std::uint64_t idle_ms);

@@ -277,6 +277,21 @@ std::size_t SessionStore::sweep_shard(std::uint32_t shard, std::uint64_t now_ms)
     return expired.size();
 }
 
+std::size_t SessionStore::drop_shard(std::uint32_t shard) {
+    ShardTable &t = shards_[shard];
+    std::size_t dropped = t.used;
+    for (Block *b : t.slots) {
+        if (b != nullptr) {
+            account(b, -1);
+            blocks_.release(b, b->size());
+        }
+    }
+    bytes_ -= t.slots.size() * sizeof(Block *);
+    std::vector<Block *>().swap(t.slots);
+    t.used = 0;
+    return dropped;
+}
+
 void SessionStore::for_each_in_shard(
     std::uint32_t shard, std::uint64_t now_ms,
     const std::function<void(const wire::SessionRecord &)> &fn) const {

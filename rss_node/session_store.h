@@ -56,6 +56,9 @@ class SessionStore {
     // Frees the expired records of one shard; returns how many.
     std::size_t sweep_shard(std::uint32_t shard, std::uint64_t now_ms);
 
+    // Frees every record of one shard (a shard this node no longer owns); returns how many.
+    std::size_t drop_shard(std::uint32_t shard);
+
     // Calls `fn` for each unexpired record of `shard` (views valid during the call).
     void for_each_in_shard(std::uint32_t shard, std::uint64_t now_ms,
                            const std::function<void(const wire::SessionRecord &)> &fn) const;

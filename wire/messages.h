@@ -35,6 +35,11 @@ struct ShardSet {
     bool contains(std::uint32_t shard) const {
         return shard < kShardCount && (bits[shard / 8] & (0x80 >> (shard % 8))) != 0;
     }
+    void add_all(const ShardSet &other) {
+        for (std::size_t i = 0; i < bits.size(); ++i) {
+            bits[i] |= other.bits[i];
+        }
+    }
     std::size_t count() const;
     static ShardSet all();
     bool operator==(const ShardSet &other) const { return bits == other.bits; }

@@ -55,6 +55,24 @@ BOOST_AUTO_TEST_CASE(refusals_reach_the_agents_of_a_server_by_its_name) {
     BOOST_TEST(t.find(stamp(1, 1).agent_id)->refusals[0].version == 9u);
 }
 
+BOOST_AUTO_TEST_CASE(gained_shards_are_to_be_asked_of_every_known_agent) {
+    AgentTracker t;
+    t.on_heartbeat(heartbeat(1, 1), "rid", 0);
+    wire::ShardSet gained;
+    gained.add(3);
+    gained.add(700);
+    t.request_resend(gained);
+    wire::ShardSet more;
+    more.add(4);
+    t.request_resend(more);
+    const auto *a = t.find(stamp(1, 1).agent_id);
+    BOOST_TEST_REQUIRE(a != nullptr);
+    BOOST_TEST(a->resend_shards.count() == 3u);
+    BOOST_TEST(a->resend_shards.contains(3));
+    BOOST_TEST(a->resend_shards.contains(4));
+    BOOST_TEST(a->resend_shards.contains(700));
+}
+
 BOOST_AUTO_TEST_CASE(joins_a_stream_where_it_meets_it) {
     AgentTracker t;
     auto *a = t.on_heartbeat(heartbeat(1, 1000), "rid", 0);

@@ -179,6 +179,40 @@ BOOST_AUTO_TEST_CASE(snapshot_listing_covers_a_shard) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(dropping_a_shard_frees_its_records_and_nothing_else) {
+    SessionStore store(0);
+    std::map<std::uint32_t, int> per_shard;
+    for (std::uint64_t n = 0; n < 5000; ++n) {
+        store.apply(n % 10 == 0 ? Rec(n, 1).tombstone().record : Rec(n, 1).record, kNow);
+        per_shard[wire::shard_of(key_of(n))]++;
+    }
+    std::uint64_t before = store.live_sessions() + store.tombstones();
+    std::uint64_t bytes = store.bytes();
+    std::uint32_t shard = per_shard.begin()->first;
+    BOOST_TEST(store.drop_shard(shard) == static_cast<std::size_t>(per_shard[shard]));
+    BOOST_TEST(store.live_sessions() + store.tombstones() == before - per_shard[shard]);
+    BOOST_TEST(store.bytes() < bytes);
+    for (std::uint64_t n = 0; n < 5000; ++n) {
+        wire::SessionRecord r;
+        BOOST_TEST_REQUIRE(store.find(key_of(n), kNow, &r) == (wire::shard_of(key_of(n)) != shard));
+    }
+    // The emptied shard takes records again.
+    for (std::uint64_t n = 0; n < 5000; ++n) {
+        if (wire::shard_of(key_of(n)) == shard) {
+            BOOST_TEST_REQUIRE(
+                (store.apply(Rec(n, 1).record, kNow).result == ApplyResult::kApplied));
+        }
+    }
+    BOOST_TEST(store.live_sessions() + store.tombstones() == before);
+    for (const auto &entry : per_shard) {
+        store.drop_shard(entry.first);
+    }
+    BOOST_TEST(store.live_sessions() == 0u);
+    BOOST_TEST(store.tombstones() == 0u);
+    BOOST_TEST(store.payload_bytes() == 0u);
+    BOOST_TEST(store.bytes() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(random_operations_match_a_plain_map) {
     SessionStore store(0);
     std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> model;  // n -> version, exp
