@@ -19,6 +19,9 @@ struct NodeCounters {
     std::uint64_t fetch_hits = 0;
     std::uint64_t heartbeats = 0;
     std::uint64_t snapshots_served = 0;
+    std::uint64_t snapshots_requested = 0;       // fills of gained shards asked of peers
+    std::uint64_t snapshot_records_applied = 0;  // records from those fills that were stored
+    std::uint64_t ownership_changes = 0;
     std::uint64_t replies_dropped = 0;  // the requester's queue was full or it was gone
 
     std::uint64_t updates_refused() const { return refused_stale + refused_memory; }

@@ -1,12 +1,14 @@
 // The rss_node event loop: sockets, dispatch of updates and queries, snapshots, sweeps, peers.
 #include "rss_node/node_server.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <zmq.h>
 
 #include "rss_node/json_writer.h"
+#include "rss_node/shard_ownership.h"
 #include "wire/curve.h"
 #include "wire/rendezvous.h"
 #include "wire/zmq_io.h"
@@ -23,7 +25,18 @@ constexpr std::size_t kMaxSnapshotsInProgress = 16;
 constexpr std::uint64_t kSweepIntervalMs = 100;
 constexpr std::uint32_t kShardsPerSweep = 32;  // every shard about every 3.2 s
 constexpr std::uint64_t kPingIntervalMs = 1000;
-constexpr std::uint64_t kPeerDeadAfterMs = 3000;
+// During the start-up grace: a ping sent before the connection to a peer is made is dropped
+// (ZMQ_IMMEDIATE), so ask again soon rather than a second later.
+constexpr std::uint64_t kStartupPingIntervalMs = 100;
+// A loop turn this much later than the last one means the node itself was stopped or starved.
+constexpr std::uint64_t kStallMs = 1000;
+// A shard this node no longer owns is kept this long, so that its new owner can take a snapshot
+// of it from here, then dropped: it no longer receives updates, and a copy kept until its
+// sessions expire would answer fetches with versions that grow older.
+constexpr std::uint64_t kLostShardLingerMs = 10000;
+constexpr std::uint64_t kSnapshotRetryMs = 1000;
+// A snapshot that sends nothing for this long is given up: the agents' re-sends fill its shards.
+constexpr std::uint64_t kSnapshotStallMs = 10000;
 constexpr std::uint64_t kAgentIdleMs = 600000;
 
 // A SUB that falls behind by this many messages starts losing them (the agents re-send).
@@ -55,16 +68,17 @@ std::uint64_t wall_clock_ms() {
            static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-NodeServer::NodeServer(const NodeConfig &config) : config_(config), store_(config.max_memory) {}
+NodeServer::NodeServer(const NodeConfig &config)
+    : config_(config),
+      store_(config.max_memory),
+      membership_(config.name, config.peers, monotonic_ms()) {}
 
 NodeServer::~NodeServer() {
     // Sockets first: zmq_ctx_term waits for every socket of its context to close.
     handshake_monitors_.clear();
     zap_.close();
-    for (auto &p : peers_) {
-        if (p.socket != nullptr) {
-            zmq_close(p.socket);
-        }
+    for (void *socket : peer_sockets_) {
+        zmq_close(socket);
     }
     if (updates_ != nullptr) {
         zmq_close(updates_);
@@ -105,8 +119,11 @@ bool NodeServer::start(std::string *error) {
     if (!secure_sockets(error)) {
         return false;
     }
-    // Subscribe before binding: no update that arrives can find the node deaf.
-    subscribe_owned_shards();
+    // A node without peers owns every shard at once, and subscribes before binding: no update
+    // that arrives can find it deaf. A node with peers waits for them (see tick).
+    if (membership_.settled(monotonic_ms())) {
+        update_ownership(monotonic_ms());
+    }
     if (zmq_bind(updates_, config_.updates.c_str()) != 0) {
         *error = "cannot bind updates endpoint " + config_.updates + ": " + zmq_strerror(errno);
         return false;
@@ -118,40 +135,39 @@ bool NodeServer::start(std::string *error) {
     updates_endpoint_ = last_endpoint(updates_);
     queries_endpoint_ = last_endpoint(queries_);
     for (const auto &endpoint : config_.peers) {
-        Peer p;
-        p.endpoint = endpoint;
-        p.socket = zmq_socket(context_, ZMQ_DEALER);
+        void *socket = zmq_socket(context_, ZMQ_DEALER);
         int hwm = 100;
         int immediate = 1;  // no pings queued for a peer that is not there
-        if (p.socket == nullptr || !wire::set_network_options(p.socket) ||
-            zmq_setsockopt(p.socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-            zmq_setsockopt(p.socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
+        if (socket == nullptr || !wire::set_network_options(socket) ||
+            zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+            zmq_setsockopt(socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
             // The nodes of a bank share its key pair, and admit it as a client.
             (keys_.enabled() &&
              !wire::make_curve_client(
-                 p.socket,
+                 socket,
                  wire::CurveClientKeys{keys_.public_key, keys_.public_key, keys_.secret})) ||
-            !watch_handshakes(p.socket, false, error) ||
-            zmq_connect(p.socket, endpoint.c_str()) != 0) {
+            !watch_handshakes(socket, false, error) || zmq_connect(socket, endpoint.c_str()) != 0) {
             *error = "cannot connect to peer " + endpoint + ": " +
                      (error->empty() ? zmq_strerror(errno) : *error);
-            if (p.socket != nullptr) {
-                zmq_close(p.socket);
+            if (socket != nullptr) {
+                zmq_close(socket);
             }
             return false;
         }
-        peers_.push_back(std::move(p));
+        peer_sockets_.push_back(socket);
     }
     started_ms_ = monotonic_ms();
     std::string security = keys_.enabled() ? "CURVE, " + std::to_string(keys_.clients.size()) +
                                                  " client key(s) from " + config_.curve_clients
                                            : "plain text (no CURVE)";
     RSS_LOG(LogLevel::kInfo,
-            "rss_node %s started: updates %s, queries %s, %zu peer(s), %zu shard(s) owned, "
+            "rss_node %s started: updates %s, queries %s, %zu peer(s), %s, "
             "max memory %llu bytes (0: none), protocol version %u, %s",
             config_.name.c_str(), updates_endpoint_.c_str(), queries_endpoint_.c_str(),
-            peers_.size(), owned_.count(), static_cast<unsigned long long>(config_.max_memory),
-            unsigned{wire::kProtocolVersion}, security.c_str());
+            peer_sockets_.size(),
+            ownership_decided_ ? "every shard owned" : "shards owned once the peers answer",
+            static_cast<unsigned long long>(config_.max_memory), unsigned{wire::kProtocolVersion},
+            security.c_str());
     return true;
 }
 
@@ -210,26 +226,176 @@ void NodeServer::reload_clients() {
     }
 }
 
-void NodeServer::subscribe_owned_shards() {
-    // Membership is this node alone until the bank's membership protocol (issue 5) adds the live
-    // peers; rendezvous hashing over one member gives it every shard.
-    std::vector<std::string> members{config_.name};
+void NodeServer::update_ownership(std::uint64_t mono_ms) {
+    std::vector<std::string> live = membership_.live_members();
+    if (!ownership_decided_) {
+        // What the bank looked like before this node joined it: who held the shards it takes.
+        previous_members_.clear();
+        for (const auto &m : live) {
+            if (m != config_.name) {
+                previous_members_.push_back(m);
+            }
+        }
+    }
+    wire::ShardSet owned = owned_shards(config_.name, live, config_.replicas);
+    OwnershipChange change = ownership_change(owned_, owned);
+    // Subscribe before asking for snapshots and re-sends (zguide Clone pattern): what is
+    // published meanwhile arrives here, and the highest version wins.
     for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
-        if (!wire::owns_shard(shard, config_.name, members, config_.replicas)) {
+        std::string topic = wire::topic_for_shard(shard);
+        if (change.gained.contains(shard)) {
+            zmq_setsockopt(updates_, ZMQ_SUBSCRIBE, topic.data(), topic.size());
+            drop_lost_at_ms_[shard] = 0;
+        } else if (change.lost.contains(shard)) {
+            zmq_setsockopt(updates_, ZMQ_UNSUBSCRIBE, topic.data(), topic.size());
+            drop_lost_at_ms_[shard] = mono_ms + kLostShardLingerMs;
+        }
+    }
+    owned_ = owned;
+    if (change.gained.count() > 0) {
+        agents_.request_resend(change.gained);
+        for (auto &[name, shards] : snapshot_sources(change.gained, config_.name, previous_members_,
+                                                     live, config_.replicas)) {
+            for (std::size_t i = 0; i < membership_.peers().size(); ++i) {
+                const Membership::Peer &peer = membership_.peers()[i];
+                if (peer.state == PeerState::kUp && peer.name == name) {
+                    SnapshotFill fill;
+                    fill.peer = i;
+                    fill.request_id = next_request_id_++;
+                    fill.shards = shards;
+                    fills_.push_back(fill);
+                    break;
+                }
+            }
+        }
+    }
+    if (ownership_decided_ || !membership_.peers().empty()) {
+        std::string names;
+        for (const auto &m : live) {
+            names += (names.empty() ? "" : ", ") + m;
+        }
+        RSS_LOG(LogLevel::kInfo,
+                "membership: %zu live (%s); %zu shard(s) owned, %zu gained, %zu lost; "
+                "%zu snapshot(s) to ask of peers",
+                live.size(), names.c_str(), owned_.count(), change.gained.count(),
+                change.lost.count(), fills_.size());
+    }
+    counters_.ownership_changes++;
+    previous_members_ = std::move(live);
+    ownership_decided_ = true;
+    send_snapshot_requests(mono_ms);
+}
+
+void NodeServer::send_snapshot_requests(std::uint64_t mono_ms) {
+    for (auto &fill : fills_) {
+        if (fill.sent || mono_ms < fill.send_after_ms) {
             continue;
         }
-        std::string topic = wire::topic_for_shard(shard);
-        zmq_setsockopt(updates_, ZMQ_SUBSCRIBE, topic.data(), topic.size());
-        owned_.add(shard);
+        wire::SnapshotRequest request{fill.request_id, fill.shards};
+        if (wire::send_frames(peer_sockets_[fill.peer], nullptr, wire::encode_message(request),
+                              ZMQ_DONTWAIT)) {
+            fill.sent = true;
+            fill.last_progress_ms = mono_ms;
+            counters_.snapshots_requested++;
+        }
     }
+}
+
+void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, std::uint64_t now_ms,
+                                    std::uint64_t mono_ms) {
+    auto fill = std::find_if(fills_.begin(), fills_.end(), [&](const SnapshotFill &f) {
+        return f.request_id == snapshot.request_id;
+    });
+    if (fill == fills_.end()) {
+        return;  // given up, or its peer went down
+    }
+    fill->last_progress_ms = mono_ms;
+    // A record of a shard lost again meanwhile would never be updated here: not kept.
+    if (!owned_.contains(wire::shard_of(snapshot.record.key))) {
+        return;
+    }
+    // Like an update: the highest version wins, so a version never moves backwards.
+    ApplyOutcome outcome = store_.apply(snapshot.record, now_ms);
+    if (outcome.result == ApplyResult::kApplied) {
+        counters_.snapshot_records_applied++;
+    } else if (outcome.result == ApplyResult::kNoMemory) {
+        counters_.refused_memory++;
+    }
+}
+
+void NodeServer::on_snapshot_end(std::size_t peer, std::uint64_t request_id) {
+    for (auto it = fills_.begin(); it != fills_.end(); ++it) {
+        if (it->request_id == request_id) {
+            RSS_LOG(LogLevel::kInfo, "filled %zu shard(s) from peer %s", it->shards.count(),
+                    membership_.peers()[peer].name.c_str());
+            fills_.erase(it);
+            return;
+        }
+    }
+}
+
+void NodeServer::on_peer_error(std::size_t peer, const wire::ErrorReply &error,
+                               std::uint64_t mono_ms) {
+    for (auto it = fills_.begin(); it != fills_.end(); ++it) {
+        if (it->request_id != error.request_id) {
+            continue;
+        }
+        if (error.code == wire::ErrorCode::kBusy) {
+            it->sent = false;
+            it->send_after_ms = mono_ms + kSnapshotRetryMs;
+        } else {
+            RSS_LOG(LogLevel::kWarn,
+                    "peer %s refused a snapshot of %zu shard(s): %.*s; the agents re-send them",
+                    membership_.peers()[peer].name.c_str(), it->shards.count(),
+                    static_cast<int>(error.text.size()), error.text.data());
+            fills_.erase(it);
+        }
+        return;
+    }
+}
+
+void NodeServer::forget_fills(std::uint64_t mono_ms) {
+    for (auto it = fills_.begin(); it != fills_.end();) {
+        const Membership::Peer &peer = membership_.peers()[it->peer];
+        if (peer.state != PeerState::kUp) {
+            // Its snapshot will not come: the agents' re-sends fill those shards.
+            it = fills_.erase(it);
+        } else if (it->sent && mono_ms - it->last_progress_ms > kSnapshotStallMs) {
+            RSS_LOG(LogLevel::kWarn,
+                    "peer %s sent nothing of a snapshot of %zu shard(s) for %llu s: given up; "
+                    "the agents re-send them",
+                    peer.name.c_str(), it->shards.count(),
+                    static_cast<unsigned long long>(kSnapshotStallMs / 1000));
+            it = fills_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+bool NodeServer::serving_snapshot_of(std::uint32_t shard) const {
+    return std::any_of(snapshots_.begin(), snapshots_.end(),
+                       [&](const SnapshotJob &job) { return job.shards.contains(shard); });
+}
+
+wire::ShardSet NodeServer::short_shards() const {
+    if (membership_.live_members().size() < config_.replicas) {
+        return wire::ShardSet::all();
+    }
+    // This node's copy of a shard it is still filling is not a copy yet.
+    wire::ShardSet filling;
+    for (const auto &fill : fills_) {
+        filling.add_all(fill.shards);
+    }
+    return filling;
 }
 
 void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload) {
     std::vector<zmq_pollitem_t> items;
     items.push_back({updates_, 0, ZMQ_POLLIN, 0});
     items.push_back({queries_, 0, ZMQ_POLLIN, 0});
-    for (auto &p : peers_) {
-        items.push_back({p.socket, 0, ZMQ_POLLIN, 0});
+    for (void *socket : peer_sockets_) {
+        items.push_back({socket, 0, ZMQ_POLLIN, 0});
     }
     // Handshake events and ZAP requests are handled whenever the loop turns; they only need to
     // wake it.
@@ -240,6 +406,7 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
     if (zap_.socket() != nullptr) {
         items.push_back({zap_.socket(), 0, ZMQ_POLLIN, 0});
     }
+    last_turn_ms_ = monotonic_ms();
     while (!*stop) {
         if (*reload) {
             *reload = 0;
@@ -259,15 +426,22 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
             break;
         }
         std::uint64_t now_ms = wall_clock_ms();
+        std::uint64_t mono_ms = monotonic_ms();
+        if (mono_ms - last_turn_ms_ > kStallMs) {
+            RSS_LOG(LogLevel::kWarn, "this node did not run for %llu ms (stopped?)",
+                    static_cast<unsigned long long>(mono_ms - last_turn_ms_));
+            membership_.excuse_stall(mono_ms - last_turn_ms_);
+        }
+        last_turn_ms_ = mono_ms;
         if (items[0].revents & ZMQ_POLLIN) {
             drain_updates(now_ms);
         }
         if (items[1].revents & ZMQ_POLLIN) {
             drain_queries(now_ms);
         }
-        for (std::size_t i = 0; i < peers_.size(); ++i) {
+        for (std::size_t i = 0; i < peer_sockets_.size(); ++i) {
             if (items[2 + i].revents & ZMQ_POLLIN) {
-                drain_peer(&peers_[i], now_ms);
+                drain_peer(i, now_ms, mono_ms);
             }
         }
         bool watched = false;
@@ -281,7 +455,7 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
             report_handshakes(now_ms);
         }
         advance_snapshots(now_ms);
-        tick(now_ms);
+        tick(now_ms, mono_ms);
     }
     RSS_LOG(LogLevel::kInfo,
             "rss_node %s stopping: %llu sessions, %llu updates applied, %llu refused, "
@@ -419,7 +593,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         job.shards = request->shards;
         snapshots_.push_back(std::move(job));
     } else if (auto *status = std::get_if<wire::StatusRequest>(&message)) {
-        std::string json = status_json(now_ms);
+        std::string json = status_json();
         reply(routing_id, wire::StatusReply{status->request_id, json});
     } else if (auto *ping = std::get_if<wire::Ping>(&message)) {
         reply(routing_id, wire::Pong{ping->request_id, config_.name});
@@ -449,14 +623,20 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
     if (agent == nullptr) {
         return;
     }
-    if (!agent->resend_requested) {
-        // First contact: whatever this agent published before we met is unknown to us.
+    // During the start-up grace the node does not know yet which shards to ask for.
+    if (ownership_decided_ && (!agent->resend_requested || agent->resend_shards.count() > 0)) {
+        // First contact: whatever this agent published before we met is unknown to us. Later:
+        // shards this node has gained since.
         wire::Resend resend;
         resend.epoch = agent->epoch;
         resend.from_sequence = agent->acked + 1;
-        resend.shards = owned_;
+        resend.shards = agent->resend_shards;
+        if (!agent->resend_requested) {
+            resend.shards.add_all(owned_);
+        }
         if (reply(routing_id, resend)) {
             agent->resend_requested = true;
+            agent->resend_shards = wire::ShardSet{};
         }
     }
     while (!agent->refusals.empty()) {
@@ -524,9 +704,10 @@ void NodeServer::advance_snapshots(std::uint64_t now_ms) {
     }
 }
 
-void NodeServer::drain_peer(Peer *peer, std::uint64_t now_ms) {
+void NodeServer::drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_t mono_ms) {
     wire::ReceivedMessage message;
-    while (message.receive(peer->socket, ZMQ_DONTWAIT)) {
+    for (std::size_t i = 0;
+         i < kSnapshotRecordsPerTurn && message.receive(peer_sockets_[peer], ZMQ_DONTWAIT); ++i) {
         wire::Message reply_message;
         wire::DecodeResult result =
             message.overflow()
@@ -538,36 +719,66 @@ void NodeServer::drain_peer(Peer *peer, std::uint64_t now_ms) {
             continue;
         }
         if (auto *pong = std::get_if<wire::Pong>(&reply_message)) {
-            if (peer->last_pong_ms == 0 || now_ms - peer->last_pong_ms > kPeerDeadAfterMs) {
-                RSS_LOG(LogLevel::kInfo, "peer %s (%.*s) is up", peer->endpoint.c_str(),
-                        static_cast<int>(pong->node_name.size()), pong->node_name.data());
+            bool was_up = membership_.peers()[peer].state == PeerState::kUp;
+            if (membership_.on_pong(peer, pong->node_name, mono_ms)) {
+                membership_changed_ = true;
             }
-            peer->name.assign(pong->node_name.data(), pong->node_name.size());
-            peer->last_pong_ms = now_ms;
+            if (!was_up) {
+                RSS_LOG(LogLevel::kInfo, "peer %s (%s) is up",
+                        membership_.peers()[peer].endpoint.c_str(),
+                        membership_.peers()[peer].name.c_str());
+            }
+        } else if (auto *record = std::get_if<wire::SnapshotRecord>(&reply_message)) {
+            on_snapshot_record(*record, now_ms, mono_ms);
+        } else if (auto *end = std::get_if<wire::SnapshotEnd>(&reply_message)) {
+            on_snapshot_end(peer, end->request_id);
+        } else if (auto *error = std::get_if<wire::ErrorReply>(&reply_message)) {
+            on_peer_error(peer, *error, mono_ms);
         }
     }
 }
 
-void NodeServer::tick(std::uint64_t now_ms) {
+void NodeServer::ping_peers(std::uint64_t mono_ms) {
+    if (mono_ms < next_ping_ms_) {
+        return;
+    }
+    next_ping_ms_ = mono_ms + (ownership_decided_ ? kPingIntervalMs : kStartupPingIntervalMs);
+    for (void *socket : peer_sockets_) {
+        wire::send_frames(socket, nullptr,
+                          wire::encode_message(wire::Ping{next_request_id_++, config_.name}),
+                          ZMQ_DONTWAIT);
+    }
+}
+
+void NodeServer::tick(std::uint64_t now_ms, std::uint64_t mono_ms) {
     if (now_ms >= next_sweep_ms_) {
         next_sweep_ms_ = now_ms + kSweepIntervalMs;
         for (std::uint32_t i = 0; i < kShardsPerSweep; ++i) {
-            counters_.sessions_expired += store_.sweep_shard(sweep_shard_, now_ms);
+            std::uint32_t shard = sweep_shard_;
             sweep_shard_ = (sweep_shard_ + 1) % wire::kShardCount;
+            if (drop_lost_at_ms_[shard] != 0 && mono_ms >= drop_lost_at_ms_[shard] &&
+                !serving_snapshot_of(shard)) {
+                drop_lost_at_ms_[shard] = 0;
+                store_.drop_shard(shard);
+                continue;
+            }
+            counters_.sessions_expired += store_.sweep_shard(shard, now_ms);
         }
     }
-    if (now_ms >= next_ping_ms_) {
-        next_ping_ms_ = now_ms + kPingIntervalMs;
-        for (auto &p : peers_) {
-            if (p.last_pong_ms != 0 && now_ms - p.last_pong_ms > kPeerDeadAfterMs &&
-                now_ms - p.last_pong_ms <= kPeerDeadAfterMs + kPingIntervalMs) {
-                RSS_LOG(LogLevel::kWarn, "peer %s (%s) stopped answering", p.endpoint.c_str(),
-                        p.name.c_str());
-            }
-            wire::send_frames(p.socket, nullptr,
-                              wire::encode_message(wire::Ping{next_request_id_++, config_.name}),
-                              ZMQ_DONTWAIT);
-        }
+    ping_peers(mono_ms);
+    for (std::size_t peer : membership_.expire(mono_ms)) {
+        RSS_LOG(LogLevel::kWarn, "peer %s (%s) stopped answering",
+                membership_.peers()[peer].endpoint.c_str(), membership_.peers()[peer].name.c_str());
+        membership_changed_ = true;
+    }
+    forget_fills(mono_ms);
+    if ((membership_changed_ || !ownership_decided_) && membership_.settled(mono_ms)) {
+        membership_changed_ = false;
+        update_ownership(mono_ms);
+    }
+    send_snapshot_requests(mono_ms);
+    if (now_ms >= next_agent_check_ms_) {
+        next_agent_check_ms_ = now_ms + kPingIntervalMs;
         agents_.forget_idle(now_ms, kAgentIdleMs);
     }
 }
@@ -586,7 +797,7 @@ void NodeServer::malformed(const char *socket, const wire::DecodeResult &result,
     }
 }
 
-std::string NodeServer::status_json(std::uint64_t now_ms) const {
+std::string NodeServer::status_json() const {
     JsonWriter j;
     j.begin_object();
     j.field("name", config_.name);
@@ -600,6 +811,15 @@ std::string NodeServer::status_json(std::uint64_t now_ms) const {
     j.field("payload_bytes", store_.payload_bytes());
     j.field("max_memory", store_.max_memory());
     j.field("shards_subscribed", owned_.count());
+    j.field("shards_owned", owned_.count());
+    j.field("shards_owned_list", shard_ranges(owned_));
+    wire::ShardSet short_set = short_shards();
+    j.field("shards_short", short_set.count());
+    j.field("shards_short_list", shard_ranges(short_set));
+    j.field_bool("ownership_decided", ownership_decided_);
+    j.field("ownership_changes", counters_.ownership_changes);
+    j.field("snapshots_requested", counters_.snapshots_requested);
+    j.field("snapshot_records_applied", counters_.snapshot_records_applied);
     j.field("replicas", std::uint64_t{config_.replicas});
     j.field("updates_applied", counters_.updates_applied);
     j.field("updates_refused", counters_.updates_refused());
@@ -625,14 +845,28 @@ std::string NodeServer::status_json(std::uint64_t now_ms) const {
         handshake_failures += monitor->failures();
     }
     j.field("handshake_failures", handshake_failures);
+    std::uint64_t mono_ms = monotonic_ms();
     j.begin_array("peers");
-    for (const auto &p : peers_) {
+    for (const auto &p : membership_.peers()) {
         j.begin_object();
         j.field("endpoint", p.endpoint);
         j.field("name", p.name);
-        bool up = p.last_pong_ms != 0 && now_ms - p.last_pong_ms <= kPeerDeadAfterMs;
-        j.field("state", p.last_pong_ms == 0 ? "unknown" : (up ? "up" : "down"));
-        j.field("last_seen_ms_ago", p.last_pong_ms == 0 ? 0 : now_ms - p.last_pong_ms);
+        j.field("state", peer_state_name(p.state));
+        j.field("last_seen_ms_ago", p.last_pong_ms == 0 ? 0 : mono_ms - p.last_pong_ms);
+        j.end_object();
+    }
+    j.end_array();
+    j.begin_array("members");
+    j.begin_object();
+    j.field("name", config_.name);
+    j.field("endpoint", queries_endpoint_);
+    j.field("state", "up");
+    j.end_object();
+    for (const auto &p : membership_.peers()) {
+        j.begin_object();
+        j.field("name", p.name);
+        j.field("endpoint", p.endpoint);
+        j.field("state", peer_state_name(p.state));
         j.end_object();
     }
     j.end_array();

@@ -2,9 +2,12 @@
 // (subscribed to the topics of the shards this node owns), a ROUTER bound on the queries endpoint
 // (fetches, heartbeats, snapshots, status, peer pings) and a DEALER to each peer. Each turn of the
 // loop drains what arrived, answers it, streams a slice of any snapshot in progress, sweeps a few
-// shards for expired sessions and pings the peers.
+// shards for expired sessions and pings the peers. The live peers decide which shards the node
+// owns and subscribes to; a shard it gains is filled from a peer that held it and re-sent by the
+// agents.
 #pragma once
 
+#include <array>
 #include <csignal>
 #include <cstdint>
 #include <deque>
@@ -14,6 +17,7 @@
 
 #include "rss_node/agent_tracker.h"
 #include "rss_node/log.h"
+#include "rss_node/membership.h"
 #include "rss_node/node_config.h"
 #include "rss_node/node_counters.h"
 #include "rss_node/session_store.h"
@@ -36,14 +40,17 @@ class NodeServer {
     // set (SIGHUP) the CURVE client list is read again, and `*reload` is cleared.
     void run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload);
 
-    std::string status_json(std::uint64_t now_ms) const;
+    std::string status_json() const;
 
   private:
-    struct Peer {
-        std::string endpoint;
-        void *socket = nullptr;
-        std::string name;  // learnt from its pongs
-        std::uint64_t last_pong_ms = 0;
+    // A snapshot this node asked a peer for, to fill shards it has gained.
+    struct SnapshotFill {
+        std::size_t peer = 0;
+        std::uint64_t request_id = 0;
+        wire::ShardSet shards;
+        bool sent = false;
+        std::uint64_t send_after_ms = 0;     // monotonic; a busy peer is asked again later
+        std::uint64_t last_progress_ms = 0;  // monotonic: sent, or its last record
     };
     struct SnapshotJob {
         std::string routing_id;
@@ -59,25 +66,41 @@ class NodeServer {
     bool watch_handshakes(void *socket, bool curve_server, std::string *error);
     void report_handshakes(std::uint64_t now_ms);
     void reload_clients();
-    void subscribe_owned_shards();
+    void update_ownership(std::uint64_t mono_ms);
+    void send_snapshot_requests(std::uint64_t mono_ms);
+    void on_snapshot_record(const wire::SnapshotRecord &record, std::uint64_t now_ms,
+                            std::uint64_t mono_ms);
+    void forget_fills(std::uint64_t mono_ms);
+    void on_snapshot_end(std::size_t peer, std::uint64_t request_id);
+    void on_peer_error(std::size_t peer, const wire::ErrorReply &error, std::uint64_t mono_ms);
+    bool serving_snapshot_of(std::uint32_t shard) const;
+    void ping_peers(std::uint64_t mono_ms);
+    wire::ShardSet short_shards() const;
     void drain_updates(std::uint64_t now_ms);
     void drain_queries(std::uint64_t now_ms);
-    void drain_peer(Peer *peer, std::uint64_t now_ms);
+    void drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_t mono_ms);
     void handle_published(const std::string_view *frames, std::size_t count, std::uint64_t now_ms);
     void handle_query(const std::string_view *frames, std::size_t count, std::uint64_t now_ms);
     void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat,
                           std::uint64_t now_ms);
     bool reply(const std::string &routing_id, const wire::Message &message);
     void advance_snapshots(std::uint64_t now_ms);
-    void tick(std::uint64_t now_ms);
+    void tick(std::uint64_t now_ms, std::uint64_t mono_ms);
     void malformed(const char *socket, const wire::DecodeResult &result, std::uint64_t now_ms);
 
     NodeConfig config_;
     SessionStore store_;
     AgentTracker agents_;
     NodeCounters counters_;
+    Membership membership_;
+    std::vector<void *> peer_sockets_;  // a DEALER to each peer, in membership_.peers() order
+    bool ownership_decided_ = false;    // false during the start-up grace
+    bool membership_changed_ = false;   // ownership is to be computed again
+    std::vector<std::string> previous_members_;  // the live members ownership was last computed on
     wire::ShardSet owned_;
-    std::vector<Peer> peers_;
+    // When each shard this node has lost is to be dropped (monotonic ms; 0: not lost).
+    std::array<std::uint64_t, wire::kShardCount> drop_lost_at_ms_{};
+    std::vector<SnapshotFill> fills_;
     std::deque<SnapshotJob> snapshots_;
     NodeKeys keys_;
     ZapHandler zap_;
@@ -90,7 +113,9 @@ class NodeServer {
     std::uint64_t started_ms_ = 0;
     std::uint64_t next_sweep_ms_ = 0;
     std::uint32_t sweep_shard_ = 0;
-    std::uint64_t next_ping_ms_ = 0;
+    std::uint64_t next_ping_ms_ = 0;  // monotonic
+    std::uint64_t last_turn_ms_ = 0;  // monotonic
+    std::uint64_t next_agent_check_ms_ = 0;
     std::uint64_t next_request_id_ = 1;
     bool snapshot_blocked_ = false;
     RateLimitedLog malformed_log_{1000};

@@ -1,0 +1,289 @@
+"""A bank of rss_nodes as real processes on 127.0.0.1: membership from pings, shard ownership by
+rendezvous hashing over the live members, subscriptions following ownership, hung and dead nodes
+noticed and counted back, gained shards filled from peers' snapshots and the agents' re-sends,
+and a node added to a running bank taking only the shards it now owns."""
+
+import contextlib
+import os
+import signal
+import time
+
+import rss_node_fixture as rf
+from rhythm_httpd import wait_for
+from rss_node_fixture import RssNode, new_key
+
+# A peer silent for 3 s is down: a hung node is noticed 2 to 3 s after it stops (its last pong
+# came up to a ping interval before); the margin is for the node's 100 ms tick and the status
+# requests that watch it.
+NOTICE_S = 3.0
+NOTICE_MARGIN_S = 0.5
+
+
+def parse_ranges(text):
+    shards = set()
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        shards.update(range(int(first), int(last or first) + 1))
+    return shards
+
+
+def owned(node):
+    status = node.status()
+    shards = parse_ranges(status["shards_owned_list"])
+    assert len(shards) == status["shards_owned"]
+    return shards
+
+
+def member_states(status):
+    return {m["name"]: m["state"] for m in status["members"] if m["name"]}
+
+
+@contextlib.contextmanager
+def bank(names, replicas, extra_peers=()):
+    """Nodes that all know each other (and `extra_peers`, endpoints of nodes not started)."""
+    nodes = [RssNode(name=n, extra=["--replicas", str(replicas)]) for n in names]
+    try:
+        for n in nodes:
+            n.peers = [o.queries for o in nodes if o is not n] + list(extra_peers)
+        for n in nodes:
+            n.start()
+        yield nodes
+    finally:
+        for n in nodes:
+            n.cleanup()
+
+
+def wait_members(nodes, up, timeout=10):
+    """Until each node of `nodes` sees exactly the names in `up` up (itself included) and has
+    decided what it owns."""
+    def seen(node):
+        status = node.status()
+        states = member_states(status)
+        return status["ownership_decided"] and {n for n, s in states.items() if s == "up"} == up
+    for node in nodes:
+        wait_for(lambda: seen(node), timeout, f"{node.name} to see {sorted(up)} up")
+
+
+def copies_per_shard(nodes):
+    counts = [0] * rf.SHARD_COUNT
+    for node in nodes:
+        for s in owned(node):
+            counts[s] += 1
+    return counts
+
+
+def publisher_to(nodes):
+    """An agent's PUB, connected to every node's updates endpoint."""
+    pub = nodes[0].publisher()
+    for n in nodes[1:]:
+        pub.socket.connect(n.updates)
+    return pub
+
+
+def holders(nodes, key):
+    return {n.name for n in nodes if n.fetch(key)["status"] == rf.FOUND}
+
+
+def test_replicas_1_gives_disjoint_owners_covering_every_shard():
+    with bank(["node-a", "node-b", "node-c"], replicas=1) as nodes:
+        wait_members(nodes, {"node-a", "node-b", "node-c"})
+        sets = {n.name: owned(n) for n in nodes}
+        assert sum(len(s) for s in sets.values()) == rf.SHARD_COUNT
+        assert set().union(*sets.values()) == set(range(rf.SHARD_COUNT))
+        assert all(len(s) > 200 for s in sets.values())  # spread, not lopsided
+        for n in nodes:
+            status = n.status()
+            assert status["shards_short"] == 0
+            assert status["shards_subscribed"] == len(sets[n.name])
+            assert {m["state"] for m in status["members"]} == {"up"}
+            assert {m["endpoint"] for m in status["members"]} == {o.queries for o in nodes}
+        pub = publisher_to(nodes)
+        pub.wait_subscribed()  # the three nodes' subscriptions together cover every shard
+        keys = [new_key() for _ in range(150)]
+        for k in keys:
+            pub.publish(k, 1, b"one copy")
+        wait_for(lambda: sum(n.status()["sessions"] for n in nodes) == len(keys), 10,
+                 "every session stored once")
+        for k in keys:
+            owner = {name for name, s in sets.items() if rf.shard_of(k) in s}
+            assert holders(nodes, k) == owner
+        pub.close()
+
+
+def test_replicas_2_puts_every_shard_on_two_nodes():
+    with bank(["node-a", "node-b", "node-c"], replicas=2) as nodes:
+        wait_members(nodes, {"node-a", "node-b", "node-c"})
+        assert copies_per_shard(nodes) == [2] * rf.SHARD_COUNT
+        pub = publisher_to(nodes)
+        pub.wait_subscribed()
+        keys = [new_key() for _ in range(100)]
+        for k in keys:
+            pub.publish(k, 1, b"two copies")
+        wait_for(lambda: sum(n.status()["sessions"] for n in nodes) == 2 * len(keys), 10,
+                 "every session stored twice")
+        for k in keys:
+            assert len(holders(nodes, k)) == 2
+        pub.close()
+
+
+def test_a_hung_node_is_noticed_and_counted_back():
+    with bank(["node-a", "node-b", "node-c"], replicas=2) as nodes:
+        a, b, c = nodes
+        everyone = {"node-a", "node-b", "node-c"}
+        wait_members(nodes, everyone)
+        before = {n.name: owned(n) for n in (a, b)}
+        c_changes = c.status()["ownership_changes"]
+        os.kill(c.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            wait_members([a, b], {"node-a", "node-b"}, timeout=NOTICE_S + NOTICE_MARGIN_S)
+            noticed = time.monotonic() - stopped
+            assert noticed <= NOTICE_S + NOTICE_MARGIN_S
+            # Two live nodes, two replicas: each owns every shard, and none is short.
+            for n in (a, b):
+                wait_for(lambda: len(owned(n)) == rf.SHARD_COUNT, 2, f"{n.name} to own all")
+                assert member_states(n.status())["node-c"] == "down"
+                assert n.status()["shards_short"] == 0
+        finally:
+            os.kill(c.pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        wait_members(nodes, everyone, timeout=NOTICE_S)
+        assert time.monotonic() - resumed <= NOTICE_S
+        for n in (a, b):
+            wait_for(lambda: owned(n) == before[n.name], 2, f"{n.name}'s shards to move back")
+        assert copies_per_shard(nodes) == [2] * rf.SHARD_COUNT
+        # node-c's own view never changed: its silence while stopped was its own.
+        assert c.status()["ownership_changes"] == c_changes
+
+
+class Agent:
+    """A web server's agent, in Python: publishes sessions to every node, heartbeats each node,
+    and answers a Resend by publishing again every session of the shards it names."""
+
+    def __init__(self, nodes):
+        self.pub = publisher_to(nodes)
+        self.agent_id = self.pub.agent_id
+        self.requesters = {n.name: rf.Requester(n.context, n.queries) for n in nodes}
+        self.sessions = {}  # key -> (version, data)
+        self.resent_shards = {}  # node name -> shards asked for
+        self.next_id = 1
+
+    def publish(self, key, version, data):
+        self.sessions[key] = (version, data)
+        self.pub.publish(key, version, data)
+
+    def heartbeat(self, names):
+        """One heartbeat to each named node; answers what comes back."""
+        for name in names:
+            req = self.requesters[name]
+            req.send_raw(rf.heartbeat_frames(self.next_id, self.agent_id, self.pub.epoch,
+                                             self.pub.sequence + 1))
+            self.next_id += 1
+        for name in names:
+            req = self.requesters[name]
+            while req.socket.poll(200):
+                reply = rf.decode_reply(req.socket.recv_multipart())
+                if reply["type"] == rf.RESEND:
+                    self.resent_shards.setdefault(name, set()).update(reply["shards"])
+                    for key, (version, data) in self.sessions.items():
+                        if rf.shard_of(key) in reply["shards"]:
+                            self.pub.publish(key, version, data)
+
+    def close(self):
+        self.pub.close()
+        for r in self.requesters.values():
+            r.close()
+
+
+def test_survivors_take_over_a_killed_nodes_shards_and_end_with_two_copies():
+    with bank(["node-a", "node-b", "node-c"], replicas=2) as nodes:
+        a, b, c = nodes
+        wait_members(nodes, {"node-a", "node-b", "node-c"})
+        before = {n.name: owned(n) for n in (a, b)}
+        agent = Agent(nodes)
+        try:
+            agent.pub.wait_subscribed()
+            agent.heartbeat(["node-a", "node-b", "node-c"])
+            for _ in range(300):
+                agent.publish(new_key(), 3, os.urandom(64))
+            wait_for(lambda: sum(n.status()["sessions"] for n in nodes) == 600, 10,
+                     "every session on two nodes")
+            c.kill()
+            wait_members([a, b], {"node-a", "node-b"}, timeout=NOTICE_S + NOTICE_MARGIN_S)
+
+            def two_live_copies():
+                agent.heartbeat(["node-a", "node-b"])
+                return all(n.status()["sessions"] == 300 for n in (a, b))
+            wait_for(two_live_copies, 15, "every session back on two live nodes")
+            for key, (version, data) in agent.sessions.items():
+                for n in (a, b):
+                    reply = n.fetch(key)
+                    assert reply["status"] == rf.FOUND and reply["version"] == version
+                    assert reply["data"] == data
+            # Each survivor asked the agent for the shards it took from node-c.
+            for n in (a, b):
+                gained = owned(n) - before[n.name]
+                assert gained and gained <= agent.resent_shards[n.name]
+            # And filled them from the other survivor, which held each of them too.
+            assert a.status()["snapshot_records_applied"] + \
+                b.status()["snapshot_records_applied"] > 0
+        finally:
+            agent.close()
+
+
+def test_a_fourth_node_takes_only_the_shards_it_now_owns():
+    d = RssNode(name="node-d", extra=["--replicas", "2"])
+    try:
+        with bank(["node-a", "node-b", "node-c"], replicas=2, extra_peers=[d.queries]) as nodes:
+            three = {"node-a", "node-b", "node-c"}
+            wait_members(nodes, three)
+            for n in nodes:
+                assert member_states(n.status()).get("node-d") is None  # never answered
+                assert any(m["endpoint"] == d.queries and m["state"] == "unknown"
+                           for m in n.status()["members"])
+            before = {n.name: owned(n) for n in nodes}
+            pub = publisher_to(nodes)
+            pub.wait_subscribed()
+            keys = [new_key() for _ in range(200)]
+            for k in keys:
+                pub.publish(k, 5, b"before the fourth")
+            wait_for(lambda: sum(n.status()["sessions"] for n in nodes) == 2 * len(keys), 10,
+                     "every session on two nodes")
+
+            d.peers = [n.queries for n in nodes]
+            d.start()
+            wait_members(nodes + [d], three | {"node-d"})
+            after = {n.name: owned(n) for n in nodes + [d]}
+            moved = set()
+            for n in nodes:
+                assert after[n.name] <= before[n.name]  # the old nodes only give shards away
+                moved |= before[n.name] - after[n.name]
+            assert moved == after["node-d"]  # every shard that moved, moved to node-d
+            assert copies_per_shard(nodes + [d]) == [2] * rf.SHARD_COUNT
+            # node-d is filled from the nodes that held its shards...
+            mine = [k for k in keys if rf.shard_of(k) in after["node-d"]]
+            assert mine
+            wait_for(lambda: d.status()["sessions"] == len(mine), 10, "node-d filled")
+            assert d.status()["shards_short"] == 0
+            for k in mine:
+                reply = d.fetch(k)
+                assert reply["status"] == rf.FOUND and reply["version"] == 5
+            # ... which drop what they gave away once it has had time to copy it.
+            wait_for(lambda: sum(n.status()["sessions"] for n in nodes + [d]) == 2 * len(keys),
+                     20, "the shards given away dropped")
+            # From now on each new session goes to its two owners, and to no one else.
+            mark = pub.mark()
+            pub.socket.connect(d.updates)
+            wait_for(lambda: pub.mark() >= mark + len(after["node-d"]), 10,
+                     "node-d's subscriptions")
+            later = [new_key() for _ in range(100)]
+            for k in later:
+                pub.publish(k, 1, b"after the fourth")
+            wait_for(lambda: sum(n.status()["sessions"] for n in nodes + [d]) ==
+                     2 * (len(keys) + len(later)), 10, "the new sessions stored twice")
+            for k in later:
+                assert holders(nodes + [d], k) == {
+                    name for name, s in after.items() if rf.shard_of(k) in s}
+            pub.close()
+    finally:
+        d.cleanup()
