@@ -1,10 +1,10 @@
-// Per-agent sequence tracking and refusal queues.
+// Per-agent, per-shard sequence tracking and refusal queues.
 #include "rss_node/agent_tracker.h"
 
 namespace rhythm::node {
 
 AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint64_t epoch,
-                                             std::uint64_t first_sequence, std::uint64_t now_ms) {
+                                             bool epoch_start, std::uint64_t now_ms) {
     auto it = agents_.find(id);
     if (it == agents_.end()) {
         if (agents_.size() >= kMaxAgents) {
@@ -12,53 +12,112 @@ AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint6
         }
         Agent fresh;
         fresh.epoch = epoch;
-        fresh.acked = first_sequence - 1;
+        // Met in the middle of its epoch: every shard waits for its head.
+        fresh.needs_head = epoch_start ? wire::ShardSet{} : wire::ShardSet::all();
         it = agents_.emplace(id, std::move(fresh)).first;
     } else if (epoch > it->second.epoch) {
-        // The agent restarted: a new stream, counted from where we join it.
+        // The agent restarted: a new stream, which every shard counts from 0.
         it->second.epoch = epoch;
-        it->second.acked = first_sequence - 1;
-        it->second.ahead.clear();
+        it->second.shards.clear();
+        it->second.ahead_total = 0;
+        it->second.moved = wire::ShardSet{};
+        it->second.needs_head = wire::ShardSet{};
     }
     it->second.last_seen_ms = now_ms;
     return &it->second;
 }
 
-void AgentTracker::advance(Agent *a, std::uint64_t sequence) {
-    if (sequence <= a->acked) {
+void AgentTracker::advance(Agent *a, std::uint32_t shard, std::uint64_t shard_sequence) {
+    ShardProgress &p = a->shards[static_cast<std::uint16_t>(shard)];
+    if (!p.counted && !a->needs_head.contains(shard)) {
+        p.counted = true;  // seen from the start of the epoch
+    }
+    if (p.counted && shard_sequence <= p.acked) {
         return;
     }
-    if (sequence == a->acked + 1) {
-        a->acked = sequence;
-        while (!a->ahead.empty() && *a->ahead.begin() == a->acked + 1) {
-            a->acked++;
-            a->ahead.erase(a->ahead.begin());
-        }
-        return;
+    if (a->ahead_total < kMaxAhead && p.ahead.insert(shard_sequence).second) {
+        a->ahead_total++;
     }
-    if (a->ahead.size() < kMaxAhead) {
-        a->ahead.insert(sequence);
+    if (p.counted) {
+        settle(a, shard, &p);
     }
 }
 
-void AgentTracker::on_published(const wire::SenderStamp &sender, std::uint64_t now_ms) {
-    Agent *a = agent_for(sender.agent_id, sender.epoch, sender.sequence, now_ms);
+// Moves `acked` over what is held aside and now follows it, and forgets what it passed.
+void AgentTracker::settle(Agent *a, std::uint32_t shard, ShardProgress *p) {
+    std::uint64_t before = p->acked;
+    while (!p->ahead.empty() && *p->ahead.begin() <= p->acked + 1) {
+        p->acked = std::max(p->acked, *p->ahead.begin());
+        p->ahead.erase(p->ahead.begin());
+        a->ahead_total--;
+    }
+    if (p->acked != before) {
+        a->moved.add(shard);
+    }
+}
+
+void AgentTracker::on_published(const wire::SenderStamp &sender, std::uint32_t shard,
+                                std::uint64_t now_ms) {
+    Agent *a = agent_for(sender.agent_id, sender.epoch, sender.sequence == 1, now_ms);
     if (a != nullptr && sender.epoch == a->epoch) {
-        advance(a, sender.sequence);
+        advance(a, shard, sender.shard_sequence);
+    }
+}
+
+std::vector<wire::ShardSequence> AgentTracker::take_acks(Agent *a, const wire::ShardSet &owned,
+                                                         std::uint64_t now_ms) {
+    bool full = now_ms >= a->full_ack_due_ms;
+    if (full) {
+        a->full_ack_due_ms = now_ms + kFullAckIntervalMs;
+    }
+    std::vector<wire::ShardSequence> acks;
+    for (const auto &[shard, progress] : a->shards) {
+        if (owned.contains(shard) && progress.counted && (full || a->moved.contains(shard))) {
+            acks.push_back(wire::ShardSequence{shard, progress.acked});
+        }
+    }
+    a->moved = wire::ShardSet{};
+    return acks;
+}
+
+void AgentTracker::forget_shards(const wire::ShardSet &shards) {
+    for (auto &entry : agents_) {
+        Agent &a = entry.second;
+        for (auto it = a.shards.begin(); it != a.shards.end();) {
+            if (shards.contains(it->first)) {
+                a.ahead_total -= it->second.ahead.size();
+                it = a.shards.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        a.needs_head.add_all(shards);
     }
 }
 
 AgentTracker::Agent *AgentTracker::on_heartbeat(const wire::Heartbeat &hb,
                                                 const std::string &routing_id,
                                                 std::uint64_t now_ms) {
-    // Before any update arrives, the stream starts at the agent's next sequence.
-    std::uint64_t first = hb.next_sequence == 0 ? 1 : hb.next_sequence;
-    Agent *a = agent_for(hb.agent_id, hb.epoch, first, now_ms);
+    // Before its first message the stream of an epoch is seen from its start.
+    Agent *a = agent_for(hb.agent_id, hb.epoch, hb.next_sequence <= 1, now_ms);
     if (a == nullptr) {
         return nullptr;
     }
     a->routing_id = routing_id;
     a->server_name.assign(hb.server_name.data(), hb.server_name.size());
+    if (hb.epoch == a->epoch) {
+        for (const wire::ShardSequence &head : hb.heads) {
+            if (!a->needs_head.contains(head.shard)) {
+                continue;  // a repeat of a head already taken
+            }
+            a->needs_head.remove(head.shard);
+            ShardProgress &p = a->shards[head.shard];
+            p.counted = true;
+            p.acked = std::max(p.acked, head.shard_sequence);
+            settle(a, head.shard, &p);
+            a->moved.add(head.shard);
+        }
+    }
     return a;
 }
 

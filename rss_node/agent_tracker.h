@@ -1,12 +1,15 @@
-// What the node knows of each backup agent that publishes to it: the epoch and the highest
-// contiguous sequence received (what heartbeat acks report, so the agent re-sends the rest), the
-// routing identity of its heartbeats (to reach it over the ROUTER), and the "newer version
-// elsewhere" refusals waiting to be told to it.
+// What the node knows of each backup agent that publishes to it: the epoch and, for each shard
+// the node receives, the highest contiguous shard sequence (what heartbeat acks report, shard by
+// shard, so the agent re-sends the rest), the routing identity of its heartbeats (to reach it over
+// the ROUTER), and the "newer version elsewhere" refusals waiting to be told to it. A node only
+// sees the shards it owns, so the agent's stream-wide sequence has gaps here by design; each
+// shard's own sequence has none.
 //
-// A node that meets an agent for the first time cannot know what it missed before: it takes the
-// first sequence it sees as the start of the stream and asks the agent, once, to re-send every
-// shard the node owns (see Resend in docs/protocol.md). It asks the same for each shard it gains
-// later, when the bank's membership changes.
+// A node that meets an agent in the middle of its epoch, or gains a shard, cannot know what it
+// missed before: it asks the agent to publish every session of the shards concerned again (see
+// Resend in docs/protocol.md), and the agent answers, in its next heartbeat, with each shard's
+// head: the last shard sequence it used before. The shard's stream counts from there; what
+// arrives before the head is kept aside. A stream seen from the start of its epoch counts from 0.
 #pragma once
 
 #include <cstddef>
@@ -22,12 +25,20 @@ namespace rhythm::node {
 
 class AgentTracker {
   public:
+    struct ShardProgress {
+        bool counted = false;           // its start is known (0, or a head the agent sent)
+        std::uint64_t acked = 0;        // highest contiguous shard sequence received in the epoch
+        std::set<std::uint64_t> ahead;  // received past a gap (or before the start is known)
+    };
     struct Agent {
         std::uint64_t epoch = 0;
-        std::uint64_t acked = 0;        // highest contiguous sequence received in `epoch`
-        std::set<std::uint64_t> ahead;  // received past a gap, waiting for the gap to fill
-        std::string routing_id;         // of its last heartbeat; empty before one
-        std::string server_name;        // from its heartbeats
+        std::map<std::uint16_t, ShardProgress> shards;  // those it has published to us
+        std::size_t ahead_total = 0;                    // entries in every shard's `ahead`
+        wire::ShardSet moved;               // shards whose `acked` moved since the last ack
+        wire::ShardSet needs_head;          // shards whose stream starts at a head still to come
+        std::uint64_t full_ack_due_ms = 0;  // when to report every shard again
+        std::string routing_id;             // of its last heartbeat; empty before one
+        std::string server_name;            // from its heartbeats
         std::uint64_t last_seen_ms = 0;
         bool resend_requested = false;  // the first-contact re-send was asked for
         wire::ShardSet resend_shards;   // to ask it to publish again, in its next heartbeat reply
@@ -40,7 +51,19 @@ class AgentTracker {
     static constexpr std::size_t kMaxQueuedRefusals = 65536;
     static constexpr std::size_t kMaxAgents = 65536;
 
-    void on_published(const wire::SenderStamp &sender, std::uint64_t now_ms);
+    void on_published(const wire::SenderStamp &sender, std::uint32_t shard, std::uint64_t now_ms);
+
+    // The shard acknowledgements for `agent`'s next heartbeat ack: the shards of `owned` whose
+    // progress moved since the last one, or all of them every kFullAckIntervalMs (an ack lost on
+    // the way must not hold the agent up for good).
+    std::vector<wire::ShardSequence> take_acks(Agent *agent, const wire::ShardSet &owned,
+                                               std::uint64_t now_ms);
+
+    // Forgets every agent's progress in `shards` (gained or lost by this node): the next message
+    // of such a shard starts its stream again.
+    void forget_shards(const wire::ShardSet &shards);
+
+    static constexpr std::uint64_t kFullAckIntervalMs = 1000;
 
     // Records a heartbeat; returns the agent, or null when the table of agents is full.
     Agent *on_heartbeat(const wire::Heartbeat &heartbeat, const std::string &routing_id,
@@ -62,9 +85,10 @@ class AgentTracker {
     const Agent *find(const wire::AgentId &agent) const;
 
   private:
-    Agent *agent_for(const wire::AgentId &id, std::uint64_t epoch, std::uint64_t first_sequence,
+    Agent *agent_for(const wire::AgentId &id, std::uint64_t epoch, bool epoch_start,
                      std::uint64_t now_ms);
-    static void advance(Agent *agent, std::uint64_t sequence);
+    static void advance(Agent *agent, std::uint32_t shard, std::uint64_t shard_sequence);
+    static void settle(Agent *agent, std::uint32_t shard, ShardProgress *progress);
 
     std::map<wire::AgentId, Agent> agents_;
 };

@@ -252,6 +252,9 @@ void NodeServer::update_ownership(std::uint64_t mono_ms) {
         }
     }
     owned_ = owned;
+    // A shard's stream starts again at the next message: what came before a gain is re-sent.
+    agents_.forget_shards(change.gained);
+    agents_.forget_shards(change.lost);
     if (change.gained.count() > 0) {
         agents_.request_resend(change.gained);
         for (auto &[name, shards] : snapshot_sources(change.gained, config_.name, previous_members_,
@@ -528,7 +531,7 @@ void NodeServer::handle_published(const std::string_view *frames, std::size_t co
             break;
         }
     }
-    agents_.on_published(published.sender, now_ms);
+    agents_.on_published(published.sender, wire::shard_of(published.record.key), now_ms);
 }
 
 void NodeServer::drain_queries(std::uint64_t now_ms) {
@@ -616,9 +619,16 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
     wire::HeartbeatAck ack;
     ack.request_id = hb.request_id;
     ack.epoch = hb.epoch;
-    ack.acked_sequence = agent != nullptr && agent->epoch == hb.epoch ? agent->acked : 0;
     ack.node_name = config_.name;
     ack.updates_endpoint = updates_endpoint_;
+    // Until the node knows what it owns, it owns nothing: the agent then counts nothing as held
+    // here.
+    if (ownership_decided_) {
+        ack.owned = owned_;
+    }
+    if (agent != nullptr && agent->epoch == hb.epoch) {
+        ack.shard_acks = agents_.take_acks(agent, ack.owned, now_ms);
+    }
     reply(routing_id, ack);
     if (agent == nullptr) {
         return;
@@ -629,7 +639,7 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
         // shards this node has gained since.
         wire::Resend resend;
         resend.epoch = agent->epoch;
-        resend.from_sequence = agent->acked + 1;
+        resend.from_sequence = 0;  // the agent re-sends what stays unacknowledged by itself
         resend.shards = agent->resend_shards;
         if (!agent->resend_requested) {
             resend.shards.add_all(owned_);

@@ -155,6 +155,40 @@ DecodeResult body_fetch_reply(ByteReader *in, Message *out) {
     return decode_ok();
 }
 
+// A u16 count, then (u16 shard, u64 shard sequence) pairs; the count is checked against the bytes
+// received before anything is allocated for it.
+DecodeResult read_shard_sequences(ByteReader *in, std::vector<ShardSequence> *out,
+                                  const char *truncated, const char *too_many,
+                                  const char *out_of_range) {
+    std::uint16_t count;
+    if (!in->u16(&count)) {
+        return decode_fail(DecodeError::kTruncated, truncated);
+    }
+    if (count > kShardCount) {
+        return decode_fail(DecodeError::kTooLarge, too_many);
+    }
+    if (in->remaining() < count * std::size_t{10}) {
+        return decode_fail(DecodeError::kTruncated, truncated);
+    }
+    out->resize(count);
+    for (ShardSequence &s : *out) {
+        in->u16(&s.shard);
+        in->u64(&s.shard_sequence);
+        if (s.shard >= kShardCount) {
+            return decode_fail(DecodeError::kBadValue, out_of_range);
+        }
+    }
+    return decode_ok();
+}
+
+void put_shard_sequences(std::string *body, const std::vector<ShardSequence> &list) {
+    put_u16(body, static_cast<std::uint16_t>(list.size()));
+    for (const ShardSequence &s : list) {
+        put_u16(body, s.shard);
+        put_u64(body, s.shard_sequence);
+    }
+}
+
 DecodeResult body_heartbeat(ByteReader *in, Message *out) {
     Heartbeat m;
     RHYTHM_TRY(read_request_id(in, &m.request_id));
@@ -164,7 +198,10 @@ DecodeResult body_heartbeat(ByteReader *in, Message *out) {
     }
     RHYTHM_TRY(read_short_name(in, &m.server_name, "heartbeat: server name truncated",
                                "heartbeat: server name empty or unprintable"));
-    RHYTHM_TRY(expect_end(*in, "heartbeat: bytes after the server name"));
+    RHYTHM_TRY(read_shard_sequences(in, &m.heads, "heartbeat: shard heads truncated",
+                                    "heartbeat: more shard heads than shards",
+                                    "heartbeat: shard out of range"));
+    RHYTHM_TRY(expect_end(*in, "heartbeat: bytes after the shard heads"));
     *out = m;
     return decode_ok();
 }
@@ -172,7 +209,7 @@ DecodeResult body_heartbeat(ByteReader *in, Message *out) {
 DecodeResult body_heartbeat_ack(ByteReader *in, Message *out) {
     HeartbeatAck m;
     RHYTHM_TRY(read_request_id(in, &m.request_id));
-    if (!in->u64(&m.epoch) || !in->u64(&m.acked_sequence)) {
+    if (!in->u64(&m.epoch)) {
         return decode_fail(DecodeError::kTruncated, "heartbeat ack: fixed fields truncated");
     }
     RHYTHM_TRY(read_short_name(in, &m.node_name, "heartbeat ack: node name truncated",
@@ -187,7 +224,11 @@ DecodeResult body_heartbeat_ack(ByteReader *in, Message *out) {
     if (len == 0 || !printable_name(m.updates_endpoint)) {
         return decode_fail(DecodeError::kBadValue, "heartbeat ack: endpoint empty or unprintable");
     }
-    RHYTHM_TRY(expect_end(*in, "heartbeat ack: bytes after the endpoint"));
+    RHYTHM_TRY(read_shard_set(in, &m.owned));
+    RHYTHM_TRY(read_shard_sequences(in, &m.shard_acks, "heartbeat ack: shard acks truncated",
+                                    "heartbeat ack: more shards than exist",
+                                    "heartbeat ack: shard out of range"));
+    RHYTHM_TRY(expect_end(*in, "heartbeat ack: bytes after the shard acks"));
     *out = m;
     return decode_ok();
 }
@@ -333,15 +374,17 @@ struct BodyWriter {
         put_u64(&body, m.epoch);
         put_u64(&body, m.next_sequence);
         put_short_text(&body, m.server_name);
+        put_shard_sequences(&body, m.heads);
         return std::move(body);
     }
     std::string operator()(const HeartbeatAck &m) {
         put_u64(&body, m.request_id);
         put_u64(&body, m.epoch);
-        put_u64(&body, m.acked_sequence);
         put_short_text(&body, m.node_name);
         put_u16(&body, static_cast<std::uint16_t>(m.updates_endpoint.size()));
         put_bytes(&body, m.updates_endpoint.data(), m.updates_endpoint.size());
+        put_bytes(&body, m.owned.bits.data(), m.owned.bits.size());
+        put_shard_sequences(&body, m.shard_acks);
         return std::move(body);
     }
     std::string operator()(const Resend &m) {
@@ -450,10 +493,11 @@ Frames encode_published(const Published &m) {
     frames.push_back(topic_for_shard(shard_of(m.record.key)));
     frames.push_back(header(m.record.tombstone ? MessageType::kTombstone : MessageType::kUpdate));
     std::string body;
-    body.reserve(kAgentIdBytes + 16 + 38 + m.record.origin.size() + m.record.data.size());
+    body.reserve(kAgentIdBytes + 24 + 38 + m.record.origin.size() + m.record.data.size());
     put_bytes(&body, m.sender.agent_id.data(), m.sender.agent_id.size());
     put_u64(&body, m.sender.epoch);
     put_u64(&body, m.sender.sequence);
+    put_u64(&body, m.sender.shard_sequence);
     put_record(&body, m.record);
     frames.push_back(std::move(body));
     return frames;
@@ -505,10 +549,10 @@ DecodeResult decode_published(FrameSpan frames, Published *out) {
     Published m;
     ByteReader in(frames[2]);
     if (!in.copy(kAgentIdBytes, m.sender.agent_id.data()) || !in.u64(&m.sender.epoch) ||
-        !in.u64(&m.sender.sequence)) {
+        !in.u64(&m.sender.sequence) || !in.u64(&m.sender.shard_sequence)) {
         return decode_fail(DecodeError::kTruncated, "published message: sender truncated");
     }
-    if (m.sender.sequence == 0) {
+    if (m.sender.sequence == 0 || m.sender.shard_sequence == 0) {
         return decode_fail(DecodeError::kBadValue, "published message: sequence 0");
     }
     RHYTHM_TRY(read_record(&in, &m.record));

@@ -32,6 +32,9 @@ struct ShardSet {
     void add(std::uint32_t shard) {
         bits[shard / 8] |= static_cast<std::uint8_t>(0x80 >> (shard % 8));
     }
+    void remove(std::uint32_t shard) {
+        bits[shard / 8] &= static_cast<std::uint8_t>(~(0x80 >> (shard % 8)));
+    }
     bool contains(std::uint32_t shard) const {
         return shard < kShardCount && (bits[shard / 8] & (0x80 >> (shard % 8))) != 0;
     }
@@ -59,7 +62,8 @@ struct SessionRecord {
 struct SenderStamp {
     AgentId agent_id{};
     std::uint64_t epoch = 0;
-    std::uint64_t sequence = 0;  // 1, 2, 3... within an epoch
+    std::uint64_t sequence = 0;        // 1, 2, 3... within an epoch, over every shard
+    std::uint64_t shard_sequence = 0;  // 1, 2, 3... within an epoch, in the message's shard
 };
 
 // kUpdate or kTombstone, on the shard's topic.
@@ -81,22 +85,36 @@ struct FetchReply {
     SessionRecord record;  // absent (default) when kNotFound; a tombstone when kDeleted
 };
 
-// Agent -> node, about once a second: "I am here; my next sequence is next_sequence".
+// A shard sequence of one shard of an agent's stream: in a heartbeat, the last one the agent has
+// used (a head); in a heartbeat-ack, how far the node holds the shard.
+struct ShardSequence {
+    std::uint16_t shard = 0;
+    std::uint64_t shard_sequence = 0;
+};
+
+// Agent -> node, about once a second (more often while changes are in flight): "I am here; my
+// next sequence is next_sequence". `heads` answers a resend: for each shard asked for, the last
+// shard sequence used before its sessions were published again; the node counts the shard's
+// stream from there.
 struct Heartbeat {
     std::uint64_t request_id = 0;
     AgentId agent_id{};
     std::uint64_t epoch = 0;
     std::uint64_t next_sequence = 0;
     std::string_view server_name;
+    std::vector<ShardSequence> heads;  // at most one per shard
 };
 
-// Node -> agent: "of that epoch I hold everything up to acked_sequence; publish to this".
+// Node -> agent: "I own these shards; of that epoch I hold, shard by shard, everything up to
+// these shard sequences (the shards not listed have not moved since I last said); publish to
+// this endpoint". A node sees only the shards it owns, so it acknowledges shard by shard.
 struct HeartbeatAck {
     std::uint64_t request_id = 0;
     std::uint64_t epoch = 0;
-    std::uint64_t acked_sequence = 0;
     std::string_view node_name;
     std::string_view updates_endpoint;
+    ShardSet owned;
+    std::vector<ShardSequence> shard_acks;  // at most one per shard
 };
 
 // Node -> agent: send again every message from from_sequence on, and every session in `shards`.

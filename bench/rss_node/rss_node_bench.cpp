@@ -226,22 +226,29 @@ int ingest(const std::string &updates, const std::string &queries, std::size_t s
     message.record.origin = "web1";
     message.record.data = data;
     message.record.expires_at_ms = 0;
+    message.sender.sequence = 1;
+    message.sender.shard_sequence = 1;
     // One encoded message, patched in place: the publisher's CPU goes to ZeroMQ, not to copies.
     wire::Frames frames = wire::encode_published(message);
     constexpr std::size_t kSequenceAt = wire::kAgentIdBytes + 8;
-    constexpr std::size_t kKeyAt = wire::kAgentIdBytes + 16;
+    constexpr std::size_t kShardSequenceAt = kSequenceAt + 8;
+    constexpr std::size_t kKeyAt = kShardSequenceAt + 8;
     constexpr std::size_t kVersionAt = kKeyAt + wire::kSessionKeyBytes;
+    std::vector<std::uint64_t> shard_sequences(wire::kShardCount);
     auto start = Clock::now();
     for (std::size_t i = 0; i < count; ++i) {
         wire::SessionKey key = key_number(first + i % distinct);
+        std::uint32_t shard = wire::shard_of(key);
         std::uint64_t sequence = i + 1;
+        std::uint64_t shard_sequence = ++shard_sequences[shard];
         std::uint64_t version = 1 + i / distinct;
         for (int b = 0; b < 8; ++b) {
             frames[2][kSequenceAt + b] = static_cast<char>(sequence >> (56 - 8 * b));
+            frames[2][kShardSequenceAt + b] = static_cast<char>(shard_sequence >> (56 - 8 * b));
             frames[2][kVersionAt + b] = static_cast<char>(version >> (56 - 8 * b));
         }
         std::memcpy(&frames[2][kKeyAt], key.bytes.data(), key.bytes.size());
-        frames[0] = wire::topic_for_shard(wire::shard_of(key));
+        frames[0] = wire::topic_for_shard(shard);
         rhythm::wire::send_frames(pub, nullptr, frames, 0);
     }
     double send_seconds = seconds_since(start);

@@ -73,20 +73,36 @@ struct BackupAgent::Node {
     std::string updates_endpoint;  // connected on the publisher, once a heartbeat-ack named it
     std::uint64_t last_ack_ms = 0;
     std::uint64_t last_heartbeat_ms = 0;
-    std::uint64_t acked = 0;  // highest contiguous sequence of the current epoch it holds
+    // Highest sequence of the current epoch up to which it holds every change of the shards it
+    // owns (it acknowledges shard by shard; the changes of other shards do not hold it back).
+    std::uint64_t acked = 0;
+    wire::ShardSet owned;                     // as its last acknowledgement said
+    std::vector<std::uint64_t> shard_acked =  // per shard, the shard sequence it holds up to
+        std::vector<std::uint64_t>(wire::kShardCount);
+    // Shard heads the node asked for (by a resend), to go in the next heartbeat, and those sent
+    // in heartbeat heads_request_id and after, until one of them is answered.
+    std::map<std::uint16_t, std::uint64_t> heads_to_send;
+    std::map<std::uint16_t, std::uint64_t> heads_sent;
+    std::uint64_t heads_request_id = 0;
     bool up = false;
 };
 
 struct BackupAgent::PendingFetch {
     int fd = -1;
     SessionId id;
+    std::uint64_t request_id = 0;
     std::uint64_t deadline_ms = 0;
     std::size_t asked = 0;
     std::size_t not_found = 0;
+    bool owners_only = false;  // the rest of the bank is still to be asked
 };
 
 BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
-    : cache_(cache), feed_(cache_), config_(std::move(config)), log_(log) {}
+    : cache_(cache),
+      feed_(cache_),
+      config_(std::move(config)),
+      log_(log),
+      shard_sequences_(wire::kShardCount) {}
 
 BackupAgent::~BackupAgent() {
     handshake_monitors_.clear();  // before zmq_ctx_term, which waits for every socket
@@ -283,7 +299,7 @@ void BackupAgent::on_node_message(Node &node, const wire::Message &message, std:
     if (auto *ack = std::get_if<wire::HeartbeatAck>(&message)) {
         on_heartbeat_ack(node, *ack, now_ms);
     } else if (auto *resend = std::get_if<wire::Resend>(&message)) {
-        on_resend(*resend, now_ms);
+        on_resend(node, *resend, now_ms);
     } else if (auto *refused = std::get_if<wire::Refused>(&message)) {
         for (const wire::Refusal &r : refused->refusals) {
             feed_.drop_if_older(r.key, r.version);
@@ -306,8 +322,15 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
     node.up = true;
     node.last_ack_ms = now_ms;
     node.name.assign(ack.node_name.data(), ack.node_name.size());
+    if (ack.request_id >= node.heads_request_id) {
+        node.heads_sent.clear();
+    }
     if (ack.epoch == epoch_) {
-        node.acked = std::max(node.acked, ack.acked_sequence);
+        node.owned = ack.owned;
+        for (const wire::ShardSequence &a : ack.shard_acks) {
+            node.shard_acked[a.shard] = std::max(node.shard_acked[a.shard], a.shard_sequence);
+        }
+        advance_acked(node);
     }
     std::string endpoint = resolve_wildcard(
         std::string(ack.updates_endpoint.data(), ack.updates_endpoint.size()), node.host);
@@ -324,11 +347,44 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
     }
 }
 
-void BackupAgent::on_resend(const wire::Resend &resend, std::uint64_t now_ms) {
-    if (resend.epoch == epoch_) {
+// Moves the node's stream-wide acknowledgement past every change in flight that it holds or that
+// is not of its shards. In flight is contiguous in sequence, so the walk starts where it stopped.
+void BackupAgent::advance_acked(Node &node) {
+    std::size_t pos = 0;
+    if (!in_flight_.empty() && node.acked >= in_flight_.front().sequence) {
+        pos = static_cast<std::size_t>(node.acked + 1 - in_flight_.front().sequence);
+    }
+    for (; pos < in_flight_.size(); ++pos) {
+        const InFlight &f = in_flight_[pos];
+        if (node.owned.contains(f.shard) && node.shard_acked[f.shard] < f.shard_sequence) {
+            return;
+        }
+        node.acked = f.sequence;
+    }
+    node.acked = next_sequence_ - 1;
+}
+
+// A change counts as held by the bank once some node that is up owns its shard (and, with the
+// stream-wide check in settle_acknowledged, every such node has it).
+bool BackupAgent::held_by_an_owner(const InFlight &f) const {
+    return std::any_of(nodes_.begin(), nodes_.end(), [&](const auto &node) {
+        return node->up && node->owned.contains(f.shard) &&
+               node->shard_acked[f.shard] >= f.shard_sequence;
+    });
+}
+
+void BackupAgent::on_resend(Node &node, const wire::Resend &resend, std::uint64_t now_ms) {
+    if (resend.epoch == epoch_ && resend.from_sequence > 0) {
         resend_in_flight(resend.from_sequence, now_ms);
     }
     if (resend.shards.count() > 0) {
+        // The node counts each of these shards from its head as it is now, before the sessions
+        // are published again (continue_scans, later): they all come after it.
+        for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
+            if (resend.shards.contains(shard)) {
+                node.heads_to_send[static_cast<std::uint16_t>(shard)] = shard_sequences_[shard];
+            }
+        }
         scans_.push_back(Scan{true, false, resend.shards, 0, 0});
     }
 }
@@ -358,6 +414,14 @@ void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
         hb.epoch = epoch_;
         hb.next_sequence = next_sequence_;
         hb.server_name = config_.server_id;
+        // Heads go in every heartbeat until one that carried them is answered.
+        if (node->heads_sent.empty() && !node->heads_to_send.empty()) {
+            node->heads_sent.swap(node->heads_to_send);
+            node->heads_request_id = hb.request_id;
+        }
+        for (const auto &[shard, head] : node->heads_sent) {
+            hb.heads.push_back(wire::ShardSequence{shard, head});
+        }
         send_frames(node->dealer, nullptr, wire::encode_message(hb), ZMQ_DONTWAIT);
         node->last_heartbeat_ms = now_ms;
     }
@@ -383,6 +447,8 @@ void BackupAgent::publish_changes(std::uint64_t now_ms) {
             p.sender.agent_id = agent_id_;
             p.sender.epoch = epoch_;
             p.sender.sequence = next_sequence_++;
+            std::uint32_t shard = wire::shard_of(change.id);
+            p.sender.shard_sequence = ++shard_sequences_[shard];
             p.record.key = change.id;
             p.record.version = change.version;
             p.record.expires_at_ms =
@@ -390,8 +456,9 @@ void BackupAgent::publish_changes(std::uint64_t now_ms) {
             p.record.tombstone = change.tombstone;
             p.record.origin = config_.server_id;
             p.record.data = change.data;
-            InFlight f{p.sender.sequence,  change.id, change.version,
-                       change.saved_at_us, now_ms,    wire::encode_published(p)};
+            InFlight f{
+                p.sender.sequence,  shard,  p.sender.shard_sequence,  change.id, change.version,
+                change.saved_at_us, now_ms, wire::encode_published(p)};
             send_frames(publisher_, nullptr, f.frames, ZMQ_DONTWAIT);
             in_flight_bytes_ += change.data.size() + 128;
             in_flight_.push_back(std::move(f));
@@ -415,7 +482,8 @@ void BackupAgent::settle_acknowledged(std::uint64_t now_ms) {
     }
     std::int64_t now_us = wall_us();
     bool settled = false;
-    while (!in_flight_.empty() && in_flight_.front().sequence <= acked) {
+    while (!in_flight_.empty() && in_flight_.front().sequence <= acked &&
+           held_by_an_owner(in_flight_.front())) {
         const InFlight &f = in_flight_.front();
         feed_.acknowledge(f.id, f.version, f.saved_at_us, now_us);
         in_flight_bytes_ -= std::min(in_flight_bytes_, f.frames.back().size() + 128);
@@ -457,8 +525,13 @@ void BackupAgent::new_epoch(const char *why) {
     in_flight_bytes_ = 0;
     feed_.start_agent(static_cast<std::int32_t>(getpid()), agent_id_.data(), &epoch_);
     next_sequence_ = 1;
+    std::fill(shard_sequences_.begin(), shard_sequences_.end(), 0);
     for (auto &node : nodes_) {
         node->acked = 0;
+        std::fill(node->shard_acked.begin(), node->shard_acked.end(), 0);
+        // A new epoch counts every shard from 0: no head is needed.
+        node->heads_to_send.clear();
+        node->heads_sent.clear();
     }
     scans_.push_back(Scan{true, true, {}, 0, 0});
     log(AgentLogLevel::kInfo, "RS0310: new epoch %llu: %s", static_cast<unsigned long long>(epoch_),
@@ -508,24 +581,37 @@ void BackupAgent::on_fetch_request(int fd, std::uint64_t now_ms) {
         answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kShed));
         return;
     }
-    wire::Fetch message;
-    message.request_id = next_request_id_++;
-    message.key = request.id;
-    wire::Frames frames = wire::encode_message(message);
-    // Every node that is connected is asked, up or not yet heard from: the first to have the
-    // session answers for the bank. A node that stopped answering heartbeats (hung, or gone
-    // without closing its connection) is not: it would hold every fetch until its deadline.
-    for (auto &node : nodes_) {
-        bool silent = !node->up && node->last_ack_ms != 0;
-        if (!silent && send_frames(node->dealer, nullptr, frames, ZMQ_DONTWAIT)) {
-            ++fetch->asked;
+    fetch->request_id = next_request_id_++;
+    fetch->owners_only = true;
+    if (ask_for_fetch(*fetch) == 0) {
+        fetch->owners_only = false;
+        if (ask_for_fetch(*fetch) == 0) {
+            answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kTimedOut));
+            return;
         }
     }
-    if (fetch->asked == 0) {
-        answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kTimedOut));
-        return;
+    std::uint64_t request_id = fetch->request_id;
+    fetches_[request_id] = std::move(fetch);
+}
+
+// Asks the session's owners (those that are up and own its shard), or with owners_only clear
+// the rest of the bank; returns how many were asked. A node that stopped answering heartbeats
+// (hung, or gone without closing its connection) is never asked: it would hold the fetch until
+// its deadline. A node not heard from yet is asked with the rest.
+std::size_t BackupAgent::ask_for_fetch(PendingFetch &fetch) {
+    wire::Frames frames = wire::encode_message(wire::Fetch{fetch.request_id, fetch.id});
+    std::uint32_t shard = wire::shard_of(fetch.id);
+    std::size_t asked = 0;
+    for (auto &node : nodes_) {
+        bool silent = !node->up && node->last_ack_ms != 0;
+        bool owner = node->up && node->owned.contains(shard);
+        if (!silent && owner == fetch.owners_only &&
+            send_frames(node->dealer, nullptr, frames, ZMQ_DONTWAIT)) {
+            ++asked;
+        }
     }
-    fetches_[message.request_id] = std::move(fetch);
+    fetch.asked += asked;
+    return asked;
 }
 
 void BackupAgent::on_fetch_reply(const wire::FetchReply &reply) {
@@ -546,6 +632,13 @@ void BackupAgent::on_fetch_reply(const wire::FetchReply &reply) {
         outcome = FetchOutcome::kDeleted;
     } else if (++fetch.not_found < fetch.asked) {
         return;  // another node may have it
+    } else if (fetch.owners_only) {
+        // The owners do not have it: a node that owned its shard before the bank changed may.
+        fetch.owners_only = false;
+        if (ask_for_fetch(fetch) > 0) {
+            return;
+        }
+        outcome = FetchOutcome::kNotFound;
     } else {
         outcome = FetchOutcome::kNotFound;
     }

@@ -67,6 +67,8 @@ class BackupAgent {
     struct Node;
     struct InFlight {
         std::uint64_t sequence;
+        std::uint32_t shard;
+        std::uint64_t shard_sequence;
         SessionId id;
         std::uint64_t version;
         std::int64_t saved_at_us;
@@ -81,7 +83,9 @@ class BackupAgent {
     void poll_once(std::uint64_t now_ms);
     void on_node_message(Node &node, const wire::Message &message, std::uint64_t now_ms);
     void on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
-    void on_resend(const wire::Resend &resend, std::uint64_t now_ms);
+    void advance_acked(Node &node);
+    bool held_by_an_owner(const InFlight &f) const;
+    void on_resend(Node &node, const wire::Resend &resend, std::uint64_t now_ms);
     void send_heartbeats(std::uint64_t now_ms);
     void publish_changes(std::uint64_t now_ms);
     void settle_acknowledged(std::uint64_t now_ms);
@@ -90,6 +94,7 @@ class BackupAgent {
     void continue_scans(std::uint64_t now_ms);
     void accept_fetches(std::uint64_t now_ms);
     void on_fetch_request(int fd, std::uint64_t now_ms);
+    std::size_t ask_for_fetch(PendingFetch &fetch);
     void on_fetch_reply(const wire::FetchReply &reply);
     void expire_fetches(std::uint64_t now_ms);
     void answer_fetch(PendingFetch &fetch, std::uint8_t outcome);
@@ -108,6 +113,7 @@ class BackupAgent {
     wire::AgentId agent_id_{};
     std::uint64_t epoch_ = 0;
     std::uint64_t next_sequence_ = 1;
+    std::vector<std::uint64_t> shard_sequences_;  // the last shard sequence used, per shard
     std::uint64_t next_request_id_ = 1;
     std::deque<InFlight> in_flight_;
     std::size_t in_flight_bytes_ = 0;

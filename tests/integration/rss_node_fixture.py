@@ -26,7 +26,7 @@ from rhythm_httpd import ManagedServer, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SHARD_COUNT = 1024
 MAX_FRAME_SIZE = 1024 * 1024 + 64 * 1024
 
@@ -73,6 +73,14 @@ def shard_of(key):
     return fnv1a64(key) % SHARD_COUNT
 
 
+def key_in_shard(shard):
+    """A random session key whose shard is `shard`."""
+    while True:
+        key = os.urandom(16)
+        if shard_of(key) == shard:
+            return key
+
+
 def key_text(key):
     return base64.urlsafe_b64encode(key).rstrip(b"=").decode()
 
@@ -98,10 +106,12 @@ def record_bytes(key, version, expires_at_ms, origin, data=b"", tombstone=False)
 
 
 def published_frames(key, version, data=b"", origin="web1", expires_at_ms=None, tombstone=False,
-                     agent_id=b"A" * 16, epoch=1, sequence=1):
+                     agent_id=b"A" * 16, epoch=1, sequence=1, shard_sequence=None):
     if expires_at_ms is None:
         expires_at_ms = now_ms() + 3600 * 1000
-    body = (agent_id + struct.pack(">QQ", epoch, sequence) +
+    if shard_sequence is None:
+        shard_sequence = sequence
+    body = (agent_id + struct.pack(">QQQ", epoch, sequence, shard_sequence) +
             record_bytes(key, version, expires_at_ms, origin, data, tombstone))
     return [struct.pack(">H", shard_of(key)), header(TOMBSTONE if tombstone else UPDATE), body]
 
@@ -114,10 +124,14 @@ def status_frames(request_id):
     return [header(STATUS_REQUEST), struct.pack(">Q", request_id)]
 
 
-def heartbeat_frames(request_id, agent_id, epoch, next_sequence, server_name="web1"):
+def heartbeat_frames(request_id, agent_id, epoch, next_sequence, server_name="web1", heads=None):
+    """`heads`: {shard: the last shard sequence used}, the answer to a resend."""
     name = server_name.encode()
+    heads = heads or {}
     return [header(HEARTBEAT), struct.pack(">Q", request_id) + agent_id +
-            struct.pack(">QQB", epoch, next_sequence, len(name)) + name]
+            struct.pack(">QQB", epoch, next_sequence, len(name)) + name +
+            struct.pack(">H", len(heads)) +
+            b"".join(struct.pack(">HQ", s, h) for s, h in sorted(heads.items()))]
 
 
 def snapshot_request_frames(request_id, shards=None):
@@ -151,11 +165,18 @@ def decode_reply(frames):
         if out["status"] != NOT_FOUND:
             out.update(decode_record(body[9:]))
     elif t == HEARTBEAT_ACK:
-        out["request_id"], out["epoch"], out["acked_sequence"] = struct.unpack(">QQQ", body[:24])
-        n = body[24]
-        out["node_name"] = body[25:25 + n].decode()
-        (m,) = struct.unpack(">H", body[25 + n:27 + n])
-        out["updates_endpoint"] = body[27 + n:27 + n + m].decode()
+        out["request_id"], out["epoch"] = struct.unpack(">QQ", body[:16])
+        n = body[16]
+        out["node_name"] = body[17:17 + n].decode()
+        (m,) = struct.unpack(">H", body[17 + n:19 + n])
+        out["updates_endpoint"] = body[19 + n:19 + n + m].decode()
+        at = 19 + n + m
+        bits = body[at:at + SHARD_COUNT // 8]
+        out["owned"] = {s for s in range(SHARD_COUNT) if bits[s // 8] & (0x80 >> (s % 8))}
+        at += SHARD_COUNT // 8
+        (count,) = struct.unpack(">H", body[at:at + 2])
+        out["shard_acks"] = dict(struct.unpack(">HQ", body[at + 2 + 10 * i:at + 12 + 10 * i])
+                                 for i in range(count))
     elif t == RESEND:
         out["epoch"], out["from_sequence"] = struct.unpack(">QQ", body[:16])
         bits = body[16:]
@@ -270,6 +291,7 @@ class Publisher:
         self.epoch = epoch
         self.origin = origin
         self.sequence = 0
+        self.shard_sequences = {}  # shard -> the last shard sequence used
 
     def _drain_subscriptions(self):
         while self.socket.poll(0):
@@ -295,13 +317,19 @@ class Publisher:
         wait_for(done, timeout, "the node's subscriptions")
 
     def publish(self, key, version, data=b"", tombstone=False, expires_at_ms=None, origin=None,
-                sequence=None):
+                sequence=None, shard_sequence=None):
+        """Publishes the next message of the stream (or the one numbered `sequence` and
+        `shard_sequence`, to play losses and re-sends)."""
         if sequence is None:
             self.sequence += 1
             sequence = self.sequence
+        if shard_sequence is None:
+            shard = shard_of(key)
+            self.shard_sequences[shard] = self.shard_sequences.get(shard, 0) + 1
+            shard_sequence = self.shard_sequences[shard]
         self.socket.send_multipart(published_frames(
             key, version, data, origin or self.origin, expires_at_ms, tombstone,
-            self.agent_id, self.epoch, sequence))
+            self.agent_id, self.epoch, sequence, shard_sequence))
 
     def send_raw(self, frames):
         self.socket.send_multipart(frames)

@@ -16,7 +16,8 @@ import zmq
 
 from balancer_fixture import APP_LOCATION, Haproxy, backend_site, served_by
 from rhythm_httpd import Browser, Httpd, wait_for
-from rss_node_fixture import DELETED, FETCH, FOUND, HEARTBEAT, HEARTBEAT_ACK, NOT_FOUND, RssNode
+from rss_node_fixture import (DELETED, FETCH, FOUND, HEARTBEAT, HEARTBEAT_ACK, NOT_FOUND,
+                              SHARD_COUNT, RssNode, header)
 from test_auth_form import AUTH, login
 
 
@@ -148,7 +149,7 @@ def test_an_unknown_or_deleted_id_starts_a_new_session():
 
 
 class FetchBlackHole:
-    """A fake node that answers heartbeats (acknowledging everything) and never answers a fetch:
+    """A fake node that answers heartbeats (acknowledging nothing) and never answers a fetch:
     the worst case for failover fetches, a bank that is up and silent."""
 
     def __init__(self):
@@ -172,11 +173,13 @@ class FetchBlackHole:
             if len(frames) != 3 or len(frames[1]) != 2:
                 continue
             identity, (_, msg_type), body = frames[0], frames[1], frames[2]
-            if msg_type == HEARTBEAT and len(body) >= 40:
-                request_id, epoch, next_sequence = struct.unpack(">Q16xQQ", body[:40])
-                ack = (struct.pack(">QQQB", request_id, epoch, next_sequence - 1, len(name)) +
-                       name + struct.pack(">H", len(endpoint)) + endpoint)
-                self.router.send_multipart([identity, bytes([1, HEARTBEAT_ACK]), ack])
+            if msg_type == HEARTBEAT and len(body) >= 32:
+                request_id, epoch = struct.unpack(">Q16xQ", body[:32])
+                # Owns every shard, acknowledges nothing.
+                ack = (struct.pack(">QQB", request_id, epoch, len(name)) + name +
+                       struct.pack(">H", len(endpoint)) + endpoint + b"\xff" * (SHARD_COUNT // 8) +
+                       struct.pack(">H", 0))
+                self.router.send_multipart([identity, header(HEARTBEAT_ACK), ack])
             elif msg_type == FETCH:
                 self.fetches += 1
 

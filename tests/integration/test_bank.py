@@ -3,6 +3,7 @@ rendezvous hashing over the live members, subscriptions following ownership, hun
 noticed and counted back, gained shards filled from peers' snapshots and the agents' re-sends,
 and a node added to a running bank taking only the shards it now owns."""
 
+import base64
 import contextlib
 import os
 import signal
@@ -287,3 +288,57 @@ def test_a_fourth_node_takes_only_the_shards_it_now_owns():
             pub.close()
     finally:
         d.cleanup()
+
+
+def test_a_web_server_gets_every_change_acknowledged_by_a_bank_that_splits_the_shards():
+    """The real agent against nodes that each see only their shards: acknowledgements come shard
+    by shard, so every change settles, on exactly --replicas nodes."""
+    from balancer_fixture import APP_LOCATION
+    from rhythm_httpd import Browser, Httpd
+    for replicas in (1, 2):
+        with bank(["node-a", "node-b", "node-c"], replicas) as nodes:
+            wait_members(nodes, {"node-a", "node-b", "node-c"})
+            lines = ["SessionBackup On", "SessionBackupServerId web1"]
+            lines += [f"SessionBackupNode {n.queries}" for n in nodes]
+            with Httpd(APP_LOCATION, server_wide="\n".join(lines), name="web1") as web:
+                browsers = [Browser(web) for _ in range(60)]
+                for b in browsers:
+                    for _ in range(2):
+                        assert b.get("/app/counter")[0] == 200
+
+                def settled():
+                    s = web.status()
+                    return (s["RhythmBackupPending"] == 0 and
+                            s["RhythmBackupOldestUnacknowledgedMs"] == 0 and
+                            s["RhythmBackupAcknowledged"] == s["RhythmBackupPublished"] > 0)
+                wait_for(settled, 15, f"every change acknowledged (replicas {replicas})")
+                for b in browsers:
+                    key = base64.urlsafe_b64decode(b.cookies["rhythm_session"] + "==")
+                    assert len(holders(nodes, key)) == replicas
+                # Each node's own view catches up at its next heartbeat.
+                wait_for(lambda: all(web.status()[f"RhythmBackupNode{i}Unacknowledged"] == 0
+                                     for i in (1, 2, 3)), 5, "no node behind")
+
+
+def test_a_failover_fetch_asks_the_sessions_owner_first():
+    from balancer_fixture import APP_LOCATION
+    from rhythm_httpd import Browser, Httpd
+    with bank(["node-a", "node-b", "node-c"], 1) as nodes:
+        wait_members(nodes, {"node-a", "node-b", "node-c"})
+        lines = ["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes]
+        with Httpd(APP_LOCATION, server_wide="\n".join(lines + ["SessionBackupServerId web1"]),
+                   name="web1") as web1, \
+                Httpd(APP_LOCATION, server_wide="\n".join(lines + ["SessionBackupServerId web2"]),
+                      name="web2") as web2:
+            b = Browser(web1)
+            b.get("/app/counter")
+            key = base64.urlsafe_b64decode(b.cookies["rhythm_session"] + "==")
+            wait_for(lambda: len(holders(nodes, key)) == 1, 10, "the session in the bank")
+            wait_for(lambda: web2.status()["RhythmBackupNodesUp"] == 3, 10, "web2's agent")
+            # holders() asked every node once; what web2 asks comes on top.
+            before = {n.name: n.status()["fetches"] for n in nodes}
+            b.server = web2
+            assert "count=2" in b.get("/app/counter")[2]
+            asked = {n.name: n.status()["fetches"] - before[n.name] for n in nodes}
+            owner = holders(nodes, key).pop()
+            assert asked == {n.name: 1 if n.name == owner else 0 for n in nodes}

@@ -132,51 +132,60 @@ def test_restart_starts_empty_and_asks_agents_to_resend(node):
     node.start()
     assert node.status()["sessions"] == 0
     assert node.fetch(key)["status"] == rf.NOT_FOUND
-    # The agent's heartbeat: acked up to where the node joined, and a whole-shard re-send.
+    # The agent's heartbeat: every shard owned, none held yet, and a whole-shard re-send.
     req = node.requester()
     ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"R" * 16, 9, pub.sequence + 1))
     assert ack["type"] == rf.HEARTBEAT_ACK
-    assert ack["acked_sequence"] == pub.sequence
+    assert ack["owned"] == set(range(rf.SHARD_COUNT)) and ack["shard_acks"] == {}
     assert ack["node_name"] == "node-a"
     assert ack["updates_endpoint"] == node.updates
     resend = req.receive()
     assert resend["type"] == rf.RESEND
-    assert resend["from_sequence"] == pub.sequence + 1
+    assert resend["from_sequence"] == 0
     assert resend["shards"] == set(range(rf.SHARD_COUNT))
-    # The publisher reconnects by itself; the re-sent session lands.
+    # The publisher reconnects by itself; the re-sent session lands. The node met this agent in
+    # the middle of its epoch: it counts the shard from the head the next heartbeat gives.
+    shard = rf.shard_of(key)
+    head = pub.shard_sequences[shard]
     pub.wait_subscribed(after=mark)
     pub.publish(key, 1, b"before")
     wait_for(lambda: node.fetch(key)["status"] == rf.FOUND, 10, "the re-sent session")
     ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"R" * 16, 9, pub.sequence + 1))
-    assert ack["acked_sequence"] == pub.sequence
+    assert ack["shard_acks"] == {}
+    ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"R" * 16, 9, pub.sequence + 1,
+                                                  heads={shard: head}))
+    assert ack["shard_acks"] == {shard: head + 1}
     pub.close()
 
 
-def test_heartbeat_acks_contiguous_sequence_and_tells_of_newer_versions(node):
+def test_heartbeat_acks_contiguous_shard_sequences_and_tells_of_newer_versions(node):
     web1 = node.publisher(agent_id=b"1" * 16, origin="web1")
     web2 = node.publisher(agent_id=b"2" * 16, origin="web2")
     web1.wait_subscribed()
     web2.wait_subscribed()
     req = node.requester()
     ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"1" * 16, 1, 1))
-    assert ack["acked_sequence"] == 0
+    assert ack["shard_acks"] == {}
     assert req.receive()["type"] == rf.RESEND
-    key = new_key()
+    key = rf.key_in_shard(7)
     web2.publish(key, 10, b"made on web2")
-    web1.publish(new_key(), 1, b"x", sequence=1)
-    web1.publish(new_key(), 1, b"x", sequence=3)  # 2 is lost
-    applied(node, 3)
-    web1.publish(key, 9, b"stale on web1", sequence=4)
+    # web1's stream: shard 7 gets shard sequences 1, 3 (2 is lost) and 4; shard 8 gets 1.
+    web1.publish(rf.key_in_shard(7), 1, b"x", sequence=1, shard_sequence=1)
+    web1.publish(rf.key_in_shard(8), 1, b"x", sequence=2, shard_sequence=1)
+    web1.publish(rf.key_in_shard(7), 1, b"x", sequence=4, shard_sequence=3)
+    applied(node, 4)
+    web1.publish(key, 9, b"stale on web1", sequence=5, shard_sequence=4)
     node.wait_status(lambda s: s["refused_stale"] == 1, 10, "the stale update refused")
-    ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"1" * 16, 1, 5))
-    assert ack["acked_sequence"] == 1
+    ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"1" * 16, 1, 6))
+    assert ack["shard_acks"] == {7: 1, 8: 1}
     refused = req.receive()
     assert refused["type"] == rf.REFUSED
     assert refused["refusals"] == [(key, 10)]
-    web1.publish(new_key(), 1, b"x", sequence=2)  # the re-send fills the gap
-    applied(node, 4)
-    ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"1" * 16, 1, 5))
-    assert ack["acked_sequence"] == 4
+    # The re-send fills the gap; only the shard that moved is in the next acknowledgement.
+    web1.publish(rf.key_in_shard(7), 1, b"x", sequence=3, shard_sequence=2)
+    applied(node, 5)
+    ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"1" * 16, 1, 6))
+    assert ack["shard_acks"] == {7: 4}
     web1.close()
     web2.close()
 
@@ -241,9 +250,9 @@ def test_malformed_traffic_is_counted_and_good_clients_keep_being_served(node):
     garbage_pub = node.publisher(agent_id=b"G" * 16)
     garbage_pub.wait_subscribed()
     bad_published = [
-        [b"\x00\x05", b"\x01\x01", b"short"],                  # truncated body
-        [b"\x00\x05", b"\x02\x01", b"x" * 100],                # another version
-        [b"\x00\x05", b"\x01\x63", b""],                       # unknown type
+        [b"\x00\x05", rf.header(rf.UPDATE), b"short"],            # truncated body
+        [b"\x00\x05", bytes([3, rf.UPDATE]), b"x" * 100],        # another version
+        [b"\x00\x05", rf.header(0x63), b""],                     # unknown type
         [b"\x00\x05junk"],                                     # one frame, bad topic
         rf.published_frames(key, 2, b"x")[:2] + [b"\x00"] * 3,  # 5 frames
     ]
@@ -269,13 +278,13 @@ def test_malformed_traffic_is_counted_and_good_clients_keep_being_served(node):
             for frames in bad_published:
                 garbage_pub.send_raw(frames)
             bad.send_raw([os.urandom(7)])
-            bad.send_raw([b"\x01\x03", b"\x00" * 5])  # a truncated fetch
+            bad.send_raw([rf.header(rf.FETCH), b"\x00" * 5])  # a truncated fetch
         expected = rounds * (len(bad_published) + 2)
         node.wait_status(lambda s: s["malformed_frames"] >= expected, 20,
                          f"{expected} malformed messages counted")
         # A frame over ZMQ_MAXMSGSIZE: libzmq drops that connection, the node carries on.
         huge = rf.Requester(node.context, node.queries)
-        huge.send_raw([b"\x01\x0c", b"\x00" * (rf.MAX_FRAME_SIZE + 1)])
+        huge.send_raw([rf.header(rf.STATUS_REQUEST), b"\x00" * (rf.MAX_FRAME_SIZE + 1)])
         wait_for(lambda: len(served) > 50, 10, "the good client to be served meanwhile")
         huge.close()
     finally:
@@ -288,10 +297,10 @@ def test_malformed_traffic_is_counted_and_good_clients_keep_being_served(node):
     assert status["updates_applied"] == 1
     # Error replies name the problem; the version mismatch is answered as one.
     bad = rf.Requester(node.context, node.queries)
-    bad.send_raw([b"\x02\x0c", b"\x00" * 8])
+    bad.send_raw([bytes([3, rf.STATUS_REQUEST]), b"\x00" * 8])
     answer = bad.receive()
     assert answer["type"] == rf.ERROR and answer["code"] == 1
-    bad.send_raw([b"\x01\x03", b"\x00" * 5])
+    bad.send_raw([rf.header(rf.FETCH), b"\x00" * 5])
     answer = bad.receive()
     assert answer["type"] == rf.ERROR and answer["code"] == 2 and "truncated" in answer["text"]
     bad.close()

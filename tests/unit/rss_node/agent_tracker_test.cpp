@@ -1,4 +1,5 @@
-// Agent tracking: the highest contiguous sequence, gaps and their filling, epochs, refusals.
+// Agent tracking: per shard, the highest contiguous shard sequence, gaps and their filling; what
+// acknowledgements report; epochs; refusals.
 #include "rss_node/agent_tracker.h"
 
 #include <boost/test/unit_test.hpp>
@@ -8,12 +9,20 @@ using rhythm::node::AgentTracker;
 
 namespace {
 
-wire::SenderStamp stamp(std::uint64_t epoch, std::uint64_t sequence) {
+// The shard sequence doubles as the stream-wide one: the tracker only looks at the former.
+wire::SenderStamp stamp(std::uint64_t epoch, std::uint64_t shard_sequence) {
     wire::SenderStamp s;
     s.agent_id.fill(1);
     s.epoch = epoch;
-    s.sequence = sequence;
+    s.sequence = shard_sequence;
+    s.shard_sequence = shard_sequence;
     return s;
+}
+
+std::uint64_t acked(const AgentTracker &t, std::uint16_t shard) {
+    const auto *a = t.find(stamp(1, 1).agent_id);
+    auto it = a->shards.find(shard);
+    return it == a->shards.end() ? 0 : it->second.acked;
 }
 
 wire::Heartbeat heartbeat(std::uint64_t epoch, std::uint64_t next) {
@@ -29,18 +38,56 @@ wire::Heartbeat heartbeat(std::uint64_t epoch, std::uint64_t next) {
 
 BOOST_AUTO_TEST_SUITE(agent_tracker)
 
-BOOST_AUTO_TEST_CASE(acks_the_highest_contiguous_sequence) {
+BOOST_AUTO_TEST_CASE(acks_the_highest_contiguous_shard_sequence_of_each_shard) {
     AgentTracker t;
-    t.on_published(stamp(1, 1), 0);
-    t.on_published(stamp(1, 2), 0);
-    t.on_published(stamp(1, 4), 0);  // 3 lost
-    t.on_published(stamp(1, 5), 0);
-    auto id = stamp(1, 1).agent_id;
-    BOOST_TEST(t.find(id)->acked == 2u);
-    t.on_published(stamp(1, 3), 0);  // re-sent
-    BOOST_TEST(t.find(id)->acked == 5u);
-    t.on_published(stamp(1, 2), 0);  // duplicate
-    BOOST_TEST(t.find(id)->acked == 5u);
+    t.on_published(stamp(1, 1), 7, 0);
+    t.on_published(stamp(1, 2), 7, 0);
+    t.on_published(stamp(1, 4), 7, 0);  // 3 lost
+    t.on_published(stamp(1, 5), 7, 0);
+    t.on_published(stamp(1, 1), 8, 0);  // another shard, its own count
+    BOOST_TEST(acked(t, 7) == 2u);
+    BOOST_TEST(acked(t, 8) == 1u);
+    t.on_published(stamp(1, 3), 7, 0);  // re-sent
+    BOOST_TEST(acked(t, 7) == 5u);
+    t.on_published(stamp(1, 2), 7, 0);  // duplicate
+    BOOST_TEST(acked(t, 7) == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(acks_report_the_owned_shards_that_moved_and_all_of_them_now_and_then) {
+    AgentTracker t;
+    auto *a = t.on_heartbeat(heartbeat(1, 1), "rid", 0);
+    wire::ShardSet owned;
+    owned.add(7);
+    owned.add(8);
+    t.on_published(stamp(1, 1), 7, 0);
+    t.on_published(stamp(1, 1), 8, 0);
+    t.on_published(stamp(1, 1), 9, 0);     // not owned (any more): not reported
+    auto acks = t.take_acks(a, owned, 0);  // the first is a full one
+    BOOST_TEST_REQUIRE(acks.size() == 2u);
+    BOOST_TEST((acks[0].shard == 7 && acks[0].shard_sequence == 1));
+    t.on_published(stamp(1, 2), 8, 10);
+    acks = t.take_acks(a, owned, 10);
+    BOOST_TEST_REQUIRE(acks.size() == 1u);
+    BOOST_TEST((acks[0].shard == 8 && acks[0].shard_sequence == 2));
+    BOOST_TEST(t.take_acks(a, owned, 20).empty());
+    BOOST_TEST(t.take_acks(a, owned, AgentTracker::kFullAckIntervalMs).size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_forgotten_shard_waits_for_its_head) {
+    AgentTracker t;
+    t.on_published(stamp(1, 1), 7, 0);
+    t.on_published(stamp(1, 3), 7, 0);  // 2 lost
+    BOOST_TEST(acked(t, 7) == 1u);
+    wire::ShardSet gained;
+    gained.add(7);
+    t.forget_shards(gained);
+    BOOST_TEST(t.find(stamp(1, 1).agent_id)->ahead_total == 0u);
+    t.on_published(stamp(1, 10), 7, 0);
+    BOOST_TEST(acked(t, 7) == 0u);
+    wire::Heartbeat hb = heartbeat(1, 11);
+    hb.heads = {{7, 9}};
+    t.on_heartbeat(hb, "rid", 0);
+    BOOST_TEST(acked(t, 7) == 10u);
 }
 
 BOOST_AUTO_TEST_CASE(refusals_reach_the_agents_of_a_server_by_its_name) {
@@ -73,35 +120,55 @@ BOOST_AUTO_TEST_CASE(gained_shards_are_to_be_asked_of_every_known_agent) {
     BOOST_TEST(a->resend_shards.contains(700));
 }
 
-BOOST_AUTO_TEST_CASE(joins_a_stream_where_it_meets_it) {
+BOOST_AUTO_TEST_CASE(met_in_the_middle_of_an_epoch_a_shard_counts_from_the_head_it_is_given) {
     AgentTracker t;
     auto *a = t.on_heartbeat(heartbeat(1, 1000), "rid", 0);
     BOOST_TEST_REQUIRE(a != nullptr);
-    BOOST_TEST(a->acked == 999u);
     BOOST_TEST(!a->resend_requested);
     BOOST_TEST(a->routing_id == "rid");
     BOOST_TEST(a->server_name == "web1");
-    t.on_published(stamp(1, 1000), 0);
-    BOOST_TEST(t.find(a == nullptr ? wire::AgentId{} : stamp(1, 1).agent_id)->acked == 1000u);
+    t.on_published(stamp(1, 42), 7, 0);  // before the head: kept aside
+    t.on_published(stamp(1, 40), 7, 0);  // 41 was lost
+    BOOST_TEST(!a->shards.at(7).counted);
+    wire::Heartbeat hb = heartbeat(1, 1000);
+    hb.heads = {{7, 39}};
+    t.on_heartbeat(hb, "rid", 0);
+    BOOST_TEST(acked(t, 7) == 40u);  // 41 is missing: 42 waits
+    t.on_published(stamp(1, 41), 7, 0);
+    BOOST_TEST(acked(t, 7) == 42u);
+    hb.heads = {{7, 39}};  // a repeated head changes nothing
+    t.on_heartbeat(hb, "rid", 0);
+    BOOST_TEST(acked(t, 7) == 42u);
+}
+
+BOOST_AUTO_TEST_CASE(a_stream_seen_from_its_start_counts_from_zero) {
+    AgentTracker t;
+    t.on_heartbeat(heartbeat(1, 1), "rid", 0);  // nothing published yet
+    t.on_published(stamp(1, 2), 7, 0);          // 1 was lost
+    BOOST_TEST(acked(t, 7) == 0u);
+    t.on_published(stamp(1, 1), 7, 0);
+    BOOST_TEST(acked(t, 7) == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(a_new_epoch_restarts_the_count_and_an_old_one_is_ignored) {
     AgentTracker t;
     auto id = stamp(1, 1).agent_id;
-    t.on_published(stamp(5, 100), 0);
-    BOOST_TEST(t.find(id)->acked == 100u);
-    t.on_published(stamp(6, 1), 0);
+    t.on_published(stamp(5, 1), 7, 0);
+    t.on_published(stamp(5, 2), 7, 0);
+    BOOST_TEST(t.find(id)->shards.at(7).acked == 2u);
+    t.on_published(stamp(6, 1), 8, 0);
     BOOST_TEST(t.find(id)->epoch == 6u);
-    BOOST_TEST(t.find(id)->acked == 1u);
-    t.on_published(stamp(5, 101), 0);
+    BOOST_TEST(t.find(id)->shards.count(7) == 0u);
+    BOOST_TEST(t.find(id)->shards.at(8).acked == 1u);
+    t.on_published(stamp(5, 101), 8, 0);
     BOOST_TEST(t.find(id)->epoch == 6u);
-    BOOST_TEST(t.find(id)->acked == 1u);
+    BOOST_TEST(t.find(id)->shards.at(8).acked == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(refusals_queue_and_idle_agents_are_forgotten) {
     AgentTracker t;
     auto id = stamp(1, 1).agent_id;
-    t.on_published(stamp(1, 1), 1000);
+    t.on_published(stamp(1, 1), 7, 1000);
     t.add_refusal(id, wire::Refusal{wire::SessionKey{}, 4});
     BOOST_TEST(t.find(id)->refusals.size() == 1u);
     t.forget_idle(2000, 5000);

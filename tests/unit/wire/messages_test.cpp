@@ -45,8 +45,17 @@ wire::Published published(bool tombstone) {
     p.sender.agent_id.fill(0xa5);
     p.sender.epoch = 7;
     p.sender.sequence = 99;
+    p.sender.shard_sequence = 41;
     p.record = tombstone ? tombstone_record() : live_record();
     return p;
+}
+
+wire::HeartbeatAck heartbeat_ack(std::string_view endpoint) {
+    wire::HeartbeatAck ack{10, 1700000000, "node-a", endpoint, {}, {}};
+    ack.owned.add(3);
+    ack.owned.add(1023);
+    ack.shard_acks = {{3, 12000}, {1023, 1}};
+    return ack;
 }
 
 // One sample of every DEALER <-> ROUTER message type.
@@ -63,7 +72,7 @@ std::vector<wire::Message> samples() {
     hb.next_sequence = 12345;
     hb.server_name = "web1:80";
     out.push_back(hb);
-    out.push_back(wire::HeartbeatAck{10, 1700000000, 12000, "node-a", "tcp://10.0.0.1:5556"});
+    out.push_back(heartbeat_ack("tcp://10.0.0.1:5556"));
     wire::Resend resend;
     resend.epoch = 4;
     resend.from_sequence = 77;
@@ -131,7 +140,7 @@ wire::Frames fetch_reply_frames(std::string record) {
     wire::put_u64(&body, 1);
     wire::put_u8(&body, 0);
     body += record;
-    return {std::string("\x01\x04", 2), body};
+    return {std::string("\x02\x04", 2), body};
 }
 
 DecodeError error_of_record(std::string record) {
@@ -184,6 +193,7 @@ BOOST_AUTO_TEST_CASE(published_updates_and_tombstones_round_trip) {
         BOOST_TEST_REQUIRE(result.ok(), result.message);
         BOOST_TEST(back.sender.epoch == 7u);
         BOOST_TEST(back.sender.sequence == 99u);
+        BOOST_TEST(back.sender.shard_sequence == 41u);
         BOOST_TEST(back.sender.agent_id[15] == 0xa5);
         BOOST_TEST(back.record.tombstone == tombstone);
         BOOST_TEST(back.record.data.size() == (tombstone ? 0u : 1024u));
@@ -233,14 +243,14 @@ BOOST_AUTO_TEST_CASE(trailing_bytes_are_rejected) {
 
 BOOST_AUTO_TEST_CASE(wrong_version_is_reported_as_such) {
     wire::Frames frames = wire::encode_message(wire::StatusRequest{1});
-    frames[0][0] = 2;
+    frames[0][0] = 3;
     wire::Message out;
     BOOST_TEST((decode(frames, &out).error == DecodeError::kVersionMismatch));
     std::uint8_t version = 0;
     wire::MessageType type;
     BOOST_TEST(
         (wire::decode_header(frames[0], &version, &type).error == DecodeError::kVersionMismatch));
-    BOOST_TEST(version == 2);
+    BOOST_TEST(version == 3);
     // Even a message of another version with other frame counts is named a version mismatch.
     frames.push_back("extra");
     BOOST_TEST((decode(frames, &out).error == DecodeError::kVersionMismatch));
@@ -255,24 +265,24 @@ BOOST_AUTO_TEST_CASE(bad_headers_and_types_are_rejected) {
     wire::Frames frames = wire::encode_message(wire::StatusRequest{1});
     frames[0] = std::string("\x01", 1);
     BOOST_TEST((decode(frames, &out).error == DecodeError::kBadHeader));
-    frames[0] = std::string("\x01\x0c\x00", 3);
+    frames[0] = std::string("\x02\x0c\x00", 3);
     BOOST_TEST((decode(frames, &out).error == DecodeError::kBadHeader));
-    frames[0] = std::string("\x01\x00", 2);
+    frames[0] = std::string("\x02\x00", 2);
     BOOST_TEST((decode(frames, &out).error == DecodeError::kUnknownType));
-    frames[0] = std::string("\x01\x11", 2);
+    frames[0] = std::string("\x02\x11", 2);
     BOOST_TEST((decode(frames, &out).error == DecodeError::kUnknownType));
-    frames[0] = std::string("\x01\xff", 2);
+    frames[0] = std::string("\x02\xff", 2);
     BOOST_TEST((decode(frames, &out).error == DecodeError::kUnknownType));
     // An update outside PUB/SUB, and a request on PUB/SUB.
-    frames[0] = std::string("\x01\x01", 2);
+    frames[0] = std::string("\x02\x01", 2);
     BOOST_TEST((decode(frames, &out).error == DecodeError::kUnexpectedType));
     wire::Frames pub = wire::encode_published(published(false));
-    pub[1] = std::string("\x01\x03", 2);
+    pub[1] = std::string("\x02\x03", 2);
     wire::Published p;
     BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kUnexpectedType));
     // Type and record disagree.
     pub = wire::encode_published(published(false));
-    pub[1] = std::string("\x01\x02", 2);
+    pub[1] = std::string("\x02\x02", 2);
     BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kBadValue));
 }
 
@@ -323,7 +333,7 @@ BOOST_AUTO_TEST_CASE(bad_records_are_rejected) {
     wire::put_u64(&body, 1);
     wire::put_u8(&body, 2);
     body += record_bytes(k, 1, 1, "web", 1, "x");
-    BOOST_TEST((decode({std::string("\x01\x04", 2), body}, &m).error == DecodeError::kBadValue));
+    BOOST_TEST((decode({std::string("\x02\x04", 2), body}, &m).error == DecodeError::kBadValue));
     // Lengths that promise more than the frame holds, up to the largest a field can say.
     BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "web", 2, "x")) == DecodeError::kTruncated));
     BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "web", wire::kMaxDataLength, "x")) ==
@@ -347,7 +357,7 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
     std::string body;
     wire::put_u64(&body, 1);
     wire::put_u8(&body, 3);
-    BOOST_TEST((decode({std::string("\x01\x04", 2), body}, &m).error == DecodeError::kBadValue));
+    BOOST_TEST((decode({std::string("\x02\x04", 2), body}, &m).error == DecodeError::kBadValue));
     wire::Frames frames =
         wire::encode_message(wire::FetchReply{1, wire::FetchStatus::kDeleted, tombstone_record()});
     frames[1][8] = 0;
@@ -357,21 +367,30 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
     p.sender.sequence = 0;
     wire::Published out;
     BOOST_TEST((decode_pub(wire::encode_published(p), &out).error == DecodeError::kBadValue));
+    p = published(false);
+    p.sender.shard_sequence = 0;
+    BOOST_TEST((decode_pub(wire::encode_published(p), &out).error == DecodeError::kBadValue));
+    // Heartbeat ack: a shard out of range; more acks than shards.
+    wire::HeartbeatAck ack = heartbeat_ack("tcp://n:1");
+    ack.shard_acks[1].shard = wire::kShardCount;
+    BOOST_TEST((decode(wire::encode_message(ack), &m).error == DecodeError::kBadValue));
+    ack.shard_acks.assign(wire::kShardCount + 1, wire::ShardSequence{1, 1});
+    BOOST_TEST((decode(wire::encode_message(ack), &m).error == DecodeError::kTooLarge));
     // Refused: count 0, over the limit, disagreeing with the bytes.
     body.clear();
     wire::put_u16(&body, 0);
-    BOOST_TEST((decode({std::string("\x01\x08", 2), body}, &m).error == DecodeError::kBadValue));
+    BOOST_TEST((decode({std::string("\x02\x08", 2), body}, &m).error == DecodeError::kBadValue));
     body.clear();
     wire::put_u16(&body, wire::kMaxRefusalsPerMessage + 1);
-    BOOST_TEST((decode({std::string("\x01\x08", 2), body}, &m).error == DecodeError::kTooLarge));
+    BOOST_TEST((decode({std::string("\x02\x08", 2), body}, &m).error == DecodeError::kTooLarge));
     body.clear();
     wire::put_u16(&body, 0xffff);
     body += std::string(24, 'x');
-    BOOST_TEST((decode({std::string("\x01\x08", 2), body}, &m).error == DecodeError::kTooLarge));
+    BOOST_TEST((decode({std::string("\x02\x08", 2), body}, &m).error == DecodeError::kTooLarge));
     body.clear();
     wire::put_u16(&body, 2);
     body += std::string(24, 'x');
-    BOOST_TEST((decode({std::string("\x01\x08", 2), body}, &m).error == DecodeError::kTruncated));
+    BOOST_TEST((decode({std::string("\x02\x08", 2), body}, &m).error == DecodeError::kTruncated));
     // Error: unknown codes, over-long text.
     frames = wire::encode_message(wire::ErrorReply{1, wire::ErrorCode::kMalformed, "x"});
     frames[1][8] = 0;
@@ -396,9 +415,8 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
         (decode(wire::encode_message(wire::Pong{1, "a b"}), &m).error == DecodeError::kBadValue));
     // Heartbeat ack endpoint over the limit.
     std::string endpoint(wire::kMaxEndpointLength + 1, 'e');
-    BOOST_TEST(
-        (decode(wire::encode_message(wire::HeartbeatAck{1, 1, 1, "n", endpoint}), &m).error ==
-         DecodeError::kTooLarge));
+    BOOST_TEST((decode(wire::encode_message(heartbeat_ack(endpoint)), &m).error ==
+                DecodeError::kTooLarge));
 }
 
 BOOST_AUTO_TEST_CASE(shard_sets) {
