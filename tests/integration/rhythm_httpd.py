@@ -223,6 +223,24 @@ LuaMapHandler ^/app/demo$ "{self.pages}/app.lua" demo
 """
         self.conf.write_text(text)
 
+    def add_tls_host(self):
+        """Adds a TLS virtual host with a fresh self-signed certificate (the server needs the
+        ssl and socache_shmcb modules); returns its port."""
+        tls_port = free_port()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", str(self.dir / "key.pem"),
+                        "-out", str(self.dir / "cert.pem")], check=True, capture_output=True)
+        with open(self.conf, "a") as conf:
+            conf.write(f"""
+Listen 127.0.0.1:{tls_port} https
+<VirtualHost 127.0.0.1:{tls_port}>
+    SSLEngine on
+    SSLCertificateFile "{self.dir}/cert.pem"
+    SSLCertificateKeyFile "{self.dir}/key.pem"
+</VirtualHost>
+""")
+        return tls_port
+
     def config_test(self):
         """Runs `apache2 -t` on the config; returns (exit code, output)."""
         p = subprocess.run([HTTPD, "-f", str(self.conf), "-t"], capture_output=True, text=True,

@@ -8,12 +8,11 @@ import os
 import re
 import signal
 import ssl
-import subprocess
 import time
 
 import pytest
 
-from rhythm_httpd import Browser, Httpd, free_port, wait_for
+from rhythm_httpd import Browser, Httpd, wait_for
 
 APP = """
 <Location /app>
@@ -310,19 +309,7 @@ def test_demo_page_counts_visits():
 
 def test_cookie_is_secure_over_tls():
     h = app_server(modules=["ssl", "socache_shmcb"])
-    tls_port = free_port()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(h.dir / "key.pem"),
-                    "-out", str(h.dir / "cert.pem")], check=True, capture_output=True)
-    with open(h.conf, "a") as conf:
-        conf.write(f"""
-Listen 127.0.0.1:{tls_port} https
-<VirtualHost 127.0.0.1:{tls_port}>
-    SSLEngine on
-    SSLCertificateFile "{h.dir}/cert.pem"
-    SSLCertificateKeyFile "{h.dir}/key.pem"
-</VirtualHost>
-""")
+    tls_port = h.add_tls_host()
     with h:
         # Plain HTTP: no Secure.
         _, headers, _ = h.request("/app/counter")

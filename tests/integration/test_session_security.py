@@ -9,12 +9,11 @@ import http.client
 import os
 import re
 import ssl
-import subprocess
 import time
 
 import pytest
 
-from rhythm_httpd import Browser, Httpd, free_port, wait_for
+from rhythm_httpd import Browser, Httpd, wait_for
 from rss_node_fixture import NOT_FOUND, RssNode
 
 APP = """
@@ -93,24 +92,19 @@ def test_a_thousand_issued_ids_are_distinct_128_bit_values():
         assert h.status()["RhythmSessions"] == 1000
 
 
+def assert_config_fails(line, message):
+    """`apache2 -t` on the test site with `line` fails and says `message`."""
+    h = app_server(line)
+    try:
+        code, output = h.config_test()
+        assert code != 0
+        assert message in output, output
+    finally:
+        h.cleanup()
+
+
 # ---- cookies ------------------------------------------------------------------------------------
 
-def with_tls(h):
-    """Adds a TLS virtual host (a fresh self-signed certificate) to `h`; returns its port."""
-    tls_port = free_port()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(h.dir / "key.pem"),
-                    "-out", str(h.dir / "cert.pem")], check=True, capture_output=True)
-    with open(h.conf, "a") as conf:
-        conf.write(f"""
-Listen 127.0.0.1:{tls_port} https
-<VirtualHost 127.0.0.1:{tls_port}>
-    SSLEngine on
-    SSLCertificateFile "{h.dir}/cert.pem"
-    SSLCertificateKeyFile "{h.dir}/key.pem"
-</VirtualHost>
-""")
-    return tls_port
 
 
 def tls_request(port, path, cookie=None):
@@ -126,7 +120,7 @@ def tls_request(port, path, cookie=None):
 
 def tls_server(extra=""):
     h = app_server(extra, modules=["ssl", "socache_shmcb"])
-    return h, with_tls(h)
+    return h, h.add_tls_host()
 
 
 def test_the_default_cookie_is_http_only_same_site_lax_and_secure_over_tls():
@@ -167,13 +161,7 @@ def test_a_host_prefixed_cookie_works_over_tls():
     ("HttpOnly;SameSite=Lax", "RhythmSessionCookieName: the __Host-sid cookie needs path=/"),
 ])
 def test_a_host_prefixed_cookie_with_bad_attributes_fails_the_config_test(attributes, message):
-    h = app_server(f"RhythmSessionCookieName __Host-sid {attributes}")
-    try:
-        code, output = h.config_test()
-        assert code != 0
-        assert message in output, output
-    finally:
-        h.cleanup()
+    assert_config_fails(f"RhythmSessionCookieName __Host-sid {attributes}", message)
 
 
 # ---- IDs the server did not issue ---------------------------------------------------------------
@@ -316,10 +304,4 @@ def test_the_idle_timeout_reaches_the_bank():
     ("30min", "RhythmSessionIdleTimeout: '30min' has an unknown unit"),
 ])
 def test_a_bad_idle_timeout_fails_the_config_test(value, message):
-    h = app_server(f"RhythmSessionIdleTimeout {value}")
-    try:
-        code, output = h.config_test()
-        assert code != 0
-        assert message in output, output
-    finally:
-        h.cleanup()
+    assert_config_fails(f"RhythmSessionIdleTimeout {value}", message)
