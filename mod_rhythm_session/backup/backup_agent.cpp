@@ -27,6 +27,10 @@ constexpr std::size_t kTakeBytes = 1u << 20;
 constexpr std::uint32_t kScanBudget = 16384;  // entries per loop turn
 constexpr std::uint64_t kReportEveryMs = 100;
 constexpr std::uint64_t kLagWindowMs = 10000;
+// Once one node has a session, how long a fetch still waits for the others' answers (a newer
+// version) before it takes the best one: nodes that are well answer within a millisecond or two;
+// one that hung and is not known to yet must not hold the request for SessionBackupTimeout.
+constexpr std::uint64_t kOtherAnswersGraceMs = 20;
 
 std::uint64_t steady_ms() {
     timespec ts;
@@ -93,8 +97,13 @@ struct BackupAgent::PendingFetch {
     std::uint64_t request_id = 0;
     std::uint64_t deadline_ms = 0;
     std::size_t asked = 0;
-    std::size_t not_found = 0;
+    std::size_t answered = 0;
     bool owners_only = false;  // the rest of the bank is still to be asked
+    // The highest version answered so far (0: none), and its record.
+    std::uint64_t best_version = 0;
+    bool best_deleted = false;
+    std::string best_data;
+    std::int64_t best_expiry_us = 0;
 };
 
 BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
@@ -305,7 +314,7 @@ void BackupAgent::on_node_message(Node &node, const wire::Message &message, std:
             feed_.drop_if_older(r.key, r.version);
         }
     } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
-        on_fetch_reply(*reply);
+        on_fetch_reply(*reply, now_ms);
     } else if (auto *error = std::get_if<wire::ErrorReply>(&message)) {
         log(AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s", node.name.c_str(),
             static_cast<int>(error->text.size()), error->text.data());
@@ -614,47 +623,65 @@ std::size_t BackupAgent::ask_for_fetch(PendingFetch &fetch) {
     return asked;
 }
 
-void BackupAgent::on_fetch_reply(const wire::FetchReply &reply) {
+// The highest version among the answers wins: a node that was hung, or is still filling a shard
+// it took over, may answer with an older one. So a fetch waits for every node it asked (a silent
+// one is never asked), or, once one has the session, kOtherAnswersGraceMs more at most.
+void BackupAgent::on_fetch_reply(const wire::FetchReply &reply, std::uint64_t now_ms) {
     auto it = fetches_.find(reply.request_id);
     if (it == fetches_.end()) {
         return;  // answered already, or given up
     }
     PendingFetch &fetch = *it->second;
-    FetchOutcome outcome;
-    if (reply.status == wire::FetchStatus::kFound) {
-        std::int64_t expiry_us = static_cast<std::int64_t>(reply.record.expires_at_ms) * 1000;
-        SessionCache::Save saved =
-            feed_.insert_fetched(fetch.id, reply.record.data.data(), reply.record.data.size(),
-                                 expiry_us, reply.record.version);
-        outcome =
-            saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNotFound : FetchOutcome::kFound;
-    } else if (reply.status == wire::FetchStatus::kDeleted) {
-        outcome = FetchOutcome::kDeleted;
-    } else if (++fetch.not_found < fetch.asked) {
-        return;  // another node may have it
-    } else if (fetch.owners_only) {
+    ++fetch.answered;
+    if (reply.status != wire::FetchStatus::kNotFound && reply.record.version > fetch.best_version) {
+        if (fetch.best_version == 0) {
+            fetch.deadline_ms = std::min(fetch.deadline_ms, now_ms + kOtherAnswersGraceMs);
+        }
+        fetch.best_version = reply.record.version;
+        fetch.best_deleted = reply.status == wire::FetchStatus::kDeleted;
+        fetch.best_data.assign(reply.record.data.data(), reply.record.data.size());
+        fetch.best_expiry_us = static_cast<std::int64_t>(reply.record.expires_at_ms) * 1000;
+    }
+    if (fetch.answered < fetch.asked) {
+        return;
+    }
+    if (fetch.best_version == 0 && fetch.owners_only) {
         // The owners do not have it: a node that owned its shard before the bank changed may.
         fetch.owners_only = false;
         if (ask_for_fetch(fetch) > 0) {
             return;
         }
-        outcome = FetchOutcome::kNotFound;
-    } else {
-        outcome = FetchOutcome::kNotFound;
     }
-    answer_fetch(fetch, static_cast<std::uint8_t>(outcome));
+    finish_fetch(fetch, false);
     fetches_.erase(it);
 }
 
 void BackupAgent::expire_fetches(std::uint64_t now_ms) {
     for (auto it = fetches_.begin(); it != fetches_.end();) {
         if (now_ms >= it->second->deadline_ms) {
-            answer_fetch(*it->second, static_cast<std::uint8_t>(FetchOutcome::kTimedOut));
+            finish_fetch(*it->second, true);
             it = fetches_.erase(it);
         } else {
             ++it;
         }
     }
+}
+
+// Stores the best version found, if any, and answers the worker.
+void BackupAgent::finish_fetch(PendingFetch &fetch, bool deadline_passed) {
+    FetchOutcome outcome;
+    if (fetch.best_version == 0) {
+        outcome = deadline_passed ? FetchOutcome::kTimedOut : FetchOutcome::kNotFound;
+    } else if (fetch.best_deleted) {
+        outcome = FetchOutcome::kDeleted;
+    } else {
+        SessionCache::Save saved =
+            feed_.insert_fetched(fetch.id, fetch.best_data.data(), fetch.best_data.size(),
+                                 fetch.best_expiry_us, fetch.best_version);
+        outcome =
+            saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNotFound : FetchOutcome::kFound;
+    }
+    answer_fetch(fetch, static_cast<std::uint8_t>(outcome));
 }
 
 void BackupAgent::answer_fetch(PendingFetch &fetch, std::uint8_t outcome) {

@@ -95,8 +95,9 @@ class BackupAgent {
     void accept_fetches(std::uint64_t now_ms);
     void on_fetch_request(int fd, std::uint64_t now_ms);
     std::size_t ask_for_fetch(PendingFetch &fetch);
-    void on_fetch_reply(const wire::FetchReply &reply);
+    void on_fetch_reply(const wire::FetchReply &reply, std::uint64_t now_ms);
     void expire_fetches(std::uint64_t now_ms);
+    void finish_fetch(PendingFetch &fetch, bool deadline_passed);
     void answer_fetch(PendingFetch &fetch, std::uint8_t outcome);
     void report(std::uint64_t now_ms);
     void report_nodes(std::uint64_t now_ms);

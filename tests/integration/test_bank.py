@@ -342,3 +342,147 @@ def test_a_failover_fetch_asks_the_sessions_owner_first():
             asked = {n.name: n.status()["fetches"] - before[n.name] for n in nodes}
             owner = holders(nodes, key).pop()
             assert asked == {n.name: 1 if n.name == owner else 0 for n in nodes}
+
+
+def web_servers_for(nodes, names, extra=""):
+    from balancer_fixture import APP_LOCATION
+    from rhythm_httpd import Httpd
+    lines = ["SessionBackup On", extra] + [f"SessionBackupNode {n.queries}" for n in nodes]
+    return [Httpd(APP_LOCATION, server_wide="\n".join(lines + [f"SessionBackupServerId {name}"]),
+                  name=name) for name in names]
+
+
+def session_key(browser):
+    return base64.urlsafe_b64decode(browser.cookies["rhythm_session"] + "==")
+
+
+def bank_versions(nodes, key):
+    """{node name: version} of the nodes that hold the session."""
+    out = {}
+    for n in nodes:
+        reply = n.fetch(key)
+        if reply["status"] == rf.FOUND:
+            out[n.name] = reply["version"]
+    return out
+
+
+def test_a_killed_node_under_load_loses_nothing_and_its_return_moves_no_version_back():
+    """Three nodes with --replicas 2 and a web server under load: kill -9 one node; no request
+    fails, every session stays available (another server takes it over), every session is back
+    on two live nodes within 30 s; the node restarts empty, is refilled, takes its shards back,
+    and no version anywhere is below one the bank held before."""
+    import threading
+    from rhythm_httpd import Browser
+    with bank(["node-a", "node-b", "node-c"], 2) as nodes:
+        a, b, c = nodes
+        wait_members(nodes, {"node-a", "node-b", "node-c"})
+        web1, web2 = web_servers_for(nodes, ["web1", "web2"])
+        with web1, web2:
+            browsers = [Browser(web1) for _ in range(100)]
+            for br in browsers:
+                assert br.get("/app/counter")[0] == 200
+            failures, stop = [], threading.Event()
+
+            def load():
+                i = 0
+                while not stop.is_set():
+                    try:
+                        status = browsers[i % len(browsers)].get("/app/counter")[0]
+                        if status != 200:
+                            failures.append(status)
+                    except OSError as e:
+                        failures.append(repr(e))
+                    i += 1
+            worker = threading.Thread(target=load)
+            worker.start()
+            try:
+                time.sleep(1)  # load before the kill (the assertions below poll with deadlines)
+                c.kill()
+                killed = time.monotonic()
+                # Available all along: each session is on two nodes, one of them alive.
+                for br in browsers[:20]:
+                    assert bank_versions([a, b], session_key(br)), "a session unavailable"
+                wait_members([a, b], {"node-a", "node-b"}, timeout=NOTICE_S + NOTICE_MARGIN_S)
+                wait_for(lambda: all(len(bank_versions([a, b], session_key(br))) == 2
+                                     for br in browsers),
+                         30 - (time.monotonic() - killed), "every session on two live nodes")
+                print(f"two live copies of {len(browsers)} sessions "
+                      f"{time.monotonic() - killed:.1f} s after the kill")
+            finally:
+                stop.set()
+                worker.join()
+            assert failures == []
+            # The highest version the bank holds of each session, now that the load stopped.
+            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0, 10,
+                     "every change acknowledged")
+            held = {session_key(br): max(bank_versions([a, b], session_key(br)).values())
+                    for br in browsers}
+            c.start()  # empty
+            wait_members(nodes, {"node-a", "node-b", "node-c"})
+            wait_for(lambda: c.status()["shards_short"] == 0 and c.status()["sessions"] > 0, 30,
+                     "node-c refilled")
+            # Every copy at the version held before (none older); the shards node-c took back are
+            # dropped by the node that held them meanwhile after its 10 s linger.
+            for key, version in held.items():
+                versions = bank_versions(nodes, key)
+                assert versions and min(versions.values()) == version, (key, versions)
+            wait_for(lambda: all(len(bank_versions(nodes, key)) == 2 for key in held), 20,
+                     "every session on exactly two nodes again")
+            assert any(bank_versions([c], key) for key in held)
+            # Another server takes over a session and continues from the last count.
+            br = browsers[0]
+            last = int(br.get("/app/show")[2].split("count=")[1].split("&")[0].strip())
+            br.server = web2
+            assert f"count={last + 1}" in br.get("/app/counter")[2]
+
+
+def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
+    """SIGSTOP one of three nodes (--replicas 2) for 20 s while users move to another web server:
+    every failover fetch is answered within SessionBackupTimeout and continues from the last
+    count; after SIGCONT the node catches up, and a third server taking each session over gets
+    its latest count."""
+    from rhythm_httpd import Browser
+    with bank(["node-a", "node-b", "node-c"], 2) as nodes:
+        a, b, c = nodes
+        wait_members(nodes, {"node-a", "node-b", "node-c"})
+        servers = web_servers_for(nodes, ["web1", "web2", "web3"], "SessionBackupTimeout 500ms")
+        web1, web2, web3 = servers
+        with web1, web2, web3:
+            browsers = [Browser(web1) for _ in range(30)]
+            for br in browsers:
+                for _ in range(3):
+                    assert br.get("/app/counter")[0] == 200
+            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0, 10,
+                     "every change acknowledged")
+            os.kill(c.pid, signal.SIGSTOP)
+            try:
+                stopped = time.monotonic()
+                slowest = 0.0
+                for i, br in enumerate(browsers):
+                    # Spread the moves over the 20 s: before and after the bank notices.
+                    wait_for(lambda: time.monotonic() - stopped >= i * 0.6, 30, "the next move",
+                             interval=0.05)
+                    br.server = web2
+                    started = time.monotonic()
+                    status, _, text = br.get("/app/counter")
+                    slowest = max(slowest, time.monotonic() - started)
+                    assert (status, "count=4" in text) == (200, True), text
+                    assert br.get("/app/counter")[0] == 200  # count 5, on web2
+                wait_for(lambda: time.monotonic() - stopped >= 20, 30, "20 s stopped",
+                         interval=0.2)
+            finally:
+                os.kill(c.pid, signal.SIGCONT)
+            print(f"slowest failover request while node-c was stopped: {slowest * 1000:.0f} ms")
+            assert slowest < 0.5 + 0.3  # SessionBackupTimeout, and the page itself
+            wait_members(nodes, {"node-a", "node-b", "node-c"})
+            wait_for(lambda: web2.status()["RhythmBackupOldestUnacknowledgedMs"] == 0, 10,
+                     "web2's changes acknowledged")
+            # node-c caught up: whatever it holds is the latest version.
+            for br in browsers:
+                key = session_key(br)
+                wait_for(lambda: len(set(bank_versions(nodes, key).values())) == 1, 15,
+                         "every copy at one version")
+            for br in browsers:
+                br.server = web3
+                status, _, text = br.get("/app/counter")
+                assert (status, "count=6" in text) == (200, True), text
