@@ -486,3 +486,51 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
                 br.server = web3
                 status, _, text = br.get("/app/counter")
                 assert (status, "count=6" in text) == (200, True), text
+
+
+def test_a_web_server_and_a_node_killed_together_lose_no_acknowledged_change():
+    from rhythm_httpd import Browser
+    with bank(["node-a", "node-b", "node-c"], 2) as nodes:
+        a, b, c = nodes
+        wait_members(nodes, {"node-a", "node-b", "node-c"})
+        web1, web2 = web_servers_for(nodes, ["web1", "web2"])
+        with web1, web2:
+            browsers = [Browser(web1) for _ in range(100)]
+            for i, br in enumerate(browsers):
+                for _ in range(1 + i % 4):
+                    assert br.get("/app/counter")[0] == 200
+            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0 and
+                     web1.status()["RhythmBackupPending"] == 0, 10, "every change acknowledged")
+            web1.kill()
+            c.kill()
+            wait_members([a, b], {"node-a", "node-b"}, timeout=NOTICE_S + NOTICE_MARGIN_S)
+            for i, br in enumerate(browsers):
+                br.server = web2
+                status, _, text = br.get("/app/counter")
+                assert (status, f"count={2 + i % 4}" in text) == (200, True), text
+
+
+def test_with_one_replica_the_web_servers_refill_a_dead_nodes_shards():
+    """--replicas 1: each session on exactly one node; when a node dies, its shards' new owners
+    ask the web servers, which publish those sessions again."""
+    from rhythm_httpd import Browser
+    with bank(["node-a", "node-b", "node-c"], 1) as nodes:
+        a, b, c = nodes
+        wait_members(nodes, {"node-a", "node-b", "node-c"})
+        (web1,) = web_servers_for(nodes, ["web1"])
+        with web1:
+            browsers = [Browser(web1) for _ in range(150)]
+            for br in browsers:
+                assert br.get("/app/counter")[0] == 200
+            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0, 10,
+                     "every change acknowledged")
+            keys = [session_key(br) for br in browsers]
+            assert all(len(bank_versions(nodes, key)) == 1 for key in keys)
+            on_c = [key for key in keys if bank_versions([c], key)]
+            assert on_c  # a third of them, about
+            c.kill()
+            wait_members([a, b], {"node-a", "node-b"}, timeout=NOTICE_S + NOTICE_MARGIN_S)
+            # No snapshot source is left for node-c's shards: the web server sends them again.
+            wait_for(lambda: all(len(bank_versions([a, b], key)) == 1 for key in on_c), 30,
+                     "node-c's sessions on their new owners")
+            assert all(len(bank_versions([a, b], key)) == 1 for key in keys)
