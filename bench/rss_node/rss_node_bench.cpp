@@ -8,6 +8,19 @@
 //                                                  version higher) published to a node until its
 //                                                  status shows them applied
 //   rss_node_bench fetch QUERIES COUNT FIRST        fetch round trips of sessions FIRST...
+//   rss_node_bench ingest-bank UPDATES,... QUERIES,... SIZE COUNT FIRST SUBSCRIPTIONS
+//                                                  COUNT new sessions FIRST.. (version 1) from
+//                                                  one publisher connected to every node of a
+//                                                  bank, as an agent's, once it has seen
+//                                                  SUBSCRIPTIONS subscriptions (the sum of the
+//                                                  nodes' owned shards: each session goes to
+//                                                  SUBSCRIPTIONS / 1024 nodes), until the sum of
+//                                                  the nodes' applied updates shows them all.
+//                                                  Prints {"event":"start"} when it starts
+//                                                  sending; a line on stdin (not its end)
+//                                                  stops the sending early (what was sent is
+//                                                  still waited for).
+//                                                  Times are CLOCK_MONOTONIC seconds.
 //
 // With RHYTHM_BENCH_CURVE_SERVER (the bank's .pub) and RHYTHM_BENCH_CURVE_SECRET (a listed
 // client's .key) set, the ingest and fetch clients are CURVE clients of a node under CURVE.
@@ -203,8 +216,12 @@ std::uint64_t node_applied(void *dealer, std::uint64_t *request_id) {
                 std::string json(s->json);
                 auto at = json.find("\"updates_applied\":");
                 auto refused = json.find("\"updates_refused\":");
+                // A bank's node may have had a new session from a peer's snapshot first: its
+                // update is then a duplicate.
+                auto duplicate = json.find("\"updates_duplicate\":");
                 return std::strtoull(json.c_str() + at + 18, nullptr, 10) +
-                       std::strtoull(json.c_str() + refused + 18, nullptr, 10);
+                       std::strtoull(json.c_str() + refused + 18, nullptr, 10) +
+                       std::strtoull(json.c_str() + duplicate + 20, nullptr, 10);
             }
         }
     }
@@ -266,6 +283,134 @@ int ingest(const std::string &updates, const std::string &queries, std::size_t s
     return 0;
 }
 
+std::vector<std::string> split_list(const std::string &text) {
+    std::vector<std::string> out;
+    std::size_t at = 0;
+    while (at <= text.size()) {
+        std::size_t comma = text.find(',', at);
+        if (comma == std::string::npos) {
+            comma = text.size();
+        }
+        if (comma > at) {
+            out.push_back(text.substr(at, comma - at));
+        }
+        at = comma + 1;
+    }
+    return out;
+}
+
+double monotonic_seconds(Clock::time_point t) {
+    return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+int ingest_bank(const std::string &updates_list, const std::string &queries_list, std::size_t size,
+                std::size_t count, std::uint64_t first, std::size_t subscriptions) {
+    std::vector<std::string> updates = split_list(updates_list);
+    std::vector<std::string> queries = split_list(queries_list);
+    std::size_t copies = subscriptions / wire::kShardCount;
+    if (updates.empty() || queries.empty() || copies == 0 ||
+        subscriptions % wire::kShardCount != 0) {
+        std::fprintf(stderr, "ingest-bank: endpoints, and SUBSCRIPTIONS a multiple of %zu\n",
+                     static_cast<std::size_t>(wire::kShardCount));
+        return 2;
+    }
+    void *context = zmq_ctx_new();
+    std::vector<void *> dealers;
+    std::uint64_t request_id = 0;
+    auto applied = [&] {
+        std::uint64_t sum = 0;
+        for (void *dealer : dealers) {
+            sum += node_applied(dealer, &request_id);
+        }
+        return sum;
+    };
+    for (const auto &endpoint : queries) {
+        dealers.push_back(secured(zmq_socket(context, ZMQ_DEALER)));
+        zmq_connect(dealers.back(), endpoint.c_str());
+    }
+    // An agent's publisher: one XPUB connected to every node. Verbose, so that each node's
+    // subscription of a topic another node has too is counted.
+    void *pub = secured(zmq_socket(context, ZMQ_XPUB));
+    int one = 1;
+    int zero = 0;
+    zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &one, sizeof one);
+    zmq_setsockopt(pub, ZMQ_XPUB_VERBOSE, &one, sizeof one);
+    zmq_setsockopt(pub, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(pub, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
+    for (const auto &endpoint : updates) {
+        zmq_connect(pub, endpoint.c_str());
+    }
+    std::size_t seen = 0;
+    char buf[16];
+    while (seen < subscriptions) {
+        if (zmq_recv(pub, buf, sizeof buf, 0) > 0 && buf[0] == 1) {
+            seen++;
+        }
+    }
+    std::uint64_t before = applied();
+    std::atomic<bool> stop{false};
+    std::thread stopper([&] {
+        int c;
+        while ((c = std::getchar()) != EOF && c != '\n') {
+        }
+        stop = c == '\n';  // end of input alone does not stop it
+    });
+    stopper.detach();  // may still wait on stdin when the sending is over
+    std::string data(size, 'f');
+    wire::Published message;
+    message.sender.agent_id.fill(9);
+    message.sender.epoch = 1;
+    message.record.version = 1;
+    message.record.origin = "web1";
+    message.record.data = data;
+    message.record.expires_at_ms = 0;
+    message.sender.sequence = 1;
+    message.sender.shard_sequence = 1;
+    wire::Frames frames = wire::encode_published(message);
+    constexpr std::size_t kSequenceAt = wire::kAgentIdBytes + 8;
+    constexpr std::size_t kShardSequenceAt = kSequenceAt + 8;
+    constexpr std::size_t kKeyAt = kShardSequenceAt + 8;
+    std::vector<std::uint64_t> shard_sequences(wire::kShardCount);
+    auto start = Clock::now();
+    std::printf("{\"event\":\"start\",\"t\":%.6f}\n", monotonic_seconds(start));
+    std::fflush(stdout);
+    std::size_t sent = 0;
+    for (; sent < count && !stop; ++sent) {
+        wire::SessionKey key = key_number(first + sent);
+        std::uint32_t shard = wire::shard_of(key);
+        std::uint64_t sequence = sent + 1;
+        std::uint64_t shard_sequence = ++shard_sequences[shard];
+        for (int b = 0; b < 8; ++b) {
+            frames[2][kSequenceAt + b] = static_cast<char>(sequence >> (56 - 8 * b));
+            frames[2][kShardSequenceAt + b] = static_cast<char>(shard_sequence >> (56 - 8 * b));
+        }
+        std::memcpy(&frames[2][kKeyAt], key.bytes.data(), key.bytes.size());
+        frames[0] = wire::topic_for_shard(shard);
+        rhythm::wire::send_frames(pub, nullptr, frames, 0);
+    }
+    auto sent_at = Clock::now();
+    while (applied() < before + copies * sent) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    auto done = Clock::now();
+    double elapsed = std::chrono::duration<double>(done - start).count();
+    std::printf(
+        "{\"bench\":\"ingest-bank\",\"size\":%zu,\"sent\":%zu,\"copies\":%zu,"
+        "\"start_t\":%.6f,\"sent_t\":%.6f,\"done_t\":%.6f,\"seconds\":%.3f,"
+        "\"per_second\":%.0f,\"applied_per_second\":%.0f}\n",
+        size, sent, copies, monotonic_seconds(start), monotonic_seconds(sent_at),
+        monotonic_seconds(done), elapsed, sent / elapsed, copies * sent / elapsed);
+    std::fflush(stdout);
+    zmq_close(pub);
+    for (void *dealer : dealers) {
+        zmq_close(dealer);
+    }
+    zmq_ctx_term(context);
+    // The stdin reader may still be blocked: leave without waiting for it.
+    std::_Exit(0);
+}
+
 int fetch(const std::string &queries, std::size_t count, std::uint64_t first) {
     void *context = zmq_ctx_new();
     void *dealer = secured(zmq_socket(context, ZMQ_DEALER));
@@ -315,6 +460,10 @@ int main(int argc, char **argv) {
     if (mode == "ingest" && argc == 8) {
         return ingest(argv[2], argv[3], number(argv[4]), number(argv[5]), number(argv[6]),
                       std::max<std::size_t>(1, number(argv[7])));
+    }
+    if (mode == "ingest-bank" && argc == 8) {
+        return ingest_bank(argv[2], argv[3], number(argv[4]), number(argv[5]), number(argv[6]),
+                           number(argv[7]));
     }
     if (mode == "fetch" && argc == 5) {
         return fetch(argv[2], number(argv[3]), number(argv[4]));
