@@ -36,6 +36,13 @@ bool Membership::on_pong(std::size_t index, std::string_view name, std::uint64_t
     return changed;
 }
 
+void Membership::on_heard(std::size_t index, std::uint64_t now_ms) {
+    Peer &p = peers_[index];
+    if (p.state == PeerState::kUp) {
+        p.last_pong_ms = std::max(p.last_pong_ms, now_ms);
+    }
+}
+
 std::vector<std::size_t> Membership::expire(std::uint64_t now_ms) {
     std::vector<std::size_t> gone;
     for (std::size_t i = 0; i < peers_.size(); ++i) {

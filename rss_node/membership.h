@@ -39,6 +39,10 @@ class Membership {
     // under another name).
     bool on_pong(std::size_t index, std::string_view name, std::uint64_t now_ms);
 
+    // Any other message from an up peer (a snapshot record...) shows it alive as well as a pong:
+    // a pong may wait behind a long snapshot on the same connection.
+    void on_heard(std::size_t index, std::uint64_t now_ms);
+
     // Marks down the up peers silent for kDeadAfterMs; returns the indices of those.
     std::vector<std::size_t> expire(std::uint64_t now_ms);
 

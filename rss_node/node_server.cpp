@@ -361,7 +361,12 @@ void NodeServer::forget_fills(std::uint64_t mono_ms) {
     for (auto it = fills_.begin(); it != fills_.end();) {
         const Membership::Peer &peer = membership_.peers()[it->peer];
         if (peer.state != PeerState::kUp) {
-            // Its snapshot will not come: the agents' re-sends fill those shards.
+            // Its snapshot will not come (all of it): the agents publish those shards again.
+            RSS_LOG(LogLevel::kWarn,
+                    "peer %s went down during a snapshot of %zu shard(s): the agents are asked to "
+                    "re-send them",
+                    peer.name.c_str(), it->shards.count());
+            agents_.request_resend(it->shards);
             it = fills_.erase(it);
         } else if (it->sent && mono_ms - it->last_progress_ms > kSnapshotStallMs) {
             RSS_LOG(LogLevel::kWarn,
@@ -369,6 +374,7 @@ void NodeServer::forget_fills(std::uint64_t mono_ms) {
                     "the agents re-send them",
                     peer.name.c_str(), it->shards.count(),
                     static_cast<unsigned long long>(kSnapshotStallMs / 1000));
+            agents_.request_resend(it->shards);
             it = fills_.erase(it);
         } else {
             ++it;
@@ -728,6 +734,7 @@ void NodeServer::drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_
             malformed("peer", result, now_ms);
             continue;
         }
+        membership_.on_heard(peer, mono_ms);
         if (auto *pong = std::get_if<wire::Pong>(&reply_message)) {
             bool was_up = membership_.peers()[peer].state == PeerState::kUp;
             if (membership_.on_pong(peer, pong->node_name, mono_ms)) {

@@ -1,5 +1,5 @@
 // Membership: peers up on a pong, down after 3 s of silence, back on the next pong; the start-up
-// grace; a stall of the node itself not held against its peers.
+// grace; a stall of the node itself not held against its peers; any message as a sign of life.
 #include "rss_node/membership.h"
 
 #include <boost/test/unit_test.hpp>
@@ -62,6 +62,17 @@ BOOST_AUTO_TEST_CASE(a_silent_peer_is_down_after_3_s_and_back_on_its_next_pong) 
     BOOST_TEST(m.expire(kStart + 4500).empty());  // reported once
     BOOST_TEST(m.on_pong(1, "node-c", kStart + 9000));
     BOOST_TEST(m.live_members() == names({"node-a", "node-b", "node-c"}));
+}
+
+BOOST_AUTO_TEST_CASE(any_message_from_an_up_peer_keeps_it_up_but_brings_none_back) {
+    Membership m = three();
+    m.on_pong(0, "node-b", kStart);
+    m.on_pong(1, "node-c", kStart);
+    m.on_heard(0, kStart + 2500);  // a snapshot record while its pong waits behind the snapshot
+    BOOST_TEST(m.expire(kStart + Membership::kDeadAfterMs + 1).size() == 1u);  // node-c only
+    BOOST_TEST((m.peers()[0].state == PeerState::kUp));
+    m.on_heard(1, kStart + 5000);  // down: only a pong brings it back (with its name)
+    BOOST_TEST((m.peers()[1].state == PeerState::kDown));
 }
 
 BOOST_AUTO_TEST_CASE(a_peer_answering_under_another_name_changes_the_membership) {
