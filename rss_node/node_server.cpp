@@ -382,6 +382,11 @@ void NodeServer::forget_fills(std::uint64_t mono_ms) {
     }
 }
 
+bool NodeServer::filling(std::uint32_t shard) const {
+    return std::any_of(fills_.begin(), fills_.end(),
+                       [&](const SnapshotFill &fill) { return fill.shards.contains(shard); });
+}
+
 bool NodeServer::serving_snapshot_of(std::uint32_t shard) const {
     return std::any_of(snapshots_.begin(), snapshots_.end(),
                        [&](const SnapshotJob &job) { return job.shards.contains(shard); });
@@ -583,6 +588,11 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
             counters_.fetch_hits++;
             answer.status =
                 answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
+        } else if (filling(wire::shard_of(fetch->key))) {
+            // Not here yet may mean not copied yet: the asker is to count on another node.
+            reply(routing_id, wire::ErrorReply{fetch->request_id, wire::ErrorCode::kFilling,
+                                               "this node is still being filled with that shard"});
+            return;
         } else {
             answer.status = wire::FetchStatus::kNotFound;
             answer.record = wire::SessionRecord{};

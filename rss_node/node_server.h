@@ -74,6 +74,7 @@ class NodeServer {
     void on_snapshot_end(std::size_t peer, std::uint64_t request_id);
     void on_peer_error(std::size_t peer, const wire::ErrorReply &error, std::uint64_t mono_ms);
     bool serving_snapshot_of(std::uint32_t shard) const;
+    bool filling(std::uint32_t shard) const;
     void ping_peers(std::uint64_t mono_ms);
     wire::ShardSet short_shards() const;
     void drain_updates(std::uint64_t now_ms);

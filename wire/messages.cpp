@@ -339,7 +339,7 @@ DecodeResult body_error(ByteReader *in, Message *out) {
         return decode_fail(DecodeError::kTruncated, "error: code truncated");
     }
     if (code < static_cast<std::uint8_t>(ErrorCode::kVersionMismatch) ||
-        code > static_cast<std::uint8_t>(ErrorCode::kBusy)) {
+        code > static_cast<std::uint8_t>(ErrorCode::kFilling)) {
         return decode_fail(DecodeError::kBadValue, "error: unknown code");
     }
     m.code = static_cast<ErrorCode>(code);

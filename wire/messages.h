@@ -173,6 +173,7 @@ enum class ErrorCode : std::uint8_t {
     kMalformed = 2,        // the request did not decode
     kUnsupported = 3,      // a well-formed message this responder does not answer
     kBusy = 4,             // too much in progress (snapshots): ask again later
+    kFilling = 5,          // a fetch for a shard the node is still being filled with: ask others
 };
 
 struct ErrorReply {

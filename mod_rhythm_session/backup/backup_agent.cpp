@@ -316,6 +316,12 @@ void BackupAgent::on_node_message(Node &node, const wire::Message &message, std:
     } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
         on_fetch_reply(*reply, now_ms);
     } else if (auto *error = std::get_if<wire::ErrorReply>(&message)) {
+        if (error->code == wire::ErrorCode::kFilling) {
+            // An owner still being filled with the session's shard: the others decide.
+            on_fetch_reply(wire::FetchReply{error->request_id, wire::FetchStatus::kNotFound, {}},
+                           now_ms);
+            return;
+        }
         log(AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s", node.name.c_str(),
             static_cast<int>(error->text.size()), error->text.data());
     }

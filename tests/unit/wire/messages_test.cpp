@@ -395,9 +395,9 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
     frames = wire::encode_message(wire::ErrorReply{1, wire::ErrorCode::kMalformed, "x"});
     frames[1][8] = 0;
     BOOST_TEST((decode(frames, &m).error == DecodeError::kBadValue));
-    frames[1][8] = 5;
+    frames[1][8] = 6;
     BOOST_TEST((decode(frames, &m).error == DecodeError::kBadValue));
-    frames[1][8] = 4;
+    frames[1][8] = 5;
     BOOST_TEST((decode(frames, &m).error == DecodeError::kNone));
     std::string long_text(wire::kMaxErrorTextLength + 1, 'e');
     BOOST_TEST(
