@@ -534,3 +534,70 @@ def test_with_one_replica_the_web_servers_refill_a_dead_nodes_shards():
             wait_for(lambda: all(len(bank_versions([a, b], key)) == 1 for key in on_c), 30,
                      "node-c's sessions on their new owners")
             assert all(len(bank_versions([a, b], key)) == 1 for key in keys)
+
+
+class MutePeer:
+    """A fake node for a bank: answers pings under `name` (so it is a live member) and takes
+    snapshot requests without ever answering them, or stays silent altogether once muted."""
+
+    def __init__(self, name):
+        import threading
+        import zmq
+        self.name = name.encode()
+        self.context = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.queries = f"tcp://127.0.0.1:{self.router.bind_to_random_port('tcp://127.0.0.1')}"
+        self.snapshot_requests = 0
+        self.answering = True
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve)
+        self.thread.start()
+
+    def _serve(self):
+        import struct
+        while not self.stop.is_set():
+            if not self.router.poll(20):
+                continue
+            identity, msg_header, body = (self.router.recv_multipart() + [b"", b""])[:3]
+            if not self.answering:
+                continue
+            if msg_header[1:2] == bytes([rf.PING]):
+                (rid,) = struct.unpack(">Q", body[:8])
+                pong = struct.pack(">QB", rid, len(self.name)) + self.name
+                self.router.send_multipart([identity, rf.header(rf.PONG), pong])
+            elif msg_header[1:2] == bytes([rf.SNAPSHOT_REQUEST]):
+                self.snapshot_requests += 1
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        self.context.destroy(0)
+
+
+def test_a_node_still_filling_a_shard_answers_filling_for_what_it_does_not_hold():
+    """A node takes over shards whose snapshot never comes (its source takes the request and
+    sends nothing): until it gives the fill up, a fetch of a session it does not hold gets the
+    'filling' error, not 'not found', so the web server counts on another node."""
+    x, y = MutePeer("node-x"), MutePeer("node-y")
+    node = RssNode(name="node-d", peers=[x.queries, y.queries], extra=["--replicas", "2"])
+    try:
+        node.start()
+        wait_members([node], {"node-d", "node-x", "node-y"})
+        before = owned(node)
+        y.answering = False  # node-y dies: node-d takes over some of its shards, from node-x
+        wait_for(lambda: len(owned(node)) == rf.SHARD_COUNT, NOTICE_S + NOTICE_MARGIN_S + 1,
+                 "node-d to own every shard")
+        wait_for(lambda: x.snapshot_requests > 0, 5, "a snapshot asked of node-x")
+        gained = sorted(set(range(rf.SHARD_COUNT)) - before)
+        reply = node.fetch(rf.key_in_shard(gained[0]))
+        assert reply["type"] == rf.ERROR and reply["code"] == 5, reply
+        # The fill is given up after 10 s without a record (the agents are asked to re-send):
+        # from then on the node answers for the shard as its owner.
+        key = rf.key_in_shard(gained[0])
+        wait_for(lambda: node.fetch(key).get("status") == rf.NOT_FOUND, 15,
+                 "'not found' once the fill is given up")
+        assert "given up" in node.log_text()
+    finally:
+        node.cleanup()
+        x.close()
+        y.close()
