@@ -227,6 +227,51 @@ std::uint64_t node_applied(void *dealer, std::uint64_t *request_id) {
     }
 }
 
+// One agent's stream of updates of `size` bytes, encoded once and patched in place for each
+// message: the publisher's CPU goes to ZeroMQ, not to copies.
+class UpdateStream {
+  public:
+    UpdateStream(std::uint8_t agent, std::size_t size) : data_(size, 's') {
+        wire::Published message;
+        message.sender.agent_id.fill(agent);
+        message.sender.epoch = 1;
+        message.sender.sequence = 1;
+        message.sender.shard_sequence = 1;
+        message.record.version = 1;
+        message.record.origin = "web1";
+        message.record.data = data_;
+        frames_ = wire::encode_published(message);
+    }
+
+    // The next message of the stream: `key` at `version`.
+    const wire::Frames &next(const wire::SessionKey &key, std::uint64_t version) {
+        std::uint32_t shard = wire::shard_of(key);
+        put(kSequenceAt, ++sequence_);
+        put(kShardSequenceAt, ++shard_sequences_[shard]);
+        put(kVersionAt, version);
+        std::memcpy(&frames_[2][kKeyAt], key.bytes.data(), key.bytes.size());
+        frames_[0] = wire::topic_for_shard(shard);
+        return frames_;
+    }
+
+  private:
+    static constexpr std::size_t kSequenceAt = wire::kAgentIdBytes + 8;
+    static constexpr std::size_t kShardSequenceAt = kSequenceAt + 8;
+    static constexpr std::size_t kKeyAt = kShardSequenceAt + 8;
+    static constexpr std::size_t kVersionAt = kKeyAt + wire::kSessionKeyBytes;
+
+    void put(std::size_t at, std::uint64_t value) {
+        for (int b = 0; b < 8; ++b) {
+            frames_[2][at + b] = static_cast<char>(value >> (56 - 8 * b));
+        }
+    }
+
+    std::string data_;
+    wire::Frames frames_;
+    std::uint64_t sequence_ = 0;
+    std::vector<std::uint64_t> shard_sequences_ = std::vector<std::uint64_t>(wire::kShardCount);
+};
+
 int ingest(const std::string &updates, const std::string &queries, std::size_t size,
            std::size_t count, std::uint64_t first, std::size_t distinct) {
     void *context = zmq_ctx_new();
@@ -235,38 +280,11 @@ int ingest(const std::string &updates, const std::string &queries, std::size_t s
     std::uint64_t request_id = 0;
     std::uint64_t before = node_applied(dealer, &request_id);
     void *pub = lossless_publisher(context, updates, wire::kShardCount);
-    std::string data(size, 's');
-    wire::Published message;
-    message.sender.agent_id.fill(7);
-    message.sender.epoch = 1;
-    message.record.version = 1;
-    message.record.origin = "web1";
-    message.record.data = data;
-    message.record.expires_at_ms = 0;
-    message.sender.sequence = 1;
-    message.sender.shard_sequence = 1;
-    // One encoded message, patched in place: the publisher's CPU goes to ZeroMQ, not to copies.
-    wire::Frames frames = wire::encode_published(message);
-    constexpr std::size_t kSequenceAt = wire::kAgentIdBytes + 8;
-    constexpr std::size_t kShardSequenceAt = kSequenceAt + 8;
-    constexpr std::size_t kKeyAt = kShardSequenceAt + 8;
-    constexpr std::size_t kVersionAt = kKeyAt + wire::kSessionKeyBytes;
-    std::vector<std::uint64_t> shard_sequences(wire::kShardCount);
+    UpdateStream stream(7, size);
     auto start = Clock::now();
     for (std::size_t i = 0; i < count; ++i) {
-        wire::SessionKey key = key_number(first + i % distinct);
-        std::uint32_t shard = wire::shard_of(key);
-        std::uint64_t sequence = i + 1;
-        std::uint64_t shard_sequence = ++shard_sequences[shard];
-        std::uint64_t version = 1 + i / distinct;
-        for (int b = 0; b < 8; ++b) {
-            frames[2][kSequenceAt + b] = static_cast<char>(sequence >> (56 - 8 * b));
-            frames[2][kShardSequenceAt + b] = static_cast<char>(shard_sequence >> (56 - 8 * b));
-            frames[2][kVersionAt + b] = static_cast<char>(version >> (56 - 8 * b));
-        }
-        std::memcpy(&frames[2][kKeyAt], key.bytes.data(), key.bytes.size());
-        frames[0] = wire::topic_for_shard(shard);
-        rhythm::wire::send_frames(pub, nullptr, frames, 0);
+        rhythm::wire::send_frames(
+            pub, nullptr, stream.next(key_number(first + i % distinct), 1 + i / distinct), 0);
     }
     double send_seconds = seconds_since(start);
     while (node_applied(dealer, &request_id) < before + count) {
@@ -357,37 +375,13 @@ int ingest_bank(const std::string &updates_list, const std::string &queries_list
         stop = c == '\n';  // end of input alone does not stop it
     });
     stopper.detach();  // may still wait on stdin when the sending is over
-    std::string data(size, 'f');
-    wire::Published message;
-    message.sender.agent_id.fill(9);
-    message.sender.epoch = 1;
-    message.record.version = 1;
-    message.record.origin = "web1";
-    message.record.data = data;
-    message.record.expires_at_ms = 0;
-    message.sender.sequence = 1;
-    message.sender.shard_sequence = 1;
-    wire::Frames frames = wire::encode_published(message);
-    constexpr std::size_t kSequenceAt = wire::kAgentIdBytes + 8;
-    constexpr std::size_t kShardSequenceAt = kSequenceAt + 8;
-    constexpr std::size_t kKeyAt = kShardSequenceAt + 8;
-    std::vector<std::uint64_t> shard_sequences(wire::kShardCount);
+    UpdateStream stream(9, size);
     auto start = Clock::now();
     std::printf("{\"event\":\"start\",\"t\":%.6f}\n", monotonic_seconds(start));
     std::fflush(stdout);
     std::size_t sent = 0;
     for (; sent < count && !stop; ++sent) {
-        wire::SessionKey key = key_number(first + sent);
-        std::uint32_t shard = wire::shard_of(key);
-        std::uint64_t sequence = sent + 1;
-        std::uint64_t shard_sequence = ++shard_sequences[shard];
-        for (int b = 0; b < 8; ++b) {
-            frames[2][kSequenceAt + b] = static_cast<char>(sequence >> (56 - 8 * b));
-            frames[2][kShardSequenceAt + b] = static_cast<char>(shard_sequence >> (56 - 8 * b));
-        }
-        std::memcpy(&frames[2][kKeyAt], key.bytes.data(), key.bytes.size());
-        frames[0] = wire::topic_for_shard(shard);
-        rhythm::wire::send_frames(pub, nullptr, frames, 0);
+        rhythm::wire::send_frames(pub, nullptr, stream.next(key_number(first + sent), 1), 0);
     }
     auto sent_at = Clock::now();
     while (applied() < before + copies * sent) {
