@@ -13,23 +13,9 @@ import time
 
 import pytest
 
-from rhythm_httpd import Browser, Httpd, wait_for
+from rhythm_httpd import Browser, wait_for
 from rss_node_fixture import NOT_FOUND, RssNode
-
-APP = """
-<Location /app>
-    Session On
-    SessionEnv On
-    SessionHeader X-Replace-Session
-    RhythmSession On
-    {extra}
-</Location>
-"""
-
-
-def app_server(extra="", server_wide="", **kw):
-    return Httpd(APP.format(extra=extra), server_wide=server_wide, **kw)
-
+from test_module import app_server
 
 def set_cookies(headers):
     return [v for k, v in headers if k.lower() == "set-cookie"]
