@@ -36,7 +36,7 @@ import time
 TOP = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "tests" / "integration"))
 from rhythm_httpd import wait_for  # noqa: E402
-from rss_node_fixture import SHARD_COUNT, RssNode  # noqa: E402
+from rss_node_fixture import SHARD_COUNT, RssNode, parse_shard_ranges  # noqa: E402
 
 BUILD = pathlib.Path(os.environ.get("RHYTHM_BUILD_DIR") or TOP / "_build").resolve()
 os.environ["RHYTHM_BUILD_DIR"] = str(BUILD)  # the nodes run in their own directories
@@ -51,18 +51,10 @@ class RestoreFailed(Exception):
     pass
 
 
-def parse_ranges(text):
-    shards = set()
-    for part in filter(None, text.split(",")):
-        first, _, last = part.partition("-")
-        shards.update(range(int(first), int(last or first) + 1))
-    return shards
-
-
 def copies_per_shard(statuses):
     counts = [0] * SHARD_COUNT
     for status in statuses:
-        for s in parse_ranges(status["shards_owned_list"]):
+        for s in parse_shard_ranges(status["shards_owned_list"]):
             counts[s] += 1
     return counts
 

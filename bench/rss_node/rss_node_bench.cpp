@@ -80,14 +80,21 @@ void *secured(void *socket) {
     return socket;
 }
 
-void *lossless_publisher(void *context, const std::string &endpoint, std::size_t subscriptions) {
+// An agent's publisher, connected to every endpoint; returns once `subscriptions` have arrived.
+// Verbose, so that a node's subscription of a topic another node has too is counted.
+void *lossless_publisher(void *context, const std::vector<std::string> &endpoints,
+                         std::size_t subscriptions) {
     void *pub = secured(zmq_socket(context, ZMQ_XPUB));
     int one = 1;
     int zero = 0;
     zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &one, sizeof one);
+    zmq_setsockopt(pub, ZMQ_XPUB_VERBOSE, &one, sizeof one);
     zmq_setsockopt(pub, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(pub, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_connect(pub, endpoint.c_str());
+    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
+    for (const auto &endpoint : endpoints) {
+        zmq_connect(pub, endpoint.c_str());
+    }
     std::size_t seen = 0;
     char buf[16];
     while (seen < subscriptions) {
@@ -132,7 +139,7 @@ int pubsub_bare(std::size_t size, std::size_t count, std::size_t frames) {
         elapsed = seconds_since(start);
         done = true;
     });
-    void *pub = lossless_publisher(pub_context, endpoint, 1);
+    void *pub = lossless_publisher(pub_context, {endpoint}, 1);
     std::string payload(size, 'p');
     start = Clock::now();
     started = true;
@@ -279,7 +286,7 @@ int ingest(const std::string &updates, const std::string &queries, std::size_t s
     zmq_connect(dealer, queries.c_str());
     std::uint64_t request_id = 0;
     std::uint64_t before = node_applied(dealer, &request_id);
-    void *pub = lossless_publisher(context, updates, wire::kShardCount);
+    void *pub = lossless_publisher(context, {updates}, wire::kShardCount);
     UpdateStream stream(7, size);
     auto start = Clock::now();
     for (std::size_t i = 0; i < count; ++i) {
@@ -346,26 +353,7 @@ int ingest_bank(const std::string &updates_list, const std::string &queries_list
         dealers.push_back(secured(zmq_socket(context, ZMQ_DEALER)));
         zmq_connect(dealers.back(), endpoint.c_str());
     }
-    // An agent's publisher: one XPUB connected to every node. Verbose, so that each node's
-    // subscription of a topic another node has too is counted.
-    void *pub = secured(zmq_socket(context, ZMQ_XPUB));
-    int one = 1;
-    int zero = 0;
-    zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &one, sizeof one);
-    zmq_setsockopt(pub, ZMQ_XPUB_VERBOSE, &one, sizeof one);
-    zmq_setsockopt(pub, ZMQ_IMMEDIATE, &one, sizeof one);
-    zmq_setsockopt(pub, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
-    for (const auto &endpoint : updates) {
-        zmq_connect(pub, endpoint.c_str());
-    }
-    std::size_t seen = 0;
-    char buf[16];
-    while (seen < subscriptions) {
-        if (zmq_recv(pub, buf, sizeof buf, 0) > 0 && buf[0] == 1) {
-            seen++;
-        }
-    }
+    void *pub = lossless_publisher(context, updates, subscriptions);
     std::uint64_t before = applied();
     std::atomic<bool> stop{false};
     std::thread stopper([&] {

@@ -73,6 +73,15 @@ def shard_of(key):
     return fnv1a64(key) % SHARD_COUNT
 
 
+def parse_shard_ranges(text):
+    """A shard list as status writes it ("0-3,7") as a set of shard numbers."""
+    shards = set()
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        shards.update(range(int(first), int(last or first) + 1))
+    return shards
+
+
 def key_in_shard(shard):
     """A random session key whose shard is `shard`."""
     while True:

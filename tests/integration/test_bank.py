@@ -7,10 +7,15 @@ import base64
 import contextlib
 import os
 import signal
+import struct
+import threading
 import time
 
+import zmq
+
 import rss_node_fixture as rf
-from rhythm_httpd import wait_for
+from balancer_fixture import APP_LOCATION
+from rhythm_httpd import Browser, Httpd, wait_for
 from rss_node_fixture import RssNode, new_key
 
 # A peer silent for 3 s is down: a hung node is noticed 2 to 3 s after it stops (its last pong
@@ -20,17 +25,9 @@ NOTICE_S = 3.0
 NOTICE_MARGIN_S = 0.5
 
 
-def parse_ranges(text):
-    shards = set()
-    for part in filter(None, text.split(",")):
-        first, _, last = part.partition("-")
-        shards.update(range(int(first), int(last or first) + 1))
-    return shards
-
-
 def owned(node):
     status = node.status()
-    shards = parse_ranges(status["shards_owned_list"])
+    shards = rf.parse_shard_ranges(status["shards_owned_list"])
     assert len(shards) == status["shards_owned"]
     return shards
 
@@ -81,6 +78,20 @@ def publisher_to(nodes):
     return pub
 
 
+def publish_sessions(nodes, count, version, data, copies):
+    """`count` new sessions published to the bank, once every node has subscribed; returns their
+    keys once the nodes hold `copies` of each."""
+    pub = publisher_to(nodes)
+    pub.wait_subscribed()  # the nodes' subscriptions together cover every shard
+    keys = [new_key() for _ in range(count)]
+    for k in keys:
+        pub.publish(k, version, data)
+    wait_for(lambda: sum(n.status()["sessions"] for n in nodes) == copies * count, 10,
+             f"every session stored {copies} time(s)")
+    pub.close()
+    return keys
+
+
 def holders(nodes, key):
     return {n.name for n in nodes if n.fetch(key)["status"] == rf.FOUND}
 
@@ -98,33 +109,19 @@ def test_replicas_1_gives_disjoint_owners_covering_every_shard():
             assert status["shards_subscribed"] == len(sets[n.name])
             assert {m["state"] for m in status["members"]} == {"up"}
             assert {m["endpoint"] for m in status["members"]} == {o.queries for o in nodes}
-        pub = publisher_to(nodes)
-        pub.wait_subscribed()  # the three nodes' subscriptions together cover every shard
-        keys = [new_key() for _ in range(150)]
-        for k in keys:
-            pub.publish(k, 1, b"one copy")
-        wait_for(lambda: sum(n.status()["sessions"] for n in nodes) == len(keys), 10,
-                 "every session stored once")
+        keys = publish_sessions(nodes, 150, 1, b"one copy", copies=1)
         for k in keys:
             owner = {name for name, s in sets.items() if rf.shard_of(k) in s}
             assert holders(nodes, k) == owner
-        pub.close()
 
 
 def test_replicas_2_puts_every_shard_on_two_nodes():
     with bank(["node-a", "node-b", "node-c"], replicas=2) as nodes:
         wait_members(nodes, {"node-a", "node-b", "node-c"})
         assert copies_per_shard(nodes) == [2] * rf.SHARD_COUNT
-        pub = publisher_to(nodes)
-        pub.wait_subscribed()
-        keys = [new_key() for _ in range(100)]
-        for k in keys:
-            pub.publish(k, 1, b"two copies")
-        wait_for(lambda: sum(n.status()["sessions"] for n in nodes) == 2 * len(keys), 10,
-                 "every session stored twice")
+        keys = publish_sessions(nodes, 100, 1, b"two copies", copies=2)
         for k in keys:
             assert len(holders(nodes, k)) == 2
-        pub.close()
 
 
 def test_a_hung_node_is_noticed_and_counted_back():
@@ -293,8 +290,6 @@ def test_a_fourth_node_takes_only_the_shards_it_now_owns():
 def test_a_web_server_gets_every_change_acknowledged_by_a_bank_that_splits_the_shards():
     """The real agent against nodes that each see only their shards: acknowledgements come shard
     by shard, so every change settles, on exactly --replicas nodes."""
-    from balancer_fixture import APP_LOCATION
-    from rhythm_httpd import Browser, Httpd
     for replicas in (1, 2):
         with bank(["node-a", "node-b", "node-c"], replicas) as nodes:
             wait_members(nodes, {"node-a", "node-b", "node-c"})
@@ -321,8 +316,6 @@ def test_a_web_server_gets_every_change_acknowledged_by_a_bank_that_splits_the_s
 
 
 def test_a_failover_fetch_asks_the_sessions_owner_first():
-    from balancer_fixture import APP_LOCATION
-    from rhythm_httpd import Browser, Httpd
     with bank(["node-a", "node-b", "node-c"], 1) as nodes:
         wait_members(nodes, {"node-a", "node-b", "node-c"})
         lines = ["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes]
@@ -345,8 +338,6 @@ def test_a_failover_fetch_asks_the_sessions_owner_first():
 
 
 def web_servers_for(nodes, names, extra=""):
-    from balancer_fixture import APP_LOCATION
-    from rhythm_httpd import Httpd
     lines = ["SessionBackup On", extra] + [f"SessionBackupNode {n.queries}" for n in nodes]
     return [Httpd(APP_LOCATION, server_wide="\n".join(lines + [f"SessionBackupServerId {name}"]),
                   name=name) for name in names]
@@ -371,8 +362,6 @@ def test_a_killed_node_under_load_loses_nothing_and_its_return_moves_no_version_
     fails, every session stays available (another server takes it over), every session is back
     on two live nodes within 30 s; the node restarts empty, is refilled, takes its shards back,
     and no version anywhere is below one the bank held before."""
-    import threading
-    from rhythm_httpd import Browser
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
         wait_members(nodes, {"node-a", "node-b", "node-c"})
@@ -441,7 +430,6 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
     every failover fetch is answered within SessionBackupTimeout and continues from the last
     count; after SIGCONT the node catches up, and a third server taking each session over gets
     its latest count."""
-    from rhythm_httpd import Browser
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
         wait_members(nodes, {"node-a", "node-b", "node-c"})
@@ -489,7 +477,6 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
 
 
 def test_a_web_server_and_a_node_killed_together_lose_no_acknowledged_change():
-    from rhythm_httpd import Browser
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
         wait_members(nodes, {"node-a", "node-b", "node-c"})
@@ -513,7 +500,6 @@ def test_a_web_server_and_a_node_killed_together_lose_no_acknowledged_change():
 def test_with_one_replica_the_web_servers_refill_a_dead_nodes_shards():
     """--replicas 1: each session on exactly one node; when a node dies, its shards' new owners
     ask the web servers, which publish those sessions again."""
-    from rhythm_httpd import Browser
     with bank(["node-a", "node-b", "node-c"], 1) as nodes:
         a, b, c = nodes
         wait_members(nodes, {"node-a", "node-b", "node-c"})
@@ -541,8 +527,6 @@ class MutePeer:
     snapshot requests without ever answering them, or stays silent altogether once muted."""
 
     def __init__(self, name):
-        import threading
-        import zmq
         self.name = name.encode()
         self.context = zmq.Context()
         self.router = self.context.socket(zmq.ROUTER)
@@ -554,7 +538,6 @@ class MutePeer:
         self.thread.start()
 
     def _serve(self):
-        import struct
         while not self.stop.is_set():
             if not self.router.poll(20):
                 continue
