@@ -43,6 +43,10 @@ constexpr std::uint64_t kAgentIdleMs = 600000;
 constexpr int kUpdatesHighWaterMark = 50000;
 constexpr int kQueriesHighWaterMark = 10000;
 
+// The text of a version-mismatch answer; its header carries the same version.
+constexpr char kVersionMismatchText[] = "this node speaks protocol version 3";
+static_assert(wire::kProtocolVersion == 3, "kVersionMismatchText names the protocol version");
+
 std::uint64_t monotonic_ms() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -486,7 +490,7 @@ void NodeServer::drain_updates(std::uint64_t now_ms) {
         if (message.overflow()) {
             malformed("updates",
                       wire::decode_fail(wire::DecodeError::kFrameCount,
-                                        "published message: more than 3 frames"),
+                                        "published message: not one frame"),
                       now_ms);
             continue;
         }
@@ -572,7 +576,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         if (result.error == wire::DecodeError::kVersionMismatch) {
             counters_.version_mismatches++;
             error.code = wire::ErrorCode::kVersionMismatch;
-            error.text = "this node speaks protocol version 1";
+            error.text = kVersionMismatchText;
         } else {
             error.code = wire::ErrorCode::kMalformed;
             error.text = result.message;

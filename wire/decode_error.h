@@ -14,7 +14,7 @@ enum class DecodeError : std::uint8_t {
     kVersionMismatch,  // header names another protocol version
     kUnknownType,      // header names no message type of this version
     kUnexpectedType,   // a known type that does not belong on this socket
-    kBadTopic,         // topic frame is not 2 bytes or names a shard >= kShardCount
+    kBadTopic,         // a published message's topic names a shard >= kShardCount
     kWrongShard,       // topic does not match the session ID's shard
     kTruncated,        // a field runs past the end of its frame
     kTrailingBytes,    // bytes left over after the last field

@@ -443,6 +443,19 @@ struct BodyWriter {
     }
 };
 
+// Where a published message's header is: bytes 2 and 3 of its one frame from version 3 on; in
+// versions 1 and 2, the second of three frames, after a 2-byte topic frame. Reading both places
+// tells a sender of another version from junk whatever its frame count. Empty when neither fits.
+std::string_view published_header(FrameSpan frames) {
+    if (frames[0].size() >= kPublishedBodyOffset) {
+        return frames[0].substr(kTopicBytes, kHeaderBytes);
+    }
+    if (frames.size >= 2 && frames[0].size() == kTopicBytes && frames[1].size() == kHeaderBytes) {
+        return frames[1];
+    }
+    return {};
+}
+
 constexpr MessageType kVariantTypes[] = {
     MessageType::kFetch,
     MessageType::kFetchReply,
@@ -489,17 +502,18 @@ std::string topic_for_shard(std::uint32_t shard) {
 }
 
 Frames encode_published(const Published &m) {
-    Frames frames;
-    frames.push_back(topic_for_shard(shard_of(m.record.key)));
-    frames.push_back(header(m.record.tombstone ? MessageType::kTombstone : MessageType::kUpdate));
-    std::string body;
-    body.reserve(kAgentIdBytes + 24 + 38 + m.record.origin.size() + m.record.data.size());
-    put_bytes(&body, m.sender.agent_id.data(), m.sender.agent_id.size());
-    put_u64(&body, m.sender.epoch);
-    put_u64(&body, m.sender.sequence);
-    put_u64(&body, m.sender.shard_sequence);
-    put_record(&body, m.record);
-    frames.push_back(std::move(body));
+    // Built in place: the one frame is the session's data and more, not to be copied again.
+    Frames frames(1);
+    std::string &frame = frames[0];
+    frame.reserve(kPublishedBodyOffset + kAgentIdBytes + 24 + 38 + m.record.origin.size() +
+                  m.record.data.size());
+    put_u16(&frame, static_cast<std::uint16_t>(shard_of(m.record.key)));
+    frame += header(m.record.tombstone ? MessageType::kTombstone : MessageType::kUpdate);
+    put_bytes(&frame, m.sender.agent_id.data(), m.sender.agent_id.size());
+    put_u64(&frame, m.sender.epoch);
+    put_u64(&frame, m.sender.sequence);
+    put_u64(&frame, m.sender.shard_sequence);
+    put_record(&frame, m.record);
     return frames;
 }
 
@@ -529,25 +543,33 @@ DecodeResult decode_header(std::string_view frame, std::uint8_t *version, Messag
 }
 
 DecodeResult decode_published(FrameSpan frames, Published *out) {
-    if (frames.size < 2) {
-        return decode_fail(DecodeError::kFrameCount, "published message: fewer than 3 frames");
+    if (frames.size == 0) {
+        return decode_fail(DecodeError::kFrameCount, "published message: no frames");
+    }
+    std::string_view header_bytes = published_header(frames);
+    if (header_bytes.empty()) {
+        if (frames.size == 1) {
+            return decode_fail(DecodeError::kTruncated,
+                               "published message: shorter than its topic and header");
+        }
+        return decode_fail(DecodeError::kFrameCount, "published message: not one frame");
     }
     std::uint8_t version;
     MessageType type;
-    RHYTHM_TRY(decode_header(frames[1], &version, &type));
+    RHYTHM_TRY(decode_header(header_bytes, &version, &type));
     if (type != MessageType::kUpdate && type != MessageType::kTombstone) {
         return decode_fail(DecodeError::kUnexpectedType, "published message: not an update");
     }
-    if (frames.size != 3) {
-        return decode_fail(DecodeError::kFrameCount, "published message: not 3 frames");
+    if (frames.size != 1) {
+        return decode_fail(DecodeError::kFrameCount, "published message: not one frame");
     }
-    ByteReader topic(frames[0]);
-    std::uint16_t shard;
-    if (frames[0].size() != kTopicBytes || !topic.u16(&shard) || shard >= kShardCount) {
+    std::uint16_t shard = 0;
+    ByteReader(frames[0]).u16(&shard);  // published_header found the frame long enough
+    if (shard >= kShardCount) {
         return decode_fail(DecodeError::kBadTopic, "published message: topic is not a shard");
     }
     Published m;
-    ByteReader in(frames[2]);
+    ByteReader in(frames[0].substr(kPublishedBodyOffset));
     if (!in.copy(kAgentIdBytes, m.sender.agent_id.data()) || !in.u64(&m.sender.epoch) ||
         !in.u64(&m.sender.sequence) || !in.u64(&m.sender.shard_sequence)) {
         return decode_fail(DecodeError::kTruncated, "published message: sender truncated");

@@ -1,9 +1,9 @@
 // Every message of the bank protocol as a plain struct, with its encoder and its decoder.
 //
-// Published updates travel agent PUB -> node SUB as three frames: topic (shard), header
-// (version, type), body. Everything else travels DEALER <-> ROUTER as two frames: header, body
-// (the ROUTER's identity frame is the socket's business, not the protocol's). docs/protocol.md
-// lays out each body byte by byte.
+// Published updates travel agent PUB -> node SUB as one frame: topic (shard, 2 bytes), header
+// (version, type, 2 bytes), body. Everything else travels DEALER <-> ROUTER as two frames:
+// header, body (the ROUTER's identity frame is the socket's business, not the protocol's).
+// docs/protocol.md lays out each body byte by byte.
 //
 // Decoded structs hold string_views into the received frames: they are valid while the frames
 // are, and decoding never copies or allocates on behalf of the sender.
@@ -203,14 +203,17 @@ struct FrameSpan {
 // Frames ready to send, in order.
 using Frames = std::vector<std::string>;
 
-// The topic frame of a shard: its number, 2 bytes big-endian. A SUB subscribes to exactly this.
+// The topic of a shard: its number, 2 bytes big-endian, the first bytes of each message published
+// for the shard. A SUB subscribes to exactly this prefix.
 std::string topic_for_shard(std::uint32_t shard);
 
 // Encoders. Inputs must respect the limits of protocol.h (the encoder does not truncate).
+// encode_published returns one frame.
 Frames encode_published(const Published &message);
 Frames encode_message(const Message &message);
 
-// Decoders: `out` is written only on success.
+// Decoders: `out` is written only on success. decode_published takes every frame received, so
+// that a message of another version or junk of several frames is told as such.
 DecodeResult decode_published(FrameSpan frames, Published *out);
 DecodeResult decode_message(FrameSpan frames, Message *out);
 

@@ -1,4 +1,4 @@
-// The constants of the bank's wire protocol, version 2: the protocol version byte, the message
+// The constants of the bank's wire protocol, version 3: the protocol version byte, the message
 // types, the shard count and the limits every decoder enforces. docs/protocol.md is the prose
 // specification of the same facts; a change here is a change of protocol version.
 #pragma once
@@ -8,10 +8,10 @@
 
 namespace rhythm::wire {
 
-// The first byte of every header frame. A receiver answers a request of another version with an
+// The first byte of every header. A receiver answers a request of another version with an
 // kError of code kVersionMismatch (in its own version) and drops a published update of another
 // version, counting it as malformed.
-constexpr std::uint8_t kProtocolVersion = 2;
+constexpr std::uint8_t kProtocolVersion = 3;
 
 // Sessions are spread over a fixed number of shards; the shard is the topic of a published
 // update. Fixed by the protocol version: every party must agree on it.
@@ -30,14 +30,16 @@ constexpr std::size_t kMaxStatusLength = 1024 * 1024;
 constexpr std::size_t kMaxRefusalsPerMessage = 4096;
 constexpr std::size_t kMaxFrameSize = kMaxDataLength + 64 * 1024;
 
-// Frame sizes that never change within a version.
+// Sizes that never change within a version. A published message is one frame: topic, header,
+// body; every other message is a header frame and a body frame.
 constexpr std::size_t kTopicBytes = 2;
 constexpr std::size_t kHeaderBytes = 2;
+constexpr std::size_t kPublishedBodyOffset = kTopicBytes + kHeaderBytes;
 constexpr std::size_t kSessionKeyBytes = 16;
 constexpr std::size_t kAgentIdBytes = 16;
 
 enum class MessageType : std::uint8_t {
-    // Published by an agent on its PUB socket, topic frame first.
+    // Published by an agent on its PUB socket, topic first.
     kUpdate = 1,
     kTombstone = 2,
     // Requests to a node's ROUTER and their answers.

@@ -113,8 +113,8 @@ void print_latencies(const char *what, std::vector<double> &us) {
         us.size(), pct(0.5), pct(0.99), us.back());
 }
 
-// frames 1: one frame of SIZE bytes; frames 3: the shape of an update (2-byte topic, 2-byte
-// header, SIZE-byte body).
+// frames 1: one frame of SIZE bytes (the shape of an update since protocol version 3); frames 3:
+// the shape of an update of version 2 (2-byte topic, 2-byte header, SIZE-byte body).
 int pubsub_bare(std::size_t size, std::size_t count, std::size_t frames) {
     void *sub_context = zmq_ctx_new();
     void *pub_context = zmq_ctx_new();
@@ -253,23 +253,26 @@ class UpdateStream {
     // The next message of the stream: `key` at `version`.
     const wire::Frames &next(const wire::SessionKey &key, std::uint64_t version) {
         std::uint32_t shard = wire::shard_of(key);
+        std::string &frame = frames_[0];
+        frame.replace(kTopicAt, wire::kTopicBytes, wire::topic_for_shard(shard));
         put(kSequenceAt, ++sequence_);
         put(kShardSequenceAt, ++shard_sequences_[shard]);
         put(kVersionAt, version);
-        std::memcpy(&frames_[2][kKeyAt], key.bytes.data(), key.bytes.size());
-        frames_[0] = wire::topic_for_shard(shard);
+        std::memcpy(&frame[kKeyAt], key.bytes.data(), key.bytes.size());
         return frames_;
     }
 
   private:
-    static constexpr std::size_t kSequenceAt = wire::kAgentIdBytes + 8;
+    // Offsets in the message's one frame (docs/protocol.md, published messages).
+    static constexpr std::size_t kTopicAt = 0;
+    static constexpr std::size_t kSequenceAt = wire::kPublishedBodyOffset + wire::kAgentIdBytes + 8;
     static constexpr std::size_t kShardSequenceAt = kSequenceAt + 8;
     static constexpr std::size_t kKeyAt = kShardSequenceAt + 8;
     static constexpr std::size_t kVersionAt = kKeyAt + wire::kSessionKeyBytes;
 
     void put(std::size_t at, std::uint64_t value) {
         for (int b = 0; b < 8; ++b) {
-            frames_[2][at + b] = static_cast<char>(value >> (56 - 8 * b));
+            frames_[0][at + b] = static_cast<char>(value >> (56 - 8 * b));
         }
     }
 

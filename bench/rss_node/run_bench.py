@@ -4,8 +4,9 @@ from one run count).
 
   ingest    updates applied per second, 1 KiB and 4 KiB, one publisher to one rss_node (new
             sessions, and new versions of 10,000 sessions), beside a bare ZeroMQ PUB->SUB of the
-            same sizes (one frame, and the three frames of an update) and redis-server's SET
-            pipelined 16 (random keys among 1,000,000; one client, and 50)
+            same sizes (one frame, an update's shape since protocol version 3, and the three
+            frames of a version 2 update) and redis-server's SET pipelined 16 (random keys among
+            1,000,000; one client, and 50)
   fetch     round trip p50/p99 of 1 KiB sessions, beside a bare DEALER->ROUTER echo and
             redis-server's GET
   curve     the same ingest (1 KiB, new versions) and fetch with the node and its clients under
@@ -93,8 +94,10 @@ class Redis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def ingest_on_fresh_node(size, count, distinct, keys=None):
-    with RssNode(name="bench", keys=keys) as node:
+def ingest_on_fresh_node(size, count, distinct, keys=None, curve=None):
+    """With `keys`, the node is under CURVE and `curve` is the ingest's listed client: made once
+    by the caller, as a key pair cannot be written twice to the same path."""
+    with RssNode(name="bench", keys=keys, curve=curve) as node:
         return helper("ingest", node.updates, node.queries, size, count, 0, distinct,
                       curve_node=node if keys else None)
 
@@ -124,7 +127,8 @@ def main():
                 helper("ingest", node.updates, node.queries, 1024, fetches + 1, 0, fetches + 1,
                        curve_node=node if node.keys else None)
             for _ in range(args.repeat):
-                record("curve-update", ingest_on_fresh_node(1024, counts[1024], 10_000, keys))
+                record("curve-update", ingest_on_fresh_node(1024, counts[1024], 10_000, keys,
+                                                            curve_node.curve))
                 record("curve-fetch", helper("fetch", curve_node.queries, fetches, 0,
                                              curve_node=curve_node))
                 for size, count in counts.items():

@@ -26,7 +26,7 @@ from rhythm_httpd import ManagedServer, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 SHARD_COUNT = 1024
 MAX_FRAME_SIZE = 1024 * 1024 + 64 * 1024
 
@@ -114,15 +114,20 @@ def record_bytes(key, version, expires_at_ms, origin, data=b"", tombstone=False)
                               len(origin), len(data)) + origin + data)
 
 
+def topic(shard):
+    return struct.pack(">H", shard)
+
+
 def published_frames(key, version, data=b"", origin="web1", expires_at_ms=None, tombstone=False,
                      agent_id=b"A" * 16, epoch=1, sequence=1, shard_sequence=None):
+    """A published update or tombstone: one frame, topic + header + body."""
     if expires_at_ms is None:
         expires_at_ms = now_ms() + 3600 * 1000
     if shard_sequence is None:
         shard_sequence = sequence
     body = (agent_id + struct.pack(">QQQ", epoch, sequence, shard_sequence) +
             record_bytes(key, version, expires_at_ms, origin, data, tombstone))
-    return [struct.pack(">H", shard_of(key)), header(TOMBSTONE if tombstone else UPDATE), body]
+    return [topic(shard_of(key)) + header(TOMBSTONE if tombstone else UPDATE) + body]
 
 
 def fetch_frames(request_id, key):

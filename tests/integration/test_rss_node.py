@@ -8,7 +8,6 @@ import os
 import random
 import re
 import signal
-import struct
 import threading
 
 import pytest
@@ -249,15 +248,18 @@ def test_malformed_traffic_is_counted_and_good_clients_keep_being_served(node):
     applied(node, 1)
     garbage_pub = node.publisher(agent_id=b"G" * 16)
     garbage_pub.wait_subscribed()
+    newer, older = rf.PROTOCOL_VERSION + 1, rf.PROTOCOL_VERSION - 1
     bad_published = [
-        [b"\x00\x05", rf.header(rf.UPDATE), b"short"],            # truncated body
-        [b"\x00\x05", bytes([3, rf.UPDATE]), b"x" * 100],        # another version
-        [b"\x00\x05", rf.header(0x63), b""],                     # unknown type
-        [b"\x00\x05junk"],                                     # one frame, bad topic
-        rf.published_frames(key, 2, b"x")[:2] + [b"\x00"] * 3,  # 5 frames
+        [rf.topic(5) + rf.header(rf.UPDATE) + b"short"],               # truncated body
+        [rf.topic(5) + rf.header(rf.UPDATE, newer) + b"x" * 100],      # another version
+        [rf.topic(5), rf.header(rf.UPDATE, older), b"x" * 100],        # version 2's 3 frames
+        [rf.topic(5) + rf.header(0x63)],                               # unknown type
+        [rf.topic(5) + b"\x01"],                                       # half a header
+        rf.published_frames(key, 2, b"x") + [b"\x00"] * 2,             # 3 frames
+        rf.published_frames(key, 2, b"x") + [b"\x00"] * 4,             # 5 frames
     ]
     wrong_shard = rf.published_frames(key, 2, b"x")
-    wrong_shard[0] = struct.pack(">H", (rf.shard_of(key) + 1) % rf.SHARD_COUNT)
+    wrong_shard[0] = rf.topic((rf.shard_of(key) + 1) % rf.SHARD_COUNT) + wrong_shard[0][2:]
     bad_published.append(wrong_shard)
     rounds = 200
     stop = threading.Event()
@@ -294,10 +296,11 @@ def test_malformed_traffic_is_counted_and_good_clients_keep_being_served(node):
     assert all(served)
     status = node.status()
     assert status["malformed_frames"] == expected
+    assert status["version_mismatches"] == 2 * rounds  # the two updates of other versions
     assert status["updates_applied"] == 1
     # Error replies name the problem; the version mismatch is answered as one.
     bad = rf.Requester(node.context, node.queries)
-    bad.send_raw([bytes([3, rf.STATUS_REQUEST]), b"\x00" * 8])
+    bad.send_raw([rf.header(rf.STATUS_REQUEST, rf.PROTOCOL_VERSION - 1), b"\x00" * 8])
     answer = bad.receive()
     assert answer["type"] == rf.ERROR and answer["code"] == 1
     bad.send_raw([rf.header(rf.FETCH), b"\x00" * 5])
@@ -358,7 +361,7 @@ def test_random_and_truncated_frames_leave_the_node_serving(node):
     for _ in range(2000):
         fuzz_req.send_raw(random_message())
         m = random_message()
-        m[0] = struct.pack(">H", rng.randrange(rf.SHARD_COUNT)) + m[0][2:]  # on a subscribed topic
+        m[0] = rf.topic(rng.randrange(rf.SHARD_COUNT)) + m[0][2:]  # on a subscribed topic
         fuzz_pub.send_raw(m)
     # The node answers what it can (errors, replies) and drops the rest; wait until it has gone
     # through everything: a request sent after the fuzz is answered after it.

@@ -1,6 +1,6 @@
 // Every message: encode/decode round trips, and every kind of malformed frame rejected with the
-// right error (truncated at every length, trailing bytes, wrong version, unknown type, wrong
-// frame count, bad topic, over-limit lengths, forbidden values).
+// right error (truncated at every length, trailing bytes, wrong version in either published
+// shape, unknown type, wrong frame count, bad topic, over-limit lengths, forbidden values).
 #include "wire/messages.h"
 
 #include <boost/test/unit_test.hpp>
@@ -21,6 +21,14 @@ wire::SessionKey key_of(std::uint8_t seed) {
 }
 
 const std::string kData(1024, 'd');
+
+// A header, of this protocol version unless told.
+std::string header(wire::MessageType type, std::uint8_t version = wire::kProtocolVersion) {
+    return {static_cast<char>(version), static_cast<char>(type)};
+}
+
+constexpr std::size_t kVersionAt = wire::kTopicBytes;   // in a published message's frame
+constexpr std::size_t kTypeAt = wire::kTopicBytes + 1;  // in a published message's frame
 
 wire::SessionRecord live_record() {
     wire::SessionRecord r;
@@ -140,7 +148,7 @@ wire::Frames fetch_reply_frames(std::string record) {
     wire::put_u64(&body, 1);
     wire::put_u8(&body, 0);
     body += record;
-    return {std::string("\x02\x04", 2), body};
+    return {header(wire::MessageType::kFetchReply), body};
 }
 
 DecodeError error_of_record(std::string record) {
@@ -186,8 +194,16 @@ BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {
 BOOST_AUTO_TEST_CASE(published_updates_and_tombstones_round_trip) {
     for (bool tombstone : {false, true}) {
         wire::Frames frames = wire::encode_published(published(tombstone));
-        BOOST_TEST_REQUIRE(frames.size() == 3u);
-        BOOST_TEST((frames[0] == wire::topic_for_shard(wire::shard_of(key_of(1)))));
+        BOOST_TEST_REQUIRE(frames.size() == 1u);
+        const std::string &frame = frames[0];
+        // One frame: topic (the subscription prefix), header, sender stamp, record.
+        std::string_view data = tombstone ? std::string_view() : std::string_view(kData);
+        BOOST_TEST(frame.size() ==
+                   4 + 40 + 38 + std::string_view("web1.example:443").size() + data.size());
+        BOOST_TEST(frame.substr(0, 2) == wire::topic_for_shard(wire::shard_of(key_of(1))));
+        BOOST_TEST(frame[kVersionAt] == wire::kProtocolVersion);
+        BOOST_TEST(frame[kTypeAt] == static_cast<char>(tombstone ? wire::MessageType::kTombstone
+                                                                 : wire::MessageType::kUpdate));
         wire::Published back;
         auto result = decode_pub(frames, &back);
         BOOST_TEST_REQUIRE(result.ok(), result.message);
@@ -195,8 +211,12 @@ BOOST_AUTO_TEST_CASE(published_updates_and_tombstones_round_trip) {
         BOOST_TEST(back.sender.sequence == 99u);
         BOOST_TEST(back.sender.shard_sequence == 41u);
         BOOST_TEST(back.sender.agent_id[15] == 0xa5);
+        BOOST_TEST((back.record.key == key_of(1)));
         BOOST_TEST(back.record.tombstone == tombstone);
-        BOOST_TEST(back.record.data.size() == (tombstone ? 0u : 1024u));
+        BOOST_TEST(back.record.data == data);
+        // The decoded data is a view of the received frame, not a copy.
+        BOOST_TEST(
+            (back.record.data.data() + back.record.data.size() == frame.data() + frame.size()));
         BOOST_TEST((wire::encode_published(back) == frames));
     }
 }
@@ -215,12 +235,16 @@ BOOST_AUTO_TEST_CASE(every_truncation_is_rejected) {
             BOOST_TEST_REQUIRE(result.message != nullptr);
         }
     }
-    wire::Frames frames = wire::encode_published(published(false));
-    std::string body = frames[2];
-    for (std::size_t len = 0; len < body.size(); ++len) {
-        frames[2] = body.substr(0, len);
-        wire::Published out;
-        BOOST_TEST_REQUIRE(!decode_pub(frames, &out).ok());
+    // A published message cut anywhere, in its topic, header, sender stamp or record.
+    for (bool tombstone : {false, true}) {
+        const std::string frame = wire::encode_published(published(tombstone))[0];
+        for (std::size_t len = 0; len < frame.size(); ++len) {
+            wire::Published out;
+            auto result = decode_pub({frame.substr(0, len)}, &out);
+            BOOST_TEST_REQUIRE((result.error == DecodeError::kTruncated),
+                               "published accepted or misnamed at " << len << " bytes");
+            BOOST_TEST_REQUIRE(result.message != nullptr);
+        }
     }
 }
 
@@ -236,28 +260,53 @@ BOOST_AUTO_TEST_CASE(trailing_bytes_are_rejected) {
         BOOST_TEST(!result.ok(), wire::message_type_name(wire::message_type(m)));
     }
     wire::Frames frames = wire::encode_published(published(false));
-    frames[2] += 'x';
+    frames[0] += 'x';
     wire::Published out;
     BOOST_TEST((decode_pub(frames, &out).error == DecodeError::kTrailingBytes));
 }
 
 BOOST_AUTO_TEST_CASE(wrong_version_is_reported_as_such) {
+    const std::uint8_t other = wire::kProtocolVersion + 1;
     wire::Frames frames = wire::encode_message(wire::StatusRequest{1});
-    frames[0][0] = 3;
+    frames[0][0] = static_cast<char>(other);
     wire::Message out;
     BOOST_TEST((decode(frames, &out).error == DecodeError::kVersionMismatch));
     std::uint8_t version = 0;
     wire::MessageType type;
     BOOST_TEST(
         (wire::decode_header(frames[0], &version, &type).error == DecodeError::kVersionMismatch));
-    BOOST_TEST(version == 3);
+    BOOST_TEST(version == other);
     // Even a message of another version with other frame counts is named a version mismatch.
     frames.push_back("extra");
     BOOST_TEST((decode(frames, &out).error == DecodeError::kVersionMismatch));
-    wire::Frames pub = wire::encode_published(published(false));
-    pub[1][0] = 0;
+}
+
+BOOST_AUTO_TEST_CASE(published_of_another_version_is_reported_as_such) {
     wire::Published p;
-    BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kVersionMismatch));
+    const std::string frame = wire::encode_published(published(false))[0];
+    const std::string topic = frame.substr(0, wire::kTopicBytes);
+    const std::string body = frame.substr(wire::kPublishedBodyOffset);
+    // One frame, as from version 3 on, naming an older or a newer version.
+    for (std::uint8_t version : {std::uint8_t{wire::kProtocolVersion - 1},
+                                 std::uint8_t{wire::kProtocolVersion + 1}, std::uint8_t{0}}) {
+        std::string other = frame;
+        other[kVersionAt] = static_cast<char>(version);
+        BOOST_TEST((decode_pub({other}, &p).error == DecodeError::kVersionMismatch));
+        // The header's place does not move, whatever follows.
+        BOOST_TEST((decode_pub({other, "extra"}, &p).error == DecodeError::kVersionMismatch));
+    }
+    // Three frames, as versions 1 and 2 published: topic, header, body (a version 2 agent).
+    for (std::uint8_t version : {std::uint8_t{1}, std::uint8_t{2}}) {
+        wire::Frames old_shape{topic, header(wire::MessageType::kUpdate, version), body};
+        BOOST_TEST((decode_pub(old_shape, &p).error == DecodeError::kVersionMismatch));
+        old_shape.push_back("extra");
+        BOOST_TEST((decode_pub(old_shape, &p).error == DecodeError::kVersionMismatch));
+        BOOST_TEST((decode_pub({topic, header(wire::MessageType::kUpdate, version)}, &p).error ==
+                    DecodeError::kVersionMismatch));
+    }
+    // That shape in this version is no message of it.
+    BOOST_TEST((decode_pub({topic, header(wire::MessageType::kUpdate), body}, &p).error ==
+                DecodeError::kFrameCount));
 }
 
 BOOST_AUTO_TEST_CASE(bad_headers_and_types_are_rejected) {
@@ -265,25 +314,31 @@ BOOST_AUTO_TEST_CASE(bad_headers_and_types_are_rejected) {
     wire::Frames frames = wire::encode_message(wire::StatusRequest{1});
     frames[0] = std::string("\x01", 1);
     BOOST_TEST((decode(frames, &out).error == DecodeError::kBadHeader));
-    frames[0] = std::string("\x02\x0c\x00", 3);
+    frames[0] = header(wire::MessageType::kStatusRequest) + '\0';
     BOOST_TEST((decode(frames, &out).error == DecodeError::kBadHeader));
-    frames[0] = std::string("\x02\x00", 2);
+    frames[0] = header(wire::MessageType{0});
     BOOST_TEST((decode(frames, &out).error == DecodeError::kUnknownType));
-    frames[0] = std::string("\x02\x11", 2);
+    frames[0] = header(wire::MessageType{wire::kLastMessageType + 1});
     BOOST_TEST((decode(frames, &out).error == DecodeError::kUnknownType));
-    frames[0] = std::string("\x02\xff", 2);
+    frames[0] = header(wire::MessageType{0xff});
     BOOST_TEST((decode(frames, &out).error == DecodeError::kUnknownType));
     // An update outside PUB/SUB, and a request on PUB/SUB.
-    frames[0] = std::string("\x02\x01", 2);
+    frames[0] = header(wire::MessageType::kUpdate);
     BOOST_TEST((decode(frames, &out).error == DecodeError::kUnexpectedType));
-    wire::Frames pub = wire::encode_published(published(false));
-    pub[1] = std::string("\x02\x03", 2);
     wire::Published p;
-    BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kUnexpectedType));
-    // Type and record disagree.
-    pub = wire::encode_published(published(false));
-    pub[1] = std::string("\x02\x02", 2);
-    BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kBadValue));
+    std::string pub = wire::encode_published(published(false))[0];
+    pub[kTypeAt] = static_cast<char>(wire::MessageType::kFetch);
+    BOOST_TEST((decode_pub({pub}, &p).error == DecodeError::kUnexpectedType));
+    pub[kTypeAt] = 0;
+    BOOST_TEST((decode_pub({pub}, &p).error == DecodeError::kUnknownType));
+    pub[kTypeAt] = static_cast<char>(wire::kLastMessageType + 1);
+    BOOST_TEST((decode_pub({pub}, &p).error == DecodeError::kUnknownType));
+    // Type and record disagree, both ways.
+    pub[kTypeAt] = static_cast<char>(wire::MessageType::kTombstone);
+    BOOST_TEST((decode_pub({pub}, &p).error == DecodeError::kBadValue));
+    pub = wire::encode_published(published(true))[0];
+    pub[kTypeAt] = static_cast<char>(wire::MessageType::kUpdate);
+    BOOST_TEST((decode_pub({pub}, &p).error == DecodeError::kBadValue));
 }
 
 BOOST_AUTO_TEST_CASE(wrong_frame_counts_are_rejected) {
@@ -294,28 +349,36 @@ BOOST_AUTO_TEST_CASE(wrong_frame_counts_are_rejected) {
     BOOST_TEST((decode(one, &out).error == DecodeError::kFrameCount));
     frames.push_back("");
     BOOST_TEST((decode(frames, &out).error == DecodeError::kFrameCount));
-    wire::Frames pub = wire::encode_published(published(false));
+    // A published message is one frame: a good one followed by anything is refused.
     wire::Published p;
-    wire::Frames two{pub[0], pub[1]};
-    BOOST_TEST((decode_pub(two, &p).error == DecodeError::kFrameCount));
-    wire::Frames single{pub[0]};
-    BOOST_TEST((decode_pub(single, &p).error == DecodeError::kFrameCount));
-    pub.push_back("x");
-    BOOST_TEST((decode_pub(pub, &p).error == DecodeError::kFrameCount));
+    BOOST_TEST((wire::decode_published(wire::FrameSpan(), &p).error == DecodeError::kFrameCount));
+    const std::string pub = wire::encode_published(published(false))[0];
+    BOOST_TEST((decode_pub({pub, ""}, &p).error == DecodeError::kFrameCount));
+    BOOST_TEST((decode_pub({pub, "x", "y"}, &p).error == DecodeError::kFrameCount));
+    BOOST_TEST((decode_pub({pub, pub, pub, pub}, &p).error == DecodeError::kFrameCount));
+    // Multi-frame junk with no header where either shape has one.
+    BOOST_TEST((decode_pub({"", ""}, &p).error == DecodeError::kFrameCount));
+    BOOST_TEST((decode_pub({std::string(1, '\0'), "\x03\x01", "body"}, &p).error ==
+                DecodeError::kFrameCount));
+    BOOST_TEST((decode_pub({pub.substr(0, 2), "\x03\x01\x00", "body"}, &p).error ==
+                DecodeError::kFrameCount));
+    BOOST_TEST((decode_pub({pub.substr(0, 3), "xyz"}, &p).error == DecodeError::kFrameCount));
+    BOOST_TEST(
+        (decode_pub({pub.substr(0, 2), pub.substr(2)}, &p).error == DecodeError::kFrameCount));
 }
 
 BOOST_AUTO_TEST_CASE(bad_topics_are_rejected) {
-    wire::Frames pub = wire::encode_published(published(false));
+    const std::string pub = wire::encode_published(published(false))[0];
     wire::Published p;
-    wire::Frames bad = pub;
-    bad[0] = std::string("\x00", 1);
-    BOOST_TEST((decode_pub(bad, &p).error == DecodeError::kBadTopic));
-    bad[0] = std::string("\x00\x01\x02", 3);
-    BOOST_TEST((decode_pub(bad, &p).error == DecodeError::kBadTopic));
-    bad[0] = wire::topic_for_shard(wire::kShardCount);
-    BOOST_TEST((decode_pub(bad, &p).error == DecodeError::kBadTopic));
-    bad[0] = wire::topic_for_shard((wire::shard_of(key_of(1)) + 1) % wire::kShardCount);
-    BOOST_TEST((decode_pub(bad, &p).error == DecodeError::kWrongShard));
+    for (std::uint32_t shard : {wire::kShardCount, std::uint32_t{0xffff}}) {
+        std::string bad = pub;
+        bad.replace(0, wire::kTopicBytes, wire::topic_for_shard(shard));
+        BOOST_TEST((decode_pub({bad}, &p).error == DecodeError::kBadTopic));
+    }
+    std::string other_shard = pub;
+    other_shard.replace(0, wire::kTopicBytes,
+                        wire::topic_for_shard((wire::shard_of(key_of(1)) + 1) % wire::kShardCount));
+    BOOST_TEST((decode_pub({other_shard}, &p).error == DecodeError::kWrongShard));
 }
 
 BOOST_AUTO_TEST_CASE(bad_records_are_rejected) {
@@ -333,7 +396,8 @@ BOOST_AUTO_TEST_CASE(bad_records_are_rejected) {
     wire::put_u64(&body, 1);
     wire::put_u8(&body, 2);
     body += record_bytes(k, 1, 1, "web", 1, "x");
-    BOOST_TEST((decode({std::string("\x02\x04", 2), body}, &m).error == DecodeError::kBadValue));
+    BOOST_TEST((decode({header(wire::MessageType::kFetchReply), body}, &m).error ==
+                DecodeError::kBadValue));
     // Lengths that promise more than the frame holds, up to the largest a field can say.
     BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "web", 2, "x")) == DecodeError::kTruncated));
     BOOST_TEST((error_of_record(record_bytes(k, 1, 0, "web", wire::kMaxDataLength, "x")) ==
@@ -357,7 +421,8 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
     std::string body;
     wire::put_u64(&body, 1);
     wire::put_u8(&body, 3);
-    BOOST_TEST((decode({std::string("\x02\x04", 2), body}, &m).error == DecodeError::kBadValue));
+    BOOST_TEST((decode({header(wire::MessageType::kFetchReply), body}, &m).error ==
+                DecodeError::kBadValue));
     wire::Frames frames =
         wire::encode_message(wire::FetchReply{1, wire::FetchStatus::kDeleted, tombstone_record()});
     frames[1][8] = 0;
@@ -379,18 +444,22 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
     // Refused: count 0, over the limit, disagreeing with the bytes.
     body.clear();
     wire::put_u16(&body, 0);
-    BOOST_TEST((decode({std::string("\x02\x08", 2), body}, &m).error == DecodeError::kBadValue));
+    BOOST_TEST(
+        (decode({header(wire::MessageType::kRefused), body}, &m).error == DecodeError::kBadValue));
     body.clear();
     wire::put_u16(&body, wire::kMaxRefusalsPerMessage + 1);
-    BOOST_TEST((decode({std::string("\x02\x08", 2), body}, &m).error == DecodeError::kTooLarge));
+    BOOST_TEST(
+        (decode({header(wire::MessageType::kRefused), body}, &m).error == DecodeError::kTooLarge));
     body.clear();
     wire::put_u16(&body, 0xffff);
     body += std::string(24, 'x');
-    BOOST_TEST((decode({std::string("\x02\x08", 2), body}, &m).error == DecodeError::kTooLarge));
+    BOOST_TEST(
+        (decode({header(wire::MessageType::kRefused), body}, &m).error == DecodeError::kTooLarge));
     body.clear();
     wire::put_u16(&body, 2);
     body += std::string(24, 'x');
-    BOOST_TEST((decode({std::string("\x02\x08", 2), body}, &m).error == DecodeError::kTruncated));
+    BOOST_TEST(
+        (decode({header(wire::MessageType::kRefused), body}, &m).error == DecodeError::kTruncated));
     // Error: unknown codes, over-long text.
     frames = wire::encode_message(wire::ErrorReply{1, wire::ErrorCode::kMalformed, "x"});
     frames[1][8] = 0;
