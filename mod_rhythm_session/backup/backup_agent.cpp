@@ -24,6 +24,8 @@ using wire::set_network_options;
 
 constexpr std::size_t kTakeBatch = 256;
 constexpr std::size_t kTakeBytes = 1u << 20;
+// Acknowledgements recorded per hold of the segment mutex, which requests wait for.
+constexpr std::size_t kAcknowledgeBatch = 256;
 constexpr std::uint32_t kScanBudget = 16384;  // entries per loop turn
 constexpr std::uint64_t kReportEveryMs = 100;
 constexpr std::uint64_t kLagWindowMs = 10000;
@@ -77,6 +79,9 @@ struct BackupAgent::Node {
     std::string updates_endpoint;  // connected on the publisher, once a heartbeat-ack named it
     std::uint64_t last_ack_ms = 0;
     std::uint64_t last_heartbeat_ms = 0;
+    std::uint64_t last_heartbeat_id = 0;  // request id of the last heartbeat sent
+    std::uint64_t last_answer_id = 0;     // ... and of the last one answered
+    std::uint64_t asked_up_to = 0;        // the last heartbeat's next_sequence
     // Highest sequence of the current epoch up to which it holds every change of the shards it
     // owns (it acknowledges shard by shard; the changes of other shards do not hold it back).
     std::uint64_t acked = 0;
@@ -220,10 +225,11 @@ void BackupAgent::run(const volatile int *stop) {
             }
             parent_checked_ms = now;
         }
-        poll_once(now);
+        // The tick: changes are taken from the segment this often, in one batch. Between ticks
+        // the agent wakes only for the nodes' answers and for fetches.
+        poll_once(next_tick_ms_ > now ? next_tick_ms_ - now : 0);
         now = steady_ms();
         continue_scans(now);
-        send_heartbeats(now);
         settle_acknowledged(now);
         if (!in_flight_.empty() &&
             now - in_flight_.front().published_ms >= config_.resend_after_ms &&
@@ -236,7 +242,17 @@ void BackupAgent::run(const volatile int *stop) {
             }
             resend_in_flight(acked + 1, now);
         }
-        publish_changes(now);
+        if (now >= next_tick_ms_) {
+            if (publish_changes(now) > 0 || !in_flight_.empty() || !scans_.empty()) {
+                last_change_ms_ = now;
+            }
+            // A quiet server's agent wakes less often; the first change after a quiet spell
+            // waits at most quiet_tick_ms.
+            bool quiet = now - last_change_ms_ >= config_.quiet_after_ms;
+            next_tick_ms_ = now + (quiet ? config_.quiet_tick_ms : config_.tick_ms);
+        }
+        // After publishing: a heartbeat sent now asks about this turn's changes too.
+        send_heartbeats(now);
         expire_fetches(now);
         report(now);
     }
@@ -244,7 +260,7 @@ void BackupAgent::run(const volatile int *stop) {
         in_flight_.size());
 }
 
-void BackupAgent::poll_once(std::uint64_t now_ms) {
+void BackupAgent::poll_once(std::uint64_t timeout_ms) {
     std::vector<zmq_pollitem_t> items;
     for (auto &node : nodes_) {
         items.push_back({node->dealer, 0, ZMQ_POLLIN, 0});
@@ -259,11 +275,11 @@ void BackupAgent::poll_once(std::uint64_t now_ms) {
     for (auto &monitor : handshake_monitors_) {
         items.push_back({monitor->events(), 0, ZMQ_POLLIN, 0});
     }
-    // The tick: changes are picked up from the segment at least this often.
-    if (zmq_poll(items.data(), static_cast<int>(items.size()),
-                 static_cast<long>(config_.tick_ms)) <= 0) {
+    if (zmq_poll(items.data(), static_cast<int>(items.size()), static_cast<long>(timeout_ms)) <=
+        0) {
         return;
     }
+    std::uint64_t now_ms = steady_ms();
     std::size_t k = 0;
     for (auto &node : nodes_) {
         if (items[k++].revents & ZMQ_POLLIN) {
@@ -336,6 +352,7 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
     }
     node.up = true;
     node.last_ack_ms = now_ms;
+    node.last_answer_id = std::max(node.last_answer_id, ack.request_id);
     node.name.assign(ack.node_name.data(), ack.node_name.size());
     if (ack.request_id >= node.heads_request_id) {
         node.heads_sent.clear();
@@ -405,14 +422,16 @@ void BackupAgent::on_resend(Node &node, const wire::Resend &resend, std::uint64_
 }
 
 void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
-    // While changes are in flight, each node is asked again every heartbeat_busy_ms once it has
-    // answered, so that acknowledgements follow publications within a few milliseconds.
+    // A node that has answered is asked at once about changes published since it was last
+    // asked, and again every heartbeat_busy_ms while changes are in flight (it may have answered
+    // before they reached it): acknowledgements follow publications within a millisecond or two.
     bool busy = !in_flight_.empty();
     for (auto &node : nodes_) {
-        bool answered = node->last_ack_ms >= node->last_heartbeat_ms;
-        std::uint64_t interval = !busy      ? config_.heartbeat_idle_ms
-                                 : answered ? config_.heartbeat_busy_ms
-                                            : config_.heartbeat_retry_ms;
+        bool answered = node->last_answer_id >= node->last_heartbeat_id;
+        std::uint64_t interval = !busy                                ? config_.heartbeat_idle_ms
+                                 : !answered                          ? config_.heartbeat_retry_ms
+                                 : node->asked_up_to < next_sequence_ ? 0
+                                                                      : config_.heartbeat_busy_ms;
         if (node->up && now_ms - node->last_ack_ms > config_.node_timeout_ms) {
             node->up = false;
             log(AgentLogLevel::kWarn, "RS0308: node %s (%s) is down: no answer for %llums",
@@ -428,6 +447,8 @@ void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
         hb.agent_id = agent_id_;
         hb.epoch = epoch_;
         hb.next_sequence = next_sequence_;
+        node->last_heartbeat_id = hb.request_id;
+        node->asked_up_to = next_sequence_;
         hb.server_name = config_.server_id;
         // Heads go in every heartbeat until one that carried them is answered.
         if (node->heads_sent.empty() && !node->heads_to_send.empty()) {
@@ -442,13 +463,14 @@ void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
     }
 }
 
-void BackupAgent::publish_changes(std::uint64_t now_ms) {
+std::size_t BackupAgent::publish_changes(std::uint64_t now_ms) {
     bool reachable = std::any_of(nodes_.begin(), nodes_.end(), [](const auto &node) {
         return node->up && !node->updates_endpoint.empty();
     });
     if (!reachable) {
-        return;  // changes wait in the segment until a node is back
+        return 0;  // changes wait in the segment until a node is back
     }
+    std::size_t published = 0;
     std::vector<ChangeRecord> batch;
     while (in_flight_.size() < config_.max_in_flight &&
            in_flight_bytes_ < config_.max_in_flight_bytes) {
@@ -479,7 +501,9 @@ void BackupAgent::publish_changes(std::uint64_t now_ms) {
             in_flight_.push_back(std::move(f));
         }
         feed_.count_published(batch.size());
+        published += batch.size();
     }
+    return published;
 }
 
 void BackupAgent::settle_acknowledged(std::uint64_t now_ms) {
@@ -500,12 +524,18 @@ void BackupAgent::settle_acknowledged(std::uint64_t now_ms) {
     while (!in_flight_.empty() && in_flight_.front().sequence <= acked &&
            held_by_an_owner(in_flight_.front())) {
         const InFlight &f = in_flight_.front();
-        feed_.acknowledge(f.id, f.version, f.saved_at_us, now_us);
+        settling_.push_back({f.id, f.version, f.saved_at_us});
+        if (settling_.size() == kAcknowledgeBatch) {
+            feed_.acknowledge(settling_.data(), settling_.size(), now_us);
+            settling_.clear();
+        }
         in_flight_bytes_ -= std::min(in_flight_bytes_, f.frames.back().size() + 128);
         in_flight_.pop_front();
         settled = true;
     }
     if (settled) {
+        feed_.acknowledge(settling_.data(), settling_.size(), now_us);
+        settling_.clear();
         feed_.set_oldest_in_flight(in_flight_.empty() ? 0 : in_flight_.front().saved_at_us);
     }
 }

@@ -29,11 +29,13 @@
 namespace rhythm {
 
 struct AgentConfig {
-    std::string server_id;                  // this web server's name in the bank
-    std::vector<std::string> nodes;         // each rss_node's query endpoint
-    wire::CurveClientKeys curve;            // every socket is a CURVE client when enabled
-    int fetch_listener = -1;                // fetch_channel.h's listening socket
-    std::uint64_t tick_ms = 1;              // how often changes are taken from the segment
+    std::string server_id;             // this web server's name in the bank
+    std::vector<std::string> nodes;    // each rss_node's query endpoint
+    wire::CurveClientKeys curve;       // every socket is a CURVE client when enabled
+    int fetch_listener = -1;           // fetch_channel.h's listening socket
+    std::uint64_t tick_ms = 1;         // how often changes are taken from the segment
+    std::uint64_t quiet_tick_ms = 10;  // ... once there has been none for quiet_after_ms
+    std::uint64_t quiet_after_ms = 1000;
     std::uint64_t heartbeat_busy_ms = 2;    // heartbeat interval while changes are in flight
     std::uint64_t heartbeat_retry_ms = 20;  // ... when the last one is not answered yet
     std::uint64_t heartbeat_idle_ms = 500;  // ... and otherwise
@@ -80,14 +82,15 @@ class BackupAgent {
     void connect_nodes();
     void watch_handshakes(void *socket);
     void report_handshakes(std::uint64_t now_ms);
-    void poll_once(std::uint64_t now_ms);
+    void poll_once(std::uint64_t timeout_ms);
     void on_node_message(Node &node, const wire::Message &message, std::uint64_t now_ms);
     void on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
     void advance_acked(Node &node);
     bool held_by_an_owner(const InFlight &f) const;
     void on_resend(Node &node, const wire::Resend &resend, std::uint64_t now_ms);
     void send_heartbeats(std::uint64_t now_ms);
-    void publish_changes(std::uint64_t now_ms);
+    // Returns how many changes it published.
+    std::size_t publish_changes(std::uint64_t now_ms);
     void settle_acknowledged(std::uint64_t now_ms);
     void resend_in_flight(std::uint64_t from_sequence, std::uint64_t now_ms);
     void new_epoch(const char *why);
@@ -118,7 +121,10 @@ class BackupAgent {
     std::uint64_t next_request_id_ = 1;
     std::deque<InFlight> in_flight_;
     std::size_t in_flight_bytes_ = 0;
+    std::vector<BackupFeed::Acknowledgement> settling_;  // reused by settle_acknowledged
     std::uint64_t last_resend_ms_ = 0;
+    std::uint64_t next_tick_ms_ = 0;
+    std::uint64_t last_change_ms_ = 0;  // when a tick last found changes to publish
     // A scan that puts sessions back on the dirty list: all unacknowledged ones (at start and
     // after a new epoch), or those of the shards a node asked for.
     struct Scan {

@@ -103,24 +103,25 @@ void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_re
     }
 }
 
-void BackupFeed::acknowledge(const SessionId &id, std::uint64_t version, std::int64_t saved_at_us,
-                             std::int64_t now_us) {
+void BackupFeed::acknowledge(const Acknowledgement *acks, std::size_t count, std::int64_t now_us) {
     Segment seg(cache_.header_, cache_.base_);
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
-    h.backup.acknowledged += 1;
-    if (saved_at_us > 0 && now_us >= saved_at_us) {
-        h.backup.lag[h.backup.lag_current].counts[lag_bucket(now_us - saved_at_us)] += 1;
-    }
-    std::uint32_t i = seg.find(id);
-    if (i == kNoIndex) {
-        return;
-    }
-    Entry &e = seg.entry(i);
-    e.backed_version = std::max(e.backed_version, std::min(version, e.version));
-    if (e.state == kTombstone && e.backed_version >= e.version && seg.idle(e)) {
-        seg.remove_session(i);  // the bank has the deletion: the tombstone's work is done
-        seg.free_entry(i);
+    for (const Acknowledgement *a = acks; a != acks + count; ++a) {
+        h.backup.acknowledged += 1;
+        if (a->saved_at_us > 0 && now_us >= a->saved_at_us) {
+            h.backup.lag[h.backup.lag_current].counts[lag_bucket(now_us - a->saved_at_us)] += 1;
+        }
+        std::uint32_t i = seg.find(a->id);
+        if (i == kNoIndex) {
+            continue;
+        }
+        Entry &e = seg.entry(i);
+        e.backed_version = std::max(e.backed_version, std::min(a->version, e.version));
+        if (e.state == kTombstone && e.backed_version >= e.version && seg.idle(e)) {
+            seg.remove_session(i);  // the bank has the deletion: the tombstone's work is done
+            seg.free_entry(i);
+        }
     }
 }
 

@@ -64,8 +64,14 @@ class BackupFeed {
                       std::size_t max_bytes);
 
     // The bank holds `version` of `id`; `saved_at_us` says when that change was made.
-    void acknowledge(const SessionId &id, std::uint64_t version, std::int64_t saved_at_us,
-                     std::int64_t now_us);
+    struct Acknowledgement {
+        SessionId id;
+        std::uint64_t version = 0;
+        std::int64_t saved_at_us = 0;
+    };
+    // Records `count` acknowledgements under one hold of the segment mutex: keep batches short
+    // (requests wait for that mutex).
+    void acknowledge(const Acknowledgement *acks, std::size_t count, std::int64_t now_us);
 
     // Puts a session back on the dirty list (its publication may have been lost).
     void requeue(const SessionId &id, std::int64_t now_us);

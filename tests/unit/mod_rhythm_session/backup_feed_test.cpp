@@ -60,6 +60,13 @@ struct Fixture {
         cache.save_and_release(&h, data.data(), data.size(), 0, now, &v);
     }
 
+    // One acknowledgement, arriving at `now_us`.
+    void ack(const SessionId &id, std::uint64_t version, std::int64_t saved_at_us,
+             std::int64_t now_us) {
+        rhythm::BackupFeed::Acknowledgement a{id, version, saved_at_us};
+        feed.acknowledge(&a, 1, now_us);
+    }
+
     std::vector<ChangeRecord> take(std::size_t max = 100) {
         std::vector<ChangeRecord> out;
         feed.take_changes(&out, max, 1 << 20);
@@ -138,7 +145,7 @@ BOOST_AUTO_TEST_CASE(a_deletion_stays_a_tombstone_until_acknowledged) {
     BOOST_TEST(changes[0].tombstone);
     BOOST_TEST(changes[0].version == 2u);
     BOOST_TEST(changes[0].data.empty());
-    f.feed.acknowledge(a, 2, kNow, kNow + 1000);
+    f.ack(a, 2, kNow, kNow + 1000);
     BOOST_TEST((f.cache.acquire(a, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
                                 nullptr, &l) == SessionCache::Acquire::kNotFound));
 }
@@ -149,7 +156,7 @@ BOOST_AUTO_TEST_CASE(scan_requeues_what_the_bank_has_not_acknowledged) {
     SessionId b = f.add(2, "b=1");
     auto changes = f.take();
     BOOST_REQUIRE(changes.size() == 2u);
-    f.feed.acknowledge(a, 1, kNow, kNow);
+    f.ack(a, 1, kNow, kNow);
     // b was published but never acknowledged: an agent that starts again finds it.
     std::uint32_t cursor = 0;
     std::uint32_t scanned = 0;
@@ -165,9 +172,18 @@ BOOST_AUTO_TEST_CASE(scan_with_a_selector_requeues_acknowledged_sessions_too) {
     for (std::uint32_t n = 0; n < 10; ++n) {
         f.add(n, "x");
     }
+    // Acknowledged in one batch.
+    std::vector<rhythm::BackupFeed::Acknowledgement> acks;
     for (auto &c : f.take()) {
-        f.feed.acknowledge(c.id, c.version, kNow, kNow);
+        acks.push_back({c.id, c.version, kNow});
     }
+    f.feed.acknowledge(acks.data(), acks.size(), kNow + 1000);
+    BOOST_TEST(f.feed.stats().acknowledged == 10u);
+    std::uint32_t none = 0;
+    std::uint32_t looked = 0;
+    while (!f.feed.requeue_scan(&none, &looked, 1000, nullptr, nullptr, kNow)) {
+    }
+    BOOST_TEST(f.take().empty());  // the bank has every one of them
     auto even = [](void *, const SessionId &id) { return (id.bytes[8] & 1) == 0; };
     std::uint32_t cursor = 3;
     std::uint32_t scanned = 0;
@@ -214,10 +230,10 @@ BOOST_AUTO_TEST_CASE(lag_and_oldest_unacknowledged_change) {
     BOOST_TEST(f.feed.stats().oldest_unacknowledged_us == kNow);
     BOOST_TEST(f.feed.stats().pending == 0u);
     for (int n = 0; n < 98; ++n) {
-        f.feed.acknowledge(a, 1, kNow, kNow + 2000);  // 2 ms
+        f.ack(a, 1, kNow, kNow + 2000);  // 2 ms
     }
-    f.feed.acknowledge(a, 1, kNow, kNow + 40000);  // 40 ms
-    f.feed.acknowledge(a, 1, kNow, kNow + 40000);
+    f.ack(a, 1, kNow, kNow + 40000);  // 40 ms
+    f.ack(a, 1, kNow, kNow + 40000);
     s = f.feed.stats();
     BOOST_TEST(s.lag_samples == 100u);
     BOOST_TEST(s.lag_p50_us >= 2000u);
