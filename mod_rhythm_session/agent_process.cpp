@@ -9,6 +9,7 @@
 #include "http_log.h"
 #include "http_main.h"
 
+#include <cerrno>
 #include <cstdlib>
 #include <signal.h>
 #include <unistd.h>
@@ -73,6 +74,14 @@ void agent_log(AgentLogLevel level, const char *message) {
         ap_log_error(APLOG_MARK, APLOG_ALERT, 0, agent->server,
                      "RS0312: backup agent cannot drop its privileges");
         _exit(1);
+    }
+    // Requests come first: the agent's work can wait a little and then goes out in larger
+    // batches. Set before the agent's ZeroMQ I/O thread exists, which inherits it.
+    errno = 0;
+    if (nice(agent->settings.agent_nice) == -1 && errno != 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, agent->server,
+                     "RS0318: backup agent: cannot lower its priority by %d",
+                     agent->settings.agent_nice);
     }
     AgentConfig config;
     config.server_id = agent->settings.server_id;

@@ -22,6 +22,7 @@ struct BackupSettings {
     std::string server_id;           // SessionBackupServerId; empty: host name and port
     std::string socket_path;         // the fetch channel, in httpd's runtime directory
     wire::CurveClientKeys curve;     // SessionBackupCurve; disabled: plain text
+    int agent_nice = 0;              // SessionBackupAgentNice
 };
 
 // Forks the agent for this generation. False (logged) if it cannot.

@@ -63,6 +63,7 @@ constexpr std::uint64_t kDefaultCacheBytes = 64ULL << 20;
 constexpr std::uint64_t kDefaultMaxSessionBytes = 64ULL << 10;
 constexpr std::uint64_t kDefaultLockTimeoutMs = 10000;
 constexpr std::uint64_t kDefaultBackupTimeoutMs = 200;
+constexpr std::uint64_t kDefaultBackupAgentNice = 10;
 constexpr std::uint64_t kDefaultIdleTimeoutS = 30 * 60;
 constexpr std::uint64_t kMaxIdleTimeoutS = 365 * 24 * 3600;
 // Expired sessions the parent reclaims per monitor tick (about once a second).
@@ -74,6 +75,7 @@ struct ServerSettings {
     std::uint64_t max_session_bytes;
     std::uint64_t lock_timeout_ms;
     std::uint64_t backup_timeout_ms;
+    std::uint64_t backup_agent_nice;
 };
 ServerSettings g_settings;
 rhythm::BackupSettings g_backup;
@@ -475,6 +477,7 @@ int rhythm_pre_config(apr_pool_t *, apr_pool_t *plog, apr_pool_t *) {
     g_settings.max_session_bytes = kDefaultMaxSessionBytes;
     g_settings.lock_timeout_ms = kDefaultLockTimeoutMs;
     g_settings.backup_timeout_ms = kDefaultBackupTimeoutMs;
+    g_settings.backup_agent_nice = kDefaultBackupAgentNice;
     g_backup = rhythm::BackupSettings();
     g_cache_ready = false;
     return hook_into_mod_session(plog) ? OK : HTTP_INTERNAL_SERVER_ERROR;
@@ -535,6 +538,7 @@ int rhythm_post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec
     g_cache.set_backup_enabled(g_backup.enabled);
     if (g_backup.enabled) {
         g_backup.socket_path = ap_runtime_dir_relative(pconf, "rhythm-agent.sock");
+        g_backup.agent_nice = static_cast<int>(g_settings.backup_agent_nice);
         if (g_backup.server_id.empty()) {
             g_backup.server_id = default_server_id(pconf, s);
         }
@@ -770,6 +774,7 @@ ServerValue kLockTimeout{rhythm::parse_duration_ms, 1, 3600 * 1000,
                          &ServerSettings::lock_timeout_ms};
 ServerValue kBackupTimeout{rhythm::parse_duration_ms, 1, 60 * 1000,
                            &ServerSettings::backup_timeout_ms};
+ServerValue kBackupAgentNice{rhythm::parse_count, 0, 19, &ServerSettings::backup_agent_nice};
 
 const char *set_server_value(cmd_parms *cmd, void *, const char *arg) {
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
@@ -880,6 +885,10 @@ const command_rec rhythm_commands[] = {
                     "An rss_node's query endpoint, e.g. tcp://10.0.0.5:7301 (repeatable)"),
     AP_INIT_TAKE1("SessionBackupTimeout", as_cmd_func(set_server_value), &kBackupTimeout, RSRC_CONF,
                   "Longest wait for a session fetched from the bank, e.g. 200ms"),
+    AP_INIT_TAKE1("SessionBackupAgentNice", as_cmd_func(set_server_value), &kBackupAgentNice,
+                  RSRC_CONF,
+                  "How far below httpd's CPU priority the backup agent runs (nice increment, 0 "
+                  "to 19; default 10)"),
     AP_INIT_TAKE1("SessionBackupServerId", as_cmd_func(set_backup_server_id), nullptr, RSRC_CONF,
                   "This server's name in the bank (default: host name and port)"),
     AP_INIT_TAKE2("SessionBackupCurve", as_cmd_func(set_backup_curve), nullptr, RSRC_CONF,

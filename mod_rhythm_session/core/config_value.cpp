@@ -131,6 +131,23 @@ bool parse_duration_ms(std::string_view text, std::uint64_t min_ms, std::uint64_
     return true;
 }
 
+bool parse_count(std::string_view text, std::uint64_t min, std::uint64_t max, std::uint64_t *n,
+                 std::string *why) {
+    std::uint64_t value = 0;
+    std::string unit;
+    std::string range = " (" + std::to_string(min) + " to " + std::to_string(max) + ")";
+    if (!split_number(text, &value, &unit, why) || !unit.empty()) {
+        *why = "'" + std::string(text) + "' is not a whole number" + range;
+        return false;
+    }
+    if (value < min || value > max) {
+        *why = "'" + std::string(text) + "' is out of range" + range;
+        return false;
+    }
+    *n = value;
+    return true;
+}
+
 bool parse_idle_timeout_s(std::string_view text, std::uint64_t max_s, std::uint64_t *seconds,
                           std::string *why) {
     if (is_off(text)) {

@@ -17,6 +17,10 @@ bool parse_size(std::string_view text, std::uint64_t min, std::uint64_t max, std
 bool parse_duration_ms(std::string_view text, std::uint64_t min_ms, std::uint64_t max_ms,
                        std::uint64_t *ms, std::string *why);
 
+// A plain whole number ("10") within [min, max].
+bool parse_count(std::string_view text, std::uint64_t min, std::uint64_t max, std::uint64_t *n,
+                 std::string *why);
+
 // An idle timeout in whole seconds: a duration as above ("1800", "30s", "2000ms"), or "Off" or
 // "0" for none (`seconds` 0). At most `max_s`.
 bool parse_idle_timeout_s(std::string_view text, std::uint64_t max_s, std::uint64_t *seconds,

@@ -313,6 +313,24 @@ def test_a_killed_backup_agent_is_restarted_and_loses_nothing():
         assert "RS0314" in a.log_text()
 
 
+def niceness(pid):
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+
+
+def test_the_backup_agent_runs_below_httpd_priority():
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
+            web_server("web-b", [node], extra_server="SessionBackupAgentNice 0") as b:
+        for server, below in ((a, 10), (b, 0)):
+            agent = wait_for(lambda: backup_status(server)["RhythmBackupAgentPid"], 10, "the agent")
+            # Every thread of the agent, its ZeroMQ I/O thread included.
+            for task in os.listdir(f"/proc/{agent}/task"):
+                assert niceness(f"{agent}/task/{task}") == niceness(server.pid) + below
+        browser = Browser(a)
+        browser.get("/app/counter")
+        sid = browser.cookies["rhythm_session"]
+        wait_for(lambda: count_in_bank(node, sid) == 1, 10, "the change in the bank")
+
+
 def test_fail_back_never_serves_the_old_copy():
     with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
             web_server("web-b", [node]) as b:
@@ -375,6 +393,8 @@ def test_bad_backup_configuration_fails_the_config_test():
         ("SessionBackupTimeout 2min", "SessionBackupTimeout: '2min' has an unknown unit"),
         ("SessionBackupServerId 'web one'", "SessionBackupServerId: 'web one' has a space"),
         ("SessionBackup maybe", "SessionBackup must be On or Off"),
+        ("SessionBackupAgentNice 20", "SessionBackupAgentNice: '20' is out of range (0 to 19)"),
+        ("SessionBackupAgentNice low", "SessionBackupAgentNice: 'low' is not a whole number"),
     ]
     for line, message in cases:
         h = Httpd(APP_LOCATION, server_wide=line)

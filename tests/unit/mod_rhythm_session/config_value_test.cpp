@@ -18,6 +18,22 @@ BOOST_AUTO_TEST_CASE(sizes) {
     BOOST_TEST(v == 2ULL << 30);
 }
 
+BOOST_AUTO_TEST_CASE(counts) {
+    std::uint64_t v = 99;
+    std::string why;
+    BOOST_TEST(rhythm::parse_count("0", 0, 19, &v, &why));
+    BOOST_TEST(v == 0u);
+    BOOST_TEST(rhythm::parse_count("19", 0, 19, &v, &why));
+    BOOST_TEST(v == 19u);
+    BOOST_TEST(!rhythm::parse_count("20", 0, 19, &v, &why));
+    BOOST_TEST(why == "'20' is out of range (0 to 19)");
+    BOOST_TEST(!rhythm::parse_count("-1", 0, 19, &v, &why));
+    BOOST_TEST(why == "'-1' is not a whole number (0 to 19)");
+    BOOST_TEST(!rhythm::parse_count("5x", 0, 19, &v, &why));
+    BOOST_TEST(!rhythm::parse_count("", 0, 19, &v, &why));
+    BOOST_TEST(v == 19u);  // untouched by a refusal
+}
+
 BOOST_AUTO_TEST_CASE(bad_sizes_say_why) {
     std::uint64_t v = 7;
     std::string why;
