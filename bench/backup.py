@@ -1,13 +1,17 @@
 """Write-behind backup benchmarks, each figure printed beside its target, measured in one run:
 
 1. the counter page with backup off and on (two private httpds, one rss_node, wrk with one
-   session per connection, alternating rounds): target on >= 0.95x off;
+   session per connection): rounds alternate off and on, and the figure is the median of each
+   pair's on / off ratio, so that a burst of load from a neighbour hits both sides of a pair;
+   target >= 0.95. Also printed: the replication lag the on server saw meanwhile, with the
+   machine saturated, and the backup agent's and the node's CPU per request;
 2. replication lag, save to acknowledgement, at 5,000 updates/s of 1 KiB sessions (the module's
-   segment and backup agent in bench/backup_bench, one rss_node): target p99 <= 5 ms; and the
-   highest rate one web server sustains with p99 under 50 ms;
+   segment and backup agent in bench/backup_bench, one rss_node), --lag-runs runs, each printed
+   and their median: target p99 <= 5 ms; and the highest rate one web server sustains with p99
+   under 50 ms;
 3. refill: 100,000 sessions of 1 KiB reach an rss_node that comes back empty: target <= 10 s.
 
-    bench/backup [--seconds 5] [--rounds 3] [--refill 100000]
+    bench/backup [--seconds 3] [--rounds 8] [--lag-runs 5] [--refill 100000]
 """
 
 import argparse
@@ -49,29 +53,47 @@ def verdict(ok):
     return "met" if ok else "NOT met"
 
 
+def cpu_ticks(pid):
+    """User + system CPU ticks of a process, all its threads."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def counter_page(node, seconds, rounds, connections=8):
     off = Httpd(SITE, name="backup-off")
     on = Httpd(SITE, name="backup-on",
                server_wide=f"SessionBackup On\nSessionBackupNode {node.queries}\n")
     runs = {"off": [], "on": []}
+    ratios = []
     with off, on:
         wait_for(lambda: on.status().get("RhythmBackupNodesUp") == 1, 10, "the agent's node")
+        agent = on.status()["RhythmBackupAgentPid"]
         for server in (off, on):
             wrk(server.url + "/rhythm/counter", 1, connections)
+        agent_ticks, node_ticks = cpu_ticks(agent), cpu_ticks(node.pid)
         for _ in range(rounds):
             runs["off"].append(run_wrk(off, "/rhythm/counter", seconds, connections))
             runs["on"].append(run_wrk(on, "/rhythm/counter", seconds, connections))
+            ratios.append(runs["on"][-1]["rps"] / runs["off"][-1]["rps"])
+        agent_ticks, node_ticks = cpu_ticks(agent) - agent_ticks, cpu_ticks(node.pid) - node_ticks
         backed = on.status()
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
-    ratio = med["on"]["rps"] / med["off"]["rps"]
-    print(f"1. counter page, {connections} connections, median of {rounds} rounds of {seconds}s:")
+    ratio = statistics.median(ratios)
+    per_request = 1e6 / os.sysconf("SC_CLK_TCK") / sum(r["requests"] for r in runs["on"])
+    print(f"1. counter page, {connections} connections, {rounds} pairs of {seconds}s rounds "
+          f"(off, then on):")
     for k in ("off", "on"):
         r = med[k]
         print(f"   backup {k:<4} {r['rps']:>9.0f} requests/s   p99 {r['p99_us'] / 1000:6.2f} ms   "
               f"httpd CPU {r['cpu_us']:6.1f} us/request   failures {int(r['errors'] + r['non200'])}")
-    print(f"   on / off = {ratio:.2f}   target >= 0.95   {verdict(ratio >= 0.95)}   "
-          f"(published {backed['RhythmBackupPublished']}, acknowledged "
-          f"{backed['RhythmBackupAcknowledged']})")
+    print(f"   on / off of each pair: {' '.join(f'{r:.2f}' for r in ratios)}")
+    print(f"   median on / off = {ratio:.2f}   target >= 0.95   {verdict(ratio >= 0.95)}")
+    print(f"   backup agent {agent_ticks * per_request:.1f} us and rss_node "
+          f"{node_ticks * per_request:.1f} us of CPU per request (the agent's counted in httpd's); "
+          f"published {backed['RhythmBackupPublished']}, acknowledged "
+          f"{backed['RhythmBackupAcknowledged']}; lag with the machine saturated p50 "
+          f"{backed['RhythmBackupLagP50Us'] / 1000:.1f} ms, p99 "
+          f"{backed['RhythmBackupLagP99Us'] / 1000:.1f} ms")
 
 
 def lag_run(node, rate, seconds):
@@ -81,11 +103,17 @@ def lag_run(node, rate, seconds):
     return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
 
 
-def lag(node, seconds):
-    r = lag_run(node, 5000, seconds)
-    print(f"2. replication lag (save to acknowledgement), 1 KiB sessions, {seconds}s per rate:")
-    print(f"   at {r['rate']:.0f} updates/s: p50 {r['p50_us'] / 1000:.2f} ms, p99 "
-          f"{r['p99_us'] / 1000:.2f} ms   target p99 <= 5 ms   {verdict(r['p99_us'] <= 5000)}")
+def lag(node, seconds, runs):
+    print(f"2. replication lag (save to acknowledgement), 1 KiB sessions, {seconds}s per run:")
+    p99s = []
+    for _ in range(runs):
+        r = lag_run(node, 5000, seconds)
+        p99s.append(r["p99_us"])
+        print(f"   at {r['rate']:.0f} updates/s: p50 {r['p50_us'] / 1000:.2f} ms, p99 "
+              f"{r['p99_us'] / 1000:.2f} ms")
+    p99 = statistics.median(p99s)
+    print(f"   median p99 of {runs} runs at 5,000 updates/s: {p99 / 1000:.2f} ms   "
+          f"target p99 <= 5 ms   {verdict(p99 <= 5000)}")
     best = 0
     for rate in (10000, 20000, 40000, 80000, 160000):
         r = lag_run(node, rate, seconds)
@@ -118,13 +146,14 @@ def refill(node, count):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--lag-runs", type=int, default=5)
     ap.add_argument("--refill", type=int, default=100000)
     args = ap.parse_args()
     with RssNode("bench-bank", extra=["--max-memory", "4G"]) as node:
         counter_page(node, args.seconds, args.rounds)
-        lag(node, args.seconds)
+        lag(node, 5, args.lag_runs)
         refill(node, args.refill)
 
 
