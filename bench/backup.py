@@ -9,9 +9,13 @@
    segment and backup agent in bench/backup_bench, one rss_node), --lag-runs runs, each printed
    and their median: target p99 <= 5 ms; and the highest rate one web server sustains with p99
    under 50 ms;
-3. refill: 100,000 sessions of 1 KiB reach an rss_node that comes back empty: target <= 10 s.
+3. refill: 100,000 sessions of 1 KiB reach an rss_node that comes back empty: target <= 10 s;
+4. failover on a saturated server: 60 sessions made on server B, each requested once on server A
+   while wrk saturates A with its own counter page; the time of those requests (each a fetch from
+   the bank), with SessionBackupAgentNice at its default on A and at 0. No target: it shows what
+   the agent's lower priority costs a failover.
 
-    bench/backup [--seconds 3] [--rounds 8] [--lag-runs 5] [--refill 100000]
+    bench/backup [--seconds 3] [--rounds 8] [--lag-runs 5] [--refill 100000] [--failovers 60]
 """
 
 import argparse
@@ -21,6 +25,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
@@ -31,7 +36,7 @@ os.environ.setdefault("RHYTHM_MODULE", str(BUILD / "mod_rhythm_session" / "mod_r
 os.environ.setdefault("RHYTHM_BUILD_DIR", str(BUILD))
 
 from counter_page import run_wrk, wrk  # noqa: E402
-from rhythm_httpd import Httpd, wait_for  # noqa: E402
+from rhythm_httpd import Browser, Httpd, wait_for  # noqa: E402
 from rss_node_fixture import RssNode  # noqa: E402
 
 SITE = """
@@ -53,6 +58,11 @@ def verdict(ok):
     return "met" if ok else "NOT met"
 
 
+def backed_server(name, node, extra=""):
+    return Httpd(SITE, name=name, server_wide=f"SessionBackup On\nSessionBackupNode {node.queries}\n"
+                 f"SessionBackupServerId {name}\n{extra}\n")
+
+
 def cpu_ticks(pid):
     """User + system CPU ticks of a process, all its threads."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -61,8 +71,7 @@ def cpu_ticks(pid):
 
 def counter_page(node, seconds, rounds, connections=8):
     off = Httpd(SITE, name="backup-off")
-    on = Httpd(SITE, name="backup-on",
-               server_wide=f"SessionBackup On\nSessionBackupNode {node.queries}\n")
+    on = backed_server("backup-on", node)
     runs = {"off": [], "on": []}
     ratios = []
     with off, on:
@@ -144,17 +153,51 @@ def refill(node, count):
           f"{took:.1f} s   target <= 10 s   {verdict(took <= 10)}")
 
 
+def failover_under_load(node, count):
+    print(f"4. failover on a saturated server: {count} sessions made on B, each requested once on "
+          f"A while wrk saturates A")
+    for nice in ("default", "0"):
+        extra = "" if nice == "default" else f"SessionBackupAgentNice {nice}"
+        with backed_server(f"failover-a-{nice}", node, extra) as a, \
+                backed_server(f"failover-b-{nice}", node) as b:
+            for server in (a, b):
+                wait_for(lambda: server.status().get("RhythmBackupNodesUp") == 1, 10, "the node")
+            browsers = [Browser(b) for _ in range(count)]
+            for browser in browsers:
+                browser.get("/rhythm/counter")
+            wait_for(lambda: b.status()["RhythmBackupPending"] == 0 and
+                     b.status()["RhythmBackupOldestUnacknowledgedMs"] == 0, 10, "B's sessions in the bank")
+            load = threading.Thread(target=wrk, args=(a.url + "/rhythm/counter", 3 + count // 10, 8))
+            load.start()
+            time.sleep(1)
+            took = []
+            for browser in browsers:
+                browser.server = a
+                started = time.monotonic()
+                status, _, text = browser.get("/rhythm/counter")
+                took.append((time.monotonic() - started) * 1000)
+                assert status == 200 and "count=2" in text, text
+                time.sleep(0.05)
+            load.join()
+            took.sort()
+            print(f"   SessionBackupAgentNice {nice:<7}: p50 {statistics.median(took):5.1f} ms, p90 "
+                  f"{took[int(0.9 * len(took))]:5.1f} ms, max {took[-1]:5.1f} ms "
+                  f"({a.status()['RhythmBackupFetched']} fetched from the bank)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--lag-runs", type=int, default=5)
     ap.add_argument("--refill", type=int, default=100000)
+    ap.add_argument("--failovers", type=int, default=60)
     args = ap.parse_args()
     with RssNode("bench-bank", extra=["--max-memory", "4G"]) as node:
         counter_page(node, args.seconds, args.rounds)
         lag(node, 5, args.lag_runs)
         refill(node, args.refill)
+        failover_under_load(node, args.failovers)
 
 
 if __name__ == "__main__":
