@@ -721,9 +721,8 @@ void BackupAgent::finish_fetch(PendingFetch &fetch, bool deadline_passed) {
 }
 
 void BackupAgent::answer_fetch(PendingFetch &fetch, std::uint8_t outcome) {
-    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
-    close(fetch.fd);
-    fetch.fd = -1;
+    // Counted before the worker hears: its request may end, and server-status be read, before
+    // this process runs again.
     using Count = BackupFeed::FetchCount;
     switch (static_cast<FetchOutcome>(outcome)) {
         case FetchOutcome::kFound:
@@ -739,6 +738,9 @@ void BackupAgent::answer_fetch(PendingFetch &fetch, std::uint8_t outcome) {
             feed_.count_fetch(Count::kMissing);
             break;
     }
+    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
+    close(fetch.fd);
+    fetch.fd = -1;
 }
 
 void BackupAgent::report(std::uint64_t now_ms) {
