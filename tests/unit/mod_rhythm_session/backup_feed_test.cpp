@@ -179,11 +179,12 @@ BOOST_AUTO_TEST_CASE(scan_with_a_selector_requeues_acknowledged_sessions_too) {
     }
     f.feed.acknowledge(acks.data(), acks.size(), kNow + 1000);
     BOOST_TEST(f.feed.stats().acknowledged == 10u);
-    std::uint32_t none = 0;
+    // A scan for unacknowledged sessions finds none: the bank has every one of them.
+    std::uint32_t from = 0;
     std::uint32_t looked = 0;
-    while (!f.feed.requeue_scan(&none, &looked, 1000, nullptr, nullptr, kNow)) {
+    while (!f.feed.requeue_scan(&from, &looked, 1000, nullptr, nullptr, kNow)) {
     }
-    BOOST_TEST(f.take().empty());  // the bank has every one of them
+    BOOST_TEST(f.take().empty());
     auto even = [](void *, const SessionId &id) { return (id.bytes[8] & 1) == 0; };
     std::uint32_t cursor = 3;
     std::uint32_t scanned = 0;
