@@ -38,13 +38,15 @@ def member_states(status):
 
 @contextlib.contextmanager
 def bank(names, replicas, extra_peers=()):
-    """Nodes that all know each other (and `extra_peers`, endpoints of nodes not started)."""
+    """Nodes that all know each other (and `extra_peers`, endpoints of nodes not started), once
+    each sees every one of them up and has decided what it owns."""
     nodes = [RssNode(name=n, extra=["--replicas", str(replicas)]) for n in names]
     try:
         for n in nodes:
             n.peers = [o.queries for o in nodes if o is not n] + list(extra_peers)
         for n in nodes:
             n.start()
+        wait_members(nodes, set(names))
         yield nodes
     finally:
         for n in nodes:
@@ -98,7 +100,6 @@ def holders(nodes, key):
 
 def test_replicas_1_gives_disjoint_owners_covering_every_shard():
     with bank(["node-a", "node-b", "node-c"], replicas=1) as nodes:
-        wait_members(nodes, {"node-a", "node-b", "node-c"})
         sets = {n.name: owned(n) for n in nodes}
         assert sum(len(s) for s in sets.values()) == rf.SHARD_COUNT
         assert set().union(*sets.values()) == set(range(rf.SHARD_COUNT))
@@ -117,7 +118,6 @@ def test_replicas_1_gives_disjoint_owners_covering_every_shard():
 
 def test_replicas_2_puts_every_shard_on_two_nodes():
     with bank(["node-a", "node-b", "node-c"], replicas=2) as nodes:
-        wait_members(nodes, {"node-a", "node-b", "node-c"})
         assert copies_per_shard(nodes) == [2] * rf.SHARD_COUNT
         keys = publish_sessions(nodes, 100, 1, b"two copies", copies=2)
         for k in keys:
@@ -128,7 +128,6 @@ def test_a_hung_node_is_noticed_and_counted_back():
     with bank(["node-a", "node-b", "node-c"], replicas=2) as nodes:
         a, b, c = nodes
         everyone = {"node-a", "node-b", "node-c"}
-        wait_members(nodes, everyone)
         before = {n.name: owned(n) for n in (a, b)}
         c_changes = c.status()["ownership_changes"]
         os.kill(c.pid, signal.SIGSTOP)
@@ -196,7 +195,6 @@ class Agent:
 def test_survivors_take_over_a_killed_nodes_shards_and_end_with_two_copies():
     with bank(["node-a", "node-b", "node-c"], replicas=2) as nodes:
         a, b, c = nodes
-        wait_members(nodes, {"node-a", "node-b", "node-c"})
         before = {n.name: owned(n) for n in (a, b)}
         agent = Agent(nodes)
         try:
@@ -234,7 +232,6 @@ def test_a_fourth_node_takes_only_the_shards_it_now_owns():
     try:
         with bank(["node-a", "node-b", "node-c"], replicas=2, extra_peers=[d.queries]) as nodes:
             three = {"node-a", "node-b", "node-c"}
-            wait_members(nodes, three)
             for n in nodes:
                 assert member_states(n.status()).get("node-d") is None  # never answered
                 assert any(m["endpoint"] == d.queries and m["state"] == "unknown"
@@ -292,7 +289,6 @@ def test_a_web_server_gets_every_change_acknowledged_by_a_bank_that_splits_the_s
     by shard, so every change settles, on exactly --replicas nodes."""
     for replicas in (1, 2):
         with bank(["node-a", "node-b", "node-c"], replicas) as nodes:
-            wait_members(nodes, {"node-a", "node-b", "node-c"})
             lines = ["SessionBackup On", "SessionBackupServerId web1"]
             lines += [f"SessionBackupNode {n.queries}" for n in nodes]
             with Httpd(APP_LOCATION, server_wide="\n".join(lines), name="web1") as web:
@@ -317,7 +313,6 @@ def test_a_web_server_gets_every_change_acknowledged_by_a_bank_that_splits_the_s
 
 def test_a_failover_fetch_asks_the_sessions_owner_first():
     with bank(["node-a", "node-b", "node-c"], 1) as nodes:
-        wait_members(nodes, {"node-a", "node-b", "node-c"})
         lines = ["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes]
         with Httpd(APP_LOCATION, server_wide="\n".join(lines + ["SessionBackupServerId web1"]),
                    name="web1") as web1, \
@@ -364,7 +359,6 @@ def test_a_killed_node_under_load_loses_nothing_and_its_return_moves_no_version_
     and no version anywhere is below one the bank held before."""
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
-        wait_members(nodes, {"node-a", "node-b", "node-c"})
         web1, web2 = web_servers_for(nodes, ["web1", "web2"])
         with web1, web2:
             browsers = [Browser(web1) for _ in range(100)]
@@ -432,7 +426,6 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
     its latest count."""
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
-        wait_members(nodes, {"node-a", "node-b", "node-c"})
         servers = web_servers_for(nodes, ["web1", "web2", "web3"], "SessionBackupTimeout 500ms")
         web1, web2, web3 = servers
         with web1, web2, web3:
@@ -479,7 +472,6 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
 def test_a_web_server_and_a_node_killed_together_lose_no_acknowledged_change():
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
-        wait_members(nodes, {"node-a", "node-b", "node-c"})
         web1, web2 = web_servers_for(nodes, ["web1", "web2"])
         with web1, web2:
             browsers = [Browser(web1) for _ in range(100)]
@@ -502,7 +494,6 @@ def test_with_one_replica_the_web_servers_refill_a_dead_nodes_shards():
     ask the web servers, which publish those sessions again."""
     with bank(["node-a", "node-b", "node-c"], 1) as nodes:
         a, b, c = nodes
-        wait_members(nodes, {"node-a", "node-b", "node-c"})
         (web1,) = web_servers_for(nodes, ["web1"])
         with web1:
             browsers = [Browser(web1) for _ in range(150)]
