@@ -216,6 +216,9 @@ def test_the_module_backs_up_and_fails_over_under_curve(keys):
         a.stop()
         # Another server of the bank takes the session over, through a CURVE fetch.
         with curve_web_server("web2", node, web2) as c:
+            # As a balancer's health check would: traffic once its agent reached the bank (the
+            # CURVE handshake is slow under the sanitizers).
+            wait_for(lambda: c.status()["RhythmBackupNodesUp"] == 1, 10, "web2's agent up")
             b.server = c
             status, _, text = b.get("/app/counter")
             assert status == 200 and "count=4" in text
