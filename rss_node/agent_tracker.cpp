@@ -97,7 +97,7 @@ void AgentTracker::forget_shards(const wire::ShardSet &shards) {
 
 AgentTracker::Agent *AgentTracker::on_heartbeat(const wire::Heartbeat &hb,
                                                 const std::string &routing_id,
-                                                std::uint64_t now_ms) {
+                                                const wire::ShardSet &owned, std::uint64_t now_ms) {
     // Before its first message the stream of an epoch is seen from its start.
     Agent *a = agent_for(hb.agent_id, hb.epoch, hb.next_sequence <= 1, now_ms);
     if (a == nullptr) {
@@ -106,9 +106,12 @@ AgentTracker::Agent *AgentTracker::on_heartbeat(const wire::Heartbeat &hb,
     a->routing_id = routing_id;
     a->server_name.assign(hb.server_name.data(), hb.server_name.size());
     if (hb.epoch == a->epoch) {
+        // A head counts even where the stream was counted already: the agent sends heads when
+        // it publishes a shard again because this node may have missed some of it (it was away
+        // while the others acknowledged), and a repeat of one taken already changes nothing.
         for (const wire::ShardSequence &head : hb.heads) {
-            if (!a->needs_head.contains(head.shard)) {
-                continue;  // a repeat of a head already taken
+            if (!owned.contains(head.shard)) {
+                continue;  // asked for before it lost the shard: it asks again if it regains it
             }
             a->needs_head.remove(head.shard);
             ShardProgress &p = a->shards[head.shard];

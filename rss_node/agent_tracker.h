@@ -10,6 +10,8 @@
 // Resend in docs/protocol.md), and the agent answers, in its next heartbeat, with each shard's
 // head: the last shard sequence it used before. The shard's stream counts from there; what
 // arrives before the head is kept aside. A stream seen from the start of its epoch counts from 0.
+// The agent also sends heads, with the sessions, for shards that changed while this node was
+// away (not answering): those count from the new head too, whatever was missed before it.
 #pragma once
 
 #include <cstddef>
@@ -65,9 +67,10 @@ class AgentTracker {
 
     static constexpr std::uint64_t kFullAckIntervalMs = 1000;
 
-    // Records a heartbeat; returns the agent, or null when the table of agents is full.
+    // Records a heartbeat and takes its heads for the shards of `owned`; returns the agent, or
+    // null when the table of agents is full.
     Agent *on_heartbeat(const wire::Heartbeat &heartbeat, const std::string &routing_id,
-                        std::uint64_t now_ms);
+                        const wire::ShardSet &owned, std::uint64_t now_ms);
 
     void add_refusal(const wire::AgentId &agent, const wire::Refusal &refusal);
 

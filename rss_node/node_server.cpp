@@ -635,7 +635,6 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
 void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &hb,
                                   std::uint64_t now_ms) {
     counters_.heartbeats++;
-    AgentTracker::Agent *agent = agents_.on_heartbeat(hb, routing_id, now_ms);
     wire::HeartbeatAck ack;
     ack.request_id = hb.request_id;
     ack.epoch = hb.epoch;
@@ -646,6 +645,7 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
     if (ownership_decided_) {
         ack.owned = owned_;
     }
+    AgentTracker::Agent *agent = agents_.on_heartbeat(hb, routing_id, ack.owned, now_ms);
     if (agent != nullptr && agent->epoch == hb.epoch) {
         ack.shard_acks = agents_.take_acks(agent, ack.owned, now_ms);
     }

@@ -43,6 +43,18 @@ struct ShardSet {
             bits[i] |= other.bits[i];
         }
     }
+    void remove_all(const ShardSet &other) {
+        for (std::size_t i = 0; i < bits.size(); ++i) {
+            bits[i] &= static_cast<std::uint8_t>(~other.bits[i]);
+        }
+    }
+    ShardSet common(const ShardSet &other) const {
+        ShardSet both;
+        for (std::size_t i = 0; i < bits.size(); ++i) {
+            both.bits[i] = bits[i] & other.bits[i];
+        }
+        return both;
+    }
     std::size_t count() const;
     static ShardSet all();
     bool operator==(const ShardSet &other) const { return bits == other.bits; }

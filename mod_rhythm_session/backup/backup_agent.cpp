@@ -85,7 +85,11 @@ struct BackupAgent::Node {
     // Highest sequence of the current epoch up to which it holds every change of the shards it
     // owns (it acknowledges shard by shard; the changes of other shards do not hold it back).
     std::uint64_t acked = 0;
-    wire::ShardSet owned;                     // as its last acknowledgement said
+    wire::ShardSet owned;  // as its last acknowledgement said
+    // Shards with changes the bank settled while this node was not up: it may have missed them
+    // (its updates socket was not connected, or it stopped reading), and they are no longer in
+    // flight to be sent again. Those it owns are published again when it answers.
+    wire::ShardSet missed;
     std::vector<std::uint64_t> shard_acked =  // per shard, the shard sequence it holds up to
         std::vector<std::uint64_t>(wire::kShardCount);
     // Shard heads the node asked for (by a resend), to go in the next heartbeat, and those sent
@@ -359,6 +363,14 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
     }
     if (ack.epoch == epoch_) {
         node.owned = ack.owned;
+        wire::ShardSet repair = node.missed.common(node.owned);
+        if (repair.count() > 0) {
+            log(AgentLogLevel::kInfo,
+                "RS0319: node %s missed changes of %zu of its shards while it was not up: "
+                "publishing those shards again",
+                node.name.c_str(), repair.count());
+            republish_shards(node, repair);
+        }
         for (const wire::ShardSequence &a : ack.shard_acks) {
             node.shard_acked[a.shard] = std::max(node.shard_acked[a.shard], a.shard_sequence);
         }
@@ -410,14 +422,25 @@ void BackupAgent::on_resend(Node &node, const wire::Resend &resend, std::uint64_
         resend_in_flight(resend.from_sequence, now_ms);
     }
     if (resend.shards.count() > 0) {
-        // The node counts each of these shards from its head as it is now, before the sessions
-        // are published again (continue_scans, later): they all come after it.
-        for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
-            if (resend.shards.contains(shard)) {
-                node.heads_to_send[static_cast<std::uint16_t>(shard)] = shard_sequences_[shard];
-            }
+        republish_shards(node, resend.shards);
+    }
+}
+
+// The node counts each of these shards from its head as it is now, before the sessions are
+// published again (continue_scans, later): they all come after it. A node's first answers can
+// bring a repair and its own request together: they share one scan while it has not started.
+void BackupAgent::republish_shards(Node &node, const wire::ShardSet &shards) {
+    for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
+        if (shards.contains(shard)) {
+            node.heads_to_send[static_cast<std::uint16_t>(shard)] = shard_sequences_[shard];
         }
-        scans_.push_back(Scan{true, false, resend.shards, 0, 0});
+    }
+    node.missed.remove_all(shards);
+    if (!scans_.empty() && !scans_.back().unacknowledged_only && scans_.back().cursor == 0 &&
+        scans_.back().scanned == 0) {
+        scans_.back().shards.add_all(shards);
+    } else {
+        scans_.push_back(Scan{true, false, shards, 0, 0});
     }
 }
 
@@ -524,6 +547,11 @@ void BackupAgent::settle_acknowledged(std::uint64_t now_ms) {
     while (!in_flight_.empty() && in_flight_.front().sequence <= acked &&
            held_by_an_owner(in_flight_.front())) {
         const InFlight &f = in_flight_.front();
+        for (auto &node : nodes_) {
+            if (!node->up) {
+                node->missed.add(f.shard);
+            }
+        }
         settling_.push_back({f.id, f.version, f.saved_at_us});
         if (settling_.size() == kAcknowledgeBatch) {
             feed_.acknowledge(settling_.data(), settling_.size(), now_us);

@@ -88,6 +88,7 @@ class BackupAgent {
     void advance_acked(Node &node);
     bool held_by_an_owner(const InFlight &f) const;
     void on_resend(Node &node, const wire::Resend &resend, std::uint64_t now_ms);
+    void republish_shards(Node &node, const wire::ShardSet &shards);
     void send_heartbeats(std::uint64_t now_ms);
     // Returns how many changes it published.
     std::size_t publish_changes(std::uint64_t now_ms);

@@ -469,6 +469,50 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
                 assert (status, "count=6" in text) == (200, True), text
 
 
+def test_a_node_hung_while_the_agent_restarts_gets_what_it_missed_when_it_resumes():
+    """node-c is SIGSTOPped, then web1's backup agent is killed: the new agent (a new epoch)
+    cannot reach node-c, so what it publishes goes to node-a and node-b alone and is settled by
+    them. When node-c resumes it must not count the new epoch from its start (it missed that):
+    the agent publishes node-c's shards again, node-c acknowledges what follows, and every copy
+    ends at the latest version."""
+    with bank(["node-a", "node-b", "node-c"], 2) as nodes:
+        a, b, c = nodes
+        (web1,) = web_servers_for(nodes, ["web1"])
+        with web1:
+            browsers = [Browser(web1) for _ in range(40)]
+            for br in browsers:
+                assert br.get("/app/counter")[0] == 200
+            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0 and
+                     web1.status()["RhythmBackupPending"] == 0, 10, "every change acknowledged")
+            os.kill(c.pid, signal.SIGSTOP)
+            try:
+                first = web1.status()["RhythmBackupAgentPid"]
+                os.kill(first, signal.SIGKILL)
+                wait_for(lambda: web1.status()["RhythmBackupAgentPid"] not in (0, first), 10,
+                         "the agent restarted")
+                for br in browsers:
+                    assert br.get("/app/counter")[0] == 200  # count 2, node-c away
+                wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0 and
+                         web1.status()["RhythmBackupPending"] == 0, 10,
+                         "count 2 acknowledged by node-a and node-b")
+            finally:
+                os.kill(c.pid, signal.SIGCONT)
+            wait_members(nodes, {"node-a", "node-b", "node-c"})
+            wait_for(lambda: "RS0319" in web1.log_text(), 10, "node-c's shards published again")
+            for br in browsers:
+                assert "count=3" in br.get("/app/counter")[2]
+            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0 and
+                     web1.status()["RhythmBackupPending"] == 0, 10,
+                     "count 3 acknowledged, node-c included")
+            held_by_c = 0
+            for br in browsers:
+                key = session_key(br)
+                versions = wait_for(lambda: len(set(bank_versions(nodes, key).values())) == 1 and
+                                    bank_versions(nodes, key), 10, "every copy at one version")
+                held_by_c += "node-c" in versions
+            assert held_by_c > 0
+
+
 def test_a_web_server_and_a_node_killed_together_lose_no_acknowledged_change():
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes

@@ -34,6 +34,8 @@ wire::Heartbeat heartbeat(std::uint64_t epoch, std::uint64_t next) {
     return hb;
 }
 
+const wire::ShardSet kAll = wire::ShardSet::all();
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(agent_tracker)
@@ -55,7 +57,7 @@ BOOST_AUTO_TEST_CASE(acks_the_highest_contiguous_shard_sequence_of_each_shard) {
 
 BOOST_AUTO_TEST_CASE(acks_report_the_owned_shards_that_moved_and_all_of_them_now_and_then) {
     AgentTracker t;
-    auto *a = t.on_heartbeat(heartbeat(1, 1), "rid", 0);
+    auto *a = t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);
     wire::ShardSet owned;
     owned.add(7);
     owned.add(8);
@@ -86,13 +88,13 @@ BOOST_AUTO_TEST_CASE(a_forgotten_shard_waits_for_its_head) {
     BOOST_TEST(acked(t, 7) == 0u);
     wire::Heartbeat hb = heartbeat(1, 11);
     hb.heads = {{7, 9}};
-    t.on_heartbeat(hb, "rid", 0);
+    t.on_heartbeat(hb, "rid", kAll, 0);
     BOOST_TEST(acked(t, 7) == 10u);
 }
 
 BOOST_AUTO_TEST_CASE(refusals_reach_the_agents_of_a_server_by_its_name) {
     AgentTracker t;
-    t.on_heartbeat(heartbeat(1, 1), "rid", 0);
+    t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);
     wire::SessionKey key;
     key.bytes.fill(7);
     t.add_refusal_for_server("web2", wire::Refusal{key, 9});
@@ -104,7 +106,7 @@ BOOST_AUTO_TEST_CASE(refusals_reach_the_agents_of_a_server_by_its_name) {
 
 BOOST_AUTO_TEST_CASE(gained_shards_are_to_be_asked_of_every_known_agent) {
     AgentTracker t;
-    t.on_heartbeat(heartbeat(1, 1), "rid", 0);
+    t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);
     wire::ShardSet gained;
     gained.add(3);
     gained.add(700);
@@ -122,7 +124,7 @@ BOOST_AUTO_TEST_CASE(gained_shards_are_to_be_asked_of_every_known_agent) {
 
 BOOST_AUTO_TEST_CASE(met_in_the_middle_of_an_epoch_a_shard_counts_from_the_head_it_is_given) {
     AgentTracker t;
-    auto *a = t.on_heartbeat(heartbeat(1, 1000), "rid", 0);
+    auto *a = t.on_heartbeat(heartbeat(1, 1000), "rid", kAll, 0);
     BOOST_TEST_REQUIRE(a != nullptr);
     BOOST_TEST(!a->resend_requested);
     BOOST_TEST(a->routing_id == "rid");
@@ -132,19 +134,41 @@ BOOST_AUTO_TEST_CASE(met_in_the_middle_of_an_epoch_a_shard_counts_from_the_head_
     BOOST_TEST(!a->shards.at(7).counted);
     wire::Heartbeat hb = heartbeat(1, 1000);
     hb.heads = {{7, 39}};
-    t.on_heartbeat(hb, "rid", 0);
+    t.on_heartbeat(hb, "rid", kAll, 0);
     BOOST_TEST(acked(t, 7) == 40u);  // 41 is missing: 42 waits
     t.on_published(stamp(1, 41), 7, 0);
     BOOST_TEST(acked(t, 7) == 42u);
     hb.heads = {{7, 39}};  // a repeated head changes nothing
-    t.on_heartbeat(hb, "rid", 0);
+    t.on_heartbeat(hb, "rid", kAll, 0);
     BOOST_TEST(acked(t, 7) == 42u);
+}
+
+BOOST_AUTO_TEST_CASE(a_head_moves_a_counted_shard_past_what_it_missed_while_away) {
+    AgentTracker t;
+    t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);  // seen from the start
+    t.on_published(stamp(1, 1), 7, 0);
+    t.on_published(stamp(1, 6), 7, 0);  // 2 to 5 went to the others while this node was away
+    BOOST_TEST(acked(t, 7) == 1u);
+    // The agent publishes the shard again after head 6: the node counts from there.
+    wire::Heartbeat hb = heartbeat(1, 7);
+    hb.heads = {{7, 6}};
+    t.on_heartbeat(hb, "rid", kAll, 0);
+    BOOST_TEST(acked(t, 7) == 6u);
+    t.on_published(stamp(1, 7), 7, 0);
+    BOOST_TEST(acked(t, 7) == 7u);
+    // A head of a shard the node does not own (any more) is not taken.
+    t.on_published(stamp(1, 1), 8, 0);
+    wire::ShardSet owned;
+    owned.add(7);
+    hb.heads = {{8, 5}};
+    t.on_heartbeat(hb, "rid", owned, 0);
+    BOOST_TEST(acked(t, 8) == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(a_stream_seen_from_its_start_counts_from_zero) {
     AgentTracker t;
-    t.on_heartbeat(heartbeat(1, 1), "rid", 0);  // nothing published yet
-    t.on_published(stamp(1, 2), 7, 0);          // 1 was lost
+    t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);  // nothing published yet
+    t.on_published(stamp(1, 2), 7, 0);                // 1 was lost
     BOOST_TEST(acked(t, 7) == 0u);
     t.on_published(stamp(1, 1), 7, 0);
     BOOST_TEST(acked(t, 7) == 2u);

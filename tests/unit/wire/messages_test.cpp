@@ -500,6 +500,17 @@ BOOST_AUTO_TEST_CASE(shard_sets) {
     BOOST_TEST(!s.contains(wire::kShardCount));
     BOOST_TEST(s.bits[0] == 0x81);
     BOOST_TEST(wire::ShardSet::all().count() == wire::kShardCount);
+
+    wire::ShardSet other;
+    other.add(7);
+    other.add(8);
+    BOOST_TEST(s.common(other).count() == 1u);
+    BOOST_TEST(s.common(other).contains(7));
+    s.remove_all(other);
+    BOOST_TEST(s.count() == 2u);
+    BOOST_TEST(!s.contains(7));
+    BOOST_TEST(s.contains(0));
+    BOOST_TEST(s.contains(1023));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
