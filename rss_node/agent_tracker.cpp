@@ -35,6 +35,11 @@ void AgentTracker::advance(Agent *a, std::uint32_t shard, std::uint64_t shard_se
     if (p.counted && shard_sequence <= p.acked) {
         return;
     }
+    if (p.counted && shard_sequence == p.acked + 1 && p.ahead.empty()) {
+        p.acked = shard_sequence;  // the usual case, in order: no need to hold it aside
+        a->moved.add(shard);
+        return;
+    }
     if (a->ahead_total < kMaxAhead && p.ahead.insert(shard_sequence).second) {
         a->ahead_total++;
     }
@@ -71,9 +76,28 @@ std::vector<wire::ShardSequence> AgentTracker::take_acks(Agent *a, const wire::S
         a->full_ack_due_ms = now_ms + kFullAckIntervalMs;
     }
     std::vector<wire::ShardSequence> acks;
-    for (const auto &[shard, progress] : a->shards) {
-        if (owned.contains(shard) && progress.counted && (full || a->moved.contains(shard))) {
+    auto add = [&](std::uint16_t shard, const ShardProgress &progress) {
+        if (owned.contains(shard) && progress.counted) {
             acks.push_back(wire::ShardSequence{shard, progress.acked});
+        }
+    };
+    if (full) {
+        for (const auto &[shard, progress] : a->shards) {
+            add(shard, progress);
+        }
+    } else {
+        // A heartbeat comes about once a millisecond: look up the few shards that moved rather
+        // than walk every shard the agent has published to.
+        for (std::uint32_t byte = 0; byte < a->moved.bits.size(); ++byte) {
+            for (std::uint32_t bits = a->moved.bits[byte]; bits != 0;) {
+                int high = 31 - __builtin_clz(bits);  // the lowest shard left in this byte
+                bits &= ~(1u << high);
+                auto shard = static_cast<std::uint16_t>(byte * 8 + 7 - high);
+                auto it = a->shards.find(shard);
+                if (it != a->shards.end()) {
+                    add(shard, it->second);
+                }
+            }
         }
     }
     a->moved = wire::ShardSet{};

@@ -75,6 +75,27 @@ BOOST_AUTO_TEST_CASE(acks_report_the_owned_shards_that_moved_and_all_of_them_now
     BOOST_TEST(t.take_acks(a, owned, AgentTracker::kFullAckIntervalMs).size() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(acks_of_moved_shards_cover_every_bit_of_the_set_in_order) {
+    AgentTracker t;
+    auto *a = t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);
+    t.take_acks(a, kAll, 0);  // the first, full one
+    for (std::uint16_t shard : {1023, 0, 500, 9, 7, 8}) {
+        t.on_published(stamp(1, 1), shard, 0);
+    }
+    t.on_published(stamp(1, 2), 500, 0);
+    t.on_published(stamp(1, 4), 9, 0);  // past a gap: 9 stays at 1
+    wire::ShardSet owned = kAll;
+    owned.remove(8);
+    auto acks = t.take_acks(a, owned, 10);
+    BOOST_TEST_REQUIRE(acks.size() == 5u);
+    std::uint16_t shards[] = {0, 7, 9, 500, 1023};
+    std::uint64_t sequences[] = {1, 1, 1, 2, 1};
+    for (std::size_t i = 0; i < acks.size(); ++i) {
+        BOOST_TEST(acks[i].shard == shards[i]);
+        BOOST_TEST(acks[i].shard_sequence == sequences[i]);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(a_forgotten_shard_waits_for_its_head) {
     AgentTracker t;
     t.on_published(stamp(1, 1), 7, 0);
