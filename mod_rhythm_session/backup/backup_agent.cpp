@@ -349,6 +349,7 @@ void BackupAgent::on_node_message(Node &node, const wire::Message &message, std:
 
 void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
                                    std::uint64_t now_ms) {
+    bool first_answer = node.last_ack_ms == 0;
     if (!node.up) {
         log(AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up", node.query_endpoint.c_str(),
             static_cast<int>(ack.node_name.size()), ack.node_name.data());
@@ -375,6 +376,9 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
             node.shard_acked[a.shard] = std::max(node.shard_acked[a.shard], a.shard_sequence);
         }
         advance_acked(node);
+    }
+    if (first_answer) {
+        ask_waiting_fetches();
     }
     std::string endpoint = resolve_wildcard(
         std::string(ack.updates_endpoint.data(), ack.updates_endpoint.size()), node.host);
@@ -481,7 +485,13 @@ void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
         for (const auto &[shard, head] : node->heads_sent) {
             hb.heads.push_back(wire::ShardSequence{shard, head});
         }
-        send_frames(node->dealer, nullptr, wire::encode_message(hb), ZMQ_DONTWAIT);
+        if (!send_frames(node->dealer, nullptr, wire::encode_message(hb), ZMQ_DONTWAIT)) {
+            // Not connected (yet): try again after heartbeat_retry_ms, not a whole interval, so
+            // that a new agent reaches a node, and can fetch from it, as soon as it is reachable.
+            node->last_heartbeat_ms =
+                now_ms - interval + std::min(interval, config_.heartbeat_retry_ms);
+            continue;
+        }
         node->last_heartbeat_ms = now_ms;
     }
 }
@@ -655,16 +665,41 @@ void BackupAgent::on_fetch_request(int fd, std::uint64_t now_ms) {
         return;
     }
     fetch->request_id = next_request_id_++;
-    fetch->owners_only = true;
-    if (ask_for_fetch(*fetch) == 0) {
-        fetch->owners_only = false;
-        if (ask_for_fetch(*fetch) == 0) {
-            answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kTimedOut));
-            return;
-        }
+    if (ask_bank(*fetch) == 0 && reached_the_bank()) {
+        answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kTimedOut));
+        return;
     }
+    // Asked, or waiting (until its deadline) for the first node to answer: a server just
+    // started, or whose agent just restarted, must not start new sessions for the users that
+    // fail over to it only because its connections to the bank are still being made.
     std::uint64_t request_id = fetch->request_id;
     fetches_[request_id] = std::move(fetch);
+}
+
+// Asks the session's owners, or when none can be asked the rest of the bank.
+std::size_t BackupAgent::ask_bank(PendingFetch &fetch) {
+    fetch.owners_only = true;
+    std::size_t asked = ask_for_fetch(fetch);
+    if (asked == 0) {
+        fetch.owners_only = false;
+        asked = ask_for_fetch(fetch);
+    }
+    return asked;
+}
+
+bool BackupAgent::reached_the_bank() const {
+    return std::any_of(nodes_.begin(), nodes_.end(),
+                       [](const auto &node) { return node->last_ack_ms != 0; });
+}
+
+// A node answered for the first time: the fetches that found no node to ask go to it now.
+void BackupAgent::ask_waiting_fetches() {
+    for (auto &entry : fetches_) {
+        PendingFetch &fetch = *entry.second;
+        if (fetch.asked == 0) {
+            ask_bank(fetch);
+        }
+    }
 }
 
 // Asks the session's owners (those that are up and own its shard), or with owners_only clear

@@ -98,7 +98,10 @@ class BackupAgent {
     void continue_scans(std::uint64_t now_ms);
     void accept_fetches(std::uint64_t now_ms);
     void on_fetch_request(int fd, std::uint64_t now_ms);
+    std::size_t ask_bank(PendingFetch &fetch);
     std::size_t ask_for_fetch(PendingFetch &fetch);
+    bool reached_the_bank() const;  // some node has answered since the agent started
+    void ask_waiting_fetches();
     void on_fetch_reply(const wire::FetchReply &reply, std::uint64_t now_ms);
     void expire_fetches(std::uint64_t now_ms);
     void finish_fetch(PendingFetch &fetch, bool deadline_passed);

@@ -236,6 +236,35 @@ def test_a_hung_node_does_not_hold_failover_fetches():
         assert backup_status(a)["RhythmBackupFetchTimeouts"] == 1
 
 
+def test_a_new_server_waits_for_its_first_connection_to_the_bank_to_fetch():
+    """A server that takes a failover request before its agent has reached any node (it just
+    started; here the node is stopped while it starts) waits for the connection, within
+    SessionBackupTimeout, instead of starting a new session at once."""
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+        browser = Browser(a)
+        for _ in range(3):
+            browser.get("/app/counter")
+        sid = browser.cookies["rhythm_session"]
+        wait_for(lambda: count_in_bank(node, sid) == 3, 10, "the session in the bank")
+        os.kill(node.pid, signal.SIGSTOP)
+        try:
+            with web_server("web-b", [node], extra_server="SessionBackupTimeout 2s") as b:
+                assert backup_status(b)["RhythmBackupNodesUp"] == 0
+                browser.server = b
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    started = time.monotonic()
+                    request = pool.submit(browser.get, "/app/counter")
+                    time.sleep(0.3)  # the scenario: the node is reachable 0.3 s later
+                    os.kill(node.pid, signal.SIGCONT)
+                    status, _, text = request.result()
+                    took = time.monotonic() - started
+                assert (status, count_of(text)) == (200, 4)
+                assert took < 2  # the wait for its connection counts in SessionBackupTimeout
+                assert backup_status(b)["RhythmBackupFetched"] == 1
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+
+
 def test_pages_keep_serving_while_every_node_is_down_and_the_bank_is_refilled():
     """Every rss_node stopped for 30 s under load: no request fails and latency stays as it was;
     when the node returns (empty), every session changed meanwhile is in it within 10 s, without
