@@ -350,6 +350,7 @@ void BackupAgent::on_node_message(Node &node, const wire::Message &message, std:
 void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
                                    std::uint64_t now_ms) {
     bool first_answer = node.last_ack_ms == 0;
+    bool was_up = node.up;
     if (!node.up) {
         log(AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up", node.query_endpoint.c_str(),
             static_cast<int>(ack.node_name.size()), ack.node_name.data());
@@ -363,8 +364,10 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
         node.heads_sent.clear();
     }
     if (ack.epoch == epoch_) {
-        node.owned = ack.owned;
-        wire::ShardSet repair = node.missed.common(node.owned);
+        // What it missed of the shards it owned at its previous answer: a re-send it asked for
+        // with that answer (one that restarted empty asks for all its shards) came before this
+        // one on the same connection and was taken, so no shard is published twice.
+        wire::ShardSet repair = was_up ? node.missed.common(node.owned) : wire::ShardSet{};
         if (repair.count() > 0) {
             log(AgentLogLevel::kInfo,
                 "RS0319: node %s missed changes of %zu of its shards while it was not up: "
@@ -372,6 +375,7 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
                 node.name.c_str(), repair.count());
             republish_shards(node, repair);
         }
+        node.owned = ack.owned;
         for (const wire::ShardSequence &a : ack.shard_acks) {
             node.shard_acked[a.shard] = std::max(node.shard_acked[a.shard], a.shard_sequence);
         }
@@ -431,8 +435,7 @@ void BackupAgent::on_resend(Node &node, const wire::Resend &resend, std::uint64_
 }
 
 // The node counts each of these shards from its head as it is now, before the sessions are
-// published again (continue_scans, later): they all come after it. A node's first answers can
-// bring a repair and its own request together: they share one scan while it has not started.
+// published again (continue_scans, later): they all come after it.
 void BackupAgent::republish_shards(Node &node, const wire::ShardSet &shards) {
     for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
         if (shards.contains(shard)) {
@@ -440,12 +443,7 @@ void BackupAgent::republish_shards(Node &node, const wire::ShardSet &shards) {
         }
     }
     node.missed.remove_all(shards);
-    if (!scans_.empty() && !scans_.back().unacknowledged_only && scans_.back().cursor == 0 &&
-        scans_.back().scanned == 0) {
-        scans_.back().shards.add_all(shards);
-    } else {
-        scans_.push_back(Scan{true, false, shards, 0, 0});
-    }
+    scans_.push_back(Scan{true, false, shards, 0, 0});
 }
 
 void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
