@@ -88,7 +88,7 @@ struct BackupAgent::Node {
     wire::ShardSet owned;  // as its last acknowledgement said
     // Shards with changes the bank settled while this node was not up: it may have missed them
     // (its updates socket was not connected, or it stopped reading), and they are no longer in
-    // flight to be sent again. Those it owns are published again when it answers.
+    // flight to be sent again. Those it owns are published again once it answers again.
     wire::ShardSet missed;
     std::vector<std::uint64_t> shard_acked =  // per shard, the shard sequence it holds up to
         std::vector<std::uint64_t>(wire::kShardCount);
