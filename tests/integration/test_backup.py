@@ -56,6 +56,17 @@ def backup_status(h):
     return {k: v for k, v in h.status().items() if k.startswith("RhythmBackup")}
 
 
+def counted_session(server, node, count):
+    """A browser whose session on `server` has counted to `count`, and its ID, once the bank
+    holds that count."""
+    browser = Browser(server)
+    for _ in range(count):
+        browser.get("/app/counter")
+    sid = browser.cookies["rhythm_session"]
+    wait_for(lambda: count_in_bank(node, sid) == count, 10, f"count={count} in the bank")
+    return browser, sid
+
+
 def test_every_change_reaches_the_bank_and_is_acknowledged():
     with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
         browsers = [Browser(a) for _ in range(20)]
@@ -241,11 +252,7 @@ def test_a_new_server_waits_for_its_first_connection_to_the_bank_to_fetch():
     started; here the node is stopped while it starts) waits for the connection, within
     SessionBackupTimeout, instead of starting a new session at once."""
     with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
-        browser = Browser(a)
-        for _ in range(3):
-            browser.get("/app/counter")
-        sid = browser.cookies["rhythm_session"]
-        wait_for(lambda: count_in_bank(node, sid) == 3, 10, "the session in the bank")
+        browser, _ = counted_session(a, node, 3)
         os.kill(node.pid, signal.SIGSTOP)
         try:
             with web_server("web-b", [node], extra_server="SessionBackupTimeout 2s") as b:
@@ -354,20 +361,13 @@ def test_the_backup_agent_runs_below_httpd_priority():
             # Every thread of the agent, its ZeroMQ I/O thread included.
             for task in os.listdir(f"/proc/{agent}/task"):
                 assert niceness(f"{agent}/task/{task}") == niceness(server.pid) + below
-        browser = Browser(a)
-        browser.get("/app/counter")
-        sid = browser.cookies["rhythm_session"]
-        wait_for(lambda: count_in_bank(node, sid) == 1, 10, "the change in the bank")
+        counted_session(a, node, 1)
 
 
 def test_fail_back_never_serves_the_old_copy():
     with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
             web_server("web-b", [node]) as b:
-        br = Browser(a)
-        for _ in range(3):
-            br.get("/app/counter")
-        sid = br.cookies["rhythm_session"]
-        wait_for(lambda: count_in_bank(node, sid) == 3, 10, "count=3 in the bank")
+        br, sid = counted_session(a, node, 3)
         br.server = b  # A looked down to the balancer for a moment
         assert count_of(br.get("/app/counter")[2]) == 4
         assert count_of(br.get("/app/counter")[2]) == 5
@@ -493,11 +493,7 @@ def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
 
 def test_replayed_duplicate_and_reordered_updates_never_move_a_version_backwards():
     with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
-        br = Browser(a)
-        for _ in range(5):
-            br.get("/app/counter")
-        sid = br.cookies["rhythm_session"]
-        wait_for(lambda: count_in_bank(node, sid) == 5, 10, "count=5 in the bank")
+        br, sid = counted_session(a, node, 5)
         status, version, data = in_bank(node, sid)
         # Someone replays older versions, out of order, and the current one again.
         replay = node.publisher(origin="web-a")

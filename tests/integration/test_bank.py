@@ -332,6 +332,14 @@ def test_a_failover_fetch_asks_the_sessions_owner_first():
             assert asked == {n.name: 1 if n.name == owner else 0 for n in nodes}
 
 
+def wait_backed(web, what="every change acknowledged", timeout=10):
+    """Until `web` has nothing left to publish and the bank has acknowledged what it published."""
+    def backed():
+        s = web.status()
+        return s["RhythmBackupPending"] == 0 and s["RhythmBackupOldestUnacknowledgedMs"] == 0
+    wait_for(backed, timeout, what)
+
+
 def web_servers_for(nodes, names, extra=""):
     lines = ["SessionBackup On", extra] + [f"SessionBackupNode {n.queries}" for n in nodes]
     return [Httpd(APP_LOCATION, server_wide="\n".join(lines + [f"SessionBackupServerId {name}"]),
@@ -396,8 +404,7 @@ def test_a_killed_node_under_load_loses_nothing_and_its_return_moves_no_version_
                 worker.join()
             assert failures == []
             # The highest version the bank holds of each session, now that the load stopped.
-            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0, 10,
-                     "every change acknowledged")
+            wait_backed(web1)
             held = {session_key(br): max(bank_versions([a, b], session_key(br)).values())
                     for br in browsers}
             c.start()  # empty
@@ -436,8 +443,7 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
             for br in browsers:
                 for _ in range(3):
                     assert br.get("/app/counter")[0] == 200
-            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0, 10,
-                     "every change acknowledged")
+            wait_backed(web1)
             os.kill(c.pid, signal.SIGSTOP)
             try:
                 stopped = time.monotonic()
@@ -459,8 +465,7 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
             print(f"slowest failover request while node-c was stopped: {slowest * 1000:.0f} ms")
             assert slowest < 0.5 + 0.3  # SessionBackupTimeout, and the page itself
             wait_members(nodes, {"node-a", "node-b", "node-c"})
-            wait_for(lambda: web2.status()["RhythmBackupOldestUnacknowledgedMs"] == 0, 10,
-                     "web2's changes acknowledged")
+            wait_backed(web2, "web2's changes acknowledged")
             # node-c caught up: whatever it holds is the latest version.
             for br in browsers:
                 key = session_key(br)
@@ -485,8 +490,7 @@ def test_a_node_hung_while_the_agent_restarts_gets_what_it_missed_when_it_resume
             browsers = [Browser(web1) for _ in range(40)]
             for br in browsers:
                 assert br.get("/app/counter")[0] == 200
-            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0 and
-                     web1.status()["RhythmBackupPending"] == 0, 10, "every change acknowledged")
+            wait_backed(web1)
             os.kill(c.pid, signal.SIGSTOP)
             try:
                 first = web1.status()["RhythmBackupAgentPid"]
@@ -495,18 +499,14 @@ def test_a_node_hung_while_the_agent_restarts_gets_what_it_missed_when_it_resume
                          "the agent restarted")
                 for br in browsers:
                     assert br.get("/app/counter")[0] == 200  # count 2, node-c away
-                wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0 and
-                         web1.status()["RhythmBackupPending"] == 0, 10,
-                         "count 2 acknowledged by node-a and node-b")
+                wait_backed(web1, "count 2 acknowledged by node-a and node-b")
             finally:
                 os.kill(c.pid, signal.SIGCONT)
             wait_members(nodes, {"node-a", "node-b", "node-c"})
             wait_for(lambda: "RS0319" in web1.log_text(), 10, "node-c's shards published again")
             for br in browsers:
                 assert "count=3" in br.get("/app/counter")[2]
-            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0 and
-                     web1.status()["RhythmBackupPending"] == 0, 10,
-                     "count 3 acknowledged, node-c included")
+            wait_backed(web1, "count 3 acknowledged, node-c included")
             held_by_c = 0
             for br in browsers:
                 key = session_key(br)
@@ -525,8 +525,7 @@ def test_a_web_server_and_a_node_killed_together_lose_no_acknowledged_change():
             for i, br in enumerate(browsers):
                 for _ in range(1 + i % 4):
                     assert br.get("/app/counter")[0] == 200
-            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0 and
-                     web1.status()["RhythmBackupPending"] == 0, 10, "every change acknowledged")
+            wait_backed(web1)
             web1.kill()
             c.kill()
             wait_members([a, b], {"node-a", "node-b"}, timeout=NOTICE_S + NOTICE_MARGIN_S)
@@ -546,8 +545,7 @@ def test_with_one_replica_the_web_servers_refill_a_dead_nodes_shards():
             browsers = [Browser(web1) for _ in range(150)]
             for br in browsers:
                 assert br.get("/app/counter")[0] == 200
-            wait_for(lambda: web1.status()["RhythmBackupOldestUnacknowledgedMs"] == 0, 10,
-                     "every change acknowledged")
+            wait_backed(web1)
             keys = [session_key(br) for br in browsers]
             assert all(len(bank_versions(nodes, key)) == 1 for key in keys)
             on_c = [key for key in keys if bank_versions([c], key)]
