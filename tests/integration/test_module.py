@@ -250,6 +250,8 @@ def test_killed_worker_does_not_block_its_session():
         cookie = {"Cookie": f"rhythm_session={b.cookies['rhythm_session']}"}
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             hung = pool.submit(h.request, "/app/slow?ms=60000", cookie)
+            # A worker shows "W" as soon as it reads the request, before it takes the lock.
+            wait_for(lambda: h.status()["RhythmHits"] >= 1, 5, "the slow request to hold the lock")
             pid = wait_for(lambda: worker_pid_serving(h, "/app/slow"), 10, "the slow request")
             os.kill(pid, signal.SIGKILL)
             started = time.monotonic()
