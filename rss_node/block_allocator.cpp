@@ -1,7 +1,6 @@
 // Size-class free lists over huge-page chunks, for session record blocks.
 #include "rss_node/block_allocator.h"
 
-#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <sys/mman.h>
@@ -15,23 +14,7 @@ BlockAllocator::~BlockAllocator() {
 }
 
 void BlockAllocator::new_chunk() {
-    // Map twice the size and trim, so the chunk is 2 MiB-aligned: a huge page can back it.
-    std::size_t span = 2 * kChunkBytes;
-    void *raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) {
-        throw std::bad_alloc();
-    }
-    auto start = reinterpret_cast<std::uintptr_t>(raw);
-    std::uintptr_t aligned = (start + kChunkBytes - 1) & ~(std::uintptr_t{kChunkBytes} - 1);
-    if (aligned > start) {
-        munmap(raw, aligned - start);
-    }
-    std::uintptr_t end = aligned + kChunkBytes;
-    if (start + span > end) {
-        munmap(reinterpret_cast<void *>(end), start + span - end);
-    }
-    void *chunk = reinterpret_cast<void *>(aligned);
-    madvise(chunk, kChunkBytes, MADV_HUGEPAGE);  // advice only: fine where THP is off
+    void *chunk = reserve_.take();
     chunks_.push_back(chunk);
     bump_ = static_cast<char *>(chunk);
     bump_end_ = bump_ + kChunkBytes;
