@@ -1,6 +1,7 @@
 // The compact session store: record blocks behind per-shard linear-probing tables.
 #include "rss_node/session_store.h"
 
+#include <cassert>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -49,6 +50,33 @@ namespace {
 
 constexpr std::size_t kMinCapacity = 8;
 
+constexpr int kTagShift = 48;
+constexpr std::uint64_t kAddressMask = (std::uint64_t{1} << kTagShift) - 1;
+
+std::uint64_t make_slot(SessionStore::Block *b, std::uint64_t hash) {
+    auto address = reinterpret_cast<std::uintptr_t>(b);
+    // User-space addresses on the 64-bit targets we build for (x86-64, arm64) fit in 48 bits.
+    assert((address & ~kAddressMask) == 0);
+    return address | (hash & ~kAddressMask);
+}
+
+SessionStore::Block *block_of(std::uint64_t slot) {
+    return reinterpret_cast<SessionStore::Block *>(slot & kAddressMask);
+}
+
+bool same_tag(std::uint64_t slot, std::uint64_t hash) {
+    return ((slot ^ hash) & ~kAddressMask) == 0;
+}
+
+// Where a hash's probe starts in a table of `capacity` slots (a power of 2): its top bits. Up to
+// 2^16 slots these are all in the tag, so a table grows, and a deletion shifts entries, without
+// reading a block.
+std::size_t home_of(std::uint64_t hash, std::size_t capacity) {
+    return static_cast<std::size_t>(hash >> (64 - __builtin_ctzll(capacity)));
+}
+
+constexpr std::size_t kHomeInTag = std::size_t{1} << (64 - kTagShift);
+
 SessionStore::Block *make_block(const wire::SessionRecord &r, void *memory) {
     auto *b = static_cast<SessionStore::Block *>(memory);
     std::memcpy(b->key, r.key.bytes.data(), sizeof b->key);
@@ -77,9 +105,9 @@ SessionStore::SessionStore(std::uint64_t max_memory)
 
 SessionStore::~SessionStore() {
     for (auto &t : shards_) {
-        for (Block *b : t.slots) {
-            if (b != nullptr) {
-                blocks_.release(b, b->size());
+        for (Slot slot : t.slots) {
+            if (slot != 0) {
+                blocks_.release(block_of(slot), block_of(slot)->size());
             }
         }
     }
@@ -93,57 +121,65 @@ std::uint64_t SessionStore::slot_hash(const wire::SessionKey &key) const {
     return wire::mix64(wire::mix64(lo ^ seed_[0]) ^ (hi + seed_[1]));
 }
 
-long SessionStore::find_slot(const ShardTable &t, const wire::SessionKey &key) const {
+std::uint64_t SessionStore::home_hash(Slot slot, std::size_t capacity) const {
+    if (capacity <= kHomeInTag) {
+        return slot & ~kAddressMask;  // enough of the hash for home_of()
+    }
+    wire::SessionKey k;
+    std::memcpy(k.bytes.data(), block_of(slot)->key, sizeof k.bytes);
+    return slot_hash(k);
+}
+
+long SessionStore::find_slot(const ShardTable &t, const wire::SessionKey &key,
+                             std::uint64_t hash) const {
     if (t.slots.empty()) {
         return -1;
     }
     std::size_t mask = t.slots.size() - 1;
-    std::size_t i = slot_hash(key) & mask;
-    while (t.slots[i] != nullptr && !t.slots[i]->same_key(key)) {
+    std::size_t i = home_of(hash, t.slots.size());
+    while (t.slots[i] != 0 &&
+           !(same_tag(t.slots[i], hash) && block_of(t.slots[i])->same_key(key))) {
         i = (i + 1) & mask;
     }
     return static_cast<long>(i);
 }
 
 void SessionStore::grow(ShardTable *t, std::size_t capacity) {
-    std::vector<Block *> old;
+    std::vector<Slot> old;
     old.swap(t->slots);
-    bytes_ -= old.size() * sizeof(Block *);
-    t->slots.assign(capacity, nullptr);
-    bytes_ += capacity * sizeof(Block *);
+    bytes_ -= old.size() * sizeof(Slot);
+    t->slots.assign(capacity, 0);
+    bytes_ += capacity * sizeof(Slot);
     std::size_t mask = capacity - 1;
-    for (Block *b : old) {
-        if (b == nullptr) {
+    for (Slot slot : old) {
+        if (slot == 0) {
             continue;
         }
-        wire::SessionKey k;
-        std::memcpy(k.bytes.data(), b->key, sizeof b->key);
-        std::size_t i = slot_hash(k) & mask;
-        while (t->slots[i] != nullptr) {
+        std::size_t i = home_of(home_hash(slot, capacity), capacity);
+        while (t->slots[i] != 0) {
             i = (i + 1) & mask;
         }
-        t->slots[i] = b;
+        t->slots[i] = slot;
     }
 }
 
 // Backward-shift deletion: keeps every probe chain unbroken without tombstone markers.
 void SessionStore::erase_at(ShardTable *t, std::size_t slot) {
-    account(t->slots[slot], -1);
-    blocks_.release(t->slots[slot], t->slots[slot]->size());
-    t->slots[slot] = nullptr;
+    Block *erased = block_of(t->slots[slot]);
+    account(erased, -1);
+    blocks_.release(erased, erased->size());
+    t->slots[slot] = 0;
     t->used--;
     std::size_t mask = t->slots.size() - 1;
     std::size_t hole = slot;
     std::size_t i = (slot + 1) & mask;
-    while (t->slots[i] != nullptr) {
-        wire::SessionKey k;
-        std::memcpy(k.bytes.data(), t->slots[i]->key, sizeof k.bytes);
-        std::size_t home = slot_hash(k) & mask;
+    while (t->slots[i] != 0) {
+        std::size_t home = home_of(home_hash(t->slots[i], t->slots.size()), t->slots.size());
         // Move the entry back when its home is not cyclically within (hole, i].
         bool stays = hole <= i ? (hole < home && home <= i) : (hole < home || home <= i);
         if (!stays) {
             t->slots[hole] = t->slots[i];
-            t->slots[i] = nullptr;
+            t->slots[i] = 0;
             hole = i;
         }
         i = (i + 1) & mask;
@@ -174,8 +210,9 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
         return out;
     }
     ShardTable &t = shards_[wire::shard_of(r.key)];
-    long slot = find_slot(t, r.key);
-    Block *held = slot >= 0 ? t.slots[static_cast<std::size_t>(slot)] : nullptr;
+    std::uint64_t hash = slot_hash(r.key);
+    long slot = find_slot(t, r.key, hash);
+    Block *held = slot >= 0 ? block_of(t.slots[static_cast<std::size_t>(slot)]) : nullptr;
     std::size_t size = Block::size_for(r);
     if (held != nullptr && !held->expired(now_ms)) {
         out.held_version = held->version;
@@ -209,7 +246,7 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
             blocks_.release(held, held->size());
         }
         Block *b = make_block(r, memory);
-        t.slots[static_cast<std::size_t>(slot)] = b;
+        t.slots[static_cast<std::size_t>(slot)] = make_slot(b, hash);
         account(b, +1);
         out.result = ApplyResult::kApplied;
         out.held_version = r.version;
@@ -219,8 +256,8 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
     std::size_t capacity = t.slots.size();
     bool must_grow = capacity == 0 || (t.used + 1) * 4 > capacity * 3;
     std::size_t new_capacity = capacity == 0 ? kMinCapacity : capacity * 2;
-    std::uint64_t more = BlockAllocator::rounded(size) +
-                         (must_grow ? (new_capacity - capacity) * sizeof(Block *) : 0);
+    std::uint64_t more =
+        BlockAllocator::rounded(size) + (must_grow ? (new_capacity - capacity) * sizeof(Slot) : 0);
     if (!fits(more)) {
         out.result = ApplyResult::kNoMemory;
         return out;
@@ -230,7 +267,10 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
         grow(&t, new_capacity);
     }
     Block *b = make_block(r, memory);
-    t.slots[static_cast<std::size_t>(find_slot(t, r.key))] = b;
+    if (must_grow) {
+        slot = find_slot(t, r.key, hash);
+    }
+    t.slots[static_cast<std::size_t>(slot)] = make_slot(b, hash);
     t.used++;
     account(b, +1);
     out.result = ApplyResult::kApplied;
@@ -241,11 +281,11 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
 bool SessionStore::find(const wire::SessionKey &key, std::uint64_t now_ms,
                         wire::SessionRecord *out) const {
     const ShardTable &t = shards_[wire::shard_of(key)];
-    long slot = find_slot(t, key);
+    long slot = find_slot(t, key, slot_hash(key));
     if (slot < 0) {
         return false;
     }
-    const Block *b = t.slots[static_cast<std::size_t>(slot)];
+    const Block *b = block_of(t.slots[static_cast<std::size_t>(slot)]);
     if (b == nullptr || b->expired(now_ms)) {
         return false;
     }
@@ -256,7 +296,8 @@ bool SessionStore::find(const wire::SessionKey &key, std::uint64_t now_ms,
 std::size_t SessionStore::sweep_shard(std::uint32_t shard, std::uint64_t now_ms) {
     ShardTable &t = shards_[shard];
     std::vector<wire::SessionKey> expired;
-    for (const Block *b : t.slots) {
+    for (Slot slot : t.slots) {
+        const Block *b = block_of(slot);
         if (b != nullptr && b->expired(now_ms)) {
             wire::SessionKey k;
             std::memcpy(k.bytes.data(), b->key, sizeof k.bytes);
@@ -264,13 +305,13 @@ std::size_t SessionStore::sweep_shard(std::uint32_t shard, std::uint64_t now_ms)
         }
     }
     for (const auto &k : expired) {
-        erase_at(&t, static_cast<std::size_t>(find_slot(t, k)));
+        erase_at(&t, static_cast<std::size_t>(find_slot(t, k, slot_hash(k))));
     }
     // Give memory back when a shard has emptied out.
     std::size_t capacity = t.slots.size();
     if (t.used == 0 && capacity > 0) {
-        bytes_ -= capacity * sizeof(Block *);
-        std::vector<Block *>().swap(t.slots);
+        bytes_ -= capacity * sizeof(Slot);
+        std::vector<Slot>().swap(t.slots);
     } else if (capacity > kMinCapacity && t.used * 8 < capacity) {
         grow(&t, capacity / 2);
     }
@@ -280,14 +321,14 @@ std::size_t SessionStore::sweep_shard(std::uint32_t shard, std::uint64_t now_ms)
 std::size_t SessionStore::drop_shard(std::uint32_t shard) {
     ShardTable &t = shards_[shard];
     std::size_t dropped = t.used;
-    for (Block *b : t.slots) {
-        if (b != nullptr) {
-            account(b, -1);
-            blocks_.release(b, b->size());
+    for (Slot slot : t.slots) {
+        if (slot != 0) {
+            account(block_of(slot), -1);
+            blocks_.release(block_of(slot), block_of(slot)->size());
         }
     }
-    bytes_ -= t.slots.size() * sizeof(Block *);
-    std::vector<Block *>().swap(t.slots);
+    bytes_ -= t.slots.size() * sizeof(Slot);
+    std::vector<Slot>().swap(t.slots);
     t.used = 0;
     return dropped;
 }
@@ -295,7 +336,8 @@ std::size_t SessionStore::drop_shard(std::uint32_t shard) {
 void SessionStore::for_each_in_shard(
     std::uint32_t shard, std::uint64_t now_ms,
     const std::function<void(const wire::SessionRecord &)> &fn) const {
-    for (const Block *b : shards_[shard].slots) {
+    for (Slot slot : shards_[shard].slots) {
+        const Block *b = block_of(slot);
         if (b != nullptr && !b->expired(now_ms)) {
             fn(b->view());
         }

@@ -75,14 +75,24 @@ class SessionStore {
     struct Block;
 
   private:
+    // A table slot: 0 when empty, else a block's address in the low 48 bits and the top 16 bits
+    // of its key's hash (the tag) above them. A probe reads a block (a cache miss) only when
+    // the tags match, so a new session's probe touches a cache line or two of the table alone;
+    // and as a key's home is the top bits of its hash, a table of up to 2^16 slots is rehashed
+    // from the tags, without reading a block.
+    using Slot = std::uint64_t;
+
     struct ShardTable {
-        std::vector<Block *> slots;  // capacity a power of 2, or empty
+        std::vector<Slot> slots;  // capacity a power of 2, or empty
         std::uint32_t used = 0;
     };
 
     std::uint64_t slot_hash(const wire::SessionKey &key) const;
-    // The slot holding `key`, or the empty slot where it would go; -1 for an empty table.
-    long find_slot(const ShardTable &table, const wire::SessionKey &key) const;
+    // The hash of a slot's key, as much of it as its home in a table of `capacity` slots needs.
+    std::uint64_t home_hash(Slot slot, std::size_t capacity) const;
+    // The slot holding `key` (whose slot_hash is `hash`), or the empty slot where it would go;
+    // -1 for an empty table.
+    long find_slot(const ShardTable &table, const wire::SessionKey &key, std::uint64_t hash) const;
     void grow(ShardTable *table, std::size_t capacity);
     void erase_at(ShardTable *table, std::size_t slot);
     void account(const Block *block, int sign);

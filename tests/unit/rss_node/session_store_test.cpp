@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 #include <map>
 #include <random>
+#include <vector>
 
 namespace wire = rhythm::wire;
 using rhythm::node::ApplyResult;
@@ -247,6 +248,30 @@ BOOST_AUTO_TEST_CASE(random_operations_match_a_plain_map) {
         wire::SessionRecord got;
         BOOST_TEST_REQUIRE(store.find(key_of(n), now, &got));
         BOOST_TEST_REQUIRE(got.version == ve.first);
+    }
+}
+
+// Past 2^16 slots a table's homes need more of the hash than a slot's tag keeps: growing, and the
+// shifts of a deletion, then read the keys. 60,000 sessions in one shard cross that line.
+BOOST_AUTO_TEST_CASE(a_shard_table_past_the_tag_bits_keeps_every_session) {
+    SessionStore store(0);
+    std::vector<std::uint64_t> in_shard;
+    for (std::uint64_t n = 0; in_shard.size() < 60000; ++n) {
+        if (wire::shard_of(key_of(n)) == 7) {
+            in_shard.push_back(n);
+        }
+    }
+    for (std::size_t i = 0; i < in_shard.size(); ++i) {
+        // Every other session expires at the first sweep.
+        std::uint64_t expires = i % 2 == 0 ? kNow + 10 : kNow + kHour;
+        BOOST_TEST_REQUIRE((store.apply(Rec(in_shard[i], 1, expires).record, kNow).result ==
+                            ApplyResult::kApplied));
+    }
+    BOOST_TEST(store.live_sessions() == in_shard.size());
+    BOOST_TEST(store.sweep_shard(7, kNow + 10) == in_shard.size() / 2);
+    for (std::size_t i = 0; i < in_shard.size(); ++i) {
+        wire::SessionRecord got;
+        BOOST_TEST_REQUIRE(store.find(key_of(in_shard[i]), kNow + 10, &got) == (i % 2 == 1));
     }
 }
 
