@@ -1,6 +1,8 @@
 // Per-agent, per-shard sequence tracking and refusal queues.
 #include "rss_node/agent_tracker.h"
 
+#include <algorithm>
+
 namespace rhythm::node {
 
 AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint64_t epoch,
@@ -18,7 +20,8 @@ AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint6
     } else if (epoch > it->second.epoch) {
         // The agent restarted: a new stream, which every shard counts from 0.
         it->second.epoch = epoch;
-        it->second.shards.clear();
+        std::fill(it->second.shards.begin(), it->second.shards.end(), ShardProgress{});
+        it->second.ahead.clear();
         it->second.ahead_total = 0;
         it->second.moved = wire::ShardSet{};
         it->second.needs_head = wire::ShardSet{};
@@ -28,19 +31,21 @@ AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint6
 }
 
 void AgentTracker::advance(Agent *a, std::uint32_t shard, std::uint64_t shard_sequence) {
-    ShardProgress &p = a->shards[static_cast<std::uint16_t>(shard)];
+    ShardProgress &p = a->shards[shard];
     if (!p.counted && !a->needs_head.contains(shard)) {
         p.counted = true;  // seen from the start of the epoch
     }
     if (p.counted && shard_sequence <= p.acked) {
         return;
     }
-    if (p.counted && shard_sequence == p.acked + 1 && p.ahead.empty()) {
+    auto held = a->ahead.find(static_cast<std::uint16_t>(shard));
+    if (p.counted && shard_sequence == p.acked + 1 && held == a->ahead.end()) {
         p.acked = shard_sequence;  // the usual case, in order: no need to hold it aside
         a->moved.add(shard);
         return;
     }
-    if (a->ahead_total < kMaxAhead && p.ahead.insert(shard_sequence).second) {
+    if (a->ahead_total < kMaxAhead &&
+        a->ahead[static_cast<std::uint16_t>(shard)].insert(shard_sequence).second) {
         a->ahead_total++;
     }
     if (p.counted) {
@@ -50,11 +55,19 @@ void AgentTracker::advance(Agent *a, std::uint32_t shard, std::uint64_t shard_se
 
 // Moves `acked` over what is held aside and now follows it, and forgets what it passed.
 void AgentTracker::settle(Agent *a, std::uint32_t shard, ShardProgress *p) {
+    auto held = a->ahead.find(static_cast<std::uint16_t>(shard));
+    if (held == a->ahead.end()) {
+        return;
+    }
+    std::set<std::uint64_t> &ahead = held->second;
     std::uint64_t before = p->acked;
-    while (!p->ahead.empty() && *p->ahead.begin() <= p->acked + 1) {
-        p->acked = std::max(p->acked, *p->ahead.begin());
-        p->ahead.erase(p->ahead.begin());
+    while (!ahead.empty() && *ahead.begin() <= p->acked + 1) {
+        p->acked = std::max(p->acked, *ahead.begin());
+        ahead.erase(ahead.begin());
         a->ahead_total--;
+    }
+    if (ahead.empty()) {
+        a->ahead.erase(held);
     }
     if (p->acked != before) {
         a->moved.add(shard);
@@ -76,27 +89,23 @@ std::vector<wire::ShardSequence> AgentTracker::take_acks(Agent *a, const wire::S
         a->full_ack_due_ms = now_ms + kFullAckIntervalMs;
     }
     std::vector<wire::ShardSequence> acks;
-    auto add = [&](std::uint16_t shard, const ShardProgress &progress) {
-        if (owned.contains(shard) && progress.counted) {
-            acks.push_back(wire::ShardSequence{shard, progress.acked});
+    auto add = [&](std::uint16_t shard) {
+        if (owned.contains(shard) && a->shards[shard].counted) {
+            acks.push_back(wire::ShardSequence{shard, a->shards[shard].acked});
         }
     };
     if (full) {
-        for (const auto &[shard, progress] : a->shards) {
-            add(shard, progress);
+        for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
+            add(static_cast<std::uint16_t>(shard));
         }
     } else {
-        // A heartbeat comes about once a millisecond: look up the few shards that moved rather
-        // than walk every shard the agent has published to.
+        // A heartbeat comes about once a millisecond: look at the few shards that moved rather
+        // than walk every shard.
         for (std::uint32_t byte = 0; byte < a->moved.bits.size(); ++byte) {
             for (std::uint32_t bits = a->moved.bits[byte]; bits != 0;) {
                 int high = 31 - __builtin_clz(bits);  // the lowest shard left in this byte
                 bits &= ~(1u << high);
-                auto shard = static_cast<std::uint16_t>(byte * 8 + 7 - high);
-                auto it = a->shards.find(shard);
-                if (it != a->shards.end()) {
-                    add(shard, it->second);
-                }
+                add(static_cast<std::uint16_t>(byte * 8 + 7 - high));
             }
         }
     }
@@ -107,10 +116,15 @@ std::vector<wire::ShardSequence> AgentTracker::take_acks(Agent *a, const wire::S
 void AgentTracker::forget_shards(const wire::ShardSet &shards) {
     for (auto &entry : agents_) {
         Agent &a = entry.second;
-        for (auto it = a.shards.begin(); it != a.shards.end();) {
+        for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
+            if (shards.contains(shard)) {
+                a.shards[shard] = ShardProgress{};
+            }
+        }
+        for (auto it = a.ahead.begin(); it != a.ahead.end();) {
             if (shards.contains(it->first)) {
-                a.ahead_total -= it->second.ahead.size();
-                it = a.shards.erase(it);
+                a.ahead_total -= it->second.size();
+                it = a.ahead.erase(it);
             } else {
                 ++it;
             }

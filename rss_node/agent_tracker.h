@@ -28,14 +28,16 @@ namespace rhythm::node {
 class AgentTracker {
   public:
     struct ShardProgress {
-        bool counted = false;           // its start is known (0, or a head the agent sent)
-        std::uint64_t acked = 0;        // highest contiguous shard sequence received in the epoch
-        std::set<std::uint64_t> ahead;  // received past a gap (or before the start is known)
+        bool counted = false;     // its start is known (0, or a head the agent sent)
+        std::uint64_t acked = 0;  // highest contiguous shard sequence received in the epoch
     };
     struct Agent {
         std::uint64_t epoch = 0;
-        std::map<std::uint16_t, ShardProgress> shards;  // those it has published to us
-        std::size_t ahead_total = 0;                    // entries in every shard's `ahead`
+        // By shard number: looked up for every update, so an array (16 KiB) rather than a tree.
+        std::vector<ShardProgress> shards = std::vector<ShardProgress>(wire::kShardCount);
+        // By shard: sequences received past a gap (or before the shard's start is known).
+        std::map<std::uint16_t, std::set<std::uint64_t>> ahead;
+        std::size_t ahead_total = 0;        // entries in every shard's `ahead`
         wire::ShardSet moved;               // shards whose `acked` moved since the last ack
         wire::ShardSet needs_head;          // shards whose stream starts at a head still to come
         std::uint64_t full_ack_due_ms = 0;  // when to report every shard again
@@ -48,10 +50,11 @@ class AgentTracker {
     };
 
     // Most out-of-order sequences remembered per agent, most refusals queued per agent, most
-    // agents remembered: past these the node forgets (the agent re-sends; nothing is lost).
+    // agents remembered (each costs about 16 KiB; a bank has one per web server): past these the
+    // node forgets (the agent re-sends; nothing is lost).
     static constexpr std::size_t kMaxAhead = 65536;
     static constexpr std::size_t kMaxQueuedRefusals = 65536;
-    static constexpr std::size_t kMaxAgents = 65536;
+    static constexpr std::size_t kMaxAgents = 4096;
 
     void on_published(const wire::SenderStamp &sender, std::uint32_t shard, std::uint64_t now_ms);
 

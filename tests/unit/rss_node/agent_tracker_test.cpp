@@ -20,9 +20,7 @@ wire::SenderStamp stamp(std::uint64_t epoch, std::uint64_t shard_sequence) {
 }
 
 std::uint64_t acked(const AgentTracker &t, std::uint16_t shard) {
-    const auto *a = t.find(stamp(1, 1).agent_id);
-    auto it = a->shards.find(shard);
-    return it == a->shards.end() ? 0 : it->second.acked;
+    return t.find(stamp(1, 1).agent_id)->shards[shard].acked;
 }
 
 wire::Heartbeat heartbeat(std::uint64_t epoch, std::uint64_t next) {
@@ -203,7 +201,8 @@ BOOST_AUTO_TEST_CASE(a_new_epoch_restarts_the_count_and_an_old_one_is_ignored) {
     BOOST_TEST(t.find(id)->shards.at(7).acked == 2u);
     t.on_published(stamp(6, 1), 8, 0);
     BOOST_TEST(t.find(id)->epoch == 6u);
-    BOOST_TEST(t.find(id)->shards.count(7) == 0u);
+    BOOST_TEST(!t.find(id)->shards[7].counted);
+    BOOST_TEST(t.find(id)->shards[7].acked == 0u);
     BOOST_TEST(t.find(id)->shards.at(8).acked == 1u);
     t.on_published(stamp(5, 101), 8, 0);
     BOOST_TEST(t.find(id)->epoch == 6u);
