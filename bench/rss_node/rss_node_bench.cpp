@@ -2,6 +2,10 @@
 //
 //   rss_node_bench pubsub-bare SIZE COUNT [FRAMES] bare XPUB->SUB over tcp loopback, msgs/s
 //   rss_node_bench echo-bare SIZE COUNT            bare DEALER->ROUTER echo round trips, p50/p99
+//   rss_node_bench first-touch MIB                 GB/s of writing MIB of memory just mapped
+//                                                  (huge pages advised, as the node's), and of
+//                                                  writing it again: what a new session's memory
+//                                                  costs the machine beyond the copy
 //   rss_node_bench ingest UPDATES QUERIES SIZE COUNT FIRST DISTINCT
 //                                                  COUNT updates of SIZE bytes to sessions FIRST..
 //                                                  FIRST+DISTINCT-1 (round robin, each round one
@@ -34,7 +38,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <malloc.h>
 #include <string>
+#include <sys/mman.h>
 #include <thread>
 #include <vector>
 #include <zmq.h>
@@ -119,6 +125,9 @@ int pubsub_bare(std::size_t size, std::size_t count, std::size_t frames) {
     void *sub_context = zmq_ctx_new();
     void *pub_context = zmq_ctx_new();
     void *sub = zmq_socket(sub_context, ZMQ_SUB);
+    // The receive queue rss_node's SUB has (node_server.cpp), so that only the node's work differs.
+    int node_hwm = 50000;
+    zmq_setsockopt(sub, ZMQ_RCVHWM, &node_hwm, sizeof node_hwm);
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
     std::string endpoint;
     free_tcp_endpoint_socket(sub, &endpoint);
@@ -434,10 +443,44 @@ std::size_t number(const char *s) {
 
 }  // namespace
 
+int first_touch(std::size_t mib) {
+    std::size_t bytes = mib << 20;
+    void *memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) {
+        std::perror("mmap");
+        return 1;
+    }
+    madvise(memory, bytes, MADV_HUGEPAGE);
+    auto *p = static_cast<volatile char *>(memory);
+    auto write_all = [&] {
+        Clock::time_point start = Clock::now();
+        for (std::size_t at = 0; at < bytes; at += 64) {
+            p[at] = 1;
+        }
+        return bytes / seconds_since(start) / 1e9;
+    };
+    double first = write_all();
+    double again = write_all();
+    std::printf(
+        "{\"bench\":\"first-touch\",\"mib\":%zu,\"first_gb_per_s\":%.2f,"
+        "\"again_gb_per_s\":%.2f}\n",
+        mib, first, again);
+    munmap(memory, bytes);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    // rss_node's malloc setting (rss_node/main.cpp): without it glibc gives a ZeroMQ thread's
+    // freed buffers back to the kernel (madvise, a TLB flush) and faults them in again, which
+    // slowed the bare PUB->SUB at 4 KiB below the node's own ingest. The same malloc on both
+    // sides leaves the node's own work as the difference.
+    mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
     std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "pubsub-bare" && (argc == 4 || argc == 5)) {
         return pubsub_bare(number(argv[2]), number(argv[3]), argc == 5 ? number(argv[4]) : 1);
+    }
+    if (mode == "first-touch" && argc == 3) {
+        return first_touch(number(argv[2]));
     }
     if (mode == "echo-bare" && argc == 4) {
         return echo_bare(number(argv[2]), number(argv[3]));

@@ -12,6 +12,9 @@ from one run count).
   curve     the same ingest (1 KiB, new versions) and fetch with the node and its clients under
             CURVE, beside the plain figures
   memory    resident memory of rss_node holding 1,000,000 sessions of 1 KiB, against the payload
+  fresh memory  GB/s of writing memory just mapped, and of writing it again: a new session's
+            block is fresh memory, and on a VM whose host backs guest memory lazily (and takes
+            back what the guest frees) its first write costs far more than the copy
 
 Each ingest and round-trip figure is the median of --repeat runs (default 3), the runs of the
 things compared interleaved, so that a burst of load from a neighbour hits both sides.
@@ -134,6 +137,7 @@ def main():
                 for size, count in counts.items():
                     record(("bare", size), helper("pubsub-bare", size, count, 1))
                     record(("bare3", size), helper("pubsub-bare", size, count, 3))
+                    record(("touch", size), helper("first-touch", size * count >> 20))
                     record(("new", size), ingest_on_fresh_node(size, count, count))
                     record(("update", size), ingest_on_fresh_node(size, count, 10_000))
                     record(("set16", size), redis.benchmark("set", size, count, 16, 1))
@@ -147,7 +151,8 @@ def main():
         shutil.rmtree(keys.dir, ignore_errors=True)
     # The median of each field over the runs.
     results = {key: {field: statistics.median(r[field] for r in values)
-                     for field in ("per_second", "p50_us", "p99_us") if field in values[0]}
+                     for field in ("per_second", "p50_us", "p99_us", "first_gb_per_s",
+                                   "again_gb_per_s") if field in values[0]}
                for key, values in runs.items()}
     sessions = args.sessions // scale
     with RssNode(name="bench") as node:
@@ -172,6 +177,10 @@ def main():
             print(f"    rss_node {label:<13} {n:>10,.0f}/s   vs bare {n / b:.2f} (target >= 0.80), "
                   f"vs bare 3-frame {n / b3:.2f}, vs redis -c1 {n / r:.2f} (target >= 1.00), "
                   f"vs redis -c50 {n / r50:.2f}")
+        t = results[("touch", size)]
+        print(f"    fresh memory: first write {t['first_gb_per_s']:.2f} GB/s, written again "
+              f"{t['again_gb_per_s']:.2f} GB/s; new sessions at the bare rate need "
+              f"{b * size / 1e9:.2f} GB/s of it")
     f, e, g = results["fetch"], results["echo"], results["get"]
     print("\nfetch round trip, 1 KiB, one request at a time (microseconds)")
     print(f"  rss_node fetch     p50 {f['p50_us']:>7.1f}  p99 {f['p99_us']:>7.1f}")
