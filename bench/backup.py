@@ -105,21 +105,29 @@ def counter_page(node, seconds, rounds, connections=8):
           f"{backed['RhythmBackupLagP99Us'] / 1000:.1f} ms")
 
 
+# Seconds at the rate before the lag is measured: on this VM a process woken often after an idle
+# spell wakes late for the first tenths of a second (the host adapts), which is not the steady
+# rate's lag. The warm-up's own lag is printed beside.
+LAG_WARMUP_S = 1
+
+
 def lag_run(node, rate, seconds):
-    out = subprocess.run([str(BENCH), "lag", str(rate), str(seconds), node.queries],
+    out = subprocess.run([str(BENCH), "lag", str(rate), str(LAG_WARMUP_S), str(seconds),
+                          node.queries],
                          capture_output=True, text=True, timeout=seconds + 120).stdout
     m = re.search(r"RESULT (.*)", out)
     return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
 
 
 def lag(node, seconds, runs):
-    print(f"2. replication lag (save to acknowledgement), 1 KiB sessions, {seconds}s per run:")
+    print(f"2. replication lag (save to acknowledgement), 1 KiB sessions, {seconds}s per run "
+          f"after {LAG_WARMUP_S}s at the rate (the warm-up's p99, from idle, in brackets):")
     p99s = []
     for _ in range(runs):
         r = lag_run(node, 5000, seconds)
         p99s.append(r["p99_us"])
         print(f"   at {r['rate']:.0f} updates/s: p50 {r['p50_us'] / 1000:.2f} ms, p99 "
-              f"{r['p99_us'] / 1000:.2f} ms")
+              f"{r['p99_us'] / 1000:.2f} ms   (warm-up p99 {r['warmup_p99_us'] / 1000:.2f} ms)")
     p99 = statistics.median(p99s)
     print(f"   median p99 of {runs} runs at 5,000 updates/s: {p99 / 1000:.2f} ms   "
           f"target p99 <= 5 ms   {verdict(p99 <= 5000)}")
