@@ -22,7 +22,7 @@ class BlockAllocator {
     // Chunks kept faulted in ahead: 8 MiB, about 20 ms of the fastest ingest measured.
     static constexpr std::size_t kReserveDepth = 4;
 
-    explicit BlockAllocator(std::size_t reserve_depth = kReserveDepth) : reserve_(reserve_depth) {}
+    BlockAllocator() : reserve_(kReserveDepth) {}
     ~BlockAllocator();
     BlockAllocator(const BlockAllocator &) = delete;
     BlockAllocator &operator=(const BlockAllocator &) = delete;
