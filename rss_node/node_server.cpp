@@ -204,7 +204,10 @@ bool NodeServer::watch_handshakes(void *socket, bool curve_server, std::string *
     return true;
 }
 
-void NodeServer::report_handshakes(std::uint64_t now_ms) {
+// Answers the ZAP requests and reports the handshake events waiting, until none is left: their
+// descriptors turn readable again only after that (see run()).
+void NodeServer::drain_watched(std::uint64_t now_ms) {
+    zap_.answer(now_ms);
     std::string report;
     for (auto &monitor : handshake_monitors_) {
         while (monitor->next(now_ms, &report)) {
@@ -415,14 +418,15 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
     for (void *socket : peer_sockets_) {
         items.push_back({socket, 0, ZMQ_POLLIN, 0});
     }
-    // Handshake events and ZAP requests are handled whenever the loop turns; they only need to
-    // wake it.
+    // Handshake events and ZAP requests only need to wake the loop. Their descriptors are polled
+    // as such, so that zmq_poll does not check each of these sockets on every turn (on a VM that
+    // made two thirds of the node's system calls); readable means drain them.
     const std::size_t first_watch = items.size();
     for (auto &monitor : handshake_monitors_) {
-        items.push_back({monitor->events(), 0, ZMQ_POLLIN, 0});
+        items.push_back({nullptr, monitor->fd(), ZMQ_POLLIN, 0});
     }
-    if (zap_.socket() != nullptr) {
-        items.push_back({zap_.socket(), 0, ZMQ_POLLIN, 0});
+    if (zap_.fd() >= 0) {
+        items.push_back({nullptr, zap_.fd(), ZMQ_POLLIN, 0});
     }
     last_turn_ms_ = monotonic_ms();
     while (!*stop) {
@@ -467,10 +471,7 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
             watched = watched || (items[i].revents & ZMQ_POLLIN) != 0;
         }
         if (watched) {
-            if (zap_.socket() != nullptr) {
-                zap_.answer(now_ms);
-            }
-            report_handshakes(now_ms);
+            drain_watched(now_ms);
         }
         advance_snapshots(now_ms);
         tick(now_ms, mono_ms);

@@ -64,7 +64,7 @@ class NodeServer {
 
     bool secure_sockets(std::string *error);
     bool watch_handshakes(void *socket, bool curve_server, std::string *error);
-    void report_handshakes(std::uint64_t now_ms);
+    void drain_watched(std::uint64_t now_ms);
     void reload_clients();
     void update_ownership(std::uint64_t mono_ms);
     void send_snapshot_requests(std::uint64_t mono_ms);

@@ -6,6 +6,7 @@
 #include <zmq.h>
 
 #include "wire/curve.h"
+#include "wire/zmq_io.h"
 
 namespace rhythm::node {
 namespace {
@@ -55,6 +56,7 @@ void ZapHandler::close() {
     if (socket_ != nullptr) {
         zmq_close(socket_);
         socket_ = nullptr;
+        fd_ = -1;
     }
 }
 
@@ -66,7 +68,7 @@ bool ZapHandler::start(void *context, const NodeKeys &keys, std::string clients_
     socket_ = zmq_socket(context, ZMQ_REP);
     int linger = 0;
     if (socket_ == nullptr || zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_bind(socket_, kZapEndpoint) != 0) {
+        zmq_bind(socket_, kZapEndpoint) != 0 || (fd_ = wire::pollable_descriptor(socket_)) < 0) {
         *error = std::string("cannot start the ZAP handler: ") + zmq_strerror(zmq_errno());
         return false;
     }
@@ -74,7 +76,7 @@ bool ZapHandler::start(void *context, const NodeKeys &keys, std::string clients_
 }
 
 void ZapHandler::answer(std::uint64_t now_ms) {
-    for (;;) {
+    while (socket_ != nullptr) {
         std::vector<std::string> frames;
         bool more = true;
         while (more) {

@@ -36,10 +36,11 @@ class ZapHandler {
     // Binds the ZAP endpoint of `context`.
     bool start(void *context, const NodeKeys &keys, std::string clients_file, std::string *error);
 
-    // The socket to poll for ZMQ_POLLIN.
-    void *socket() const { return socket_; }
+    // The socket as a plain descriptor to poll (wire::pollable_descriptor): when it is readable,
+    // answer() must run. -1 before start().
+    int fd() const { return fd_; }
 
-    // Answers every request waiting.
+    // Answers every request waiting (none before start()).
     void answer(std::uint64_t now_ms);
 
     // Re-reads the clients file; on failure the old list stays in force.
@@ -54,6 +55,7 @@ class ZapHandler {
 
   private:
     void *socket_ = nullptr;
+    int fd_ = -1;
     std::string clients_file_;
     std::string bank_public_;  // 32 bytes
     std::set<std::string> clients_;

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <zmq.h>
 
+#include "wire/zmq_io.h"
+
 namespace rhythm::wire {
 namespace {
 
@@ -25,6 +27,7 @@ void HandshakeMonitor::close() {
     if (pair_ != nullptr) {
         zmq_close(pair_);
         pair_ = nullptr;
+        fd_ = -1;
     }
 }
 
@@ -41,7 +44,7 @@ bool HandshakeMonitor::attach(void *context, void *socket, bool curve_server, bo
     pair_ = zmq_socket(context, ZMQ_PAIR);
     int linger = 0;
     if (pair_ == nullptr || zmq_setsockopt(pair_, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_connect(pair_, endpoint.c_str()) != 0) {
+        zmq_connect(pair_, endpoint.c_str()) != 0 || (fd_ = pollable_descriptor(pair_)) < 0) {
         *error = std::string("cannot watch a socket's handshakes: ") + zmq_strerror(zmq_errno());
         close();
         return false;

@@ -26,6 +26,10 @@ class HandshakeMonitor {
     // The socket to poll for ZMQ_POLLIN; null before attach().
     void *events() const { return pair_; }
 
+    // The event socket as a plain descriptor to poll (wire::pollable_descriptor): whoever sees it
+    // readable must call next() until it returns false. -1 before attach().
+    int fd() const { return fd_; }
+
     // Takes the next waiting event. True when there was one; `*report` is then a line to log, or
     // empty for an event not worth one (a success, or a repeat of the last failure within
     // kRepeatQuietMs).
@@ -44,6 +48,7 @@ class HandshakeMonitor {
                          const std::string &endpoint) const;
 
     void *pair_ = nullptr;
+    int fd_ = -1;
     bool curve_server_ = false;
     bool uses_curve_ = false;
     std::string fix_;

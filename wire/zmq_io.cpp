@@ -5,6 +5,18 @@
 
 namespace rhythm::wire {
 
+int pollable_descriptor(void *socket) {
+    int fd = -1;
+    std::size_t fd_size = sizeof fd;
+    int events = 0;
+    std::size_t events_size = sizeof events;
+    if (zmq_getsockopt(socket, ZMQ_FD, &fd, &fd_size) != 0 ||
+        zmq_getsockopt(socket, ZMQ_EVENTS, &events, &events_size) != 0) {
+        return -1;
+    }
+    return fd;
+}
+
 bool set_network_options(void *socket) {
     std::int64_t max_size = static_cast<std::int64_t>(kMaxFrameSize);
     int linger = 0;

@@ -16,6 +16,13 @@ namespace rhythm::wire {
 // ZMQ_MAXMSGSIZE (wire::kMaxFrameSize) and ZMQ_LINGER 0. False if libzmq refuses.
 bool set_network_options(void *socket);
 
+// The socket's ZMQ_FD, for an event loop to poll as a plain descriptor rather than as a socket
+// (zmq_poll checks every socket item on every pass, two system calls each). The descriptor turns
+// readable when something may be waiting; the caller must then receive until nothing is left,
+// or it may not turn readable again. Pending commands are taken first, or it would not turn
+// readable for the first message. -1 if libzmq refuses.
+int pollable_descriptor(void *socket);
+
 class ReceivedMessage {
   public:
     static constexpr std::size_t kMaxFrames = 4;
