@@ -419,8 +419,8 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
         items.push_back({socket, 0, ZMQ_POLLIN, 0});
     }
     // Handshake events and ZAP requests only need to wake the loop. Their descriptors are polled
-    // as such, so that zmq_poll does not check each of these sockets on every turn (on a VM that
-    // made two thirds of the node's system calls); readable means drain them.
+    // as such, so that zmq_poll does not check each of these sockets on every pass (a quarter of
+    // the node's system calls per wake-up); readable means drain them.
     const std::size_t first_watch = items.size();
     for (auto &monitor : handshake_monitors_) {
         items.push_back({nullptr, monitor->fd(), ZMQ_POLLIN, 0});
