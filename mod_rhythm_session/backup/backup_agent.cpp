@@ -441,11 +441,9 @@ void BackupAgent::on_resend(Node &node, const wire::Resend &resend, std::uint64_
 // The node counts each of these shards from its head as it is now, before the sessions are
 // published again (continue_scans, later): they all come after it.
 void BackupAgent::republish_shards(Node &node, const wire::ShardSet &shards) {
-    for (std::uint32_t shard = 0; shard < wire::kShardCount; ++shard) {
-        if (shards.contains(shard)) {
-            node.heads_to_send[static_cast<std::uint16_t>(shard)] = shard_sequences_[shard];
-        }
-    }
+    shards.for_each([&](std::uint32_t shard) {
+        node.heads_to_send[static_cast<std::uint16_t>(shard)] = shard_sequences_[shard];
+    });
     node.missed.remove_all(shards);
     scans_.push_back(Scan{true, false, shards, 0, 0});
 }

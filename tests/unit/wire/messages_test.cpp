@@ -499,6 +499,9 @@ BOOST_AUTO_TEST_CASE(shard_sets) {
     BOOST_TEST(!s.contains(8));
     BOOST_TEST(!s.contains(wire::kShardCount));
     BOOST_TEST(s.bits[0] == 0x81);
+    std::vector<std::uint32_t> listed;
+    s.for_each([&](std::uint32_t shard) { listed.push_back(shard); });
+    BOOST_TEST((listed == std::vector<std::uint32_t>{0, 7, 1023}));
     BOOST_TEST(wire::ShardSet::all().count() == wire::kShardCount);
 
     wire::ShardSet other;
