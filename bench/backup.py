@@ -2,8 +2,8 @@
 
 1. the counter page with backup off and on (two private httpds, one rss_node, wrk with one
    session per connection): rounds alternate off and on, and the figure is the median of each
-   pair's on / off ratio, so that a burst of load from a neighbour hits both sides of a pair;
-   target >= 0.95. Also printed: the replication lag the on server saw meanwhile, with the
+   pair's on / off ratio, so that a burst of load from a neighbour hits both sides of a pair
+   (which side of a pair runs first alternates too); target >= 0.95. Also printed: the replication lag the on server saw meanwhile, with the
    machine saturated, and the backup agent's and the node's CPU per request;
 2. replication lag, save to acknowledgement, at 5,000 updates/s of 1 KiB sessions (the module's
    segment and backup agent in bench/backup_bench, one rss_node), --lag-runs runs, each printed
@@ -15,7 +15,7 @@
    the bank), with SessionBackupAgentNice at its default on A and at 0. No target: it shows what
    the agent's lower priority costs a failover.
 
-    bench/backup [--seconds 3] [--rounds 8] [--lag-runs 5] [--refill 100000] [--failovers 60]
+    bench/backup [--seconds 2] [--rounds 16] [--lag-runs 5] [--refill 100000] [--failovers 60]
 """
 
 import argparse
@@ -80,9 +80,10 @@ def counter_page(node, seconds, rounds, connections=8):
         for server in (off, on):
             wrk(server.url + "/rhythm/counter", 1, connections)
         agent_ticks, node_ticks = cpu_ticks(agent), cpu_ticks(node.pid)
-        for _ in range(rounds):
-            runs["off"].append(run_wrk(off, "/rhythm/counter", seconds, connections))
-            runs["on"].append(run_wrk(on, "/rhythm/counter", seconds, connections))
+        for pair in range(rounds):
+            for name in ("off", "on") if pair % 2 == 0 else ("on", "off"):
+                server = off if name == "off" else on
+                runs[name].append(run_wrk(server, "/rhythm/counter", seconds, connections))
             ratios.append(runs["on"][-1]["rps"] / runs["off"][-1]["rps"])
         agent_ticks, node_ticks = cpu_ticks(agent) - agent_ticks, cpu_ticks(node.pid) - node_ticks
         backed = on.status()
@@ -90,7 +91,7 @@ def counter_page(node, seconds, rounds, connections=8):
     ratio = statistics.median(ratios)
     per_request = 1e6 / os.sysconf("SC_CLK_TCK") / sum(r["requests"] for r in runs["on"])
     print(f"1. counter page, {connections} connections, {rounds} pairs of {seconds}s rounds "
-          f"(off, then on):")
+          f"(off and on, each first in every other pair):")
     for k in ("off", "on"):
         r = med[k]
         print(f"   backup {k:<4} {r['rps']:>9.0f} requests/s   p99 {r['p99_us'] / 1000:6.2f} ms   "
@@ -195,8 +196,8 @@ def failover_under_load(node, count):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=16)
     ap.add_argument("--lag-runs", type=int, default=5)
     ap.add_argument("--refill", type=int, default=100000)
     ap.add_argument("--failovers", type=int, default=60)

@@ -88,6 +88,11 @@ void agent_log(AgentLogLevel level, const char *message) {
     config.nodes = agent->settings.nodes;
     config.curve = agent->settings.curve;
     config.fetch_listener = listener;
+    if (agent->settings.agent_nice == 0) {
+        // On equal terms with requests it keeps its tick under load: the shortest window of
+        // unacknowledged changes, at their cost in CPU (tick_pacer.h).
+        config.tick.busy_tick_us = config.tick.tick_us;
+    }
     {
         BackupAgent backup(agent->cache, config, agent_log);
         backup.run(&g_agent_stop);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "backup/cpu_wait.h"
 #include "backup/fetch_channel.h"
 #include "wire/session_key.h"
 #include "wire/zmq_io.h"
@@ -34,10 +35,14 @@ constexpr std::uint64_t kLagWindowMs = 10000;
 // one that hung and is not known to yet must not hold the request for SessionBackupTimeout.
 constexpr std::uint64_t kOtherAnswersGraceMs = 20;
 
-std::uint64_t steady_ms() {
+std::uint64_t steady_us() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+std::uint64_t steady_ms() {
+    return steady_us() / 1000;
 }
 
 std::int64_t wall_us() {
@@ -120,7 +125,8 @@ BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
       feed_(cache_),
       config_(std::move(config)),
       log_(log),
-      shard_sequences_(wire::kShardCount) {}
+      shard_sequences_(wire::kShardCount),
+      pacer_(config_.tick) {}
 
 BackupAgent::~BackupAgent() {
     handshake_monitors_.clear();  // before zmq_ctx_term, which waits for every socket
@@ -221,6 +227,7 @@ void BackupAgent::run(const volatile int *stop) {
     scans_.push_back(Scan{true, true, {}, 0, 0});
     pid_t parent = getppid();
     std::uint64_t parent_checked_ms = 0;
+    CpuWait cpu_wait;  // this thread's: the pacer's sign of CPUs busy with requests
     while (!*stop) {
         std::uint64_t now = steady_ms();
         // Orphaned (the httpd parent was killed): stop. Checked every 100 ms, not every turn:
@@ -231,10 +238,11 @@ void BackupAgent::run(const volatile int *stop) {
             }
             parent_checked_ms = now;
         }
-        // The tick: changes are taken from the segment this often, in one batch. Between ticks
-        // the agent wakes only for the nodes' answers and for fetches.
-        poll_once(next_tick_ms_ > now ? next_tick_ms_ - now : 0);
-        now = steady_ms();
+        // The tick: changes are taken from the segment in one batch (tick_pacer.h). Between
+        // ticks the agent wakes only for the nodes' answers and for fetches.
+        poll_once(pacer_.wait_ms(steady_us()));
+        std::uint64_t now_us = steady_us();
+        now = now_us / 1000;
         continue_scans(now);
         settle_acknowledged(now);
         if (!in_flight_.empty() &&
@@ -248,14 +256,9 @@ void BackupAgent::run(const volatile int *stop) {
             }
             resend_in_flight(acked + 1, now);
         }
-        if (now >= next_tick_ms_) {
-            if (publish_changes(now) > 0 || !in_flight_.empty() || !scans_.empty()) {
-                last_change_ms_ = now;
-            }
-            // A quiet server's agent wakes less often; the first change after a quiet spell
-            // waits at most quiet_tick_ms.
-            bool quiet = now - last_change_ms_ >= config_.quiet_after_ms;
-            next_tick_ms_ = now + (quiet ? config_.quiet_tick_ms : config_.tick_ms);
+        if (pacer_.due(now_us)) {
+            bool worked = publish_changes(now) > 0 || !in_flight_.empty() || !scans_.empty();
+            pacer_.ticked(now_us, worked, cpu_wait.since_last_us());
         }
         // After publishing: a heartbeat sent now asks about this turn's changes too.
         send_heartbeats(now);

@@ -22,6 +22,7 @@
 
 #include "core/backup_feed.h"
 #include "core/session_cache.h"
+#include "tick_pacer.h"
 #include "wire/curve.h"
 #include "wire/handshake_monitor.h"
 #include "wire/messages.h"
@@ -29,13 +30,11 @@
 namespace rhythm {
 
 struct AgentConfig {
-    std::string server_id;             // this web server's name in the bank
-    std::vector<std::string> nodes;    // each rss_node's query endpoint
-    wire::CurveClientKeys curve;       // every socket is a CURVE client when enabled
-    int fetch_listener = -1;           // fetch_channel.h's listening socket
-    std::uint64_t tick_ms = 1;         // how often changes are taken from the segment
-    std::uint64_t quiet_tick_ms = 10;  // ... once there has been none for quiet_after_ms
-    std::uint64_t quiet_after_ms = 1000;
+    std::string server_id;                  // this web server's name in the bank
+    std::vector<std::string> nodes;         // each rss_node's query endpoint
+    wire::CurveClientKeys curve;            // every socket is a CURVE client when enabled
+    int fetch_listener = -1;                // fetch_channel.h's listening socket
+    TickPacer::Settings tick;               // how often changes are taken from the segment
     std::uint64_t heartbeat_busy_ms = 2;    // heartbeat interval while changes are in flight
     std::uint64_t heartbeat_retry_ms = 20;  // ... when the last one is not answered yet
     std::uint64_t heartbeat_idle_ms = 500;  // ... and otherwise
@@ -127,8 +126,7 @@ class BackupAgent {
     std::size_t in_flight_bytes_ = 0;
     std::vector<BackupFeed::Acknowledgement> settling_;  // reused by settle_acknowledged
     std::uint64_t last_resend_ms_ = 0;
-    std::uint64_t next_tick_ms_ = 0;
-    std::uint64_t last_change_ms_ = 0;  // when a tick last found changes to publish
+    TickPacer pacer_;
     // A scan that puts sessions back on the dirty list: all unacknowledged ones (at start and
     // after a new epoch), or those of the shards a node asked for.
     struct Scan {
