@@ -65,7 +65,10 @@ BOOST_AUTO_TEST_CASE(key_files_are_checked) {
     BOOST_TEST(text == key);
     BOOST_TEST(!read_public_key_file(dir.file("b.pub", key + "\n" + key + "\n"), &text, &error));
     BOOST_TEST(error.find("b.pub:2: more than one key") != std::string::npos);
-    BOOST_TEST(!read_public_key_file(dir.file("c.pub", key.substr(1) + "\n"), &text, &error));
+    // One character short. (Not the first dropped: a key's second character may be '#', and the
+    // line would then read as a comment.)
+    BOOST_TEST(!read_public_key_file(dir.file("c.pub", key.substr(0, key.size() - 1) + "\n"), &text,
+                                     &error));
     BOOST_TEST(error.find("c.pub:1: not a public key") != std::string::npos);
     BOOST_TEST(!read_public_key_file(dir.file("d.pub", "# nothing\n"), &text, &error));
     BOOST_TEST(error.find("no key in the file") != std::string::npos);
