@@ -1,8 +1,8 @@
 // When the backup agent next takes changes from the segment: its tick.
 //
 // Each tick that publishes costs a round of wake-ups (the agent, its ZeroMQ thread, each node's
-// two threads) whatever it carries: about ten context switches, some 400 us of CPU on a saturated
-// 2-core virtual machine. The agent runs below httpd's CPU priority, so when it has to wait for a
+// two threads) whatever it carries: eight to ten context switches, 300-500 us of CPU in the agent
+// and the node together on a saturated 2-core virtual machine. The agent runs below httpd's CPU priority, so when it has to wait for a
 // CPU (cpu_wait.h) the CPUs are busy with requests, and those wake-ups would be taken from them.
 // A tick that finds the agent waited more than contended_us since the previous one therefore
 // doubles the interval, up to busy_tick_us: changes wait a little longer and go in bigger batches
