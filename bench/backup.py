@@ -3,8 +3,9 @@
 1. the counter page with backup off and on (two private httpds, one rss_node, wrk with one
    session per connection): rounds alternate off and on, and the figure is the median of each
    pair's on / off ratio, so that a burst of load from a neighbour hits both sides of a pair
-   (which side of a pair runs first alternates too); target >= 0.95. Also printed: the replication lag the on server saw meanwhile, with the
-   machine saturated, and the backup agent's and the node's CPU per request;
+   (which side of a pair runs first alternates too); target >= 0.95. Also printed: the
+   replication lag the on server saw meanwhile, with the machine saturated, and the backup
+   agent's and the node's CPU per request;
 2. replication lag, save to acknowledgement, at 5,000 updates/s of 1 KiB sessions (the module's
    segment and backup agent in bench/backup_bench, one rss_node), --lag-runs runs, each printed
    and their median: target p99 <= 5 ms; and the highest rate one web server sustains with p99

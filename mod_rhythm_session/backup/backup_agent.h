@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "backup/tick_pacer.h"
 #include "core/backup_feed.h"
 #include "core/session_cache.h"
-#include "tick_pacer.h"
 #include "wire/curve.h"
 #include "wire/handshake_monitor.h"
 #include "wire/messages.h"

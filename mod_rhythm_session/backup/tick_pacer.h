@@ -2,13 +2,14 @@
 //
 // Each tick that publishes costs a round of wake-ups (the agent, its ZeroMQ thread, each node's
 // two threads) whatever it carries: eight to ten context switches, 300-500 us of CPU in the agent
-// and the node together on a saturated 2-core virtual machine. The agent runs below httpd's CPU priority, so when it has to wait for a
-// CPU (cpu_wait.h) the CPUs are busy with requests, and those wake-ups would be taken from them.
-// A tick that finds the agent waited more than contended_us since the previous one therefore
-// doubles the interval, up to busy_tick_us: changes wait a little longer and go in bigger batches
-// (a session changed meanwhile goes once). Each tick without that wait shortens it by tick_us
-// again. After quiet_after_us without work the agent ticks every quiet_tick_us: an idle server's
-// agent barely runs, and the first change after a quiet spell waits at most that long.
+// and the node together on a saturated 2-core virtual machine. The agent runs below httpd's CPU
+// priority, so when it has to wait for a CPU (cpu_wait.h) the CPUs are busy with requests, and
+// those wake-ups would be taken from them. A tick that finds the agent waited more than
+// contended_us since the previous one therefore doubles the interval, up to busy_tick_us: changes
+// wait a little longer and go in bigger batches (a session changed meanwhile goes once). Each
+// tick without that wait shortens it by tick_us again. After quiet_after_us without work the agent
+// ticks every quiet_tick_us: an idle server's agent barely runs, and the first change after a
+// quiet spell waits at most that long.
 //
 // Why the wait for a CPU and not the tick's lateness: on a virtual machine an idle CPU itself
 // wakes late (several milliseconds after a quiet spell), which says nothing about requests.
