@@ -60,7 +60,8 @@ def seeds():
         "heartbeat_ack": message(rf.HEARTBEAT_ACK,
                                  struct.pack(">QQ", 3, 1) + name("node-a") +
                                  struct.pack(">H", 20) + b"tcp://127.0.0.1:5556" +
-                                 shard_set([3]) + struct.pack(">HHQ", 1, 3, 9)),
+                                 shard_set([3, 7]) + struct.pack(">BQ", rf.ACK_FLAG_FULL, 2) +
+                                 shard_set([7]) + struct.pack(">HHQ", 1, 3, 9)),
         "resend": message(rf.RESEND, struct.pack(">QQ", 1, 10) + shard_set(range(rf.SHARD_COUNT))),
         "refused": message(rf.REFUSED, struct.pack(">H", 1) + KEY + struct.pack(">Q", 9)),
         "snapshot_request": seed(1, rf.snapshot_request_frames(4, [0, 5, 1023])),

@@ -25,6 +25,8 @@ AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint6
         it->second.ahead_total = 0;
         it->second.moved = wire::ShardSet{};
         it->second.needs_head = wire::ShardSet{};
+        it->second.refusing = wire::ShardSet{};
+        it->second.refused = 0;
     }
     it->second.last_seen_ms = now_ms;
     return &it->second;
@@ -42,6 +44,7 @@ void AgentTracker::advance(Agent *a, std::uint32_t shard, std::uint64_t shard_se
     if (p.counted && shard_sequence == p.acked + 1 && held == a->ahead.end()) {
         p.acked = shard_sequence;  // the usual case, in order: no need to hold it aside
         a->moved.add(shard);
+        update_refusing(a, shard, p);
         return;
     }
     if (a->ahead_total < kMaxAhead &&
@@ -57,6 +60,7 @@ void AgentTracker::advance(Agent *a, std::uint32_t shard, std::uint64_t shard_se
 void AgentTracker::settle(Agent *a, std::uint32_t shard, ShardProgress *p) {
     auto held = a->ahead.find(static_cast<std::uint16_t>(shard));
     if (held == a->ahead.end()) {
+        update_refusing(a, shard, *p);
         return;
     }
     std::set<std::uint64_t> &ahead = held->second;
@@ -72,6 +76,18 @@ void AgentTracker::settle(Agent *a, std::uint32_t shard, ShardProgress *p) {
     if (p->acked != before) {
         a->moved.add(shard);
     }
+    update_refusing(a, shard, *p);
+}
+
+void AgentTracker::update_refusing(Agent *a, std::uint32_t shard, const ShardProgress &p) {
+    if (p.refused_upto == 0) {
+        return;  // nothing refused in this shard (the usual case): its bit is clear
+    }
+    if (p.refused_upto > p.acked) {
+        a->refusing.add(shard);
+    } else {
+        a->refusing.remove(shard);
+    }
 }
 
 void AgentTracker::on_published(const wire::SenderStamp &sender, std::uint32_t shard,
@@ -80,6 +96,18 @@ void AgentTracker::on_published(const wire::SenderStamp &sender, std::uint32_t s
     if (a != nullptr && sender.epoch == a->epoch) {
         advance(a, shard, sender.shard_sequence);
     }
+}
+
+void AgentTracker::on_refused(const wire::SenderStamp &sender, std::uint32_t shard,
+                              std::uint64_t now_ms) {
+    Agent *a = agent_for(sender.agent_id, sender.epoch, sender.sequence == 1, now_ms);
+    if (a == nullptr || sender.epoch != a->epoch) {
+        return;
+    }
+    a->refused++;
+    ShardProgress &p = a->shards[shard];
+    p.refused_upto = std::max(p.refused_upto, sender.shard_sequence);
+    update_refusing(a, shard, p);
 }
 
 std::vector<wire::ShardSequence> AgentTracker::take_acks(Agent *a, const wire::ShardSet &owned,
@@ -105,6 +133,7 @@ void AgentTracker::forget_shards(const wire::ShardSet &shards) {
     for (auto &entry : agents_) {
         Agent &a = entry.second;
         shards.for_each([&](std::uint32_t shard) { a.shards[shard] = ShardProgress{}; });
+        a.refusing.remove_all(shards);
         for (auto it = a.ahead.begin(); it != a.ahead.end();) {
             if (shards.contains(it->first)) {
                 a.ahead_total -= it->second.size();

@@ -12,6 +12,11 @@
 // arrives before the head is kept aside. A stream seen from the start of its epoch counts from 0.
 // The agent also sends heads, with the sessions, for shards that changed while this node was
 // away (not answering): those count from the new head too, whatever was missed before it.
+//
+// A change the node refused for lack of memory is not held: it leaves a gap in its shard's
+// stream, so the acknowledgement stops before it, and the shard is *refusing* until the change
+// arrives again (the agent re-sends it once the node has room) or a head passes it (the agent
+// published the shard again).
 #pragma once
 
 #include <cstddef>
@@ -28,8 +33,9 @@ namespace rhythm::node {
 class AgentTracker {
   public:
     struct ShardProgress {
-        bool counted = false;     // its start is known (0, or a head the agent sent)
-        std::uint64_t acked = 0;  // highest contiguous shard sequence received in the epoch
+        bool counted = false;            // its start is known (0, or a head the agent sent)
+        std::uint64_t acked = 0;         // highest contiguous shard sequence received in the epoch
+        std::uint64_t refused_upto = 0;  // highest shard sequence refused for lack of memory
     };
     struct Agent {
         std::uint64_t epoch = 0;
@@ -40,6 +46,8 @@ class AgentTracker {
         std::size_t ahead_total = 0;        // entries in every shard's `ahead`
         wire::ShardSet moved;               // shards whose `acked` moved since the last ack
         wire::ShardSet needs_head;          // shards whose stream starts at a head still to come
+        wire::ShardSet refusing;            // shards whose `acked` stops before a refused change
+        std::uint64_t refused = 0;          // changes of the epoch refused for lack of memory
         std::uint64_t full_ack_due_ms = 0;  // when to report every shard again
         std::string routing_id;             // of its last heartbeat; empty before one
         std::string server_name;            // from its heartbeats
@@ -57,6 +65,9 @@ class AgentTracker {
     static constexpr std::size_t kMaxAgents = 4096;
 
     void on_published(const wire::SenderStamp &sender, std::uint32_t shard, std::uint64_t now_ms);
+
+    // A published change the node did not store (no memory): not counted as received.
+    void on_refused(const wire::SenderStamp &sender, std::uint32_t shard, std::uint64_t now_ms);
 
     // The shard acknowledgements for `agent`'s next heartbeat ack: the shards of `owned` whose
     // progress moved since the last one, or all of them every kFullAckIntervalMs (an ack lost on
@@ -95,6 +106,7 @@ class AgentTracker {
                      std::uint64_t now_ms);
     static void advance(Agent *agent, std::uint32_t shard, std::uint64_t shard_sequence);
     static void settle(Agent *agent, std::uint32_t shard, ShardProgress *progress);
+    static void update_refusing(Agent *agent, std::uint32_t shard, const ShardProgress &progress);
 
     std::map<wire::AgentId, Agent> agents_;
 };

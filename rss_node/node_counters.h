@@ -10,7 +10,8 @@ struct NodeCounters {
     std::uint64_t updates_applied = 0;
     std::uint64_t updates_duplicate = 0;
     std::uint64_t refused_stale = 0;   // an older version than the one held
-    std::uint64_t refused_memory = 0;  // a new session past --max-memory
+    std::uint64_t refused_memory = 0;  // a new session, or a larger version, past --max-memory
+    std::uint64_t conflicts = 0;       // the same version of a session from two servers
     std::uint64_t expired_on_arrival = 0;
     std::uint64_t sessions_expired = 0;  // freed by the sweep
     std::uint64_t malformed_frames = 0;  // messages dropped because they did not decode

@@ -44,8 +44,11 @@ constexpr int kQueriesHighWaterMark = 10000;
 constexpr int kMallocTrimThreshold = 32 * 1024 * 1024;
 
 // The text of a version-mismatch answer; its header carries the same version.
-constexpr char kVersionMismatchText[] = "this node speaks protocol version 3";
-static_assert(wire::kProtocolVersion == 3, "kVersionMismatchText names the protocol version");
+constexpr char kVersionMismatchText[] = "this node speaks protocol version 4";
+static_assert(wire::kProtocolVersion == 4, "kVersionMismatchText names the protocol version");
+// A full node has room again once its store is this far under --max-memory: far enough that the
+// changes it refused, sent again, are not refused at once.
+constexpr std::uint64_t kRoomAgainPercent = 95;
 
 std::uint64_t monotonic_ms() {
     timespec ts;
@@ -333,7 +336,7 @@ void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, std::u
     if (outcome.result == ApplyResult::kApplied) {
         counters_.snapshot_records_applied++;
     } else if (outcome.result == ApplyResult::kNoMemory) {
-        counters_.refused_memory++;
+        refused_for_memory(now_ms);
     }
 }
 
@@ -515,11 +518,13 @@ void NodeServer::handle_published(const std::string_view *frames, std::size_t co
         return;
     }
     ApplyOutcome outcome = store_.apply(published.record, now_ms);
+    std::uint32_t shard = wire::shard_of(published.record.key);
     switch (outcome.result) {
         case ApplyResult::kApplied:
             counters_.updates_applied++;
             if (!outcome.replaced_origin.empty()) {
-                // A failover: the server that made the replaced version must not serve it again.
+                // A failover, or a conflict this version won: the server that made the replaced
+                // version must not serve it again.
                 agents_.add_refusal_for_server(
                     outcome.replaced_origin,
                     wire::Refusal{published.record.key, published.record.version});
@@ -538,20 +543,65 @@ void NodeServer::handle_published(const std::string_view *frames, std::size_t co
         case ApplyResult::kExpired:
             counters_.expired_on_arrival++;
             break;
-        case ApplyResult::kNoMemory: {
-            counters_.refused_memory++;
-            std::uint64_t suppressed = 0;
-            if (memory_log_.admit(now_ms, &suppressed)) {
-                RSS_LOG(LogLevel::kWarn,
-                        "memory limit of %llu bytes reached: refusing new sessions "
-                        "(%llu refused so far)",
-                        static_cast<unsigned long long>(store_.max_memory()),
-                        static_cast<unsigned long long>(counters_.refused_memory));
-            }
-            break;
-        }
+        case ApplyResult::kNoMemory:
+            // Not stored, so not received: the agent keeps it unacknowledged.
+            refused_for_memory(now_ms);
+            agents_.on_refused(published.sender, shard, now_ms);
+            return;
     }
-    agents_.on_published(published.sender, wire::shard_of(published.record.key), now_ms);
+    if (outcome.conflict) {
+        count_conflict(published.record, outcome, now_ms);
+    }
+    agents_.on_published(published.sender, shard, now_ms);
+}
+
+void NodeServer::refused_for_memory(std::uint64_t now_ms) {
+    counters_.refused_memory++;
+    full_ = true;
+    std::uint64_t suppressed = 0;
+    if (memory_log_.admit(now_ms, &suppressed)) {
+        RSS_LOG(LogLevel::kWarn,
+                "memory limit of %llu bytes reached: refusing new sessions and larger versions "
+                "(%llu refused so far); the web servers keep them unacknowledged until there is "
+                "room (raise --max-memory or add nodes)",
+                static_cast<unsigned long long>(store_.max_memory()),
+                static_cast<unsigned long long>(counters_.refused_memory));
+    }
+}
+
+void NodeServer::leave_full_when_room() {
+    if (full_ && store_.bytes() * 100 <= store_.max_memory() * kRoomAgainPercent) {
+        full_ = false;
+        RSS_LOG(LogLevel::kInfo,
+                "room again: %llu of %llu bytes used; the web servers send again what was refused",
+                static_cast<unsigned long long>(store_.bytes()),
+                static_cast<unsigned long long>(store_.max_memory()));
+    }
+}
+
+void NodeServer::count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome,
+                                std::uint64_t now_ms) {
+    counters_.conflicts++;
+    std::uint64_t suppressed = 0;
+    if (!conflict_log_.admit(now_ms, &suppressed)) {
+        return;
+    }
+    if (outcome.result == ApplyResult::kApplied) {
+        RSS_LOG(LogLevel::kWarn,
+                "conflict: version %llu of a session was made by %.*s and by %s; %.*s's wins, as "
+                "on every node (%llu conflicts in all)",
+                static_cast<unsigned long long>(record.version),
+                static_cast<int>(record.origin.size()), record.origin.data(),
+                outcome.replaced_origin.c_str(), static_cast<int>(record.origin.size()),
+                record.origin.data(), static_cast<unsigned long long>(counters_.conflicts));
+    } else {
+        RSS_LOG(LogLevel::kWarn,
+                "conflict: version %llu of a session made by %.*s is refused: another web "
+                "server's copy of that version wins, as on every node (%llu conflicts in all)",
+                static_cast<unsigned long long>(record.version),
+                static_cast<int>(record.origin.size()), record.origin.data(),
+                static_cast<unsigned long long>(counters_.conflicts));
+    }
 }
 
 void NodeServer::drain_queries(std::uint64_t now_ms) {
@@ -650,9 +700,12 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
     if (ownership_decided_) {
         ack.owned = owned_;
     }
+    ack.full = full_;
     AgentTracker::Agent *agent = agents_.on_heartbeat(hb, routing_id, ack.owned, now_ms);
     if (agent != nullptr && agent->epoch == hb.epoch) {
         ack.shard_acks = agents_.take_acks(agent, ack.owned, now_ms);
+        ack.refused = agent->refused;
+        ack.refusing = agent->refusing.common(ack.owned);
     }
     reply(routing_id, ack);
     if (agent == nullptr) {
@@ -801,6 +854,7 @@ void NodeServer::tick(std::uint64_t now_ms, std::uint64_t mono_ms) {
             counters_.sessions_expired += store_.sweep_shard(shard, now_ms);
         }
     }
+    leave_full_when_room();
     ping_peers(mono_ms);
     for (std::size_t peer : membership_.expire(mono_ms)) {
         RSS_LOG(LogLevel::kWarn, "peer %s (%s) stopped answering",
@@ -846,6 +900,7 @@ std::string NodeServer::status_json() const {
     j.field("bytes", store_.bytes());
     j.field("payload_bytes", store_.payload_bytes());
     j.field("max_memory", store_.max_memory());
+    j.field_bool("full", full_);
     j.field("shards_subscribed", owned_.count());
     j.field("shards_owned", owned_.count());
     j.field("shards_owned_list", shard_ranges(owned_));
@@ -861,6 +916,7 @@ std::string NodeServer::status_json() const {
     j.field("updates_refused", counters_.updates_refused());
     j.field("refused_stale", counters_.refused_stale);
     j.field("refused_memory", counters_.refused_memory);
+    j.field("conflicts", counters_.conflicts);
     j.field("updates_duplicate", counters_.updates_duplicate);
     j.field("expired_on_arrival", counters_.expired_on_arrival);
     j.field("sessions_expired", counters_.sessions_expired);

@@ -98,6 +98,10 @@ class NodeServer {
     void advance_snapshots(std::uint64_t now_ms);
     void tick(std::uint64_t now_ms, std::uint64_t mono_ms);
     void malformed(const char *socket, const wire::DecodeResult &result, std::uint64_t now_ms);
+    void refused_for_memory(std::uint64_t now_ms);
+    void count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome,
+                        std::uint64_t now_ms);
+    void leave_full_when_room();
 
     NodeConfig config_;
     SessionStore store_;
@@ -129,8 +133,13 @@ class NodeServer {
     std::uint64_t next_agent_check_ms_ = 0;
     std::uint64_t next_request_id_ = 1;
     bool snapshot_blocked_ = false;
+    // Since a change was refused for lack of memory, until the store is back under
+    // kRoomAgainPercent of --max-memory: agents keep what it refused unacknowledged, and hold
+    // back re-sending it, until then.
+    bool full_ = false;
     RateLimitedLog malformed_log_{1000};
     RateLimitedLog memory_log_{10000};
+    RateLimitedLog conflict_log_{10000};
 };
 
 // Milliseconds of the realtime clock (session expiry is Unix time).

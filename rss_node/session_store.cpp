@@ -216,14 +216,15 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
     std::size_t size = Block::size_for(r);
     if (held != nullptr && !held->expired(now_ms)) {
         out.held_version = held->version;
-        if (r.version < held->version) {
-            out.result = ApplyResult::kStale;
-            out.newer_from_other_origin =
-                std::string_view(held->origin(), held->origin_len) != r.origin;
+        std::string_view held_origin(held->origin(), held->origin_len);
+        if (r.version == held->version && r.origin == held_origin) {
+            out.result = ApplyResult::kDuplicate;
             return out;
         }
-        if (r.version == held->version) {
-            out.result = ApplyResult::kDuplicate;
+        out.conflict = r.version == held->version;
+        if (!wire::supersedes(r.version, r.origin, held->version, held_origin)) {
+            out.result = ApplyResult::kStale;
+            out.newer_from_other_origin = held_origin != r.origin;
             return out;
         }
     }

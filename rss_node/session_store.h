@@ -4,7 +4,8 @@
 // std::unordered_map of std::string would spend about 150, and a shard's sessions can be listed
 // or dropped together (snapshots to peers, shard hand-over).
 //
-// Rules: the highest version of a session wins and an older one is refused; a tombstone is a
+// Rules: the highest version of a session wins and an older one is refused (of two equal versions
+// from different servers, the one wire::supersedes names wins); a tombstone is a
 // record like any other and is kept until its expiry (when the session would have expired), so
 // a late update cannot bring a deleted session back; an expired record counts as absent and the
 // sweep frees it; past the memory limit a new session is refused rather than the store growing.
@@ -22,9 +23,9 @@
 namespace rhythm::node {
 
 enum class ApplyResult {
-    kApplied,    // stored: new session or a higher version
-    kDuplicate,  // the same version is already held (a replay or re-send)
-    kStale,      // a higher version is held: refused
+    kApplied,    // stored: new session, a higher version, or the winner of a conflict
+    kDuplicate,  // the same version from the same server is already held (a replay or re-send)
+    kStale,      // a version that wins over it is held: refused
     kExpired,    // the record had expired on arrival: ignored
     kNoMemory,   // storing it would pass the memory limit: refused
 };
@@ -34,6 +35,8 @@ struct ApplyOutcome {
     std::uint64_t held_version = 0;  // the version held after the call (0: none)
     // For kStale: the held version was made by another server than the refused one.
     bool newer_from_other_origin = false;
+    // Two servers made the same version (kApplied: the held one lost; kStale: this one lost).
+    bool conflict = false;
     // For kApplied: the server that made the version just replaced, when it is another one than
     // the new version's (a failover): that server must drop its copy. Empty otherwise.
     std::string replaced_origin;

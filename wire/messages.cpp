@@ -225,6 +225,15 @@ DecodeResult body_heartbeat_ack(ByteReader *in, Message *out) {
         return decode_fail(DecodeError::kBadValue, "heartbeat ack: endpoint empty or unprintable");
     }
     RHYTHM_TRY(read_shard_set(in, &m.owned));
+    std::uint8_t flags;
+    if (!in->u8(&flags) || !in->u64(&m.refused)) {
+        return decode_fail(DecodeError::kTruncated, "heartbeat ack: refusal fields truncated");
+    }
+    if ((flags & ~kAckFlagFull) != 0) {
+        return decode_fail(DecodeError::kBadValue, "heartbeat ack: unknown flag bits");
+    }
+    m.full = (flags & kAckFlagFull) != 0;
+    RHYTHM_TRY(read_shard_set(in, &m.refusing));
     RHYTHM_TRY(read_shard_sequences(in, &m.shard_acks, "heartbeat ack: shard acks truncated",
                                     "heartbeat ack: more shards than exist",
                                     "heartbeat ack: shard out of range"));
@@ -384,6 +393,9 @@ struct BodyWriter {
         put_u16(&body, static_cast<std::uint16_t>(m.updates_endpoint.size()));
         put_bytes(&body, m.updates_endpoint.data(), m.updates_endpoint.size());
         put_bytes(&body, m.owned.bits.data(), m.owned.bits.size());
+        put_u8(&body, m.full ? kAckFlagFull : 0);
+        put_u64(&body, m.refused);
+        put_bytes(&body, m.refusing.bits.data(), m.refusing.bits.size());
         put_shard_sequences(&body, m.shard_acks);
         return std::move(body);
     }

@@ -81,6 +81,15 @@ struct SessionRecord {
     std::string_view data;    // empty for a tombstone
 };
 
+// How every node and web server orders two versions of one session: the higher version wins;
+// of two equal versions made by different servers (two servers that continued the same copy), the
+// one whose origin sorts higher, byte by byte, wins. So a conflict is settled the same way
+// everywhere, whichever copy arrives first.
+inline bool supersedes(std::uint64_t version, std::string_view origin, std::uint64_t other_version,
+                       std::string_view other_origin) {
+    return version != other_version ? version > other_version : origin > other_origin;
+}
+
 // Who published a message, and its place in that publisher's stream.
 struct SenderStamp {
     AgentId agent_id{};
@@ -130,13 +139,19 @@ struct Heartbeat {
 
 // Node -> agent: "I own these shards; of that epoch I hold, shard by shard, everything up to
 // these shard sequences (the shards not listed have not moved since I last said); publish to
-// this endpoint". A node sees only the shards it owns, so it acknowledges shard by shard.
+// this endpoint". A node sees only the shards it owns, so it acknowledges shard by shard. A
+// change the node refused for lack of memory is not held: its shard's acknowledgement stops
+// before it, the shard is listed in `refusing` until the change arrives again (or a head passes
+// it), and `full` says the node has had no room since.
 struct HeartbeatAck {
     std::uint64_t request_id = 0;
     std::uint64_t epoch = 0;
     std::string_view node_name;
     std::string_view updates_endpoint;
     ShardSet owned;
+    bool full = false;
+    std::uint64_t refused = 0;  // changes of this agent's epoch refused for lack of memory
+    ShardSet refusing;
     std::vector<ShardSequence> shard_acks;  // at most one per shard
 };
 
@@ -147,7 +162,9 @@ struct Resend {
     ShardSet shards;
 };
 
-// Node -> agent: these sessions are newer here, made by another server; drop older copies.
+// Node -> agent: the node holds `version` of this session, made by another server, and it wins
+// over the agent's (a higher version, or the same version from a server whose name sorts higher):
+// drop any copy up to that version.
 struct Refusal {
     SessionKey key;
     std::uint64_t version = 0;

@@ -1,4 +1,4 @@
-// The constants of the bank's wire protocol, version 3: the protocol version byte, the message
+// The constants of the bank's wire protocol, version 4: the protocol version byte, the message
 // types, the shard count and the limits every decoder enforces. docs/protocol.md is the prose
 // specification of the same facts; a change here is a change of protocol version.
 #pragma once
@@ -11,7 +11,7 @@ namespace rhythm::wire {
 // The first byte of every header. A receiver answers a request of another version with an
 // kError of code kVersionMismatch (in its own version) and drops a published update of another
 // version, counting it as malformed.
-constexpr std::uint8_t kProtocolVersion = 3;
+constexpr std::uint8_t kProtocolVersion = 4;
 
 // Sessions are spread over a fixed number of shards; the shard is the topic of a published
 // update. Fixed by the protocol version: every party must agree on it.
@@ -28,6 +28,9 @@ constexpr std::size_t kMaxDataLength = 1024 * 1024;
 constexpr std::size_t kMaxErrorTextLength = 1024;
 constexpr std::size_t kMaxStatusLength = 1024 * 1024;
 constexpr std::size_t kMaxRefusalsPerMessage = 4096;
+
+// Heartbeat-ack flag bits; every other bit must be 0.
+constexpr std::uint8_t kAckFlagFull = 0x01;  // the node has refused changes for lack of memory
 constexpr std::size_t kMaxFrameSize = kMaxDataLength + 64 * 1024;
 
 // Sizes that never change within a version. A published message is one frame: topic, header,

@@ -26,7 +26,7 @@ from rhythm_httpd import ManagedServer, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 SHARD_COUNT = 1024
 MAX_FRAME_SIZE = 1024 * 1024 + 64 * 1024
 
@@ -35,6 +35,7 @@ SNAPSHOT_REQUEST, SNAPSHOT_RECORD, SNAPSHOT_END, STATUS_REQUEST, STATUS_REPLY = 
 PING, PONG, ERROR = range(14, 17)
 
 FOUND, NOT_FOUND, DELETED = 0, 1, 2
+ACK_FLAG_FULL = 0x01  # a heartbeat-ack's flags: the node has refused changes for lack of memory
 VERSION_MISMATCH, MALFORMED, UNSUPPORTED, BUSY, FILLING = range(1, 6)  # an ERROR's code
 
 
@@ -149,11 +150,29 @@ def heartbeat_frames(request_id, agent_id, epoch, next_sequence, server_name="we
             b"".join(struct.pack(">HQ", s, h) for s, h in sorted(heads.items()))]
 
 
-def snapshot_request_frames(request_id, shards=None):
+def shard_set_bytes(shards):
+    """The 128-byte shard set of `shards` (shard 0 is the high bit of byte 0)."""
     bits = bytearray(SHARD_COUNT // 8)
-    for s in (range(SHARD_COUNT) if shards is None else shards):
+    for s in shards:
         bits[s // 8] |= 0x80 >> (s % 8)
-    return [header(SNAPSHOT_REQUEST), struct.pack(">Q", request_id) + bytes(bits)]
+    return bytes(bits)
+
+
+def heartbeat_ack_frames(request_id, epoch, node_name, updates_endpoint, owned=range(SHARD_COUNT),
+                         full=False, refused=0, refusing=(), shard_acks=None):
+    """A node's answer to a heartbeat; `shard_acks`: {shard: the shard sequence held up to}."""
+    name, endpoint = node_name.encode(), updates_endpoint.encode()
+    shard_acks = shard_acks or {}
+    return [header(HEARTBEAT_ACK), struct.pack(">QQB", request_id, epoch, len(name)) + name +
+            struct.pack(">H", len(endpoint)) + endpoint + shard_set_bytes(owned) +
+            struct.pack(">BQ", ACK_FLAG_FULL if full else 0, refused) + shard_set_bytes(refusing) +
+            struct.pack(">H", len(shard_acks)) +
+            b"".join(struct.pack(">HQ", s, q) for s, q in sorted(shard_acks.items()))]
+
+
+def snapshot_request_frames(request_id, shards=None):
+    shards = range(SHARD_COUNT) if shards is None else shards
+    return [header(SNAPSHOT_REQUEST), struct.pack(">Q", request_id) + shard_set_bytes(shards)]
 
 
 # ---- decoding ----------------------------------------------------------------------------------
@@ -166,6 +185,11 @@ def decode_record(body):
     assert len(body) == 38 + origin_len + data_len, "record length"
     return {"key": key, "version": version, "expires_at_ms": expires, "tombstone": bool(flags & 1),
             "origin": origin, "data": data}
+
+
+def shard_set_of(bits):
+    """The shards of a 128-byte shard set (shard 0 is the high bit of byte 0)."""
+    return {s for s in range(SHARD_COUNT) if bits[s // 8] & (0x80 >> (s % 8))}
 
 
 def decode_reply(frames):
@@ -186,16 +210,20 @@ def decode_reply(frames):
         (m,) = struct.unpack(">H", body[17 + n:19 + n])
         out["updates_endpoint"] = body[19 + n:19 + n + m].decode()
         at = 19 + n + m
-        bits = body[at:at + SHARD_COUNT // 8]
-        out["owned"] = {s for s in range(SHARD_COUNT) if bits[s // 8] & (0x80 >> (s % 8))}
+        out["owned"] = shard_set_of(body[at:at + SHARD_COUNT // 8])
+        at += SHARD_COUNT // 8
+        flags, out["refused"] = struct.unpack(">BQ", body[at:at + 9])
+        assert flags & ~ACK_FLAG_FULL == 0, f"unknown heartbeat-ack flags {flags:#x}"
+        out["full"] = bool(flags & ACK_FLAG_FULL)
+        at += 9
+        out["refusing"] = shard_set_of(body[at:at + SHARD_COUNT // 8])
         at += SHARD_COUNT // 8
         (count,) = struct.unpack(">H", body[at:at + 2])
         out["shard_acks"] = dict(struct.unpack(">HQ", body[at + 2 + 10 * i:at + 12 + 10 * i])
                                  for i in range(count))
     elif t == RESEND:
         out["epoch"], out["from_sequence"] = struct.unpack(">QQ", body[:16])
-        bits = body[16:]
-        out["shards"] = {s for s in range(SHARD_COUNT) if bits[s // 8] & (0x80 >> (s % 8))}
+        out["shards"] = shard_set_of(body[16:])
     elif t == REFUSED:
         (count,) = struct.unpack(">H", body[:2])
         out["refusals"] = [(body[2 + 24 * i:18 + 24 * i],

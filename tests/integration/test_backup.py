@@ -16,8 +16,8 @@ import zmq
 
 from balancer_fixture import APP_LOCATION, Haproxy, backend_site, served_by
 from rhythm_httpd import Browser, Httpd, wait_for
-from rss_node_fixture import (DELETED, FETCH, FOUND, HEARTBEAT, HEARTBEAT_ACK, NOT_FOUND,
-                              SHARD_COUNT, RssNode, header)
+from rss_node_fixture import (DELETED, FETCH, FOUND, HEARTBEAT, NOT_FOUND, RssNode,
+                              heartbeat_ack_frames)
 from test_auth_form import AUTH, login
 
 
@@ -176,7 +176,6 @@ class FetchBlackHole:
         self.thread.start()
 
     def _serve(self):
-        name, endpoint = b"black-hole", self.updates.encode()
         while not self.stop.is_set():
             if not self.router.poll(50):
                 continue
@@ -187,10 +186,8 @@ class FetchBlackHole:
             if msg_type == HEARTBEAT and len(body) >= 32:
                 request_id, epoch = struct.unpack(">Q16xQ", body[:32])
                 # Owns every shard, acknowledges nothing.
-                ack = (struct.pack(">QQB", request_id, epoch, len(name)) + name +
-                       struct.pack(">H", len(endpoint)) + endpoint + b"\xff" * (SHARD_COUNT // 8) +
-                       struct.pack(">H", 0))
-                self.router.send_multipart([identity, header(HEARTBEAT_ACK), ack])
+                ack = heartbeat_ack_frames(request_id, epoch, "black-hole", self.updates)
+                self.router.send_multipart([identity] + ack)
             elif msg_type == FETCH:
                 self.fetches += 1
 

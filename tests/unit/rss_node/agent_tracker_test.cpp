@@ -184,6 +184,43 @@ BOOST_AUTO_TEST_CASE(a_head_moves_a_counted_shard_past_what_it_missed_while_away
     BOOST_TEST(acked(t, 8) == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_change_refused_for_memory_is_not_acked_until_it_comes_again) {
+    AgentTracker t;
+    auto *a = t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);
+    t.on_published(stamp(1, 1), 7, 0);
+    t.on_refused(stamp(1, 2), 7, 0);  // no room for it
+    t.on_published(stamp(1, 3), 7, 0);
+    BOOST_TEST(acked(t, 7) == 1u);
+    BOOST_TEST(a->refusing.contains(7));
+    BOOST_TEST(a->refused == 1u);
+    t.on_refused(stamp(1, 2), 7, 0);  // re-sent, still no room
+    BOOST_TEST(acked(t, 7) == 1u);
+    BOOST_TEST(a->refused == 2u);
+    t.on_published(stamp(1, 2), 7, 0);  // re-sent once there was room
+    BOOST_TEST(acked(t, 7) == 3u);
+    BOOST_TEST(!a->refusing.contains(7));
+}
+
+BOOST_AUTO_TEST_CASE(a_head_past_a_refused_change_ends_the_refusal) {
+    AgentTracker t;
+    auto *a = t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);
+    t.on_refused(stamp(1, 1), 7, 0);
+    t.on_refused(stamp(1, 2), 7, 0);
+    BOOST_TEST(a->refusing.contains(7));
+    // The agent publishes the shard again after head 2 (the node has room again).
+    wire::Heartbeat hb = heartbeat(1, 3);
+    hb.heads = {{7, 2}};
+    t.on_heartbeat(hb, "rid", kAll, 0);
+    BOOST_TEST(acked(t, 7) == 2u);
+    BOOST_TEST(!a->refusing.contains(7));
+    // A refusal after the head counts again; a new epoch forgets it all.
+    t.on_refused(stamp(1, 3), 7, 0);
+    BOOST_TEST(a->refusing.contains(7));
+    t.on_published(stamp(2, 1), 7, 0);
+    BOOST_TEST(!a->refusing.contains(7));
+    BOOST_TEST(a->refused == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_stream_seen_from_its_start_counts_from_zero) {
     AgentTracker t;
     t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);  // nothing published yet

@@ -94,6 +94,31 @@ BOOST_AUTO_TEST_CASE(an_update_from_another_server_names_the_replaced_origin) {
     BOOST_TEST(store.apply(Rec(1, 6).from("web2").record, kNow).replaced_origin.empty());
 }
 
+BOOST_AUTO_TEST_CASE(the_same_version_from_two_servers_is_settled_by_name_whichever_comes_first) {
+    // Two servers continued version 4: every node keeps web2's (the higher name), in either order.
+    for (bool web1_first : {true, false}) {
+        SessionStore store(0);
+        store.apply(Rec(1, 4).from(web1_first ? "web1" : "web2").record, kNow);
+        auto second = store.apply(Rec(1, 4).from(web1_first ? "web2" : "web1").record, kNow);
+        BOOST_TEST(second.conflict);
+        if (web1_first) {
+            BOOST_TEST((second.result == ApplyResult::kApplied));
+            BOOST_TEST(second.replaced_origin == "web1");  // told to drop its copy
+        } else {
+            BOOST_TEST((second.result == ApplyResult::kStale));
+            BOOST_TEST(second.newer_from_other_origin);  // web1 is told
+            BOOST_TEST(second.held_version == 4u);
+        }
+        wire::SessionRecord got;
+        BOOST_TEST_REQUIRE(store.find(key_of(1), kNow, &got));
+        BOOST_TEST(got.origin == "web2");
+        // A re-send of the winner is a duplicate, not a conflict.
+        auto again = store.apply(Rec(1, 4).from("web2").record, kNow);
+        BOOST_TEST((again.result == ApplyResult::kDuplicate));
+        BOOST_TEST(!again.conflict);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(tombstones_block_older_updates_until_they_expire) {
     SessionStore store(0);
     store.apply(Rec(1, 3).record, kNow);

@@ -59,9 +59,16 @@ wire::Published published(bool tombstone) {
 }
 
 wire::HeartbeatAck heartbeat_ack(std::string_view endpoint) {
-    wire::HeartbeatAck ack{10, 1700000000, "node-a", endpoint, {}, {}};
+    wire::HeartbeatAck ack;
+    ack.request_id = 10;
+    ack.epoch = 1700000000;
+    ack.node_name = "node-a";
+    ack.updates_endpoint = endpoint;
     ack.owned.add(3);
     ack.owned.add(1023);
+    ack.full = true;
+    ack.refused = 77;
+    ack.refusing.add(1023);
     ack.shard_acks = {{3, 12000}, {1023, 1}};
     return ack;
 }
@@ -358,9 +365,10 @@ BOOST_AUTO_TEST_CASE(wrong_frame_counts_are_rejected) {
     BOOST_TEST((decode_pub({pub, pub, pub, pub}, &p).error == DecodeError::kFrameCount));
     // Multi-frame junk with no header where either shape has one.
     BOOST_TEST((decode_pub({"", ""}, &p).error == DecodeError::kFrameCount));
-    BOOST_TEST((decode_pub({std::string(1, '\0'), "\x03\x01", "body"}, &p).error ==
+    const std::string update_header = header(wire::MessageType::kUpdate);
+    BOOST_TEST((decode_pub({std::string(1, '\0'), update_header, "body"}, &p).error ==
                 DecodeError::kFrameCount));
-    BOOST_TEST((decode_pub({pub.substr(0, 2), "\x03\x01\x00", "body"}, &p).error ==
+    BOOST_TEST((decode_pub({pub.substr(0, 2), update_header + '\0', "body"}, &p).error ==
                 DecodeError::kFrameCount));
     BOOST_TEST((decode_pub({pub.substr(0, 3), "xyz"}, &p).error == DecodeError::kFrameCount));
     BOOST_TEST(
@@ -441,6 +449,12 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
     BOOST_TEST((decode(wire::encode_message(ack), &m).error == DecodeError::kBadValue));
     ack.shard_acks.assign(wire::kShardCount + 1, wire::ShardSequence{1, 1});
     BOOST_TEST((decode(wire::encode_message(ack), &m).error == DecodeError::kTooLarge));
+    // Heartbeat ack: a flag bit that means nothing (the flags follow the owned shards).
+    frames = wire::encode_message(heartbeat_ack("tcp://n:1"));
+    const std::size_t flags_at = 8 + 8 + 1 + 6 + 2 + 9 + wire::kShardBitmapBytes;
+    BOOST_TEST(static_cast<int>(frames[1][flags_at]) == wire::kAckFlagFull);
+    frames[1][flags_at] |= 0x02;
+    BOOST_TEST((decode(frames, &m).error == DecodeError::kBadValue));
     // Refused: count 0, over the limit, disagreeing with the bytes.
     body.clear();
     wire::put_u16(&body, 0);
