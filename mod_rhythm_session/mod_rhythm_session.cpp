@@ -594,43 +594,48 @@ std::uint64_t ms_since(std::int64_t then_us) {
 
 // One row per node the agent knows: its state and how far behind its acknowledgements are.
 void print_node_table(request_rec *r, int flags, const std::vector<rhythm::NodeReport> &nodes) {
-    static const char *const kStateNames[] = {"unknown", "up", "down"};
+    static const char *const kStateNames[] = {"unknown", "up", "down", "full"};
     if (!(flags & AP_STATUS_SHORT)) {
         ap_rputs(
             "<h2>Rhythm backup nodes</h2>\n<table border=\"0\"><tr><th>Node</th>"
             "<th>Name</th><th>State</th><th>Last answer (ms ago)</th>"
-            "<th>Unacknowledged changes</th><th>Oldest unacknowledged (ms)</th></tr>\n",
+            "<th>Unacknowledged changes</th><th>Oldest unacknowledged (ms)</th>"
+            "<th>Refused for lack of memory</th></tr>\n",
             r);
     }
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         const rhythm::NodeReport &n = nodes[i];
-        const char *state = kStateNames[static_cast<int>(n.state) % 3];
+        const char *state = kStateNames[static_cast<int>(n.state) % 4];
         apr_uint64_t last = ms_since(n.last_answer_us);
         apr_uint64_t oldest = ms_since(n.oldest_unacknowledged_us);
         apr_uint64_t unacked = n.unacknowledged;
+        apr_uint64_t refused = n.refused;
         if (flags & AP_STATUS_SHORT) {
             // APR's formatter has no %zu: the number goes in as apr_size_t.
             apr_size_t k = i + 1;
-            ap_rprintf(r,
-                       "RhythmBackupNode%" APR_SIZE_T_FMT
-                       "Endpoint: %s\n"
-                       "RhythmBackupNode%" APR_SIZE_T_FMT
-                       "Name: %s\n"
-                       "RhythmBackupNode%" APR_SIZE_T_FMT
-                       "State: %s\n"
-                       "RhythmBackupNode%" APR_SIZE_T_FMT "LastAnswerMs: %" APR_UINT64_T_FMT
-                       "\n"
-                       "RhythmBackupNode%" APR_SIZE_T_FMT "Unacknowledged: %" APR_UINT64_T_FMT
-                       "\n"
-                       "RhythmBackupNode%" APR_SIZE_T_FMT
-                       "OldestUnacknowledgedMs: %" APR_UINT64_T_FMT "\n",
-                       k, n.endpoint, k, n.name, k, state, k, last, k, unacked, k, oldest);
+            ap_rprintf(
+                r,
+                "RhythmBackupNode%" APR_SIZE_T_FMT
+                "Endpoint: %s\n"
+                "RhythmBackupNode%" APR_SIZE_T_FMT
+                "Name: %s\n"
+                "RhythmBackupNode%" APR_SIZE_T_FMT
+                "State: %s\n"
+                "RhythmBackupNode%" APR_SIZE_T_FMT "LastAnswerMs: %" APR_UINT64_T_FMT
+                "\n"
+                "RhythmBackupNode%" APR_SIZE_T_FMT "Unacknowledged: %" APR_UINT64_T_FMT
+                "\n"
+                "RhythmBackupNode%" APR_SIZE_T_FMT "OldestUnacknowledgedMs: %" APR_UINT64_T_FMT
+                "\n"
+                "RhythmBackupNode%" APR_SIZE_T_FMT "Refused: %" APR_UINT64_T_FMT "\n",
+                k, n.endpoint, k, n.name, k, state, k, last, k, unacked, k, oldest, k, refused);
         } else {
             ap_rprintf(r,
                        "<tr><td>%s</td><td>%s</td><td>%s</td><td>%" APR_UINT64_T_FMT
-                       "</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td></tr>\n",
+                       "</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
+                       "</td><td>%" APR_UINT64_T_FMT "</td></tr>\n",
                        ap_escape_html(r->pool, n.endpoint), ap_escape_html(r->pool, n.name), state,
-                       last, unacked, oldest);
+                       last, unacked, oldest, refused);
         }
     }
     if (!(flags & AP_STATUS_SHORT)) {
@@ -685,6 +690,8 @@ int rhythm_status(request_rec *r, int flags) {
         {"RhythmBackupOldestUnacknowledgedMs", "Oldest unacknowledged change (ms ago)", oldest_ms},
         {"RhythmBackupEvictedUnbacked", "Evicted before the bank had them", b.evicted_unbacked},
         {"RhythmBackupStaleDropped", "Stale copies dropped (newer elsewhere)", b.stale_dropped},
+        {"RhythmBackupRefusedByNodes", "Changes nodes refused for lack of memory",
+         b.refused_by_nodes},
         {"RhythmBackupFetched", "Sessions taken over from the bank", b.fetched_found},
         {"RhythmBackupFetchMisses", "Fetches the bank did not know", b.fetched_missing},
         {"RhythmBackupFetchTimeouts", "Fetches not answered in time", b.fetch_timeouts},

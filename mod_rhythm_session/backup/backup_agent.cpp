@@ -34,6 +34,13 @@ constexpr std::uint64_t kLagWindowMs = 10000;
 // version) before it takes the best one: nodes that are well answer within a millisecond or two;
 // one that hung and is not known to yet must not hold the request for SessionBackupTimeout.
 constexpr std::uint64_t kOtherAnswersGraceMs = 20;
+// How often each node's unacknowledged changes are looked at for sending again: a change is sent
+// again between resend_after_ms and this much later.
+constexpr std::uint64_t kResendChecksPerInterval = 4;
+// At most one "node is full" line per node this often, however often it fills up again.
+constexpr std::uint64_t kFullLogEveryMs = 60000;
+// A subscription message from an XPUB socket: 1 (subscribe) or 0, then the topic.
+constexpr std::size_t kSubscriptionBytes = 1 + wire::kTopicBytes;
 
 std::uint64_t steady_us() {
     timespec ts;
@@ -80,29 +87,18 @@ struct BackupAgent::Node {
     std::string query_endpoint;
     std::string host;
     void *dealer = nullptr;
+    // An XPUB of its own, connected to the node's updates endpoint once a heartbeat-ack names it:
+    // the node's subscriptions arrive on it, so the agent knows when the node can receive a shard.
+    void *publisher = nullptr;
     std::string name;
-    std::string updates_endpoint;  // connected on the publisher, once a heartbeat-ack named it
+    std::string updates_endpoint;
     std::uint64_t last_ack_ms = 0;
     std::uint64_t last_heartbeat_ms = 0;
     std::uint64_t last_heartbeat_id = 0;  // request id of the last heartbeat sent
     std::uint64_t last_answer_id = 0;     // ... and of the last one answered
     std::uint64_t asked_up_to = 0;        // the last heartbeat's next_sequence
-    // Highest sequence of the current epoch up to which it holds every change of the shards it
-    // owns (it acknowledges shard by shard; the changes of other shards do not hold it back).
-    std::uint64_t acked = 0;
-    wire::ShardSet owned;  // as its last acknowledgement said
-    // Shards with changes the bank settled while this node was not up: it may have missed them
-    // (its updates socket was not connected, or it stopped reading), and they are no longer in
-    // flight to be sent again. Those it owns are published again once it answers again.
-    wire::ShardSet missed;
-    std::vector<std::uint64_t> shard_acked =  // per shard, the shard sequence it holds up to
-        std::vector<std::uint64_t>(wire::kShardCount);
-    // Shard heads the node asked for (by a resend), to go in the next heartbeat, and those sent
-    // in heartbeat heads_request_id and after, until one of them is answered.
-    std::map<std::uint16_t, std::uint64_t> heads_to_send;
-    std::map<std::uint16_t, std::uint64_t> heads_sent;
-    std::uint64_t heads_request_id = 0;
-    bool up = false;
+    std::uint64_t last_resend_check_ms = 0;
+    std::uint64_t full_logged_ms = 0;
 };
 
 struct BackupAgent::PendingFetch {
@@ -113,8 +109,9 @@ struct BackupAgent::PendingFetch {
     std::size_t asked = 0;
     std::size_t answered = 0;
     bool owners_only = false;  // the rest of the bank is still to be asked
-    // The highest version answered so far (0: none), and its record.
+    // The best version answered so far (0: none), and its record.
     std::uint64_t best_version = 0;
+    std::string best_origin;
     bool best_deleted = false;
     std::string best_data;
     std::int64_t best_expiry_us = 0;
@@ -125,7 +122,7 @@ BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
       feed_(cache_),
       config_(std::move(config)),
       log_(log),
-      shard_sequences_(wire::kShardCount),
+      window_(config_.nodes.size()),
       pacer_(config_.tick) {}
 
 BackupAgent::~BackupAgent() {
@@ -134,9 +131,9 @@ BackupAgent::~BackupAgent() {
         if (node->dealer) {
             zmq_close(node->dealer);
         }
-    }
-    if (publisher_) {
-        zmq_close(publisher_);
+        if (node->publisher) {
+            zmq_close(node->publisher);
+        }
     }
     for (int fd : accepted_) {
         close(fd);
@@ -160,15 +157,8 @@ void BackupAgent::log(AgentLogLevel level, const char *format, ...) {
 
 void BackupAgent::connect_nodes() {
     context_ = zmq_ctx_new();
-    publisher_ = zmq_socket(context_, ZMQ_PUB);
     int on = 1;
     int hwm = static_cast<int>(config_.max_in_flight);
-    set_network_options(publisher_);
-    // Without IMMEDIATE, messages queued for a dead node go to its replacement late, and its
-    // subscriptions outlive it.
-    zmq_setsockopt(publisher_, ZMQ_IMMEDIATE, &on, sizeof on);
-    zmq_setsockopt(publisher_, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    watch_handshakes(publisher_);
     for (const std::string &endpoint : config_.nodes) {
         auto node = std::make_unique<Node>();
         node->query_endpoint = endpoint;
@@ -185,6 +175,13 @@ void BackupAgent::connect_nodes() {
             log(AgentLogLevel::kError, "RS0301: cannot connect to node %s: %s", endpoint.c_str(),
                 zmq_strerror(zmq_errno()));
         }
+        node->publisher = zmq_socket(context_, ZMQ_XPUB);
+        set_network_options(node->publisher);
+        zmq_setsockopt(node->publisher, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        // Every subscription message, a repeated one too: a node that reconnects sends them all
+        // again before its old connection is gone.
+        zmq_setsockopt(node->publisher, ZMQ_XPUB_VERBOSE, &on, sizeof on);
+        watch_handshakes(node->publisher);
         nodes_.push_back(std::move(node));
     }
 }
@@ -239,25 +236,15 @@ void BackupAgent::run(const volatile int *stop) {
             parent_checked_ms = now;
         }
         // The tick: changes are taken from the segment in one batch (tick_pacer.h). Between
-        // ticks the agent wakes only for the nodes' answers and for fetches.
+        // ticks the agent wakes only for the nodes' answers and subscriptions, and for fetches.
         poll_once(pacer_.wait_ms(steady_us()));
         std::uint64_t now_us = steady_us();
         now = now_us / 1000;
-        continue_scans(now);
-        settle_acknowledged(now);
-        if (!in_flight_.empty() &&
-            now - in_flight_.front().published_ms >= config_.resend_after_ms &&
-            now - last_resend_ms_ >= config_.resend_after_ms) {
-            std::uint64_t acked = in_flight_.front().sequence - 1;
-            for (auto &node : nodes_) {
-                if (node->up) {
-                    acked = std::min(acked, node->acked);
-                }
-            }
-            resend_in_flight(acked + 1, now);
-        }
+        continue_scans();
+        settle_acknowledged();
+        resend_unacknowledged(now);
         if (pacer_.due(now_us)) {
-            bool worked = publish_changes(now) > 0 || !in_flight_.empty() || !scans_.empty();
+            bool worked = publish_changes(now) > 0 || !window_.empty() || !scans_.empty();
             pacer_.ticked(now_us, worked, cpu_wait.since_last_us());
         }
         // After publishing: a heartbeat sent now asks about this turn's changes too.
@@ -266,13 +253,14 @@ void BackupAgent::run(const volatile int *stop) {
         report(now);
     }
     log(AgentLogLevel::kInfo, "RS0303: backup agent stopping (%zu changes in flight)",
-        in_flight_.size());
+        window_.size());
 }
 
 void BackupAgent::poll_once(std::uint64_t timeout_ms) {
     std::vector<zmq_pollitem_t> items;
     for (auto &node : nodes_) {
         items.push_back({node->dealer, 0, ZMQ_POLLIN, 0});
+        items.push_back({node->publisher, 0, ZMQ_POLLIN, 0});
     }
     if (config_.fetch_listener >= 0) {
         items.push_back({nullptr, config_.fetch_listener, ZMQ_POLLIN, 0});
@@ -292,20 +280,23 @@ void BackupAgent::poll_once(std::uint64_t timeout_ms) {
     }
     std::uint64_t now_ms = steady_ms();
     std::size_t k = 0;
-    for (auto &node : nodes_) {
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
         if (items[k++].revents & ZMQ_POLLIN) {
             ReceivedMessage message;
-            while (message.receive(node->dealer, ZMQ_DONTWAIT)) {
+            while (message.receive(nodes_[i]->dealer, ZMQ_DONTWAIT)) {
                 wire::Message decoded;
                 wire::DecodeResult result = wire::decode_message(
                     wire::FrameSpan(message.frames(), message.size()), &decoded);
                 if (!result.ok()) {
                     log(AgentLogLevel::kWarn, "RS0304: malformed message from node %s dropped: %s",
-                        node->name.c_str(), result.message);
+                        nodes_[i]->name.c_str(), result.message);
                     continue;
                 }
-                on_node_message(*node, decoded, now_ms);
+                on_node_message(i, decoded, now_ms);
             }
+        }
+        if (items[k++].revents & ZMQ_POLLIN) {
+            on_subscriptions(i);
         }
     }
     if (config_.fetch_listener >= 0 && (items[k++].revents & ZMQ_POLLIN)) {
@@ -331,7 +322,8 @@ void BackupAgent::poll_once(std::uint64_t timeout_ms) {
     }
 }
 
-void BackupAgent::on_node_message(Node &node, const wire::Message &message, std::uint64_t now_ms) {
+void BackupAgent::on_node_message(std::size_t node, const wire::Message &message,
+                                  std::uint64_t now_ms) {
     if (auto *ack = std::get_if<wire::HeartbeatAck>(&message)) {
         on_heartbeat_ack(node, *ack, now_ms);
     } else if (auto *resend = std::get_if<wire::Resend>(&message)) {
@@ -349,44 +341,54 @@ void BackupAgent::on_node_message(Node &node, const wire::Message &message, std:
                            now_ms);
             return;
         }
-        log(AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s", node.name.c_str(),
-            static_cast<int>(error->text.size()), error->text.data());
+        log(AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s",
+            nodes_[node]->name.c_str(), static_cast<int>(error->text.size()), error->text.data());
     }
 }
 
-void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
+void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
                                    std::uint64_t now_ms) {
+    Node &node = *nodes_[i];
     bool first_answer = node.last_ack_ms == 0;
-    bool was_up = node.up;
-    if (!node.up) {
+    if (!window_.up(i)) {
         log(AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up", node.query_endpoint.c_str(),
             static_cast<int>(ack.node_name.size()), ack.node_name.data());
         last_report_ms_ = 0;  // server-status shows it at once
     }
-    node.up = true;
     node.last_ack_ms = now_ms;
     node.last_answer_id = std::max(node.last_answer_id, ack.request_id);
     node.name.assign(ack.node_name.data(), ack.node_name.size());
-    if (ack.request_id >= node.heads_request_id) {
-        node.heads_sent.clear();
-    }
+    window_.on_answered(i, ack.request_id);
     if (ack.epoch == epoch_) {
-        // What it missed of the shards it owned at its previous answer: a re-send it asked for
-        // with that answer (one that restarted empty asks for all its shards) came before this
-        // one on the same connection and was taken, so no shard is published twice.
-        wire::ShardSet repair = was_up ? node.missed.common(node.owned) : wire::ShardSet{};
-        if (repair.count() > 0) {
+        auto outcome = window_.on_ack(i, ReplicationWindow::Ack{ack.owned, ack.full, ack.refused,
+                                                                ack.refusing, &ack.shard_acks});
+        if (outcome.repair.count() > 0) {
             log(AgentLogLevel::kInfo,
-                "RS0319: node %s missed changes of %zu of its shards while it was not up: "
-                "publishing those shards again",
-                node.name.c_str(), repair.count());
-            republish_shards(node, repair);
+                "RS0319: node %s missed changes of %zu of its shards while it was not up or had "
+                "no room: publishing those shards again",
+                node.name.c_str(), outcome.repair.count());
+            republish_shards(i, outcome.repair);
         }
-        node.owned = ack.owned;
-        for (const wire::ShardSequence &a : ack.shard_acks) {
-            node.shard_acked[a.shard] = std::max(node.shard_acked[a.shard], a.shard_sequence);
+        feed_.count_refused(outcome.newly_refused);
+        if (outcome.became_full && now_ms - node.full_logged_ms >= kFullLogEveryMs) {
+            node.full_logged_ms = now_ms;
+            log(AgentLogLevel::kWarn,
+                "RS0320: node %s (%s) is full: it refused %llu changes of this server for lack of "
+                "memory; they stay unacknowledged there until it has room (raise its max-memory "
+                "or add nodes)",
+                node.query_endpoint.c_str(), node.name.c_str(),
+                static_cast<unsigned long long>(ack.refused));
         }
-        advance_acked(node);
+        if (outcome.room_again) {
+            log(AgentLogLevel::kInfo,
+                "RS0321: node %s (%s) has room again: sending it what it refused",
+                node.query_endpoint.c_str(), node.name.c_str());
+            window_.resend(i, now_ms, 0,
+                           [&](const ReplicationWindow::Change &c) { send_update(i, c); });
+        }
+        if (outcome.became_full || outcome.room_again) {
+            last_report_ms_ = 0;
+        }
     }
     if (first_answer) {
         ask_waiting_fetches();
@@ -395,9 +397,9 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
         std::string(ack.updates_endpoint.data(), ack.updates_endpoint.size()), node.host);
     if (endpoint != node.updates_endpoint) {
         if (!node.updates_endpoint.empty()) {
-            zmq_disconnect(publisher_, node.updates_endpoint.c_str());
+            zmq_disconnect(node.publisher, node.updates_endpoint.c_str());
         }
-        if (zmq_connect(publisher_, endpoint.c_str()) != 0) {
+        if (zmq_connect(node.publisher, endpoint.c_str()) != 0) {
             log(AgentLogLevel::kError, "RS0307: cannot publish to %s: %s", endpoint.c_str(),
                 zmq_strerror(zmq_errno()));
             return;
@@ -406,35 +408,37 @@ void BackupAgent::on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack,
     }
 }
 
-// Moves the node's stream-wide acknowledgement past every change in flight that it holds or that
-// is not of its shards. In flight is contiguous in sequence, so the walk starts where it stopped.
-void BackupAgent::advance_acked(Node &node) {
-    std::size_t pos = 0;
-    if (!in_flight_.empty() && node.acked >= in_flight_.front().sequence) {
-        pos = static_cast<std::size_t>(node.acked + 1 - in_flight_.front().sequence);
-    }
-    for (; pos < in_flight_.size(); ++pos) {
-        const InFlight &f = in_flight_[pos];
-        if (node.owned.contains(f.shard) && node.shard_acked[f.shard] < f.shard_sequence) {
+// The node's subscriptions (and their end, when its connection goes) as its XPUB reports them.
+// A shard it has just subscribed to gets at once what is in flight of it: what was published
+// before went nowhere.
+void BackupAgent::on_subscriptions(std::size_t i) {
+    char buf[kSubscriptionBytes + 1];
+    for (;;) {
+        int n = zmq_recv(nodes_[i]->publisher, buf, sizeof buf, ZMQ_DONTWAIT);
+        if (n < 0) {
             return;
         }
-        node.acked = f.sequence;
+        if (n != static_cast<int>(kSubscriptionBytes)) {
+            continue;  // not a shard topic: nothing this agent publishes matches it
+        }
+        std::uint32_t shard =
+            (static_cast<std::uint8_t>(buf[1]) << 8) | static_cast<std::uint8_t>(buf[2]);
+        if (shard >= wire::kShardCount) {
+            continue;
+        }
+        if (buf[0] == 1) {
+            window_.on_subscribed(i, shard,
+                                  [&](const ReplicationWindow::Change &c) { send_update(i, c); });
+        } else {
+            window_.on_unsubscribed(i, shard);
+        }
     }
-    node.acked = next_sequence_ - 1;
 }
 
-// A change counts as held by the bank once some node that is up owns its shard (and, with the
-// stream-wide check in settle_acknowledged, every such node has it).
-bool BackupAgent::held_by_an_owner(const InFlight &f) const {
-    return std::any_of(nodes_.begin(), nodes_.end(), [&](const auto &node) {
-        return node->up && node->owned.contains(f.shard) &&
-               node->shard_acked[f.shard] >= f.shard_sequence;
-    });
-}
-
-void BackupAgent::on_resend(Node &node, const wire::Resend &resend, std::uint64_t now_ms) {
+void BackupAgent::on_resend(std::size_t node, const wire::Resend &resend, std::uint64_t now_ms) {
     if (resend.epoch == epoch_ && resend.from_sequence > 0) {
-        resend_in_flight(resend.from_sequence, now_ms);
+        window_.resend(node, now_ms, 0,
+                       [&](const ReplicationWindow::Change &c) { send_update(node, c); });
     }
     if (resend.shards.count() > 0) {
         republish_shards(node, resend.shards);
@@ -443,85 +447,85 @@ void BackupAgent::on_resend(Node &node, const wire::Resend &resend, std::uint64_
 
 // The node counts each of these shards from its head as it is now, before the sessions are
 // published again (continue_scans, later): they all come after it.
-void BackupAgent::republish_shards(Node &node, const wire::ShardSet &shards) {
-    shards.for_each([&](std::uint32_t shard) {
-        node.heads_to_send[static_cast<std::uint16_t>(shard)] = shard_sequences_[shard];
-    });
-    node.missed.remove_all(shards);
+void BackupAgent::republish_shards(std::size_t node, const wire::ShardSet &shards) {
+    window_.republish(node, shards);
     scans_.push_back(Scan{true, false, shards, 0, 0});
+}
+
+void BackupAgent::send_update(std::size_t node, const ReplicationWindow::Change &change) {
+    // A full queue (the node is far behind) drops it: it stays unacknowledged and goes again.
+    zmq_send(nodes_[node]->publisher, change.message.data(), change.message.size(), ZMQ_DONTWAIT);
 }
 
 void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
     // A node that has answered is asked at once about changes published since it was last
     // asked, and again every heartbeat_busy_ms while changes are in flight (it may have answered
     // before they reached it): acknowledgements follow publications within a millisecond or two.
-    bool busy = !in_flight_.empty();
-    for (auto &node : nodes_) {
-        bool answered = node->last_answer_id >= node->last_heartbeat_id;
-        std::uint64_t interval = !busy                                ? config_.heartbeat_idle_ms
-                                 : !answered                          ? config_.heartbeat_retry_ms
-                                 : node->asked_up_to < next_sequence_ ? 0
-                                                                      : config_.heartbeat_busy_ms;
-        if (node->up && now_ms - node->last_ack_ms > config_.node_timeout_ms) {
-            node->up = false;
+    bool busy = !window_.empty();
+    std::uint64_t next_sequence = window_.next_sequence();
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        Node &node = *nodes_[i];
+        bool answered = node.last_answer_id >= node.last_heartbeat_id;
+        std::uint64_t interval = !busy                              ? config_.heartbeat_idle_ms
+                                 : !answered                        ? config_.heartbeat_retry_ms
+                                 : node.asked_up_to < next_sequence ? 0
+                                                                    : config_.heartbeat_busy_ms;
+        if (window_.up(i) && now_ms - node.last_ack_ms > config_.node_timeout_ms) {
+            window_.on_down(i);
             log(AgentLogLevel::kWarn, "RS0308: node %s (%s) is down: no answer for %llums",
-                node->query_endpoint.c_str(), node->name.c_str(),
-                static_cast<unsigned long long>(now_ms - node->last_ack_ms));
+                node.query_endpoint.c_str(), node.name.c_str(),
+                static_cast<unsigned long long>(now_ms - node.last_ack_ms));
             last_report_ms_ = 0;
         }
-        if (now_ms - node->last_heartbeat_ms < interval) {
+        if (now_ms - node.last_heartbeat_ms < interval) {
             continue;
         }
         wire::Heartbeat hb;
         hb.request_id = next_request_id_++;
         hb.agent_id = agent_id_;
         hb.epoch = epoch_;
-        hb.next_sequence = next_sequence_;
-        node->last_heartbeat_id = hb.request_id;
-        node->asked_up_to = next_sequence_;
+        hb.next_sequence = next_sequence;
+        node.last_heartbeat_id = hb.request_id;
+        node.asked_up_to = next_sequence;
         hb.server_name = config_.server_id;
         // Heads go in every heartbeat until one that carried them is answered.
-        if (node->heads_sent.empty() && !node->heads_to_send.empty()) {
-            node->heads_sent.swap(node->heads_to_send);
-            node->heads_request_id = hb.request_id;
-        }
-        for (const auto &[shard, head] : node->heads_sent) {
-            hb.heads.push_back(wire::ShardSequence{shard, head});
-        }
-        if (!send_frames(node->dealer, nullptr, wire::encode_message(hb), ZMQ_DONTWAIT)) {
+        hb.heads = window_.heads_for(i, hb.request_id);
+        if (!send_frames(node.dealer, nullptr, wire::encode_message(hb), ZMQ_DONTWAIT)) {
             // Not connected (yet): try again after heartbeat_retry_ms, not a whole interval, so
             // that a new agent reaches a node, and can fetch from it, as soon as it is reachable.
-            node->last_heartbeat_ms =
+            node.last_heartbeat_ms =
                 now_ms - interval + std::min(interval, config_.heartbeat_retry_ms);
             continue;
         }
-        node->last_heartbeat_ms = now_ms;
+        node.last_heartbeat_ms = now_ms;
     }
 }
 
 std::size_t BackupAgent::publish_changes(std::uint64_t now_ms) {
-    bool reachable = std::any_of(nodes_.begin(), nodes_.end(), [](const auto &node) {
-        return node->up && !node->updates_endpoint.empty();
-    });
+    bool reachable = false;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        reachable = reachable || (window_.up(i) && !nodes_[i]->updates_endpoint.empty());
+    }
     if (!reachable) {
         return 0;  // changes wait in the segment until a node is back
     }
     std::size_t published = 0;
     std::vector<ChangeRecord> batch;
-    while (in_flight_.size() < config_.max_in_flight &&
-           in_flight_bytes_ < config_.max_in_flight_bytes) {
+    while (window_.size() < config_.max_in_flight &&
+           window_.bytes() < config_.max_in_flight_bytes) {
         batch.clear();
         feed_.take_changes(&batch, kTakeBatch, kTakeBytes);
         if (batch.empty()) {
             break;
         }
         for (const ChangeRecord &change : batch) {
+            std::uint32_t shard = wire::shard_of(change.id);
+            ReplicationWindow::Numbers numbers = window_.number(shard);
             wire::Published p;
             p.sender.agent_id = agent_id_;
             p.sender.epoch = epoch_;
-            p.sender.sequence = next_sequence_++;
-            std::uint32_t shard = wire::shard_of(change.id);
-            p.sender.shard_sequence = ++shard_sequences_[shard];
+            p.sender.sequence = numbers.sequence;
+            p.sender.shard_sequence = numbers.shard_sequence;
             p.record.key = change.id;
             p.record.version = change.version;
             p.record.expires_at_ms =
@@ -529,12 +533,14 @@ std::size_t BackupAgent::publish_changes(std::uint64_t now_ms) {
             p.record.tombstone = change.tombstone;
             p.record.origin = config_.server_id;
             p.record.data = change.data;
-            InFlight f{
-                p.sender.sequence,  shard,  p.sender.shard_sequence,  change.id, change.version,
-                change.saved_at_us, now_ms, wire::encode_published(p)};
-            send_frames(publisher_, nullptr, f.frames, ZMQ_DONTWAIT);
-            in_flight_bytes_ += change.data.size() + 128;
-            in_flight_.push_back(std::move(f));
+            const ReplicationWindow::Change &c =
+                window_.add(shard, numbers, change.id, change.version, change.saved_at_us, now_ms,
+                            std::move(wire::encode_published(p)[0]));
+            for (std::size_t i = 0; i < nodes_.size(); ++i) {
+                if (window_.sends_to(i, shard)) {
+                    send_update(i, c);
+                }
+            }
         }
         feed_.count_published(batch.size());
         published += batch.size();
@@ -542,90 +548,43 @@ std::size_t BackupAgent::publish_changes(std::uint64_t now_ms) {
     return published;
 }
 
-void BackupAgent::settle_acknowledged(std::uint64_t now_ms) {
-    (void)now_ms;
-    bool any_up = false;
-    std::uint64_t acked = ~0ULL;
-    for (auto &node : nodes_) {
-        if (node->up) {
-            any_up = true;
-            acked = std::min(acked, node->acked);
-        }
-    }
-    if (!any_up) {
-        return;
-    }
+void BackupAgent::settle_acknowledged() {
     std::int64_t now_us = wall_us();
-    bool settled = false;
-    while (!in_flight_.empty() && in_flight_.front().sequence <= acked &&
-           held_by_an_owner(in_flight_.front())) {
-        const InFlight &f = in_flight_.front();
-        for (auto &node : nodes_) {
-            if (!node->up) {
-                node->missed.add(f.shard);
-            }
-        }
-        settling_.push_back({f.id, f.version, f.saved_at_us});
+    std::size_t settled = window_.settle([&](const ReplicationWindow::Change &c) {
+        settling_.push_back({c.id, c.version, c.saved_at_us});
         if (settling_.size() == kAcknowledgeBatch) {
             feed_.acknowledge(settling_.data(), settling_.size(), now_us);
             settling_.clear();
         }
-        in_flight_bytes_ -= std::min(in_flight_bytes_, f.frames.back().size() + 128);
-        in_flight_.pop_front();
-        settled = true;
-    }
-    if (settled) {
+    });
+    if (settled > 0) {
         feed_.acknowledge(settling_.data(), settling_.size(), now_us);
         settling_.clear();
-        feed_.set_oldest_in_flight(in_flight_.empty() ? 0 : in_flight_.front().saved_at_us);
+        feed_.set_oldest_in_flight(window_.oldest_saved_at_us());
     }
 }
 
-void BackupAgent::resend_in_flight(std::uint64_t from_sequence, std::uint64_t now_ms) {
-    last_resend_ms_ = now_ms;
-    if (in_flight_.empty()) {
-        return;
-    }
-    if (from_sequence < in_flight_.front().sequence) {
-        new_epoch("a node asked for changes this agent no longer holds");
-        return;
-    }
-    std::size_t resent = 0;
-    for (InFlight &f : in_flight_) {
-        if (f.sequence >= from_sequence) {
-            send_frames(publisher_, nullptr, f.frames, ZMQ_DONTWAIT);
-            f.published_ms = now_ms;
-            ++resent;
+// A PUB socket drops silently (a full queue, a connection being remade): what a node lacks
+// after resend_after_ms goes again, to that node alone.
+void BackupAgent::resend_unacknowledged(std::uint64_t now_ms) {
+    std::uint64_t every =
+        std::max<std::uint64_t>(1, config_.resend_after_ms / kResendChecksPerInterval);
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        if (window_.empty() || now_ms - nodes_[i]->last_resend_check_ms < every) {
+            continue;
+        }
+        nodes_[i]->last_resend_check_ms = now_ms;
+        std::size_t resent =
+            window_.resend(i, now_ms, config_.resend_after_ms,
+                           [&](const ReplicationWindow::Change &c) { send_update(i, c); });
+        if (resent > 0) {
+            log(AgentLogLevel::kDebug, "RS0309: re-sent %zu unacknowledged changes to node %s",
+                resent, nodes_[i]->name.c_str());
         }
     }
-    log(AgentLogLevel::kDebug, "RS0309: re-sent %zu unacknowledged changes from sequence %llu",
-        resent, static_cast<unsigned long long>(from_sequence));
 }
 
-void BackupAgent::new_epoch(const char *why) {
-    std::int64_t now_us = wall_us();
-    for (const InFlight &f : in_flight_) {
-        feed_.requeue(f.id, now_us);
-    }
-    in_flight_.clear();
-    in_flight_bytes_ = 0;
-    feed_.start_agent(static_cast<std::int32_t>(getpid()), agent_id_.data(), &epoch_);
-    next_sequence_ = 1;
-    std::fill(shard_sequences_.begin(), shard_sequences_.end(), 0);
-    for (auto &node : nodes_) {
-        node->acked = 0;
-        std::fill(node->shard_acked.begin(), node->shard_acked.end(), 0);
-        // A new epoch counts every shard from 0: no head is needed.
-        node->heads_to_send.clear();
-        node->heads_sent.clear();
-    }
-    scans_.push_back(Scan{true, true, {}, 0, 0});
-    log(AgentLogLevel::kInfo, "RS0310: new epoch %llu: %s", static_cast<unsigned long long>(epoch_),
-        why);
-}
-
-void BackupAgent::continue_scans(std::uint64_t now_ms) {
-    (void)now_ms;
+void BackupAgent::continue_scans() {
     std::int64_t now_us = wall_us();
     for (Scan &scan : scans_) {
         bool done = scan.unacknowledged_only
@@ -713,11 +672,11 @@ std::size_t BackupAgent::ask_for_fetch(PendingFetch &fetch) {
     wire::Frames frames = wire::encode_message(wire::Fetch{fetch.request_id, fetch.id});
     std::uint32_t shard = wire::shard_of(fetch.id);
     std::size_t asked = 0;
-    for (auto &node : nodes_) {
-        bool silent = !node->up && node->last_ack_ms != 0;
-        bool owner = node->up && node->owned.contains(shard);
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        bool silent = !window_.up(i) && nodes_[i]->last_ack_ms != 0;
+        bool owner = window_.up(i) && window_.owned(i).contains(shard);
         if (!silent && owner == fetch.owners_only &&
-            send_frames(node->dealer, nullptr, frames, ZMQ_DONTWAIT)) {
+            send_frames(nodes_[i]->dealer, nullptr, frames, ZMQ_DONTWAIT)) {
             ++asked;
         }
     }
@@ -725,9 +684,10 @@ std::size_t BackupAgent::ask_for_fetch(PendingFetch &fetch) {
     return asked;
 }
 
-// The highest version among the answers wins: a node that was hung, or is still filling a shard
-// it took over, may answer with an older one. So a fetch waits for every node it asked (a silent
-// one is never asked), or, once one has the session, kOtherAnswersGraceMs more at most.
+// The highest version among the answers wins (wire::supersedes): a node that was hung, or is
+// still filling a shard it took over, may answer with an older one. So a fetch waits for every node
+// it asked (a silent one is never asked), or, once one has the session, kOtherAnswersGraceMs more
+// at most.
 void BackupAgent::on_fetch_reply(const wire::FetchReply &reply, std::uint64_t now_ms) {
     auto it = fetches_.find(reply.request_id);
     if (it == fetches_.end()) {
@@ -735,11 +695,14 @@ void BackupAgent::on_fetch_reply(const wire::FetchReply &reply, std::uint64_t no
     }
     PendingFetch &fetch = *it->second;
     ++fetch.answered;
-    if (reply.status != wire::FetchStatus::kNotFound && reply.record.version > fetch.best_version) {
+    if (reply.status != wire::FetchStatus::kNotFound &&
+        (fetch.best_version == 0 || wire::supersedes(reply.record.version, reply.record.origin,
+                                                     fetch.best_version, fetch.best_origin))) {
         if (fetch.best_version == 0) {
             fetch.deadline_ms = std::min(fetch.deadline_ms, now_ms + kOtherAnswersGraceMs);
         }
         fetch.best_version = reply.record.version;
+        fetch.best_origin.assign(reply.record.origin.data(), reply.record.origin.size());
         fetch.best_deleted = reply.status == wire::FetchStatus::kDeleted;
         fetch.best_data.assign(reply.record.data.data(), reply.record.data.size());
         fetch.best_expiry_us = static_cast<std::int64_t>(reply.record.expires_at_ms) * 1000;
@@ -815,12 +778,12 @@ void BackupAgent::report(std::uint64_t now_ms) {
     }
     last_report_ms_ = now_ms;
     std::uint32_t up = 0;
-    for (auto &node : nodes_) {
-        up += node->up ? 1 : 0;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        up += window_.up(i) ? 1 : 0;
     }
     feed_.set_nodes(static_cast<std::uint32_t>(nodes_.size()), up);
     report_nodes(now_ms);
-    feed_.set_oldest_in_flight(in_flight_.empty() ? 0 : in_flight_.front().saved_at_us);
+    feed_.set_oldest_in_flight(window_.oldest_saved_at_us());
     if (now_ms - last_lag_rotation_ms_ >= kLagWindowMs) {
         feed_.rotate_lag_window();
         last_lag_rotation_ms_ = now_ms;
@@ -839,24 +802,20 @@ void BackupAgent::report_nodes(std::uint64_t now_ms) {
             std::snprintf(r.name, sizeof r.name, "%s", node.name.c_str());
             r.last_answer_us = now_us - static_cast<std::int64_t>(now_ms - node.last_ack_ms) * 1000;
         }
-        r.state = node.up                 ? NodeState::kUp
+        ReplicationWindow::NodeFigures f = window_.figures(i);
+        r.state = window_.up(i)           ? (f.full ? NodeState::kFull : NodeState::kUp)
                   : node.last_ack_ms != 0 ? NodeState::kDown
                                           : NodeState::kUnknown;
-        // Changes leave the in-flight queue once every node that is up has them, so a node that
-        // is down may lack more than the queue holds: count from the sequence, and date what the
-        // queue no longer holds from the node's last answer (it is behind since then at least).
-        std::uint64_t published = next_sequence_ - 1;
-        r.unacknowledged = published > node.acked ? published - node.acked : 0;
-        auto first =
-            std::partition_point(in_flight_.begin(), in_flight_.end(),
-                                 [&](const InFlight &f) { return f.sequence <= node.acked; });
-        if (r.unacknowledged == 0) {
-            r.oldest_unacknowledged_us = 0;
-        } else if (first != in_flight_.end() && first->sequence == node.acked + 1) {
-            r.oldest_unacknowledged_us = first->saved_at_us;
-        } else {
-            r.oldest_unacknowledged_us = r.last_answer_us;
+        r.unacknowledged = f.unacknowledged;
+        r.refused = f.refused;
+        // What it lacks that is no longer in flight (settled while it was down or refusing) is
+        // dated from its last answer: it is behind since then at least.
+        std::int64_t oldest = f.oldest_saved_at_us;
+        if (f.lacks_settled && r.last_answer_us != 0 &&
+            (oldest == 0 || r.last_answer_us < oldest)) {
+            oldest = r.last_answer_us;
         }
+        r.oldest_unacknowledged_us = f.unacknowledged == 0 ? 0 : oldest;
     }
     feed_.set_node_reports(reports, count);
 }

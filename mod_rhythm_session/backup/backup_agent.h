@@ -2,9 +2,10 @@
 // parent, it owns every ZeroMQ socket (none exists before the fork) and
 //   - publishes each changed session behind the requests, on its shard's topic, numbered in a
 //     stream (agent id, epoch, sequence), once its queue of requests has drained;
-//   - heartbeats every node; a node's acknowledgement of the highest contiguous sequence marks
-//     those changes as held by the bank; what is not acknowledged is sent again, so a PUB socket
-//     that drops messages loses nothing for good;
+//   - heartbeats every node; the nodes' acknowledgements, shard by shard, settle what the bank
+//     holds, and what a node lacks is sent again to it (replication_window.h holds those rules);
+//     each node gets the changes on a socket of its own, once its subscriptions have arrived
+//     there, so a PUB socket that drops messages loses nothing for good;
 //   - re-publishes whole shards when a node asks (a node that returns empty is refilled without
 //     any request touching those sessions), and drops local copies the bank says are stale;
 //   - answers the workers' failover fetches (fetch_channel.h), storing what the bank has in the
@@ -14,12 +15,12 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "backup/replication_window.h"
 #include "backup/tick_pacer.h"
 #include "core/backup_feed.h"
 #include "core/session_cache.h"
@@ -66,35 +67,24 @@ class BackupAgent {
 
   private:
     struct Node;
-    struct InFlight {
-        std::uint64_t sequence;
-        std::uint32_t shard;
-        std::uint64_t shard_sequence;
-        SessionId id;
-        std::uint64_t version;
-        std::int64_t saved_at_us;
-        std::uint64_t published_ms;
-        wire::Frames frames;  // kept to re-send exactly the same message
-    };
     struct PendingFetch;
 
     void connect_nodes();
     void watch_handshakes(void *socket);
     void report_handshakes(std::uint64_t now_ms);
     void poll_once(std::uint64_t timeout_ms);
-    void on_node_message(Node &node, const wire::Message &message, std::uint64_t now_ms);
-    void on_heartbeat_ack(Node &node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
-    void advance_acked(Node &node);
-    bool held_by_an_owner(const InFlight &f) const;
-    void on_resend(Node &node, const wire::Resend &resend, std::uint64_t now_ms);
-    void republish_shards(Node &node, const wire::ShardSet &shards);
+    void on_node_message(std::size_t node, const wire::Message &message, std::uint64_t now_ms);
+    void on_heartbeat_ack(std::size_t node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
+    void on_subscriptions(std::size_t node);
+    void on_resend(std::size_t node, const wire::Resend &resend, std::uint64_t now_ms);
+    void republish_shards(std::size_t node, const wire::ShardSet &shards);
+    void send_update(std::size_t node, const ReplicationWindow::Change &change);
     void send_heartbeats(std::uint64_t now_ms);
     // Returns how many changes it published.
     std::size_t publish_changes(std::uint64_t now_ms);
-    void settle_acknowledged(std::uint64_t now_ms);
-    void resend_in_flight(std::uint64_t from_sequence, std::uint64_t now_ms);
-    void new_epoch(const char *why);
-    void continue_scans(std::uint64_t now_ms);
+    void settle_acknowledged();
+    void resend_unacknowledged(std::uint64_t now_ms);
+    void continue_scans();
     void accept_fetches(std::uint64_t now_ms);
     void on_fetch_request(int fd, std::uint64_t now_ms);
     std::size_t ask_bank(PendingFetch &fetch);
@@ -114,21 +104,16 @@ class BackupAgent {
     AgentConfig config_;
     AgentLog log_;
     void *context_ = nullptr;
-    void *publisher_ = nullptr;
     std::vector<std::unique_ptr<Node>> nodes_;
     std::vector<std::unique_ptr<wire::HandshakeMonitor>> handshake_monitors_;
     wire::AgentId agent_id_{};
     std::uint64_t epoch_ = 0;
-    std::uint64_t next_sequence_ = 1;
-    std::vector<std::uint64_t> shard_sequences_;  // the last shard sequence used, per shard
     std::uint64_t next_request_id_ = 1;
-    std::deque<InFlight> in_flight_;
-    std::size_t in_flight_bytes_ = 0;
+    ReplicationWindow window_;
     std::vector<BackupFeed::Acknowledgement> settling_;  // reused by settle_acknowledged
-    std::uint64_t last_resend_ms_ = 0;
     TickPacer pacer_;
-    // A scan that puts sessions back on the dirty list: all unacknowledged ones (at start and
-    // after a new epoch), or those of the shards a node asked for.
+    // A scan that puts sessions back on the dirty list: all unacknowledged ones (at start), or
+    // those of the shards a node asked for.
     struct Scan {
         bool active = false;
         bool unacknowledged_only = true;

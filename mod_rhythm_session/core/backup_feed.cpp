@@ -186,6 +186,14 @@ void BackupFeed::count_published(std::uint64_t n) {
     cache_.header_->backup.published += n;
 }
 
+void BackupFeed::count_refused(std::uint64_t n) {
+    if (n == 0) {
+        return;
+    }
+    ShmMutexGuard guard(cache_.header_->mutex);
+    cache_.header_->backup.refused_by_nodes += n;
+}
+
 void BackupFeed::count_fetch(FetchCount what) {
     ShmMutexGuard guard(cache_.header_->mutex);
     BackupState &b = cache_.header_->backup;
@@ -232,6 +240,7 @@ BackupStats BackupFeed::stats() {
     s.acknowledged = b.acknowledged;
     s.evicted_unbacked = b.evicted_unbacked;
     s.stale_dropped = b.stale_dropped;
+    s.refused_by_nodes = b.refused_by_nodes;
     s.fetched_found = b.fetched_found;
     s.fetched_missing = b.fetched_missing;
     s.fetch_timeouts = b.fetch_timeouts;

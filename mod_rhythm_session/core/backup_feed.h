@@ -35,6 +35,7 @@ struct BackupStats {
     std::uint64_t acknowledged = 0;
     std::uint64_t evicted_unbacked = 0;  // evicted locally before the bank had them
     std::uint64_t stale_dropped = 0;     // older copies dropped because another server has newer
+    std::uint64_t refused_by_nodes = 0;  // changes nodes refused for lack of memory
     std::uint64_t fetched_found = 0;
     std::uint64_t fetched_missing = 0;
     std::uint64_t fetch_timeouts = 0;
@@ -93,6 +94,8 @@ class BackupFeed {
 
     // Figures only the agent knows.
     void count_published(std::uint64_t n);
+    // Changes a node did not store for lack of memory (each refusal by each node).
+    void count_refused(std::uint64_t n);
     enum class FetchCount { kFound, kMissing, kTimedOut, kShed };
     void count_fetch(FetchCount what);
     void set_nodes(std::uint32_t total, std::uint32_t up);

@@ -21,7 +21,7 @@ namespace rhythm::detail {
 
 constexpr char kMagic[8] = {'R', 'H', 'Y', 'T', 'H', 'M', 'S', 'C'};
 // Bump whenever a structure below changes: an older segment is then refused, not misread.
-constexpr std::uint32_t kLayoutVersion = 2;
+constexpr std::uint32_t kLayoutVersion = 3;
 // Chunks planned per entry: an average session of up to 512 bytes fills both tables evenly.
 constexpr std::uint32_t kChunksPerEntry = 4;
 // How many locked entries eviction steps over before it gives up.
@@ -83,7 +83,7 @@ struct BackupState {
     std::uint64_t agent_epoch;  // bumped at every start of the agent
     std::int32_t agent_pid;
     std::uint64_t agent_starts;
-    std::uint64_t published, acknowledged, evicted_unbacked, stale_dropped;
+    std::uint64_t published, acknowledged, evicted_unbacked, stale_dropped, refused_by_nodes;
     std::uint64_t fetched_found, fetched_missing, fetch_timeouts, fetches_shed;
     std::int64_t oldest_in_flight_us;  // save time of the oldest change published, not acknowledged
     std::uint32_t nodes_total, nodes_up;
