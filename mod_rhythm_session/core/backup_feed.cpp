@@ -163,7 +163,7 @@ bool BackupFeed::drop_if_older(const SessionId &id, std::uint64_t version) {
         return false;
     }
     Entry &e = seg.entry(i);
-    if (e.version >= version || !seg.idle(e)) {
+    if (e.version > version || !seg.idle(e)) {
         return false;
     }
     seg.remove_session(i);
@@ -178,7 +178,7 @@ SessionCache::Save BackupFeed::insert_fetched(const SessionId &id, const void *d
     Segment seg(cache_.header_, cache_.base_);
     ShmMutexGuard guard(seg.h().mutex);
     std::uint32_t i;
-    return seg.add_session(id, data, size, expiry_us, version, version, &i);
+    return seg.add_session(id, data, size, expiry_us, version, true, &i);
 }
 
 void BackupFeed::count_published(std::uint64_t n) {

@@ -84,8 +84,9 @@ class BackupFeed {
     bool requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std::uint32_t budget,
                       Selector wanted, void *context, std::int64_t now_us);
 
-    // Another server made `version` of this session: drops this server's older copy unless a
-    // request holds it. Returns true if it was dropped.
+    // The bank holds `version` of this session made by another server, and it wins over this
+    // server's copy (a higher version, or the same one from a server that wins the tie): drops
+    // the copy unless it is newer still or a request holds it. Returns true if it was dropped.
     bool drop_if_older(const SessionId &id, std::uint64_t version);
 
     // Stores a session fetched from the bank, at the bank's version, as acknowledged.

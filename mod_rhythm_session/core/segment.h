@@ -55,7 +55,19 @@ struct Entry {
     std::uint32_t dirty_next;
     std::uint8_t on_dirty_list;
     std::uint8_t state;
+    std::uint8_t continues_fetched;  // fetched from the bank and not changed here since
 };
+
+// A server that continues a copy fetched from the bank numbers its next version in a new term
+// (the high 32 bits of the version): above every version a server that held the session before
+// could make from the same copy, however many saves it makes, so the bank orders the two servers'
+// changes by which one took the session over last (docs/protocol.md, "Versions").
+constexpr int kTermShift = 32;
+
+inline std::uint64_t next_version(const Entry &e) {
+    return e.continues_fetched ? (((e.version >> kTermShift) + 1) << kTermShift) | 1
+                               : e.version + 1;
+}
 
 struct Waiter {
     std::atomic<std::uint32_t> granted;  // futex word: 0 waiting, 1 granted
@@ -217,7 +229,8 @@ class Segment {
         h_->payload_bytes -= e.size;
         e.first_chunk = kNoIndex;
         e.size = 0;
-        e.version += 1;
+        e.version = next_version(e);
+        e.continues_fetched = 0;
         e.state = kTombstone;
         dirty_link(i, now_us);
     }
@@ -251,10 +264,11 @@ class Segment {
         h_->dirty_count -= 1;
     }
 
-    // Adds a session at `version` to the index (not locked). kDuplicate if the ID is taken.
+    // Adds a session at `version` to the index (not locked), new here or `fetched` from the bank
+    // (at the bank's version). kDuplicate if the ID is taken.
     SessionCache::Save add_session(const SessionId &id, const void *data, std::size_t size,
-                                   std::int64_t expiry_us, std::uint64_t version,
-                                   std::uint64_t backed_version, std::uint32_t *index) {
+                                   std::int64_t expiry_us, std::uint64_t version, bool fetched,
+                                   std::uint32_t *index) {
         if (find(id) != kNoIndex) {
             return SessionCache::Save::kDuplicate;
         }
@@ -269,7 +283,7 @@ class Segment {
         h_->free_entry = e.hash_next;
         e.id = id;
         e.version = version;
-        e.backed_version = backed_version;
+        e.backed_version = fetched ? version : 0;
         e.expiry_us = expiry_us;
         e.size = static_cast<std::uint32_t>(size);
         e.first_chunk = first;
@@ -278,6 +292,7 @@ class Segment {
         e.on_dirty_list = 0;
         e.dirty_since_us = 0;
         e.state = kLive;
+        e.continues_fetched = fetched ? 1 : 0;
         std::uint32_t &head = bucket(id);
         e.hash_next = head;
         head = i;

@@ -268,7 +268,8 @@ SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *da
             e.first_chunk = first;
             e.size = static_cast<std::uint32_t>(size);
             e.expiry_us = expiry_us;
-            e.version += 1;
+            e.version = next_version(e);
+            e.continues_fetched = 0;
             *version = e.version;
             seg.touch(i);
             seg.dirty_link(i, now_us);
@@ -319,7 +320,7 @@ SessionCache::Save SessionCache::insert(const SessionId &id, const void *data, s
     Segment seg(header_, base_);
     ShmMutexGuard guard(seg.h().mutex);
     std::uint32_t i;
-    Save result = seg.add_session(id, data, size, expiry_us, 1, 0, &i);
+    Save result = seg.add_session(id, data, size, expiry_us, 1, false, &i);
     if (result == Save::kSaved) {
         seg.dirty_link(i, now_us);
         *version = 1;

@@ -193,11 +193,12 @@ BOOST_AUTO_TEST_CASE(scan_with_a_selector_requeues_acknowledged_sessions_too) {
     BOOST_TEST(f.take().size() == 5u);
 }
 
-BOOST_AUTO_TEST_CASE(a_newer_version_elsewhere_drops_the_local_copy) {
+BOOST_AUTO_TEST_CASE(a_version_elsewhere_that_wins_drops_the_local_copy) {
     Fixture f;
     SessionId a = f.add(1, "a=1");
-    f.save(a, "a=2");  // version 2
-    BOOST_TEST(!f.feed.drop_if_older(a, 2));
+    f.save(a, "a=2");                         // version 2
+    f.save(a, "a=3");                         // version 3
+    BOOST_TEST(!f.feed.drop_if_older(a, 2));  // ours is newer
     SessionCache::Handle h = f.lock(a);
     BOOST_TEST(!f.feed.drop_if_older(a, 5));  // a request holds it
     f.cache.release(&h);
@@ -206,18 +207,35 @@ BOOST_AUTO_TEST_CASE(a_newer_version_elsewhere_drops_the_local_copy) {
     BOOST_TEST((f.cache.acquire(a, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
                                 nullptr, &l) == SessionCache::Acquire::kNotFound));
     BOOST_TEST(f.feed.stats().stale_dropped == 1u);
+    // The same version from another server that won the tie: ours goes too.
+    SessionId b = f.add(2, "b=1");
+    BOOST_TEST(f.feed.drop_if_older(b, 1));
 }
 
-BOOST_AUTO_TEST_CASE(a_fetched_session_continues_from_the_bank_version) {
+BOOST_AUTO_TEST_CASE(a_fetched_session_continues_in_a_new_term_of_versions) {
     Fixture f;
     SessionId a = Fixture::make_id(9);
     BOOST_TEST((f.feed.insert_fetched(a, "n=41", 4, 0, 41) == SessionCache::Save::kSaved));
     BOOST_TEST(f.take().empty());  // the bank has it already
+    // Above anything the server that had it before makes from version 41, however many saves.
+    const std::uint64_t term_one = std::uint64_t{1} << 32;
     SessionCache::Handle h = f.lock(a);
     std::uint64_t v;
     f.cache.save_and_release(&h, "n=42", 4, 0, kNow, &v);
-    BOOST_TEST(v == 42u);
+    BOOST_TEST(v == term_one + 1);
+    h = f.lock(a);
+    f.cache.save_and_release(&h, "n=43", 4, 0, kNow, &v);
+    BOOST_TEST(v == term_one + 2);
     BOOST_TEST((f.feed.insert_fetched(a, "n=41", 4, 0, 41) == SessionCache::Save::kDuplicate));
+    // Taken over again from term 1: term 2; a deletion is a change like any other.
+    SessionId b = Fixture::make_id(10);
+    f.feed.insert_fetched(b, "n=1", 3, 0, term_one + 7);
+    h = f.lock(b);
+    f.cache.erase_and_release(&h, kNow);
+    auto changes = f.take();
+    BOOST_TEST_REQUIRE(changes.size() == 2u);  // a, once, and b's deletion
+    BOOST_TEST(changes[1].tombstone);
+    BOOST_TEST(changes[1].version == 2 * term_one + 1);
 }
 
 BOOST_AUTO_TEST_CASE(lag_and_oldest_unacknowledged_change) {
