@@ -53,11 +53,12 @@ void agent_log(AgentLogLevel level, const char *message) {
 }
 
 // In the forked child: never returns.
-[[noreturn]] void run_agent(AgentProcess *agent) {
+[[noreturn]] void run_agent(AgentProcess *agent, const sigset_t *unblock) {
     apr_signal(SIGTERM, on_stop_signal);
     apr_signal(SIGHUP, on_stop_signal);
     apr_signal(SIGINT, SIG_IGN);
     apr_signal(SIGCHLD, SIG_DFL);
+    pthread_sigmask(SIG_SETMASK, unblock, nullptr);
     ap_close_listeners();
     std::string why;
     // Bound as root, owned by the workers' user, before this process drops to that user.
@@ -105,14 +106,24 @@ void agent_maintenance(int reason, void *data, apr_wait_t status);
 
 bool fork_agent(AgentProcess *agent) {
     g_agent_stop = 0;
+    // The stop signals wait until the child has its own handlers: with the parent's, one sent
+    // right after the fork would be lost and the agent run until the pool's SIGKILL.
+    sigset_t stop_signals;
+    sigset_t before;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &before);
     pid_t pid = fork();
+    if (pid == 0) {
+        run_agent(agent, &before);
+    }
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, agent->server,
+        ap_log_error(APLOG_MARK, APLOG_ERR, fork_errno, agent->server,
                      "RS0313: cannot fork the backup agent");
         return false;
-    }
-    if (pid == 0) {
-        run_agent(agent);
     }
     agent->proc.pid = pid;
     agent->proc.in = agent->proc.out = agent->proc.err = nullptr;
@@ -127,6 +138,10 @@ void agent_maintenance(int reason, void *data, apr_wait_t status) {
         case APR_OC_REASON_DEATH:
         case APR_OC_REASON_LOST:
             apr_proc_other_child_unregister(data);
+            // Reaped already. Until another agent is forked, the pool's wait at the end of the
+            // generation must find no child of ours under this pid (it could be reused): the
+            // parent's own pid is never its child, so that wait ends at once, signalling nobody.
+            agent->proc.pid = getpid();
             if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS &&
                 mpm_state != AP_MPMQ_STOPPING) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, agent->server,
@@ -141,6 +156,8 @@ void agent_maintenance(int reason, void *data, apr_wait_t status) {
             break;
         case APR_OC_REASON_UNREGISTER:
             // pconf is being cleared: a restart or the end. The next generation forks its own.
+            // Told now, the agent stops while pconf's other cleanups run; the pool then waits
+            // for it and reaps it (start_backup_agent).
             kill(agent->proc.pid, SIGTERM);
             break;
     }
@@ -159,7 +176,17 @@ bool start_backup_agent(apr_pool_t *pconf, server_rec *s, const BackupSettings &
             return APR_SUCCESS;
         },
         apr_pool_cleanup_null);
-    return fork_agent(agent);
+    if (!fork_agent(agent)) {
+        return false;
+    }
+    // The parent reaps its agent when pconf goes (at every restart and at the stop), the way
+    // mod_cgid hands its daemon to the pool: after pconf's cleanups, APR sends SIGTERM, waits up
+    // to 3 s, then SIGKILLs and waits. Left to the MPM, it would be reaped later as a child httpd
+    // does not know, with a warning (AH00488, AH00167) at every graceful restart. An agent
+    // forked again after a crash reuses agent->proc, so this one note covers it too; agent->proc
+    // lives in pconf, whose memory outlives that wait.
+    apr_pool_note_subprocess(pconf, &agent->proc, APR_KILL_AFTER_TIMEOUT);
+    return true;
 }
 
 }  // namespace rhythm

@@ -1,6 +1,6 @@
 // httpd glue for the backup agent: forks it from the parent after the configuration is read,
-// restarts it when it dies, and tells it to stop at a restart (the next generation forks its
-// own), the way mod_cgid supervises its daemon.
+// restarts it when it dies, and stops and reaps it when the generation ends (a restart, where
+// the next generation forks its own, or the stop), the way mod_cgid supervises its daemon.
 #pragma once
 
 #include "httpd.h"
