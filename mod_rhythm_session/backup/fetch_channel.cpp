@@ -66,8 +66,21 @@ const char *fetch_outcome_name(FetchOutcome outcome) {
             return "the backup agent is not running";
         case FetchOutcome::kShed:
             return "too many failover fetches waiting already";
+        case FetchOutcome::kTooLarge:
+            return "larger than RhythmSessionMaxSize here: give every server of the bank the "
+                   "same RhythmSessionMaxSize";
+        case FetchOutcome::kNoSpace:
+            return "the cache is full of sessions in use: raise RhythmSessionCacheSize";
     }
     return "?";
+}
+
+bool decode_fetch_outcome(unsigned char byte, FetchOutcome *outcome) {
+    if (byte > static_cast<unsigned char>(FetchOutcome::kNoSpace)) {
+        return false;
+    }
+    *outcome = static_cast<FetchOutcome>(byte);
+    return true;
 }
 
 void encode_fetch_request(const FetchRequest &request, unsigned char out[kFetchRequestBytes]) {
@@ -131,9 +144,9 @@ FetchOutcome fetch_via_agent(const std::string &path, const SessionId &id,
         send(fd, request, sizeof request, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof request)) {
         outcome = FetchOutcome::kTimedOut;
         unsigned char answer = 0;
-        if (wait_for(fd, POLLIN, deadline) && recv(fd, &answer, 1, 0) == 1 &&
-            answer <= static_cast<unsigned char>(FetchOutcome::kShed)) {
-            outcome = static_cast<FetchOutcome>(answer);
+        // A byte that is no outcome leaves it timed out: no answer the worker can use.
+        if (wait_for(fd, POLLIN, deadline) && recv(fd, &answer, 1, 0) == 1) {
+            decode_fetch_outcome(answer, &outcome);
         }
     }
     close(fd);

@@ -15,6 +15,7 @@
 
 namespace rhythm {
 
+// The agent's one-byte answer; the numbers are the channel's encoding.
 enum class FetchOutcome : std::uint8_t {
     kFound = 0,     // the session is now in the segment
     kNotFound = 1,  // no node has it
@@ -22,9 +23,15 @@ enum class FetchOutcome : std::uint8_t {
     kTimedOut = 3,  // no answer in time
     kNoAgent = 4,   // the agent is not running or refused the connection
     kShed = 5,      // too many fetches waiting already: answered at once, as not found
+    kTooLarge = 6,  // the bank has it, larger than this server's RhythmSessionMaxSize: not stored
+    kNoSpace = 7,   // the bank has it, but the segment is full of sessions in use: not stored
 };
 
+// Why a session was or was not taken over, for RS0202.
 const char *fetch_outcome_name(FetchOutcome outcome);
+
+// The agent's answer byte; false for a byte that is no outcome.
+bool decode_fetch_outcome(unsigned char byte, FetchOutcome *outcome);
 
 // What the worker sends.
 struct FetchRequest {

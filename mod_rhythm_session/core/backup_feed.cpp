@@ -197,8 +197,8 @@ void BackupFeed::count_refused(std::uint64_t n) {
 void BackupFeed::count_fetch(FetchCount what) {
     ShmMutexGuard guard(cache_.header_->mutex);
     BackupState &b = cache_.header_->backup;
-    std::uint64_t *counters[] = {&b.fetched_found, &b.fetched_missing, &b.fetch_timeouts,
-                                 &b.fetches_shed};
+    std::uint64_t *counters[] = {&b.fetched_found, &b.fetched_missing,   &b.fetch_timeouts,
+                                 &b.fetches_shed,  &b.fetches_too_large, &b.fetches_no_space};
     *counters[static_cast<int>(what)] += 1;
 }
 
@@ -245,6 +245,8 @@ BackupStats BackupFeed::stats() {
     s.fetched_missing = b.fetched_missing;
     s.fetch_timeouts = b.fetch_timeouts;
     s.fetches_shed = b.fetches_shed;
+    s.fetches_too_large = b.fetches_too_large;
+    s.fetches_no_space = b.fetches_no_space;
     s.nodes_total = b.nodes_total;
     s.nodes_up = b.nodes_up;
     s.node_reports.assign(b.node_reports,

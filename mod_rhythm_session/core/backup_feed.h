@@ -40,6 +40,8 @@ struct BackupStats {
     std::uint64_t fetched_missing = 0;
     std::uint64_t fetch_timeouts = 0;
     std::uint64_t fetches_shed = 0;
+    std::uint64_t fetches_too_large = 0;  // in the bank, larger than RhythmSessionMaxSize here
+    std::uint64_t fetches_no_space = 0;   // in the bank, no room in the segment for it
     std::uint32_t nodes_total = 0;
     std::uint32_t nodes_up = 0;
     std::uint64_t lag_samples = 0;  // acknowledgements in the last 10 to 20 seconds
@@ -97,7 +99,7 @@ class BackupFeed {
     void count_published(std::uint64_t n);
     // Changes a node did not store for lack of memory (each refusal by each node).
     void count_refused(std::uint64_t n);
-    enum class FetchCount { kFound, kMissing, kTimedOut, kShed };
+    enum class FetchCount { kFound, kMissing, kTimedOut, kShed, kTooLarge, kNoSpace };
     void count_fetch(FetchCount what);
     void set_nodes(std::uint32_t total, std::uint32_t up);
     // The agent's view of each node (at most kReportedNodes are kept).

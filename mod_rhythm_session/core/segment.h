@@ -97,6 +97,7 @@ struct BackupState {
     std::uint64_t agent_starts;
     std::uint64_t published, acknowledged, evicted_unbacked, stale_dropped, refused_by_nodes;
     std::uint64_t fetched_found, fetched_missing, fetch_timeouts, fetches_shed;
+    std::uint64_t fetches_too_large, fetches_no_space;
     std::int64_t oldest_in_flight_us;  // save time of the oldest change published, not acknowledged
     std::uint32_t nodes_total, nodes_up;
     NodeReport node_reports[kReportedNodes];

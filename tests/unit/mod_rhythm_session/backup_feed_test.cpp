@@ -238,6 +238,24 @@ BOOST_AUTO_TEST_CASE(a_fetched_session_continues_in_a_new_term_of_versions) {
     BOOST_TEST(changes[1].version == 2 * term_one + 1);
 }
 
+BOOST_AUTO_TEST_CASE(each_fetch_outcome_has_its_own_count) {
+    Fixture f;
+    using Count = BackupFeed::FetchCount;
+    const Count counts[] = {Count::kFound,    Count::kMissing,  Count::kMissing,
+                            Count::kTimedOut, Count::kShed,     Count::kTooLarge,
+                            Count::kNoSpace,  Count::kTooLarge, Count::kTooLarge};
+    for (Count c : counts) {
+        f.feed.count_fetch(c);
+    }
+    rhythm::BackupStats s = f.feed.stats();
+    BOOST_TEST(s.fetched_found == 1u);
+    BOOST_TEST(s.fetched_missing == 2u);
+    BOOST_TEST(s.fetch_timeouts == 1u);
+    BOOST_TEST(s.fetches_shed == 1u);
+    BOOST_TEST(s.fetches_too_large == 3u);
+    BOOST_TEST(s.fetches_no_space == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(lag_and_oldest_unacknowledged_change) {
     Fixture f;
     SessionId a = f.add(1, "a=1");

@@ -5,10 +5,13 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstring>
+#include <iterator>
+#include <set>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 using rhythm::FetchOutcome;
 using rhythm::FetchRequest;
@@ -78,6 +81,35 @@ BOOST_AUTO_TEST_CASE(request_round_trip_and_refusals) {
     BOOST_TEST(!rhythm::decode_fetch_request(buf, sizeof buf, &out));
 }
 
+BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
+    // The numbers are the channel's encoding: a worker and an agent of different builds agree.
+    const std::pair<FetchOutcome, int> numbers[] = {
+        {FetchOutcome::kFound, 0},    {FetchOutcome::kNotFound, 1}, {FetchOutcome::kDeleted, 2},
+        {FetchOutcome::kTimedOut, 3}, {FetchOutcome::kNoAgent, 4},  {FetchOutcome::kShed, 5},
+        {FetchOutcome::kTooLarge, 6}, {FetchOutcome::kNoSpace, 7},
+    };
+    std::set<std::string> names;
+    for (const auto &[outcome, number] : numbers) {
+        BOOST_TEST(static_cast<int>(outcome) == number);
+        FetchOutcome decoded = FetchOutcome::kTimedOut;
+        BOOST_TEST(rhythm::decode_fetch_outcome(static_cast<unsigned char>(number), &decoded));
+        BOOST_TEST((decoded == outcome));
+        std::string name = rhythm::fetch_outcome_name(outcome);
+        BOOST_TEST(name != "?");
+        names.insert(name);
+    }
+    BOOST_TEST(names.size() == std::size(numbers));
+    FetchOutcome decoded = FetchOutcome::kFound;
+    BOOST_TEST(!rhythm::decode_fetch_outcome(8, &decoded));
+    BOOST_TEST(!rhythm::decode_fetch_outcome(255, &decoded));
+    BOOST_TEST((decoded == FetchOutcome::kFound));  // untouched
+    // A session kept out says why, never "not found".
+    BOOST_TEST(std::string(rhythm::fetch_outcome_name(FetchOutcome::kTooLarge))
+                   .find("larger than RhythmSessionMaxSize") != std::string::npos);
+    BOOST_TEST(std::string(rhythm::fetch_outcome_name(FetchOutcome::kNoSpace))
+                   .find("the cache is full of sessions in use") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(no_agent_is_said_at_once) {
     auto start = std::chrono::steady_clock::now();
     BOOST_TEST((rhythm::fetch_via_agent(socket_path("absent"), some_id(), 1000) ==
@@ -97,6 +129,26 @@ BOOST_AUTO_TEST_CASE(the_agents_answer_is_returned) {
     BOOST_TEST((asked == some_id()));
     close(listener);
     unlink(path.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(the_new_outcomes_cross_the_channel_and_an_unknown_byte_does_not) {
+    const std::pair<unsigned char, FetchOutcome> cases[] = {
+        {6, FetchOutcome::kTooLarge},
+        {7, FetchOutcome::kNoSpace},
+        {8, FetchOutcome::kTimedOut},  // no outcome: no usable answer
+    };
+    for (const auto &[byte, expected] : cases) {
+        std::string path = socket_path("outcomes");
+        std::string why;
+        int listener = rhythm::listen_fetch_channel(path, -1, -1, &why);
+        BOOST_REQUIRE_MESSAGE(listener >= 0, why);
+        SessionId asked;
+        std::thread agent(stand_in_agent, listener, true, static_cast<FetchOutcome>(byte), &asked);
+        BOOST_TEST((rhythm::fetch_via_agent(path, some_id(), 2000) == expected));
+        agent.join();
+        close(listener);
+        unlink(path.c_str());
+    }
 }
 
 BOOST_AUTO_TEST_CASE(a_silent_agent_times_out_on_time) {
