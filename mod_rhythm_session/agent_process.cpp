@@ -89,6 +89,7 @@ void agent_log(AgentLogLevel level, const char *message) {
     config.nodes = agent->settings.nodes;
     config.curve = agent->settings.curve;
     config.fetch_listener = listener;
+    config.max_session_bytes = agent->settings.max_session_bytes;
     if (agent->settings.agent_nice == 0) {
         // On equal terms with requests it keeps its tick under load: the shortest window of
         // unacknowledged changes, at their cost in CPU (tick_pacer.h).

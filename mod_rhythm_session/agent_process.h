@@ -18,11 +18,12 @@ namespace rhythm {
 
 struct BackupSettings {
     bool enabled = false;
-    std::vector<std::string> nodes;  // SessionBackupNode, in order
-    std::string server_id;           // SessionBackupServerId; empty: host name and port
-    std::string socket_path;         // the fetch channel, in httpd's runtime directory
-    wire::CurveClientKeys curve;     // SessionBackupCurve; disabled: plain text
-    int agent_nice = 0;              // SessionBackupAgentNice
+    std::vector<std::string> nodes;       // SessionBackupNode, in order
+    std::string server_id;                // SessionBackupServerId; empty: host name and port
+    std::string socket_path;              // the fetch channel, in httpd's runtime directory
+    wire::CurveClientKeys curve;          // SessionBackupCurve; disabled: plain text
+    int agent_nice = 0;                   // SessionBackupAgentNice
+    std::uint64_t max_session_bytes = 0;  // RhythmSessionMaxSize
 };
 
 // Forks the agent for this generation. False (logged) if it cannot.

@@ -187,7 +187,10 @@ bool fetch_from_bank(request_rec *r, const SessionId &id) {
                       "RS0201: session %s... taken over from the bank", prefix);
         return true;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+    // The bank has it and this server cannot keep it: a configuration to fix, not a miss.
+    bool cannot_keep =
+        outcome == rhythm::FetchOutcome::kTooLarge || outcome == rhythm::FetchOutcome::kNoSpace;
+    ap_log_rerror(APLOG_MARK, cannot_keep ? APLOG_WARNING : APLOG_INFO, 0, r,
                   "RS0202: session %s... not taken over (%s): a new session starts", prefix,
                   rhythm::fetch_outcome_name(outcome));
     return false;
@@ -539,6 +542,7 @@ int rhythm_post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec
     if (g_backup.enabled) {
         g_backup.socket_path = ap_runtime_dir_relative(pconf, "rhythm-agent.sock");
         g_backup.agent_nice = static_cast<int>(g_settings.backup_agent_nice);
+        g_backup.max_session_bytes = g_settings.max_session_bytes;
         if (g_backup.server_id.empty()) {
             g_backup.server_id = default_server_id(pconf, s);
         }
@@ -696,6 +700,10 @@ int rhythm_status(request_rec *r, int flags) {
         {"RhythmBackupFetchMisses", "Fetches the bank did not know", b.fetched_missing},
         {"RhythmBackupFetchTimeouts", "Fetches not answered in time", b.fetch_timeouts},
         {"RhythmBackupFetchesShed", "Fetches shed (too many waiting)", b.fetches_shed},
+        {"RhythmBackupFetchTooLarge", "Fetches not taken over: larger than RhythmSessionMaxSize",
+         b.fetches_too_large},
+        {"RhythmBackupFetchNoSpace", "Fetches not taken over: cache full of sessions in use",
+         b.fetches_no_space},
     };
     print_status_table(r, flags, "Rhythm backup", backup_lines,
                        sizeof backup_lines / sizeof backup_lines[0]);

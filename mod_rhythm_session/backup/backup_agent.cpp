@@ -41,6 +41,8 @@ constexpr std::uint64_t kResendChecksPerInterval = 4;
 constexpr std::uint64_t kFullLogEveryMs = 60000;
 // A subscription message from an XPUB socket: 1 (subscribe) or 0, then the topic.
 constexpr std::size_t kSubscriptionBytes = 1 + wire::kTopicBytes;
+// At most one RS0323 line (a fetched session too large to keep) per this interval.
+constexpr std::uint64_t kTooLargeLogEveryMs = 10000;
 
 std::uint64_t steady_us() {
     timespec ts;
@@ -717,14 +719,14 @@ void BackupAgent::on_fetch_reply(const wire::FetchReply &reply, std::uint64_t no
             return;
         }
     }
-    finish_fetch(fetch, false);
+    finish_fetch(fetch, false, now_ms);
     fetches_.erase(it);
 }
 
 void BackupAgent::expire_fetches(std::uint64_t now_ms) {
     for (auto it = fetches_.begin(); it != fetches_.end();) {
         if (now_ms >= it->second->deadline_ms) {
-            finish_fetch(*it->second, true);
+            finish_fetch(*it->second, true, now_ms);
             it = fetches_.erase(it);
         } else {
             ++it;
@@ -732,21 +734,51 @@ void BackupAgent::expire_fetches(std::uint64_t now_ms) {
     }
 }
 
-// Stores the best version found, if any, and answers the worker.
-void BackupAgent::finish_fetch(PendingFetch &fetch, bool deadline_passed) {
+// Stores the best version found, if any, and answers the worker. A session larger than this
+// server's RhythmSessionMaxSize is not stored: every save a request made of it would be refused
+// (RS0103) while the user is answered 200, so the changes would be lost; a new session is
+// visible, and the bank's copy stays intact for a server with the larger limit.
+void BackupAgent::finish_fetch(PendingFetch &fetch, bool deadline_passed, std::uint64_t now_ms) {
     FetchOutcome outcome;
     if (fetch.best_version == 0) {
         outcome = deadline_passed ? FetchOutcome::kTimedOut : FetchOutcome::kNotFound;
     } else if (fetch.best_deleted) {
         outcome = FetchOutcome::kDeleted;
+    } else if (fetch.best_data.size() > config_.max_session_bytes) {
+        outcome = FetchOutcome::kTooLarge;
+        log_too_large(fetch, now_ms);
     } else {
         SessionCache::Save saved =
             feed_.insert_fetched(fetch.id, fetch.best_data.data(), fetch.best_data.size(),
                                  fetch.best_expiry_us, fetch.best_version);
         outcome =
-            saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNotFound : FetchOutcome::kFound;
+            saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNoSpace : FetchOutcome::kFound;
     }
     answer_fetch(fetch, static_cast<std::uint8_t>(outcome));
+}
+
+// RS0323, at most one line per kTooLargeLogEveryMs: the sessions that fail over are many when a
+// server dies, and each would say the same.
+void BackupAgent::log_too_large(const PendingFetch &fetch, std::uint64_t now_ms) {
+    if (too_large_logged_ms_ != 0 && now_ms - too_large_logged_ms_ < kTooLargeLogEveryMs) {
+        ++too_large_unlogged_;
+        return;
+    }
+    char prefix[7];
+    session_id_log_prefix(fetch.id, prefix);
+    char unlogged[64] = "";
+    if (too_large_unlogged_ > 0) {
+        std::snprintf(unlogged, sizeof unlogged, " (and %llu more since the last such line)",
+                      static_cast<unsigned long long>(too_large_unlogged_));
+    }
+    log(AgentLogLevel::kWarn,
+        "RS0323: session %s... not taken over: the bank holds it at %zu bytes, more than "
+        "RhythmSessionMaxSize here (%llu bytes); give every server of the bank the same "
+        "RhythmSessionMaxSize%s",
+        prefix, fetch.best_data.size(), static_cast<unsigned long long>(config_.max_session_bytes),
+        unlogged);
+    too_large_logged_ms_ = now_ms;
+    too_large_unlogged_ = 0;
 }
 
 void BackupAgent::answer_fetch(PendingFetch &fetch, std::uint8_t outcome) {
@@ -762,6 +794,12 @@ void BackupAgent::answer_fetch(PendingFetch &fetch, std::uint8_t outcome) {
             break;
         case FetchOutcome::kShed:
             feed_.count_fetch(Count::kShed);
+            break;
+        case FetchOutcome::kTooLarge:
+            feed_.count_fetch(Count::kTooLarge);
+            break;
+        case FetchOutcome::kNoSpace:
+            feed_.count_fetch(Count::kNoSpace);
             break;
         default:
             feed_.count_fetch(Count::kMissing);

@@ -49,6 +49,9 @@ struct AgentConfig {
     // shed (a new session). A client sending made-up IDs can then hold at most this many
     // workers for SessionBackupTimeout, and the bank sees no more than this many at a time.
     std::size_t max_pending_fetches = 32;
+    // RhythmSessionMaxSize: a session the bank holds at a larger size is not taken over (a
+    // request could not save it here); the bank's copy stays for a server that can.
+    std::uint64_t max_session_bytes = 64u << 10;
 };
 
 // How the agent reports (the glue sends it to httpd's error log).
@@ -93,7 +96,8 @@ class BackupAgent {
     void ask_waiting_fetches();
     void on_fetch_reply(const wire::FetchReply &reply, std::uint64_t now_ms);
     void expire_fetches(std::uint64_t now_ms);
-    void finish_fetch(PendingFetch &fetch, bool deadline_passed);
+    void finish_fetch(PendingFetch &fetch, bool deadline_passed, std::uint64_t now_ms);
+    void log_too_large(const PendingFetch &fetch, std::uint64_t now_ms);
     void answer_fetch(PendingFetch &fetch, std::uint8_t outcome);
     void report(std::uint64_t now_ms);
     void report_nodes(std::uint64_t now_ms);
@@ -124,6 +128,8 @@ class BackupAgent {
     std::vector<Scan> scans_;
     std::vector<int> accepted_;  // fetch connections whose request has not arrived yet
     std::map<std::uint64_t, std::unique_ptr<PendingFetch>> fetches_;  // by request id
+    std::uint64_t too_large_logged_ms_ = 0;  // the last RS0323 line (0: none yet)
+    std::uint64_t too_large_unlogged_ = 0;   // ... and those held back since
     std::uint64_t last_report_ms_ = 0;
     std::uint64_t last_lag_rotation_ms_ = 0;
 };
