@@ -159,6 +159,45 @@ def test_an_unknown_or_deleted_id_starts_a_new_session():
         assert "not taken over (not found in the bank)" in log
 
 
+def test_a_session_larger_than_this_servers_max_size_is_not_taken_over():
+    """Servers of one bank with different RhythmSessionMaxSize: a 40 KB session made on A (64K)
+    whose user fails over to B (16K) is not stored on B, where every save of it would be refused
+    while the user is answered 200. B starts a new session and says why; the bank keeps the
+    session for a server that can take it."""
+    with RssNode("bank-1") as node, \
+            web_server("web-a", [node], extra_server="RhythmSessionMaxSize 64K") as a, \
+            web_server("web-b", [node], extra_server="RhythmSessionMaxSize 16K") as b:
+        br = Browser(a)
+        assert br.get("/app/set?fill=40000")[0] == 200
+        sid = br.cookies["rhythm_session"]
+        _, version, data = wait_for(lambda: (lambda r: r if r[0] == FOUND else None)(
+            in_bank(node, sid)), 10, "the 40 KB session in the bank")
+        assert len(data) > 40000
+        wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10, "B's agent")
+        a.kill()
+        br.server = b
+        status, _, text = br.get("/app/counter")
+        assert (status, text) == (200, "count=1\n")
+        assert br.cookies["rhythm_session"] != sid
+        status, _, text = br.get("/app/show")
+        assert status == 200 and "count=1" in text and "blob" not in text
+        assert count_of(br.get("/app/counter")[2]) == 2
+        log = b.log_text()
+        refusals = [line for line in log.splitlines() if "RS0202" in line]
+        assert len(refusals) == 1 and "[rhythm_session:warn]" in refusals[0], refusals
+        assert ("not taken over (larger than RhythmSessionMaxSize here: give every server of "
+                "the bank the same RhythmSessionMaxSize)") in refusals[0]
+        sizes = re.findall(r"\[rhythm_session:warn\].*RS0323: session \S+ not taken over: the "
+                           r"bank holds it at (\d+) bytes, more than RhythmSessionMaxSize here "
+                           r"\((\d+) bytes\)", log)
+        assert sizes == [(str(len(data)), str(16 * 1024))], log
+        assert "RS0103" not in log and "not found in the bank" not in log
+        st = backup_status(b)
+        assert (st["RhythmBackupFetchTooLarge"], st["RhythmBackupFetched"],
+                st["RhythmBackupFetchMisses"], st["RhythmBackupFetchNoSpace"]) == (1, 0, 0, 0)
+        assert in_bank(node, sid) == (FOUND, version, data)
+
+
 class FetchBlackHole:
     """A fake node that answers heartbeats (acknowledging nothing) and never answers a fetch:
     the worst case for failover fetches, a bank that is up and silent."""
