@@ -66,7 +66,7 @@ constexpr std::uint64_t kDefaultBackupTimeoutMs = 200;
 constexpr std::uint64_t kDefaultBackupAgentNice = 10;
 constexpr std::uint64_t kDefaultIdleTimeoutS = 30 * 60;
 constexpr std::uint64_t kMaxIdleTimeoutS = 365 * 24 * 3600;
-// Expired sessions the parent reclaims per monitor tick (about once a second).
+// Expired sessions the parent reclaims per monitor tick (every 10 s, see rhythm_monitor).
 constexpr std::uint32_t kSweepBudget = 8192;
 
 // Server-wide settings. Reset in pre_config: httpd reloads the module at every restart.
@@ -76,6 +76,7 @@ struct ServerSettings {
     std::uint64_t lock_timeout_ms;
     std::uint64_t backup_timeout_ms;
     std::uint64_t backup_agent_nice;
+    bool backup_evict_unbacked;
 };
 ServerSettings g_settings;
 rhythm::BackupSettings g_backup;
@@ -343,6 +344,48 @@ bool session_is_empty(const session_rec *z) {
     return keys == 0;
 }
 
+// RS0106 and RS0107, when due: what a full cache refused, or lost, because the bank does not hold
+// those sessions. At most one line of each per 10 s across every process (core/log_gate.h); `r`
+// is the request that found them due, or null in the parent's monitor.
+void log_unbacked(const SessionCache::UnbackedLog &log, std::int64_t now_us, server_rec *s,
+                  request_rec *r, apr_pool_t *p) {
+    auto since = [&](const rhythm::LogLine &line) -> const char * {
+        if (line.previous_line_us == 0 || now_us < line.previous_line_us) {
+            return "";
+        }
+        return apr_psprintf(p, " in the last %" APR_INT64_T_FMT " s",
+                            static_cast<apr_int64_t>((now_us - line.previous_line_us) / 1000000));
+    };
+    const char *lines[2] = {nullptr, nullptr};
+    if (log.refused.count > 0) {
+        lines[0] = apr_psprintf(
+            p,
+            "RS0106: session saves refused: %" APR_UINT64_T_FMT "%s, %" APR_UINT64_T_FMT
+            " in all; the cache is full and only sessions the bank does not hold yet could make "
+            "room, which SessionBackupEvictUnbacked Off forbids: previous versions are kept and "
+            "new sessions get no cookie until the bank acknowledges changes or sessions expire",
+            static_cast<apr_uint64_t>(log.refused.count), since(log.refused),
+            static_cast<apr_uint64_t>(log.refused.total));
+    }
+    if (log.evicted.count > 0) {
+        lines[1] = apr_psprintf(
+            p,
+            "RS0107: sessions evicted before the bank held them, and lost: %" APR_UINT64_T_FMT
+            "%s, %" APR_UINT64_T_FMT
+            " in all (SessionBackupEvictUnbacked On; the cache is full while the bank lags or is "
+            "away)",
+            static_cast<apr_uint64_t>(log.evicted.count), since(log.evicted),
+            static_cast<apr_uint64_t>(log.evicted.total));
+    }
+    for (const char *line : lines) {
+        if (line && r) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "%s", line);
+        } else if (line) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s", line);
+        }
+    }
+}
+
 apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
     const DirConfig *conf = dir_config(r);
     if (!conf || !conf->enabled) {
@@ -374,9 +417,15 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
     }
 
     std::uint64_t version = 0;
+    SessionCache::UnbackedLog unbacked;
     if (st->handle.held()) {
-        if (g_cache.save_and_release(&st->handle, data, size, z->expiry, r->request_time,
-                                     &version) != SessionCache::Save::kSaved) {
+        SessionCache::Save saved = g_cache.save_and_release(&st->handle, data, size, z->expiry,
+                                                            r->request_time, &version, &unbacked);
+        log_unbacked(unbacked, r->request_time, r->server, r, r->pool);
+        if (saved == SessionCache::Save::kUnbackedOnly) {
+            return APR_ENOSPC;  // RS0106, rate-limited
+        }
+        if (saved != SessionCache::Save::kSaved) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "RS0104: session of %" APR_SIZE_T_FMT
                           " bytes not saved: the cache is full of sessions in use "
@@ -396,9 +445,13 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
             return APR_EGENERAL;
         }
         SessionCache::Save result =
-            g_cache.insert(id, data, size, z->expiry, r->request_time, &version);
+            g_cache.insert(id, data, size, z->expiry, r->request_time, &version, &unbacked);
+        log_unbacked(unbacked, r->request_time, r->server, r, r->pool);
         if (result == SessionCache::Save::kDuplicate) {
             continue;
+        }
+        if (result == SessionCache::Save::kUnbackedOnly) {
+            return APR_ENOSPC;  // RS0106, rate-limited; no cookie
         }
         if (result == SessionCache::Save::kNoSpace) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -481,6 +534,7 @@ int rhythm_pre_config(apr_pool_t *, apr_pool_t *plog, apr_pool_t *) {
     g_settings.lock_timeout_ms = kDefaultLockTimeoutMs;
     g_settings.backup_timeout_ms = kDefaultBackupTimeoutMs;
     g_settings.backup_agent_nice = kDefaultBackupAgentNice;
+    g_settings.backup_evict_unbacked = false;
     g_backup = rhythm::BackupSettings();
     g_cache_ready = false;
     return hook_into_mod_session(plog) ? OK : HTTP_INTERNAL_SERVER_ERROR;
@@ -539,6 +593,7 @@ int rhythm_post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec
     }
     g_cache_ready = true;
     g_cache.set_backup_enabled(g_backup.enabled);
+    g_cache.set_evict_unbacked(g_settings.backup_evict_unbacked);
     if (g_backup.enabled) {
         g_backup.socket_path = ap_runtime_dir_relative(pconf, "rhythm-agent.sock");
         g_backup.agent_nice = static_cast<int>(g_settings.backup_agent_nice);
@@ -557,10 +612,17 @@ void rhythm_child_init(apr_pool_t *, server_rec *) {
     g_process = rhythm::current_process();
 }
 
-// Runs in the parent about once a second.
-int rhythm_monitor(apr_pool_t *, server_rec *) {
+// Runs in the parent every 10 s: httpd's monitor hook runs at every tenth pass of the MPM's
+// one-second maintenance loop (ap_wait_or_timeout), more often only while children exit.
+int rhythm_monitor(apr_pool_t *p, server_rec *s) {
     if (g_cache_ready) {
-        g_cache.sweep_expired(apr_time_now(), kSweepBudget);
+        apr_time_t now = apr_time_now();
+        g_cache.sweep_expired(now, kSweepBudget);
+        if (g_backup.enabled) {
+            SessionCache::UnbackedLog unbacked;
+            g_cache.take_unbacked_log(now, &unbacked);
+            log_unbacked(unbacked, now, s, nullptr, p);
+        }
     }
     return DECLINED;
 }
@@ -692,7 +754,12 @@ int rhythm_status(request_rec *r, int flags) {
         {"RhythmBackupLagP50Us", "Save to acknowledgement, p50 (us)", b.lag_p50_us},
         {"RhythmBackupLagP99Us", "Save to acknowledgement, p99 (us)", b.lag_p99_us},
         {"RhythmBackupOldestUnacknowledgedMs", "Oldest unacknowledged change (ms ago)", oldest_ms},
-        {"RhythmBackupEvictedUnbacked", "Evicted before the bank had them", b.evicted_unbacked},
+        {"RhythmSessionsUnbacked", "Sessions and deletions the bank does not hold yet",
+         b.unbacked_sessions},
+        {"RhythmBackupSavesRefusedUnbacked",
+         "Saves refused: room only by evicting sessions the bank lacks", b.saves_refused_unbacked},
+        {"RhythmBackupEvictedUnbacked", "Evicted before the bank had them (lost)",
+         b.evicted_unbacked},
         {"RhythmBackupStaleDropped", "Stale copies dropped (newer elsewhere)", b.stale_dropped},
         {"RhythmBackupRefusedByNodes", "Changes nodes refused for lack of memory",
          b.refused_by_nodes},
@@ -811,6 +878,14 @@ const char *set_backup(cmd_parms *cmd, void *, int flag) {
     return nullptr;
 }
 
+const char *set_backup_evict_unbacked(cmd_parms *cmd, void *, int flag) {
+    if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return err;
+    }
+    g_settings.backup_evict_unbacked = flag != 0;
+    return nullptr;
+}
+
 const char *add_backup_node(cmd_parms *cmd, void *, const char *arg) {
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
@@ -904,6 +979,10 @@ const command_rec rhythm_commands[] = {
                   RSRC_CONF,
                   "How far below httpd's CPU priority the backup agent runs (nice increment, 0 "
                   "to 19; default 10)"),
+    AP_INIT_FLAG("SessionBackupEvictUnbacked", as_cmd_func(set_backup_evict_unbacked), nullptr,
+                 RSRC_CONF,
+                 "On: a full cache evicts sessions the bank does not hold yet (they are lost); "
+                 "Off (default): it refuses the save instead"),
     AP_INIT_TAKE1("SessionBackupServerId", as_cmd_func(set_backup_server_id), nullptr, RSRC_CONF,
                   "This server's name in the bank (default: host name and port)"),
     AP_INIT_TAKE2("SessionBackupCurve", as_cmd_func(set_backup_curve), nullptr, RSRC_CONF,

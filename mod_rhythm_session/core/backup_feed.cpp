@@ -121,6 +121,8 @@ void BackupFeed::acknowledge(const Acknowledgement *acks, std::size_t count, std
         if (e.state == kTombstone && e.backed_version >= e.version && seg.idle(e)) {
             seg.remove_session(i);  // the bank has the deletion: the tombstone's work is done
             seg.free_entry(i);
+        } else if (e.lru_list == kUnbacked && seg.backed(e)) {
+            seg.lru_file(i);  // evictable before any session the bank lacks
         }
     }
 }
@@ -178,7 +180,9 @@ SessionCache::Save BackupFeed::insert_fetched(const SessionId &id, const void *d
     Segment seg(cache_.header_, cache_.base_);
     ShmMutexGuard guard(seg.h().mutex);
     std::uint32_t i;
-    return seg.add_session(id, data, size, expiry_us, version, true, &i);
+    SessionCache::Save saved = seg.add_session(id, data, size, expiry_us, version, true, &i);
+    // Counted as refused (RhythmBackupSavesRefusedUnbacked); the httpd parent logs it (RS0106).
+    return saved == SessionCache::Save::kUnbackedOnly ? SessionCache::Save::kNoSpace : saved;
 }
 
 void BackupFeed::count_published(std::uint64_t n) {
@@ -239,6 +243,8 @@ BackupStats BackupFeed::stats() {
     s.published = b.published;
     s.acknowledged = b.acknowledged;
     s.evicted_unbacked = b.evicted_unbacked;
+    s.saves_refused_unbacked = b.saves_refused_unbacked;
+    s.unbacked_sessions = h.lru_length[kUnbacked];
     s.stale_dropped = b.stale_dropped;
     s.refused_by_nodes = b.refused_by_nodes;
     s.fetched_found = b.fetched_found;

@@ -33,8 +33,10 @@ struct BackupStats {
     std::uint64_t pending = 0;  // changes not yet published
     std::uint64_t published = 0;
     std::uint64_t acknowledged = 0;
-    std::uint64_t evicted_unbacked = 0;  // evicted locally before the bank had them
-    std::uint64_t stale_dropped = 0;     // older copies dropped because another server has newer
+    std::uint64_t unbacked_sessions = 0;       // sessions and deletions the bank does not hold yet
+    std::uint64_t evicted_unbacked = 0;        // evicted locally before the bank had them: lost
+    std::uint64_t saves_refused_unbacked = 0;  // room only by evicting those: refused
+    std::uint64_t stale_dropped = 0;  // older copies dropped because another server has newer
     std::uint64_t refused_by_nodes = 0;  // changes nodes refused for lack of memory
     std::uint64_t fetched_found = 0;
     std::uint64_t fetched_missing = 0;
@@ -91,7 +93,9 @@ class BackupFeed {
     // the copy unless it is newer still or a request holds it. Returns true if it was dropped.
     bool drop_if_older(const SessionId &id, std::uint64_t version);
 
-    // Stores a session fetched from the bank, at the bank's version, as acknowledged.
+    // Stores a session fetched from the bank, at the bank's version, as acknowledged. kNoSpace
+    // also when room could only be made by evicting sessions the bank does not hold (and
+    // SessionBackupEvictUnbacked is Off): counted with the refused saves.
     SessionCache::Save insert_fetched(const SessionId &id, const void *data, std::size_t size,
                                       std::int64_t expiry_us, std::uint64_t version);
 

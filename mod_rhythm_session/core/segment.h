@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "chunk_arena.h"
+#include "log_gate.h"
 #include "node_report.h"
 #include "session_cache.h"
 #include "session_id.h"
@@ -33,6 +34,11 @@ constexpr std::uint64_t kHolderCheckUs = 50'000;
 // kTombstone: deleted while backup is on; in the index (requests see it as deleted) and on the
 // dirty list until the bank acknowledges the deletion.
 enum EntryState : std::uint8_t { kFree = 0, kLive = 1, kDeleted = 2, kTombstone = 3 };
+
+// Every entry in the index is on one of two LRU lists. kBacked: the bank holds it as it is here
+// (or backup is off); evicting it loses nothing the bank cannot give back. kUnbacked: a version
+// or a deletion the bank has not acknowledged; evicting it loses that change for good.
+enum LruList : std::uint8_t { kBacked = 0, kUnbacked = 1 };
 
 struct Entry {
     SessionId id;
@@ -56,6 +62,7 @@ struct Entry {
     std::uint8_t on_dirty_list;
     std::uint8_t state;
     std::uint8_t continues_fetched;  // fetched from the bank and not changed here since
+    std::uint8_t lru_list;  // the LruList it is on
 };
 
 // A server that continues a copy fetched from the bank numbers its next version in a new term
@@ -96,6 +103,7 @@ struct BackupState {
     std::int32_t agent_pid;
     std::uint64_t agent_starts;
     std::uint64_t published, acknowledged, evicted_unbacked, stale_dropped, refused_by_nodes;
+    std::uint64_t saves_refused_unbacked;  // room only by evicting unbacked sessions, not allowed
     std::uint64_t fetched_found, fetched_missing, fetch_timeouts, fetches_shed;
     std::uint64_t fetches_too_large, fetches_no_space;
     std::int64_t oldest_in_flight_us;  // save time of the oldest change published, not acknowledged
@@ -121,14 +129,18 @@ struct SegmentHeader {
     ChunkArenaState arena;
     std::uint32_t free_entry;
     std::uint32_t free_waiter;
-    std::uint32_t lru_head;  // most recently used
-    std::uint32_t lru_tail;
+    std::uint32_t lru_head[2];  // per LruList: most recently used
+    std::uint32_t lru_tail[2];
+    std::uint64_t lru_length[2];
     std::uint32_t sweep_cursor;
     std::uint64_t sessions;
     std::uint64_t payload_bytes;
     Counters counters;
-    std::uint8_t backup_enabled;  // set by the configuration of the running generation
-    std::uint32_t dirty_head;     // oldest change first
+    std::uint8_t backup_enabled;   // set by the configuration of the running generation
+    std::uint8_t evict_unbacked;   // SessionBackupEvictUnbacked
+    LogGate refused_unbacked_log;  // RS0106
+    LogGate evicted_unbacked_log;  // RS0107
+    std::uint32_t dirty_head;      // oldest change first
     std::uint32_t dirty_tail;
     std::uint64_t dirty_count;
     BackupState backup;
@@ -177,24 +189,61 @@ class Segment {
         *link = entries_[i].hash_next;
     }
 
+    // Whether the bank holds the entry as it is here: always with backup off; otherwise once it
+    // has acknowledged this version (of a session, or of its deletion).
+    bool backed(const Entry &e) const {
+        return !h_->backup_enabled || e.version <= e.backed_version;
+    }
+
     void lru_unlink(std::uint32_t i) {
         Entry &e = entries_[i];
-        (e.lru_prev != kNoIndex ? entries_[e.lru_prev].lru_next : h_->lru_head) = e.lru_next;
-        (e.lru_next != kNoIndex ? entries_[e.lru_next].lru_prev : h_->lru_tail) = e.lru_prev;
+        std::uint8_t l = e.lru_list;
+        (e.lru_prev != kNoIndex ? entries_[e.lru_prev].lru_next : h_->lru_head[l]) = e.lru_next;
+        (e.lru_next != kNoIndex ? entries_[e.lru_next].lru_prev : h_->lru_tail[l]) = e.lru_prev;
+        h_->lru_length[l] -= 1;
     }
 
-    void lru_push_front(std::uint32_t i) {
+    void lru_push_front(std::uint32_t i, LruList l) {
         Entry &e = entries_[i];
+        e.lru_list = l;
         e.lru_prev = kNoIndex;
-        e.lru_next = h_->lru_head;
-        (h_->lru_head != kNoIndex ? entries_[h_->lru_head].lru_prev : h_->lru_tail) = i;
-        h_->lru_head = i;
+        e.lru_next = h_->lru_head[l];
+        (h_->lru_head[l] != kNoIndex ? entries_[h_->lru_head[l]].lru_prev : h_->lru_tail[l]) = i;
+        h_->lru_head[l] = i;
+        h_->lru_length[l] += 1;
     }
 
+    // The most recently used of its list.
     void touch(std::uint32_t i) {
-        if (h_->lru_head != i) {
+        Entry &e = entries_[i];
+        if (h_->lru_head[e.lru_list] != i) {
             lru_unlink(i);
-            lru_push_front(i);
+            lru_push_front(i, static_cast<LruList>(e.lru_list));
+        }
+    }
+
+    // The most recently used of the list it belongs on now: after a new version, a deletion or an
+    // acknowledgement.
+    void lru_file(std::uint32_t i) {
+        lru_unlink(i);
+        lru_push_front(i, backed(entries_[i]) ? kBacked : kUnbacked);
+    }
+
+    // After backup was switched on or off, which changes what is backed: every entry is filed
+    // again, O(entries) once per such change of the configuration. Each list is walked from its
+    // cold end, so the order within each stays.
+    void lru_refile_all() {
+        const std::uint32_t tails[2] = {h_->lru_tail[kBacked], h_->lru_tail[kUnbacked]};
+        for (int l = 0; l < 2; ++l) {
+            h_->lru_head[l] = h_->lru_tail[l] = kNoIndex;
+            h_->lru_length[l] = 0;
+        }
+        for (std::uint32_t tail : tails) {
+            for (std::uint32_t i = tail; i != kNoIndex;) {
+                std::uint32_t prev = entries_[i].lru_prev;
+                lru_push_front(i, backed(entries_[i]) ? kBacked : kUnbacked);
+                i = prev;
+            }
         }
     }
 
@@ -233,6 +282,7 @@ class Segment {
         e.version = next_version(e);
         e.continues_fetched = 0;
         e.state = kTombstone;
+        lru_file(i);  // unbacked until the bank acknowledges the deletion
         dirty_link(i, now_us);
     }
 
@@ -274,8 +324,12 @@ class Segment {
             return SessionCache::Save::kDuplicate;
         }
         std::uint32_t first;
-        if (!make_room(ChunkArena::chunks_for(size), true, kNoIndex) ||
-            !arena_.store(data, size, &first)) {
+        Room room = make_room(ChunkArena::chunks_for(size), true, kNoIndex);
+        if (room == Room::kUnbackedOnly) {
+            count_refused_unbacked();
+            return SessionCache::Save::kUnbackedOnly;
+        }
+        if (room != Room::kMade || !arena_.store(data, size, &first)) {
             h_->counters.no_space += 1;
             return SessionCache::Save::kNoSpace;
         }
@@ -297,7 +351,7 @@ class Segment {
         std::uint32_t &head = bucket(id);
         e.hash_next = head;
         head = i;
-        lru_push_front(i);
+        lru_push_front(i, backed(e) ? kBacked : kUnbacked);
         h_->sessions += 1;
         h_->payload_bytes += size;
         h_->counters.saves += 1;
@@ -313,29 +367,47 @@ class Segment {
         h_->free_entry = i;
     }
 
-    // Evicts idle sessions from the cold end until `chunks` chunks (and an entry, if asked) are
-    // free. `keep` is never evicted. False if it cannot make that much room.
-    bool make_room(std::uint32_t chunks, bool need_entry, std::uint32_t keep) {
-        int skipped = 0;
-        std::uint32_t i = h_->lru_tail;
-        while (arena_.free_chunks() < chunks || (need_entry && h_->free_entry == kNoIndex)) {
-            if (i == kNoIndex || skipped > kEvictionSkipLimit) {
-                return false;
-            }
-            std::uint32_t prev = entries_[i].lru_prev;
-            if (i == keep || !idle(entries_[i])) {
-                ++skipped;
-            } else {
-                if (h_->backup_enabled && entries_[i].version > entries_[i].backed_version) {
-                    h_->backup.evicted_unbacked += 1;  // the bank never got this version
-                }
-                remove_session(i);
-                free_entry(i);
-                h_->counters.evictions += 1;
-            }
-            i = prev;
+    enum class Room {
+        kMade,
+        kNone,          // not even by evicting every idle entry within reach
+        kUnbackedOnly,  // only by evicting unbacked entries, and SessionBackupEvictUnbacked is Off
+    };
+
+    // Makes `chunks` chunks (and an entry, if asked) free by evicting idle entries from the cold
+    // end of the backed list, then, only if that is not enough and SessionBackupEvictUnbacked is
+    // On, of the unbacked list. `keep` is never evicted. Nothing is evicted unless that makes
+    // enough room: each list is first walked without evicting, as far as eviction would go.
+    Room make_room(std::uint32_t chunks, bool need_entry, std::uint32_t keep) {
+        std::uint32_t free = arena_.free_chunks();
+        std::uint32_t chunks_short = chunks > free ? chunks - free : 0;
+        bool entry_short = need_entry && h_->free_entry == kNoIndex;
+        if (chunks_short == 0 && !entry_short) {
+            return Room::kMade;
         }
-        return true;
+        if (!could_free(kBacked, keep, &chunks_short, &entry_short)) {
+            if (!could_free(kUnbacked, keep, &chunks_short, &entry_short)) {
+                return Room::kNone;
+            }
+            if (!h_->evict_unbacked) {
+                return Room::kUnbackedOnly;
+            }
+        }
+        bool made = evict(kBacked, chunks, need_entry, keep) ||
+                    (h_->evict_unbacked && evict(kUnbacked, chunks, need_entry, keep));
+        return made ? Room::kMade : Room::kNone;
+    }
+
+    // A save (or a fetched session) refused with Room::kUnbackedOnly.
+    void count_refused_unbacked() {
+        h_->backup.saves_refused_unbacked += 1;
+        h_->refused_unbacked_log.unlogged += 1;
+    }
+
+    // The RS0106 and RS0107 lines due now, if any.
+    void take_log_lines(std::int64_t now_us, SessionCache::UnbackedLog *out) {
+        log_gate_take(h_->refused_unbacked_log, h_->backup.saves_refused_unbacked, now_us,
+                      &out->refused);
+        log_gate_take(h_->evicted_unbacked_log, h_->backup.evicted_unbacked, now_us, &out->evicted);
     }
 
     std::uint32_t take_waiter(const ProcessIdentity &owner, std::uint32_t entry_index) {
@@ -428,6 +500,52 @@ class Segment {
     }
 
   private:
+    // Walks list `l` from its cold end as evict() would, without evicting, taking what its idle
+    // entries would free off `*chunks_short` and `*entry_short`. True once nothing is short.
+    bool could_free(LruList l, std::uint32_t keep, std::uint32_t *chunks_short, bool *entry_short) {
+        int skipped = 0;
+        for (std::uint32_t i = h_->lru_tail[l]; *chunks_short > 0 || *entry_short;
+             i = entries_[i].lru_prev) {
+            if (i == kNoIndex || skipped > kEvictionSkipLimit) {
+                return false;
+            }
+            if (i == keep || !idle(entries_[i])) {
+                ++skipped;
+                continue;
+            }
+            *chunks_short -= std::min(*chunks_short, ChunkArena::chunks_for(entries_[i].size));
+            *entry_short = false;
+        }
+        return true;
+    }
+
+    // Evicts idle entries of list `l` from its cold end until `chunks` chunks (and an entry, if
+    // asked) are free, stepping over at most kEvictionSkipLimit locked ones. False if it could
+    // not. An unbacked entry evicted is lost: counted for RS0107.
+    bool evict(LruList l, std::uint32_t chunks, bool need_entry, std::uint32_t keep) {
+        int skipped = 0;
+        std::uint32_t i = h_->lru_tail[l];
+        while (arena_.free_chunks() < chunks || (need_entry && h_->free_entry == kNoIndex)) {
+            if (i == kNoIndex || skipped > kEvictionSkipLimit) {
+                return false;
+            }
+            std::uint32_t prev = entries_[i].lru_prev;
+            if (i == keep || !idle(entries_[i])) {
+                ++skipped;
+            } else {
+                if (l == kUnbacked) {
+                    h_->backup.evicted_unbacked += 1;
+                    h_->evicted_unbacked_log.unlogged += 1;
+                }
+                remove_session(i);
+                free_entry(i);
+                h_->counters.evictions += 1;
+            }
+            i = prev;
+        }
+        return true;
+    }
+
     SegmentHeader *h_;
     std::uint32_t *buckets_;
     Entry *entries_;

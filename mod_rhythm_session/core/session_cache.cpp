@@ -95,7 +95,9 @@ bool SessionCache::format(void *base, std::size_t bytes, std::uint32_t waiter_sl
         return false;
     }
     h->arena.chunk_count = l.chunk_count;
-    h->lru_head = h->lru_tail = kNoIndex;
+    for (int l = 0; l < 2; ++l) {
+        h->lru_head[l] = h->lru_tail[l] = kNoIndex;
+    }
     h->dirty_head = h->dirty_tail = kNoIndex;
 
     std::uint32_t *buckets = reinterpret_cast<std::uint32_t *>(b + l.off_buckets);
@@ -251,7 +253,8 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
 
 SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *data,
                                                   std::size_t size, std::int64_t expiry_us,
-                                                  std::int64_t now_us, std::uint64_t *version) {
+                                                  std::int64_t now_us, std::uint64_t *version,
+                                                  UnbackedLog *log) {
     Segment seg(header_, base_);
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
@@ -260,9 +263,11 @@ SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *da
         std::uint32_t i = handle->entry;
         Entry &e = seg.entry(i);
         std::uint32_t first;
+        Segment::Room room = e.state == kLive
+                                 ? seg.make_room(ChunkArena::chunks_for(size), false, i)
+                                 : Segment::Room::kNone;
         // The new copy is written before the old one is released, so a failure leaves it intact.
-        if (e.state == kLive && seg.make_room(ChunkArena::chunks_for(size), false, i) &&
-            seg.arena().store(data, size, &first)) {
+        if (room == Segment::Room::kMade && seg.arena().store(data, size, &first)) {
             seg.arena().release(e.first_chunk);
             h.payload_bytes = h.payload_bytes - e.size + size;
             e.first_chunk = first;
@@ -271,9 +276,12 @@ SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *da
             e.version = next_version(e);
             e.continues_fetched = 0;
             *version = e.version;
-            seg.touch(i);
+            seg.lru_file(i);
             seg.dirty_link(i, now_us);
             h.counters.saves += 1;
+        } else if (room == Segment::Room::kUnbackedOnly) {
+            seg.count_refused_unbacked();
+            result = Save::kUnbackedOnly;
         } else {
             h.counters.no_space += 1;
             result = Save::kNoSpace;
@@ -283,6 +291,9 @@ SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *da
         result = Save::kNoSpace;
     }
     handle->entry = kNoIndex;
+    if (log) {
+        seg.take_log_lines(now_us, log);
+    }
     return result;
 }
 
@@ -316,7 +327,7 @@ void SessionCache::release(Handle *handle) {
 
 SessionCache::Save SessionCache::insert(const SessionId &id, const void *data, std::size_t size,
                                         std::int64_t expiry_us, std::int64_t now_us,
-                                        std::uint64_t *version) {
+                                        std::uint64_t *version, UnbackedLog *log) {
     Segment seg(header_, base_);
     ShmMutexGuard guard(seg.h().mutex);
     std::uint32_t i;
@@ -325,12 +336,31 @@ SessionCache::Save SessionCache::insert(const SessionId &id, const void *data, s
         seg.dirty_link(i, now_us);
         *version = 1;
     }
+    if (log) {
+        seg.take_log_lines(now_us, log);
+    }
     return result;
 }
 
 void SessionCache::set_backup_enabled(bool enabled) {
+    Segment seg(header_, base_);
     ShmMutexGuard guard(header_->mutex);
-    header_->backup_enabled = enabled ? 1 : 0;
+    std::uint8_t flag = enabled ? 1 : 0;
+    if (header_->backup_enabled != flag) {
+        header_->backup_enabled = flag;
+        seg.lru_refile_all();
+    }
+}
+
+void SessionCache::set_evict_unbacked(bool evict) {
+    ShmMutexGuard guard(header_->mutex);
+    header_->evict_unbacked = evict ? 1 : 0;
+}
+
+void SessionCache::take_unbacked_log(std::int64_t now_us, UnbackedLog *log) {
+    Segment seg(header_, base_);
+    ShmMutexGuard guard(header_->mutex);
+    seg.take_log_lines(now_us, log);
 }
 
 std::size_t SessionCache::sweep_expired(std::int64_t now_us, std::uint32_t budget) {

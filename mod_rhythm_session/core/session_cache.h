@@ -15,6 +15,7 @@
 #include <string>
 
 #include "chunk_arena.h"
+#include "log_gate.h"
 #include "session_id.h"
 #include "shm_sync.h"
 
@@ -72,6 +73,17 @@ class SessionCache {
         kSaved,
         kNoSpace,    // could not make room even by evicting; the old version is intact
         kDuplicate,  // insert(): the ID exists already
+        // Room only by evicting sessions the bank does not hold, which set_evict_unbacked(false)
+        // forbids: nothing is evicted, the old version is intact (RS0106).
+        kUnbackedOnly,
+    };
+
+    // The error-log lines due about sessions the bank does not hold, at most one of each kind
+    // per kLogIntervalUs across every process: saves refused with kUnbackedOnly (RS0106) and
+    // such sessions evicted (RS0107). A count of 0: nothing to write now.
+    struct UnbackedLog {
+        LogLine refused;
+        LogLine evicted;
     };
 
     using Allocator = void *(*)(void *context, std::size_t bytes);
@@ -99,9 +111,11 @@ class SessionCache {
 
     // Replaces the locked session's data, bumps its version and releases the lock, whatever
     // the outcome. `expiry_us` 0 means no expiry. With backup on, the change joins the list of
-    // changes to publish (as of `now_us`).
+    // changes to publish (as of `now_us`). When the cache is full, sessions the bank holds are
+    // evicted first. `log`, when given, receives the RS0106/RS0107 lines due at `now_us`.
     Save save_and_release(Handle *handle, const void *data, std::size_t size,
-                          std::int64_t expiry_us, std::int64_t now_us, std::uint64_t *version);
+                          std::int64_t expiry_us, std::int64_t now_us, std::uint64_t *version,
+                          UnbackedLog *log = nullptr);
 
     // Deletes the locked session and releases the lock. With backup on, a tombstone stays until
     // the bank acknowledges the deletion.
@@ -110,13 +124,23 @@ class SessionCache {
     // Releases the lock without changing the session.
     void release(Handle *handle);
 
-    // Stores a new session under a fresh ID (not locked afterwards).
+    // Stores a new session under a fresh ID (not locked afterwards). Room is made as for
+    // save_and_release().
     Save insert(const SessionId &id, const void *data, std::size_t size, std::int64_t expiry_us,
-                std::int64_t now_us, std::uint64_t *version);
+                std::int64_t now_us, std::uint64_t *version, UnbackedLog *log = nullptr);
 
     // Whether saves and deletions are recorded for the backup agent. Set at each start from the
-    // configuration; the segment outlives it.
+    // configuration; the segment outlives it. A change files every session again as held by
+    // the bank or not (O(sessions), once).
     void set_backup_enabled(bool enabled);
+
+    // Whether a full cache may evict sessions the bank does not hold (they are lost), or refuses
+    // the save instead (kUnbackedOnly, the default). Set at each start from the configuration.
+    void set_evict_unbacked(bool evict);
+
+    // The RS0106/RS0107 lines due at `now_us`: the httpd parent asks every 10 s, so that what
+    // happened after the last line is logged even if nothing follows.
+    void take_unbacked_log(std::int64_t now_us, UnbackedLog *log);
 
     // Reclaims up to `budget` entries' worth of expired, unlocked sessions; returns how many.
     std::size_t sweep_expired(std::int64_t now_us, std::uint32_t budget);

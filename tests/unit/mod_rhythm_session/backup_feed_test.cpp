@@ -30,11 +30,36 @@ struct Fixture {
     ~Fixture() { munmap(base, bytes); }
 
     SessionId add(std::uint32_t n, const std::string &data) {
-        SessionId id = make_id(n);
+        BOOST_REQUIRE((try_add(n, data) == SessionCache::Save::kSaved));
+        return make_id(n);
+    }
+
+    SessionCache::Save try_add(std::uint32_t n, const std::string &data,
+                               SessionCache::UnbackedLog *log = nullptr, std::int64_t now = kNow) {
         std::uint64_t v;
-        BOOST_REQUIRE((cache.insert(id, data.data(), data.size(), 0, kNow, &v) ==
-                       SessionCache::Save::kSaved));
-        return id;
+        return cache.insert(make_id(n), data.data(), data.size(), 0, now, &v, log);
+    }
+
+    // Publishes every change waiting, and the bank acknowledges them all.
+    void ack_all() {
+        for (auto changes = take(); !changes.empty(); changes = take()) {
+            std::vector<rhythm::BackupFeed::Acknowledgement> acks;
+            for (auto &c : changes) {
+                acks.push_back({c.id, c.version, kNow});
+            }
+            feed.acknowledge(acks.data(), acks.size(), kNow);
+        }
+    }
+
+    bool holds(const SessionId &id) {
+        SessionCache::Handle h;
+        SessionCache::Loaded l;
+        auto r = cache.acquire(id, rhythm::current_process(), kNow, 100, &h, allocate, nullptr, &l);
+        if (r == SessionCache::Acquire::kLocked) {
+            std::free(l.data);
+            cache.release(&h);
+        }
+        return r == SessionCache::Acquire::kLocked;
     }
 
     static SessionId make_id(std::uint32_t n) {
@@ -54,10 +79,10 @@ struct Fixture {
         return h;
     }
 
-    void save(const SessionId &id, const std::string &data, std::int64_t now = kNow) {
+    SessionCache::Save save(const SessionId &id, const std::string &data, std::int64_t now = kNow) {
         SessionCache::Handle h = lock(id);
         std::uint64_t v;
-        cache.save_and_release(&h, data.data(), data.size(), 0, now, &v);
+        return cache.save_and_release(&h, data.data(), data.size(), 0, now, &v);
     }
 
     // One acknowledgement, arriving at `now_us`.
@@ -283,14 +308,196 @@ BOOST_AUTO_TEST_CASE(lag_and_oldest_unacknowledged_change) {
     BOOST_TEST(f.feed.stats().lag_samples == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(evicting_a_change_the_bank_never_had_is_counted) {
+BOOST_AUTO_TEST_CASE(sessions_the_bank_holds_are_evicted_first_even_when_newer) {
     Fixture f(256 << 10);
     std::uint64_t room = f.cache.stats().max_sessions;
-    for (std::uint32_t n = 0; n < room + 5; ++n) {
+    SessionId oldest = f.add(0, "unbacked");
+    f.take();  // published, never acknowledged
+    for (std::uint32_t n = 1; n < room; ++n) {
+        f.add(n, "backed");
+    }
+    f.ack_all();
+    BOOST_TEST(f.feed.stats().unbacked_sessions == 1u);
+    for (std::uint32_t n = 0; n < 5; ++n) {
+        f.add(1000 + n, "new");
+    }
+    rhythm::BackupStats st = f.feed.stats();
+    BOOST_TEST(f.cache.stats().evictions == 5u);
+    BOOST_TEST(st.evicted_unbacked == 0u);
+    BOOST_TEST(st.unbacked_sessions == 6u);
+    BOOST_TEST(f.holds(oldest));
+    for (std::uint32_t n = 1; n <= 5; ++n) {
+        BOOST_TEST(!f.holds(Fixture::make_id(n)));  // the least recently used backed ones
+    }
+    BOOST_TEST(f.holds(Fixture::make_id(6)));
+}
+
+BOOST_AUTO_TEST_CASE(by_default_a_save_that_only_unbacked_sessions_could_make_room_for_is_refused) {
+    Fixture f(256 << 10);
+    std::uint64_t room = f.cache.stats().max_sessions;
+    for (std::uint32_t n = 0; n < room; ++n) {
         f.add(n, "x");
     }
-    BOOST_TEST(f.feed.stats().evicted_unbacked == 5u);
-    BOOST_TEST(f.feed.stats().pending == room);
+    BOOST_TEST((f.try_add(room, "x") == SessionCache::Save::kUnbackedOnly));
+    rhythm::CacheStats cs = f.cache.stats();
+    BOOST_TEST(cs.evictions == 0u);
+    BOOST_TEST(cs.sessions == room);
+    BOOST_TEST(cs.no_space == 0u);
+    BOOST_TEST(f.feed.stats().saves_refused_unbacked == 1u);
+    BOOST_TEST(f.feed.stats().evicted_unbacked == 0u);
+    BOOST_TEST(f.holds(Fixture::make_id(0)));
+}
+
+BOOST_AUTO_TEST_CASE(a_growing_save_is_refused_and_keeps_its_previous_version) {
+    Fixture f(256 << 10);
+    std::size_t arena = f.cache.stats().arena_bytes;
+    std::string quarter(arena / 4 - 256, 'q');
+    for (std::uint32_t n = 0; n < 4; ++n) {
+        f.add(n, quarter);
+    }
+    SessionId first = Fixture::make_id(0);
+    BOOST_TEST(
+        (f.save(first, quarter + std::string(1024, '+')) == SessionCache::Save::kUnbackedOnly));
+    SessionCache::Handle h = f.lock(first);
+    f.cache.release(&h);
+    BOOST_TEST(f.cache.stats().evictions == 0u);
+    BOOST_TEST(f.feed.stats().saves_refused_unbacked == 1u);
+    // The change kept is the first version, still waiting to be published.
+    auto changes = f.take();
+    BOOST_REQUIRE(changes.size() == 4u);
+    BOOST_TEST(changes[0].version == 1u);
+    BOOST_TEST(changes[0].data == quarter);
+}
+
+BOOST_AUTO_TEST_CASE(nothing_is_evicted_for_a_save_that_is_refused_anyway) {
+    Fixture f(256 << 10);
+    std::size_t arena = f.cache.stats().arena_bytes;
+    SessionId small = f.add(0, std::string(8192, 's'));
+    f.ack_all();
+    std::string big(arena / 4 + 4096, 'b');
+    for (std::uint32_t n = 1; n < 4; ++n) {
+        f.add(n, big);
+    }
+    // Free: a quarter less 20 KiB. Evicting the backed session is not enough: the save is
+    // refused and it stays.
+    BOOST_TEST((f.try_add(9, big) == SessionCache::Save::kUnbackedOnly));
+    BOOST_TEST(f.cache.stats().evictions == 0u);
+    BOOST_TEST(f.holds(small));
+    // A save it does make room for evicts it.
+    BOOST_TEST((f.try_add(10, std::string(arena / 4 - 16384, 't')) == SessionCache::Save::kSaved));
+    BOOST_TEST(f.cache.stats().evictions == 1u);
+    BOOST_TEST(!f.holds(small));
+}
+
+BOOST_AUTO_TEST_CASE(an_acknowledged_session_becomes_evictable) {
+    Fixture f(256 << 10);
+    std::uint64_t room = f.cache.stats().max_sessions;
+    for (std::uint32_t n = 0; n < room; ++n) {
+        f.add(n, "x");
+    }
+    auto changes = f.take();
+    BOOST_TEST((f.try_add(room, "x") == SessionCache::Save::kUnbackedOnly));
+    SessionId acked = Fixture::make_id(7);
+    f.ack(acked, 1, kNow, kNow);
+    BOOST_TEST(f.feed.stats().unbacked_sessions == room - 1);
+    BOOST_TEST((f.try_add(room, "x") == SessionCache::Save::kSaved));
+    BOOST_TEST(!f.holds(acked));
+    BOOST_TEST(f.cache.stats().evictions == 1u);
+    BOOST_TEST(f.feed.stats().evicted_unbacked == 0u);
+    // A new version is unbacked again until acknowledged.
+    SessionId again = Fixture::make_id(8);
+    f.ack(again, 1, kNow, kNow);
+    f.save(again, "x=2");
+    BOOST_TEST((f.try_add(room + 1, "x") == SessionCache::Save::kUnbackedOnly));
+    BOOST_TEST(f.holds(again));
+}
+
+BOOST_AUTO_TEST_CASE(a_deletion_the_bank_has_not_heard_of_is_never_evicted_by_default) {
+    Fixture f(256 << 10);
+    std::uint64_t room = f.cache.stats().max_sessions;
+    SessionId gone = f.add(0, "logged-in");
+    SessionCache::Handle h = f.lock(gone);
+    f.cache.erase_and_release(&h, kNow);  // a tombstone, the oldest entry of all
+    for (std::uint32_t n = 1; n < room; ++n) {
+        f.add(n, "x");
+    }
+    BOOST_TEST((f.try_add(room, "x") == SessionCache::Save::kUnbackedOnly));
+    SessionCache::Loaded l;
+    BOOST_TEST((f.cache.acquire(gone, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
+                                nullptr, &l) == SessionCache::Acquire::kDeleted));
+    BOOST_TEST(f.feed.stats().unbacked_sessions == room);
+    // Allowed to evict unbacked entries, the cache drops the oldest: the deletion is lost.
+    f.cache.set_evict_unbacked(true);
+    BOOST_TEST((f.try_add(room, "x") == SessionCache::Save::kSaved));
+    BOOST_TEST((f.cache.acquire(gone, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
+                                nullptr, &l) == SessionCache::Acquire::kNotFound));
+    BOOST_TEST(f.feed.stats().evicted_unbacked == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(when_allowed_the_least_recently_used_unbacked_session_is_evicted_and_counted) {
+    Fixture f(256 << 10);
+    f.cache.set_evict_unbacked(true);
+    std::uint64_t room = f.cache.stats().max_sessions;
+    for (std::uint32_t n = 0; n < room; ++n) {
+        f.add(n, "x");
+    }
+    BOOST_TEST(f.holds(Fixture::make_id(0)));  // used: the most recent now
+    for (std::uint32_t n = 0; n < 5; ++n) {
+        f.add(room + n, "x");
+    }
+    rhythm::BackupStats st = f.feed.stats();
+    BOOST_TEST(st.evicted_unbacked == 5u);
+    BOOST_TEST(st.saves_refused_unbacked == 0u);
+    BOOST_TEST(st.pending == room);
+    BOOST_TEST(f.holds(Fixture::make_id(0)));
+    for (std::uint32_t n = 1; n <= 5; ++n) {
+        BOOST_TEST(!f.holds(Fixture::make_id(n)));
+    }
+    BOOST_TEST(f.holds(Fixture::make_id(6)));
+}
+
+BOOST_AUTO_TEST_CASE(refusals_and_losses_are_logged_once_per_interval_with_their_count) {
+    Fixture f(256 << 10);
+    std::uint64_t room = f.cache.stats().max_sessions;
+    for (std::uint32_t n = 0; n < room; ++n) {
+        f.add(n, "x");
+    }
+    SessionCache::UnbackedLog log;
+    BOOST_TEST((f.try_add(room, "x", &log) == SessionCache::Save::kUnbackedOnly));
+    BOOST_TEST(log.refused.count == 1u);  // the first at once
+    BOOST_TEST(log.evicted.count == 0u);
+    for (int n = 0; n < 3; ++n) {
+        SessionCache::UnbackedLog quiet;
+        f.try_add(room, "x", &quiet, kNow + 1000 * n);
+        BOOST_TEST(quiet.refused.count == 0u);
+    }
+    SessionCache::UnbackedLog later;
+    f.cache.take_unbacked_log(kNow + 5'000'000, &later);
+    BOOST_TEST(later.refused.count == 0u);
+    f.cache.take_unbacked_log(kNow + rhythm::kLogIntervalUs, &later);
+    BOOST_TEST(later.refused.count == 3u);
+    BOOST_TEST(later.refused.total == 4u);
+    BOOST_TEST(later.refused.previous_line_us == kNow);
+    // Losses have a line of their own.
+    f.cache.set_evict_unbacked(true);
+    SessionCache::UnbackedLog lost;
+    BOOST_TEST(
+        (f.try_add(room, "x", &lost, kNow + rhythm::kLogIntervalUs) == SessionCache::Save::kSaved));
+    BOOST_TEST(lost.evicted.count == 1u);
+    BOOST_TEST(lost.evicted.total == 1u);
+    BOOST_TEST(lost.refused.count == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_fetched_session_that_needs_unbacked_room_is_not_stored_by_default) {
+    Fixture f(256 << 10);
+    std::uint64_t room = f.cache.stats().max_sessions;
+    for (std::uint32_t n = 0; n < room; ++n) {
+        f.add(n, "x");
+    }
+    BOOST_TEST((f.feed.insert_fetched(Fixture::make_id(room), "n=41", 4, 0, 41) ==
+                SessionCache::Save::kNoSpace));
+    BOOST_TEST(f.feed.stats().saves_refused_unbacked == 1u);
+    BOOST_TEST(f.cache.stats().evictions == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(an_agent_keeps_its_identity_and_gets_a_new_epoch) {

@@ -208,6 +208,47 @@ BOOST_AUTO_TEST_CASE(full_cache_evicts_least_recently_used) {
     BOOST_TEST(peek(c, make_id(n - 1)) == data);
 }
 
+BOOST_AUTO_TEST_CASE(with_backup_off_eviction_is_plain_lru_whatever_the_unbacked_policy) {
+    SharedCache s(256 << 10);
+    SessionCache &c = s.cache;
+    c.set_evict_unbacked(false);  // concerns only sessions the bank lacks: none without backup
+    std::uint64_t room = c.stats().max_sessions;
+    for (std::uint32_t i = 0; i < room; ++i) {
+        insert(c, make_id(i), "x");
+    }
+    BOOST_TEST(peek(c, make_id(0)) == "x");  // the most recently used now
+    for (std::uint32_t i = 0; i < 3; ++i) {
+        insert(c, make_id(1000 + i), "y");
+    }
+    BOOST_TEST(c.stats().evictions == 3u);
+    BOOST_TEST(peek(c, make_id(0)) == "x");
+    BOOST_TEST(peek(c, make_id(1)) == "<none>");
+    BOOST_TEST(peek(c, make_id(3)) == "<none>");
+    BOOST_TEST(peek(c, make_id(4)) == "x");
+}
+
+BOOST_AUTO_TEST_CASE(switching_backup_on_or_off_files_every_session_again) {
+    SharedCache s(256 << 10);
+    SessionCache &c = s.cache;
+    std::uint64_t room = c.stats().max_sessions;
+    for (std::uint32_t i = 0; i < room; ++i) {
+        insert(c, make_id(i), "x");
+    }
+    // Backup on: no session was ever acknowledged by a bank, so none may be evicted.
+    c.set_backup_enabled(true);
+    std::uint64_t v = 0;
+    BOOST_TEST((c.insert(make_id(5000), "n", 1, 0, kNow, &v) == SessionCache::Save::kUnbackedOnly));
+    BOOST_TEST(c.stats().evictions == 0u);
+    BOOST_TEST(c.stats().no_space == 0u);  // a refusal of its own, not "full of sessions in use"
+    BOOST_TEST(peek(c, make_id(0)) == "x");
+    // Backup off again: every session is evictable, least recently used first.
+    c.set_backup_enabled(false);
+    insert(c, make_id(5000), "n");
+    BOOST_TEST(c.stats().evictions == 1u);
+    BOOST_TEST(peek(c, make_id(1)) == "<none>");
+    BOOST_TEST(peek(c, make_id(0)) == "x");
+}
+
 BOOST_AUTO_TEST_CASE(locked_sessions_are_not_evicted_and_old_version_survives_no_space) {
     SharedCache s(256 << 10);
     SessionCache &c = s.cache;
