@@ -9,13 +9,19 @@
 #include "http_log.h"
 #include "http_main.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backup/backup_agent.h"
 #include "backup/fetch_channel.h"
+#include "core/agent_watch.h"
+#include "core/backup_feed.h"
+#include "core/monotonic_clock.h"
 #include "mpm_common.h"
 #include "unixd.h"
 
@@ -29,13 +35,20 @@ APLOG_USE_MODULE(rhythm_session);
 namespace rhythm {
 namespace {
 
-// One generation's agent: what the maintenance callback needs to restart it.
+// One generation's agent: what the maintenance callback needs to restart it, and the parent's
+// watch over it.
 struct AgentProcess {
     apr_proc_t proc;
     apr_pool_t *pconf;
     server_rec *server;
     BackupSettings settings;
     SessionCache cache;
+    // The agent the watch may kill: 0 between its death and the next fork (proc.pid is then
+    // the parent's own, see agent_maintenance).
+    std::atomic<pid_t> watched_pid{0};
+    pthread_t watch_thread{};
+    pid_t watch_owner = 0;  // the parent that runs it (pconf's cleanup runs in no other)
+    std::atomic<bool> watch_stop{false};
 };
 
 volatile int g_agent_stop = 0;
@@ -127,6 +140,7 @@ bool fork_agent(AgentProcess *agent) {
         return false;
     }
     agent->proc.pid = pid;
+    agent->watched_pid = pid;
     agent->proc.in = agent->proc.out = agent->proc.err = nullptr;
     apr_proc_other_child_register(&agent->proc, agent_maintenance, agent, nullptr, agent->pconf);
     return true;
@@ -137,8 +151,10 @@ void agent_maintenance(int reason, void *data, apr_wait_t status) {
     int mpm_state = AP_MPMQ_STOPPING;
     switch (reason) {
         case APR_OC_REASON_DEATH:
-        case APR_OC_REASON_LOST:
+        case APR_OC_REASON_LOST: {
             apr_proc_other_child_unregister(data);
+            pid_t died = agent->proc.pid;
+            agent->watched_pid = 0;
             // Reaped already. Until another agent is forked, the pool's wait at the end of the
             // generation must find no child of ours under this pid (it could be reused): the
             // parent's own pid is never its child, so that wait ends at once, signalling nobody.
@@ -148,10 +164,11 @@ void agent_maintenance(int reason, void *data, apr_wait_t status) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, agent->server,
                              "RS0314: the backup agent (pid %d) died (status %d): restarting it; "
                              "it finds every change the bank has not acknowledged",
-                             static_cast<int>(agent->proc.pid), static_cast<int>(status));
+                             static_cast<int>(died), static_cast<int>(status));
                 fork_agent(agent);
             }
             break;
+        }
         case APR_OC_REASON_RESTART:
             apr_proc_other_child_unregister(data);
             break;
@@ -162,6 +179,91 @@ void agent_maintenance(int reason, void *data, apr_wait_t status) {
             kill(agent->proc.pid, SIGTERM);
             break;
     }
+}
+
+// The parent's watch over its agent (core/agent_watch.h), once a second: httpd runs its monitor
+// hook only every ten. A thread of the parent, as mod_watchdog's parent watchdogs are; every
+// signal is blocked in it, so httpd's stop and restart signals reach the main thread as before.
+// It is also the parent's sign of life in the segment: with the agent's turns and the requests,
+// it tells a server that was stopped as a whole (SessionCache::Loaded::stalled_us).
+void *watch_agent(void *data) {
+    auto *agent = static_cast<AgentProcess *>(data);
+    BackupFeed feed(agent->cache);
+    AgentWatch watch(AgentWatch::Settings{});
+    while (!agent->watch_stop.load()) {
+        for (int slice = 0; slice < 10 && !agent->watch_stop.load(); ++slice) {
+            timespec tenth{0, 100 * 1000 * 1000};
+            nanosleep(&tenth, nullptr);
+        }
+        std::int64_t now_us = monotonic_us();
+        if (std::int64_t stalled_us = feed.parent_alive(now_us)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, agent->server,
+                         "RS0108: this server did not run for %lld ms (stopped?): each session it "
+                         "holds is checked against the bank before it is served again",
+                         static_cast<long long>(stalled_us / 1000));
+        }
+        pid_t pid = agent->watched_pid.load();
+        AgentWatch::Verdict verdict = watch.check(now_us, feed.last_agent_turn_us());
+        long long idle_ms = watch.idle_us() / 1000;
+        if (pid <= 0) {
+            continue;  // between a death and the next fork: nothing to judge
+        }
+        switch (verdict) {
+            case AgentWatch::Verdict::kHung:
+                ap_log_error(
+                    APLOG_MARK, APLOG_WARNING, 0, agent->server,
+                    "RS0324: the backup agent (pid %d) has made no progress for %lld ms "
+                    "(hung, or starved of CPU): changes are not backed up meanwhile; "
+                    "it is restarted after %lld s without progress",
+                    static_cast<int>(pid), idle_ms,
+                    static_cast<long long>(AgentWatch::Settings{}.restart_after_us / 1000000));
+                break;
+            case AgentWatch::Verdict::kRestart:
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, agent->server,
+                             "RS0325: the backup agent (pid %d) made no progress for %lld ms: "
+                             "killing it to start another",
+                             static_cast<int>(pid), idle_ms);
+                kill(pid, SIGKILL);  // reaped by the MPM, then forked again (agent_maintenance)
+                break;
+            case AgentWatch::Verdict::kResumed:
+                ap_log_error(APLOG_MARK, APLOG_INFO, 0, agent->server,
+                             "RS0326: the backup agent (pid %d) makes progress again",
+                             static_cast<int>(pid));
+                break;
+            case AgentWatch::Verdict::kRunning:
+            case AgentWatch::Verdict::kStillHung:
+                break;
+        }
+    }
+    return nullptr;
+}
+
+bool start_watch(AgentProcess *agent) {
+    sigset_t all;
+    sigset_t before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &before);
+    int rv = pthread_create(&agent->watch_thread, nullptr, watch_agent, agent);
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    if (rv != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, agent->server,
+                     "RS0327: cannot start the watch over the backup agent: a hung agent would "
+                     "go unnoticed");
+        return false;
+    }
+    agent->watch_owner = getpid();
+    apr_pool_cleanup_register(
+        agent->pconf, agent,
+        [](void *p) -> apr_status_t {
+            auto *a = static_cast<AgentProcess *>(p);
+            if (getpid() == a->watch_owner) {
+                a->watch_stop = true;
+                pthread_join(a->watch_thread, nullptr);
+            }
+            return APR_SUCCESS;
+        },
+        apr_pool_cleanup_null);
+    return true;
 }
 
 }  // namespace
@@ -187,6 +289,7 @@ bool start_backup_agent(apr_pool_t *pconf, server_rec *s, const BackupSettings &
     // forked again after a crash reuses agent->proc, so this one note covers it too; agent->proc
     // lives in pconf, whose memory outlives that wait.
     apr_pool_note_subprocess(pconf, &agent->proc, APR_KILL_AFTER_TIMEOUT);
+    start_watch(agent);
     return true;
 }
 

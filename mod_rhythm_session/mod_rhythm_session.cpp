@@ -38,8 +38,10 @@ extern "C" {
 
 #include "agent_process.h"
 #include "backup/fetch_channel.h"
+#include "core/agent_watch.h"
 #include "core/backup_feed.h"
 #include "core/config_value.h"
+#include "core/monotonic_clock.h"
 #include "core/session_cache.h"
 #include "core/session_cookie.h"
 #include "core/session_id.h"
@@ -180,7 +182,8 @@ void *pool_allocate(void *pool, std::size_t bytes) {
 // now in the segment.
 bool fetch_from_bank(request_rec *r, const SessionId &id) {
     rhythm::FetchOutcome outcome = rhythm::fetch_via_agent(
-        g_backup.socket_path, id, static_cast<std::uint32_t>(g_settings.backup_timeout_ms));
+        g_backup.socket_path,
+        {id, static_cast<std::uint32_t>(g_settings.backup_timeout_ms), false});
     char prefix[7];
     rhythm::session_id_log_prefix(id, prefix);
     if (outcome == rhythm::FetchOutcome::kFound) {
@@ -195,6 +198,28 @@ bool fetch_from_bank(request_rec *r, const SessionId &id) {
                   "RS0202: session %s... not taken over (%s): a new session starts", prefix,
                   rhythm::fetch_outcome_name(outcome));
     return false;
+}
+
+// After this server stalled (stopped as a whole: SessionCache::Loaded::unchecked), the copy the
+// request holds locked may have been continued on another server meanwhile. The agent checks it
+// against the bank and replaces it with a newer copy, or removes it, before the request reads
+// it. With no answer within SessionBackupTimeout (every node down) the copy here is served.
+SessionCache::Acquire check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
+                                      SessionCache::Loaded *loaded) {
+    g_cache.begin_check(st->handle);
+    rhythm::FetchOutcome outcome = rhythm::fetch_via_agent(
+        g_backup.socket_path, {id, static_cast<std::uint32_t>(g_settings.backup_timeout_ms), true});
+    SessionCache::Acquire result =
+        g_cache.finish_check(&st->handle, pool_allocate, top_request(r)->pool, loaded);
+    char prefix[7];
+    rhythm::session_id_log_prefix(id, prefix);
+    bool answered =
+        outcome != rhythm::FetchOutcome::kTimedOut && outcome != rhythm::FetchOutcome::kNoAgent;
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "RS0203: session %s... checked against the bank after this server stalled: %s%s",
+                  prefix, rhythm::fetch_outcome_name(outcome),
+                  answered ? "" : ": the copy here is served");
+    return result;
 }
 
 // Reads the cookie and, when it names a session this server holds, takes the session's lock and
@@ -227,9 +252,19 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
         g_cache.acquire(id, g_process, r->request_time, g_settings.lock_timeout_ms, &st->handle,
                         pool_allocate, top->pool, &loaded);
     char prefix[7];
+    if (loaded.stalled_us != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "RS0108: this server did not run for %" APR_INT64_T_FMT
+                      " ms (stopped?): each session it holds is checked against the bank before "
+                      "it is served again",
+                      static_cast<apr_int64_t>(loaded.stalled_us / 1000));
+    }
     if (result == SessionCache::Acquire::kNotFound && g_backup.enabled && fetch_from_bank(r, id)) {
         result = g_cache.acquire(id, g_process, r->request_time, g_settings.lock_timeout_ms,
                                  &st->handle, pool_allocate, top->pool, &loaded);
+    }
+    if (result == SessionCache::Acquire::kLocked && loaded.unchecked) {
+        result = check_with_bank(r, id, st, &loaded);
     }
     switch (result) {
         case SessionCache::Acquire::kLocked:
@@ -740,8 +775,19 @@ int rhythm_status(request_rec *r, int flags) {
     }
     rhythm::BackupStats b = rhythm::BackupFeed(g_cache).stats();
     std::uint64_t oldest_ms = ms_since(b.oldest_unacknowledged_us);
+    std::int64_t turn_age_us = b.agent_turn_us == 0 ? 0 : rhythm::monotonic_us() - b.agent_turn_us;
+    const char *agent_state = b.agent_turn_us == 0 ? "not started"
+                              : turn_age_us >= rhythm::AgentWatch::Settings{}.warn_after_us
+                                  ? "hung"
+                                  : "running";
+    if (flags & AP_STATUS_SHORT) {
+        ap_rprintf(r, "RhythmBackupAgentState: %s\n", agent_state);
+    }
     const StatusLine backup_lines[] = {
         {"RhythmBackupAgentPid", "Backup agent process", static_cast<std::uint64_t>(b.agent_pid)},
+        {"RhythmBackupAgentLastTurnMs",
+         "Backup agent's last turn, ms ago (the age of the figures it writes)",
+         static_cast<std::uint64_t>(turn_age_us / 1000)},
         {"RhythmBackupAgentStarts", "Backup agent starts", b.agent_starts},
         {"RhythmBackupNodes", "Nodes configured", b.nodes_total},
         {"RhythmBackupNodesUp", "Nodes answering", b.nodes_up},
@@ -767,6 +813,10 @@ int rhythm_status(request_rec *r, int flags) {
         {"RhythmBackupFetchMisses", "Fetches the bank did not know", b.fetched_missing},
         {"RhythmBackupFetchTimeouts", "Fetches not answered in time", b.fetch_timeouts},
         {"RhythmBackupFetchesShed", "Fetches shed (too many waiting)", b.fetches_shed},
+        {"RhythmBackupStalls", "Times this server was found stopped", b.stalls},
+        {"RhythmBackupStallChecks", "Sessions checked against the bank after a stop",
+         b.stall_checks},
+        {"RhythmBackupStallReplaced", "... that the bank held newer, or deleted", b.stall_replaced},
         {"RhythmBackupFetchTooLarge", "Fetches not taken over: larger than RhythmSessionMaxSize",
          b.fetches_too_large},
         {"RhythmBackupFetchNoSpace", "Fetches not taken over: cache full of sessions in use",
@@ -774,6 +824,13 @@ int rhythm_status(request_rec *r, int flags) {
     };
     print_status_table(r, flags, "Rhythm backup", backup_lines,
                        sizeof backup_lines / sizeof backup_lines[0]);
+    if (!(flags & AP_STATUS_SHORT)) {
+        ap_rprintf(
+            r,
+            "<p>Backup agent: %s; the figures it writes (above and below) are %" APR_INT64_T_FMT
+            " ms old.</p>\n",
+            agent_state, static_cast<apr_int64_t>(turn_age_us / 1000));
+    }
     print_node_table(r, flags, b.node_reports);
     return OK;
 }

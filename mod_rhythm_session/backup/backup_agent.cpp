@@ -13,6 +13,7 @@
 
 #include "backup/cpu_wait.h"
 #include "backup/fetch_channel.h"
+#include "core/monotonic_clock.h"
 #include "wire/session_key.h"
 #include "wire/zmq_io.h"
 
@@ -39,15 +40,15 @@ constexpr std::uint64_t kOtherAnswersGraceMs = 20;
 constexpr std::uint64_t kResendChecksPerInterval = 4;
 // At most one "node is full" line per node this often, however often it fills up again.
 constexpr std::uint64_t kFullLogEveryMs = 60000;
+// The agent's own loop this late is a stall of its own, not of its nodes (excuse_own_stall).
+constexpr std::uint64_t kOwnStallMs = 1000;
 // A subscription message from an XPUB socket: 1 (subscribe) or 0, then the topic.
 constexpr std::size_t kSubscriptionBytes = 1 + wire::kTopicBytes;
 // At most one RS0323 line (a fetched session too large to keep) per this interval.
 constexpr std::uint64_t kTooLargeLogEveryMs = 10000;
 
 std::uint64_t steady_us() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+    return static_cast<std::uint64_t>(monotonic_us());
 }
 
 std::uint64_t steady_ms() {
@@ -111,6 +112,7 @@ struct BackupAgent::PendingFetch {
     std::size_t asked = 0;
     std::size_t answered = 0;
     bool owners_only = false;  // the rest of the bank is still to be asked
+    bool check = false;        // a check of a copy held here, not a take-over
     // The best version answered so far (0: none), and its record.
     std::uint64_t best_version = 0;
     std::string best_origin;
@@ -229,6 +231,14 @@ void BackupAgent::run(const volatile int *stop) {
     CpuWait cpu_wait;  // this thread's: the pacer's sign of CPUs busy with requests
     while (!*stop) {
         std::uint64_t now = steady_ms();
+        // The agent's progress, for the httpd parent's watch and server-status; and a sign of
+        // life of the server, which finds out whether it stalled as a whole.
+        if (std::int64_t stalled_us = feed_.agent_turn(monotonic_us())) {
+            log(AgentLogLevel::kWarn,
+                "RS0108: this server did not run for %lld ms (stopped?): each session it holds is "
+                "checked against the bank before it is served again",
+                static_cast<long long>(stalled_us / 1000));
+        }
         // Orphaned (the httpd parent was killed): stop. Checked every 100 ms, not every turn:
         // a system call is dear on a busy virtual machine.
         if (now - parent_checked_ms >= 100) {
@@ -276,11 +286,14 @@ void BackupAgent::poll_once(std::uint64_t timeout_ms) {
     for (auto &monitor : handshake_monitors_) {
         items.push_back({nullptr, monitor->fd(), ZMQ_POLLIN, 0});
     }
-    if (zmq_poll(items.data(), static_cast<int>(items.size()), static_cast<long>(timeout_ms)) <=
-        0) {
+    std::uint64_t polled_ms = steady_ms();
+    int events =
+        zmq_poll(items.data(), static_cast<int>(items.size()), static_cast<long>(timeout_ms));
+    std::uint64_t now_ms = steady_ms();
+    excuse_own_stall(now_ms - polled_ms - std::min(now_ms - polled_ms, timeout_ms));
+    if (events <= 0) {
         return;
     }
-    std::uint64_t now_ms = steady_ms();
     std::size_t k = 0;
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
         if (items[k++].revents & ZMQ_POLLIN) {
@@ -320,6 +333,24 @@ void BackupAgent::poll_once(std::uint64_t timeout_ms) {
         if (items[i].revents & ZMQ_POLLIN) {
             report_handshakes(now_ms);
             break;
+        }
+    }
+}
+
+// This agent did not run for `late_ms` more than it meant to sleep (stopped, or starved of CPU):
+// the nodes' answers waiting meanwhile are unread, so they are not counted as late for it, and
+// the log says whose fault it was.
+void BackupAgent::excuse_own_stall(std::uint64_t late_ms) {
+    if (late_ms < kOwnStallMs) {
+        return;
+    }
+    log(AgentLogLevel::kWarn,
+        "RS0322: the backup agent did not run for %llu ms (stopped, or starved of CPU): its "
+        "nodes are not counted as silent for that",
+        static_cast<unsigned long long>(late_ms));
+    for (auto &node : nodes_) {
+        if (node->last_ack_ms != 0) {
+            node->last_ack_ms += late_ms;
         }
     }
 }
@@ -623,14 +654,19 @@ void BackupAgent::on_fetch_request(int fd, std::uint64_t now_ms) {
     auto fetch = std::make_unique<PendingFetch>();
     fetch->fd = fd;
     fetch->id = request.id;
+    fetch->check = request.check;
     fetch->deadline_ms = now_ms + request.timeout_ms;
     if (fetches_.size() >= config_.max_pending_fetches) {
-        answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kShed));
+        if (fetch->check) {
+            finish_check(*fetch, true);  // unchecked: the worker serves its copy
+        } else {
+            answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kShed));
+        }
         return;
     }
     fetch->request_id = next_request_id_++;
     if (ask_bank(*fetch) == 0 && reached_the_bank()) {
-        answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kTimedOut));
+        finish_fetch(*fetch, true, now_ms);
         return;
     }
     // Asked, or waiting (until its deadline) for the first node to answer: a server just
@@ -739,6 +775,10 @@ void BackupAgent::expire_fetches(std::uint64_t now_ms) {
 // (RS0103) while the user is answered 200, so the changes would be lost; a new session is
 // visible, and the bank's copy stays intact for a server with the larger limit.
 void BackupAgent::finish_fetch(PendingFetch &fetch, bool deadline_passed, std::uint64_t now_ms) {
+    if (fetch.check) {
+        finish_check(fetch, deadline_passed);
+        return;
+    }
     FetchOutcome outcome;
     if (fetch.best_version == 0) {
         outcome = deadline_passed ? FetchOutcome::kTimedOut : FetchOutcome::kNotFound;
@@ -755,6 +795,36 @@ void BackupAgent::finish_fetch(PendingFetch &fetch, bool deadline_passed, std::u
             saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNoSpace : FetchOutcome::kFound;
     }
     answer_fetch(fetch, static_cast<std::uint8_t>(outcome));
+}
+
+// A copy held here after the server stalled, against the bank's best: replaced when the bank's
+// is newer (BackupFeed::reconcile). A deadline with no answer leaves it unchecked: the worker
+// serves it (with every node down, nobody can have continued it from the bank either).
+void BackupAgent::finish_check(PendingFetch &fetch, bool deadline_passed) {
+    FetchOutcome outcome = FetchOutcome::kTimedOut;
+    if (fetch.best_version != 0 || !deadline_passed) {
+        BackupFeed::BankCopy bank;
+        bank.found = fetch.best_version != 0;
+        bank.deleted = fetch.best_deleted;
+        bank.version = fetch.best_version;
+        bank.data = fetch.best_data;
+        bank.expiry_us = fetch.best_expiry_us;
+        bank.too_large = fetch.best_data.size() > config_.max_session_bytes;
+        using R = BackupFeed::Reconciled;
+        R result = feed_.reconcile(fetch.id, bank);
+        outcome = result == R::kCurrent    ? FetchOutcome::kCurrent
+                  : result == R::kReplaced ? FetchOutcome::kReplaced
+                  : result == R::kDeleted  ? FetchOutcome::kDeleted
+                  : result == R::kTooLarge ? FetchOutcome::kTooLarge
+                  : result == R::kNoSpace  ? FetchOutcome::kNoSpace
+                                           : FetchOutcome::kTimedOut;
+        if (result != R::kNotWaiting) {
+            feed_.count_check(result != R::kCurrent);
+        }
+    }
+    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
+    close(fetch.fd);
+    fetch.fd = -1;
 }
 
 // RS0323, at most one line per kTooLargeLogEveryMs: the sessions that fail over are many when a

@@ -76,6 +76,7 @@ class BackupAgent {
     void watch_handshakes(void *socket);
     void report_handshakes(std::uint64_t now_ms);
     void poll_once(std::uint64_t timeout_ms);
+    void excuse_own_stall(std::uint64_t late_ms);
     void on_node_message(std::size_t node, const wire::Message &message, std::uint64_t now_ms);
     void on_heartbeat_ack(std::size_t node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
     void on_subscriptions(std::size_t node);
@@ -97,6 +98,7 @@ class BackupAgent {
     void on_fetch_reply(const wire::FetchReply &reply, std::uint64_t now_ms);
     void expire_fetches(std::uint64_t now_ms);
     void finish_fetch(PendingFetch &fetch, bool deadline_passed, std::uint64_t now_ms);
+    void finish_check(PendingFetch &fetch, bool deadline_passed);
     void log_too_large(const PendingFetch &fetch, std::uint64_t now_ms);
     void answer_fetch(PendingFetch &fetch, std::uint8_t outcome);
     void report(std::uint64_t now_ms);

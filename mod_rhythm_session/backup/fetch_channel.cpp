@@ -14,7 +14,7 @@
 namespace rhythm {
 namespace {
 
-constexpr unsigned char kChannelVersion = 1;
+constexpr unsigned char kChannelVersion = 2;
 
 bool fill_address(const std::string &path, sockaddr_un *addr) {
     std::memset(addr, 0, sizeof *addr);
@@ -71,12 +71,16 @@ const char *fetch_outcome_name(FetchOutcome outcome) {
                    "same RhythmSessionMaxSize";
         case FetchOutcome::kNoSpace:
             return "the cache is full of sessions in use: raise RhythmSessionCacheSize";
+        case FetchOutcome::kCurrent:
+            return "the copy here is current";
+        case FetchOutcome::kReplaced:
+            return "replaced by the bank's newer copy";
     }
     return "?";
 }
 
 bool decode_fetch_outcome(unsigned char byte, FetchOutcome *outcome) {
-    if (byte > static_cast<unsigned char>(FetchOutcome::kNoSpace)) {
+    if (byte > static_cast<unsigned char>(FetchOutcome::kReplaced)) {
         return false;
     }
     *outcome = static_cast<FetchOutcome>(byte);
@@ -85,21 +89,23 @@ bool decode_fetch_outcome(unsigned char byte, FetchOutcome *outcome) {
 
 void encode_fetch_request(const FetchRequest &request, unsigned char out[kFetchRequestBytes]) {
     out[0] = kChannelVersion;
-    std::memcpy(out + 1, request.id.bytes.data(), wire::kSessionKeyBytes);
+    out[1] = request.check ? 1 : 0;
+    std::memcpy(out + 2, request.id.bytes.data(), wire::kSessionKeyBytes);
     for (int b = 0; b < 4; ++b) {
-        out[1 + wire::kSessionKeyBytes + b] =
+        out[2 + wire::kSessionKeyBytes + b] =
             static_cast<unsigned char>(request.timeout_ms >> (24 - 8 * b));
     }
 }
 
 bool decode_fetch_request(const unsigned char *data, std::size_t size, FetchRequest *request) {
-    if (size != kFetchRequestBytes || data[0] != kChannelVersion) {
+    if (size != kFetchRequestBytes || data[0] != kChannelVersion || data[1] > 1) {
         return false;
     }
-    std::memcpy(request->id.bytes.data(), data + 1, wire::kSessionKeyBytes);
+    request->check = data[1] == 1;
+    std::memcpy(request->id.bytes.data(), data + 2, wire::kSessionKeyBytes);
     request->timeout_ms = 0;
     for (int b = 0; b < 4; ++b) {
-        request->timeout_ms = (request->timeout_ms << 8) | data[1 + wire::kSessionKeyBytes + b];
+        request->timeout_ms = (request->timeout_ms << 8) | data[2 + wire::kSessionKeyBytes + b];
     }
     return true;
 }
@@ -126,9 +132,8 @@ int listen_fetch_channel(const std::string &path, int uid, int gid, std::string 
     return fd;
 }
 
-FetchOutcome fetch_via_agent(const std::string &path, const SessionId &id,
-                             std::uint32_t timeout_ms) {
-    std::int64_t deadline = monotonic_ms() + timeout_ms;
+FetchOutcome fetch_via_agent(const std::string &path, const FetchRequest &fetch) {
+    std::int64_t deadline = monotonic_ms() + fetch.timeout_ms;
     sockaddr_un addr;
     if (!fill_address(path, &addr)) {
         return FetchOutcome::kNoAgent;
@@ -139,7 +144,7 @@ FetchOutcome fetch_via_agent(const std::string &path, const SessionId &id,
     }
     FetchOutcome outcome = FetchOutcome::kNoAgent;
     unsigned char request[kFetchRequestBytes];
-    encode_fetch_request({id, timeout_ms}, request);
+    encode_fetch_request(fetch, request);
     if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0 &&
         send(fd, request, sizeof request, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof request)) {
         outcome = FetchOutcome::kTimedOut;

@@ -25,6 +25,9 @@ enum class FetchOutcome : std::uint8_t {
     kShed = 5,      // too many fetches waiting already: answered at once, as not found
     kTooLarge = 6,  // the bank has it, larger than this server's RhythmSessionMaxSize: not stored
     kNoSpace = 7,   // the bank has it, but the segment is full of sessions in use: not stored
+    // Answers to a check (after the server stalled) of a copy a request holds:
+    kCurrent = 8,   // the bank has nothing newer: the copy here is current
+    kReplaced = 9,  // the bank's newer copy replaced it
 };
 
 // Why a session was or was not taken over, for RS0202.
@@ -33,16 +36,18 @@ const char *fetch_outcome_name(FetchOutcome outcome);
 // The agent's answer byte; false for a byte that is no outcome.
 bool decode_fetch_outcome(unsigned char byte, FetchOutcome *outcome);
 
-// What the worker sends.
+// What the worker sends: take a session over from the bank, or check the copy it holds (locked)
+// against the bank's after the server stalled.
 struct FetchRequest {
     SessionId id;
     std::uint32_t timeout_ms = 0;
+    bool check = false;
 };
 
-constexpr std::size_t kFetchRequestBytes = 1 + wire::kSessionKeyBytes + 4;
+constexpr std::size_t kFetchRequestBytes = 2 + wire::kSessionKeyBytes + 4;
 
-// Encodes a request (version byte, ID, timeout in ms, big-endian). Decoding refuses anything
-// that is not exactly that.
+// Encodes a request (version byte, 0 take over or 1 check, ID, timeout in ms, big-endian).
+// Decoding refuses anything that is not exactly that.
 void encode_fetch_request(const FetchRequest &request, unsigned char out[kFetchRequestBytes]);
 bool decode_fetch_request(const unsigned char *data, std::size_t size, FetchRequest *request);
 
@@ -51,7 +56,6 @@ bool decode_fetch_request(const unsigned char *data, std::size_t size, FetchRequ
 int listen_fetch_channel(const std::string &path, int uid, int gid, std::string *why);
 
 // The worker's side: asks and waits at most `timeout_ms` in all.
-FetchOutcome fetch_via_agent(const std::string &path, const SessionId &id,
-                             std::uint32_t timeout_ms);
+FetchOutcome fetch_via_agent(const std::string &path, const FetchRequest &request);
 
 }  // namespace rhythm

@@ -185,6 +185,73 @@ SessionCache::Save BackupFeed::insert_fetched(const SessionId &id, const void *d
     return saved == SessionCache::Save::kUnbackedOnly ? SessionCache::Save::kNoSpace : saved;
 }
 
+BackupFeed::Reconciled BackupFeed::reconcile(const SessionId &id, const BankCopy &bank) {
+    Segment seg(cache_.header_, cache_.base_);
+    SegmentHeader &h = seg.h();
+    ShmMutexGuard guard(h.mutex);
+    std::uint32_t i = seg.find(id);
+    if (i == kNoIndex || !seg.entry(i).check_pending || seg.entry(i).state != kLive) {
+        return Reconciled::kNotWaiting;  // it gave up waiting: its copy stays as it was
+    }
+    Entry &e = seg.entry(i);
+    if (!bank.found || bank.version <= e.version) {
+        return Reconciled::kCurrent;
+    }
+    std::uint32_t first;
+    // The request waiting holds the lock: nobody else reads these chunks until it has the answer.
+    bool stored =
+        !bank.deleted && !bank.too_large &&
+        seg.make_room(ChunkArena::chunks_for(bank.data.size()), false, i) == Segment::Room::kMade &&
+        seg.arena().store(bank.data.data(), bank.data.size(), &first);
+    if (!stored) {
+        seg.remove_session(i);  // the holder finds it gone (SessionCache::finish_check)
+        return bank.deleted     ? Reconciled::kDeleted
+               : bank.too_large ? Reconciled::kTooLarge
+                                : Reconciled::kNoSpace;
+    }
+    seg.arena().release(e.first_chunk);
+    h.payload_bytes = h.payload_bytes - e.size + bank.data.size();
+    e.first_chunk = first;
+    e.size = static_cast<std::uint32_t>(bank.data.size());
+    e.expiry_us = bank.expiry_us;
+    e.version = e.backed_version = bank.version;
+    e.continues_fetched = 1;
+    seg.dirty_unlink(i);  // what this server changed since is superseded
+    seg.lru_file(i);
+    return Reconciled::kReplaced;
+}
+
+std::int64_t BackupFeed::agent_turn(std::int64_t now_us) {
+    SegmentHeader &h = *cache_.header_;
+    h.backup.agent_turn_us.store(now_us, std::memory_order_relaxed);
+    // Without the mutex in the usual case: a turn every millisecond must not contend with
+    // requests. Only a stall, once, takes it.
+    std::int64_t before = h.alive_us.load(std::memory_order_relaxed);
+    if (before != 0 && now_us - before <= kStallUs) {
+        h.alive_us.store(now_us, std::memory_order_relaxed);
+        return 0;
+    }
+    Segment seg(cache_.header_, cache_.base_);
+    ShmMutexGuard guard(h.mutex);
+    return seg.note_alive(now_us);
+}
+
+std::int64_t BackupFeed::last_agent_turn_us() const {
+    return cache_.header_->backup.agent_turn_us.load(std::memory_order_relaxed);
+}
+
+std::int64_t BackupFeed::parent_alive(std::int64_t now_us) {
+    Segment seg(cache_.header_, cache_.base_);
+    ShmMutexGuard guard(seg.h().mutex);
+    return seg.note_alive(now_us);
+}
+
+void BackupFeed::count_check(bool replaced) {
+    ShmMutexGuard guard(cache_.header_->mutex);
+    cache_.header_->backup.stall_checks += 1;
+    cache_.header_->backup.stall_replaced += replaced ? 1 : 0;
+}
+
 void BackupFeed::count_published(std::uint64_t n) {
     ShmMutexGuard guard(cache_.header_->mutex);
     cache_.header_->backup.published += n;
@@ -253,6 +320,10 @@ BackupStats BackupFeed::stats() {
     s.fetches_shed = b.fetches_shed;
     s.fetches_too_large = b.fetches_too_large;
     s.fetches_no_space = b.fetches_no_space;
+    s.stalls = b.stalls;
+    s.stall_checks = b.stall_checks;
+    s.stall_replaced = b.stall_replaced;
+    s.agent_turn_us = b.agent_turn_us.load(std::memory_order_relaxed);
     s.nodes_total = b.nodes_total;
     s.nodes_up = b.nodes_up;
     s.node_reports.assign(b.node_reports,

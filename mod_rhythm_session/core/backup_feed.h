@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "node_report.h"
@@ -36,7 +37,7 @@ struct BackupStats {
     std::uint64_t unbacked_sessions = 0;       // sessions and deletions the bank does not hold yet
     std::uint64_t evicted_unbacked = 0;        // evicted locally before the bank had them: lost
     std::uint64_t saves_refused_unbacked = 0;  // room only by evicting those: refused
-    std::uint64_t stale_dropped = 0;  // older copies dropped because another server has newer
+    std::uint64_t stale_dropped = 0;     // older copies dropped because another server has newer
     std::uint64_t refused_by_nodes = 0;  // changes nodes refused for lack of memory
     std::uint64_t fetched_found = 0;
     std::uint64_t fetched_missing = 0;
@@ -44,6 +45,10 @@ struct BackupStats {
     std::uint64_t fetches_shed = 0;
     std::uint64_t fetches_too_large = 0;  // in the bank, larger than RhythmSessionMaxSize here
     std::uint64_t fetches_no_space = 0;   // in the bank, no room in the segment for it
+    std::uint64_t stalls = 0;             // times the whole server was found stopped
+    std::uint64_t stall_checks = 0;       // sessions checked against the bank after one
+    std::uint64_t stall_replaced = 0;     // ... that the bank held newer, or deleted
+    std::int64_t agent_turn_us = 0;       // monotonic: the agent's last loop turn (0: none)
     std::uint32_t nodes_total = 0;
     std::uint32_t nodes_up = 0;
     std::uint64_t lag_samples = 0;  // acknowledgements in the last 10 to 20 seconds
@@ -99,12 +104,38 @@ class BackupFeed {
     SessionCache::Save insert_fetched(const SessionId &id, const void *data, std::size_t size,
                                       std::int64_t expiry_us, std::uint64_t version);
 
+    // The bank's best copy of a session that a request holds and has asked to be checked after
+    // the server stalled (SessionCache::begin_check). A newer one replaces this server's copy
+    // (which then continues it in a new term, as after a failover); a newer deletion, or a newer
+    // copy there is no room for, removes it. Changes nothing unless that request still waits.
+    struct BankCopy {
+        bool found = false;  // false: the bank has nothing (this copy stays)
+        bool deleted = false;
+        std::uint64_t version = 0;
+        std::string_view data;
+        std::int64_t expiry_us = 0;
+        bool too_large = false;  // larger than RhythmSessionMaxSize here: cannot be kept
+    };
+    enum class Reconciled { kCurrent, kReplaced, kDeleted, kTooLarge, kNoSpace, kNotWaiting };
+    Reconciled reconcile(const SessionId &id, const BankCopy &bank);
+
+    // A sign of life from the agent's loop at `now_us` (monotonic): what the httpd parent and
+    // server-status read as its progress. Returns the gap, when it shows the whole server had
+    // stalled (see SessionCache::Loaded::stalled_us).
+    std::int64_t agent_turn(std::int64_t now_us);
+    // The agent's last turn (monotonic; 0: none yet). Read without the mutex.
+    std::int64_t last_agent_turn_us() const;
+    // A sign of life from the httpd parent's watch over the agent; as agent_turn.
+    std::int64_t parent_alive(std::int64_t now_us);
+
     // Figures only the agent knows.
     void count_published(std::uint64_t n);
     // Changes a node did not store for lack of memory (each refusal by each node).
     void count_refused(std::uint64_t n);
     enum class FetchCount { kFound, kMissing, kTimedOut, kShed, kTooLarge, kNoSpace };
     void count_fetch(FetchCount what);
+    // A session checked against the bank after a stall; `replaced` when the bank's was newer.
+    void count_check(bool replaced);
     void set_nodes(std::uint32_t total, std::uint32_t up);
     // The agent's view of each node (at most kReportedNodes are kept).
     void set_node_reports(const NodeReport *reports, std::size_t count);

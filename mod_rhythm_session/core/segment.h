@@ -29,6 +29,10 @@ constexpr std::uint32_t kChunksPerEntry = 4;
 constexpr int kEvictionSkipLimit = 64;
 // How often a waiter wakes to check whether the holder's process still exists.
 constexpr std::uint64_t kHolderCheckUs = 50'000;
+// No sign of life from any process of the server for this long (the backup agent turns every
+// 16 ms at most, the parent's watch every second, and each request counts) means the server
+// itself was stopped: its copies may have been taken over elsewhere meanwhile.
+constexpr std::int64_t kStallUs = 1'500'000;
 
 // kDeleted: out of the index, allocated until the requests queued on its lock have moved on.
 // kTombstone: deleted while backup is on; in the index (requests see it as deleted) and on the
@@ -62,7 +66,12 @@ struct Entry {
     std::uint8_t on_dirty_list;
     std::uint8_t state;
     std::uint8_t continues_fetched;  // fetched from the bank and not changed here since
-    std::uint8_t lru_list;  // the LruList it is on
+    std::uint8_t lru_list;           // the LruList it is on
+    // After the server stalled, a session is checked against the bank before it is served: this
+    // is the stall generation it was last known current at, and check_pending says a request
+    // holding it waits for the agent's check (which may replace its data meanwhile).
+    std::uint32_t checked_generation;
+    std::uint8_t check_pending;
 };
 
 // A server that continues a copy fetched from the bank numbers its next version in a new term
@@ -106,6 +115,10 @@ struct BackupState {
     std::uint64_t saves_refused_unbacked;  // room only by evicting unbacked sessions, not allowed
     std::uint64_t fetched_found, fetched_missing, fetch_timeouts, fetches_shed;
     std::uint64_t fetches_too_large, fetches_no_space;
+    std::uint64_t stalls;                     // times the server was found stopped
+    std::uint64_t stall_checks;               // sessions checked against the bank after a stall
+    std::uint64_t stall_replaced;             // ... that the bank held newer (or deleted)
+    std::atomic<std::int64_t> agent_turn_us;  // monotonic: the agent's last loop turn
     std::int64_t oldest_in_flight_us;  // save time of the oldest change published, not acknowledged
     std::uint32_t nodes_total, nodes_up;
     NodeReport node_reports[kReportedNodes];
@@ -143,6 +156,9 @@ struct SegmentHeader {
     std::uint32_t dirty_head;      // oldest change first
     std::uint32_t dirty_tail;
     std::uint64_t dirty_count;
+    // Monotonic: the last sign of life of any process of this server (note_alive).
+    std::atomic<std::int64_t> alive_us;
+    std::uint32_t stall_generation;  // bumped each time the server is found to have stalled
     BackupState backup;
 };
 
@@ -348,6 +364,8 @@ class Segment {
         e.dirty_since_us = 0;
         e.state = kLive;
         e.continues_fetched = fetched ? 1 : 0;
+        e.checked_generation = h_->stall_generation;
+        e.check_pending = 0;
         std::uint32_t &head = bucket(id);
         e.hash_next = head;
         head = i;
@@ -491,6 +509,20 @@ class Segment {
         }
         h_->counters.locks_reclaimed += 1;
         hand_on(i);
+    }
+
+    // A sign of life at `now_us` (monotonic). With backup on, a gap over kStallUs since the
+    // last one means the whole server was stopped: every session is to be checked against the
+    // bank before it is served again. Returns the gap when it was one (0 otherwise). Under the
+    // mutex; alive_us is also written without it (the agent's turns), hence the exchange.
+    std::int64_t note_alive(std::int64_t now_us) {
+        std::int64_t before = h_->alive_us.exchange(now_us, std::memory_order_relaxed);
+        if (!h_->backup_enabled || before == 0 || now_us - before <= kStallUs) {
+            return 0;
+        }
+        h_->stall_generation += 1;
+        h_->backup.stalls += 1;
+        return now_us - before;
     }
 
     bool handle_valid(const SessionCache::Handle &handle) {

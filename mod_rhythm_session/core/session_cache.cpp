@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <new>
 
+#include "monotonic_clock.h"
 #include "segment.h"
 #include "shm_sync.h"
 
@@ -56,12 +56,6 @@ bool plan_layout(std::size_t bytes, std::uint32_t waiter_slots, Layout *out) {
     }
     *out = l;
     return true;
-}
-
-std::uint64_t steady_us() {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                          std::chrono::steady_clock::now().time_since_epoch())
-                                          .count());
 }
 
 }  // namespace
@@ -158,6 +152,7 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
     std::uint32_t w;
     {
         ShmMutexGuard guard(h.mutex);
+        loaded->stalled_us = seg.note_alive(monotonic_us());
         i = seg.find(id);
         if (i == kNoIndex) {
             h.counters.misses += 1;
@@ -192,12 +187,12 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
 
     if (w != kNoIndex) {
         Waiter &slot = seg.waiter(w);
-        std::uint64_t deadline = steady_us() + timeout_ms * 1000;
+        std::int64_t deadline = monotonic_us() + static_cast<std::int64_t>(timeout_ms) * 1000;
         for (;;) {
             if (slot.granted.load(std::memory_order_acquire)) {
                 break;
             }
-            std::uint64_t now = steady_us();
+            std::int64_t now = monotonic_us();
             if (now >= deadline) {
                 ShmMutexGuard guard(h.mutex);
                 if (slot.granted.load(std::memory_order_acquire)) {
@@ -208,7 +203,8 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
                 h.counters.lock_timeouts += 1;
                 return Acquire::kTimedOut;
             }
-            futex_wait(&slot.granted, 0, std::min(deadline - now, kHolderCheckUs));
+            futex_wait(&slot.granted, 0,
+                       std::min(static_cast<std::uint64_t>(deadline - now), kHolderCheckUs));
             if (!slot.granted.load(std::memory_order_acquire)) {
                 ShmMutexGuard guard(h.mutex);
                 seg.reclaim_if_holder_gone(i);
@@ -242,6 +238,7 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
         loaded->size = e.size;
         loaded->version = e.version;
         loaded->expiry_us = e.expiry_us;
+        loaded->unchecked = h.backup_enabled && e.checked_generation != h.stall_generation;
         first_chunk = e.first_chunk;
     }
     // We hold the session's lock: nobody else changes or evicts these chunks.
@@ -323,6 +320,48 @@ void SessionCache::release(Handle *handle) {
         seg.hand_on(handle->entry);
     }
     handle->entry = kNoIndex;
+}
+
+void SessionCache::begin_check(const Handle &handle) {
+    Segment seg(header_, base_);
+    ShmMutexGuard guard(seg.h().mutex);
+    if (seg.handle_valid(handle)) {
+        seg.entry(handle.entry).check_pending = 1;
+    }
+}
+
+SessionCache::Acquire SessionCache::finish_check(Handle *handle, Allocator allocate, void *context,
+                                                 Loaded *loaded) {
+    Segment seg(header_, base_);
+    SegmentHeader &h = seg.h();
+    std::uint32_t first_chunk;
+    {
+        ShmMutexGuard guard(h.mutex);
+        if (!seg.handle_valid(*handle)) {
+            handle->entry = kNoIndex;
+            return Acquire::kNotFound;
+        }
+        std::uint32_t i = handle->entry;
+        Entry &e = seg.entry(i);
+        e.check_pending = 0;
+        e.checked_generation = h.stall_generation;
+        if (e.state != kLive) {
+            // The bank deleted it, or held a newer copy this server had no room for.
+            seg.hand_on(i);
+            handle->entry = kNoIndex;
+            return Acquire::kNotFound;
+        }
+        loaded->unchecked = false;
+        loaded->size = e.size;
+        loaded->version = e.version;
+        loaded->expiry_us = e.expiry_us;
+        first_chunk = e.first_chunk;
+    }
+    // We hold the session's lock: nobody else changes or evicts these chunks.
+    loaded->data = static_cast<char *>(allocate(context, loaded->size + 1));
+    seg.arena().load(first_chunk, loaded->data, loaded->size);
+    loaded->data[loaded->size] = '\0';
+    return Acquire::kLocked;
 }
 
 SessionCache::Save SessionCache::insert(const SessionId &id, const void *data, std::size_t size,

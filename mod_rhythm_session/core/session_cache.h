@@ -60,6 +60,11 @@ class SessionCache {
         std::size_t size = 0;
         std::uint64_t version = 0;
         std::int64_t expiry_us = 0;
+        // The server stalled since this copy was last known current: check it against the bank
+        // (begin_check / finish_check) before serving it.
+        bool unchecked = false;
+        // This call found that the server had stalled, for this long (0: it had not).
+        std::int64_t stalled_us = 0;
     };
 
     enum class Acquire {
@@ -123,6 +128,13 @@ class SessionCache {
 
     // Releases the lock without changing the session.
     void release(Handle *handle);
+
+    // Around the backup agent's check of an unchecked session, with its lock held: the agent
+    // may replace the data (or delete the session) meanwhile. finish_check marks it checked
+    // (whatever the agent answered, or if it never did) and copies it out again: kLocked, or
+    // kNotFound / kDeleted with the lock released when it is gone.
+    void begin_check(const Handle &handle);
+    Acquire finish_check(Handle *handle, Allocator allocate, void *context, Loaded *loaded);
 
     // Stores a new session under a fresh ID (not locked afterwards). Room is made as for
     // save_and_release().

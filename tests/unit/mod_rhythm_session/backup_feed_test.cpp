@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 #include <vector>
 
+#include "core/monotonic_clock.h"
+
 using rhythm::BackupFeed;
 using rhythm::ChangeRecord;
 using rhythm::SessionCache;
@@ -512,6 +514,132 @@ BOOST_AUTO_TEST_CASE(an_agent_keeps_its_identity_and_gets_a_new_epoch) {
     BOOST_TEST(e2 == e1 + 1);
     BOOST_TEST(f.feed.stats().agent_pid == 101);
     BOOST_TEST(f.feed.stats().agent_starts == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(stall)
+
+// Acquires `id` as a request would; the lock stays held.
+SessionCache::Acquire acquire(Fixture &f, const SessionId &id, SessionCache::Handle *h,
+                              SessionCache::Loaded *l) {
+    return f.cache.acquire(id, rhythm::current_process(), kNow, 100, h, Fixture::allocate, nullptr,
+                           l);
+}
+
+// The server's last sign of life was `ago_us` before now.
+void last_alive(Fixture &f, std::int64_t ago_us) {
+    f.feed.agent_turn(rhythm::monotonic_us() - ago_us);
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_stalled_checks_a_session_and_takes_the_banks_newer_copy) {
+    Fixture f;
+    SessionId a = f.add(1, "count=10");
+    last_alive(f, 3000000);
+    SessionCache::Handle h;
+    SessionCache::Loaded l;
+    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
+    BOOST_TEST(l.stalled_us >= 3000000);
+    BOOST_TEST(l.unchecked);
+    BOOST_TEST(f.feed.stats().stalls == 1u);
+    std::free(l.data);
+    // Another server continued it in the bank meanwhile.
+    f.cache.begin_check(h);
+    BackupFeed::BankCopy bank;
+    bank.found = true;
+    bank.version = (std::uint64_t{1} << 32) | 10;
+    bank.data = "count=20";
+    BOOST_TEST((f.feed.reconcile(a, bank) == BackupFeed::Reconciled::kReplaced));
+    BOOST_REQUIRE((f.cache.finish_check(&h, Fixture::allocate, nullptr, &l) ==
+                   SessionCache::Acquire::kLocked));
+    BOOST_TEST(std::string(l.data, l.size) == "count=20");
+    BOOST_TEST(l.version == bank.version);
+    BOOST_TEST(!l.unchecked);
+    std::free(l.data);
+    std::uint64_t v;
+    f.cache.save_and_release(&h, "count=21", 8, 0, kNow, &v);
+    BOOST_TEST(v == (std::uint64_t{2} << 32) + 1);  // continued in a new term, like a failover
+    // Checked once: the next request does not ask again.
+    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
+    BOOST_TEST(!l.unchecked);
+    BOOST_TEST(l.stalled_us == 0);
+    std::free(l.data);
+    f.cache.release(&h);
+}
+
+BOOST_AUTO_TEST_CASE(a_check_keeps_a_current_copy_and_removes_one_deleted_in_the_bank) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    SessionId b = f.add(2, "b=1");
+    f.save(a, "a=2");  // version 2, not in the bank yet
+    last_alive(f, 2000000);
+    SessionCache::Handle h;
+    SessionCache::Loaded l;
+    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
+    std::free(l.data);
+    f.cache.begin_check(h);
+    BackupFeed::BankCopy older;
+    older.found = true;
+    older.version = 1;
+    older.data = "a=1";
+    BOOST_TEST((f.feed.reconcile(a, older) == BackupFeed::Reconciled::kCurrent));
+    BOOST_REQUIRE((f.cache.finish_check(&h, Fixture::allocate, nullptr, &l) ==
+                   SessionCache::Acquire::kLocked));
+    BOOST_TEST(std::string(l.data, l.size) == "a=2");
+    std::free(l.data);
+    f.cache.release(&h);
+
+    BOOST_REQUIRE((acquire(f, b, &h, &l) == SessionCache::Acquire::kLocked));
+    std::free(l.data);
+    f.cache.begin_check(h);
+    BackupFeed::BankCopy deleted;
+    deleted.found = deleted.deleted = true;
+    deleted.version = 5;
+    BOOST_TEST((f.feed.reconcile(b, deleted) == BackupFeed::Reconciled::kDeleted));
+    BOOST_TEST((f.cache.finish_check(&h, Fixture::allocate, nullptr, &l) ==
+                SessionCache::Acquire::kNotFound));
+    BOOST_TEST(!h.held());
+    BOOST_TEST((acquire(f, b, &h, &l) == SessionCache::Acquire::kNotFound));
+}
+
+BOOST_AUTO_TEST_CASE(an_answer_after_the_request_gave_up_changes_nothing) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    last_alive(f, 2000000);
+    SessionCache::Handle h;
+    SessionCache::Loaded l;
+    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
+    std::free(l.data);
+    f.cache.begin_check(h);
+    BOOST_REQUIRE((f.cache.finish_check(&h, Fixture::allocate, nullptr, &l) ==
+                   SessionCache::Acquire::kLocked));  // no answer in time: served as it is
+    BackupFeed::BankCopy bank;
+    bank.found = true;
+    bank.version = 9;
+    bank.data = "a=9";
+    BOOST_TEST((f.feed.reconcile(a, bank) == BackupFeed::Reconciled::kNotWaiting));
+    BOOST_TEST(std::string(l.data, l.size) == "a=1");
+    std::free(l.data);
+    f.cache.release(&h);
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_kept_running_or_has_no_backup_serves_without_a_check) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    last_alive(f, 200000);  // a sign of life 0.2 s ago: no stall
+    SessionCache::Handle h;
+    SessionCache::Loaded l;
+    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
+    BOOST_TEST(!l.unchecked);
+    std::free(l.data);
+    f.cache.release(&h);
+    f.cache.set_backup_enabled(false);
+    last_alive(f, 5000000);
+    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
+    BOOST_TEST(!l.unchecked);
+    BOOST_TEST(l.stalled_us == 0);
+    std::free(l.data);
+    f.cache.release(&h);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -69,16 +69,22 @@ void stand_in_agent(int listener, bool answer, FetchOutcome outcome, SessionId *
 BOOST_AUTO_TEST_SUITE(fetch_channel)
 
 BOOST_AUTO_TEST_CASE(request_round_trip_and_refusals) {
-    FetchRequest in{some_id(), 250};
-    unsigned char buf[rhythm::kFetchRequestBytes];
-    rhythm::encode_fetch_request(in, buf);
-    FetchRequest out;
-    BOOST_REQUIRE(rhythm::decode_fetch_request(buf, sizeof buf, &out));
-    BOOST_TEST((out.id == in.id));
-    BOOST_TEST(out.timeout_ms == 250u);
-    BOOST_TEST(!rhythm::decode_fetch_request(buf, sizeof buf - 1, &out));
-    buf[0] = 99;  // another version
-    BOOST_TEST(!rhythm::decode_fetch_request(buf, sizeof buf, &out));
+    for (bool check : {false, true}) {
+        FetchRequest in{some_id(), 250, check};
+        unsigned char buf[rhythm::kFetchRequestBytes];
+        rhythm::encode_fetch_request(in, buf);
+        FetchRequest out;
+        BOOST_REQUIRE(rhythm::decode_fetch_request(buf, sizeof buf, &out));
+        BOOST_TEST((out.id == in.id));
+        BOOST_TEST(out.timeout_ms == 250u);
+        BOOST_TEST(out.check == check);
+        BOOST_TEST(!rhythm::decode_fetch_request(buf, sizeof buf - 1, &out));
+        buf[1] = 2;  // neither a take-over nor a check
+        BOOST_TEST(!rhythm::decode_fetch_request(buf, sizeof buf, &out));
+        buf[1] = 0;
+        buf[0] = 99;  // another version
+        BOOST_TEST(!rhythm::decode_fetch_request(buf, sizeof buf, &out));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
@@ -86,7 +92,8 @@ BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
     const std::pair<FetchOutcome, int> numbers[] = {
         {FetchOutcome::kFound, 0},    {FetchOutcome::kNotFound, 1}, {FetchOutcome::kDeleted, 2},
         {FetchOutcome::kTimedOut, 3}, {FetchOutcome::kNoAgent, 4},  {FetchOutcome::kShed, 5},
-        {FetchOutcome::kTooLarge, 6}, {FetchOutcome::kNoSpace, 7},
+        {FetchOutcome::kTooLarge, 6}, {FetchOutcome::kNoSpace, 7},  {FetchOutcome::kCurrent, 8},
+        {FetchOutcome::kReplaced, 9},
     };
     std::set<std::string> names;
     for (const auto &[outcome, number] : numbers) {
@@ -100,7 +107,7 @@ BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
     }
     BOOST_TEST(names.size() == std::size(numbers));
     FetchOutcome decoded = FetchOutcome::kFound;
-    BOOST_TEST(!rhythm::decode_fetch_outcome(8, &decoded));
+    BOOST_TEST(!rhythm::decode_fetch_outcome(10, &decoded));
     BOOST_TEST(!rhythm::decode_fetch_outcome(255, &decoded));
     BOOST_TEST((decoded == FetchOutcome::kFound));  // untouched
     // A session kept out says why, never "not found".
@@ -112,7 +119,7 @@ BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
 
 BOOST_AUTO_TEST_CASE(no_agent_is_said_at_once) {
     auto start = std::chrono::steady_clock::now();
-    BOOST_TEST((rhythm::fetch_via_agent(socket_path("absent"), some_id(), 1000) ==
+    BOOST_TEST((rhythm::fetch_via_agent(socket_path("absent"), FetchRequest{some_id(), 1000}) ==
                 FetchOutcome::kNoAgent));
     BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::milliseconds(500)));
 }
@@ -124,7 +131,8 @@ BOOST_AUTO_TEST_CASE(the_agents_answer_is_returned) {
     BOOST_REQUIRE_MESSAGE(listener >= 0, why);
     SessionId asked;
     std::thread agent(stand_in_agent, listener, true, FetchOutcome::kFound, &asked);
-    BOOST_TEST((rhythm::fetch_via_agent(path, some_id(), 2000) == FetchOutcome::kFound));
+    BOOST_TEST(
+        (rhythm::fetch_via_agent(path, FetchRequest{some_id(), 2000}) == FetchOutcome::kFound));
     agent.join();
     BOOST_TEST((asked == some_id()));
     close(listener);
@@ -135,7 +143,8 @@ BOOST_AUTO_TEST_CASE(the_new_outcomes_cross_the_channel_and_an_unknown_byte_does
     const std::pair<unsigned char, FetchOutcome> cases[] = {
         {6, FetchOutcome::kTooLarge},
         {7, FetchOutcome::kNoSpace},
-        {8, FetchOutcome::kTimedOut},  // no outcome: no usable answer
+        {9, FetchOutcome::kReplaced},
+        {10, FetchOutcome::kTimedOut},  // no outcome: no usable answer
     };
     for (const auto &[byte, expected] : cases) {
         std::string path = socket_path("outcomes");
@@ -144,7 +153,7 @@ BOOST_AUTO_TEST_CASE(the_new_outcomes_cross_the_channel_and_an_unknown_byte_does
         BOOST_REQUIRE_MESSAGE(listener >= 0, why);
         SessionId asked;
         std::thread agent(stand_in_agent, listener, true, static_cast<FetchOutcome>(byte), &asked);
-        BOOST_TEST((rhythm::fetch_via_agent(path, some_id(), 2000) == expected));
+        BOOST_TEST((rhythm::fetch_via_agent(path, FetchRequest{some_id(), 2000}) == expected));
         agent.join();
         close(listener);
         unlink(path.c_str());
@@ -159,7 +168,8 @@ BOOST_AUTO_TEST_CASE(a_silent_agent_times_out_on_time) {
     SessionId asked;
     std::thread agent(stand_in_agent, listener, false, FetchOutcome::kFound, &asked);
     auto start = std::chrono::steady_clock::now();
-    BOOST_TEST((rhythm::fetch_via_agent(path, some_id(), 150) == FetchOutcome::kTimedOut));
+    BOOST_TEST(
+        (rhythm::fetch_via_agent(path, FetchRequest{some_id(), 150}) == FetchOutcome::kTimedOut));
     auto waited = std::chrono::steady_clock::now() - start;
     BOOST_TEST((waited >= std::chrono::milliseconds(140)));
     BOOST_TEST((waited < std::chrono::milliseconds(350)));
