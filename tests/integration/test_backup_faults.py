@@ -1,0 +1,246 @@
+"""Faults the backup must survive without losing an acknowledged change or serving a stale copy,
+each a defect found by fault testing (issue 13): a node that fills up, a web server stopped as a
+whole while its users move on, two servers continuing one session, the first changes on a new
+connection, and a backup agent that hangs. Real apache2, real rss_node processes, real ZeroMQ;
+every figure that claims data is safe is checked against the bank's real content.
+"""
+
+import os
+import re
+import signal
+import threading
+import time
+
+from rhythm_httpd import Browser, wait_for
+from rss_node_fixture import DELETED, FOUND, RssNode
+from test_backup import backup_status, count_in_bank, count_of, in_bank, web_server
+
+COOKIE = "rhythm_session"
+
+
+def all_acknowledged(server):
+    st = backup_status(server)
+    return st["RhythmBackupPending"] == 0 and st["RhythmBackupOldestUnacknowledgedMs"] == 0
+
+
+def log_lines(server, code):
+    return [line for line in server.log_text().splitlines() if code in line]
+
+
+# ---- a node that fills up --------------------------------------------------------------------
+
+def test_a_full_node_acknowledges_nothing_it_refused_and_stores_it_once_it_has_room():
+    """150 sessions of 30 KB into a node limited to 4 MiB (it holds about 130): the server must
+    not count one it refused as acknowledged, must show the node as full, and once sessions are
+    deleted and the node has room, every session is stored and only then all acknowledged."""
+    with RssNode("bank-1", extra=["--max-memory", "4M"]) as node, \
+            web_server("web-a", [node]) as a:
+        browsers = []
+        for i in range(150):
+            b = Browser(a)
+            assert b.get(f"/app/set?fill=30000&n={i}")[0] == 200
+            browsers.append(b)
+        sids = [b.cookies[COOKIE] for b in browsers]
+        # Everything published, and each change either acknowledged or known to be missing.
+        st = wait_for(lambda: (lambda s: s if s["RhythmBackupPending"] == 0 and (
+            s["RhythmBackupAcknowledged"] + s.get("RhythmBackupNode1Unacknowledged", 0) ==
+            s["RhythmBackupPublished"]) else None)(backup_status(a)), 20,
+            "every change published and answered for")
+        held = [b for b in browsers if in_bank(node, b.cookies[COOKIE])[0] == FOUND]
+        assert 0 < len(held) < len(browsers)
+        # The figures that say what is safe agree with what the bank really holds.
+        assert st["RhythmBackupAcknowledged"] <= len(held)
+        assert st["RhythmBackupNode1State"] == "full"
+        assert st["RhythmBackupOldestUnacknowledgedMs"] > 0
+        assert st["RhythmBackupNode1Unacknowledged"] >= len(browsers) - len(held)
+        assert st["RhythmBackupNode1Refused"] > 0 and st["RhythmBackupRefusedByNodes"] > 0
+        assert node.status()["full"] is True
+        assert len(log_lines(a, "RS0320")) == 1
+        # Deleting 40 stored sessions (tombstones are small) makes room for the refused ones.
+        deleted = {b.cookies[COOKIE] for b in held[:40]}
+        for b in held[:40]:
+            assert b.get("/app/set?blob=&n=")[0] == 200  # emptied: deleted
+        wait_for(lambda: all_acknowledged(a), 30, "everything acknowledged once there is room")
+        assert backup_status(a)["RhythmBackupNode1State"] == "up"
+        assert node.status()["full"] is False
+        assert log_lines(a, "RS0321")
+        for sid in deleted:
+            assert in_bank(node, sid)[0] == DELETED
+        kept = [sid for sid in sids if sid not in deleted]
+        assert len(kept) == len(sids) - 40
+        for sid in kept:
+            status, _, data = in_bank(node, sid)
+            assert status == FOUND and len(re.search(rb"blob=(x*)", data).group(1)) == 30000
+
+
+# ---- a web server stopped as a whole (a hung host) -------------------------------------------
+
+def test_a_request_that_waited_through_a_stall_is_served_the_current_copy():
+    """A counts a session to 10 and is stopped (SIGSTOP of its process group); the user goes on
+    to 20 on B; a request sent to A during the stop is answered when A resumes. It must see 20
+    (and count 21), not A's copy of 10."""
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
+            web_server("web-b", [node]) as b:
+        user = Browser(a)
+        for _ in range(10):
+            user.get("/app/counter")
+        sid = user.cookies[COOKIE]
+        wait_for(lambda: count_in_bank(node, sid) == 10, 10, "count=10 in the bank")
+        os.killpg(a.pid, signal.SIGSTOP)
+        try:
+            stopped_at = time.monotonic()
+            queued = {}
+            waiting = threading.Thread(target=lambda: queued.update(
+                answer=Browser(a).get("/app/counter", headers={"Cookie": f"{COOKIE}={sid}"})))
+            waiting.start()
+            user.server = b
+            for _ in range(10):
+                user.get("/app/counter")
+            wait_for(lambda: count_in_bank(node, sid) == 20, 10, "count=20 in the bank")
+            # Stopped for 2 s at least, as a hung host would be.
+            wait_for(lambda: time.monotonic() - stopped_at >= 2, 5, "2 s of stop")
+        finally:
+            os.killpg(a.pid, signal.SIGCONT)
+        waiting.join(30)
+        status, _, text = queued["answer"]
+        assert status == 200
+        assert count_of(text) == 21, text
+        wait_for(lambda: count_in_bank(node, sid) == 21, 10, "count=21 in the bank")
+        user.server = a
+        assert count_of(user.get("/app/counter")[2]) == 22
+        assert log_lines(a, "RS0108") and log_lines(a, "RS0203")
+        st = backup_status(a)
+        assert st["RhythmBackupStalls"] >= 1 and st["RhythmBackupStallReplaced"] >= 1
+
+
+# ---- two servers continuing one session ------------------------------------------------------
+
+def wait_for_slow_request(server):
+    """Until `server` is serving /app/slow (its lock is taken right after the request is read)."""
+    wait_for(lambda: "/app/slow" in server.request("/server-status")[2], 10,
+             "the slow request in progress")
+
+
+def test_a_sidelined_server_cannot_make_the_version_another_server_continued():
+    """A, holding a session at count=10, is still serving a slow request of it when the user's
+    next request lands on B (a balancer that misroutes), which continues the bank's copy (adding
+    by=B). A's slow request then saves its own next version (count=11). Both made "version 11"
+    before: the node kept B's and ignored A's as a duplicate, and A went on serving count=11 as
+    if the bank held it. Now B's continuation is ordered above anything A makes from 10, A's is
+    refused, and A, asked again, serves B's data, as the bank holds it."""
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
+            web_server("web-b", [node]) as b:
+        user = Browser(a)
+        for _ in range(10):
+            user.get("/app/counter")
+        sid = user.cookies[COOKIE]
+        wait_for(lambda: count_in_bank(node, sid) == 10, 10, "count=10 in the bank")
+        slow = {}
+        thread = threading.Thread(target=lambda: slow.update(
+            answer=Browser(a).get("/app/slow?ms=1500", headers={"Cookie": f"{COOKIE}={sid}"})))
+        thread.start()
+        wait_for_slow_request(a)
+        user.server = b
+        assert user.get("/app/set?by=B")[0] == 200
+        wait_for(lambda: b"by=B" in in_bank(node, sid)[2], 10, "B's change in the bank")
+        thread.join(30)
+        assert count_of(slow["answer"][2]) == 11  # A's slow request counted from its copy
+        wait_for(lambda: all_acknowledged(a), 10, "A's change settled")
+        # The bank keeps B's change; A drops its copy and serves the bank's.
+        _, version, data = in_bank(node, sid)
+        assert b"by=B" in data and b"count=10&" in data  # B's change, on B's copy of 10
+        user.server = a
+        shown = user.get("/app/show")[2]
+        assert "by=B" in shown and "count=10&" in shown, shown
+        assert in_bank(node, sid)[1] == version  # and A changed nothing meanwhile
+
+
+# ---- the first changes on a new connection ---------------------------------------------------
+
+def test_a_node_that_comes_back_empty_is_refilled_without_waiting_for_a_resend():
+    """A node restarted empty asks for all its shards at its first answer; what the agent sends
+    before the node's subscriptions reach it used to be dropped by the PUB socket and to wait for
+    the re-send a second later. Now it goes once the subscriptions are there."""
+    node = RssNode("bank-1")
+    with node, web_server("web-a", [node]) as a:
+        browsers = [Browser(a) for _ in range(20)]
+        for br in browsers:
+            br.get("/app/counter")
+        wait_for(lambda: all_acknowledged(a), 10, "acknowledged")
+        lags = []
+        for _ in range(3):
+            node.stop()
+            node.start()
+            started = time.monotonic()
+            for br in browsers:
+                sid = br.cookies[COOKIE]
+                wait_for(lambda: count_in_bank(node, sid) == 1, 10, "the session back")
+            lags.append(time.monotonic() - started)
+        assert max(lags) < 0.6, lags
+        assert not log_lines(a, "RS0309"), "nothing had to be re-sent"
+
+
+def test_the_first_change_after_a_graceful_restart_needs_no_resend():
+    """prefork: the new agent of a graceful restart publishes the changes the old one left
+    unacknowledged, and the next ones, without waiting for a re-send."""
+    with RssNode("bank-1") as node, web_server("web-a", [node], mpm="prefork") as a:
+        user = Browser(a)
+        user.get("/app/counter")
+        sid = user.cookies[COOKIE]
+        wait_for(lambda: count_in_bank(node, sid) == 1, 10, "count=1")
+        for n in range(2, 5):
+            a.graceful()
+            started = time.monotonic()
+            user.get("/app/counter")
+            wait_for(lambda: count_in_bank(node, sid) == n, 10, f"count={n} in the bank")
+            assert time.monotonic() - started < 0.6
+        assert not log_lines(a, "RS0309")
+
+
+# ---- a backup agent that hangs ---------------------------------------------------------------
+
+def test_a_hung_agent_is_named_shown_excused_and_restarted():
+    """The agent stopped for 7 s under load: within 5 s the parent logs a warning naming it and
+    server-status shows it hung; once it runs again its nodes are not blamed. Stopped for good,
+    it is killed after 30 s and a new agent loses nothing."""
+    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+        agent = wait_for(lambda: backup_status(a)["RhythmBackupAgentPid"], 10, "the agent")
+        load_stop = threading.Event()
+        counts = []
+
+        def load():
+            b = Browser(a)
+            while not load_stop.is_set():
+                counts.append(count_of(b.get("/app/counter")[2]))
+            counts.append(b.cookies[COOKIE])
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            wait_for(lambda: all_acknowledged(a) and counts, 10, "load acknowledged")
+            os.kill(agent, signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            wait_for(lambda: log_lines(a, "RS0324"), 6, "the warning")
+            assert time.monotonic() - stopped_at < 5.5
+            assert f"pid {agent}" in log_lines(a, "RS0324")[0]
+            st = a.status()
+            assert st["RhythmBackupAgentState"] == "hung"
+            assert st["RhythmBackupAgentLastTurnMs"] >= 4000
+            wait_for(lambda: time.monotonic() - stopped_at >= 7, 5, "7 s of stop")
+            os.kill(agent, signal.SIGCONT)
+            wait_for(lambda: a.status()["RhythmBackupAgentState"] == "running", 5, "running")
+            wait_for(lambda: log_lines(a, "RS0322") and log_lines(a, "RS0326"), 5, "excused")
+            assert not log_lines(a, "RS0308"), "the node was blamed for the agent's stop"
+            wait_for(lambda: all_acknowledged(a), 10, "acknowledged again")
+            # Stopped for good: killed after 30 s, and another agent takes over.
+            os.kill(agent, signal.SIGSTOP)
+            wait_for(lambda: backup_status(a)["RhythmBackupAgentPid"] not in (0, agent), 40,
+                     "a new agent")
+            assert log_lines(a, "RS0325") and log_lines(a, "RS0314")
+            assert backup_status(a)["RhythmBackupAgentStarts"] == 2
+        finally:
+            load_stop.set()
+            loader.join(30)
+        sid = counts[-1]
+        wait_for(lambda: all_acknowledged(a), 10, "everything acknowledged by the new agent")
+        assert count_in_bank(node, sid) == counts[-2]
