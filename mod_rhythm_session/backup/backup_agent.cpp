@@ -387,6 +387,7 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
         log(AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up", node.query_endpoint.c_str(),
             static_cast<int>(ack.node_name.size()), ack.node_name.data());
         last_report_ms_ = 0;  // server-status shows it at once
+        back_in_touch(now_ms);
     }
     node.last_ack_ms = now_ms;
     node.last_answer_id = std::max(node.last_answer_id, ack.request_id);
@@ -439,6 +440,35 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
         }
         node.updates_endpoint = endpoint;
     }
+}
+
+bool BackupAgent::any_node_up() const {
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        if (window_.up(i)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// A node answers after no node did for a while. Cut off from the bank (a partition, or every
+// node down), this server heard of no session another server took over meanwhile (the nodes'
+// refusals), so its copies are checked against the bank before they are served again, as after
+// a stall of the server itself.
+void BackupAgent::back_in_touch(std::uint64_t now_ms) {
+    if (cut_off_since_ms_ == 0) {
+        return;
+    }
+    std::uint64_t cut_off_ms = now_ms - cut_off_since_ms_;
+    cut_off_since_ms_ = 0;
+    if (cut_off_ms * 1000 <= static_cast<std::uint64_t>(kStallUs)) {
+        return;
+    }
+    feed_.cut_off_from_bank();
+    log(AgentLogLevel::kWarn,
+        "RS0328: this server could not reach the bank for %llu ms: each session it holds is "
+        "checked against the bank before it is served again",
+        static_cast<unsigned long long>(cut_off_ms));
 }
 
 // The node's subscriptions (and their end, when its connection goes) as its XPUB reports them.
@@ -509,6 +539,9 @@ void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
                 node.query_endpoint.c_str(), node.name.c_str(),
                 static_cast<unsigned long long>(now_ms - node.last_ack_ms));
             last_report_ms_ = 0;
+            if (cut_off_since_ms_ == 0 && !any_node_up()) {
+                cut_off_since_ms_ = node.last_ack_ms;  // the bank's last word to this server
+            }
         }
         if (now_ms - node.last_heartbeat_ms < interval) {
             continue;

@@ -80,6 +80,8 @@ class BackupAgent {
     void on_node_message(std::size_t node, const wire::Message &message, std::uint64_t now_ms);
     void on_heartbeat_ack(std::size_t node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
     void on_subscriptions(std::size_t node);
+    bool any_node_up() const;
+    void back_in_touch(std::uint64_t now_ms);
     void on_resend(std::size_t node, const wire::Resend &resend, std::uint64_t now_ms);
     void republish_shards(std::size_t node, const wire::ShardSet &shards);
     void send_update(std::size_t node, const ReplicationWindow::Change &change);
@@ -132,6 +134,7 @@ class BackupAgent {
     std::map<std::uint64_t, std::unique_ptr<PendingFetch>> fetches_;  // by request id
     std::uint64_t too_large_logged_ms_ = 0;  // the last RS0323 line (0: none yet)
     std::uint64_t too_large_unlogged_ = 0;   // ... and those held back since
+    std::uint64_t cut_off_since_ms_ = 0;     // no node up since (0: some node is, or none yet was)
     std::uint64_t last_report_ms_ = 0;
     std::uint64_t last_lag_rotation_ms_ = 0;
 };

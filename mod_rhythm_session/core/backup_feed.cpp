@@ -246,6 +246,12 @@ std::int64_t BackupFeed::parent_alive(std::int64_t now_us) {
     return seg.note_alive(now_us);
 }
 
+void BackupFeed::cut_off_from_bank() {
+    ShmMutexGuard guard(cache_.header_->mutex);
+    cache_.header_->stall_generation += 1;
+    cache_.header_->backup.stalls += 1;
+}
+
 void BackupFeed::count_check(bool replaced) {
     ShmMutexGuard guard(cache_.header_->mutex);
     cache_.header_->backup.stall_checks += 1;

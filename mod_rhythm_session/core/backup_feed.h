@@ -127,6 +127,9 @@ class BackupFeed {
     std::int64_t last_agent_turn_us() const;
     // A sign of life from the httpd parent's watch over the agent; as agent_turn.
     std::int64_t parent_alive(std::int64_t now_us);
+    // The agent could not reach any node for longer than a stall: as after a stall, every
+    // session is to be checked against the bank before it is served again.
+    void cut_off_from_bank();
 
     // Figures only the agent knows.
     void count_published(std::uint64_t n);

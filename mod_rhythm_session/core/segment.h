@@ -29,10 +29,6 @@ constexpr std::uint32_t kChunksPerEntry = 4;
 constexpr int kEvictionSkipLimit = 64;
 // How often a waiter wakes to check whether the holder's process still exists.
 constexpr std::uint64_t kHolderCheckUs = 50'000;
-// No sign of life from any process of the server for this long (the backup agent turns every
-// 16 ms at most, the parent's watch every second, and each request counts) means the server
-// itself was stopped: its copies may have been taken over elsewhere meanwhile.
-constexpr std::int64_t kStallUs = 1'500'000;
 
 // kDeleted: out of the index, allocated until the requests queued on its lock have moved on.
 // kTombstone: deleted while backup is on; in the index (requests see it as deleted) and on the

@@ -41,6 +41,12 @@ struct CacheStats {
     std::uint64_t no_space = 0;
 };
 
+// No sign of life from any process of the server for this long (the backup agent turns every
+// 16 ms at most, the parent's watch every second, and each request counts) means the server
+// itself was stopped: its copies may have been taken over elsewhere meanwhile. So does an agent
+// that could not reach the bank for this long.
+constexpr std::int64_t kStallUs = 1'500'000;
+
 namespace detail {
 struct SegmentHeader;
 }

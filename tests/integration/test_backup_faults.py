@@ -8,6 +8,7 @@ every figure that claims data is safe is checked against the bank's real content
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -244,3 +245,104 @@ def test_a_hung_agent_is_named_shown_excused_and_restarted():
         sid = counts[-1]
         wait_for(lambda: all_acknowledged(a), 10, "everything acknowledged by the new agent")
         assert count_in_bank(node, sid) == counts[-2]
+
+
+# ---- a web server cut off from the bank ------------------------------------------------------
+
+class Relay:
+    """A TCP relay on 127.0.0.1 to `target` ("tcp://127.0.0.1:PORT") that a test can cut (every
+    connection closed, new ones refused) and heal: a partition between one web server and a node's
+    queries endpoint."""
+
+    def __init__(self, target):
+        self.target = ("127.0.0.1", int(target.rsplit(":", 1)[1]))
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.queries = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"  # as a node's
+        self.cut = threading.Event()
+        self.stop = threading.Event()
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        self.listener.settimeout(0.05)
+        while not self.stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                continue
+            if self.cut.is_set():
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            self.conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src, dst):
+        try:
+            while not self.cut.is_set():
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def partition(self):
+        self.cut.set()
+        for s in self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.conns = []
+
+    def heal(self):
+        self.cut.clear()
+
+    def close(self):
+        self.stop.set()
+        self.partition()
+        self.thread.join(5)
+        self.listener.close()
+
+
+def test_a_server_cut_off_from_the_bank_checks_its_copies_when_back_in_touch():
+    """A reaches the bank through a relay that is cut while the user goes on from 10 to 20 on B.
+    Once A is back in touch, it checks each copy before serving it (the nodes' refusals, which
+    tell it of sessions taken over, arrive only with its first heartbeats): the user, back on A,
+    counts on from 20, and another, who stayed on A, from his own count."""
+    with RssNode("bank-1") as node:
+        relay = Relay(node.queries)
+        try:
+            with web_server("web-a", [relay]) as a, web_server("web-b", [node]) as b:
+                user, stays = Browser(a), Browser(a)
+                for _ in range(10):
+                    user.get("/app/counter")
+                stays.get("/app/counter")
+                sid = user.cookies[COOKIE]
+                wait_for(lambda: count_in_bank(node, sid) == 10, 10, "count=10 in the bank")
+                relay.partition()
+                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 0, 10, "A cut off")
+                user.server = b
+                for _ in range(10):
+                    user.get("/app/counter")
+                wait_for(lambda: count_in_bank(node, sid) == 20, 10, "count=20 in the bank")
+                relay.heal()
+                wait_for(lambda: log_lines(a, "RS0328"), 10, "A back in touch")
+                user.server = a
+                assert count_of(user.get("/app/counter")[2]) == 21
+                # Every copy is checked once: the user who stayed on A keeps counting.
+                assert count_of(stays.get("/app/counter")[2]) == 2
+                st = backup_status(a)
+                assert st["RhythmBackupStalls"] == 1 and st["RhythmBackupStallChecks"] >= 1
+        finally:
+            relay.close()
