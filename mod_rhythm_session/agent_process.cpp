@@ -195,7 +195,7 @@ void *watch_agent(void *data) {
             timespec tenth{0, 100 * 1000 * 1000};
             nanosleep(&tenth, nullptr);
         }
-        std::int64_t now_us = monotonic_us();
+        std::int64_t now_us = monotonic_coarse_us();
         if (std::int64_t stalled_us = feed.parent_alive(now_us)) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, agent->server,
                          "RS0108: this server did not run for %lld ms (stopped?): each session it "

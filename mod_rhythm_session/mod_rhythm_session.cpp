@@ -775,7 +775,8 @@ int rhythm_status(request_rec *r, int flags) {
     }
     rhythm::BackupStats b = rhythm::BackupFeed(g_cache).stats();
     std::uint64_t oldest_ms = ms_since(b.oldest_unacknowledged_us);
-    std::int64_t turn_age_us = b.agent_turn_us == 0 ? 0 : rhythm::monotonic_us() - b.agent_turn_us;
+    std::int64_t turn_age_us =
+        b.agent_turn_us == 0 ? 0 : rhythm::monotonic_coarse_us() - b.agent_turn_us;
     const char *agent_state = b.agent_turn_us == 0 ? "not started"
                               : turn_age_us >= rhythm::AgentWatch::Settings{}.warn_after_us
                                   ? "hung"

@@ -233,7 +233,7 @@ void BackupAgent::run(const volatile int *stop) {
         std::uint64_t now = steady_ms();
         // The agent's progress, for the httpd parent's watch and server-status; and a sign of
         // life of the server, which finds out whether it stalled as a whole.
-        if (std::int64_t stalled_us = feed_.agent_turn(monotonic_us())) {
+        if (std::int64_t stalled_us = feed_.agent_turn(monotonic_coarse_us())) {
             log(AgentLogLevel::kWarn,
                 "RS0108: this server did not run for %lld ms (stopped?): each session it holds is "
                 "checked against the bank before it is served again",

@@ -119,8 +119,8 @@ class BackupFeed {
     enum class Reconciled { kCurrent, kReplaced, kDeleted, kTooLarge, kNoSpace, kNotWaiting };
     Reconciled reconcile(const SessionId &id, const BankCopy &bank);
 
-    // A sign of life from the agent's loop at `now_us` (monotonic): what the httpd parent and
-    // server-status read as its progress. Returns the gap, when it shows the whole server had
+    // A sign of life from the agent's loop at `now_us` (monotonic_coarse_us): what the httpd parent
+    // and server-status read as its progress. Returns the gap, when it shows the whole server had
     // stalled (see SessionCache::Loaded::stalled_us).
     std::int64_t agent_turn(std::int64_t now_us);
     // The agent's last turn (monotonic; 0: none yet). Read without the mutex.

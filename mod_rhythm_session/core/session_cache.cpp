@@ -152,7 +152,9 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
     std::uint32_t w;
     {
         ShmMutexGuard guard(h.mutex);
-        loaded->stalled_us = seg.note_alive(monotonic_us());
+        if (h.backup_enabled) {
+            loaded->stalled_us = seg.note_alive(monotonic_coarse_us());
+        }
         i = seg.find(id);
         if (i == kNoIndex) {
             h.counters.misses += 1;
