@@ -109,6 +109,9 @@ def test_a_request_that_waited_through_a_stall_is_served_the_current_copy():
         wait_for(lambda: count_in_bank(node, sid) == 21, 10, "count=21 in the bank")
         user.server = a
         assert count_of(user.get("/app/counter")[2]) == 22
+        # What server-status says is safe is in the bank.
+        wait_for(lambda: all_acknowledged(a), 10, "A's change acknowledged")
+        assert count_in_bank(node, sid) == 22
         assert log_lines(a, "RS0108") and log_lines(a, "RS0203")
         st = backup_status(a)
         assert st["RhythmBackupStalls"] >= 1 and st["RhythmBackupStallReplaced"] >= 1
@@ -344,5 +347,8 @@ def test_a_server_cut_off_from_the_bank_checks_its_copies_when_back_in_touch():
                 assert count_of(stays.get("/app/counter")[2]) == 2
                 st = backup_status(a)
                 assert st["RhythmBackupStalls"] == 1 and st["RhythmBackupStallChecks"] >= 1
+                wait_for(lambda: all_acknowledged(a), 10, "A's changes acknowledged")
+                assert count_in_bank(node, sid) == 21
+                assert count_in_bank(node, stays.cookies[COOKIE]) == 2
         finally:
             relay.close()
