@@ -14,7 +14,8 @@ import time
 
 from rhythm_httpd import Browser, wait_for
 from rss_node_fixture import DELETED, FOUND, RssNode
-from test_backup import backup_status, count_in_bank, count_of, in_bank, web_server
+from test_backup import (backup_status, count_in_bank, count_of, counted_session, in_bank,
+                         web_server)
 
 COOKIE = "rhythm_session"
 
@@ -82,11 +83,7 @@ def test_a_request_that_waited_through_a_stall_is_served_the_current_copy():
     (and count 21), not A's copy of 10."""
     with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
             web_server("web-b", [node]) as b:
-        user = Browser(a)
-        for _ in range(10):
-            user.get("/app/counter")
-        sid = user.cookies[COOKIE]
-        wait_for(lambda: count_in_bank(node, sid) == 10, 10, "count=10 in the bank")
+        user, sid = counted_session(a, node, 10)
         os.killpg(a.pid, signal.SIGSTOP)
         try:
             stopped_at = time.monotonic()
@@ -134,11 +131,7 @@ def test_a_sidelined_server_cannot_make_the_version_another_server_continued():
     refused, and A, asked again, serves B's data, as the bank holds it."""
     with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
             web_server("web-b", [node]) as b:
-        user = Browser(a)
-        for _ in range(10):
-            user.get("/app/counter")
-        sid = user.cookies[COOKIE]
-        wait_for(lambda: count_in_bank(node, sid) == 10, 10, "count=10 in the bank")
+        user, sid = counted_session(a, node, 10)
         slow = {}
         thread = threading.Thread(target=lambda: slow.update(
             answer=Browser(a).get("/app/slow?ms=1500", headers={"Cookie": f"{COOKIE}={sid}"})))
@@ -327,12 +320,8 @@ def test_a_server_cut_off_from_the_bank_checks_its_copies_when_back_in_touch():
         relay = Relay(node.queries)
         try:
             with web_server("web-a", [relay]) as a, web_server("web-b", [node]) as b:
-                user, stays = Browser(a), Browser(a)
-                for _ in range(10):
-                    user.get("/app/counter")
-                stays.get("/app/counter")
-                sid = user.cookies[COOKIE]
-                wait_for(lambda: count_in_bank(node, sid) == 10, 10, "count=10 in the bank")
+                stays, _ = counted_session(a, node, 1)
+                user, sid = counted_session(a, node, 10)
                 relay.partition()
                 wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 0, 10, "A cut off")
                 user.server = b

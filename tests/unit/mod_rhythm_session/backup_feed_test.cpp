@@ -529,7 +529,7 @@ SessionCache::Acquire acquire(Fixture &f, const SessionId &id, SessionCache::Han
 
 // The server's last sign of life was `ago_us` before now.
 void last_alive(Fixture &f, std::int64_t ago_us) {
-    f.feed.agent_turn(rhythm::monotonic_us() - ago_us);
+    f.feed.agent_turn(rhythm::monotonic_coarse_us() - ago_us);
 }
 
 BOOST_AUTO_TEST_CASE(a_server_that_stalled_checks_a_session_and_takes_the_banks_newer_copy) {
