@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <sys/socket.h>
@@ -29,12 +28,6 @@ constexpr std::size_t kTakeBytes = 1u << 20;
 // Acknowledgements recorded per hold of the segment mutex, which requests wait for.
 constexpr std::size_t kAcknowledgeBatch = 256;
 constexpr std::uint32_t kScanBudget = 16384;  // entries per loop turn
-constexpr std::uint64_t kReportEveryMs = 100;
-constexpr std::uint64_t kLagWindowMs = 10000;
-// Once one node has a session, how long a fetch still waits for the others' answers (a newer
-// version) before it takes the best one: nodes that are well answer within a millisecond or two;
-// one that hung and is not known to yet must not hold the request for SessionBackupTimeout.
-constexpr std::uint64_t kOtherAnswersGraceMs = 20;
 // How often each node's unacknowledged changes are looked at for sending again: a change is sent
 // again between resend_after_ms and this much later.
 constexpr std::uint64_t kResendChecksPerInterval = 4;
@@ -44,8 +37,6 @@ constexpr std::uint64_t kFullLogEveryMs = 60000;
 constexpr std::uint64_t kOwnStallMs = 1000;
 // A subscription message from an XPUB socket: 1 (subscribe) or 0, then the topic.
 constexpr std::size_t kSubscriptionBytes = 1 + wire::kTopicBytes;
-// At most one RS0323 line (a fetched session too large to keep) per this interval.
-constexpr std::uint64_t kTooLargeLogEveryMs = 10000;
 
 std::uint64_t steady_us() {
     return static_cast<std::uint64_t>(monotonic_us());
@@ -104,30 +95,16 @@ struct BackupAgent::Node {
     std::uint64_t full_logged_ms = 0;
 };
 
-struct BackupAgent::PendingFetch {
-    int fd = -1;
-    SessionId id;
-    std::uint64_t request_id = 0;
-    std::uint64_t deadline_ms = 0;
-    std::size_t asked = 0;
-    std::size_t answered = 0;
-    bool owners_only = false;  // the rest of the bank is still to be asked
-    bool check = false;        // a check of a copy held here, not a take-over
-    // The best version answered so far (0: none), and its record.
-    std::uint64_t best_version = 0;
-    std::string best_origin;
-    bool best_deleted = false;
-    std::string best_data;
-    std::int64_t best_expiry_us = 0;
-};
-
 BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
     : cache_(cache),
       feed_(cache_),
       config_(std::move(config)),
       log_(log),
       window_(config_.nodes.size()),
-      pacer_(config_.tick) {}
+      pacer_(config_.tick),
+      fetches_(feed_,
+               {config_.fetch_listener, config_.max_pending_fetches, config_.max_session_bytes},
+               log, *this) {}
 
 BackupAgent::~BackupAgent() {
     handshake_monitors_.clear();  // before zmq_ctx_term, which waits for every socket
@@ -139,24 +116,26 @@ BackupAgent::~BackupAgent() {
             zmq_close(node->publisher);
         }
     }
-    for (int fd : accepted_) {
-        close(fd);
-    }
-    for (auto &entry : fetches_) {
-        close(entry.second->fd);
-    }
     if (context_) {
         zmq_ctx_term(context_);
     }
 }
 
-void BackupAgent::log(AgentLogLevel level, const char *format, ...) {
-    char buf[512];
-    va_list args;
-    va_start(args, format);
-    std::vsnprintf(buf, sizeof buf, format, args);
-    va_end(args);
-    log_(level, buf);
+bool BackupAgent::silent(std::size_t node) const {
+    return !window_.up(node) && nodes_[node]->last_ack_ms != 0;
+}
+
+bool BackupAgent::owns(std::size_t node, std::uint32_t shard) const {
+    return window_.owned(node).contains(shard);
+}
+
+bool BackupAgent::send(std::size_t node, const wire::Frames &frames) {
+    return send_frames(nodes_[node]->dealer, nullptr, frames, ZMQ_DONTWAIT);
+}
+
+bool BackupAgent::reached() const {
+    return std::any_of(nodes_.begin(), nodes_.end(),
+                       [](const auto &node) { return node->last_ack_ms != 0; });
 }
 
 void BackupAgent::connect_nodes() {
@@ -176,8 +155,8 @@ void BackupAgent::connect_nodes() {
         zmq_setsockopt(node->dealer, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect);
         watch_handshakes(node->dealer);
         if (zmq_connect(node->dealer, endpoint.c_str()) != 0) {
-            log(AgentLogLevel::kError, "RS0301: cannot connect to node %s: %s", endpoint.c_str(),
-                zmq_strerror(zmq_errno()));
+            log_line(log_, AgentLogLevel::kError, "RS0301: cannot connect to node %s: %s",
+                     endpoint.c_str(), zmq_strerror(zmq_errno()));
         }
         node->publisher = zmq_socket(context_, ZMQ_XPUB);
         set_network_options(node->publisher);
@@ -195,13 +174,14 @@ void BackupAgent::connect_nodes() {
 // show as a bank that never answers.
 void BackupAgent::watch_handshakes(void *socket) {
     if (config_.curve.enabled() && !wire::make_curve_client(socket, config_.curve)) {
-        log(AgentLogLevel::kError, "RS0316: cannot set up CURVE: %s", zmq_strerror(zmq_errno()));
+        log_line(log_, AgentLogLevel::kError, "RS0316: cannot set up CURVE: %s",
+                 zmq_strerror(zmq_errno()));
     }
     auto monitor = std::make_unique<wire::HandshakeMonitor>();
     std::string error;
     if (!monitor->attach(context_, socket, false, config_.curve.enabled(), "SessionBackupCurve",
                          &error)) {
-        log(AgentLogLevel::kWarn, "RS0317: %s", error.c_str());
+        log_line(log_, AgentLogLevel::kWarn, "RS0317: %s", error.c_str());
         return;
     }
     handshake_monitors_.push_back(std::move(monitor));
@@ -214,7 +194,7 @@ void BackupAgent::report_handshakes(std::uint64_t now_ms) {
     for (auto &monitor : handshake_monitors_) {
         while (monitor->next(now_ms, &report)) {
             if (!report.empty()) {
-                log(AgentLogLevel::kError, "RS0315: %s", report.c_str());
+                log_line(log_, AgentLogLevel::kError, "RS0315: %s", report.c_str());
             }
         }
     }
@@ -223,8 +203,8 @@ void BackupAgent::report_handshakes(std::uint64_t now_ms) {
 void BackupAgent::run(const volatile int *stop) {
     connect_nodes();
     feed_.start_agent(static_cast<std::int32_t>(getpid()), agent_id_.data(), &epoch_);
-    log(AgentLogLevel::kInfo, "RS0302: backup agent started (epoch %llu, %zu nodes)",
-        static_cast<unsigned long long>(epoch_), nodes_.size());
+    log_line(log_, AgentLogLevel::kInfo, "RS0302: backup agent started (epoch %llu, %zu nodes)",
+             static_cast<unsigned long long>(epoch_), nodes_.size());
     scans_.push_back(Scan{true, true, {}, 0, 0});
     pid_t parent = getppid();
     std::uint64_t parent_checked_ms = 0;
@@ -234,7 +214,8 @@ void BackupAgent::run(const volatile int *stop) {
         // The agent's progress, for the httpd parent's watch and server-status; and a sign of
         // life of the server, which finds out whether it stalled as a whole.
         if (std::int64_t stalled_us = feed_.agent_turn(monotonic_coarse_us())) {
-            log(AgentLogLevel::kWarn,
+            log_line(
+                log_, AgentLogLevel::kWarn,
                 "RS0108: this server did not run for %lld ms (stopped?): each session it holds is "
                 "checked against the bank before it is served again",
                 static_cast<long long>(stalled_us / 1000));
@@ -261,11 +242,11 @@ void BackupAgent::run(const volatile int *stop) {
         }
         // After publishing: a heartbeat sent now asks about this turn's changes too.
         send_heartbeats(now);
-        expire_fetches(now);
+        fetches_.expire(now);
         report(now);
     }
-    log(AgentLogLevel::kInfo, "RS0303: backup agent stopping (%zu changes in flight)",
-        window_.size());
+    log_line(log_, AgentLogLevel::kInfo, "RS0303: backup agent stopping (%zu changes in flight)",
+             window_.size());
 }
 
 void BackupAgent::poll_once(std::uint64_t timeout_ms) {
@@ -274,10 +255,10 @@ void BackupAgent::poll_once(std::uint64_t timeout_ms) {
         items.push_back({node->dealer, 0, ZMQ_POLLIN, 0});
         items.push_back({node->publisher, 0, ZMQ_POLLIN, 0});
     }
-    if (config_.fetch_listener >= 0) {
-        items.push_back({nullptr, config_.fetch_listener, ZMQ_POLLIN, 0});
+    if (fetches_.listener() >= 0) {
+        items.push_back({nullptr, fetches_.listener(), ZMQ_POLLIN, 0});
     }
-    for (int fd : accepted_) {
+    for (int fd : fetches_.waiting()) {
         items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
     }
     // Polled as plain descriptors, so that zmq_poll does not check each monitor socket on every
@@ -303,8 +284,9 @@ void BackupAgent::poll_once(std::uint64_t timeout_ms) {
                 wire::DecodeResult result = wire::decode_message(
                     wire::FrameSpan(message.frames(), message.size()), &decoded);
                 if (!result.ok()) {
-                    log(AgentLogLevel::kWarn, "RS0304: malformed message from node %s dropped: %s",
-                        nodes_[i]->name.c_str(), result.message);
+                    log_line(log_, AgentLogLevel::kWarn,
+                             "RS0304: malformed message from node %s dropped: %s",
+                             nodes_[i]->name.c_str(), result.message);
                     continue;
                 }
                 on_node_message(i, decoded, now_ms);
@@ -314,20 +296,18 @@ void BackupAgent::poll_once(std::uint64_t timeout_ms) {
             on_subscriptions(i);
         }
     }
-    if (config_.fetch_listener >= 0 && (items[k++].revents & ZMQ_POLLIN)) {
-        accept_fetches(now_ms);
-    }
+    // The waiting connections as polled, before accept_all adds to them.
     std::vector<int> readable;
-    for (int fd : accepted_) {
-        if (k < items.size() && items[k].fd == fd &&
-            (items[k].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
-            readable.push_back(fd);
+    if (fetches_.listener() >= 0 && (items[k++].revents & ZMQ_POLLIN)) {
+        fetches_.accept_all();
+    }
+    for (; k < first_monitor; ++k) {
+        if (items[k].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
+            readable.push_back(items[k].fd);
         }
-        ++k;
     }
     for (int fd : readable) {
-        accepted_.erase(std::find(accepted_.begin(), accepted_.end(), fd));
-        on_fetch_request(fd, now_ms);
+        fetches_.on_request(fd, now_ms);
     }
     for (std::size_t i = first_monitor; i < items.size(); ++i) {
         if (items[i].revents & ZMQ_POLLIN) {
@@ -344,10 +324,10 @@ void BackupAgent::excuse_own_stall(std::uint64_t late_ms) {
     if (late_ms < kOwnStallMs) {
         return;
     }
-    log(AgentLogLevel::kWarn,
-        "RS0322: the backup agent did not run for %llu ms (stopped, or starved of CPU): its "
-        "nodes are not counted as silent for that",
-        static_cast<unsigned long long>(late_ms));
+    log_line(log_, AgentLogLevel::kWarn,
+             "RS0322: the backup agent did not run for %llu ms (stopped, or starved of CPU): its "
+             "nodes are not counted as silent for that",
+             static_cast<unsigned long long>(late_ms));
     for (auto &node : nodes_) {
         if (node->last_ack_ms != 0) {
             node->last_ack_ms += late_ms;
@@ -366,16 +346,17 @@ void BackupAgent::on_node_message(std::size_t node, const wire::Message &message
             feed_.drop_if_older(r.key, r.version);
         }
     } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
-        on_fetch_reply(*reply, now_ms);
+        fetches_.on_reply(*reply, now_ms);
     } else if (auto *error = std::get_if<wire::ErrorReply>(&message)) {
         if (error->code == wire::ErrorCode::kFilling) {
             // An owner still being filled with the session's shard: the others decide.
-            on_fetch_reply(wire::FetchReply{error->request_id, wire::FetchStatus::kNotFound, {}},
-                           now_ms);
+            fetches_.on_reply(wire::FetchReply{error->request_id, wire::FetchStatus::kNotFound, {}},
+                              now_ms);
             return;
         }
-        log(AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s",
-            nodes_[node]->name.c_str(), static_cast<int>(error->text.size()), error->text.data());
+        log_line(log_, AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s",
+                 nodes_[node]->name.c_str(), static_cast<int>(error->text.size()),
+                 error->text.data());
     }
 }
 
@@ -384,9 +365,10 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
     Node &node = *nodes_[i];
     bool first_answer = node.last_ack_ms == 0;
     if (!window_.up(i)) {
-        log(AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up", node.query_endpoint.c_str(),
-            static_cast<int>(ack.node_name.size()), ack.node_name.data());
-        last_report_ms_ = 0;  // server-status shows it at once
+        log_line(log_, AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up",
+                 node.query_endpoint.c_str(), static_cast<int>(ack.node_name.size()),
+                 ack.node_name.data());
+        report_.soon();  // server-status shows it at once
         back_in_touch(now_ms);
     }
     node.last_ack_ms = now_ms;
@@ -397,7 +379,8 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
         auto outcome = window_.on_ack(i, ReplicationWindow::Ack{ack.owned, ack.full, ack.refused,
                                                                 ack.refusing, &ack.shard_acks});
         if (outcome.repair.count() > 0) {
-            log(AgentLogLevel::kInfo,
+            log_line(
+                log_, AgentLogLevel::kInfo,
                 "RS0319: node %s missed changes of %zu of its shards while it was not up or had "
                 "no room: publishing those shards again",
                 node.name.c_str(), outcome.repair.count());
@@ -406,7 +389,8 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
         feed_.count_refused(outcome.newly_refused);
         if (outcome.became_full && now_ms - node.full_logged_ms >= kFullLogEveryMs) {
             node.full_logged_ms = now_ms;
-            log(AgentLogLevel::kWarn,
+            log_line(
+                log_, AgentLogLevel::kWarn,
                 "RS0320: node %s (%s) is full: it refused %llu changes of this server for lack of "
                 "memory; they stay unacknowledged there until it has room (raise its max-memory "
                 "or add nodes)",
@@ -414,18 +398,18 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
                 static_cast<unsigned long long>(ack.refused));
         }
         if (outcome.room_again) {
-            log(AgentLogLevel::kInfo,
-                "RS0321: node %s (%s) has room again: sending it what it refused",
-                node.query_endpoint.c_str(), node.name.c_str());
+            log_line(log_, AgentLogLevel::kInfo,
+                     "RS0321: node %s (%s) has room again: sending it what it refused",
+                     node.query_endpoint.c_str(), node.name.c_str());
             window_.resend(i, now_ms, 0,
                            [&](const ReplicationWindow::Change &c) { send_update(i, c); });
         }
         if (outcome.became_full || outcome.room_again) {
-            last_report_ms_ = 0;
+            report_.soon();
         }
     }
     if (first_answer) {
-        ask_waiting_fetches();
+        fetches_.on_first_answer();
     }
     std::string endpoint = resolve_wildcard(
         std::string(ack.updates_endpoint.data(), ack.updates_endpoint.size()), node.host);
@@ -434,8 +418,8 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
             zmq_disconnect(node.publisher, node.updates_endpoint.c_str());
         }
         if (zmq_connect(node.publisher, endpoint.c_str()) != 0) {
-            log(AgentLogLevel::kError, "RS0307: cannot publish to %s: %s", endpoint.c_str(),
-                zmq_strerror(zmq_errno()));
+            log_line(log_, AgentLogLevel::kError, "RS0307: cannot publish to %s: %s",
+                     endpoint.c_str(), zmq_strerror(zmq_errno()));
             return;
         }
         node.updates_endpoint = endpoint;
@@ -465,10 +449,10 @@ void BackupAgent::back_in_touch(std::uint64_t now_ms) {
         return;
     }
     feed_.cut_off_from_bank();
-    log(AgentLogLevel::kWarn,
-        "RS0328: this server could not reach the bank for %llu ms: each session it holds is "
-        "checked against the bank before it is served again",
-        static_cast<unsigned long long>(cut_off_ms));
+    log_line(log_, AgentLogLevel::kWarn,
+             "RS0328: this server could not reach the bank for %llu ms: each session it holds is "
+             "checked against the bank before it is served again",
+             static_cast<unsigned long long>(cut_off_ms));
 }
 
 // The node's subscriptions (and their end, when its connection goes) as its XPUB reports them.
@@ -535,10 +519,11 @@ void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
                                                                     : config_.heartbeat_busy_ms;
         if (window_.up(i) && now_ms - node.last_ack_ms > config_.node_timeout_ms) {
             window_.on_down(i);
-            log(AgentLogLevel::kWarn, "RS0308: node %s (%s) is down: no answer for %llums",
-                node.query_endpoint.c_str(), node.name.c_str(),
-                static_cast<unsigned long long>(now_ms - node.last_ack_ms));
-            last_report_ms_ = 0;
+            log_line(log_, AgentLogLevel::kWarn,
+                     "RS0308: node %s (%s) is down: no answer for %llums",
+                     node.query_endpoint.c_str(), node.name.c_str(),
+                     static_cast<unsigned long long>(now_ms - node.last_ack_ms));
+            report_.soon();
             if (cut_off_since_ms_ == 0 && !any_node_up()) {
                 cut_off_since_ms_ = node.last_ack_ms;  // the bank's last word to this server
             }
@@ -644,8 +629,9 @@ void BackupAgent::resend_unacknowledged(std::uint64_t now_ms) {
             window_.resend(i, now_ms, config_.resend_after_ms,
                            [&](const ReplicationWindow::Change &c) { send_update(i, c); });
         if (resent > 0) {
-            log(AgentLogLevel::kDebug, "RS0309: re-sent %zu unacknowledged changes to node %s",
-                resent, nodes_[i]->name.c_str());
+            log_line(log_, AgentLogLevel::kDebug,
+                     "RS0309: re-sent %zu unacknowledged changes to node %s", resent,
+                     nodes_[i]->name.c_str());
         }
     }
 }
@@ -665,300 +651,12 @@ void BackupAgent::continue_scans() {
         scans_.end());
 }
 
-void BackupAgent::accept_fetches(std::uint64_t now_ms) {
-    (void)now_ms;
-    for (;;) {
-        int fd = accept4(config_.fetch_listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            return;
-        }
-        accepted_.push_back(fd);
-    }
-}
-
-void BackupAgent::on_fetch_request(int fd, std::uint64_t now_ms) {
-    unsigned char buf[kFetchRequestBytes + 1];
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    FetchRequest request;
-    if (n <= 0 || !decode_fetch_request(buf, static_cast<std::size_t>(n), &request)) {
-        close(fd);
-        return;
-    }
-    auto fetch = std::make_unique<PendingFetch>();
-    fetch->fd = fd;
-    fetch->id = request.id;
-    fetch->check = request.check;
-    fetch->deadline_ms = now_ms + request.timeout_ms;
-    if (fetches_.size() >= config_.max_pending_fetches) {
-        if (fetch->check) {
-            finish_check(*fetch, true);  // unchecked: the worker serves its copy
-        } else {
-            answer_fetch(*fetch, static_cast<std::uint8_t>(FetchOutcome::kShed));
-        }
-        return;
-    }
-    fetch->request_id = next_request_id_++;
-    if (ask_bank(*fetch) == 0 && reached_the_bank()) {
-        finish_fetch(*fetch, true, now_ms);
-        return;
-    }
-    // Asked, or waiting (until its deadline) for the first node to answer: a server just
-    // started, or whose agent just restarted, must not start new sessions for the users that
-    // fail over to it only because its connections to the bank are still being made.
-    std::uint64_t request_id = fetch->request_id;
-    fetches_[request_id] = std::move(fetch);
-}
-
-// Asks the session's owners, or when none can be asked the rest of the bank.
-std::size_t BackupAgent::ask_bank(PendingFetch &fetch) {
-    fetch.owners_only = true;
-    std::size_t asked = ask_for_fetch(fetch);
-    if (asked == 0) {
-        fetch.owners_only = false;
-        asked = ask_for_fetch(fetch);
-    }
-    return asked;
-}
-
-bool BackupAgent::reached_the_bank() const {
-    return std::any_of(nodes_.begin(), nodes_.end(),
-                       [](const auto &node) { return node->last_ack_ms != 0; });
-}
-
-// A node answered for the first time: the fetches that found no node to ask go to it now.
-void BackupAgent::ask_waiting_fetches() {
-    for (auto &entry : fetches_) {
-        PendingFetch &fetch = *entry.second;
-        if (fetch.asked == 0) {
-            ask_bank(fetch);
-        }
-    }
-}
-
-// Asks the session's owners (those that are up and own its shard), or with owners_only clear
-// the rest of the bank; returns how many were asked. A node that stopped answering heartbeats
-// (hung, or gone without closing its connection) is never asked: it would hold the fetch until
-// its deadline. A node not heard from yet is asked with the rest.
-std::size_t BackupAgent::ask_for_fetch(PendingFetch &fetch) {
-    wire::Frames frames = wire::encode_message(wire::Fetch{fetch.request_id, fetch.id});
-    std::uint32_t shard = wire::shard_of(fetch.id);
-    std::size_t asked = 0;
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-        bool silent = !window_.up(i) && nodes_[i]->last_ack_ms != 0;
-        bool owner = window_.up(i) && window_.owned(i).contains(shard);
-        if (!silent && owner == fetch.owners_only &&
-            send_frames(nodes_[i]->dealer, nullptr, frames, ZMQ_DONTWAIT)) {
-            ++asked;
-        }
-    }
-    fetch.asked += asked;
-    return asked;
-}
-
-// The highest version among the answers wins (wire::supersedes): a node that was hung, or is
-// still filling a shard it took over, may answer with an older one. So a fetch waits for every node
-// it asked (a silent one is never asked), or, once one has the session, kOtherAnswersGraceMs more
-// at most.
-void BackupAgent::on_fetch_reply(const wire::FetchReply &reply, std::uint64_t now_ms) {
-    auto it = fetches_.find(reply.request_id);
-    if (it == fetches_.end()) {
-        return;  // answered already, or given up
-    }
-    PendingFetch &fetch = *it->second;
-    ++fetch.answered;
-    if (reply.status != wire::FetchStatus::kNotFound &&
-        (fetch.best_version == 0 || wire::supersedes(reply.record.version, reply.record.origin,
-                                                     fetch.best_version, fetch.best_origin))) {
-        if (fetch.best_version == 0) {
-            fetch.deadline_ms = std::min(fetch.deadline_ms, now_ms + kOtherAnswersGraceMs);
-        }
-        fetch.best_version = reply.record.version;
-        fetch.best_origin.assign(reply.record.origin.data(), reply.record.origin.size());
-        fetch.best_deleted = reply.status == wire::FetchStatus::kDeleted;
-        fetch.best_data.assign(reply.record.data.data(), reply.record.data.size());
-        fetch.best_expiry_us = static_cast<std::int64_t>(reply.record.expires_at_ms) * 1000;
-    }
-    if (fetch.answered < fetch.asked) {
-        return;
-    }
-    if (fetch.best_version == 0 && fetch.owners_only) {
-        // The owners do not have it: a node that owned its shard before the bank changed may.
-        fetch.owners_only = false;
-        if (ask_for_fetch(fetch) > 0) {
-            return;
-        }
-    }
-    finish_fetch(fetch, false, now_ms);
-    fetches_.erase(it);
-}
-
-void BackupAgent::expire_fetches(std::uint64_t now_ms) {
-    for (auto it = fetches_.begin(); it != fetches_.end();) {
-        if (now_ms >= it->second->deadline_ms) {
-            finish_fetch(*it->second, true, now_ms);
-            it = fetches_.erase(it);
-        } else {
-            ++it;
-        }
-    }
-}
-
-// Stores the best version found, if any, and answers the worker. A session larger than this
-// server's RhythmSessionMaxSize is not stored: every save a request made of it would be refused
-// (RS0103) while the user is answered 200, so the changes would be lost; a new session is
-// visible, and the bank's copy stays intact for a server with the larger limit.
-void BackupAgent::finish_fetch(PendingFetch &fetch, bool deadline_passed, std::uint64_t now_ms) {
-    if (fetch.check) {
-        finish_check(fetch, deadline_passed);
-        return;
-    }
-    FetchOutcome outcome;
-    if (fetch.best_version == 0) {
-        outcome = deadline_passed ? FetchOutcome::kTimedOut : FetchOutcome::kNotFound;
-    } else if (fetch.best_deleted) {
-        outcome = FetchOutcome::kDeleted;
-    } else if (fetch.best_data.size() > config_.max_session_bytes) {
-        outcome = FetchOutcome::kTooLarge;
-        log_too_large(fetch, now_ms);
-    } else {
-        SessionCache::Save saved =
-            feed_.insert_fetched(fetch.id, fetch.best_data.data(), fetch.best_data.size(),
-                                 fetch.best_expiry_us, fetch.best_version);
-        outcome =
-            saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNoSpace : FetchOutcome::kFound;
-    }
-    answer_fetch(fetch, static_cast<std::uint8_t>(outcome));
-}
-
-// A copy held here after the server stalled, against the bank's best: replaced when the bank's
-// is newer (BackupFeed::reconcile). A deadline with no answer leaves it unchecked: the worker
-// serves it (with every node down, nobody can have continued it from the bank either).
-void BackupAgent::finish_check(PendingFetch &fetch, bool deadline_passed) {
-    FetchOutcome outcome = FetchOutcome::kTimedOut;
-    if (fetch.best_version != 0 || !deadline_passed) {
-        BackupFeed::BankCopy bank;
-        bank.found = fetch.best_version != 0;
-        bank.deleted = fetch.best_deleted;
-        bank.version = fetch.best_version;
-        bank.data = fetch.best_data;
-        bank.expiry_us = fetch.best_expiry_us;
-        bank.too_large = fetch.best_data.size() > config_.max_session_bytes;
-        using R = BackupFeed::Reconciled;
-        R result = feed_.reconcile(fetch.id, bank);
-        outcome = result == R::kCurrent    ? FetchOutcome::kCurrent
-                  : result == R::kReplaced ? FetchOutcome::kReplaced
-                  : result == R::kDeleted  ? FetchOutcome::kDeleted
-                  : result == R::kTooLarge ? FetchOutcome::kTooLarge
-                  : result == R::kNoSpace  ? FetchOutcome::kNoSpace
-                                           : FetchOutcome::kTimedOut;
-        if (result != R::kNotWaiting) {
-            feed_.count_check(result != R::kCurrent);
-        }
-    }
-    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
-    close(fetch.fd);
-    fetch.fd = -1;
-}
-
-// RS0323, at most one line per kTooLargeLogEveryMs: the sessions that fail over are many when a
-// server dies, and each would say the same.
-void BackupAgent::log_too_large(const PendingFetch &fetch, std::uint64_t now_ms) {
-    if (too_large_logged_ms_ != 0 && now_ms - too_large_logged_ms_ < kTooLargeLogEveryMs) {
-        ++too_large_unlogged_;
-        return;
-    }
-    char prefix[7];
-    session_id_log_prefix(fetch.id, prefix);
-    char unlogged[64] = "";
-    if (too_large_unlogged_ > 0) {
-        std::snprintf(unlogged, sizeof unlogged, " (and %llu more since the last such line)",
-                      static_cast<unsigned long long>(too_large_unlogged_));
-    }
-    log(AgentLogLevel::kWarn,
-        "RS0323: session %s... not taken over: the bank holds it at %zu bytes, more than "
-        "RhythmSessionMaxSize here (%llu bytes); give every server of the bank the same "
-        "RhythmSessionMaxSize%s",
-        prefix, fetch.best_data.size(), static_cast<unsigned long long>(config_.max_session_bytes),
-        unlogged);
-    too_large_logged_ms_ = now_ms;
-    too_large_unlogged_ = 0;
-}
-
-void BackupAgent::answer_fetch(PendingFetch &fetch, std::uint8_t outcome) {
-    // Counted before the worker hears: its request may end, and server-status be read, before
-    // this process runs again.
-    using Count = BackupFeed::FetchCount;
-    switch (static_cast<FetchOutcome>(outcome)) {
-        case FetchOutcome::kFound:
-            feed_.count_fetch(Count::kFound);
-            break;
-        case FetchOutcome::kTimedOut:
-            feed_.count_fetch(Count::kTimedOut);
-            break;
-        case FetchOutcome::kShed:
-            feed_.count_fetch(Count::kShed);
-            break;
-        case FetchOutcome::kTooLarge:
-            feed_.count_fetch(Count::kTooLarge);
-            break;
-        case FetchOutcome::kNoSpace:
-            feed_.count_fetch(Count::kNoSpace);
-            break;
-        default:
-            feed_.count_fetch(Count::kMissing);
-            break;
-    }
-    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
-    close(fetch.fd);
-    fetch.fd = -1;
-}
-
 void BackupAgent::report(std::uint64_t now_ms) {
-    if (now_ms - last_report_ms_ < kReportEveryMs) {
-        return;
+    std::vector<AgentReport::NodeView> views;
+    for (const auto &node : nodes_) {
+        views.push_back({&node->query_endpoint, &node->name, node->last_ack_ms});
     }
-    last_report_ms_ = now_ms;
-    std::uint32_t up = 0;
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-        up += window_.up(i) ? 1 : 0;
-    }
-    feed_.set_nodes(static_cast<std::uint32_t>(nodes_.size()), up);
-    report_nodes(now_ms);
-    feed_.set_oldest_in_flight(window_.oldest_saved_at_us());
-    if (now_ms - last_lag_rotation_ms_ >= kLagWindowMs) {
-        feed_.rotate_lag_window();
-        last_lag_rotation_ms_ = now_ms;
-    }
-}
-
-void BackupAgent::report_nodes(std::uint64_t now_ms) {
-    NodeReport reports[kReportedNodes] = {};
-    std::size_t count = std::min(nodes_.size(), kReportedNodes);
-    std::int64_t now_us = wall_us();
-    for (std::size_t i = 0; i < count; ++i) {
-        const Node &node = *nodes_[i];
-        NodeReport &r = reports[i];
-        std::snprintf(r.endpoint, sizeof r.endpoint, "%s", node.query_endpoint.c_str());
-        if (node.last_ack_ms != 0) {
-            std::snprintf(r.name, sizeof r.name, "%s", node.name.c_str());
-            r.last_answer_us = now_us - static_cast<std::int64_t>(now_ms - node.last_ack_ms) * 1000;
-        }
-        ReplicationWindow::NodeFigures f = window_.figures(i);
-        r.state = window_.up(i)           ? (f.full ? NodeState::kFull : NodeState::kUp)
-                  : node.last_ack_ms != 0 ? NodeState::kDown
-                                          : NodeState::kUnknown;
-        r.unacknowledged = f.unacknowledged;
-        r.refused = f.refused;
-        // What it lacks that is no longer in flight (settled while it was down or refusing) is
-        // dated from its last answer: it is behind since then at least.
-        std::int64_t oldest = f.oldest_saved_at_us;
-        if (f.lacks_settled && r.last_answer_us != 0 &&
-            (oldest == 0 || r.last_answer_us < oldest)) {
-            oldest = r.last_answer_us;
-        }
-        r.oldest_unacknowledged_us = f.unacknowledged == 0 ? 0 : oldest;
-    }
-    feed_.set_node_reports(reports, count);
+    report_.write(now_ms, wall_us(), window_, views);
 }
 
 }  // namespace rhythm

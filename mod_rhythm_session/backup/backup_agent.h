@@ -20,6 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "backup/agent_log.h"
+#include "backup/agent_report.h"
+#include "backup/fetch_service.h"
 #include "backup/replication_window.h"
 #include "backup/tick_pacer.h"
 #include "core/backup_feed.h"
@@ -54,11 +57,7 @@ struct AgentConfig {
     std::uint64_t max_session_bytes = 64u << 10;
 };
 
-// How the agent reports (the glue sends it to httpd's error log).
-enum class AgentLogLevel { kDebug, kInfo, kWarn, kError };
-using AgentLog = void (*)(AgentLogLevel level, const char *message);
-
-class BackupAgent {
+class BackupAgent : private FetchService::Bank {
   public:
     BackupAgent(SessionCache cache, AgentConfig config, AgentLog log);
     ~BackupAgent();
@@ -70,7 +69,14 @@ class BackupAgent {
 
   private:
     struct Node;
-    struct PendingFetch;
+
+    // FetchService::Bank: the nodes, as the failover fetches see them.
+    std::size_t node_count() const override { return nodes_.size(); }
+    bool up(std::size_t node) const override { return window_.up(node); }
+    bool silent(std::size_t node) const override;
+    bool owns(std::size_t node, std::uint32_t shard) const override;
+    bool send(std::size_t node, const wire::Frames &frames) override;
+    bool reached() const override;
 
     void connect_nodes();
     void watch_handshakes(void *socket);
@@ -91,21 +97,7 @@ class BackupAgent {
     void settle_acknowledged();
     void resend_unacknowledged(std::uint64_t now_ms);
     void continue_scans();
-    void accept_fetches(std::uint64_t now_ms);
-    void on_fetch_request(int fd, std::uint64_t now_ms);
-    std::size_t ask_bank(PendingFetch &fetch);
-    std::size_t ask_for_fetch(PendingFetch &fetch);
-    bool reached_the_bank() const;  // some node has answered since the agent started
-    void ask_waiting_fetches();
-    void on_fetch_reply(const wire::FetchReply &reply, std::uint64_t now_ms);
-    void expire_fetches(std::uint64_t now_ms);
-    void finish_fetch(PendingFetch &fetch, bool deadline_passed, std::uint64_t now_ms);
-    void finish_check(PendingFetch &fetch, bool deadline_passed);
-    void log_too_large(const PendingFetch &fetch, std::uint64_t now_ms);
-    void answer_fetch(PendingFetch &fetch, std::uint8_t outcome);
     void report(std::uint64_t now_ms);
-    void report_nodes(std::uint64_t now_ms);
-    void log(AgentLogLevel level, const char *format, ...) __attribute__((format(printf, 3, 4)));
 
     SessionCache cache_;
     BackupFeed feed_;
@@ -130,13 +122,9 @@ class BackupAgent {
         std::uint32_t scanned = 0;
     };
     std::vector<Scan> scans_;
-    std::vector<int> accepted_;  // fetch connections whose request has not arrived yet
-    std::map<std::uint64_t, std::unique_ptr<PendingFetch>> fetches_;  // by request id
-    std::uint64_t too_large_logged_ms_ = 0;  // the last RS0323 line (0: none yet)
-    std::uint64_t too_large_unlogged_ = 0;   // ... and those held back since
-    std::uint64_t cut_off_since_ms_ = 0;     // no node up since (0: some node is, or none yet was)
-    std::uint64_t last_report_ms_ = 0;
-    std::uint64_t last_lag_rotation_ms_ = 0;
+    FetchService fetches_;
+    std::uint64_t cut_off_since_ms_ = 0;  // no node up since (0: some node is, or none yet was)
+    AgentReport report_{feed_};
 };
 
 }  // namespace rhythm

@@ -1,0 +1,293 @@
+// The agent's side of the fetch channel (see fetch_service.h).
+#include "backup/fetch_service.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backup/fetch_channel.h"
+#include "wire/session_key.h"
+
+namespace rhythm {
+namespace {
+
+// Once one node has a session, how long a fetch still waits for the others' answers (a newer
+// version) before it takes the best one: nodes that are well answer within a millisecond or two;
+// one that hung and is not known to yet must not hold the request for SessionBackupTimeout.
+constexpr std::uint64_t kOtherAnswersGraceMs = 20;
+// At most one RS0323 line (a fetched session too large to keep) per this interval.
+constexpr std::uint64_t kTooLargeLogEveryMs = 10000;
+
+}  // namespace
+
+struct FetchService::Pending {
+    int fd = -1;
+    SessionId id;
+    std::uint64_t request_id = 0;
+    std::uint64_t deadline_ms = 0;
+    std::size_t asked = 0;
+    std::size_t answered = 0;
+    bool owners_only = false;  // the rest of the bank is still to be asked
+    bool check = false;        // a check of a copy held here, not a take-over
+    // The best version answered so far (0: none), and its record.
+    std::uint64_t best_version = 0;
+    std::string best_origin;
+    bool best_deleted = false;
+    std::string best_data;
+    std::int64_t best_expiry_us = 0;
+};
+
+FetchService::FetchService(BackupFeed &feed, const Settings &settings, AgentLog log, Bank &bank)
+    : feed_(feed), settings_(settings), log_(log), bank_(bank) {}
+
+FetchService::~FetchService() {
+    for (int fd : accepted_) {
+        close(fd);
+    }
+    for (auto &entry : pending_) {
+        close(entry.second->fd);
+    }
+}
+
+void FetchService::accept_all() {
+    for (;;) {
+        int fd = accept4(settings_.listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            return;
+        }
+        accepted_.push_back(fd);
+    }
+}
+
+void FetchService::on_request(int fd, std::uint64_t now_ms) {
+    unsigned char buf[kFetchRequestBytes + 1];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    FetchRequest request;
+    if (n <= 0 || !decode_fetch_request(buf, static_cast<std::size_t>(n), &request)) {
+        close(fd);
+        return;
+    }
+    accepted_.erase(std::find(accepted_.begin(), accepted_.end(), fd));
+    auto fetch = std::make_unique<Pending>();
+    fetch->fd = fd;
+    fetch->id = request.id;
+    fetch->check = request.check;
+    fetch->deadline_ms = now_ms + request.timeout_ms;
+    if (pending_.size() >= settings_.max_pending) {
+        if (fetch->check) {
+            finish_check(*fetch, true);  // unchecked: the worker serves its copy
+        } else {
+            answer(*fetch, static_cast<std::uint8_t>(FetchOutcome::kShed));
+        }
+        return;
+    }
+    fetch->request_id = next_request_id_++;
+    if (ask_bank(*fetch) == 0 && bank_.reached()) {
+        finish(*fetch, true, now_ms);
+        return;
+    }
+    // Asked, or waiting (until its deadline) for the first node to answer: a server just
+    // started, or whose agent just restarted, must not start new sessions for the users that
+    // fail over to it only because its connections to the bank are still being made.
+    std::uint64_t request_id = fetch->request_id;
+    pending_[request_id] = std::move(fetch);
+}
+
+// Asks the session's owners, or when none can be asked the rest of the bank.
+std::size_t FetchService::ask_bank(Pending &fetch) {
+    fetch.owners_only = true;
+    std::size_t asked = ask(fetch);
+    if (asked == 0) {
+        fetch.owners_only = false;
+        asked = ask(fetch);
+    }
+    return asked;
+}
+
+void FetchService::on_first_answer() {
+    for (auto &entry : pending_) {
+        Pending &fetch = *entry.second;
+        if (fetch.asked == 0) {
+            ask_bank(fetch);
+        }
+    }
+}
+
+// Asks the session's owners (those that are up and own its shard), or with owners_only clear
+// the rest of the bank; returns how many were asked. A node that stopped answering heartbeats
+// (hung, or gone without closing its connection) is never asked: it would hold the fetch until
+// its deadline. A node not heard from yet is asked with the rest.
+std::size_t FetchService::ask(Pending &fetch) {
+    wire::Frames frames = wire::encode_message(wire::Fetch{fetch.request_id, fetch.id});
+    std::uint32_t shard = wire::shard_of(fetch.id);
+    std::size_t asked = 0;
+    for (std::size_t i = 0; i < bank_.node_count(); ++i) {
+        bool owner = bank_.up(i) && bank_.owns(i, shard);
+        if (!bank_.silent(i) && owner == fetch.owners_only && bank_.send(i, frames)) {
+            ++asked;
+        }
+    }
+    fetch.asked += asked;
+    return asked;
+}
+
+// The highest version among the answers wins (wire::supersedes): a node that was hung, or is
+// still filling a shard it took over, may answer with an older one. So a fetch waits for every node
+// it asked (a silent one is never asked), or, once one has the session, kOtherAnswersGraceMs more
+// at most.
+void FetchService::on_reply(const wire::FetchReply &reply, std::uint64_t now_ms) {
+    auto it = pending_.find(reply.request_id);
+    if (it == pending_.end()) {
+        return;  // answered already, or given up
+    }
+    Pending &fetch = *it->second;
+    ++fetch.answered;
+    if (reply.status != wire::FetchStatus::kNotFound &&
+        (fetch.best_version == 0 || wire::supersedes(reply.record.version, reply.record.origin,
+                                                     fetch.best_version, fetch.best_origin))) {
+        if (fetch.best_version == 0) {
+            fetch.deadline_ms = std::min(fetch.deadline_ms, now_ms + kOtherAnswersGraceMs);
+        }
+        fetch.best_version = reply.record.version;
+        fetch.best_origin.assign(reply.record.origin.data(), reply.record.origin.size());
+        fetch.best_deleted = reply.status == wire::FetchStatus::kDeleted;
+        fetch.best_data.assign(reply.record.data.data(), reply.record.data.size());
+        fetch.best_expiry_us = static_cast<std::int64_t>(reply.record.expires_at_ms) * 1000;
+    }
+    if (fetch.answered < fetch.asked) {
+        return;
+    }
+    if (fetch.best_version == 0 && fetch.owners_only) {
+        // The owners do not have it: a node that owned its shard before the bank changed may.
+        fetch.owners_only = false;
+        if (ask(fetch) > 0) {
+            return;
+        }
+    }
+    finish(fetch, false, now_ms);
+    pending_.erase(it);
+}
+
+void FetchService::expire(std::uint64_t now_ms) {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (now_ms >= it->second->deadline_ms) {
+            finish(*it->second, true, now_ms);
+            it = pending_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+// Stores the best version found, if any, and answers the worker. A session larger than this
+// server's RhythmSessionMaxSize is not stored: every save a request made of it would be refused
+// (RS0103) while the user is answered 200, so the changes would be lost; a new session is
+// visible, and the bank's copy stays intact for a server with the larger limit.
+void FetchService::finish(Pending &fetch, bool deadline_passed, std::uint64_t now_ms) {
+    if (fetch.check) {
+        finish_check(fetch, deadline_passed);
+        return;
+    }
+    FetchOutcome outcome;
+    if (fetch.best_version == 0) {
+        outcome = deadline_passed ? FetchOutcome::kTimedOut : FetchOutcome::kNotFound;
+    } else if (fetch.best_deleted) {
+        outcome = FetchOutcome::kDeleted;
+    } else if (fetch.best_data.size() > settings_.max_session_bytes) {
+        outcome = FetchOutcome::kTooLarge;
+        log_too_large(fetch, now_ms);
+    } else {
+        SessionCache::Save saved =
+            feed_.insert_fetched(fetch.id, fetch.best_data.data(), fetch.best_data.size(),
+                                 fetch.best_expiry_us, fetch.best_version);
+        outcome =
+            saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNoSpace : FetchOutcome::kFound;
+    }
+    answer(fetch, static_cast<std::uint8_t>(outcome));
+}
+
+// A copy held here after the server stalled, against the bank's best: replaced when the bank's
+// is newer (BackupFeed::reconcile). A deadline with no answer leaves it unchecked: the worker
+// serves it (with every node down, nobody can have continued it from the bank either).
+void FetchService::finish_check(Pending &fetch, bool deadline_passed) {
+    FetchOutcome outcome = FetchOutcome::kTimedOut;
+    if (fetch.best_version != 0 || !deadline_passed) {
+        BackupFeed::BankCopy bank;
+        bank.found = fetch.best_version != 0;
+        bank.deleted = fetch.best_deleted;
+        bank.version = fetch.best_version;
+        bank.data = fetch.best_data;
+        bank.expiry_us = fetch.best_expiry_us;
+        bank.too_large = fetch.best_data.size() > settings_.max_session_bytes;
+        using R = BackupFeed::Reconciled;
+        R result = feed_.reconcile(fetch.id, bank);
+        outcome = result == R::kCurrent    ? FetchOutcome::kCurrent
+                  : result == R::kReplaced ? FetchOutcome::kReplaced
+                  : result == R::kDeleted  ? FetchOutcome::kDeleted
+                  : result == R::kTooLarge ? FetchOutcome::kTooLarge
+                  : result == R::kNoSpace  ? FetchOutcome::kNoSpace
+                                           : FetchOutcome::kTimedOut;
+        if (result != R::kNotWaiting) {
+            feed_.count_check(result != R::kCurrent);
+        }
+    }
+    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
+    close(fetch.fd);
+    fetch.fd = -1;
+}
+
+// RS0323, at most one line per kTooLargeLogEveryMs: the sessions that fail over are many when a
+// server dies, and each would say the same.
+void FetchService::log_too_large(const Pending &fetch, std::uint64_t now_ms) {
+    if (too_large_logged_ms_ != 0 && now_ms - too_large_logged_ms_ < kTooLargeLogEveryMs) {
+        ++too_large_unlogged_;
+        return;
+    }
+    char prefix[7];
+    session_id_log_prefix(fetch.id, prefix);
+    char unlogged[64] = "";
+    if (too_large_unlogged_ > 0) {
+        std::snprintf(unlogged, sizeof unlogged, " (and %llu more since the last such line)",
+                      static_cast<unsigned long long>(too_large_unlogged_));
+    }
+    log_line(log_, AgentLogLevel::kWarn,
+             "RS0323: session %s... not taken over: the bank holds it at %zu bytes, more than "
+             "RhythmSessionMaxSize here (%llu bytes); give every server of the bank the same "
+             "RhythmSessionMaxSize%s",
+             prefix, fetch.best_data.size(),
+             static_cast<unsigned long long>(settings_.max_session_bytes), unlogged);
+    too_large_logged_ms_ = now_ms;
+    too_large_unlogged_ = 0;
+}
+
+void FetchService::answer(Pending &fetch, std::uint8_t outcome) {
+    // Counted before the worker hears: its request may end, and server-status be read, before
+    // this process runs again.
+    using Count = BackupFeed::FetchCount;
+    switch (static_cast<FetchOutcome>(outcome)) {
+        case FetchOutcome::kFound:
+            feed_.count_fetch(Count::kFound);
+            break;
+        case FetchOutcome::kTimedOut:
+            feed_.count_fetch(Count::kTimedOut);
+            break;
+        case FetchOutcome::kShed:
+            feed_.count_fetch(Count::kShed);
+            break;
+        case FetchOutcome::kTooLarge:
+            feed_.count_fetch(Count::kTooLarge);
+            break;
+        case FetchOutcome::kNoSpace:
+            feed_.count_fetch(Count::kNoSpace);
+            break;
+        default:
+            feed_.count_fetch(Count::kMissing);
+            break;
+    }
+    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
+    close(fetch.fd);
+    fetch.fd = -1;
+}
+
+}  // namespace rhythm

@@ -1,0 +1,89 @@
+// The backup agent's side of the fetch channel (fetch_channel.h): the workers' requests for a
+// session this server does not hold (a failover), or for a check of a copy it holds after it
+// stalled, asked of the bank and answered from what the bank says.
+//
+// A fetch asks the session's owners first (the nodes that are up and own its shard) and, if none
+// has it, every other node that is not known to be silent. The best answer wins
+// (wire::supersedes): it waits for every node it asked, or kOtherAnswersGraceMs more once one
+// has the session, or its deadline (SessionBackupTimeout). A session found is stored in the
+// segment before the worker hears of it; a check replaces the copy held if the bank's is newer.
+// At most max_pending fetches wait at once: past that a fetch is answered at once as shed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backup/agent_log.h"
+#include "core/backup_feed.h"
+#include "wire/messages.h"
+
+namespace rhythm {
+
+class FetchService {
+  public:
+    // What a fetch needs of the agent's nodes: whom to ask, and a way to ask.
+    class Bank {
+      public:
+        virtual ~Bank() = default;
+        virtual std::size_t node_count() const = 0;
+        virtual bool up(std::size_t node) const = 0;
+        // It answered heartbeats once and no longer does (hung, or gone without a word): it
+        // would hold a fetch until its deadline.
+        virtual bool silent(std::size_t node) const = 0;
+        virtual bool owns(std::size_t node, std::uint32_t shard) const = 0;
+        virtual bool send(std::size_t node, const wire::Frames &frames) = 0;
+        // Some node has answered since the agent started.
+        virtual bool reached() const = 0;
+    };
+
+    struct Settings {
+        int listener = -1;  // fetch_channel.h's listening socket; -1: fetches are off
+        std::size_t max_pending = 32;
+        std::uint64_t max_session_bytes = 64u << 10;  // RhythmSessionMaxSize
+    };
+
+    FetchService(BackupFeed &feed, const Settings &settings, AgentLog log, Bank &bank);
+    ~FetchService();
+    FetchService(const FetchService &) = delete;
+    FetchService &operator=(const FetchService &) = delete;
+
+    int listener() const { return settings_.listener; }
+    // Connections whose request has not arrived yet: the agent polls them.
+    const std::vector<int> &waiting() const { return accepted_; }
+
+    void accept_all();
+    // A connection of waiting() is readable: its request has come (or it closed).
+    void on_request(int fd, std::uint64_t now_ms);
+    // A node's answer to a fetch (a node still filling the shard counts as not found).
+    void on_reply(const wire::FetchReply &reply, std::uint64_t now_ms);
+    // A node answered for the first time: the fetches that found no node to ask go to it now.
+    void on_first_answer();
+    // Answers the fetches whose deadline has passed with the best they have.
+    void expire(std::uint64_t now_ms);
+
+  private:
+    struct Pending;
+
+    std::size_t ask_bank(Pending &fetch);
+    std::size_t ask(Pending &fetch);
+    void finish(Pending &fetch, bool deadline_passed, std::uint64_t now_ms);
+    void finish_check(Pending &fetch, bool deadline_passed);
+    void log_too_large(const Pending &fetch, std::uint64_t now_ms);
+    void answer(Pending &fetch, std::uint8_t outcome);
+
+    BackupFeed &feed_;
+    Settings settings_;
+    AgentLog log_;
+    Bank &bank_;
+    std::vector<int> accepted_;
+    std::map<std::uint64_t, std::unique_ptr<Pending>> pending_;  // by request id
+    std::uint64_t next_request_id_ = 1;
+    std::uint64_t too_large_logged_ms_ = 0;  // the last RS0323 line (0: none yet)
+    std::uint64_t too_large_unlogged_ = 0;   // ... and those held back since
+};
+
+}  // namespace rhythm

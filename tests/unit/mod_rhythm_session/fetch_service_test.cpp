@@ -1,0 +1,266 @@
+// The agent's side of the fetch channel against a stand-in bank: owners asked first, then the
+// rest; the best answer wins; a silent node is never asked; a fetch waits for its deadline, and
+// at most max_pending wait; a session too large is not kept; a check replaces a stale copy.
+#include "backup/fetch_service.h"
+
+#include <boost/test/unit_test.hpp>
+#include <cstring>
+#include <string>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <vector>
+
+#include "backup/fetch_channel.h"
+
+using rhythm::BackupFeed;
+using rhythm::FetchOutcome;
+using rhythm::FetchRequest;
+using rhythm::FetchService;
+using rhythm::SessionCache;
+using rhythm::SessionId;
+namespace wire = rhythm::wire;
+
+namespace {
+
+constexpr std::int64_t kNow = 1'700'000'000'000'000;
+
+void ignore_log(rhythm::AgentLogLevel, const char *) {}
+
+// Nodes that are up or not, own shards or not, and keep what they are asked.
+struct StandInBank : FetchService::Bank {
+    struct Node {
+        bool up = true;
+        bool silent = false;
+        bool owner = true;
+        std::vector<wire::Fetch> asked;
+    };
+    std::vector<Node> nodes;
+    bool has_reached = true;
+
+    std::size_t node_count() const override { return nodes.size(); }
+    bool up(std::size_t n) const override { return nodes[n].up; }
+    bool silent(std::size_t n) const override { return nodes[n].silent; }
+    bool owns(std::size_t n, std::uint32_t) const override { return nodes[n].owner; }
+    bool send(std::size_t n, const wire::Frames &frames) override {
+        wire::Message m;
+        std::vector<std::string_view> views(frames.begin(), frames.end());
+        BOOST_REQUIRE(wire::decode_message(wire::FrameSpan(views), &m).ok());
+        nodes[n].asked.push_back(std::get<wire::Fetch>(m));
+        return true;
+    }
+    bool reached() const override { return has_reached; }
+};
+
+SessionId id_of(std::uint8_t n) {
+    SessionId id;
+    id.bytes.fill(n);
+    return id;
+}
+
+// A segment, a fetch service over a listening socket, and workers that ask it.
+struct Fixture {
+    explicit Fixture(std::size_t nodes, std::size_t max_pending = 32) {
+        bank.nodes.resize(nodes);
+        base = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        std::string why;
+        BOOST_REQUIRE(SessionCache::format(base, kBytes, 64, &why));
+        BOOST_REQUIRE(SessionCache::attach(base, kBytes, &cache, &why));
+        cache.set_backup_enabled(true);
+        path = "/tmp/rhythm-fetch-service-test-" + std::to_string(getpid()) + ".sock";
+        listener = rhythm::listen_fetch_channel(path, -1, -1, &why);
+        BOOST_REQUIRE_MESSAGE(listener >= 0, why);
+        service = std::make_unique<FetchService>(
+            feed, FetchService::Settings{listener, max_pending, 1024}, ignore_log, bank);
+    }
+    ~Fixture() {
+        service.reset();
+        for (int fd : workers) {
+            close(fd);
+        }
+        close(listener);
+        unlink(path.c_str());
+        munmap(base, kBytes);
+    }
+
+    // A worker asks; returns its end of the connection.
+    int ask(const SessionId &id, std::uint32_t timeout_ms = 200, bool check = false) {
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strcpy(addr.sun_path, path.c_str());
+        BOOST_REQUIRE(connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+        unsigned char request[rhythm::kFetchRequestBytes];
+        rhythm::encode_fetch_request(FetchRequest{id, timeout_ms, check}, request);
+        BOOST_REQUIRE(send(fd, request, sizeof request, 0) == sizeof request);
+        workers.push_back(fd);
+        service->accept_all();
+        std::vector<int> waiting = service->waiting();
+        for (int w : waiting) {
+            service->on_request(w, 1000);
+        }
+        return fd;
+    }
+
+    // The worker's answer, if it has come.
+    static bool answered(int fd, FetchOutcome *outcome) {
+        unsigned char byte;
+        if (recv(fd, &byte, 1, MSG_DONTWAIT) != 1) {
+            return false;
+        }
+        *outcome = static_cast<FetchOutcome>(byte);
+        return true;
+    }
+
+    void reply(std::size_t node, wire::FetchStatus status, std::uint64_t version = 0,
+               std::string data = "", std::string origin = "web1") {
+        held.push_back(std::move(data));
+        origins.push_back(std::move(origin));
+        wire::FetchReply r;
+        r.request_id = bank.nodes[node].asked.back().request_id;
+        r.status = status;
+        if (status != wire::FetchStatus::kNotFound) {
+            r.record.key = bank.nodes[node].asked.back().key;
+            r.record.version = version;
+            r.record.origin = origins.back();
+            r.record.data = held.back();
+            r.record.tombstone = status == wire::FetchStatus::kDeleted;
+        }
+        service->on_reply(r, 1001);
+    }
+
+    std::string stored(const SessionId &id) {
+        SessionCache::Handle h;
+        SessionCache::Loaded l;
+        if (cache.acquire(
+                id, rhythm::current_process(), kNow, 100, &h,
+                [](void *, std::size_t n) { return std::malloc(n); }, nullptr,
+                &l) != SessionCache::Acquire::kLocked) {
+            return "<none>";
+        }
+        std::string out(l.data, l.size);
+        std::free(l.data);
+        cache.release(&h);
+        return out;
+    }
+
+    static constexpr std::size_t kBytes = 1 << 20;
+    void *base;
+    SessionCache cache;
+    BackupFeed feed{cache};
+    StandInBank bank;
+    std::string path;
+    int listener = -1;
+    std::unique_ptr<FetchService> service;
+    std::vector<int> workers;
+    std::vector<std::string> held, origins;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(fetch_service)
+
+BOOST_AUTO_TEST_CASE(the_owners_are_asked_first_then_the_rest_and_what_is_found_is_stored) {
+    Fixture f(2);
+    f.bank.nodes[1].owner = false;
+    int worker = f.ask(id_of(1));
+    BOOST_TEST(f.bank.nodes[0].asked.size() == 1u);
+    BOOST_TEST(f.bank.nodes[1].asked.empty());
+    f.reply(0, wire::FetchStatus::kNotFound);
+    BOOST_TEST(f.bank.nodes[1].asked.size() == 1u);  // an owner before the bank changed may
+    f.reply(1, wire::FetchStatus::kFound, 7, "count=7");
+    FetchOutcome outcome;
+    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
+    BOOST_TEST((outcome == FetchOutcome::kFound));
+    BOOST_TEST(f.stored(id_of(1)) == "count=7");
+    BOOST_TEST(f.feed.stats().fetched_found == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(the_best_answer_wins_and_a_silent_node_is_never_asked) {
+    Fixture f(3);
+    f.bank.nodes[2].up = false;
+    f.bank.nodes[2].silent = true;
+    int worker = f.ask(id_of(2));
+    BOOST_TEST(f.bank.nodes[2].asked.empty());
+    f.reply(0, wire::FetchStatus::kFound, 9, "from-web1", "web1");
+    FetchOutcome outcome;
+    BOOST_TEST(!Fixture::answered(worker, &outcome));               // waits for the other owner
+    f.reply(1, wire::FetchStatus::kFound, 9, "from-web2", "web2");  // same version, higher name
+    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
+    BOOST_TEST(f.stored(id_of(2)) == "from-web2");
+}
+
+BOOST_AUTO_TEST_CASE(with_no_node_to_ask_the_answer_is_at_once_unless_none_was_reached_yet) {
+    Fixture f(1);
+    f.bank.nodes[0].up = false;
+    f.bank.nodes[0].silent = true;
+    int worker = f.ask(id_of(3));
+    FetchOutcome outcome;
+    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
+    BOOST_TEST((outcome == FetchOutcome::kTimedOut));
+    // A new agent that has reached no node yet waits, within the deadline, for the first.
+    f.bank.has_reached = false;
+    f.bank.nodes[0].silent = false;
+    f.bank.nodes[0].owner = false;
+    f.bank.nodes[0].up = false;
+    int waiting = f.ask(id_of(4));
+    BOOST_TEST(!Fixture::answered(waiting, &outcome));
+    f.bank.nodes[0].up = true;
+    f.service->on_first_answer();
+    BOOST_TEST(f.bank.nodes[0].asked.size() == 1u);
+    f.service->expire(1000 + 200);  // its deadline
+    BOOST_REQUIRE(Fixture::answered(waiting, &outcome));
+    BOOST_TEST((outcome == FetchOutcome::kTimedOut));
+}
+
+BOOST_AUTO_TEST_CASE(past_max_pending_a_fetch_is_shed_at_once) {
+    Fixture f(1, 2);
+    f.ask(id_of(5));
+    f.ask(id_of(6));
+    int third = f.ask(id_of(7));
+    FetchOutcome outcome;
+    BOOST_REQUIRE(Fixture::answered(third, &outcome));
+    BOOST_TEST((outcome == FetchOutcome::kShed));
+    BOOST_TEST(f.feed.stats().fetches_shed == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_session_larger_than_the_limit_is_not_kept) {
+    Fixture f(1);
+    int worker = f.ask(id_of(8));
+    f.reply(0, wire::FetchStatus::kFound, 3, std::string(2000, 'x'));
+    FetchOutcome outcome;
+    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
+    BOOST_TEST((outcome == FetchOutcome::kTooLarge));
+    BOOST_TEST(f.stored(id_of(8)) == "<none>");
+    BOOST_TEST(f.feed.stats().fetches_too_large == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_check_replaces_a_copy_the_bank_holds_newer) {
+    Fixture f(1);
+    SessionId id = id_of(9);
+    std::uint64_t v;
+    BOOST_REQUIRE((f.cache.insert(id, "count=10", 8, 0, kNow, &v) == SessionCache::Save::kSaved));
+    SessionCache::Handle h;
+    SessionCache::Loaded l;
+    BOOST_REQUIRE((f.cache.acquire(
+                       id, rhythm::current_process(), kNow, 100, &h,
+                       [](void *, std::size_t n) { return std::malloc(n); }, nullptr,
+                       &l) == SessionCache::Acquire::kLocked));
+    std::free(l.data);
+    f.cache.begin_check(h);
+    int worker = f.ask(id, 200, true);
+    f.reply(0, wire::FetchStatus::kFound, (std::uint64_t{1} << 32) | 10, "count=20", "web2");
+    FetchOutcome outcome;
+    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
+    BOOST_TEST((outcome == FetchOutcome::kReplaced));
+    BOOST_REQUIRE((f.cache.finish_check(
+                       &h, [](void *, std::size_t n) { return std::malloc(n); }, nullptr, &l) ==
+                   SessionCache::Acquire::kLocked));
+    BOOST_TEST(std::string(l.data, l.size) == "count=20");
+    std::free(l.data);
+    f.cache.release(&h);
+    BOOST_TEST(f.feed.stats().stall_replaced == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
