@@ -1,9 +1,10 @@
 // mod_rhythm_session: a storage provider for httpd's mod_session that keeps every session in a
 // shared-memory segment (core/session_cache.h) common to all worker processes.
 //
-// This file is the httpd glue: directives, the segment's life across restarts, mod_session's
-// load/save hooks, the per-request lock, and server-status. Everything it calls lives in core/
-// and is tested without httpd.
+// This file is the module, as httpd readers expect it in one file: directives, the segment's
+// life across restarts, mod_session's load/save hooks and the per-request lock. The agent's
+// supervision is in agent_process.cpp, the server-status sections in status_page.cpp; everything
+// else it calls lives in core/ and backup/ and is tested without httpd.
 //
 // A request for an existing session takes the session's lock once, on the top-level request
 // (sub-requests and internal redirects share it), in header_parser when it can so that a lock
@@ -38,13 +39,11 @@ extern "C" {
 
 #include "agent_process.h"
 #include "backup/fetch_channel.h"
-#include "core/agent_watch.h"
-#include "core/backup_feed.h"
 #include "core/config_value.h"
-#include "core/monotonic_clock.h"
 #include "core/session_cache.h"
 #include "core/session_cookie.h"
 #include "core/session_id.h"
+#include "status_page.h"
 #include "wire/curve.h"
 
 extern "C" {
@@ -664,175 +663,10 @@ int rhythm_monitor(apr_pool_t *p, server_rec *s) {
 
 // ---- server-status --------------------------------------------------------------------------
 
-struct StatusLine {
-    const char *key;    // the ?auto name
-    const char *label;  // the HTML label
-    std::uint64_t value;
-};
-
-void print_status_table(request_rec *r, int flags, const char *title, const StatusLine *lines,
-                        std::size_t count) {
-    if (flags & AP_STATUS_SHORT) {
-        for (std::size_t i = 0; i < count; ++i) {
-            ap_rprintf(r, "%s: %" APR_UINT64_T_FMT "\n", lines[i].key,
-                       static_cast<apr_uint64_t>(lines[i].value));
-        }
-        return;
-    }
-    ap_rprintf(r, "<hr />\n<h2>%s</h2>\n<table border=\"0\">\n", title);
-    for (std::size_t i = 0; i < count; ++i) {
-        ap_rprintf(r, "<tr><td>%s</td><td>%" APR_UINT64_T_FMT "</td></tr>\n", lines[i].label,
-                   static_cast<apr_uint64_t>(lines[i].value));
-    }
-    ap_rputs("</table>\n", r);
-}
-
-// Milliseconds from a wall-clock time in the past to now; 0 for none.
-std::uint64_t ms_since(std::int64_t then_us) {
-    apr_time_t now = apr_time_now();
-    return then_us > 0 && now > then_us ? static_cast<std::uint64_t>(now - then_us) / 1000 : 0;
-}
-
-// One row per node the agent knows: its state and how far behind its acknowledgements are.
-void print_node_table(request_rec *r, int flags, const std::vector<rhythm::NodeReport> &nodes) {
-    static const char *const kStateNames[] = {"unknown", "up", "down", "full"};
-    if (!(flags & AP_STATUS_SHORT)) {
-        ap_rputs(
-            "<h2>Rhythm backup nodes</h2>\n<table border=\"0\"><tr><th>Node</th>"
-            "<th>Name</th><th>State</th><th>Last answer (ms ago)</th>"
-            "<th>Unacknowledged changes</th><th>Oldest unacknowledged (ms)</th>"
-            "<th>Refused for lack of memory</th></tr>\n",
-            r);
-    }
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-        const rhythm::NodeReport &n = nodes[i];
-        const char *state = kStateNames[static_cast<int>(n.state) % 4];
-        apr_uint64_t last = ms_since(n.last_answer_us);
-        apr_uint64_t oldest = ms_since(n.oldest_unacknowledged_us);
-        apr_uint64_t unacked = n.unacknowledged;
-        apr_uint64_t refused = n.refused;
-        if (flags & AP_STATUS_SHORT) {
-            // APR's formatter has no %zu: the number goes in as apr_size_t.
-            apr_size_t k = i + 1;
-            ap_rprintf(
-                r,
-                "RhythmBackupNode%" APR_SIZE_T_FMT
-                "Endpoint: %s\n"
-                "RhythmBackupNode%" APR_SIZE_T_FMT
-                "Name: %s\n"
-                "RhythmBackupNode%" APR_SIZE_T_FMT
-                "State: %s\n"
-                "RhythmBackupNode%" APR_SIZE_T_FMT "LastAnswerMs: %" APR_UINT64_T_FMT
-                "\n"
-                "RhythmBackupNode%" APR_SIZE_T_FMT "Unacknowledged: %" APR_UINT64_T_FMT
-                "\n"
-                "RhythmBackupNode%" APR_SIZE_T_FMT "OldestUnacknowledgedMs: %" APR_UINT64_T_FMT
-                "\n"
-                "RhythmBackupNode%" APR_SIZE_T_FMT "Refused: %" APR_UINT64_T_FMT "\n",
-                k, n.endpoint, k, n.name, k, state, k, last, k, unacked, k, oldest, k, refused);
-        } else {
-            ap_rprintf(r,
-                       "<tr><td>%s</td><td>%s</td><td>%s</td><td>%" APR_UINT64_T_FMT
-                       "</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
-                       "</td><td>%" APR_UINT64_T_FMT "</td></tr>\n",
-                       ap_escape_html(r->pool, n.endpoint), ap_escape_html(r->pool, n.name), state,
-                       last, unacked, oldest, refused);
-        }
-    }
-    if (!(flags & AP_STATUS_SHORT)) {
-        ap_rputs("</table>\n", r);
-    }
-}
-
 int rhythm_status(request_rec *r, int flags) {
-    if (!g_cache_ready) {
-        return OK;
+    if (g_cache_ready) {
+        rhythm::print_status(r, flags, g_cache, g_backup.enabled, g_backup.curve.enabled());
     }
-    rhythm::CacheStats s = g_cache.stats();
-    const StatusLine cache_lines[] = {
-        {"RhythmSessions", "Sessions", s.sessions},
-        {"RhythmSessionsMax", "Room for sessions", s.max_sessions},
-        {"RhythmBytesUsed", "Bytes used (session data)", s.payload_bytes},
-        {"RhythmArenaBytesUsed", "Arena bytes used (whole chunks)", s.arena_bytes_used},
-        {"RhythmArenaBytesTotal", "Arena bytes total", s.arena_bytes},
-        {"RhythmBytesTotal", "Segment bytes total", s.segment_bytes},
-        {"RhythmHits", "Hits", s.hits},
-        {"RhythmMisses", "Misses", s.misses},
-        {"RhythmSaves", "Saves", s.saves},
-        {"RhythmDeletions", "Deletions", s.deletions},
-        {"RhythmEvictions", "Evictions", s.evictions},
-        {"RhythmExpirations", "Expirations", s.expirations},
-        {"RhythmLockWaits", "Lock waits", s.lock_waits},
-        {"RhythmLockTimeouts", "Lock timeouts", s.lock_timeouts},
-        {"RhythmLocksReclaimed", "Locks reclaimed from dead processes", s.locks_reclaimed},
-        {"RhythmOversizedRefused", "Oversized saves refused", s.oversized_refused},
-        {"RhythmNoSpace", "Saves refused for lack of space", s.no_space},
-    };
-    print_status_table(r, flags, "Rhythm sessions", cache_lines,
-                       sizeof cache_lines / sizeof cache_lines[0]);
-    if (!g_backup.enabled) {
-        return OK;
-    }
-    rhythm::BackupStats b = rhythm::BackupFeed(g_cache).stats();
-    std::uint64_t oldest_ms = ms_since(b.oldest_unacknowledged_us);
-    std::int64_t turn_age_us =
-        b.agent_turn_us == 0 ? 0 : rhythm::monotonic_coarse_us() - b.agent_turn_us;
-    const char *agent_state = b.agent_turn_us == 0 ? "not started"
-                              : turn_age_us >= rhythm::AgentWatch::Settings{}.warn_after_us
-                                  ? "hung"
-                                  : "running";
-    if (flags & AP_STATUS_SHORT) {
-        ap_rprintf(r, "RhythmBackupAgentState: %s\n", agent_state);
-    }
-    const StatusLine backup_lines[] = {
-        {"RhythmBackupAgentPid", "Backup agent process", static_cast<std::uint64_t>(b.agent_pid)},
-        {"RhythmBackupAgentLastTurnMs",
-         "Backup agent's last turn, ms ago (the age of the figures it writes)",
-         static_cast<std::uint64_t>(turn_age_us / 1000)},
-        {"RhythmBackupAgentStarts", "Backup agent starts", b.agent_starts},
-        {"RhythmBackupNodes", "Nodes configured", b.nodes_total},
-        {"RhythmBackupNodesUp", "Nodes answering", b.nodes_up},
-        {"RhythmBackupCurve", "Traffic under CURVE (1) or in plain text (0)",
-         g_backup.curve.enabled() ? std::uint64_t{1} : std::uint64_t{0}},
-        {"RhythmBackupPending", "Changes waiting to be published", b.pending},
-        {"RhythmBackupPublished", "Changes published", b.published},
-        {"RhythmBackupAcknowledged", "Changes acknowledged by the bank", b.acknowledged},
-        {"RhythmBackupLagSamples", "Acknowledgements in the last 10-20 s", b.lag_samples},
-        {"RhythmBackupLagP50Us", "Save to acknowledgement, p50 (us)", b.lag_p50_us},
-        {"RhythmBackupLagP99Us", "Save to acknowledgement, p99 (us)", b.lag_p99_us},
-        {"RhythmBackupOldestUnacknowledgedMs", "Oldest unacknowledged change (ms ago)", oldest_ms},
-        {"RhythmSessionsUnbacked", "Sessions and deletions the bank does not hold yet",
-         b.unbacked_sessions},
-        {"RhythmBackupSavesRefusedUnbacked",
-         "Saves refused: room only by evicting sessions the bank lacks", b.saves_refused_unbacked},
-        {"RhythmBackupEvictedUnbacked", "Evicted before the bank had them (lost)",
-         b.evicted_unbacked},
-        {"RhythmBackupStaleDropped", "Stale copies dropped (newer elsewhere)", b.stale_dropped},
-        {"RhythmBackupRefusedByNodes", "Changes nodes refused for lack of memory",
-         b.refused_by_nodes},
-        {"RhythmBackupFetched", "Sessions taken over from the bank", b.fetched_found},
-        {"RhythmBackupFetchMisses", "Fetches the bank did not know", b.fetched_missing},
-        {"RhythmBackupFetchTimeouts", "Fetches not answered in time", b.fetch_timeouts},
-        {"RhythmBackupFetchesShed", "Fetches shed (too many waiting)", b.fetches_shed},
-        {"RhythmBackupStalls", "Times this server was found stopped", b.stalls},
-        {"RhythmBackupStallChecks", "Sessions checked against the bank after a stop",
-         b.stall_checks},
-        {"RhythmBackupStallReplaced", "... that the bank held newer, or deleted", b.stall_replaced},
-        {"RhythmBackupFetchTooLarge", "Fetches not taken over: larger than RhythmSessionMaxSize",
-         b.fetches_too_large},
-        {"RhythmBackupFetchNoSpace", "Fetches not taken over: cache full of sessions in use",
-         b.fetches_no_space},
-    };
-    print_status_table(r, flags, "Rhythm backup", backup_lines,
-                       sizeof backup_lines / sizeof backup_lines[0]);
-    if (!(flags & AP_STATUS_SHORT)) {
-        ap_rprintf(
-            r,
-            "<p>Backup agent: %s; the figures it writes (above and below) are %" APR_INT64_T_FMT
-            " ms old.</p>\n",
-            agent_state, static_cast<apr_int64_t>(turn_age_us / 1000));
-    }
-    print_node_table(r, flags, b.node_reports);
     return OK;
 }
 

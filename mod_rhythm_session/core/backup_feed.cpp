@@ -311,24 +311,11 @@ BackupStats BackupFeed::stats() {
     BackupStats s;
     s.enabled = h.backup_enabled != 0;
     s.agent_pid = b.agent_pid;
-    s.agent_starts = b.agent_starts;
     s.pending = h.dirty_count;
-    s.published = b.published;
-    s.acknowledged = b.acknowledged;
-    s.evicted_unbacked = b.evicted_unbacked;
-    s.saves_refused_unbacked = b.saves_refused_unbacked;
     s.unbacked_sessions = h.lru_length[kUnbacked];
-    s.stale_dropped = b.stale_dropped;
-    s.refused_by_nodes = b.refused_by_nodes;
-    s.fetched_found = b.fetched_found;
-    s.fetched_missing = b.fetched_missing;
-    s.fetch_timeouts = b.fetch_timeouts;
-    s.fetches_shed = b.fetches_shed;
-    s.fetches_too_large = b.fetches_too_large;
-    s.fetches_no_space = b.fetches_no_space;
-    s.stalls = b.stalls;
-    s.stall_checks = b.stall_checks;
-    s.stall_replaced = b.stall_replaced;
+#define RHYTHM_COPY(field, key, label) s.field = b.field;
+    RHYTHM_BACKUP_COUNTERS(RHYTHM_COPY)
+#undef RHYTHM_COPY
     s.agent_turn_us = b.agent_turn_us.load(std::memory_order_relaxed);
     s.nodes_total = b.nodes_total;
     s.nodes_up = b.nodes_up;

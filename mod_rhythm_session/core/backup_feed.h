@@ -30,25 +30,9 @@ struct ChangeRecord {
 struct BackupStats {
     bool enabled = false;
     std::int32_t agent_pid = 0;
-    std::uint64_t agent_starts = 0;
-    std::uint64_t pending = 0;  // changes not yet published
-    std::uint64_t published = 0;
-    std::uint64_t acknowledged = 0;
-    std::uint64_t unbacked_sessions = 0;       // sessions and deletions the bank does not hold yet
-    std::uint64_t evicted_unbacked = 0;        // evicted locally before the bank had them: lost
-    std::uint64_t saves_refused_unbacked = 0;  // room only by evicting those: refused
-    std::uint64_t stale_dropped = 0;     // older copies dropped because another server has newer
-    std::uint64_t refused_by_nodes = 0;  // changes nodes refused for lack of memory
-    std::uint64_t fetched_found = 0;
-    std::uint64_t fetched_missing = 0;
-    std::uint64_t fetch_timeouts = 0;
-    std::uint64_t fetches_shed = 0;
-    std::uint64_t fetches_too_large = 0;  // in the bank, larger than RhythmSessionMaxSize here
-    std::uint64_t fetches_no_space = 0;   // in the bank, no room in the segment for it
-    std::uint64_t stalls = 0;             // times the whole server was found stopped
-    std::uint64_t stall_checks = 0;       // sessions checked against the bank after one
-    std::uint64_t stall_replaced = 0;     // ... that the bank held newer, or deleted
     std::int64_t agent_turn_us = 0;       // monotonic: the agent's last loop turn (0: none)
+    std::uint64_t pending = 0;            // changes not yet published
+    std::uint64_t unbacked_sessions = 0;  // sessions and deletions the bank does not hold yet
     std::uint32_t nodes_total = 0;
     std::uint32_t nodes_up = 0;
     std::uint64_t lag_samples = 0;  // acknowledgements in the last 10 to 20 seconds
@@ -56,6 +40,7 @@ struct BackupStats {
     std::uint64_t lag_p99_us = 0;
     std::int64_t oldest_unacknowledged_us = 0;  // save time of the oldest change not acknowledged
     std::vector<NodeReport> node_reports;       // one per node (at most kReportedNodes)
+    RHYTHM_BACKUP_COUNTERS(RHYTHM_COUNTER_FIELD_ZERO)
 };
 
 class BackupFeed {

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "chunk_arena.h"
+#include "counters.h"
 #include "log_gate.h"
 #include "node_report.h"
 #include "session_cache.h"
@@ -90,8 +91,7 @@ struct Waiter {
 };
 
 struct Counters {
-    std::uint64_t hits, misses, saves, deletions, evictions, expirations;
-    std::uint64_t lock_waits, lock_timeouts, locks_reclaimed, oversized_refused, no_space;
+    RHYTHM_CACHE_COUNTERS(RHYTHM_COUNTER_FIELD)
 };
 
 // Replication lag (save to acknowledgement) histogram: 4 buckets per power of two of microseconds.
@@ -106,14 +106,7 @@ struct BackupState {
     std::uint8_t agent_id[16];  // the agent's identity in the bank, kept across its restarts
     std::uint64_t agent_epoch;  // bumped at every start of the agent
     std::int32_t agent_pid;
-    std::uint64_t agent_starts;
-    std::uint64_t published, acknowledged, evicted_unbacked, stale_dropped, refused_by_nodes;
-    std::uint64_t saves_refused_unbacked;  // room only by evicting unbacked sessions, not allowed
-    std::uint64_t fetched_found, fetched_missing, fetch_timeouts, fetches_shed;
-    std::uint64_t fetches_too_large, fetches_no_space;
-    std::uint64_t stalls;                     // times the server was found stopped
-    std::uint64_t stall_checks;               // sessions checked against the bank after a stall
-    std::uint64_t stall_replaced;             // ... that the bank held newer (or deleted)
+    RHYTHM_BACKUP_COUNTERS(RHYTHM_COUNTER_FIELD)
     std::atomic<std::int64_t> agent_turn_us;  // monotonic: the agent's last loop turn
     std::int64_t oldest_in_flight_us;  // save time of the oldest change published, not acknowledged
     std::uint32_t nodes_total, nodes_up;

@@ -441,18 +441,9 @@ CacheStats SessionCache::stats() {
     s.arena_bytes_used = static_cast<std::uint64_t>(h.arena.chunk_count - h.arena.free_count) *
                          ChunkArena::kChunkBytes;
     s.segment_bytes = h.segment_bytes;
-    const Counters &c = h.counters;
-    s.hits = c.hits;
-    s.misses = c.misses;
-    s.saves = c.saves;
-    s.deletions = c.deletions;
-    s.evictions = c.evictions;
-    s.expirations = c.expirations;
-    s.lock_waits = c.lock_waits;
-    s.lock_timeouts = c.lock_timeouts;
-    s.locks_reclaimed = c.locks_reclaimed;
-    s.oversized_refused = c.oversized_refused;
-    s.no_space = c.no_space;
+#define RHYTHM_COPY(field, key, label) s.field = h.counters.field;
+    RHYTHM_CACHE_COUNTERS(RHYTHM_COPY)
+#undef RHYTHM_COPY
     return s;
 }
 

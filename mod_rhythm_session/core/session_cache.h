@@ -15,6 +15,7 @@
 #include <string>
 
 #include "chunk_arena.h"
+#include "counters.h"
 #include "log_gate.h"
 #include "session_id.h"
 #include "shm_sync.h"
@@ -28,17 +29,7 @@ struct CacheStats {
     std::uint64_t arena_bytes_used = 0;  // chunks in use, whole
     std::uint64_t arena_bytes = 0;       // all chunks
     std::uint64_t segment_bytes = 0;
-    std::uint64_t hits = 0;
-    std::uint64_t misses = 0;
-    std::uint64_t saves = 0;
-    std::uint64_t deletions = 0;
-    std::uint64_t evictions = 0;
-    std::uint64_t expirations = 0;
-    std::uint64_t lock_waits = 0;
-    std::uint64_t lock_timeouts = 0;
-    std::uint64_t locks_reclaimed = 0;
-    std::uint64_t oversized_refused = 0;
-    std::uint64_t no_space = 0;
+    RHYTHM_CACHE_COUNTERS(RHYTHM_COUNTER_FIELD_ZERO)
 };
 
 // No sign of life from any process of the server for this long (the backup agent turns every
