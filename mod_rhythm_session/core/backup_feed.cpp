@@ -52,8 +52,13 @@ std::uint64_t percentile(const std::uint64_t *counts, std::uint64_t total, doubl
 
 }  // namespace
 
+SegmentHeader &BackupFeed::header() const {
+    return cache_.segment().h();
+}
+
 void BackupFeed::start_agent(std::int32_t pid, std::uint8_t agent_id[16], std::uint64_t *epoch) {
-    SegmentHeader &h = *cache_.header_;
+    Segment seg = cache_.segment();
+    SegmentHeader &h = seg.h();
     std::uint8_t fresh[16];
     SessionId random;
     generate_session_id(&random);  // 16 bytes from the kernel, made before taking the mutex
@@ -73,7 +78,7 @@ void BackupFeed::start_agent(std::int32_t pid, std::uint8_t agent_id[16], std::u
 
 void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_records,
                               std::size_t max_bytes) {
-    Segment seg(cache_.header_, cache_.base_);
+    Segment seg = cache_.segment();
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
     std::size_t bytes = 0;
@@ -104,7 +109,7 @@ void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_re
 }
 
 void BackupFeed::acknowledge(const Acknowledgement *acks, std::size_t count, std::int64_t now_us) {
-    Segment seg(cache_.header_, cache_.base_);
+    Segment seg = cache_.segment();
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
     for (const Acknowledgement *a = acks; a != acks + count; ++a) {
@@ -128,7 +133,7 @@ void BackupFeed::acknowledge(const Acknowledgement *acks, std::size_t count, std
 }
 
 void BackupFeed::requeue(const SessionId &id, std::int64_t now_us) {
-    Segment seg(cache_.header_, cache_.base_);
+    Segment seg = cache_.segment();
     ShmMutexGuard guard(seg.h().mutex);
     std::uint32_t i = seg.find(id);
     if (i != kNoIndex) {
@@ -138,7 +143,7 @@ void BackupFeed::requeue(const SessionId &id, std::int64_t now_us) {
 
 bool BackupFeed::requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std::uint32_t budget,
                               Selector wanted, void *context, std::int64_t now_us) {
-    Segment seg(cache_.header_, cache_.base_);
+    Segment seg = cache_.segment();
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
     for (std::uint32_t n = 0; n < budget && *scanned < h.entry_count; ++n, ++*scanned) {
@@ -157,7 +162,7 @@ bool BackupFeed::requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std
 }
 
 bool BackupFeed::drop_if_older(const SessionId &id, std::uint64_t version) {
-    Segment seg(cache_.header_, cache_.base_);
+    Segment seg = cache_.segment();
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
     std::uint32_t i = seg.find(id);
@@ -177,7 +182,7 @@ bool BackupFeed::drop_if_older(const SessionId &id, std::uint64_t version) {
 SessionCache::Save BackupFeed::insert_fetched(const SessionId &id, const void *data,
                                               std::size_t size, std::int64_t expiry_us,
                                               std::uint64_t version) {
-    Segment seg(cache_.header_, cache_.base_);
+    Segment seg = cache_.segment();
     ShmMutexGuard guard(seg.h().mutex);
     std::uint32_t i;
     SessionCache::Save saved = seg.add_session(id, data, size, expiry_us, version, true, &i);
@@ -186,7 +191,7 @@ SessionCache::Save BackupFeed::insert_fetched(const SessionId &id, const void *d
 }
 
 BackupFeed::Reconciled BackupFeed::reconcile(const SessionId &id, const BankCopy &bank) {
-    Segment seg(cache_.header_, cache_.base_);
+    Segment seg = cache_.segment();
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
     std::uint32_t i = seg.find(id);
@@ -222,7 +227,8 @@ BackupFeed::Reconciled BackupFeed::reconcile(const SessionId &id, const BankCopy
 }
 
 std::int64_t BackupFeed::agent_turn(std::int64_t now_us) {
-    SegmentHeader &h = *cache_.header_;
+    Segment seg = cache_.segment();
+    SegmentHeader &h = seg.h();
     h.backup.agent_turn_us.store(now_us, std::memory_order_relaxed);
     // Without the mutex in the usual case: a turn every millisecond must not contend with
     // requests. Only a stall, once, takes it.
@@ -231,80 +237,78 @@ std::int64_t BackupFeed::agent_turn(std::int64_t now_us) {
         h.alive_us.store(now_us, std::memory_order_relaxed);
         return 0;
     }
-    Segment seg(cache_.header_, cache_.base_);
     ShmMutexGuard guard(h.mutex);
     return seg.note_alive(now_us);
 }
 
 std::int64_t BackupFeed::last_agent_turn_us() const {
-    return cache_.header_->backup.agent_turn_us.load(std::memory_order_relaxed);
+    return header().backup.agent_turn_us.load(std::memory_order_relaxed);
 }
 
 std::int64_t BackupFeed::parent_alive(std::int64_t now_us) {
-    Segment seg(cache_.header_, cache_.base_);
+    Segment seg = cache_.segment();
     ShmMutexGuard guard(seg.h().mutex);
     return seg.note_alive(now_us);
 }
 
 void BackupFeed::cut_off_from_bank() {
-    ShmMutexGuard guard(cache_.header_->mutex);
-    cache_.header_->stall_generation += 1;
-    cache_.header_->backup.stalls += 1;
+    ShmMutexGuard guard(header().mutex);
+    header().stall_generation += 1;
+    header().backup.stalls += 1;
 }
 
 void BackupFeed::count_check(bool replaced) {
-    ShmMutexGuard guard(cache_.header_->mutex);
-    cache_.header_->backup.stall_checks += 1;
-    cache_.header_->backup.stall_replaced += replaced ? 1 : 0;
+    ShmMutexGuard guard(header().mutex);
+    header().backup.stall_checks += 1;
+    header().backup.stall_replaced += replaced ? 1 : 0;
 }
 
 void BackupFeed::count_published(std::uint64_t n) {
-    ShmMutexGuard guard(cache_.header_->mutex);
-    cache_.header_->backup.published += n;
+    ShmMutexGuard guard(header().mutex);
+    header().backup.published += n;
 }
 
 void BackupFeed::count_refused(std::uint64_t n) {
     if (n == 0) {
         return;
     }
-    ShmMutexGuard guard(cache_.header_->mutex);
-    cache_.header_->backup.refused_by_nodes += n;
+    ShmMutexGuard guard(header().mutex);
+    header().backup.refused_by_nodes += n;
 }
 
 void BackupFeed::count_fetch(FetchCount what) {
-    ShmMutexGuard guard(cache_.header_->mutex);
-    BackupState &b = cache_.header_->backup;
+    ShmMutexGuard guard(header().mutex);
+    BackupState &b = header().backup;
     std::uint64_t *counters[] = {&b.fetched_found, &b.fetched_missing,   &b.fetch_timeouts,
                                  &b.fetches_shed,  &b.fetches_too_large, &b.fetches_no_space};
     *counters[static_cast<int>(what)] += 1;
 }
 
 void BackupFeed::set_nodes(std::uint32_t total, std::uint32_t up) {
-    ShmMutexGuard guard(cache_.header_->mutex);
-    cache_.header_->backup.nodes_total = total;
-    cache_.header_->backup.nodes_up = up;
+    ShmMutexGuard guard(header().mutex);
+    header().backup.nodes_total = total;
+    header().backup.nodes_up = up;
 }
 
 void BackupFeed::set_node_reports(const NodeReport *reports, std::size_t count) {
-    ShmMutexGuard guard(cache_.header_->mutex);
-    std::copy(reports, reports + std::min(count, kReportedNodes),
-              cache_.header_->backup.node_reports);
+    ShmMutexGuard guard(header().mutex);
+    std::copy(reports, reports + std::min(count, kReportedNodes), header().backup.node_reports);
 }
 
 void BackupFeed::set_oldest_in_flight(std::int64_t saved_at_us) {
-    ShmMutexGuard guard(cache_.header_->mutex);
-    cache_.header_->backup.oldest_in_flight_us = saved_at_us;
+    ShmMutexGuard guard(header().mutex);
+    header().backup.oldest_in_flight_us = saved_at_us;
 }
 
 void BackupFeed::rotate_lag_window() {
-    ShmMutexGuard guard(cache_.header_->mutex);
-    BackupState &b = cache_.header_->backup;
+    ShmMutexGuard guard(header().mutex);
+    BackupState &b = header().backup;
     b.lag_current ^= 1;
     std::memset(&b.lag[b.lag_current], 0, sizeof(LagHistogram));
 }
 
 BackupStats BackupFeed::stats() {
-    Segment seg(cache_.header_, cache_.base_);
+    Segment seg = cache_.segment();
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
     const BackupState &b = h.backup;

@@ -136,6 +136,8 @@ class BackupFeed {
     BackupStats stats();
 
   private:
+    detail::SegmentHeader &header() const;
+
     SessionCache &cache_;
 };
 

@@ -139,6 +139,10 @@ bool SessionCache::attach(void *base, std::size_t bytes, SessionCache *cache, st
     return true;
 }
 
+Segment SessionCache::segment() const {
+    return Segment(header_, base_);
+}
+
 SessionCache::SessionCache(void *base)
     : header_(static_cast<SegmentHeader *>(base)), base_(static_cast<unsigned char *>(base)) {}
 

@@ -40,7 +40,8 @@ constexpr std::int64_t kStallUs = 1'500'000;
 
 namespace detail {
 struct SegmentHeader;
-}
+class Segment;
+}  // namespace detail
 
 class SessionCache {
   public:
@@ -159,8 +160,10 @@ class SessionCache {
 
     CacheStats stats();
 
+    // The segment's own interface (segment.h), for the core's other view of it, BackupFeed.
+    detail::Segment segment() const;
+
   private:
-    friend class BackupFeed;
     explicit SessionCache(void *base);
 
     detail::SegmentHeader *header_ = nullptr;
