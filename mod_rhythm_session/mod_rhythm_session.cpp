@@ -70,17 +70,28 @@ constexpr std::uint64_t kMaxIdleTimeoutS = 365 * 24 * 3600;
 // Expired sessions the parent reclaims per monitor tick (every 10 s, see rhythm_monitor).
 constexpr std::uint32_t kSweepBudget = 8192;
 
-// Server-wide settings. Reset in pre_config: httpd reloads the module at every restart.
+// The server-wide settings: every server-wide directive is for the main server only. httpd makes
+// them anew (create_server_config, on the configuration pool) each time it reads the
+// configuration; the backup's, which hold strings, are destroyed with that pool, never by a
+// static destructor in an exiting child.
 struct ServerSettings {
-    std::uint64_t cache_bytes;
-    std::uint64_t max_session_bytes;
-    std::uint64_t lock_timeout_ms;
-    std::uint64_t backup_timeout_ms;
-    std::uint64_t backup_agent_nice;
-    bool backup_evict_unbacked;
+    std::uint64_t cache_bytes = kDefaultCacheBytes;
+    std::uint64_t max_session_bytes = kDefaultMaxSessionBytes;
+    std::uint64_t lock_timeout_ms = kDefaultLockTimeoutMs;
+    std::uint64_t backup_timeout_ms = kDefaultBackupTimeoutMs;
+    std::uint64_t backup_agent_nice = kDefaultBackupAgentNice;
+    bool backup_evict_unbacked = false;
+    rhythm::BackupSettings *backup = nullptr;
 };
-ServerSettings g_settings;
-rhythm::BackupSettings g_backup;
+
+ServerSettings *server_settings(const server_rec *s) {
+    return static_cast<ServerSettings *>(
+        ap_get_module_config(s->module_config, &rhythm_session_module));
+}
+
+// The main server's, for the request path: set at each generation's post_config, inherited by
+// the children.
+ServerSettings *g_settings = nullptr;
 
 // The segment outlives module reloads: its handle is kept in httpd's retained data.
 struct RetainedSegment {
@@ -181,8 +192,8 @@ void *pool_allocate(void *pool, std::size_t bytes) {
 // now in the segment.
 bool fetch_from_bank(request_rec *r, const SessionId &id) {
     rhythm::FetchOutcome outcome = rhythm::fetch_via_agent(
-        g_backup.socket_path,
-        {id, static_cast<std::uint32_t>(g_settings.backup_timeout_ms), false});
+        g_settings->backup->socket_path,
+        {id, static_cast<std::uint32_t>(g_settings->backup_timeout_ms), false});
     char prefix[7];
     rhythm::session_id_log_prefix(id, prefix);
     if (outcome == rhythm::FetchOutcome::kFound) {
@@ -207,7 +218,8 @@ SessionCache::Acquire check_with_bank(request_rec *r, const SessionId &id, Reque
                                       SessionCache::Loaded *loaded) {
     g_cache.begin_check(st->handle);
     rhythm::FetchOutcome outcome = rhythm::fetch_via_agent(
-        g_backup.socket_path, {id, static_cast<std::uint32_t>(g_settings.backup_timeout_ms), true});
+        g_settings->backup->socket_path,
+        {id, static_cast<std::uint32_t>(g_settings->backup_timeout_ms), true});
     SessionCache::Acquire result =
         g_cache.finish_check(&st->handle, pool_allocate, top_request(r)->pool, loaded);
     char prefix[7];
@@ -248,7 +260,7 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
     }
     SessionCache::Loaded loaded;
     SessionCache::Acquire result =
-        g_cache.acquire(id, g_process, r->request_time, g_settings.lock_timeout_ms, &st->handle,
+        g_cache.acquire(id, g_process, r->request_time, g_settings->lock_timeout_ms, &st->handle,
                         pool_allocate, top->pool, &loaded);
     char prefix[7];
     if (loaded.stalled_us != 0) {
@@ -258,8 +270,9 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
                       "it is served again",
                       static_cast<apr_int64_t>(loaded.stalled_us / 1000));
     }
-    if (result == SessionCache::Acquire::kNotFound && g_backup.enabled && fetch_from_bank(r, id)) {
-        result = g_cache.acquire(id, g_process, r->request_time, g_settings.lock_timeout_ms,
+    if (result == SessionCache::Acquire::kNotFound && g_settings->backup->enabled &&
+        fetch_from_bank(r, id)) {
+        result = g_cache.acquire(id, g_process, r->request_time, g_settings->lock_timeout_ms,
                                  &st->handle, pool_allocate, top->pool, &loaded);
     }
     if (result == SessionCache::Acquire::kLocked && loaded.unchecked) {
@@ -282,7 +295,7 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
                 APLOG_MARK, APLOG_WARNING, 0, r,
                 "RS0102: session %s... still locked by an earlier request after %" APR_UINT64_T_FMT
                 "ms (RhythmSessionLockTimeout)%s: answering 503",
-                prefix, static_cast<apr_uint64_t>(g_settings.lock_timeout_ms),
+                prefix, static_cast<apr_uint64_t>(g_settings->lock_timeout_ms),
                 result == SessionCache::Acquire::kNoWaiter ? ", and every waiter slot is in use"
                                                            : "");
             break;
@@ -440,13 +453,13 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
 
     const char *data = z->encoded ? z->encoded : "";
     std::size_t size = std::strlen(data);
-    if (size > g_settings.max_session_bytes) {
+    if (size > g_settings->max_session_bytes) {
         g_cache.count_oversized();
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "RS0103: session not saved: it encodes to %" APR_SIZE_T_FMT
                       " bytes, more than RhythmSessionMaxSize (%" APR_UINT64_T_FMT
                       " bytes); the previous version is kept",
-                      size, static_cast<apr_uint64_t>(g_settings.max_session_bytes));
+                      size, static_cast<apr_uint64_t>(g_settings->max_session_bytes));
         return APR_EGENERAL;
     }
 
@@ -518,7 +531,7 @@ std::uint32_t waiter_slots() {
 }
 
 bool create_segment(server_rec *s, RetainedSegment *kept) {
-    apr_size_t bytes = g_settings.cache_bytes;
+    apr_size_t bytes = g_settings->cache_bytes;
     apr_shm_t *shm = nullptr;
     // Anonymous, on the process pool: inherited by every child and kept across restarts.
     apr_status_t rv = apr_shm_create(&shm, bytes, nullptr, s->process->pool);
@@ -563,13 +576,7 @@ bool hook_into_mod_session(apr_pool_t *plog) {
 }
 
 int rhythm_pre_config(apr_pool_t *, apr_pool_t *plog, apr_pool_t *) {
-    g_settings.cache_bytes = kDefaultCacheBytes;
-    g_settings.max_session_bytes = kDefaultMaxSessionBytes;
-    g_settings.lock_timeout_ms = kDefaultLockTimeoutMs;
-    g_settings.backup_timeout_ms = kDefaultBackupTimeoutMs;
-    g_settings.backup_agent_nice = kDefaultBackupAgentNice;
-    g_settings.backup_evict_unbacked = false;
-    g_backup = rhythm::BackupSettings();
+    g_settings = nullptr;
     g_cache_ready = false;
     return hook_into_mod_session(plog) ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -590,6 +597,7 @@ int rhythm_post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    g_settings = server_settings(s);
     auto *kept = static_cast<RetainedSegment *>(ap_retained_data_get(kRetainedKey));
     if (!kept) {
         kept = static_cast<RetainedSegment *>(
@@ -617,25 +625,25 @@ int rhythm_post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec
                      " sessions",
                      rhythm::format_size(kept->bytes).c_str(),
                      static_cast<apr_uint64_t>(g_cache.stats().max_sessions));
-    } else if (kept->bytes != g_settings.cache_bytes) {
+    } else if (kept->bytes != g_settings->cache_bytes) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "RS0006: RhythmSessionCacheSize is now %s but the running segment has %s: "
                      "the sessions are kept and the new size takes effect at the next full "
                      "stop and start",
-                     rhythm::format_size(g_settings.cache_bytes).c_str(),
+                     rhythm::format_size(g_settings->cache_bytes).c_str(),
                      rhythm::format_size(kept->bytes).c_str());
     }
     g_cache_ready = true;
-    g_cache.set_backup_enabled(g_backup.enabled);
-    g_cache.set_evict_unbacked(g_settings.backup_evict_unbacked);
-    if (g_backup.enabled) {
-        g_backup.socket_path = ap_runtime_dir_relative(pconf, "rhythm-agent.sock");
-        g_backup.agent_nice = static_cast<int>(g_settings.backup_agent_nice);
-        g_backup.max_session_bytes = g_settings.max_session_bytes;
-        if (g_backup.server_id.empty()) {
-            g_backup.server_id = default_server_id(pconf, s);
+    g_cache.set_backup_enabled(g_settings->backup->enabled);
+    g_cache.set_evict_unbacked(g_settings->backup_evict_unbacked);
+    if (g_settings->backup->enabled) {
+        g_settings->backup->socket_path = ap_runtime_dir_relative(pconf, "rhythm-agent.sock");
+        g_settings->backup->agent_nice = static_cast<int>(g_settings->backup_agent_nice);
+        g_settings->backup->max_session_bytes = g_settings->max_session_bytes;
+        if (g_settings->backup->server_id.empty()) {
+            g_settings->backup->server_id = default_server_id(pconf, s);
         }
-        if (!rhythm::start_backup_agent(pconf, s, g_backup, g_cache)) {
+        if (!rhythm::start_backup_agent(pconf, s, *g_settings->backup, g_cache)) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -652,7 +660,7 @@ int rhythm_monitor(apr_pool_t *p, server_rec *s) {
     if (g_cache_ready) {
         apr_time_t now = apr_time_now();
         g_cache.sweep_expired(now, kSweepBudget);
-        if (g_backup.enabled) {
+        if (g_settings->backup->enabled) {
             SessionCache::UnbackedLog unbacked;
             g_cache.take_unbacked_log(now, &unbacked);
             log_unbacked(unbacked, now, s, nullptr, p);
@@ -665,12 +673,26 @@ int rhythm_monitor(apr_pool_t *p, server_rec *s) {
 
 int rhythm_status(request_rec *r, int flags) {
     if (g_cache_ready) {
-        rhythm::print_status(r, flags, g_cache, g_backup.enabled, g_backup.curve.enabled());
+        rhythm::print_status(r, flags, g_cache, g_settings->backup->enabled,
+                             g_settings->backup->curve.enabled());
     }
     return OK;
 }
 
 // ---- directives -----------------------------------------------------------------------------
+
+void *create_server_config(apr_pool_t *p, server_rec *) {
+    auto *settings = new (apr_palloc(p, sizeof(ServerSettings))) ServerSettings();
+    settings->backup = new (apr_palloc(p, sizeof(rhythm::BackupSettings))) rhythm::BackupSettings();
+    apr_pool_cleanup_register(
+        p, settings->backup,
+        [](void *backup) -> apr_status_t {
+            static_cast<rhythm::BackupSettings *>(backup)->~BackupSettings();
+            return APR_SUCCESS;
+        },
+        apr_pool_cleanup_null);
+    return settings;
+}
 
 void *create_dir_config(apr_pool_t *p, char *) {
     auto *conf = static_cast<DirConfig *>(apr_pcalloc(p, sizeof(DirConfig)));
@@ -751,34 +773,38 @@ ServerValue kBackupTimeout{rhythm::parse_duration_ms, 1, 60 * 1000,
 ServerValue kBackupAgentNice{rhythm::parse_count, 0, 19, &ServerSettings::backup_agent_nice};
 
 const char *set_server_value(cmd_parms *cmd, void *, const char *arg) {
+    ServerSettings *settings = server_settings(cmd->server);
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
     const auto *value = static_cast<const ServerValue *>(cmd->info);
     std::string why;
-    if (!value->parse(arg, value->min, value->max, &(g_settings.*(value->field)), &why)) {
+    if (!value->parse(arg, value->min, value->max, &(settings->*(value->field)), &why)) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
     }
     return nullptr;
 }
 
 const char *set_backup(cmd_parms *cmd, void *, int flag) {
+    ServerSettings *settings = server_settings(cmd->server);
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
-    g_backup.enabled = flag != 0;
+    settings->backup->enabled = flag != 0;
     return nullptr;
 }
 
 const char *set_backup_evict_unbacked(cmd_parms *cmd, void *, int flag) {
+    ServerSettings *settings = server_settings(cmd->server);
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
-    g_settings.backup_evict_unbacked = flag != 0;
+    settings->backup_evict_unbacked = flag != 0;
     return nullptr;
 }
 
 const char *add_backup_node(cmd_parms *cmd, void *, const char *arg) {
+    ServerSettings *settings = server_settings(cmd->server);
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
@@ -786,11 +812,12 @@ const char *add_backup_node(cmd_parms *cmd, void *, const char *arg) {
     if (!rhythm::check_endpoint(arg, &why)) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
     }
-    g_backup.nodes.emplace_back(arg);
+    settings->backup->nodes.emplace_back(arg);
     return nullptr;
 }
 
 const char *set_backup_server_id(cmd_parms *cmd, void *, const char *arg) {
+    ServerSettings *settings = server_settings(cmd->server);
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
@@ -798,7 +825,7 @@ const char *set_backup_server_id(cmd_parms *cmd, void *, const char *arg) {
     if (!rhythm::check_server_name(arg, &why)) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
     }
-    g_backup.server_id = arg;
+    settings->backup->server_id = arg;
     return nullptr;
 }
 
@@ -806,13 +833,14 @@ const char *set_backup_server_id(cmd_parms *cmd, void *, const char *arg) {
 // gets the keys with the rest of the configuration. Relative paths are under ServerRoot.
 const char *set_backup_curve(cmd_parms *cmd, void *, const char *bank_public,
                              const char *client_secret) {
+    ServerSettings *settings = server_settings(cmd->server);
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
     std::string why;
     if (!rhythm::wire::load_client_keys(ap_server_root_relative(cmd->pool, bank_public),
                                         ap_server_root_relative(cmd->pool, client_secret),
-                                        &g_backup.curve, &why)) {
+                                        &settings->backup->curve, &why)) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
     }
     return nullptr;
@@ -820,15 +848,16 @@ const char *set_backup_curve(cmd_parms *cmd, void *, const char *bank_public,
 
 // A largest session bigger than the cache could never be stored: refuse the pair at start-up.
 int rhythm_check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) {
-    if (g_settings.max_session_bytes * 4 > g_settings.cache_bytes) {
+    ServerSettings *settings = server_settings(s);
+    if (settings->max_session_bytes * 4 > settings->cache_bytes) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                      "RS0007: RhythmSessionMaxSize (%s) must be at most a quarter of "
                      "RhythmSessionCacheSize (%s)",
-                     rhythm::format_size(g_settings.max_session_bytes).c_str(),
-                     rhythm::format_size(g_settings.cache_bytes).c_str());
+                     rhythm::format_size(settings->max_session_bytes).c_str(),
+                     rhythm::format_size(settings->cache_bytes).c_str());
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (g_backup.enabled && g_backup.nodes.empty()) {
+    if (settings->backup->enabled && settings->backup->nodes.empty()) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                      "RS0009: SessionBackup On needs at least one SessionBackupNode (an "
                      "rss_node's query endpoint, e.g. tcp://10.0.0.5:7301)");
@@ -897,7 +926,7 @@ void register_hooks(apr_pool_t *) {
 
 extern "C" {
 __attribute__((visibility("default"))) module AP_MODULE_DECLARE_DATA rhythm_session_module = {
-    STANDARD20_MODULE_STUFF, create_dir_config, merge_dir_config,    nullptr, nullptr,
+    STANDARD20_MODULE_STUFF, create_dir_config, merge_dir_config,    create_server_config, nullptr,
     rhythm_commands,         register_hooks,    AP_MODULE_FLAG_NONE,
 };
 }
