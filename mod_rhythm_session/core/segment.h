@@ -2,14 +2,33 @@
 // views of it: SessionCache (the request side: index, LRU, locks) and BackupFeed (the backup
 // agent's side: the changes to publish and what the bank acknowledged). Internal to the core.
 //
+// One mapping, the same in every process (offsets only: the module is unloaded and loaded again
+// at each restart, and the segment outlives it), each part 64-byte aligned:
+//
+//   +--------------------------------------------------------------------------------------+
+//   | SegmentHeader: magic, layout version, sizes and offsets, the mutex, the arena's free  |
+//   |   list, the two LRU lists, the counters, the dirty list, the backup's figures         |
+//   +--------------------------------------------------------------------------------------+
+//   | buckets: uint32 x bucket_mask + 1, the first entry of each hash chain                 |
+//   +--------------------------------------------------------------------------------------+
+//   | entries: Entry x entry_count (free ones chained by hash_next)                         |
+//   +--------------------------------------------------------------------------------------+
+//   | waiters: Waiter x waiter_count, one per request that can run at once                  |
+//   +--------------------------------------------------------------------------------------+
+//   | arena: uint32 chain link x chunk_count, then 128-byte chunks x chunk_count            |
+//   +--------------------------------------------------------------------------------------+
+//
+// Every structure in it is trivially copyable and of a size fixed by kLayoutVersion (asserted
+// below): a module of another layout refuses an older segment instead of misreading it.
+//
 // Everything here runs under the segment mutex unless a comment says otherwise.
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "chunk_arena.h"
 #include "counters.h"
@@ -83,7 +102,7 @@ inline std::uint64_t next_version(const Entry &e) {
 }
 
 struct Waiter {
-    std::atomic<std::uint32_t> granted;  // futex word: 0 waiting, 1 granted
+    SharedWord<std::uint32_t> granted;  // futex word: 0 waiting, 1 granted
     ProcessIdentity owner;
     std::uint32_t next;  // next in the entry's queue, or the free list
     std::uint32_t entry;
@@ -107,7 +126,7 @@ struct BackupState {
     std::uint64_t agent_epoch;  // bumped at every start of the agent
     std::int32_t agent_pid;
     RHYTHM_BACKUP_COUNTERS(RHYTHM_COUNTER_FIELD)
-    std::atomic<std::int64_t> agent_turn_us;  // monotonic: the agent's last loop turn
+    SharedWord<std::int64_t> agent_turn_us;  // monotonic: the agent's last loop turn
     std::int64_t oldest_in_flight_us;  // save time of the oldest change published, not acknowledged
     std::uint32_t nodes_total, nodes_up;
     NodeReport node_reports[kReportedNodes];
@@ -146,10 +165,31 @@ struct SegmentHeader {
     std::uint32_t dirty_tail;
     std::uint64_t dirty_count;
     // Monotonic: the last sign of life of any process of this server (note_alive).
-    std::atomic<std::int64_t> alive_us;
+    SharedWord<std::int64_t> alive_us;
     std::uint32_t stall_generation;  // bumped each time the server is found to have stalled
     BackupState backup;
 };
+
+// The sizes of kLayoutVersion's structures. A structure changed above fails the build here:
+// bump kLayoutVersion, so that an older segment is refused rather than misread, and write the
+// new version's sizes in place of these.
+struct LayoutSizes {
+    std::size_t header, entry, waiter, backup, node_report, counters;
+};
+constexpr std::uint32_t kLayoutSizesVersion = 3;
+constexpr LayoutSizes kLayoutSizes = {6816, 128, 40, 6464, 232, 88};
+static_assert(kLayoutSizesVersion == kLayoutVersion,
+              "kLayoutSizes are another version's: write the sizes of this one");
+static_assert(sizeof(SegmentHeader) == kLayoutSizes.header && sizeof(Entry) == kLayoutSizes.entry &&
+                  sizeof(Waiter) == kLayoutSizes.waiter &&
+                  sizeof(BackupState) == kLayoutSizes.backup &&
+                  sizeof(NodeReport) == kLayoutSizes.node_report &&
+                  sizeof(Counters) == kLayoutSizes.counters,
+              "a structure of the segment changed: bump kLayoutVersion and write its sizes");
+static_assert(std::is_trivially_copyable_v<SegmentHeader> && std::is_trivially_copyable_v<Entry> &&
+                  std::is_trivially_copyable_v<Waiter>,
+              "the segment holds plain data only: it is shared between processes and outlives "
+              "the module");
 
 constexpr std::size_t align64(std::size_t n) {
     return (n + 63) & ~static_cast<std::size_t>(63);

@@ -42,18 +42,15 @@ void ShmMutex::unlock() {
     pthread_mutex_unlock(&mutex_);
 }
 
-void futex_wait(std::atomic<std::uint32_t> *word, std::uint32_t expected,
-                std::uint64_t timeout_us) {
+void futex_wait(SharedWord<std::uint32_t> *word, std::uint32_t expected, std::uint64_t timeout_us) {
     struct timespec ts;
     ts.tv_sec = static_cast<time_t>(timeout_us / 1000000);
     ts.tv_nsec = static_cast<long>((timeout_us % 1000000) * 1000);
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(word), FUTEX_WAIT, expected, &ts, nullptr,
-            0);
+    syscall(SYS_futex, &word->value, FUTEX_WAIT, expected, &ts, nullptr, 0);
 }
 
-void futex_wake_all(std::atomic<std::uint32_t> *word) {
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(word), FUTEX_WAKE, INT_MAX, nullptr,
-            nullptr, 0);
+void futex_wake_all(SharedWord<std::uint32_t> *word) {
+    syscall(SYS_futex, &word->value, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
 namespace {

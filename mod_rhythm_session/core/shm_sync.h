@@ -35,12 +35,24 @@ class ShmMutexGuard {
     ShmMutex &mutex_;
 };
 
+// A word of shared memory that several processes read and write at once: a plain integer, so
+// that the structures holding it stay trivially copyable (segment.h asserts they are), read and
+// written through the compiler's atomic builtins as std::atomic would.
+template <typename T>
+struct SharedWord {
+    T value;
+
+    T load(std::memory_order order) const { return __atomic_load_n(&value, int(order)); }
+    void store(T v, std::memory_order order) { __atomic_store_n(&value, v, int(order)); }
+    T exchange(T v, std::memory_order order) { return __atomic_exchange_n(&value, v, int(order)); }
+};
+
 // Sleeps while `*word == expected`, at most `timeout_us`. Spurious wake-ups are possible: the
 // caller re-checks its condition.
-void futex_wait(std::atomic<std::uint32_t> *word, std::uint32_t expected, std::uint64_t timeout_us);
+void futex_wait(SharedWord<std::uint32_t> *word, std::uint32_t expected, std::uint64_t timeout_us);
 
 // Wakes every process sleeping on `word`.
-void futex_wake_all(std::atomic<std::uint32_t> *word);
+void futex_wake_all(SharedWord<std::uint32_t> *word);
 
 // A process, told apart from a later one that reuses its PID by its start time.
 struct ProcessIdentity {
