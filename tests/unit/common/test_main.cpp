@@ -1,0 +1,3 @@
+// The Boost.Test module of the common library's unit tests.
+#define BOOST_TEST_MODULE common
+#include <boost/test/unit_test.hpp>
