@@ -1,19 +1,11 @@
 // Encoding and strict decoding of the bank's messages (layouts in docs/protocol.md).
 #include "wire/messages.h"
 
+#include "common/name.h"
 #include "wire/byte_io.h"
 
 namespace rhythm::wire {
 namespace {
-
-bool printable_name(std::string_view s) {
-    for (char c : s) {
-        if (c < 0x21 || c > 0x7e) {
-            return false;
-        }
-    }
-    return true;
-}
 
 std::string header(MessageType type) {
     std::string h;
@@ -38,14 +30,14 @@ void put_record(std::string *out, const SessionRecord &r) {
     put_bytes(out, r.data.data(), r.data.size());
 }
 
-// A 1..255-byte printable name with a 1-byte length.
+// A name in the bank (common/name.h) with a 1-byte length.
 DecodeResult read_short_name(ByteReader *in, std::string_view *out, const char *what_truncated,
                              const char *what_bad) {
     std::uint8_t len;
     if (!in->u8(&len) || !in->bytes(len, out)) {
         return decode_fail(DecodeError::kTruncated, what_truncated);
     }
-    if (len == 0 || !printable_name(*out)) {
+    if (!is_valid_name(*out)) {
         return decode_fail(DecodeError::kBadValue, what_bad);
     }
     return decode_ok();
@@ -78,7 +70,7 @@ DecodeResult read_record(ByteReader *in, SessionRecord *out) {
     if (!in->bytes(origin_len, &r.origin)) {
         return decode_fail(DecodeError::kTruncated, "session record: origin truncated");
     }
-    if (origin_len == 0 || !printable_name(r.origin)) {
+    if (!is_valid_name(r.origin)) {
         return decode_fail(DecodeError::kBadValue, "session record: origin empty or unprintable");
     }
     if (!in->bytes(data_len, &r.data)) {
@@ -221,7 +213,7 @@ DecodeResult body_heartbeat_ack(ByteReader *in, Message *out) {
     if (len > kMaxEndpointLength) {
         return decode_fail(DecodeError::kTooLarge, "heartbeat ack: endpoint over the limit");
     }
-    if (len == 0 || !printable_name(m.updates_endpoint)) {
+    if (!is_printable_word(m.updates_endpoint)) {
         return decode_fail(DecodeError::kBadValue, "heartbeat ack: endpoint empty or unprintable");
     }
     RHYTHM_TRY(read_shard_set(in, &m.owned));

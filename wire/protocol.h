@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/endpoint.h"
+#include "common/name.h"
+
 namespace rhythm::wire {
 
 // The first byte of every header. A receiver answers a request of another version with an
@@ -21,9 +24,11 @@ constexpr std::uint32_t kShardCount = 1024;
 constexpr std::size_t kShardBitmapBytes = kShardCount / 8;
 
 // Limits on what a frame may carry. kMaxFrameSize is what every socket sets as ZMQ_MAXMSGSIZE.
-constexpr std::size_t kMaxOriginLength = 255;
-constexpr std::size_t kMaxNameLength = 255;
-constexpr std::size_t kMaxEndpointLength = 1024;
+// A name and an endpoint are limited where their rules are written (common/name.h,
+// common/endpoint.h), for the settings that make them as for the decoders that read them.
+using rhythm::kMaxEndpointLength;
+using rhythm::kMaxNameLength;
+constexpr std::size_t kMaxOriginLength = kMaxNameLength;  // a record's origin is a name
 constexpr std::size_t kMaxDataLength = 1024 * 1024;
 constexpr std::size_t kMaxErrorTextLength = 1024;
 constexpr std::size_t kMaxStatusLength = 1024 * 1024;
