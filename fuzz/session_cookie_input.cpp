@@ -12,6 +12,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/endpoint.h"
+#include "common/name.h"
+#include "common/size.h"
 #include "core/config_value.h"
 #include "core/session_cookie.h"
 #include "wire/session_key.h"
@@ -98,13 +101,13 @@ bool values(std::string_view text) {
         require(!why.empty(), "a refused idle timeout without a reason");
     }
     why.clear();
-    if (check_endpoint(text, &why)) {
+    if (check_endpoint(text, EndpointUse::kConnect, &why)) {
         accepted = true;
     } else {
         require(!why.empty(), "a refused endpoint without a reason");
     }
     why.clear();
-    if (check_server_name(text, &why)) {
+    if (check_name(text, &why)) {
         accepted = true;
     } else {
         require(!why.empty(), "a refused server name without a reason");

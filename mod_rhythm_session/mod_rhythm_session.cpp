@@ -39,6 +39,10 @@ extern "C" {
 
 #include "agent_process.h"
 #include "backup/fetch_channel.h"
+#include "common/endpoint.h"
+#include "common/name.h"
+#include "common/number.h"
+#include "common/size.h"
 #include "core/config_value.h"
 #include "core/session_cache.h"
 #include "core/session_cookie.h"
@@ -809,7 +813,7 @@ const char *add_backup_node(cmd_parms *cmd, void *, const char *arg) {
         return err;
     }
     std::string why;
-    if (!rhythm::check_endpoint(arg, &why)) {
+    if (!rhythm::check_endpoint(arg, rhythm::EndpointUse::kConnect, &why)) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
     }
     settings->backup->nodes.emplace_back(arg);
@@ -822,7 +826,7 @@ const char *set_backup_server_id(cmd_parms *cmd, void *, const char *arg) {
         return err;
     }
     std::string why;
-    if (!rhythm::check_server_name(arg, &why)) {
+    if (!rhythm::check_name(arg, &why)) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
     }
     settings->backup->server_id = arg;
