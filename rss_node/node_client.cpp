@@ -6,6 +6,7 @@
 #include <optional>
 #include <zmq.h>
 
+#include "common/endpoint.h"
 #include "wire/handshake_monitor.h"
 #include "wire/messages.h"
 #include "wire/zmq_io.h"
@@ -13,11 +14,16 @@
 namespace rhythm::node {
 namespace {
 
-// Sends `request` and waits for the reply carrying `request_id`; prints why on failure.
-// `handle` gets the decoded reply and returns the exit code.
+// Sends `request` and waits for the reply carrying `request_id`; prints why on failure (a
+// malformed endpoint included). `handle` gets the decoded reply and returns the exit code.
 template <typename Handler>
 int ask(const std::string &endpoint, const wire::CurveClientKeys &keys,
         const wire::Message &request, std::uint64_t request_id, int timeout_ms, Handler handle) {
+    std::string why;
+    if (!check_endpoint(endpoint, EndpointUse::kConnect, &why)) {
+        std::fprintf(stderr, "rss_node: %s\n", why.c_str());
+        return kExitError;
+    }
     void *context = zmq_ctx_new();
     void *socket = zmq_socket(context, ZMQ_DEALER);
     int code = kExitError;

@@ -2,10 +2,15 @@
 #include "rss_node/node_config.h"
 
 #include <cctype>
+#include <cstdint>
 #include <fstream>
+#include <limits>
 #include <utility>
 
-#include "wire/protocol.h"
+#include "common/endpoint.h"
+#include "common/name.h"
+#include "common/number.h"
+#include "common/size.h"
 
 namespace rhythm::node {
 namespace {
@@ -22,34 +27,6 @@ std::string trim(const std::string &s) {
     return s.substr(b, e - b);
 }
 
-bool printable_word(const std::string &s) {
-    for (char c : s) {
-        if (c < 0x21 || c > 0x7e) {
-            return false;
-        }
-    }
-    return !s.empty();
-}
-
-bool valid_endpoint(const std::string &s, std::string *reason) {
-    auto scheme = s.find("://");
-    if (!printable_word(s) || scheme == std::string::npos || scheme == 0 ||
-        scheme + 3 == s.size()) {
-        *reason = "'" + s + "' is not an endpoint like tcp://127.0.0.1:5556";
-        return false;
-    }
-    std::string proto = s.substr(0, scheme);
-    if (proto != "tcp" && proto != "ipc" && proto != "inproc") {
-        *reason = "'" + s + "': transport must be tcp, ipc or inproc";
-        return false;
-    }
-    if (s.size() > wire::kMaxEndpointLength) {
-        *reason = "endpoint longer than 1024 bytes";
-        return false;
-    }
-    return true;
-}
-
 // Flags that take a value, with their config-file key.
 bool is_value_flag(const std::string &flag) {
     return flag == "name" || flag == "updates" || flag == "queries" || flag == "peer" ||
@@ -59,53 +36,17 @@ bool is_value_flag(const std::string &flag) {
 
 }  // namespace
 
-bool parse_size(const std::string &text, std::uint64_t *bytes) {
-    std::size_t i = 0;
-    std::uint64_t n = 0;
-    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-        std::uint64_t digit = static_cast<std::uint64_t>(text[i] - '0');
-        if (n > (UINT64_MAX - digit) / 10) {
-            return false;
-        }
-        n = n * 10 + digit;
-        ++i;
-    }
-    if (i == 0) {
-        return false;
-    }
-    std::string unit = text.substr(i);
-    for (auto &c : unit) {
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    static const std::pair<const char *, int> kUnits[] = {
-        {"", 0},    {"B", 0}, {"K", 1},  {"KB", 1},  {"KIB", 1}, {"M", 2},  {"MB", 2},
-        {"MIB", 2}, {"G", 3}, {"GB", 3}, {"GIB", 3}, {"T", 4},   {"TB", 4}, {"TIB", 4},
-    };
-    for (const auto &[name, shift] : kUnits) {
-        if (unit == name) {
-            for (int s = 0; s < shift; ++s) {
-                if (n > UINT64_MAX / 1024) {
-                    return false;
-                }
-                n *= 1024;
-            }
-            *bytes = n;
-            return true;
-        }
-    }
-    return false;
-}
-
 bool apply_setting(NodeConfig *c, const std::string &key, const std::string &value,
                    std::string *reason) {
     if (key == "name") {
-        if (!printable_word(value) || value.size() > wire::kMaxNameLength) {
-            *reason = "name must be 1 to 255 printable characters without spaces";
+        if (!check_name(value, reason)) {
             return false;
         }
         c->name = value;
     } else if (key == "updates" || key == "queries" || key == "peer") {
-        if (!valid_endpoint(value, reason)) {
+        // The node binds its own endpoints and connects to its peers'.
+        EndpointUse use = key == "peer" ? EndpointUse::kConnect : EndpointUse::kBind;
+        if (!check_endpoint(value, use, reason)) {
             return false;
         }
         if (key == "updates") {
@@ -116,16 +57,15 @@ bool apply_setting(NodeConfig *c, const std::string &key, const std::string &val
             c->peers.push_back(value);
         }
     } else if (key == "replicas") {
-        std::uint64_t n;
-        if (!parse_size(value, &n) || value.find_first_not_of("0123456789") != std::string::npos ||
-            n < 1 || n > 16) {
+        std::uint64_t n = 0;
+        if (!parse_count(value, 1, 16, &n, reason)) {
             *reason = "replicas must be a whole number from 1 to 16";
             return false;
         }
         c->replicas = static_cast<unsigned>(n);
     } else if (key == "max-memory") {
-        if (!parse_size(value, &c->max_memory)) {
-            *reason = "'" + value + "' is not a size like 0, 512M or 2G";
+        if (!parse_size(value, 0, std::numeric_limits<std::uint64_t>::max(), &c->max_memory,
+                        reason)) {
             return false;
         }
     } else if (key == "log-level") {

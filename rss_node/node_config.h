@@ -25,9 +25,6 @@ struct NodeConfig {
     bool check_config = false;
 };
 
-// Parses "123", "64K", "512M", "2G", "1T" (powers of 1024; "KiB", "MB"... accepted too).
-bool parse_size(const std::string &text, std::uint64_t *bytes);
-
 // Applies one `key = value` setting; on failure `*reason` says why.
 bool apply_setting(NodeConfig *config, const std::string &key, const std::string &value,
                    std::string *reason);
