@@ -3,8 +3,10 @@
 // - a cookie name is a token, its attributes hold no control character, the TLS form says
 //   Secure, a __Host-/__Secure- cookie says Secure on plain HTTP too, a __Host- cookie has
 //   path=/ and no Domain, and giving the result back to the parser yields the same cookie;
-// - a size or duration lies within the range asked for;
-// - a refusal always says why.
+// - a size, duration or count lies within the range asked for;
+// - an endpoint to connect to is one to bind as well (binding only adds the wildcards);
+// - a name has 1 to 255 bytes, each printable ASCII other than the space;
+// - a refusal always says why (each parser starts with an empty reason).
 #include "fuzz/session_cookie_input.h"
 
 #include <cstdio>
@@ -14,6 +16,7 @@
 
 #include "common/endpoint.h"
 #include "common/name.h"
+#include "common/number.h"
 #include "common/size.h"
 #include "core/config_value.h"
 #include "core/session_cookie.h"
@@ -78,50 +81,69 @@ bool cookie(std::string_view text) {
     return true;
 }
 
-bool values(std::string_view text) {
+unsigned values(std::string_view text) {
+    unsigned accepted = 0;
     std::string why;
-    bool accepted = false;
     std::uint64_t v = 0;
     if (parse_size(text, 128, 16ULL << 20, &v, &why)) {
         require(v >= 128 && v <= (16ULL << 20), "a size out of range");
-        accepted = true;
+        accepted |= kFuzzSize;
     } else {
         require(!why.empty(), "a refused size without a reason");
     }
+    why.clear();
     if (parse_duration_ms(text, 1, 3600 * 1000, &v, &why)) {
         require(v >= 1 && v <= 3600 * 1000, "a duration out of range");
-        accepted = true;
+        accepted |= kFuzzDuration;
     } else {
         require(!why.empty(), "a refused duration without a reason");
     }
+    why.clear();
     if (parse_idle_timeout_s(text, 86400, &v, &why)) {
         require(v <= 86400, "an idle timeout out of range");
-        accepted = true;
+        accepted |= kFuzzIdleTimeout;
     } else {
         require(!why.empty(), "a refused idle timeout without a reason");
     }
     why.clear();
+    if (parse_count(text, 0, 19, &v, &why)) {
+        require(v <= 19, "a count out of range");
+        accepted |= kFuzzCount;
+    } else {
+        require(!why.empty(), "a refused count without a reason");
+    }
+    why.clear();
     if (check_endpoint(text, EndpointUse::kConnect, &why)) {
-        accepted = true;
+        require(check_endpoint(text, EndpointUse::kBind, &why),
+                "an endpoint to connect to refused as one to bind");
+        accepted |= kFuzzEndpoint;
     } else {
         require(!why.empty(), "a refused endpoint without a reason");
     }
     why.clear();
     if (check_name(text, &why)) {
-        accepted = true;
+        require(!text.empty() && text.size() <= 255, "a name of the wrong length");
+        for (char c : text) {
+            require(c >= 0x21 && c <= 0x7e, "a name with a space or an unprintable byte");
+        }
+        accepted |= kFuzzName;
     } else {
-        require(!why.empty(), "a refused server name without a reason");
+        require(!why.empty(), "a refused name without a reason");
     }
     return accepted;
 }
 
 }  // namespace
 
-bool fuzz_session_cookie_input(const std::uint8_t *data, std::size_t size) {
+unsigned fuzz_session_cookie_input(const std::uint8_t *data, std::size_t size) {
     std::string_view text(reinterpret_cast<const char *>(data), size);
-    bool accepted = session_id(text);
-    accepted = cookie(text) || accepted;
-    accepted = values(text) || accepted;
+    unsigned accepted = values(text);
+    if (session_id(text)) {
+        accepted |= kFuzzSessionId;
+    }
+    if (cookie(text)) {
+        accepted |= kFuzzCookie;
+    }
     return accepted;
 }
 

@@ -1,6 +1,6 @@
 // The session_cookie fuzz target's body, shared by the libFuzzer executable and the regression
 // unit test: what the module parses from a client (the session cookie's value, a session ID) and
-// from its configuration (RhythmSessionCookieName, sizes, durations, the idle timeout,
+// from its configuration (RhythmSessionCookieName, sizes, durations, the idle timeout, counts,
 // endpoints, server names). Every input goes to every parser; whatever a parser accepts must
 // satisfy its contract, or the target aborts.
 #pragma once
@@ -10,7 +10,19 @@
 
 namespace rhythm {
 
-// Returns true when at least one parser accepted the input.
-bool fuzz_session_cookie_input(const std::uint8_t *data, std::size_t size);
+// The parsers of the target, one bit each in what fuzz_session_cookie_input() returns.
+enum FuzzParser : unsigned {
+    kFuzzSessionId = 1u << 0,    // wire::parse_session_key
+    kFuzzCookie = 1u << 1,       // parse_session_cookie (RhythmSessionCookieName)
+    kFuzzSize = 1u << 2,         // parse_size, 128 bytes to 16M (RhythmSessionMaxSize)
+    kFuzzDuration = 1u << 3,     // parse_duration_ms, 1ms to 3600s (RhythmSessionLockTimeout)
+    kFuzzIdleTimeout = 1u << 4,  // parse_idle_timeout_s, at most 86400 s
+    kFuzzCount = 1u << 5,        // parse_count, 0 to 19 (SessionBackupAgentNice)
+    kFuzzEndpoint = 1u << 6,     // check_endpoint, to connect to (SessionBackupNode)
+    kFuzzName = 1u << 7,         // check_name (SessionBackupServerId)
+};
+
+// Returns the FuzzParser bits of the parsers that accepted the input.
+unsigned fuzz_session_cookie_input(const std::uint8_t *data, std::size_t size);
 
 }  // namespace rhythm
