@@ -1,5 +1,7 @@
-// Inputs the fuzzer (fuzz/decode_fuzzer.cpp) has run into, kept as regression tests: each goes
-// through the same entry point as the fuzzer and must come back as a clean decode error.
+// Inputs for the decoder fuzz target (fuzz/decode_fuzzer.cpp), run through the same entry point
+// as the fuzzer, which aborts when a frame that decodes does not encode back to the same bytes or
+// an error comes without a message. Empty and tiny inputs must come back as a clean decode error;
+// every seed of fuzz/corpus/decode is a well-formed message and must decode.
 #include <boost/test/unit_test.hpp>
 #include <dirent.h>
 #include <fstream>
