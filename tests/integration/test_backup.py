@@ -455,6 +455,7 @@ def test_bad_backup_configuration_fails_the_config_test():
         ("SessionBackup On", "RS0009: SessionBackup On needs at least one SessionBackupNode"),
         ("SessionBackupNode localhost:7301", "SessionBackupNode: 'localhost:7301' is not an endpoint"),
         ("SessionBackupNode tcp://localhost:99999", "needs a port from 1 to 65535"),
+        ("SessionBackupNode tcp://*:7301", "SessionBackupNode: 'tcp://*:7301' has the wildcard host *"),
         ("SessionBackupTimeout 2min", "SessionBackupTimeout: '2min' has an unknown unit"),
         ("SessionBackupServerId 'web one'", "SessionBackupServerId: 'web one' has a space"),
         ("SessionBackup maybe", "SessionBackup must be On or Off"),

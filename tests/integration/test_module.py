@@ -274,6 +274,15 @@ def test_server_status_has_a_rhythm_section():
             assert key in keys
 
 
+def test_sizes_take_the_suffixes_rss_node_takes():
+    h = app_server(server_wide="RhythmSessionCacheSize 64MiB\nRhythmSessionMaxSize 64kb")
+    try:
+        code, output = h.config_test()
+        assert code == 0, output
+    finally:
+        h.cleanup()
+
+
 @pytest.mark.parametrize("line,message", [
     ("RhythmSessionCacheSize 64X", "RhythmSessionCacheSize: '64X' has an unknown unit"),
     ("RhythmSessionCacheSize 12K", "RhythmSessionCacheSize: '12K' is out of range"),

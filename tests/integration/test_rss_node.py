@@ -234,6 +234,8 @@ def test_status_and_get_commands(node):
     assert code == 1 and "state: not-found" in out
     code, _, err = node.run_cli("get", node.queries, "not-a-session-id")
     assert code == 2 and "is not a session ID" in err
+    code, _, err = node.run_cli("status", "localhost:5557")
+    assert code == 2 and "'localhost:5557' is not an endpoint" in err
     # No node there: a bounded wait, then an error.
     code, _, err = node.run_cli("status", f"tcp://127.0.0.1:{free_port()}")
     assert code == 2 and "no answer" in err
