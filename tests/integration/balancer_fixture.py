@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 
-from rhythm_httpd import Httpd, ManagedServer, free_port, http_request, wait_for
+from rhythm_httpd import APP_LOCATION, Httpd, ManagedServer, free_port, http_request, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 CONF = HERE.parents[1] / "conf"
@@ -45,15 +45,6 @@ BACKEND_HEADER = "X-Backend"
 # into Debian's apache2; mod_headers is among rhythm_httpd's base modules).
 PROXY_BALANCER_MODULES = ["proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
                           "lbmethod_byrequests", "proxy_hcheck"]
-
-APP_LOCATION = """
-<Location /app>
-    Session On
-    SessionEnv On
-    SessionHeader X-Replace-Session
-    RhythmSession On
-</Location>
-"""
 
 
 def backend_site(name, extra=""):

@@ -1,10 +1,13 @@
 """A private Apache httpd for tests: the real /usr/sbin/apache2 with mod_rhythm_session loaded,
 its own ServerRoot in a temporary directory, a free 127.0.0.1 port, stopped by its PID.
 
-Every integration test (and the demo and benchmarks) starts servers through this class. Set
-RHYTHM_KEEP_TMP=1 to keep the temporary directory of each server for reading its logs.
+Every integration test (and the demo and benchmarks) starts servers through this class, a web
+server with backup through backed_server(), and reads session IDs with session_key() and
+session_id_of(). Set RHYTHM_KEEP_TMP=1 to keep the temporary directory of each server for reading
+its logs.
 """
 
+import base64
 import http.client
 import os
 import pathlib
@@ -20,6 +23,38 @@ HERE = pathlib.Path(__file__).resolve().parent
 PAGES = HERE / "pages"
 HTTPD = os.environ.get("RHYTHM_HTTPD", "/usr/sbin/apache2")
 SYSTEM_MODULES = pathlib.Path(os.environ.get("RHYTHM_HTTPD_MODULES", "/usr/lib/apache2/modules"))
+
+
+# The session cookie's name when RhythmSessionCookieName is not set.
+COOKIE = "rhythm_session"
+
+
+def app_location(extra=""):
+    """Site text for the test application: /app/* (the pages mapped in every server's
+    configuration) keeps its sessions in Rhythm; `extra` goes inside the <Location>."""
+    return f"""
+<Location /app>
+    Session On
+    SessionEnv On
+    SessionHeader X-Replace-Session
+    RhythmSession On
+    {extra}
+</Location>
+"""
+
+
+APP_LOCATION = app_location()
+
+
+def session_key(session_id):
+    """The 16 bytes of a session ID given in its cookie form (22 characters of base64url without
+    padding): the key the bank holds the session under."""
+    return base64.urlsafe_b64decode(session_id + "==")
+
+
+def session_id_of(key):
+    """The cookie form of a session's 16-byte key."""
+    return base64.urlsafe_b64encode(key).rstrip(b"=").decode()
 
 
 def module_path():
@@ -332,6 +367,14 @@ Listen 127.0.0.1:{tls_port} https
         return out
 
 
+def backed_server(name, nodes, extra="", site=APP_LOCATION, mpm="event", modules=()):
+    """A web server named `name` with backup on: a SessionBackupNode for each of `nodes` (objects
+    with a `queries` endpoint, such as rss_node_fixture.RssNode), SessionBackupServerId `name`, and
+    `extra`, more server-wide directives."""
+    lines = ["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes]
+    lines += [f"SessionBackupServerId {name}", extra]
+    return Httpd(site, server_wide="\n".join(lines), mpm=mpm, name=name, modules=modules)
+
 
 class Browser:
     """A client that keeps cookies the way a browser would (name=value, latest wins)."""
@@ -358,3 +401,7 @@ class Browser:
             self.cookies.pop(name, None)
         else:
             self.cookies[name] = value
+
+    def session_key(self):
+        """The 16-byte key of the session this browser holds under the default cookie name."""
+        return session_key(self.cookies[COOKIE])

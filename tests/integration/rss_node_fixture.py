@@ -9,7 +9,6 @@ The encoders and decoders below are a second, independent implementation of docs
 (the first is wire/ in C++): a test that passes checks the document as much as the code.
 """
 
-import base64
 import json
 import os
 import pathlib
@@ -90,10 +89,6 @@ def key_in_shard(shard):
         key = os.urandom(16)
         if shard_of(key) == shard:
             return key
-
-
-def key_text(key):
-    return base64.urlsafe_b64encode(key).rstrip(b"=").decode()
 
 
 def new_key():

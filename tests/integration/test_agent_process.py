@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from rhythm_httpd import Browser, wait_for
+from rhythm_httpd import COOKIE, Browser, backed_server, wait_for
 from rss_node_fixture import RssNode
-from test_backup import backup_status, count_in_bank, count_of, web_server
+from test_backup import backup_status, count_in_bank, count_of
 
 # httpd writes each line's level as [module:level]; the test servers log at warn (and the
 # module at debug), so any of these is a line a clean restart must not write.
@@ -42,7 +42,7 @@ def is_gone(pid, started):
 
 
 def acknowledged_count(server, node, browser, expected):
-    sid = browser.cookies["rhythm_session"]
+    sid = browser.cookies[COOKIE]
     wait_for(lambda: count_in_bank(node, sid) == expected, 10, f"count={expected} in the bank")
     wait_for(lambda: (lambda s: s["RhythmBackupPending"] == 0 and
                       s["RhythmBackupOldestUnacknowledgedMs"] == 0)(backup_status(server)),
@@ -51,7 +51,7 @@ def acknowledged_count(server, node, browser, expected):
 
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
 def test_restarts_and_stop_reap_the_agent_and_log_no_warning(mpm):
-    with RssNode("bank-1") as node, web_server("web-a", [node], mpm=mpm) as a:
+    with RssNode("bank-1") as node, backed_server("web-a", [node], mpm=mpm) as a:
         browsers = [Browser(a) for _ in range(4)]
         for br in browsers:
             for _ in range(2):

@@ -5,7 +5,7 @@ session."""
 import subprocess
 import urllib.parse
 
-from rhythm_httpd import Browser, Httpd
+from rhythm_httpd import COOKIE, Browser, Httpd
 
 AUTH = """
 <Location /private>
@@ -67,13 +67,13 @@ def test_form_login_keeps_the_user_logged_in():
         assert status == 302 and location(headers).endswith("/login.html")
 
         status, headers, _ = login(b, "wrong")
-        assert "rhythm_session" not in b.cookies
+        assert COOKIE not in b.cookies
         status, _, text = b.get("/private/secret.html")
         assert status == 302
 
         status, headers, _ = login(b, "s3cret")
         assert status == 302 and location(headers).endswith("/private/secret.html")
-        assert "rhythm_session" in b.cookies
+        assert COOKIE in b.cookies
         for _ in range(5):
             status, _, text = b.get("/private/secret.html")
             assert (status, text) == (200, "the secret\n")
@@ -81,7 +81,7 @@ def test_form_login_keeps_the_user_logged_in():
 
         # Another browser with a forged cookie is not logged in.
         other = Browser(h)
-        other.cookies["rhythm_session"] = b.cookies["rhythm_session"][:-2] + "AA"
+        other.cookies[COOKIE] = b.cookies[COOKIE][:-2] + "AA"
         assert other.get("/private/secret.html")[0] == 302
 
         # Logging out empties the session, which deletes it.

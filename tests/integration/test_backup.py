@@ -1,7 +1,6 @@
 """Write-behind backup and failover: mod_rhythm_session under the real apache2 copying every change
 to real rss_node processes, and another web server taking over a dead server's users."""
 
-import base64
 import concurrent.futures
 import os
 import re
@@ -14,28 +13,18 @@ import time
 
 import zmq
 
-from balancer_fixture import APP_LOCATION, Haproxy, backend_site, served_by
-from rhythm_httpd import Browser, Httpd, wait_for
+from balancer_fixture import Haproxy, backend_site, served_by
+from rhythm_httpd import (APP_LOCATION, COOKIE, Browser, Httpd, backed_server, session_id_of,
+                          session_key, wait_for)
 from rss_node_fixture import (DELETED, FETCH, FOUND, HEARTBEAT, NOT_FOUND, RssNode,
                               heartbeat_ack_frames)
 from test_auth_form import AUTH, login
 
 
 
-def web_server(name, nodes, extra_server="", mpm="event", site=APP_LOCATION, modules=()):
-    """An httpd with backup on, publishing to `nodes` (RssNode objects)."""
-    lines = ["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes]
-    lines += [f"SessionBackupServerId {name}", extra_server]
-    return Httpd(site, server_wide="\n".join(lines), mpm=mpm, name=name, modules=modules)
-
-
-def key_of(session_id):
-    return base64.urlsafe_b64decode(session_id + "==")
-
-
 def in_bank(node, session_id):
     """The bank's record of a session: (status, version, data)."""
-    reply = node.fetch(key_of(session_id))
+    reply = node.fetch(session_key(session_id))
     if reply["status"] == NOT_FOUND:
         return NOT_FOUND, 0, b""
     return reply["status"], reply["version"], reply["data"]
@@ -62,19 +51,19 @@ def counted_session(server, node, count):
     browser = Browser(server)
     for _ in range(count):
         browser.get("/app/counter")
-    sid = browser.cookies["rhythm_session"]
+    sid = browser.cookies[COOKIE]
     wait_for(lambda: count_in_bank(node, sid) == count, 10, f"count={count} in the bank")
     return browser, sid
 
 
 def test_every_change_reaches_the_bank_and_is_acknowledged():
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a:
         browsers = [Browser(a) for _ in range(20)]
         for b in browsers:
             for _ in range(3):
                 assert a.request and b.get("/app/counter")[0] == 200
         for b in browsers:
-            sid = b.cookies["rhythm_session"]
+            sid = b.cookies[COOKIE]
             wait_for(lambda: count_in_bank(node, sid) == 3, 10, "the last change in the bank")
         st = wait_for(lambda: (lambda s: s if s["RhythmBackupPending"] == 0 and
                                s["RhythmBackupOldestUnacknowledgedMs"] == 0 else None)(
@@ -87,7 +76,8 @@ def test_every_change_reaches_the_bank_and_is_acknowledged():
 
 
 def test_server_status_lists_each_node_with_its_state_and_lag():
-    with RssNode("bank-1") as one, RssNode("bank-2") as two, web_server("web-a", [one, two]) as a:
+    with RssNode("bank-1") as one, RssNode("bank-2") as two, \
+            backed_server("web-a", [one, two]) as a:
         wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 2, 10, "both nodes up")
         st = backup_status(a)
         for i, node in ((1, one), (2, two)):
@@ -116,8 +106,8 @@ def test_server_status_lists_each_node_with_its_state_and_lag():
 
 
 def test_another_server_takes_over_a_dead_servers_sessions():
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
-            web_server("web-b", [node]) as b:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node]) as b:
         browsers = []
         for i in range(100):
             br = Browser(a)
@@ -125,9 +115,9 @@ def test_another_server_takes_over_a_dead_servers_sessions():
                 br.get("/app/counter")
             browsers.append(br)
         for br in browsers:
-            sid = br.cookies["rhythm_session"]
+            sid = br.cookies[COOKIE]
             wait_for(lambda: count_in_bank(node, sid) > 0, 10, "the session in the bank")
-        expected = [count_in_bank(node, br.cookies["rhythm_session"]) for br in browsers]
+        expected = [count_in_bank(node, br.cookies[COOKIE]) for br in browsers]
         a.kill()
         for br, last in zip(browsers, expected):
             br.server = b  # the balancer sends the user elsewhere
@@ -138,21 +128,21 @@ def test_another_server_takes_over_a_dead_servers_sessions():
 
 
 def test_an_unknown_or_deleted_id_starts_a_new_session():
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
-            web_server("web-b", [node]) as b:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node]) as b:
         gone = Browser(a)
         gone.get("/app/set?k=v")
-        sid = gone.cookies["rhythm_session"]
+        sid = gone.cookies[COOKIE]
         gone.get("/app/set?k=")  # emptied: deleted
         wait_for(lambda: in_bank(node, sid)[0] == DELETED, 10, "the tombstone in the bank")
         wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10, "B's agent")
         stranger = Browser(b)
-        stranger.cookies["rhythm_session"] = sid
+        stranger.cookies[COOKIE] = sid
         status, _, text = stranger.get("/app/counter")
         assert (status, text) == (200, "count=1\n")
-        assert stranger.cookies["rhythm_session"] != sid
+        assert stranger.cookies[COOKIE] != sid
         forged = Browser(b)
-        forged.cookies["rhythm_session"] = "A" * 21 + "Q"
+        forged.cookies[COOKIE] = "A" * 21 + "Q"
         assert forged.get("/app/counter")[2] == "count=1\n"
         log = b.log_text()
         assert "not taken over (deleted in the bank)" in log
@@ -165,11 +155,11 @@ def test_a_session_larger_than_this_servers_max_size_is_not_taken_over():
     while the user is answered 200. B starts a new session and says why; the bank keeps the
     session for a server that can take it."""
     with RssNode("bank-1") as node, \
-            web_server("web-a", [node], extra_server="RhythmSessionMaxSize 64K") as a, \
-            web_server("web-b", [node], extra_server="RhythmSessionMaxSize 16K") as b:
+            backed_server("web-a", [node], extra="RhythmSessionMaxSize 64K") as a, \
+            backed_server("web-b", [node], extra="RhythmSessionMaxSize 16K") as b:
         br = Browser(a)
         assert br.get("/app/set?fill=40000")[0] == 200
-        sid = br.cookies["rhythm_session"]
+        sid = br.cookies[COOKIE]
         _, version, data = wait_for(lambda: (lambda r: r if r[0] == FOUND else None)(
             in_bank(node, sid)), 10, "the 40 KB session in the bank")
         assert len(data) > 40000
@@ -178,7 +168,7 @@ def test_a_session_larger_than_this_servers_max_size_is_not_taken_over():
         br.server = b
         status, _, text = br.get("/app/counter")
         assert (status, text) == (200, "count=1\n")
-        assert br.cookies["rhythm_session"] != sid
+        assert br.cookies[COOKIE] != sid
         status, _, text = br.get("/app/show")
         assert status == 200 and "count=1" in text and "blob" not in text
         assert count_of(br.get("/app/counter")[2]) == 2
@@ -239,7 +229,7 @@ class FetchBlackHole:
 def forged_request(server):
     """A request whose cookie names a well-formed ID nobody issued: (status, seconds)."""
     b = Browser(server)
-    b.cookies["rhythm_session"] = base64.urlsafe_b64encode(os.urandom(16)).decode()[:22]
+    b.cookies[COOKIE] = session_id_of(os.urandom(16))
     start = time.monotonic()
     status = b.get("/app/counter")[0]
     return status, time.monotonic() - start
@@ -250,7 +240,7 @@ def test_failover_fetches_are_bounded_when_the_bank_is_silent():
     to SessionBackupTimeout), the others start a new session at once."""
     hole = FetchBlackHole()
     try:
-        with web_server("web-a", [hole], extra_server="SessionBackupTimeout 5s") as a:
+        with backed_server("web-a", [hole], extra="SessionBackupTimeout 5s") as a:
             wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the fake node up")
             with concurrent.futures.ThreadPoolExecutor(80) as pool:
                 results = list(pool.map(lambda _: forged_request(a), range(80)))
@@ -267,7 +257,7 @@ def test_failover_fetches_are_bounded_when_the_bank_is_silent():
 
 def test_a_hung_node_does_not_hold_failover_fetches():
     with RssNode("bank-1") as node, \
-            web_server("web-a", [node], extra_server="SessionBackupTimeout 5s") as a:
+            backed_server("web-a", [node], extra="SessionBackupTimeout 5s") as a:
         wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the node up")
         assert forged_request(a)[1] < 1  # answered: not found
         os.kill(node.pid, signal.SIGSTOP)
@@ -287,11 +277,11 @@ def test_a_new_server_waits_for_its_first_connection_to_the_bank_to_fetch():
     """A server that takes a failover request before its agent has reached any node (it just
     started; here the node is stopped while it starts) waits for the connection, within
     SessionBackupTimeout, instead of starting a new session at once."""
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a:
         browser, _ = counted_session(a, node, 3)
         os.kill(node.pid, signal.SIGSTOP)
         try:
-            with web_server("web-b", [node], extra_server="SessionBackupTimeout 2s") as b:
+            with backed_server("web-b", [node], extra="SessionBackupTimeout 2s") as b:
                 assert backup_status(b)["RhythmBackupNodesUp"] == 0
                 browser.server = b
                 with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -312,7 +302,7 @@ def test_pages_keep_serving_while_every_node_is_down_and_the_bank_is_refilled():
     """Every rss_node stopped for 30 s under load: no request fails and latency stays as it was;
     when the node returns (empty), every session changed meanwhile is in it within 10 s, without
     any request touching those sessions."""
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a:
         browsers = [Browser(a) for _ in range(40)]
         for br in browsers:
             br.get("/app/counter")
@@ -360,7 +350,7 @@ def test_pages_keep_serving_while_every_node_is_down_and_the_bank_is_refilled():
         assert len(taken("down")) > 300
         assert down <= 2 * before + 0.005
         # Back in the bank within 10 s of its return: the node asks for its shards again.
-        last = {br.cookies["rhythm_session"]: count_of(br.get("/app/show")[2]) for br in browsers}
+        last = {br.cookies[COOKIE]: count_of(br.get("/app/show")[2]) for br in browsers}
         deadline = returned + 10
         for sid, count in last.items():
             wait_for(lambda: count_in_bank(node, sid) == count,
@@ -369,7 +359,7 @@ def test_pages_keep_serving_while_every_node_is_down_and_the_bank_is_refilled():
 
 
 def test_a_killed_backup_agent_is_restarted_and_loses_nothing():
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a:
         first = wait_for(lambda: backup_status(a)["RhythmBackupAgentPid"], 10, "the agent")
         assert first > 1 and first != a.pid
         os.kill(first, signal.SIGKILL)
@@ -380,7 +370,7 @@ def test_a_killed_backup_agent_is_restarted_and_loses_nothing():
                  "a new agent")
         assert backup_status(a)["RhythmBackupAgentStarts"] == 2
         for br in browsers:
-            sid = br.cookies["rhythm_session"]
+            sid = br.cookies[COOKIE]
             wait_for(lambda: count_in_bank(node, sid) == 1, 10, "the change in the bank")
         assert "RS0314" in a.log_text()
 
@@ -390,8 +380,8 @@ def niceness(pid):
 
 
 def test_the_backup_agent_runs_below_httpd_priority():
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
-            web_server("web-b", [node], extra_server="SessionBackupAgentNice 0") as b:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node], extra="SessionBackupAgentNice 0") as b:
         for server, below in ((a, 10), (b, 0)):
             agent = wait_for(lambda: backup_status(server)["RhythmBackupAgentPid"], 10, "the agent")
             # Every thread of the agent, its ZeroMQ I/O thread included.
@@ -401,8 +391,8 @@ def test_the_backup_agent_runs_below_httpd_priority():
 
 
 def test_fail_back_never_serves_the_old_copy():
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
-            web_server("web-b", [node]) as b:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node]) as b:
         br, sid = counted_session(a, node, 3)
         br.server = b  # A looked down to the balancer for a moment
         assert count_of(br.get("/app/counter")[2]) == 4
@@ -415,12 +405,12 @@ def test_fail_back_never_serves_the_old_copy():
 
 
 def test_concurrent_requests_while_the_server_dies_lose_no_acknowledged_increment():
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
-            web_server("web-b", [node]) as b:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node]) as b:
         br = Browser(a)
         br.get("/app/counter")
-        sid = br.cookies["rhythm_session"]
-        cookie = {"Cookie": f"rhythm_session={sid}"}
+        sid = br.cookies[COOKIE]
+        cookie = {"Cookie": f"{COOKIE}={sid}"}
         acknowledged = [0]
         stop = threading.Event()
 
@@ -474,8 +464,8 @@ def test_bad_backup_configuration_fails_the_config_test():
 
 def test_a_thousand_sessions_continue_through_haproxy_when_their_server_dies():
     with RssNode("bank-1") as node, \
-            web_server("web1", [node], site=backend_site("web1")) as w1, \
-            web_server("web2", [node], site=backend_site("web2")) as w2, \
+            backed_server("web1", [node], site=backend_site("web1")) as w1, \
+            backed_server("web2", [node], site=backend_site("web2")) as w2, \
             Haproxy([w1, w2]) as lb:
         lb.wait_all_up(10)
         servers = {"web1": w1, "web2": w2}
@@ -505,8 +495,8 @@ def test_a_thousand_sessions_continue_through_haproxy_when_their_server_dies():
 def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
     modules = ["auth_form", "authn_file", "authz_user"]
     with RssNode("bank-1") as node, \
-            web_server("web1", [node], site=backend_site("web1", AUTH), modules=modules) as w1, \
-            web_server("web2", [node], site=backend_site("web2", AUTH), modules=modules) as w2, \
+            backed_server("web1", [node], site=backend_site("web1", AUTH), modules=modules) as w1, \
+            backed_server("web2", [node], site=backend_site("web2", AUTH), modules=modules) as w2, \
             Haproxy([w1, w2]) as lb:
         for w in (w1, w2):
             subprocess.run(["htpasswd", "-cbB", str(w.dir / "htpasswd"), "alice", "s3cret"],
@@ -520,7 +510,7 @@ def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
         assert (status, text) == (200, "the secret\n")
         home = served_by(headers)
         home_server = w1 if home == "web1" else w2
-        sid = br.cookies["rhythm_session"]
+        sid = br.cookies[COOKIE]
         wait_for(lambda: in_bank(node, sid)[0] == FOUND, 10, "the login in the bank")
         home_server.kill()
         status, headers, text = br.get("/private/secret.html")
@@ -529,14 +519,14 @@ def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
 
 
 def test_replayed_duplicate_and_reordered_updates_never_move_a_version_backwards():
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a:
         br, sid = counted_session(a, node, 5)
         status, version, data = in_bank(node, sid)
         # Someone replays older versions, out of order, and the current one again.
         replay = node.publisher(origin="web-a")
         replay.wait_subscribed()
         for v in (version - 1, version - 3, version, version - 2):
-            replay.publish(key_of(sid), v, b"count=0")
+            replay.publish(session_key(sid), v, b"count=0")
         wait_for(lambda: node.status()["updates_refused"] + node.status()["updates_duplicate"]
                  >= 4, 10, "the replays to be refused")
         assert in_bank(node, sid) == (FOUND, version, data)

@@ -12,12 +12,9 @@ import socket
 import threading
 import time
 
-from rhythm_httpd import Browser, wait_for
+from rhythm_httpd import COOKIE, Browser, backed_server, wait_for
 from rss_node_fixture import DELETED, FOUND, RssNode
-from test_backup import (backup_status, count_in_bank, count_of, counted_session, in_bank,
-                         web_server)
-
-COOKIE = "rhythm_session"
+from test_backup import backup_status, count_in_bank, count_of, counted_session, in_bank
 
 
 def all_acknowledged(server):
@@ -36,7 +33,7 @@ def test_a_full_node_acknowledges_nothing_it_refused_and_stores_it_once_it_has_r
     not count one it refused as acknowledged, must show the node as full, and once sessions are
     deleted and the node has room, every session is stored and only then all acknowledged."""
     with RssNode("bank-1", extra=["--max-memory", "4M"]) as node, \
-            web_server("web-a", [node]) as a:
+            backed_server("web-a", [node]) as a:
         browsers = []
         for i in range(150):
             b = Browser(a)
@@ -81,8 +78,8 @@ def test_a_request_that_waited_through_a_stall_is_served_the_current_copy():
     """A counts a session to 10 and is stopped (SIGSTOP of its process group); the user goes on
     to 20 on B; a request sent to A during the stop is answered when A resumes. It must see 20
     (and count 21), not A's copy of 10."""
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
-            web_server("web-b", [node]) as b:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node]) as b:
         user, sid = counted_session(a, node, 10)
         os.killpg(a.pid, signal.SIGSTOP)
         try:
@@ -129,8 +126,8 @@ def test_a_sidelined_server_cannot_make_the_version_another_server_continued():
     before: the node kept B's and ignored A's as a duplicate, and A went on serving count=11 as
     if the bank held it. Now B's continuation is ordered above anything A makes from 10, A's is
     refused, and A, asked again, serves B's data, as the bank holds it."""
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a, \
-            web_server("web-b", [node]) as b:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node]) as b:
         user, sid = counted_session(a, node, 10)
         slow = {}
         thread = threading.Thread(target=lambda: slow.update(
@@ -159,7 +156,7 @@ def test_a_node_that_comes_back_empty_is_refilled_without_waiting_for_a_resend()
     before the node's subscriptions reach it used to be dropped by the PUB socket and to wait for
     the re-send a second later. Now it goes once the subscriptions are there."""
     node = RssNode("bank-1")
-    with node, web_server("web-a", [node]) as a:
+    with node, backed_server("web-a", [node]) as a:
         browsers = [Browser(a) for _ in range(20)]
         for br in browsers:
             br.get("/app/counter")
@@ -180,7 +177,7 @@ def test_a_node_that_comes_back_empty_is_refilled_without_waiting_for_a_resend()
 def test_the_first_change_after_a_graceful_restart_needs_no_resend():
     """prefork: the new agent of a graceful restart publishes the changes the old one left
     unacknowledged, and the next ones, without waiting for a re-send."""
-    with RssNode("bank-1") as node, web_server("web-a", [node], mpm="prefork") as a:
+    with RssNode("bank-1") as node, backed_server("web-a", [node], mpm="prefork") as a:
         user = Browser(a)
         user.get("/app/counter")
         sid = user.cookies[COOKIE]
@@ -200,7 +197,7 @@ def test_a_hung_agent_is_named_shown_excused_and_restarted():
     """The agent stopped for 7 s under load: within 5 s the parent logs a warning naming it and
     server-status shows it hung; once it runs again its nodes are not blamed. Stopped for good,
     it is killed after 30 s and a new agent loses nothing."""
-    with RssNode("bank-1") as node, web_server("web-a", [node]) as a:
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a:
         agent = wait_for(lambda: backup_status(a)["RhythmBackupAgentPid"], 10, "the agent")
         load_stop = threading.Event()
         counts = []
@@ -319,7 +316,7 @@ def test_a_server_cut_off_from_the_bank_checks_its_copies_when_back_in_touch():
     with RssNode("bank-1") as node:
         relay = Relay(node.queries)
         try:
-            with web_server("web-a", [relay]) as a, web_server("web-b", [node]) as b:
+            with backed_server("web-a", [relay]) as a, backed_server("web-b", [node]) as b:
                 stays, _ = counted_session(a, node, 1)
                 user, sid = counted_session(a, node, 10)
                 relay.partition()

@@ -3,7 +3,6 @@ rendezvous hashing over the live members, subscriptions following ownership, hun
 noticed and counted back, gained shards filled from peers' snapshots and the agents' re-sends,
 and a node added to a running bank taking only the shards it now owns."""
 
-import base64
 import contextlib
 import os
 import signal
@@ -14,8 +13,7 @@ import time
 import zmq
 
 import rss_node_fixture as rf
-from balancer_fixture import APP_LOCATION
-from rhythm_httpd import Browser, Httpd, wait_for
+from rhythm_httpd import Browser, backed_server, wait_for
 from rss_node_fixture import RssNode, new_key
 
 # A peer silent for 3 s is down: a hung node is noticed 2 to 3 s after it stops (its last pong
@@ -289,9 +287,7 @@ def test_a_web_server_gets_every_change_acknowledged_by_a_bank_that_splits_the_s
     by shard, so every change settles, on exactly --replicas nodes."""
     for replicas in (1, 2):
         with bank(["node-a", "node-b", "node-c"], replicas) as nodes:
-            lines = ["SessionBackup On", "SessionBackupServerId web1"]
-            lines += [f"SessionBackupNode {n.queries}" for n in nodes]
-            with Httpd(APP_LOCATION, server_wide="\n".join(lines), name="web1") as web:
+            with backed_server("web1", nodes) as web:
                 browsers = [Browser(web) for _ in range(60)]
                 for b in browsers:
                     for _ in range(2):
@@ -304,7 +300,7 @@ def test_a_web_server_gets_every_change_acknowledged_by_a_bank_that_splits_the_s
                             s["RhythmBackupAcknowledged"] == s["RhythmBackupPublished"] > 0)
                 wait_for(settled, 15, f"every change acknowledged (replicas {replicas})")
                 for b in browsers:
-                    key = base64.urlsafe_b64decode(b.cookies["rhythm_session"] + "==")
+                    key = b.session_key()
                     assert len(holders(nodes, key)) == replicas
                 # Each node's own view catches up at its next heartbeat.
                 wait_for(lambda: all(web.status()[f"RhythmBackupNode{i}Unacknowledged"] == 0
@@ -313,14 +309,10 @@ def test_a_web_server_gets_every_change_acknowledged_by_a_bank_that_splits_the_s
 
 def test_a_failover_fetch_asks_the_sessions_owner_first():
     with bank(["node-a", "node-b", "node-c"], 1) as nodes:
-        lines = ["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes]
-        with Httpd(APP_LOCATION, server_wide="\n".join(lines + ["SessionBackupServerId web1"]),
-                   name="web1") as web1, \
-                Httpd(APP_LOCATION, server_wide="\n".join(lines + ["SessionBackupServerId web2"]),
-                      name="web2") as web2:
+        with backed_server("web1", nodes) as web1, backed_server("web2", nodes) as web2:
             b = Browser(web1)
             b.get("/app/counter")
-            key = base64.urlsafe_b64decode(b.cookies["rhythm_session"] + "==")
+            key = b.session_key()
             wait_for(lambda: len(holders(nodes, key)) == 1, 10, "the session in the bank")
             wait_for(lambda: web2.status()["RhythmBackupNodesUp"] == 3, 10, "web2's agent")
             # holders() asked every node once; what web2 asks comes on top.
@@ -338,16 +330,6 @@ def wait_backed(web, what="every change acknowledged", timeout=10):
         s = web.status()
         return s["RhythmBackupPending"] == 0 and s["RhythmBackupOldestUnacknowledgedMs"] == 0
     wait_for(backed, timeout, what)
-
-
-def web_servers_for(nodes, names, extra=""):
-    lines = ["SessionBackup On", extra] + [f"SessionBackupNode {n.queries}" for n in nodes]
-    return [Httpd(APP_LOCATION, server_wide="\n".join(lines + [f"SessionBackupServerId {name}"]),
-                  name=name) for name in names]
-
-
-def session_key(browser):
-    return base64.urlsafe_b64decode(browser.cookies["rhythm_session"] + "==")
 
 
 def bank_versions(nodes, key):
@@ -370,7 +352,7 @@ def test_a_killed_node_under_load_loses_nothing_and_its_return_moves_no_version_
     and no version anywhere is below one the bank held before."""
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
-        web1, web2 = web_servers_for(nodes, ["web1", "web2"])
+        web1, web2 = (backed_server(name, nodes) for name in ("web1", "web2"))
         with web1, web2:
             browsers = [Browser(web1) for _ in range(100)]
             for br in browsers:
@@ -395,9 +377,9 @@ def test_a_killed_node_under_load_loses_nothing_and_its_return_moves_no_version_
                 killed = time.monotonic()
                 # Available all along: each session is on two nodes, one of them alive.
                 for br in browsers[:20]:
-                    assert bank_versions([a, b], session_key(br)), "a session unavailable"
+                    assert bank_versions([a, b], br.session_key()), "a session unavailable"
                 wait_members([a, b], {"node-a", "node-b"}, timeout=NOTICE_S + NOTICE_MARGIN_S)
-                wait_for(lambda: all(len(bank_versions([a, b], session_key(br))) == 2
+                wait_for(lambda: all(len(bank_versions([a, b], br.session_key())) == 2
                                      for br in browsers),
                          30 - (time.monotonic() - killed), "every session on two live nodes")
                 print(f"two live copies of {len(browsers)} sessions "
@@ -408,7 +390,7 @@ def test_a_killed_node_under_load_loses_nothing_and_its_return_moves_no_version_
             assert failures == []
             # The highest version the bank holds of each session, now that the load stopped.
             wait_backed(web1)
-            held = {session_key(br): max(bank_versions([a, b], session_key(br)).values())
+            held = {br.session_key(): max(bank_versions([a, b], br.session_key()).values())
                     for br in browsers}
             c.start()  # empty
             wait_members(nodes, {"node-a", "node-b", "node-c"})
@@ -439,8 +421,8 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
     its latest count."""
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
-        servers = web_servers_for(nodes, ["web1", "web2", "web3"], "SessionBackupTimeout 500ms")
-        web1, web2, web3 = servers
+        web1, web2, web3 = (backed_server(name, nodes, "SessionBackupTimeout 500ms")
+                            for name in ("web1", "web2", "web3"))
         with web1, web2, web3:
             browsers = [Browser(web1) for _ in range(30)]
             for br in browsers:
@@ -471,7 +453,7 @@ def test_a_hung_node_holds_no_fetch_and_serves_nothing_stale_when_it_resumes():
             wait_backed(web2, "web2's changes acknowledged")
             # node-c caught up: whatever it holds is the latest version.
             for br in browsers:
-                key = session_key(br)
+                key = br.session_key()
                 wait_for(lambda: len(set(bank_versions(nodes, key).values())) == 1, 15,
                          "every copy at one version")
             for br in browsers:
@@ -488,7 +470,7 @@ def test_a_node_hung_while_the_agent_restarts_gets_what_it_missed_when_it_resume
     ends at the latest version."""
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
-        (web1,) = web_servers_for(nodes, ["web1"])
+        web1 = backed_server("web1", nodes)
         with web1:
             browsers = [Browser(web1) for _ in range(40)]
             for br in browsers:
@@ -512,7 +494,7 @@ def test_a_node_hung_while_the_agent_restarts_gets_what_it_missed_when_it_resume
             wait_backed(web1, "count 3 acknowledged, node-c included")
             held_by_c = 0
             for br in browsers:
-                key = session_key(br)
+                key = br.session_key()
                 versions = wait_for(lambda: len(set(bank_versions(nodes, key).values())) == 1 and
                                     bank_versions(nodes, key), 10, "every copy at one version")
                 held_by_c += "node-c" in versions
@@ -522,7 +504,7 @@ def test_a_node_hung_while_the_agent_restarts_gets_what_it_missed_when_it_resume
 def test_a_web_server_and_a_node_killed_together_lose_no_acknowledged_change():
     with bank(["node-a", "node-b", "node-c"], 2) as nodes:
         a, b, c = nodes
-        web1, web2 = web_servers_for(nodes, ["web1", "web2"])
+        web1, web2 = (backed_server(name, nodes) for name in ("web1", "web2"))
         with web1, web2:
             browsers = [Browser(web1) for _ in range(100)]
             for i, br in enumerate(browsers):
@@ -543,13 +525,13 @@ def test_with_one_replica_the_web_servers_refill_a_dead_nodes_shards():
     ask the web servers, which publish those sessions again."""
     with bank(["node-a", "node-b", "node-c"], 1) as nodes:
         a, b, c = nodes
-        (web1,) = web_servers_for(nodes, ["web1"])
+        web1 = backed_server("web1", nodes)
         with web1:
             browsers = [Browser(web1) for _ in range(150)]
             for br in browsers:
                 assert br.get("/app/counter")[0] == 200
             wait_backed(web1)
-            keys = [session_key(br) for br in browsers]
+            keys = [br.session_key() for br in browsers]
             assert all(len(bank_versions(nodes, key)) == 1 for key in keys)
             on_c = [key for key in keys if bank_versions([c], key)]
             assert on_c  # a third of them, about

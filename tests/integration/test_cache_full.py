@@ -14,15 +14,13 @@ import os
 import re
 import signal
 
-from balancer_fixture import APP_LOCATION
-from rhythm_httpd import Browser, Httpd, wait_for
+from rhythm_httpd import APP_LOCATION, COOKIE, Browser, Httpd, backed_server, wait_for
 from rss_node_fixture import FOUND, RssNode
-from test_backup import in_bank, web_server
+from test_backup import in_bank
 
 CACHE = "RhythmSessionCacheSize 4M"
 BACKED_SESSIONS = 20
 VISITORS = 300
-COOKIE = "rhythm_session"
 
 
 def fill_size(i):
@@ -66,7 +64,7 @@ class Outage:
 
     def __init__(self, extra_server=""):
         self.node = RssNode("bank-1")
-        self.server = web_server("web-a", [self.node], extra_server=f"{CACHE}\n{extra_server}")
+        self.server = backed_server("web-a", [self.node], extra=f"{CACHE}\n{extra_server}")
 
     def __enter__(self):
         self.node.start()

@@ -4,7 +4,6 @@ client and a client holding the wrong server key refused at the handshake with n
 applied, CURVE on one side only reported on both sides, the allowlist re-read on SIGHUP, nodes
 talking to each other with the bank's pair, and bad key files refused at start-up."""
 
-import base64
 import os
 import stat
 
@@ -12,8 +11,7 @@ import pytest
 import zmq
 
 import rss_node_fixture as rf
-from balancer_fixture import APP_LOCATION
-from rhythm_httpd import Browser, Httpd, wait_for
+from rhythm_httpd import APP_LOCATION, Browser, Httpd, backed_server, session_id_of, wait_for
 from rss_node_fixture import BankKeys, Publisher, Requester, RssNode, new_key
 
 
@@ -62,7 +60,7 @@ def test_a_listed_client_publishes_and_fetches(node):
     assert status["curve_refused"] == 0 and status["handshake_failures"] == 0
     # The operator commands, with the bank's public key and their own secret key.
     key = next(iter(sessions))
-    code, out, err = node.run_cli("get", node.queries, rf.key_text(key),
+    code, out, err = node.run_cli("get", node.queries, session_id_of(key),
                                   *node.keys.operator_options(node.curve))
     assert code == 0, err
     assert "state: found" in out
@@ -189,11 +187,9 @@ def test_bad_key_settings_fail_at_start(keys, tmp_path):
 
 def curve_web_server(name, node, curve):
     """An httpd backing up to `node`, under CURVE with `curve`'s files (None: plain text)."""
-    lines = ["SessionBackup On", f"SessionBackupNode {node.queries}",
-             f"SessionBackupServerId {name}"]
-    if curve is not None:
-        lines.append(f"SessionBackupCurve {curve.bank_public_path} {curve.pair.secret_path}")
-    return Httpd(APP_LOCATION, server_wide="\n".join(lines), name=name)
+    extra = "" if curve is None else (
+        f"SessionBackupCurve {curve.bank_public_path} {curve.pair.secret_path}")
+    return backed_server(name, [node], extra)
 
 
 def web_client(keys, name, listed=True):
@@ -208,7 +204,7 @@ def test_the_module_backs_up_and_fails_over_under_curve(keys):
         b = Browser(a)
         for _ in range(3):
             assert b.get("/app/counter")[0] == 200
-        key = base64.urlsafe_b64decode(b.cookies["rhythm_session"] + "==")
+        key = b.session_key()
         wait_for(lambda: b"count=3" in node.fetch(key).get("data", b""), 10,
                  "the session in the bank")
         st = a.status()

@@ -12,21 +12,11 @@ import time
 
 import pytest
 
-from rhythm_httpd import Browser, Httpd, wait_for
-
-APP = """
-<Location /app>
-    Session On
-    SessionEnv On
-    SessionHeader X-Replace-Session
-    RhythmSession On
-    {extra}
-</Location>
-"""
+from rhythm_httpd import COOKIE, Browser, Httpd, app_location, wait_for
 
 
 def app_server(extra="", server_wide="", mpm="event", **kw):
-    return Httpd(APP.format(extra=extra), server_wide=server_wide, mpm=mpm, **kw)
+    return Httpd(app_location(extra), server_wide=server_wide, mpm=mpm, **kw)
 
 
 def count_of(text):
@@ -52,7 +42,7 @@ def test_cookie_round_trip():
         assert status == 200 and text == "count=1\n"
         cookies = set_cookie_headers(headers)
         assert len(cookies) == 1
-        m = re.fullmatch(r"rhythm_session=([A-Za-z0-9_-]{22});path=/;HttpOnly;SameSite=Lax",
+        m = re.fullmatch(rf"{COOKIE}=([A-Za-z0-9_-]{{22}});path=/;HttpOnly;SameSite=Lax",
                          cookies[0])
         assert m, cookies[0]
         for n in range(2, 6):
@@ -85,7 +75,7 @@ def test_sessions_are_separate():
         b.get("/app/counter")
         assert shown(a.get("/app/show")[2]) == "count=3"
         assert shown(b.get("/app/show")[2]) == "count=1"
-        assert a.cookies["rhythm_session"] != b.cookies["rhythm_session"]
+        assert a.cookies[COOKIE] != b.cookies[COOKIE]
 
 
 @pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
@@ -94,7 +84,7 @@ def test_concurrent_increments_are_serialized(mpm):
     with app_server(mpm=mpm) as h:
         b = Browser(h)
         b.get("/app/counter")
-        cookie = {"Cookie": f"rhythm_session={b.cookies['rhythm_session']}"}
+        cookie = {"Cookie": f"{COOKIE}={b.cookies[COOKIE]}"}
 
         def one(_):
             return h.request("/app/counter", headers=cookie)[0]
@@ -122,15 +112,15 @@ def test_garbage_or_forged_cookie_gets_a_new_session_and_changes_nothing():
         victim = Browser(h)
         victim.get("/app/counter")
         victim.get("/app/counter")
-        real = victim.cookies["rhythm_session"]
+        real = victim.cookies[COOKIE]
         before = h.status()["RhythmSessions"]
         for bad in ["garbage", real[:-1], real + "A", "A" * 21 + "B", real.replace(real[3], "+"),
                     "%00" * 22, "AAAAAAAAAAAAAAAAAAAAAA"]:
             b = Browser(h)
-            b.cookies["rhythm_session"] = bad
+            b.cookies[COOKIE] = bad
             status, headers, text = b.get("/app/counter")
             assert (status, text) == (200, "count=1\n"), bad
-            new_id = b.cookies["rhythm_session"]
+            new_id = b.cookies[COOKIE]
             assert new_id != bad and new_id != real
             assert re.fullmatch(r"[A-Za-z0-9_-]{22}", new_id)
         assert shown(victim.get("/app/show")[2]) == "count=2"
@@ -148,12 +138,12 @@ def test_oversized_session_is_refused_and_the_old_one_stays():
                       r"RhythmSessionMaxSize \(1024 bytes\)", log)
         assert m and int(m.group(1)) > 2000
         assert "xxxxxxxx" not in log
-        assert b.cookies["rhythm_session"] not in log
+        assert b.cookies[COOKIE] not in log
         assert h.status()["RhythmOversizedRefused"] == 1
         # A new session that is too big is refused too, and gets no cookie.
         fresh = Browser(h)
         fresh.get("/app/set?fill=2000")
-        assert "rhythm_session" not in fresh.cookies
+        assert COOKIE not in fresh.cookies
         assert h.status()["RhythmOversizedRefused"] == 2
 
 
@@ -167,7 +157,7 @@ def test_emptied_session_is_deleted():
         assert any("max-age=0" in c.lower() for c in set_cookie_headers(headers))
         st = h.status()
         assert st["RhythmSessions"] == 0 and st["RhythmDeletions"] == 1
-        assert "rhythm_session" not in b.cookies
+        assert COOKIE not in b.cookies
 
 
 def test_expired_session_is_not_served_and_is_reclaimed():
@@ -175,13 +165,13 @@ def test_expired_session_is_not_served_and_is_reclaimed():
         b = Browser(h)
         b.get("/app/counter")
         assert b.get("/app/counter")[2] == "count=2\n"
-        old = b.cookies["rhythm_session"]
+        old = b.cookies[COOKIE]
         # The parent's sweep reclaims it without any request touching it.
         wait_for(lambda: h.status()["RhythmSessions"] == 0, 10, "the expired session's reclaim")
         assert h.status()["RhythmExpirations"] >= 1
         status, _, text = b.get("/app/counter")
         assert text == "count=1\n"
-        assert b.cookies["rhythm_session"] != old
+        assert b.cookies[COOKIE] != old
 
 
 def test_full_cache_evicts_least_recently_used():
@@ -215,7 +205,7 @@ def test_lock_timeout_answers_503_and_changes_nothing():
     with app_server(server_wide="RhythmSessionLockTimeout 300ms") as h:
         b = Browser(h)
         b.get("/app/counter")
-        cookie = {"Cookie": f"rhythm_session={b.cookies['rhythm_session']}"}
+        cookie = {"Cookie": f"{COOKIE}={b.cookies[COOKIE]}"}
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             slow = pool.submit(h.request, "/app/slow?ms=2000", cookie)
             wait_for(lambda: h.status()["RhythmHits"] >= 1, 5, "the slow request to hold the lock")
@@ -247,7 +237,7 @@ def test_killed_worker_does_not_block_its_session():
     with app_server(mpm="prefork") as h:
         b = Browser(h)
         b.get("/app/counter")
-        cookie = {"Cookie": f"rhythm_session={b.cookies['rhythm_session']}"}
+        cookie = {"Cookie": f"{COOKIE}={b.cookies[COOKIE]}"}
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             hung = pool.submit(h.request, "/app/slow?ms=60000", cookie)
             # A worker shows "W" as soon as it reads the request, before it takes the lock.

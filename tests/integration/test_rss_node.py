@@ -13,7 +13,7 @@ import threading
 import pytest
 
 import rss_node_fixture as rf
-from rhythm_httpd import free_port, wait_for
+from rhythm_httpd import free_port, session_id_of, wait_for
 from rss_node_fixture import RssNode, new_key, now_ms
 
 
@@ -91,7 +91,7 @@ def test_tombstone_deletes_and_blocks_older_updates(node):
     assert node.fetch(key)["status"] == rf.DELETED
     status = node.status()
     assert status["sessions"] == 0 and status["tombstones"] == 1
-    code, out, _ = node.run_cli("get", node.queries, rf.key_text(key))
+    code, out, _ = node.run_cli("get", node.queries, session_id_of(key))
     assert code == 1
     assert "state: deleted" in out and "version: 2" in out
     pub.close()
@@ -226,11 +226,11 @@ def test_status_and_get_commands(node):
         assert field in status
     assert status["sessions"] == 1 and status["shards_subscribed"] == 1024
     assert status["name"] == "node-a"
-    code, out, err = node.run_cli("get", node.queries, rf.key_text(key))
+    code, out, err = node.run_cli("get", node.queries, session_id_of(key))
     assert code == 0, err
     assert "state: found" in out and "version: 12" in out and "origin: web1" in out
     assert out.rstrip().endswith("counter=41")
-    code, out, _ = node.run_cli("get", node.queries, rf.key_text(new_key()))
+    code, out, _ = node.run_cli("get", node.queries, session_id_of(new_key()))
     assert code == 1 and "state: not-found" in out
     code, _, err = node.run_cli("get", node.queries, "not-a-session-id")
     assert code == 2 and "is not a session ID" in err

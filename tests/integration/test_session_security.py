@@ -3,7 +3,6 @@ bits; cookies HttpOnly, SameSite=Lax, Secure over TLS; __Host- names; an ID the 
 issue is never adopted, with or without the bank; the idle timeout that applies where
 SessionMaxAge is not set."""
 
-import base64
 import concurrent.futures
 import http.client
 import os
@@ -13,7 +12,8 @@ import time
 
 import pytest
 
-from rhythm_httpd import Browser, wait_for
+from rhythm_httpd import (COOKIE, Browser, app_location, backed_server, session_id_of, session_key,
+                          wait_for)
 from rss_node_fixture import NOT_FOUND, RssNode
 from test_module import app_server
 
@@ -41,15 +41,15 @@ def session_of(text):
 def new_id_bytes(session_id):
     """The 16 bytes of a session ID; fails unless it is their canonical 22-character form."""
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", session_id), session_id
-    raw = base64.urlsafe_b64decode(session_id + "==")
+    raw = session_key(session_id)
     assert len(raw) == 16
-    assert base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == session_id
+    assert session_id_of(raw) == session_id
     return raw
 
 
 def forged_id():
     """A well-formed ID that no server issued."""
-    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    return session_id_of(os.urandom(16))
 
 
 # ---- IDs ----------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def test_a_thousand_issued_ids_are_distinct_128_bit_values():
             assert status == 200
             (header,) = set_cookies(headers)
             name, value, _ = cookie_parts(header)
-            assert name == "rhythm_session"
+            assert name == COOKIE
             return value
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -114,7 +114,7 @@ def test_the_default_cookie_is_http_only_same_site_lax_and_secure_over_tls():
     with h:
         _, headers, _ = h.request("/app/counter")
         name, _, attrs = cookie_parts(set_cookies(headers)[0])
-        assert name == "rhythm_session"
+        assert name == COOKIE
         assert attrs == {"path": "/", "httponly": "", "samesite": "Lax"}
         status, headers, _ = tls_request(tls_port, "/app/counter")
         assert status == 200
@@ -152,7 +152,7 @@ def test_a_host_prefixed_cookie_with_bad_attributes_fails_the_config_test(attrib
 
 # ---- IDs the server did not issue ---------------------------------------------------------------
 
-def assert_forged_id_is_not_adopted(h, forged, name="rhythm_session"):
+def assert_forged_id_is_not_adopted(h, forged, name=COOKIE):
     b = Browser(h)
     b.cookies[name] = forged
     status, headers, text = b.get("/app/set?secret=planted")
@@ -172,11 +172,6 @@ def assert_forged_id_is_not_adopted(h, forged, name="rhythm_session"):
     return issued
 
 
-def backed_up_server(node, extra=""):
-    return app_server(extra, name="web-a", server_wide=f"SessionBackup On\n"
-                      f"SessionBackupNode {node.queries}\nSessionBackupServerId web-a")
-
-
 def test_an_id_the_server_did_not_issue_is_never_adopted():
     with app_server() as h:
         assert_forged_id_is_not_adopted(h, forged_id())
@@ -184,14 +179,14 @@ def test_an_id_the_server_did_not_issue_is_never_adopted():
 
 
 def test_an_id_the_bank_does_not_know_is_never_adopted():
-    with RssNode("bank-1") as node, backed_up_server(node) as h:
+    with RssNode("bank-1") as node, backed_server("web-a", [node], site=app_location()) as h:
         wait_for(lambda: h.status().get("RhythmBackupNodesUp") == 1, 10, "the agent's node")
         forged = forged_id()
         issued = assert_forged_id_is_not_adopted(h, forged)
         assert "not taken over (not found in the bank)" in h.log_text()
-        key = base64.urlsafe_b64decode(issued + "==")
+        key = session_key(issued)
         wait_for(lambda: node.fetch(key)["status"] != NOT_FOUND, 10, "the issued ID in the bank")
-        assert node.fetch(base64.urlsafe_b64decode(forged + "=="))["status"] == NOT_FOUND
+        assert node.fetch(session_key(forged))["status"] == NOT_FOUND
         assert h.status()["RhythmSessions"] == 1
 
 
@@ -220,7 +215,7 @@ def test_a_session_in_use_outlives_the_idle_timeout_and_an_idle_one_is_gone():
     with app_server("RhythmSessionIdleTimeout 2") as h:
         b = Browser(h)
         b.get("/app/counter")
-        sid = b.cookies["rhythm_session"]
+        sid = b.cookies[COOKIE]
         created = time.monotonic()
         # Read (never written) every half second for twice the timeout: each read moves the
         # expiry forward.
@@ -229,12 +224,12 @@ def test_a_session_in_use_outlives_the_idle_timeout_and_an_idle_one_is_gone():
             assert session_of(text)["count"] == "1"
             assert 0 < expiry_in(text) <= 2
             time.sleep(0.5)
-        assert b.cookies["rhythm_session"] == sid
+        assert b.cookies[COOKIE] == sid
         # Left alone, it expires: the parent's sweep reclaims it, nobody asking.
         wait_for(lambda: h.status()["RhythmSessions"] == 0, 10, "the idle session's expiry")
         assert h.status()["RhythmExpirations"] == 1
         assert b.get("/app/counter")[2] == "count=1\n"
-        assert b.cookies["rhythm_session"] != sid
+        assert b.cookies[COOKIE] != sid
 
 
 def test_reads_move_the_expiry_only_after_session_expiry_update_interval():
@@ -269,10 +264,11 @@ def test_the_idle_timeout_can_be_switched_off():
 
 
 def test_the_idle_timeout_reaches_the_bank():
-    with RssNode("bank-1") as node, backed_up_server(node, "RhythmSessionIdleTimeout 4") as h:
+    site = app_location("RhythmSessionIdleTimeout 4")
+    with RssNode("bank-1") as node, backed_server("web-a", [node], site=site) as h:
         b = Browser(h)
         b.get("/app/counter")
-        key = base64.urlsafe_b64decode(b.cookies["rhythm_session"] + "==")
+        key = b.session_key()
 
         def in_bank():
             reply = node.fetch(key)
