@@ -23,7 +23,6 @@
 """
 
 import argparse
-import base64
 import os
 import pathlib
 import re
@@ -41,7 +40,7 @@ os.environ.setdefault("RHYTHM_MODULE", str(BUILD / "mod_rhythm_session" / "mod_r
 os.environ.setdefault("RHYTHM_BUILD_DIR", str(BUILD))
 
 from counter_page import run_wrk, wrk  # noqa: E402
-from rhythm_httpd import Browser, Httpd, wait_for  # noqa: E402
+from rhythm_httpd import Browser, Httpd, backed_server, wait_for  # noqa: E402
 from rss_node_fixture import RssNode  # noqa: E402
 
 SITE = """
@@ -63,11 +62,6 @@ def verdict(ok):
     return "met" if ok else "NOT met"
 
 
-def backed_server(name, node, extra=""):
-    return Httpd(SITE, name=name, server_wide=f"SessionBackup On\nSessionBackupNode {node.queries}\n"
-                 f"SessionBackupServerId {name}\n{extra}\n")
-
-
 def cpu_ticks(pid):
     """User + system CPU ticks of a process, all its threads."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -76,7 +70,7 @@ def cpu_ticks(pid):
 
 def counter_page(node, seconds, rounds, connections=8):
     off = Httpd(SITE, name="backup-off")
-    on = backed_server("backup-on", node)
+    on = backed_server("backup-on", [node], site=SITE)
     runs = {"off": [], "on": []}
     ratios = []
     with off, on:
@@ -172,8 +166,8 @@ def failover_under_load(node, count):
           f"A while wrk saturates A")
     for nice in ("default", "0"):
         extra = "" if nice == "default" else f"SessionBackupAgentNice {nice}"
-        with backed_server(f"failover-a-{nice}", node, extra) as a, \
-                backed_server(f"failover-b-{nice}", node) as b:
+        with backed_server(f"failover-a-{nice}", [node], extra, site=SITE) as a, \
+                backed_server(f"failover-b-{nice}", [node], site=SITE) as b:
             for server in (a, b):
                 wait_for(lambda: server.status().get("RhythmBackupNodesUp") == 1, 10, "the node")
             browsers = [Browser(b) for _ in range(count)]
@@ -205,11 +199,10 @@ def first_change_after_restart(node, restarts):
     agent's socket. Before, what it sent right after connecting was dropped and waited for the
     re-send a second later."""
     took = []
-    with Httpd(SITE, name="restarted", mpm="prefork",
-               server_wide=f"SessionBackup On\nSessionBackupNode {node.queries}\n") as web:
+    with backed_server("restarted", [node], site=SITE, mpm="prefork") as web:
         browser = Browser(web)
         browser.get("/rhythm/counter")
-        key = base64.urlsafe_b64decode(browser.cookies["rhythm_session"] + "==")
+        key = browser.session_key()
         for n in range(2, restarts + 2):
             web.graceful()
             started = time.monotonic()

@@ -15,7 +15,7 @@ os.environ.setdefault("RHYTHM_MODULE", str(BUILD / "mod_rhythm_session" / "mod_r
 os.environ.setdefault("RHYTHM_BUILD_DIR", str(BUILD))
 
 from balancer_fixture import Haproxy  # noqa: E402
-from rhythm_httpd import Httpd  # noqa: E402
+from rhythm_httpd import backed_server  # noqa: E402
 from rss_node_fixture import RssNode  # noqa: E402
 
 SITE = """
@@ -30,12 +30,6 @@ SetEnv RHYTHM_DEMO_SERVER {name}
 """
 
 
-def web_server(name, node):
-    return Httpd(SITE.replace("{name}", name), name=name, modules=["env"],
-                 server_wide=f"SessionBackup On\nSessionBackupNode {node.queries}\n"
-                             f"SessionBackupServerId {name}\n")
-
-
 def main():
     started = []
     # SIGTERM stops the demo like Ctrl-C does.
@@ -43,7 +37,8 @@ def main():
     try:
         node = RssNode("bank-1").start()
         started.append(node)
-        servers = [web_server(name, node).start() for name in ("web1", "web2")]
+        servers = [backed_server(name, [node], site=SITE.replace("{name}", name),
+                                 modules=["env"]).start() for name in ("web1", "web2")]
         started.extend(servers)
         lb = Haproxy(servers).start()
         started.append(lb)
