@@ -123,8 +123,10 @@ struct DirConfig {
 
 // Per top-level request.
 struct RequestState {
-    bool resolved;   // the cookie was read and the lock attempted
-    bool timed_out;  // the lock was not granted in time: serve 503, change nothing
+    bool resolved;  // the cookie was read and the lock attempted
+    // The session cannot be had now (its lock was not granted in time, or its copy could not be
+    // checked after a stall): serve 503, change nothing.
+    bool unavailable;
     SessionCache::Handle handle;
     session_rec *session;
 };
@@ -214,27 +216,38 @@ bool fetch_from_bank(request_rec *r, const SessionId &id) {
     return false;
 }
 
-// After this server stalled (stopped as a whole: SessionCache::Loaded::unchecked), the copy the
-// request holds locked may have been continued on another server meanwhile. The agent checks it
-// against the bank and replaces it with a newer copy, or removes it, before the request reads
-// it. With no answer within SessionBackupTimeout (every node down) the copy here is served.
-SessionCache::Acquire check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
-                                      SessionCache::Loaded *loaded) {
+// After this server stalled (stopped as a whole, or cut off from the bank:
+// SessionCache::Loaded::unchecked), the copy the request holds locked may have been continued on
+// another server meanwhile. The agent checks it against the bank and replaces it with a newer
+// copy, or removes it, before the request reads it. When no node can be reached at all the copy
+// here is served (nobody can have taken it over from the bank meanwhile either); when the check
+// gets no answer in time (SessionBackupTimeout), the request is answered 503 rather than risk a
+// stale copy, and the next one tries again. False in that case.
+bool check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
+                     SessionCache::Loaded *loaded, SessionCache::Acquire *result) {
     g_cache.begin_check(st->handle);
     rhythm::FetchOutcome outcome = rhythm::fetch_via_agent(
         g_settings->backup->socket_path,
         {id, static_cast<std::uint32_t>(g_settings->backup_timeout_ms), true});
-    SessionCache::Acquire result =
-        g_cache.finish_check(&st->handle, pool_allocate, top_request(r)->pool, loaded);
     char prefix[7];
     rhythm::session_id_log_prefix(id, prefix);
-    bool answered =
-        outcome != rhythm::FetchOutcome::kTimedOut && outcome != rhythm::FetchOutcome::kNoAgent;
+    bool answered = outcome != rhythm::FetchOutcome::kTimedOut &&
+                    outcome != rhythm::FetchOutcome::kNoAgent &&
+                    outcome != rhythm::FetchOutcome::kShed;
+    if (!answered) {
+        g_cache.abandon_check(&st->handle);
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "RS0204: session %s... could not be checked against the bank after this "
+                      "server stalled (%s): answering 503; the next request tries again",
+                      prefix, rhythm::fetch_outcome_name(outcome));
+        return false;
+    }
+    *result = g_cache.finish_check(&st->handle, pool_allocate, top_request(r)->pool, loaded);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "RS0203: session %s... checked against the bank after this server stalled: %s%s",
                   prefix, rhythm::fetch_outcome_name(outcome),
-                  answered ? "" : ": the copy here is served");
-    return result;
+                  outcome == rhythm::FetchOutcome::kUnreachable ? ": the copy here is served" : "");
+    return true;
 }
 
 // Reads the cookie and, when it names a session this server holds, takes the session's lock and
@@ -279,8 +292,10 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
         result = g_cache.acquire(id, g_process, r->request_time, g_settings->lock_timeout_ms,
                                  &st->handle, pool_allocate, top->pool, &loaded);
     }
-    if (result == SessionCache::Acquire::kLocked && loaded.unchecked) {
-        result = check_with_bank(r, id, st, &loaded);
+    if (result == SessionCache::Acquire::kLocked && loaded.unchecked &&
+        !check_with_bank(r, id, st, &loaded, &result)) {
+        st->unavailable = true;
+        return;
     }
     switch (result) {
         case SessionCache::Acquire::kLocked:
@@ -293,7 +308,7 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
             break;
         case SessionCache::Acquire::kTimedOut:
         case SessionCache::Acquire::kNoWaiter:
-            st->timed_out = true;
+            st->unavailable = true;
             rhythm::session_id_log_prefix(id, prefix);
             ap_log_rerror(
                 APLOG_MARK, APLOG_WARNING, 0, r,
@@ -323,7 +338,7 @@ int rhythm_header_parser(request_rec *r) {
     }
     RequestState *st = request_state(r);
     resolve_session(r, st, conf);
-    if (st->timed_out) {
+    if (st->unavailable) {
         apr_table_setn(r->err_headers_out, "Retry-After", "1");
         return HTTP_SERVICE_UNAVAILABLE;
     }
@@ -374,7 +389,7 @@ apr_status_t rhythm_session_load(request_rec *r, session_rec **z) {
     apply_idle_timeout(r, conf);
     RequestState *st = request_state(r);
     resolve_session(r, st, conf);
-    if (st->timed_out || !st->session) {
+    if (st->unavailable || !st->session) {
         return APR_EGENERAL;
     }
     *z = st->session;
@@ -443,7 +458,7 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
         return DECLINED;
     }
     RequestState *st = request_state(r);
-    if (st->timed_out || !g_cache_ready) {
+    if (st->unavailable || !g_cache_ready) {
         return APR_EGENERAL;
     }
     const char *name = conf->cookie_name;

@@ -75,12 +75,14 @@ const char *fetch_outcome_name(FetchOutcome outcome) {
             return "the copy here is current";
         case FetchOutcome::kReplaced:
             return "replaced by the bank's newer copy";
+        case FetchOutcome::kUnreachable:
+            return "no node of the bank can be reached";
     }
     return "?";
 }
 
 bool decode_fetch_outcome(unsigned char byte, FetchOutcome *outcome) {
-    if (byte > static_cast<unsigned char>(FetchOutcome::kReplaced)) {
+    if (byte > static_cast<unsigned char>(FetchOutcome::kUnreachable)) {
         return false;
     }
     *outcome = static_cast<FetchOutcome>(byte);

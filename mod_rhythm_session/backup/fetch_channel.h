@@ -26,8 +26,9 @@ enum class FetchOutcome : std::uint8_t {
     kTooLarge = 6,  // the bank has it, larger than this server's RhythmSessionMaxSize: not stored
     kNoSpace = 7,   // the bank has it, but the segment is full of sessions in use: not stored
     // Answers to a check (after the server stalled) of a copy a request holds:
-    kCurrent = 8,   // the bank has nothing newer: the copy here is current
-    kReplaced = 9,  // the bank's newer copy replaced it
+    kCurrent = 8,       // the bank has nothing newer: the copy here is current
+    kReplaced = 9,      // the bank's newer copy replaced it
+    kUnreachable = 10,  // no node of the bank can be asked: nobody can take it over either
 };
 
 // Why a session was or was not taken over, for RS0202.

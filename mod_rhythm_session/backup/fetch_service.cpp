@@ -84,7 +84,12 @@ void FetchService::on_request(int fd, std::uint64_t now_ms) {
     }
     fetch->request_id = next_request_id_++;
     if (ask_bank(*fetch) == 0 && bank_.reached()) {
-        finish(*fetch, true, now_ms);
+        // Every node silent: a take-over finds nothing; a copy held here is the best there is.
+        if (fetch->check) {
+            reply(*fetch, FetchOutcome::kUnreachable);
+        } else {
+            finish(*fetch, true, now_ms);
+        }
         return;
     }
     // Asked, or waiting (until its deadline) for the first node to answer: a server just
@@ -208,8 +213,8 @@ void FetchService::finish(Pending &fetch, bool deadline_passed, std::uint64_t no
 }
 
 // A copy held here after the server stalled, against the bank's best: replaced when the bank's
-// is newer (BackupFeed::reconcile). A deadline with no answer leaves it unchecked: the worker
-// serves it (with every node down, nobody can have continued it from the bank either).
+// is newer (BackupFeed::reconcile). A deadline with no answer leaves it unchecked: the worker does
+// not serve it (it may be stale) and the next request asks again.
 void FetchService::finish_check(Pending &fetch, bool deadline_passed) {
     FetchOutcome outcome = FetchOutcome::kTimedOut;
     if (fetch.best_version != 0 || !deadline_passed) {
@@ -232,9 +237,7 @@ void FetchService::finish_check(Pending &fetch, bool deadline_passed) {
             feed_.count_check(result != R::kCurrent);
         }
     }
-    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
-    close(fetch.fd);
-    fetch.fd = -1;
+    reply(fetch, outcome);
 }
 
 // RS0323, at most one line per kTooLargeLogEveryMs: the sessions that fail over are many when a
@@ -285,7 +288,12 @@ void FetchService::answer(Pending &fetch, std::uint8_t outcome) {
             feed_.count_fetch(Count::kMissing);
             break;
     }
-    send(fetch.fd, &outcome, 1, MSG_NOSIGNAL);
+    reply(fetch, static_cast<FetchOutcome>(outcome));
+}
+
+void FetchService::reply(Pending &fetch, FetchOutcome outcome) {
+    auto byte = static_cast<std::uint8_t>(outcome);
+    send(fetch.fd, &byte, 1, MSG_NOSIGNAL);
     close(fetch.fd);
     fetch.fd = -1;
 }

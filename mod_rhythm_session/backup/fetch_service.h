@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backup/agent_log.h"
+#include "backup/fetch_channel.h"
 #include "core/backup_feed.h"
 #include "wire/messages.h"
 
@@ -73,7 +74,9 @@ class FetchService {
     void finish(Pending &fetch, bool deadline_passed, std::uint64_t now_ms);
     void finish_check(Pending &fetch, bool deadline_passed);
     void log_too_large(const Pending &fetch, std::uint64_t now_ms);
+    // Counts a take-over's outcome, then replies.
     void answer(Pending &fetch, std::uint8_t outcome);
+    void reply(Pending &fetch, FetchOutcome outcome);
 
     BackupFeed &feed_;
     Settings settings_;

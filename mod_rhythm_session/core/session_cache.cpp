@@ -370,6 +370,16 @@ SessionCache::Acquire SessionCache::finish_check(Handle *handle, Allocator alloc
     return Acquire::kLocked;
 }
 
+void SessionCache::abandon_check(Handle *handle) {
+    Segment seg(header_, base_);
+    ShmMutexGuard guard(seg.h().mutex);
+    if (seg.handle_valid(*handle)) {
+        seg.entry(handle->entry).check_pending = 0;
+        seg.hand_on(handle->entry);
+    }
+    handle->entry = kNoIndex;
+}
+
 SessionCache::Save SessionCache::insert(const SessionId &id, const void *data, std::size_t size,
                                         std::int64_t expiry_us, std::int64_t now_us,
                                         std::uint64_t *version, UnbackedLog *log) {

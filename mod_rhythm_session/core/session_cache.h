@@ -133,6 +133,9 @@ class SessionCache {
     // kNotFound / kDeleted with the lock released when it is gone.
     void begin_check(const Handle &handle);
     Acquire finish_check(Handle *handle, Allocator allocate, void *context, Loaded *loaded);
+    // The check could not be made (no answer in time): releases the lock and leaves the session
+    // unchecked, for the next request to try again.
+    void abandon_check(Handle *handle);
 
     // Stores a new session under a fresh ID (not locked afterwards). Room is made as for
     // save_and_release().

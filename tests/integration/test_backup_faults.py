@@ -77,8 +77,10 @@ def test_a_full_node_acknowledges_nothing_it_refused_and_stores_it_once_it_has_r
 def test_a_request_that_waited_through_a_stall_is_served_the_current_copy():
     """A counts a session to 10 and is stopped (SIGSTOP of its process group); the user goes on
     to 20 on B; a request sent to A during the stop is answered when A resumes. It must see 20
-    (and count 21), not A's copy of 10."""
-    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+    (and count 21), not A's copy of 10. (A check that gets no answer within SessionBackupTimeout
+    answers 503: the 2 s here leave room for a loaded test machine.)"""
+    with RssNode("bank-1") as node, \
+            backed_server("web-a", [node], "SessionBackupTimeout 2s") as a, \
             backed_server("web-b", [node]) as b:
         user, sid = counted_session(a, node, 10)
         os.killpg(a.pid, signal.SIGSTOP)
@@ -109,6 +111,37 @@ def test_a_request_that_waited_through_a_stall_is_served_the_current_copy():
         assert log_lines(a, "RS0108") and log_lines(a, "RS0203")
         st = backup_status(a)
         assert st["RhythmBackupStalls"] >= 1 and st["RhythmBackupStallReplaced"] >= 1
+
+
+def test_a_stalled_server_that_cannot_check_a_copy_answers_503_not_the_copy():
+    """As above, but the node hangs too before A resumes: A's check gets no answer in time, so A
+    answers 503 (Retry-After) rather than its copy of 10; once the node runs again, the user's next
+    request counts on from 20."""
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node]) as b:
+        user, sid = counted_session(a, node, 10)
+        os.killpg(a.pid, signal.SIGSTOP)
+        try:
+            stopped_at = time.monotonic()
+            user.server = b
+            for _ in range(10):
+                user.get("/app/counter")
+            wait_for(lambda: count_in_bank(node, sid) == 20, 10, "count=20 in the bank")
+            wait_for(lambda: time.monotonic() - stopped_at >= 2, 5, "2 s of stop")
+            os.kill(node.pid, signal.SIGSTOP)
+        finally:
+            os.killpg(a.pid, signal.SIGCONT)
+        try:
+            user.server = a
+            status, headers, _ = user.get("/app/counter")
+            assert status == 503 and ("Retry-After", "1") in headers
+            assert log_lines(a, "RS0204")
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        wait_for(lambda: user.get("/app/counter")[0] == 200, 10, "served again")  # count=21
+        assert count_of(user.get("/app/counter")[2]) == 22
+        wait_for(lambda: all_acknowledged(a), 10, "A's changes acknowledged")
+        assert count_in_bank(node, sid) == 22
 
 
 # ---- two servers continuing one session ------------------------------------------------------

@@ -623,6 +623,23 @@ BOOST_AUTO_TEST_CASE(an_answer_after_the_request_gave_up_changes_nothing) {
     f.cache.release(&h);
 }
 
+BOOST_AUTO_TEST_CASE(a_check_without_an_answer_leaves_the_session_to_be_checked_again) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    last_alive(f, 2000000);
+    SessionCache::Handle h;
+    SessionCache::Loaded l;
+    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
+    std::free(l.data);
+    f.cache.begin_check(h);
+    f.cache.abandon_check(&h);
+    BOOST_TEST(!h.held());
+    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));  // released
+    BOOST_TEST(l.unchecked);  // and still to be checked
+    std::free(l.data);
+    f.cache.release(&h);
+}
+
 BOOST_AUTO_TEST_CASE(a_server_that_kept_running_or_has_no_backup_serves_without_a_check) {
     Fixture f;
     SessionId a = f.add(1, "a=1");

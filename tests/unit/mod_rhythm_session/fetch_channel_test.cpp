@@ -90,10 +90,10 @@ BOOST_AUTO_TEST_CASE(request_round_trip_and_refusals) {
 BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
     // The numbers are the channel's encoding: a worker and an agent of different builds agree.
     const std::pair<FetchOutcome, int> numbers[] = {
-        {FetchOutcome::kFound, 0},    {FetchOutcome::kNotFound, 1}, {FetchOutcome::kDeleted, 2},
-        {FetchOutcome::kTimedOut, 3}, {FetchOutcome::kNoAgent, 4},  {FetchOutcome::kShed, 5},
-        {FetchOutcome::kTooLarge, 6}, {FetchOutcome::kNoSpace, 7},  {FetchOutcome::kCurrent, 8},
-        {FetchOutcome::kReplaced, 9},
+        {FetchOutcome::kFound, 0},    {FetchOutcome::kNotFound, 1},     {FetchOutcome::kDeleted, 2},
+        {FetchOutcome::kTimedOut, 3}, {FetchOutcome::kNoAgent, 4},      {FetchOutcome::kShed, 5},
+        {FetchOutcome::kTooLarge, 6}, {FetchOutcome::kNoSpace, 7},      {FetchOutcome::kCurrent, 8},
+        {FetchOutcome::kReplaced, 9}, {FetchOutcome::kUnreachable, 10},
     };
     std::set<std::string> names;
     for (const auto &[outcome, number] : numbers) {
@@ -107,7 +107,7 @@ BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
     }
     BOOST_TEST(names.size() == std::size(numbers));
     FetchOutcome decoded = FetchOutcome::kFound;
-    BOOST_TEST(!rhythm::decode_fetch_outcome(10, &decoded));
+    BOOST_TEST(!rhythm::decode_fetch_outcome(11, &decoded));
     BOOST_TEST(!rhythm::decode_fetch_outcome(255, &decoded));
     BOOST_TEST((decoded == FetchOutcome::kFound));  // untouched
     // A session kept out says why, never "not found".
@@ -141,10 +141,9 @@ BOOST_AUTO_TEST_CASE(the_agents_answer_is_returned) {
 
 BOOST_AUTO_TEST_CASE(the_new_outcomes_cross_the_channel_and_an_unknown_byte_does_not) {
     const std::pair<unsigned char, FetchOutcome> cases[] = {
-        {6, FetchOutcome::kTooLarge},
-        {7, FetchOutcome::kNoSpace},
-        {9, FetchOutcome::kReplaced},
-        {10, FetchOutcome::kTimedOut},  // no outcome: no usable answer
+        {6, FetchOutcome::kTooLarge},  {7, FetchOutcome::kNoSpace},
+        {9, FetchOutcome::kReplaced},  {10, FetchOutcome::kUnreachable},
+        {11, FetchOutcome::kTimedOut},  // no outcome: no usable answer
     };
     for (const auto &[byte, expected] : cases) {
         std::string path = socket_path("outcomes");

@@ -199,6 +199,10 @@ BOOST_AUTO_TEST_CASE(with_no_node_to_ask_the_answer_is_at_once_unless_none_was_r
     FetchOutcome outcome;
     BOOST_REQUIRE(Fixture::answered(worker, &outcome));
     BOOST_TEST((outcome == FetchOutcome::kTimedOut));
+    // A check, with every node silent, is told so: the copy held is the best there is.
+    int check = f.ask(id_of(3), 200, true);
+    BOOST_REQUIRE(Fixture::answered(check, &outcome));
+    BOOST_TEST((outcome == FetchOutcome::kUnreachable));
     // A new agent that has reached no node yet waits, within the deadline, for the first.
     f.bank.has_reached = false;
     f.bank.nodes[0].silent = false;
