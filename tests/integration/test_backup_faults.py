@@ -6,6 +6,7 @@ every figure that claims data is safe is checked against the bank's real content
 """
 
 import os
+import pathlib
 import re
 import signal
 import socket
@@ -15,6 +16,31 @@ import time
 from rhythm_httpd import COOKIE, Browser, backed_server, wait_for
 from rss_node_fixture import DELETED, FOUND, RssNode
 from test_backup import backup_status, count_in_bank, count_of, counted_session, in_bank
+
+
+def stopped(pid=None, pgid=None):
+    """Whether the process `pid`, or every process of the group `pgid`, is stopped (state T):
+    SIGSTOP takes effect when each is next scheduled, after kill has returned."""
+    states = []
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            continue
+        if entry.name == str(pid) or fields[2] == str(pgid):
+            states.append(fields[0])
+    return states and all(state == "T" for state in states)
+
+
+def stop_server(server):
+    """A hung host: SIGSTOP to the server's whole process group, until every process is stopped."""
+    os.killpg(server.pid, signal.SIGSTOP)
+    wait_for(lambda: stopped(pgid=server.pid), 5, f"{server.name} stopped")
+
+
+def stop_node(node):
+    os.kill(node.pid, signal.SIGSTOP)
+    wait_for(lambda: stopped(pid=node.pid), 5, f"{node.name} stopped")
 
 
 def all_acknowledged(server):
@@ -78,12 +104,13 @@ def test_a_request_that_waited_through_a_stall_is_served_the_current_copy():
     """A counts a session to 10 and is stopped (SIGSTOP of its process group); the user goes on
     to 20 on B; a request sent to A during the stop is answered when A resumes. It must see 20
     (and count 21), not A's copy of 10. (A check that gets no answer within SessionBackupTimeout
-    answers 503: the 2 s here leave room for a loaded test machine.)"""
+    answers 503, and a fetch that gets none starts a new session: the 2 s here leave room for a
+    loaded test machine.)"""
     with RssNode("bank-1") as node, \
             backed_server("web-a", [node], "SessionBackupTimeout 2s") as a, \
-            backed_server("web-b", [node]) as b:
+            backed_server("web-b", [node], "SessionBackupTimeout 2s") as b:
         user, sid = counted_session(a, node, 10)
-        os.killpg(a.pid, signal.SIGSTOP)
+        stop_server(a)
         try:
             stopped_at = time.monotonic()
             queued = {}
@@ -118,9 +145,9 @@ def test_a_stalled_server_that_cannot_check_a_copy_answers_503_not_the_copy():
     answers 503 (Retry-After) rather than its copy of 10; once the node runs again, the user's next
     request counts on from 20."""
     with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
-            backed_server("web-b", [node]) as b:
+            backed_server("web-b", [node], "SessionBackupTimeout 2s") as b:
         user, sid = counted_session(a, node, 10)
-        os.killpg(a.pid, signal.SIGSTOP)
+        stop_server(a)
         try:
             stopped_at = time.monotonic()
             user.server = b
@@ -128,7 +155,7 @@ def test_a_stalled_server_that_cannot_check_a_copy_answers_503_not_the_copy():
                 user.get("/app/counter")
             wait_for(lambda: count_in_bank(node, sid) == 20, 10, "count=20 in the bank")
             wait_for(lambda: time.monotonic() - stopped_at >= 2, 5, "2 s of stop")
-            os.kill(node.pid, signal.SIGSTOP)
+            stop_node(node)
         finally:
             os.killpg(a.pid, signal.SIGCONT)
         try:
