@@ -1,31 +1,70 @@
-// The counters a node keeps and reports in its status JSON. Plain integers: the node is one
-// thread, and readers get them through a status request.
+// The counters a node keeps and reports in its status JSON, written once: the table below makes
+// both the NodeCounters fields and the list the status writer walks (node_status.cpp). Plain
+// integers: the node is one thread, and readers get them through a status request.
+//
+// The status JSON mixes the counters with other fields (docs/rss_node.md, Status fields), so each
+// counter belongs to a group, the run of counters between two of those fields; the table is in
+// the order of the JSON. `updates_refused` is not a counter of its own: it is derived.
 #pragma once
 
 #include <cstdint>
 
 namespace rhythm::node {
 
-struct NodeCounters {
-    std::uint64_t updates_applied = 0;
-    std::uint64_t updates_duplicate = 0;
-    std::uint64_t refused_stale = 0;   // an older version than the one held
-    std::uint64_t refused_memory = 0;  // a new session, or a larger version, past --max-memory
-    std::uint64_t conflicts = 0;       // the same version of a session from two servers
-    std::uint64_t expired_on_arrival = 0;
-    std::uint64_t sessions_expired = 0;  // freed by the sweep
-    std::uint64_t malformed_frames = 0;  // messages dropped because they did not decode
-    std::uint64_t version_mismatches = 0;
-    std::uint64_t fetches = 0;
-    std::uint64_t fetch_hits = 0;
-    std::uint64_t heartbeats = 0;
-    std::uint64_t snapshots_served = 0;
-    std::uint64_t snapshots_requested = 0;       // fills of gained shards asked of peers
-    std::uint64_t snapshot_records_applied = 0;  // records from those fills that were stored
-    std::uint64_t ownership_changes = 0;
-    std::uint64_t replies_dropped = 0;  // the requester's queue was full or it was gone
+// Where a counter's run of fields goes in the status JSON: after the field named.
+enum class CounterGroup {
+    kAfterOwnershipDecided,  // ... up to `replicas`
+    kAfterReplicas,          // ... up to `updates_refused`
+    kAfterUpdatesRefused,    // ... up to `agents`
+    kAfterAgents,            // ... up to `curve`
+};
 
-    std::uint64_t updates_refused() const { return refused_stale + refused_memory; }
+// X(group, name): every counter, in the order of the status JSON; docs/rss_node.md says what
+// each counts. Among them: `refused_memory`, new sessions and larger versions refused past
+// --max-memory; `conflicts`, the same version of a session made by two servers;
+// `malformed_frames`, messages dropped because they did not decode; `snapshots_requested`, fills
+// of gained shards asked of peers; `replies_dropped`, answers to a requester whose queue was full
+// or that was gone.
+#define RSS_NODE_COUNTERS(X)                            \
+    X(kAfterOwnershipDecided, ownership_changes)        \
+    X(kAfterOwnershipDecided, snapshots_requested)      \
+    X(kAfterOwnershipDecided, snapshot_records_applied) \
+    X(kAfterReplicas, updates_applied)                  \
+    X(kAfterUpdatesRefused, refused_stale)              \
+    X(kAfterUpdatesRefused, refused_memory)             \
+    X(kAfterUpdatesRefused, conflicts)                  \
+    X(kAfterUpdatesRefused, updates_duplicate)          \
+    X(kAfterUpdatesRefused, expired_on_arrival)         \
+    X(kAfterUpdatesRefused, sessions_expired)           \
+    X(kAfterUpdatesRefused, malformed_frames)           \
+    X(kAfterUpdatesRefused, version_mismatches)         \
+    X(kAfterUpdatesRefused, fetches)                    \
+    X(kAfterUpdatesRefused, fetch_hits)                 \
+    X(kAfterUpdatesRefused, heartbeats)                 \
+    X(kAfterAgents, snapshots_served)                   \
+    X(kAfterAgents, replies_dropped)
+
+struct NodeCounters {
+#define RSS_NODE_COUNTER_FIELD(group, name) std::uint64_t name = 0;
+    RSS_NODE_COUNTERS(RSS_NODE_COUNTER_FIELD)
+#undef RSS_NODE_COUNTER_FIELD
+
+    std::uint64_t updates_refused() const {
+        return refused_stale + refused_memory;
+    }
+};
+
+// One row of the table: a counter's group, its name in the status JSON, and its field.
+struct CounterField {
+    CounterGroup group;
+    const char *name;
+    std::uint64_t NodeCounters::*member;
+};
+
+inline constexpr CounterField kCounterFields[] = {
+#define RSS_NODE_COUNTER_ROW(group, name) {CounterGroup::group, #name, &NodeCounters::name},
+    RSS_NODE_COUNTERS(RSS_NODE_COUNTER_ROW)
+#undef RSS_NODE_COUNTER_ROW
 };
 
 }  // namespace rhythm::node

@@ -8,7 +8,7 @@
 #include <malloc.h>
 #include <zmq.h>
 
-#include "rss_node/json_writer.h"
+#include "rss_node/node_status.h"
 #include "rss_node/shard_ownership.h"
 #include "wire/curve.h"
 #include "wire/rendezvous.h"
@@ -888,82 +888,30 @@ void NodeServer::malformed(const char *socket, const wire::DecodeResult &result,
 }
 
 std::string NodeServer::status_json() const {
-    JsonWriter j;
-    j.begin_object();
-    j.field("name", config_.name);
-    j.field("protocol_version", std::uint64_t{wire::kProtocolVersion});
-    j.field("uptime_seconds", (monotonic_ms() - started_ms_) / 1000);
-    j.field("updates_endpoint", updates_endpoint_);
-    j.field("queries_endpoint", queries_endpoint_);
-    j.field("sessions", store_.live_sessions());
-    j.field("tombstones", store_.tombstones());
-    j.field("bytes", store_.bytes());
-    j.field("payload_bytes", store_.payload_bytes());
-    j.field("max_memory", store_.max_memory());
-    j.field_bool("full", full_);
-    j.field("shards_subscribed", owned_.count());
-    j.field("shards_owned", owned_.count());
-    j.field("shards_owned_list", shard_ranges(owned_));
-    wire::ShardSet short_set = short_shards();
-    j.field("shards_short", short_set.count());
-    j.field("shards_short_list", shard_ranges(short_set));
-    j.field_bool("ownership_decided", ownership_decided_);
-    j.field("ownership_changes", counters_.ownership_changes);
-    j.field("snapshots_requested", counters_.snapshots_requested);
-    j.field("snapshot_records_applied", counters_.snapshot_records_applied);
-    j.field("replicas", std::uint64_t{config_.replicas});
-    j.field("updates_applied", counters_.updates_applied);
-    j.field("updates_refused", counters_.updates_refused());
-    j.field("refused_stale", counters_.refused_stale);
-    j.field("refused_memory", counters_.refused_memory);
-    j.field("conflicts", counters_.conflicts);
-    j.field("updates_duplicate", counters_.updates_duplicate);
-    j.field("expired_on_arrival", counters_.expired_on_arrival);
-    j.field("sessions_expired", counters_.sessions_expired);
-    j.field("malformed_frames", counters_.malformed_frames);
-    j.field("version_mismatches", counters_.version_mismatches);
-    j.field("fetches", counters_.fetches);
-    j.field("fetch_hits", counters_.fetch_hits);
-    j.field("heartbeats", counters_.heartbeats);
-    j.field("agents", agents_.size());
-    j.field("snapshots_served", counters_.snapshots_served);
-    j.field("replies_dropped", counters_.replies_dropped);
-    j.field_bool("curve", keys_.enabled());
-    j.field("curve_clients", static_cast<std::uint64_t>(zap_.clients_listed()));
-    j.field("curve_admitted", zap_.admitted());
-    j.field("curve_refused", zap_.refused());
-    std::uint64_t handshake_failures = 0;
-    for (const auto &monitor : handshake_monitors_) {
-        handshake_failures += monitor->failures();
-    }
-    j.field("handshake_failures", handshake_failures);
+    NodeStatus status;
+    status.name = config_.name;
     std::uint64_t mono_ms = monotonic_ms();
-    j.begin_array("peers");
-    for (const auto &p : membership_.peers()) {
-        j.begin_object();
-        j.field("endpoint", p.endpoint);
-        j.field("name", p.name);
-        j.field("state", peer_state_name(p.state));
-        j.field("last_seen_ms_ago", p.last_pong_ms == 0 ? 0 : mono_ms - p.last_pong_ms);
-        j.end_object();
+    status.uptime_seconds = (mono_ms - started_ms_) / 1000;
+    status.updates_endpoint = updates_endpoint_;
+    status.queries_endpoint = queries_endpoint_;
+    status.store = &store_;
+    status.full = full_;
+    status.owned = owned_;
+    status.short_shards = short_shards();
+    status.ownership_decided = ownership_decided_;
+    status.replicas = config_.replicas;
+    status.counters = &counters_;
+    status.agents = agents_.size();
+    status.curve = keys_.enabled();
+    status.curve_clients = zap_.clients_listed();
+    status.curve_admitted = zap_.admitted();
+    status.curve_refused = zap_.refused();
+    for (const auto &monitor : handshake_monitors_) {
+        status.handshake_failures += monitor->failures();
     }
-    j.end_array();
-    j.begin_array("members");
-    j.begin_object();
-    j.field("name", config_.name);
-    j.field("endpoint", queries_endpoint_);
-    j.field("state", "up");
-    j.end_object();
-    for (const auto &p : membership_.peers()) {
-        j.begin_object();
-        j.field("name", p.name);
-        j.field("endpoint", p.endpoint);
-        j.field("state", peer_state_name(p.state));
-        j.end_object();
-    }
-    j.end_array();
-    j.end_object();
-    return j.text();
+    status.peers = &membership_.peers();
+    status.mono_ms = mono_ms;
+    return rhythm::node::status_json(status);
 }
 
 }  // namespace rhythm::node
