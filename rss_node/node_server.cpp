@@ -35,9 +35,6 @@ constexpr std::uint64_t kStallMs = 1000;
 // of it from here, then dropped: it no longer receives updates, and a copy kept until its
 // sessions expire would answer fetches with versions that grow older.
 constexpr std::uint64_t kLostShardLingerMs = 10000;
-constexpr std::uint64_t kSnapshotRetryMs = 1000;
-// A snapshot that sends nothing for this long is given up: the agents' re-sends fill its shards.
-constexpr std::uint64_t kSnapshotStallMs = 10000;
 constexpr std::uint64_t kAgentIdleMs = 600000;
 
 constexpr int kQueriesHighWaterMark = 10000;
@@ -271,20 +268,9 @@ void NodeServer::update_ownership(std::uint64_t mono_ms) {
     agents_.forget_shards(change.lost);
     if (change.gained.count() > 0) {
         agents_.request_resend(change.gained);
-        for (auto &[name, shards] : snapshot_sources(change.gained, config_.name, previous_members_,
-                                                     live, config_.replicas)) {
-            for (std::size_t i = 0; i < membership_.peers().size(); ++i) {
-                const Membership::Peer &peer = membership_.peers()[i];
-                if (peer.state == PeerState::kUp && peer.name == name) {
-                    SnapshotFill fill;
-                    fill.peer = i;
-                    fill.request_id = next_request_id_++;
-                    fill.shards = shards;
-                    fills_.push_back(fill);
-                    break;
-                }
-            }
-        }
+        fills_.ask(snapshot_sources(change.gained, config_.name, previous_members_, live,
+                                    config_.replicas),
+                   membership_.peers(), &next_request_id_);
     }
     if (ownership_decided_ || !membership_.peers().empty()) {
         std::string names;
@@ -304,31 +290,16 @@ void NodeServer::update_ownership(std::uint64_t mono_ms) {
 }
 
 void NodeServer::send_snapshot_requests(std::uint64_t mono_ms) {
-    for (auto &fill : fills_) {
-        if (fill.sent || mono_ms < fill.send_after_ms) {
-            continue;
-        }
-        wire::SnapshotRequest request{fill.request_id, fill.shards};
-        if (wire::send_frames(peer_sockets_[fill.peer], nullptr, wire::encode_message(request),
-                              ZMQ_DONTWAIT)) {
-            fill.sent = true;
-            fill.last_progress_ms = mono_ms;
-            counters_.snapshots_requested++;
-        }
-    }
+    counters_.snapshots_requested +=
+        fills_.send_due(mono_ms, [this](std::size_t peer, const wire::SnapshotRequest &request) {
+            return wire::send_frames(peer_sockets_[peer], nullptr, wire::encode_message(request),
+                                     ZMQ_DONTWAIT);
+        });
 }
 
 void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, std::uint64_t now_ms,
                                     std::uint64_t mono_ms) {
-    auto fill = std::find_if(fills_.begin(), fills_.end(), [&](const SnapshotFill &f) {
-        return f.request_id == snapshot.request_id;
-    });
-    if (fill == fills_.end()) {
-        return;  // given up, or its peer went down
-    }
-    fill->last_progress_ms = mono_ms;
-    // A record of a shard lost again meanwhile would never be updated here: not kept.
-    if (!owned_.contains(wire::shard_of(snapshot.record.key))) {
+    if (!fills_.accept(snapshot, owned_, mono_ms)) {
         return;
     }
     // Like an update: the highest version wins, so a version never moves backwards.
@@ -340,65 +311,11 @@ void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, std::u
     }
 }
 
-void NodeServer::on_snapshot_end(std::size_t peer, std::uint64_t request_id) {
-    for (auto it = fills_.begin(); it != fills_.end(); ++it) {
-        if (it->request_id == request_id) {
-            RSS_LOG(LogLevel::kInfo, "filled %zu shard(s) from peer %s", it->shards.count(),
-                    membership_.peers()[peer].name.c_str());
-            fills_.erase(it);
-            return;
-        }
-    }
-}
-
-void NodeServer::on_peer_error(std::size_t peer, const wire::ErrorReply &error,
-                               std::uint64_t mono_ms) {
-    for (auto it = fills_.begin(); it != fills_.end(); ++it) {
-        if (it->request_id != error.request_id) {
-            continue;
-        }
-        if (error.code == wire::ErrorCode::kBusy) {
-            it->sent = false;
-            it->send_after_ms = mono_ms + kSnapshotRetryMs;
-        } else {
-            RSS_LOG(LogLevel::kWarn,
-                    "peer %s refused a snapshot of %zu shard(s): %.*s; the agents re-send them",
-                    membership_.peers()[peer].name.c_str(), it->shards.count(),
-                    static_cast<int>(error.text.size()), error.text.data());
-            fills_.erase(it);
-        }
-        return;
-    }
-}
-
 void NodeServer::forget_fills(std::uint64_t mono_ms) {
-    for (auto it = fills_.begin(); it != fills_.end();) {
-        const Membership::Peer &peer = membership_.peers()[it->peer];
-        if (peer.state != PeerState::kUp) {
-            // Its snapshot will not come (all of it): the agents publish those shards again.
-            RSS_LOG(LogLevel::kWarn,
-                    "peer %s went down during a snapshot of %zu shard(s): the agents are asked to "
-                    "re-send them",
-                    peer.name.c_str(), it->shards.count());
-            agents_.request_resend(it->shards);
-            it = fills_.erase(it);
-        } else if (it->sent && mono_ms - it->last_progress_ms > kSnapshotStallMs) {
-            RSS_LOG(LogLevel::kWarn,
-                    "peer %s sent nothing of a snapshot of %zu shard(s) for %llu s: given up; "
-                    "the agents re-send them",
-                    peer.name.c_str(), it->shards.count(),
-                    static_cast<unsigned long long>(kSnapshotStallMs / 1000));
-            agents_.request_resend(it->shards);
-            it = fills_.erase(it);
-        } else {
-            ++it;
-        }
+    wire::ShardSet resend = fills_.give_up(membership_.peers(), mono_ms);
+    if (resend.count() > 0) {
+        agents_.request_resend(resend);
     }
-}
-
-bool NodeServer::filling(std::uint32_t shard) const {
-    return std::any_of(fills_.begin(), fills_.end(),
-                       [&](const SnapshotFill &fill) { return fill.shards.contains(shard); });
 }
 
 bool NodeServer::serving_snapshot_of(std::uint32_t shard) const {
@@ -411,11 +328,7 @@ wire::ShardSet NodeServer::short_shards() const {
         return wire::ShardSet::all();
     }
     // This node's copy of a shard it is still filling is not a copy yet.
-    wire::ShardSet filling;
-    for (const auto &fill : fills_) {
-        filling.add_all(fill.shards);
-    }
-    return filling;
+    return fills_.shards();
 }
 
 void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload) {
@@ -647,7 +560,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
             counters_.fetch_hits++;
             answer.status =
                 answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
-        } else if (filling(wire::shard_of(fetch->key))) {
+        } else if (fills_.filling(wire::shard_of(fetch->key))) {
             // Not here yet may mean not copied yet: the asker is to count on another node.
             reply(routing_id, wire::ErrorReply{fetch->request_id, wire::ErrorCode::kFilling,
                                                "this node is still being filled with that shard"});
@@ -820,9 +733,9 @@ void NodeServer::drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_
         } else if (auto *record = std::get_if<wire::SnapshotRecord>(&reply_message)) {
             on_snapshot_record(*record, now_ms, mono_ms);
         } else if (auto *end = std::get_if<wire::SnapshotEnd>(&reply_message)) {
-            on_snapshot_end(peer, end->request_id);
+            fills_.on_end(end->request_id, membership_.peers()[peer].name);
         } else if (auto *error = std::get_if<wire::ErrorReply>(&reply_message)) {
-            on_peer_error(peer, *error, mono_ms);
+            fills_.on_error(*error, membership_.peers()[peer].name, mono_ms);
         }
     }
 }

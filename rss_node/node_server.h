@@ -21,6 +21,7 @@
 #include "rss_node/node_config.h"
 #include "rss_node/node_counters.h"
 #include "rss_node/session_store.h"
+#include "rss_node/snapshot_fill.h"
 #include "rss_node/zap_handler.h"
 #include "wire/handshake_monitor.h"
 
@@ -53,15 +54,6 @@ class NodeServer {
     std::string status_json() const;
 
   private:
-    // A snapshot this node asked a peer for, to fill shards it has gained.
-    struct SnapshotFill {
-        std::size_t peer = 0;
-        std::uint64_t request_id = 0;
-        wire::ShardSet shards;
-        bool sent = false;
-        std::uint64_t send_after_ms = 0;     // monotonic; a busy peer is asked again later
-        std::uint64_t last_progress_ms = 0;  // monotonic: sent, or its last record
-    };
     struct SnapshotJob {
         std::string routing_id;
         std::uint64_t request_id = 0;
@@ -81,10 +73,7 @@ class NodeServer {
     void on_snapshot_record(const wire::SnapshotRecord &record, std::uint64_t now_ms,
                             std::uint64_t mono_ms);
     void forget_fills(std::uint64_t mono_ms);
-    void on_snapshot_end(std::size_t peer, std::uint64_t request_id);
-    void on_peer_error(std::size_t peer, const wire::ErrorReply &error, std::uint64_t mono_ms);
     bool serving_snapshot_of(std::uint32_t shard) const;
-    bool filling(std::uint32_t shard) const;
     void ping_peers(std::uint64_t mono_ms);
     wire::ShardSet short_shards() const;
     void drain_updates(std::uint64_t now_ms);
@@ -115,7 +104,7 @@ class NodeServer {
     wire::ShardSet owned_;
     // When each shard this node has lost is to be dropped (monotonic ms; 0: not lost).
     std::array<std::uint64_t, wire::kShardCount> drop_lost_at_ms_{};
-    std::vector<SnapshotFill> fills_;
+    SnapshotFills fills_;
     std::deque<SnapshotJob> snapshots_;
     NodeKeys keys_;
     ZapHandler zap_;
