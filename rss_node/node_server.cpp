@@ -20,8 +20,8 @@ namespace {
 // How much one turn of the loop does before looking at the other sockets and the timers.
 constexpr int kUpdatesPerTurn = 4096;
 constexpr int kQueriesPerTurn = 512;
-constexpr std::size_t kSnapshotRecordsPerTurn = 2048;
-constexpr std::size_t kMaxSnapshotsInProgress = 16;
+// A peer's answers: as many as the snapshot records a turn sends.
+constexpr std::size_t kPeerMessagesPerTurn = SnapshotServer::kRecordsPerTurn;
 
 constexpr std::uint64_t kSweepIntervalMs = 100;
 constexpr std::uint32_t kShardsPerSweep = 32;  // every shard about every 3.2 s
@@ -79,7 +79,8 @@ std::uint64_t wall_clock_ms() {
 NodeServer::NodeServer(const NodeConfig &config)
     : config_(config),
       store_(config.max_memory),
-      membership_(config.name, config.peers, monotonic_ms()) {}
+      membership_(config.name, config.peers, monotonic_ms()),
+      snapshots_(store_) {}
 
 NodeServer::~NodeServer() {
     // Sockets first: zmq_ctx_term waits for every socket of its context to close.
@@ -318,11 +319,6 @@ void NodeServer::forget_fills(std::uint64_t mono_ms) {
     }
 }
 
-bool NodeServer::serving_snapshot_of(std::uint32_t shard) const {
-    return std::any_of(snapshots_.begin(), snapshots_.end(),
-                       [&](const SnapshotJob &job) { return job.shards.contains(shard); });
-}
-
 wire::ShardSet NodeServer::short_shards() const {
     if (membership_.live_members().size() < config_.replicas) {
         return wire::ShardSet::all();
@@ -356,9 +352,9 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
         }
         // A snapshot in progress wants the next turn soon; one whose requester is behind, a
         // little later.
-        long timeout = snapshots_.empty()  ? static_cast<long>(kSweepIntervalMs)
-                       : snapshot_blocked_ ? 1
-                                           : 0;
+        long timeout = snapshots_.idle()      ? static_cast<long>(kSweepIntervalMs)
+                       : snapshots_.blocked() ? 1
+                                              : 0;
         int rc = zmq_poll(items.data(), static_cast<int>(items.size()), timeout);
         if (rc < 0) {
             if (errno == EINTR) {
@@ -573,16 +569,11 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
     } else if (auto *heartbeat = std::get_if<wire::Heartbeat>(&message)) {
         answer_heartbeat(routing_id, *heartbeat, now_ms);
     } else if (auto *request = std::get_if<wire::SnapshotRequest>(&message)) {
-        if (snapshots_.size() >= kMaxSnapshotsInProgress) {
+        if (!snapshots_.start(routing_id, *request)) {
             reply(routing_id, wire::ErrorReply{request->request_id, wire::ErrorCode::kBusy,
                                                "too many snapshots in progress"});
             return;
         }
-        SnapshotJob job;
-        job.routing_id = routing_id;
-        job.request_id = request->request_id;
-        job.shards = request->shards;
-        snapshots_.push_back(std::move(job));
     } else if (auto *status = std::get_if<wire::StatusRequest>(&message)) {
         std::string json = status_json();
         reply(routing_id, wire::StatusReply{status->request_id, json});
@@ -661,54 +652,21 @@ bool NodeServer::reply(const std::string &routing_id, const wire::Message &messa
 }
 
 void NodeServer::advance_snapshots(std::uint64_t now_ms) {
-    snapshot_blocked_ = false;
-    std::size_t budget = kSnapshotRecordsPerTurn;
-    while (!snapshots_.empty() && budget > 0) {
-        SnapshotJob &job = snapshots_.front();
-        if (job.sent_in_shard == job.pending.size()) {
-            // Next shard of the request: take its keys now, send their latest versions below.
-            job.pending.clear();
-            job.sent_in_shard = 0;
-            while (job.next_shard < wire::kShardCount && !job.shards.contains(job.next_shard)) {
-                job.next_shard++;
-            }
-            if (job.next_shard == wire::kShardCount) {
-                reply(job.routing_id, wire::SnapshotEnd{job.request_id, job.records});
-                counters_.snapshots_served++;
-                snapshots_.pop_front();
-                continue;
-            }
-            store_.for_each_in_shard(job.next_shard, now_ms, [&](const wire::SessionRecord &r) {
-                job.pending.push_back(r.key);
-            });
-            job.next_shard++;
+    SnapshotServer::Turn turn = snapshots_.advance(now_ms, [this](const std::string &routing_id,
+                                                                  const wire::Message &message) {
+        if (wire::send_frames(queries_, &routing_id, wire::encode_message(message), ZMQ_DONTWAIT)) {
+            return SnapshotServer::Sent::kSent;
         }
-        while (job.sent_in_shard < job.pending.size() && budget > 0) {
-            wire::SnapshotRecord record;
-            record.request_id = job.request_id;
-            if (store_.find(job.pending[job.sent_in_shard], now_ms, &record.record)) {
-                if (!wire::send_frames(queries_, &job.routing_id, wire::encode_message(record),
-                                       ZMQ_DONTWAIT)) {
-                    if (errno == EAGAIN) {
-                        snapshot_blocked_ = true;  // the requester is behind: carry on later
-                        return;
-                    }
-                    counters_.replies_dropped++;
-                    snapshots_.pop_front();  // the requester is gone
-                    break;
-                }
-                job.records++;
-            }
-            job.sent_in_shard++;
-            budget--;
-        }
-    }
+        return errno == EAGAIN ? SnapshotServer::Sent::kWouldBlock : SnapshotServer::Sent::kGone;
+    });
+    counters_.snapshots_served += turn.served;
+    counters_.replies_dropped += turn.dropped;
 }
 
 void NodeServer::drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_t mono_ms) {
     wire::ReceivedMessage message;
     for (std::size_t i = 0;
-         i < kSnapshotRecordsPerTurn && message.receive(peer_sockets_[peer], ZMQ_DONTWAIT); ++i) {
+         i < kPeerMessagesPerTurn && message.receive(peer_sockets_[peer], ZMQ_DONTWAIT); ++i) {
         wire::Message reply_message;
         wire::DecodeResult result =
             message.overflow()
@@ -759,7 +717,7 @@ void NodeServer::tick(std::uint64_t now_ms, std::uint64_t mono_ms) {
             std::uint32_t shard = sweep_shard_;
             sweep_shard_ = (sweep_shard_ + 1) % wire::kShardCount;
             if (drop_lost_at_ms_[shard] != 0 && mono_ms >= drop_lost_at_ms_[shard] &&
-                !serving_snapshot_of(shard)) {
+                !snapshots_.serving(shard)) {
                 drop_lost_at_ms_[shard] = 0;
                 store_.drop_shard(shard);
                 continue;

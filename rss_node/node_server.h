@@ -22,6 +22,7 @@
 #include "rss_node/node_counters.h"
 #include "rss_node/session_store.h"
 #include "rss_node/snapshot_fill.h"
+#include "rss_node/snapshot_server.h"
 #include "rss_node/zap_handler.h"
 #include "wire/handshake_monitor.h"
 
@@ -54,16 +55,6 @@ class NodeServer {
     std::string status_json() const;
 
   private:
-    struct SnapshotJob {
-        std::string routing_id;
-        std::uint64_t request_id = 0;
-        wire::ShardSet shards;
-        std::uint32_t next_shard = 0;
-        std::vector<wire::SessionKey> pending;  // keys of the shard being sent
-        std::size_t sent_in_shard = 0;
-        std::uint64_t records = 0;
-    };
-
     bool secure_sockets(std::string *error);
     bool watch_handshakes(void *socket, bool curve_server, std::string *error);
     void drain_watched(std::uint64_t now_ms);
@@ -73,7 +64,6 @@ class NodeServer {
     void on_snapshot_record(const wire::SnapshotRecord &record, std::uint64_t now_ms,
                             std::uint64_t mono_ms);
     void forget_fills(std::uint64_t mono_ms);
-    bool serving_snapshot_of(std::uint32_t shard) const;
     void ping_peers(std::uint64_t mono_ms);
     wire::ShardSet short_shards() const;
     void drain_updates(std::uint64_t now_ms);
@@ -105,7 +95,7 @@ class NodeServer {
     // When each shard this node has lost is to be dropped (monotonic ms; 0: not lost).
     std::array<std::uint64_t, wire::kShardCount> drop_lost_at_ms_{};
     SnapshotFills fills_;
-    std::deque<SnapshotJob> snapshots_;
+    SnapshotServer snapshots_;
     NodeKeys keys_;
     ZapHandler zap_;
     std::vector<std::unique_ptr<wire::HandshakeMonitor>> handshake_monitors_;
@@ -121,7 +111,6 @@ class NodeServer {
     std::uint64_t last_turn_ms_ = 0;  // monotonic
     std::uint64_t next_agent_check_ms_ = 0;
     std::uint64_t next_request_id_ = 1;
-    bool snapshot_blocked_ = false;
     // Since a change was refused for lack of memory, until the store is back under
     // kRoomAgainPercent of --max-memory: agents keep what it refused unacknowledged, and hold
     // back re-sending it, until then.
