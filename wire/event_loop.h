@@ -1,0 +1,103 @@
+// A small event loop in the spirit of Redis's ae.c (aeCreateFileEvent, aeCreateTimeEvent):
+// handlers registered for ZeroMQ sockets and for plain descriptors, and timers ordered on a
+// monotonic clock, once or repeating. Each turn (run_once) polls once, for no longer than until
+// the earliest timer and a cap the caller gives (its own pacing), then calls the handlers of
+// what is ready, in the order they were registered, then the timers that are due, earliest first.
+//
+// Sockets or descriptors: zmq_poll checks every socket item on each pass, two system calls each.
+// A socket that only needs to wake the loop (a handshake monitor, the ZAP handler) is better
+// watched as a plain descriptor, its pollable_descriptor (zmq_io.h); its handler must then
+// receive until nothing is left, or the descriptor may not turn readable again.
+//
+// A turn allocates nothing: the poll items are rebuilt only when the registrations change.
+// Handlers may register and unregister anything during a turn, themselves included: what is
+// unregistered is not called again, even later in the same turn; what is registered takes part
+// from the next turn. The loop has no clock of its own: it is given one.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+#include <zmq.h>
+
+namespace rhythm::wire {
+
+class EventLoop {
+  public:
+    using Clock = std::function<std::uint64_t()>;  // monotonic milliseconds
+    using Handler = std::function<void()>;
+    using Id = std::uint64_t;  // of a watch or a timer; never 0
+
+    explicit EventLoop(Clock clock);
+    EventLoop(const EventLoop &) = delete;
+    EventLoop &operator=(const EventLoop &) = delete;
+
+    // Calls `handler` in each turn in which the ZeroMQ socket `socket` has a message waiting.
+    Id watch_socket(void *socket, Handler handler);
+    // Calls `handler` in each turn in which the descriptor `fd` is readable, or in error.
+    Id watch_descriptor(int fd, Handler handler);
+    void unwatch(Id id);
+
+    // Calls `handler` in the first turn at or after `at_ms`; then, when `every_ms` is not 0,
+    // every_ms after that turn, until cancelled. A timer that does not repeat stays registered,
+    // idle, until re-armed. A timer runs at most once per turn.
+    Id add_timer(std::uint64_t at_ms, std::uint64_t every_ms, Handler handler);
+    // The timer's next time (a handler may re-arm its own timer); its repetition is kept.
+    void rearm_timer(Id id, std::uint64_t at_ms);
+    void cancel_timer(Id id);
+
+    // Called in each turn as the poll returns, before any handler, with the time the timers are
+    // compared with: where the caller reads its other clocks, or finds it did not run for a while
+    // (Redis's aeSetAfterSleepProc).
+    void set_after_poll(std::function<void(std::uint64_t now_ms)> hook);
+
+    // How long the next poll would wait: until the earliest timer (0 when one is due), at most
+    // `max_wait_ms`.
+    std::uint64_t wait_ms(std::uint64_t max_wait_ms) const;
+
+    // One turn. False when the poll failed (errno says why; EINTR: a signal came): then nothing
+    // was called.
+    bool run_once(std::uint64_t max_wait_ms);
+
+    // The time of the last turn, as given to the after-poll hook.
+    std::uint64_t now_ms() const { return now_ms_; }
+
+  private:
+    struct Watch {
+        Id id = 0;
+        void *socket = nullptr;
+        int fd = -1;
+        Handler handler;
+        bool removed = false;
+    };
+    struct Timer {
+        Id id = 0;
+        std::uint64_t at_ms = 0;
+        std::uint64_t every_ms = 0;
+        bool armed = true;
+        bool cancelled = false;
+        std::uint64_t ran_in_turn = 0;
+        Handler handler;
+    };
+
+    Id watch(void *socket, int fd, Handler handler);
+    Timer *find_timer(Id id);
+    void rebuild();
+    void run_timers();
+
+    Clock clock_;
+    std::function<void(std::uint64_t)> after_poll_;
+    std::vector<std::unique_ptr<Watch>> watches_;
+    std::vector<std::unique_ptr<Timer>> timers_;
+    // The poll items and the watch of each, rebuilt when `changed_`.
+    std::vector<zmq_pollitem_t> items_;
+    std::vector<Watch *> polled_;
+    bool changed_ = false;
+    bool timers_cancelled_ = false;
+    Id next_id_ = 1;
+    std::uint64_t turn_ = 0;
+    std::uint64_t now_ms_ = 0;
+};
+
+}  // namespace rhythm::wire
