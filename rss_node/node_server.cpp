@@ -1,4 +1,5 @@
-// The rss_node event loop: sockets, dispatch of updates and queries, snapshots, sweeps, peers.
+// The daemon's loop: its sockets on the event loop, and what arrives dispatched to the store, the
+// agent tracker, the membership, the snapshot fills and the snapshot server.
 #include "rss_node/node_server.h"
 
 #include <algorithm>
@@ -36,6 +37,7 @@ constexpr std::uint64_t kStallMs = 1000;
 // sessions expire would answer fetches with versions that grow older.
 constexpr std::uint64_t kLostShardLingerMs = 10000;
 constexpr std::uint64_t kAgentIdleMs = 600000;
+constexpr std::uint64_t kAgentCheckIntervalMs = 1000;
 
 constexpr int kQueriesHighWaterMark = 10000;
 constexpr int kMallocTrimThreshold = 32 * 1024 * 1024;
@@ -80,7 +82,8 @@ NodeServer::NodeServer(const NodeConfig &config)
     : config_(config),
       store_(config.max_memory),
       membership_(config.name, config.peers, monotonic_ms()),
-      snapshots_(store_) {}
+      snapshots_(store_),
+      loop_(monotonic_ms) {}
 
 NodeServer::~NodeServer() {
     // Sockets first: zmq_ctx_term waits for every socket of its context to close.
@@ -209,16 +212,13 @@ bool NodeServer::watch_handshakes(void *socket, bool curve_server, std::string *
     return true;
 }
 
-// Answers the ZAP requests and reports the handshake events waiting, until none is left: their
-// descriptors turn readable again only after that (see run()).
-void NodeServer::drain_watched(std::uint64_t now_ms) {
-    zap_.answer(now_ms);
+// Reports the handshake events waiting, until none is left: the monitor's descriptor turns
+// readable again only after that.
+void NodeServer::drain_monitor(wire::HandshakeMonitor *monitor) {
     std::string report;
-    for (auto &monitor : handshake_monitors_) {
-        while (monitor->next(now_ms, &report)) {
-            if (!report.empty()) {
-                RSS_LOG(LogLevel::kWarn, "%s", report.c_str());
-            }
+    while (monitor->next(now_ms_, &report)) {
+        if (!report.empty()) {
+            RSS_LOG(LogLevel::kWarn, "%s", report.c_str());
         }
     }
 }
@@ -327,23 +327,32 @@ wire::ShardSet NodeServer::short_shards() const {
     return fills_.shards();
 }
 
-void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload) {
-    std::vector<zmq_pollitem_t> items;
-    items.push_back({updates_, 0, ZMQ_POLLIN, 0});
-    items.push_back({queries_, 0, ZMQ_POLLIN, 0});
-    for (void *socket : peer_sockets_) {
-        items.push_back({socket, 0, ZMQ_POLLIN, 0});
+void NodeServer::watch_events() {
+    loop_.set_after_poll([this](std::uint64_t mono_ms) { begin_turn(mono_ms); });
+    loop_.watch_socket(updates_, [this] { drain_updates(now_ms_); });
+    loop_.watch_socket(queries_, [this] { drain_queries(now_ms_); });
+    for (std::size_t i = 0; i < peer_sockets_.size(); ++i) {
+        loop_.watch_socket(peer_sockets_[i], [this, i] { drain_peer(i, now_ms_, mono_ms_); });
     }
     // Handshake events and ZAP requests only need to wake the loop. Their descriptors are polled
     // as such, so that zmq_poll does not check each of these sockets on every pass (a quarter of
     // the node's system calls per wake-up); readable means drain them.
-    const std::size_t first_watch = items.size();
     for (auto &monitor : handshake_monitors_) {
-        items.push_back({nullptr, monitor->fd(), ZMQ_POLLIN, 0});
+        wire::HandshakeMonitor *m = monitor.get();
+        loop_.watch_descriptor(m->fd(), [this, m] { drain_monitor(m); });
     }
     if (zap_.fd() >= 0) {
-        items.push_back({nullptr, zap_.fd(), ZMQ_POLLIN, 0});
+        loop_.watch_descriptor(zap_.fd(), [this] { zap_.answer(now_ms_); });
     }
+    // Each due at once, in the first turn.
+    loop_.add_timer(0, kSweepIntervalMs, [this] { sweep(); });
+    ping_timer_ = loop_.add_timer(0, 0, [this] { ping_peers(); });
+    loop_.add_timer(0, kAgentCheckIntervalMs,
+                    [this] { agents_.forget_idle(now_ms_, kAgentIdleMs); });
+}
+
+void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload) {
+    watch_events();
     last_turn_ms_ = monotonic_ms();
     while (!*stop) {
         if (*reload) {
@@ -351,46 +360,20 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
             reload_clients();
         }
         // A snapshot in progress wants the next turn soon; one whose requester is behind, a
-        // little later.
-        long timeout = snapshots_.idle()      ? static_cast<long>(kSweepIntervalMs)
-                       : snapshots_.blocked() ? 1
-                                              : 0;
-        int rc = zmq_poll(items.data(), static_cast<int>(items.size()), timeout);
-        if (rc < 0) {
+        // little later. Otherwise the timers say, and end_turn's checks run at least every
+        // kSweepIntervalMs.
+        std::uint64_t max_wait_ms = snapshots_.idle()      ? kSweepIntervalMs
+                                    : snapshots_.blocked() ? 1
+                                                           : 0;
+        if (!loop_.run_once(max_wait_ms)) {
             if (errno == EINTR) {
                 continue;
             }
             RSS_LOG(LogLevel::kError, "zmq_poll failed: %s", zmq_strerror(errno));
             break;
         }
-        std::uint64_t now_ms = wall_clock_ms();
-        std::uint64_t mono_ms = monotonic_ms();
-        if (mono_ms - last_turn_ms_ > kStallMs) {
-            RSS_LOG(LogLevel::kWarn, "this node did not run for %llu ms (stopped?)",
-                    static_cast<unsigned long long>(mono_ms - last_turn_ms_));
-            membership_.excuse_stall(mono_ms - last_turn_ms_);
-        }
-        last_turn_ms_ = mono_ms;
-        if (items[0].revents & ZMQ_POLLIN) {
-            drain_updates(now_ms);
-        }
-        if (items[1].revents & ZMQ_POLLIN) {
-            drain_queries(now_ms);
-        }
-        for (std::size_t i = 0; i < peer_sockets_.size(); ++i) {
-            if (items[2 + i].revents & ZMQ_POLLIN) {
-                drain_peer(i, now_ms, mono_ms);
-            }
-        }
-        bool watched = false;
-        for (std::size_t i = first_watch; i < items.size(); ++i) {
-            watched = watched || (items[i].revents & ZMQ_POLLIN) != 0;
-        }
-        if (watched) {
-            drain_watched(now_ms);
-        }
-        advance_snapshots(now_ms);
-        tick(now_ms, mono_ms);
+        advance_snapshots(now_ms_);
+        end_turn();
     }
     RSS_LOG(LogLevel::kInfo,
             "rss_node %s stopping: %llu sessions, %llu updates applied, %llu refused, "
@@ -399,6 +382,19 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
             static_cast<unsigned long long>(counters_.updates_applied),
             static_cast<unsigned long long>(counters_.updates_refused()),
             static_cast<unsigned long long>(counters_.malformed_frames));
+}
+
+// The poll has returned: the turn's times, and a stall of the node itself noticed before any
+// pong is taken in.
+void NodeServer::begin_turn(std::uint64_t mono_ms) {
+    now_ms_ = wall_clock_ms();
+    mono_ms_ = mono_ms;
+    if (mono_ms - last_turn_ms_ > kStallMs) {
+        RSS_LOG(LogLevel::kWarn, "this node did not run for %llu ms (stopped?)",
+                static_cast<unsigned long long>(mono_ms - last_turn_ms_));
+        membership_.excuse_stall(mono_ms - last_turn_ms_);
+    }
+    last_turn_ms_ = mono_ms;
 }
 
 void NodeServer::drain_updates(std::uint64_t now_ms) {
@@ -698,11 +694,9 @@ void NodeServer::drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_
     }
 }
 
-void NodeServer::ping_peers(std::uint64_t mono_ms) {
-    if (mono_ms < next_ping_ms_) {
-        return;
-    }
-    next_ping_ms_ = mono_ms + (ownership_decided_ ? kPingIntervalMs : kStartupPingIntervalMs);
+void NodeServer::ping_peers() {
+    loop_.rearm_timer(ping_timer_,
+                      mono_ms_ + (ownership_decided_ ? kPingIntervalMs : kStartupPingIntervalMs));
     for (void *socket : peer_sockets_) {
         wire::send_frames(socket, nullptr,
                           wire::encode_message(wire::Ping{next_request_id_++, config_.name}),
@@ -710,38 +704,33 @@ void NodeServer::ping_peers(std::uint64_t mono_ms) {
     }
 }
 
-void NodeServer::tick(std::uint64_t now_ms, std::uint64_t mono_ms) {
-    if (now_ms >= next_sweep_ms_) {
-        next_sweep_ms_ = now_ms + kSweepIntervalMs;
-        for (std::uint32_t i = 0; i < kShardsPerSweep; ++i) {
-            std::uint32_t shard = sweep_shard_;
-            sweep_shard_ = (sweep_shard_ + 1) % wire::kShardCount;
-            if (drop_lost_at_ms_[shard] != 0 && mono_ms >= drop_lost_at_ms_[shard] &&
-                !snapshots_.serving(shard)) {
-                drop_lost_at_ms_[shard] = 0;
-                store_.drop_shard(shard);
-                continue;
-            }
-            counters_.sessions_expired += store_.sweep_shard(shard, now_ms);
+void NodeServer::sweep() {
+    for (std::uint32_t i = 0; i < kShardsPerSweep; ++i) {
+        std::uint32_t shard = sweep_shard_;
+        sweep_shard_ = (sweep_shard_ + 1) % wire::kShardCount;
+        if (drop_lost_at_ms_[shard] != 0 && mono_ms_ >= drop_lost_at_ms_[shard] &&
+            !snapshots_.serving(shard)) {
+            drop_lost_at_ms_[shard] = 0;
+            store_.drop_shard(shard);
+            continue;
         }
+        counters_.sessions_expired += store_.sweep_shard(shard, now_ms_);
     }
+}
+
+void NodeServer::end_turn() {
     leave_full_when_room();
-    ping_peers(mono_ms);
-    for (std::size_t peer : membership_.expire(mono_ms)) {
+    for (std::size_t peer : membership_.expire(mono_ms_)) {
         RSS_LOG(LogLevel::kWarn, "peer %s (%s) stopped answering",
                 membership_.peers()[peer].endpoint.c_str(), membership_.peers()[peer].name.c_str());
         membership_changed_ = true;
     }
-    forget_fills(mono_ms);
-    if ((membership_changed_ || !ownership_decided_) && membership_.settled(mono_ms)) {
+    forget_fills(mono_ms_);
+    if ((membership_changed_ || !ownership_decided_) && membership_.settled(mono_ms_)) {
         membership_changed_ = false;
-        update_ownership(mono_ms);
+        update_ownership(mono_ms_);
     }
-    send_snapshot_requests(mono_ms);
-    if (now_ms >= next_agent_check_ms_) {
-        next_agent_check_ms_ = now_ms + kPingIntervalMs;
-        agents_.forget_idle(now_ms, kAgentIdleMs);
-    }
+    send_snapshot_requests(mono_ms_);
 }
 
 void NodeServer::malformed(const char *socket, const wire::DecodeResult &result,

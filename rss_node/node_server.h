@@ -1,16 +1,17 @@
-// The daemon proper: one thread, one ZeroMQ context, a SUB socket bound on the updates endpoint
-// (subscribed to the topics of the shards this node owns), a ROUTER bound on the queries endpoint
-// (fetches, heartbeats, snapshots, status, peer pings) and a DEALER to each peer. Each turn of the
-// loop drains what arrived, answers it, streams a slice of any snapshot in progress, sweeps a few
-// shards for expired sessions and pings the peers. The live peers decide which shards the node
-// owns and subscribes to; a shard it gains is filled from a peer that held it and re-sent by the
-// agents.
+// The daemon's loop: its sockets, their handlers and timers on the event loop
+// (wire/event_loop.h), and the dispatch of what arrives to the parts that decide what to do with
+// it. One thread, one ZeroMQ context: a SUB socket bound on the updates endpoint, subscribed to
+// the topics of the shards this node owns (updates go to the store and the agent tracker); a
+// ROUTER bound on the queries endpoint (fetches to the store, heartbeats to the agent tracker,
+// snapshot requests to the snapshot server, status requests to node_status.h, pings); a DEALER to
+// each peer (pongs to the membership, snapshot answers to the snapshot fills). The timers sweep a
+// few shards for expired sessions, ping the peers and forget idle agents; the end of each turn
+// recomputes the shards owned when the live peers change.
 #pragma once
 
 #include <array>
 #include <csignal>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "rss_node/snapshot_fill.h"
 #include "rss_node/snapshot_server.h"
 #include "rss_node/zap_handler.h"
+#include "wire/event_loop.h"
 #include "wire/handshake_monitor.h"
 
 namespace rhythm::node {
@@ -57,14 +59,18 @@ class NodeServer {
   private:
     bool secure_sockets(std::string *error);
     bool watch_handshakes(void *socket, bool curve_server, std::string *error);
-    void drain_watched(std::uint64_t now_ms);
+    void drain_monitor(wire::HandshakeMonitor *monitor);
     void reload_clients();
     void update_ownership(std::uint64_t mono_ms);
     void send_snapshot_requests(std::uint64_t mono_ms);
     void on_snapshot_record(const wire::SnapshotRecord &record, std::uint64_t now_ms,
                             std::uint64_t mono_ms);
     void forget_fills(std::uint64_t mono_ms);
-    void ping_peers(std::uint64_t mono_ms);
+    void watch_events();
+    void begin_turn(std::uint64_t mono_ms);
+    void ping_peers();
+    void sweep();
+    void end_turn();
     wire::ShardSet short_shards() const;
     void drain_updates(std::uint64_t now_ms);
     void drain_queries(std::uint64_t now_ms);
@@ -75,7 +81,6 @@ class NodeServer {
                           std::uint64_t now_ms);
     bool reply(const std::string &routing_id, const wire::Message &message);
     void advance_snapshots(std::uint64_t now_ms);
-    void tick(std::uint64_t now_ms, std::uint64_t mono_ms);
     void malformed(const char *socket, const wire::DecodeResult &result, std::uint64_t now_ms);
     void refused_for_memory(std::uint64_t now_ms);
     void count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome,
@@ -105,11 +110,13 @@ class NodeServer {
     std::string updates_endpoint_;  // as bound (a wildcard port resolved)
     std::string queries_endpoint_;
     std::uint64_t started_ms_ = 0;
-    std::uint64_t next_sweep_ms_ = 0;
     std::uint32_t sweep_shard_ = 0;
-    std::uint64_t next_ping_ms_ = 0;  // monotonic
+    wire::EventLoop loop_;
+    wire::EventLoop::Id ping_timer_ = 0;
+    // The current turn's times: the wall clock (session expiry) and the monotonic clock.
+    std::uint64_t now_ms_ = 0;
+    std::uint64_t mono_ms_ = 0;
     std::uint64_t last_turn_ms_ = 0;  // monotonic
-    std::uint64_t next_agent_check_ms_ = 0;
     std::uint64_t next_request_id_ = 1;
     // Since a change was refused for lack of memory, until the store is back under
     // kRoomAgainPercent of --max-memory: agents keep what it refused unacknowledged, and hold
