@@ -7,23 +7,14 @@
 #include <random>
 #include <vector>
 
+#include "tests/unit/rss_node/test_values.h"
+
 namespace wire = rhythm::wire;
 using rhythm::node::ApplyResult;
 using rhythm::node::SessionStore;
+using namespace rhythm::node::test;
 
 namespace {
-
-constexpr std::uint64_t kNow = 1800000000000ULL;
-constexpr std::uint64_t kHour = 3600 * 1000;
-
-wire::SessionKey key_of(std::uint64_t n) {
-    wire::SessionKey k;
-    for (int i = 0; i < 8; ++i) {
-        k.bytes[i] = static_cast<std::uint8_t>(n >> (8 * i));
-        k.bytes[8 + i] = static_cast<std::uint8_t>((n * 0x9e3779b97f4a7c15ULL) >> (8 * i));
-    }
-    return k;
-}
 
 struct Rec {
     std::string origin = "web1";

@@ -11,12 +11,14 @@
 #include <utility>
 #include <vector>
 
-#include "wire/session_key.h"
+#include "tests/unit/rss_node/test_values.h"
 
 namespace wire = rhythm::wire;
 using rhythm::node::Membership;
 using rhythm::node::PeerState;
 using rhythm::node::SnapshotFills;
+using rhythm::node::test::next_key_in;
+using rhythm::node::test::shards;
 
 namespace {
 
@@ -30,25 +32,12 @@ Membership::Peer peer(const char *name, PeerState state) {
     return p;
 }
 
-wire::ShardSet shards(std::initializer_list<std::uint32_t> list) {
-    wire::ShardSet set;
-    for (std::uint32_t s : list) {
-        set.add(s);
-    }
-    return set;
-}
-
 wire::SnapshotRecord record_in(std::uint32_t shard, std::uint64_t request_id) {
     wire::SnapshotRecord r;
     r.request_id = request_id;
-    for (std::uint64_t n = 0;; ++n) {
-        for (int i = 0; i < 8; ++i) {
-            r.record.key.bytes[i] = static_cast<std::uint8_t>(n >> (8 * i));
-        }
-        if (wire::shard_of(r.record.key) == shard) {
-            return r;
-        }
-    }
+    std::uint64_t n = 0;
+    r.record.key = next_key_in(shard, &n);
+    return r;
 }
 
 // The requests a fill sends, and whether the peer's socket takes them.
