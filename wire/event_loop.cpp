@@ -10,12 +10,7 @@ namespace rhythm::wire {
 EventLoop::EventLoop(Clock clock) : clock_(std::move(clock)) {}
 
 EventLoop::Id EventLoop::watch(void *socket, int fd, Handler handler) {
-    auto w = std::make_unique<Watch>();
-    w->id = next_id_++;
-    w->socket = socket;
-    w->fd = fd;
-    w->handler = std::move(handler);
-    watches_.push_back(std::move(w));
+    watches_.push_back(std::make_unique<Watch>(Watch{next_id_++, socket, fd, std::move(handler)}));
     changed_ = true;
     return watches_.back()->id;
 }
@@ -38,12 +33,8 @@ void EventLoop::unwatch(Id id) {
 }
 
 EventLoop::Id EventLoop::add_timer(std::uint64_t at_ms, std::uint64_t every_ms, Handler handler) {
-    auto t = std::make_unique<Timer>();
-    t->id = next_id_++;
-    t->at_ms = at_ms;
-    t->every_ms = every_ms;
-    t->handler = std::move(handler);
-    timers_.push_back(std::move(t));
+    timers_.push_back(
+        std::make_unique<Timer>(Timer{next_id_++, at_ms, every_ms, std::move(handler)}));
     return timers_.back()->id;
 }
 

@@ -75,10 +75,10 @@ class EventLoop {
         Id id = 0;
         std::uint64_t at_ms = 0;
         std::uint64_t every_ms = 0;
+        Handler handler;
         bool armed = true;
         bool cancelled = false;
         std::uint64_t ran_in_turn = 0;
-        Handler handler;
     };
 
     Id watch(void *socket, int fd, Handler handler);
