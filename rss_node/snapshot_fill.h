@@ -35,7 +35,9 @@ namespace rhythm::node {
 
 class SnapshotFills {
   public:
-    static constexpr std::uint64_t kRetryMs = 1000;
+    static constexpr std::uint64_t kRetryMs = 1000;  // after a busy answer
+    // A snapshot that sends nothing for this long is given up: the agents' re-sends fill its
+    // shards.
     static constexpr std::uint64_t kStallMs = 10000;
 
     struct Fill {

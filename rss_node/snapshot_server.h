@@ -32,7 +32,8 @@ namespace rhythm::node {
 
 class SnapshotServer {
   public:
-    static constexpr std::size_t kMaxInProgress = 16;
+    static constexpr std::size_t kMaxInProgress = 16;  // past that, a request is answered busy
+    // Per turn of the node's loop, all streams together: the rest of the loop is not held up.
     static constexpr std::size_t kRecordsPerTurn = 2048;
 
     enum class Sent { kSent, kWouldBlock, kGone };
