@@ -2,7 +2,6 @@
 #include "wire/event_loop.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <climits>
 
 namespace rhythm::wire {

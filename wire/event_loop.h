@@ -11,8 +11,9 @@
 //
 // A turn allocates nothing: the poll items are rebuilt only when the registrations change.
 // Handlers may register and unregister anything during a turn, themselves included: what is
-// unregistered is not called again, even later in the same turn; what is registered takes part
-// from the next turn. The loop has no clock of its own: it is given one.
+// unregistered is not called again, even later in the same turn; a socket or descriptor
+// registered is polled from the next turn, a timer runs in this one if it is due. The loop has no
+// clock of its own: it is given one.
 #pragma once
 
 #include <cstdint>
