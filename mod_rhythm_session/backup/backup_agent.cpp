@@ -13,6 +13,7 @@
 #include "backup/cpu_wait.h"
 #include "backup/fetch_channel.h"
 #include "core/monotonic_clock.h"
+#include "wire/event_loop.h"
 #include "wire/session_key.h"
 #include "wire/zmq_io.h"
 
@@ -33,6 +34,8 @@ constexpr std::uint32_t kScanBudget = 16384;  // entries per loop turn
 constexpr std::uint64_t kResendChecksPerInterval = 4;
 // At most one "node is full" line per node this often, however often it fills up again.
 constexpr std::uint64_t kFullLogEveryMs = 60000;
+// How often the agent checks that its httpd parent still lives.
+constexpr std::uint64_t kParentCheckMs = 100;
 // The agent's own loop this late is a stall of its own, not of its nodes (excuse_own_stall).
 constexpr std::uint64_t kOwnStallMs = 1000;
 // A subscription message from an XPUB socket: 1 (subscribe) or 0, then the topic.
@@ -91,7 +94,6 @@ struct BackupAgent::Node {
     std::uint64_t last_heartbeat_id = 0;  // request id of the last heartbeat sent
     std::uint64_t last_answer_id = 0;     // ... and of the last one answered
     std::uint64_t asked_up_to = 0;        // the last heartbeat's next_sequence
-    std::uint64_t last_resend_check_ms = 0;
     std::uint64_t full_logged_ms = 0;
 };
 
@@ -206,11 +208,29 @@ void BackupAgent::run(const volatile int *stop) {
     log_line(log_, AgentLogLevel::kInfo, "RS0302: backup agent started (epoch %llu, %zu nodes)",
              static_cast<unsigned long long>(epoch_), nodes_.size());
     scans_.push_back(Scan{true, true, {}, 0, 0});
+    wire::EventLoop loop(steady_ms);
+    watch(loop);
+    // Orphaned (the httpd parent was killed): stop. Checked every 100 ms, not every turn: a
+    // system call is dear on a busy virtual machine.
     pid_t parent = getppid();
-    std::uint64_t parent_checked_ms = 0;
+    bool orphaned = false;
+    loop.add_timer(0, kParentCheckMs, [&] { orphaned = getppid() != parent; });
+    // A PUB socket drops silently (a full queue, a connection being made again): what a node
+    // lacks after resend_after_ms goes again, to that node alone; looked at a few times per
+    // interval.
+    loop.add_timer(0,
+                   std::max<std::uint64_t>(1, config_.resend_after_ms / kResendChecksPerInterval),
+                   [&] { resend_unacknowledged(loop.now_ms()); });
+    // The poll waits at most until the tick (tick_pacer.h): the loop wakes between ticks only for
+    // the nodes' answers and subscriptions, and for fetches.
+    std::uint64_t poll_started_ms = 0;
+    std::uint64_t poll_cap_ms = 0;
+    loop.set_after_poll([&](std::uint64_t now_ms) {
+        std::uint64_t slept = now_ms - poll_started_ms;
+        excuse_own_stall(slept - std::min(slept, poll_cap_ms));
+    });
     CpuWait cpu_wait;  // this thread's: the pacer's sign of CPUs busy with requests
-    while (!*stop) {
-        std::uint64_t now = steady_ms();
+    while (!*stop && !orphaned) {
         // The agent's progress, for the httpd parent's watch and server-status; and a sign of
         // life of the server, which finds out whether it stalled as a whole.
         if (std::int64_t stalled_us = feed_.agent_turn(monotonic_coarse_us())) {
@@ -220,22 +240,15 @@ void BackupAgent::run(const volatile int *stop) {
                 "checked against the bank before it is served again",
                 static_cast<long long>(stalled_us / 1000));
         }
-        // Orphaned (the httpd parent was killed): stop. Checked every 100 ms, not every turn:
-        // a system call is dear on a busy virtual machine.
-        if (now - parent_checked_ms >= 100) {
-            if (getppid() != parent) {
-                break;
-            }
-            parent_checked_ms = now;
+        poll_started_ms = steady_ms();
+        poll_cap_ms = loop.wait_ms(pacer_.wait_ms(steady_us()));
+        if (!loop.run_once(poll_cap_ms)) {
+            continue;  // a signal: *stop may be set
         }
-        // The tick: changes are taken from the segment in one batch (tick_pacer.h). Between
-        // ticks the agent wakes only for the nodes' answers and subscriptions, and for fetches.
-        poll_once(pacer_.wait_ms(steady_us()));
         std::uint64_t now_us = steady_us();
-        now = now_us / 1000;
+        std::uint64_t now = now_us / 1000;
         continue_scans();
         settle_acknowledged();
-        resend_unacknowledged(now);
         if (pacer_.due(now_us)) {
             bool worked = publish_changes(now) > 0 || !window_.empty() || !scans_.empty();
             pacer_.ticked(now_us, worked, cpu_wait.since_last_us());
@@ -249,71 +262,47 @@ void BackupAgent::run(const volatile int *stop) {
              window_.size());
 }
 
-void BackupAgent::poll_once(std::uint64_t timeout_ms) {
-    std::vector<zmq_pollitem_t> items;
-    for (auto &node : nodes_) {
-        items.push_back({node->dealer, 0, ZMQ_POLLIN, 0});
-        items.push_back({node->publisher, 0, ZMQ_POLLIN, 0});
+// What wakes the loop: each node's answers (its DEALER) and subscriptions (its XPUB), the
+// workers' fetch connections, and the handshake monitors, watched as plain descriptors so that
+// the poll does not check each monitor socket on every turn (two system calls each).
+void BackupAgent::watch(wire::EventLoop &loop) {
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        loop.watch_socket(nodes_[i]->dealer, [this, i, &loop] { drain_node(i, loop.now_ms()); });
+        loop.watch_socket(nodes_[i]->publisher, [this, i] { on_subscriptions(i); });
     }
     if (fetches_.listener() >= 0) {
-        items.push_back({nullptr, fetches_.listener(), ZMQ_POLLIN, 0});
-    }
-    for (int fd : fetches_.waiting()) {
-        items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
-    }
-    // Polled as plain descriptors, so that zmq_poll does not check each monitor socket on every
-    // turn (two system calls each); readable means read them all (report_handshakes).
-    const std::size_t first_monitor = items.size();
-    for (auto &monitor : handshake_monitors_) {
-        items.push_back({nullptr, monitor->fd(), ZMQ_POLLIN, 0});
-    }
-    std::uint64_t polled_ms = steady_ms();
-    int events =
-        zmq_poll(items.data(), static_cast<int>(items.size()), static_cast<long>(timeout_ms));
-    std::uint64_t now_ms = steady_ms();
-    excuse_own_stall(now_ms - polled_ms - std::min(now_ms - polled_ms, timeout_ms));
-    if (events <= 0) {
-        return;
-    }
-    std::size_t k = 0;
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-        if (items[k++].revents & ZMQ_POLLIN) {
-            ReceivedMessage message;
-            while (message.receive(nodes_[i]->dealer, ZMQ_DONTWAIT)) {
-                wire::Message decoded;
-                wire::DecodeResult result = wire::decode_message(
-                    wire::FrameSpan(message.frames(), message.size()), &decoded);
-                if (!result.ok()) {
-                    log_line(log_, AgentLogLevel::kWarn,
-                             "RS0304: malformed message from node %s dropped: %s",
-                             nodes_[i]->name.c_str(), result.message);
-                    continue;
+        loop.watch_descriptor(fetches_.listener(), [this, &loop] {
+            fetches_.accept_all();
+            // Each new connection is watched until its request has come.
+            for (int fd : fetches_.waiting()) {
+                if (waiting_watches_.count(fd) == 0) {
+                    waiting_watches_[fd] = loop.watch_descriptor(fd, [this, fd, &loop] {
+                        loop.unwatch(waiting_watches_[fd]);
+                        waiting_watches_.erase(fd);
+                        fetches_.on_request(fd, loop.now_ms());
+                    });
                 }
-                on_node_message(i, decoded, now_ms);
             }
-        }
-        if (items[k++].revents & ZMQ_POLLIN) {
-            on_subscriptions(i);
-        }
+        });
     }
-    // The waiting connections as polled, before accept_all adds to them.
-    std::vector<int> readable;
-    if (fetches_.listener() >= 0 && (items[k++].revents & ZMQ_POLLIN)) {
-        fetches_.accept_all();
+    for (auto &monitor : handshake_monitors_) {
+        loop.watch_descriptor(monitor->fd(), [this, &loop] { report_handshakes(loop.now_ms()); });
     }
-    for (; k < first_monitor; ++k) {
-        if (items[k].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
-            readable.push_back(items[k].fd);
+}
+
+void BackupAgent::drain_node(std::size_t i, std::uint64_t now_ms) {
+    ReceivedMessage message;
+    while (message.receive(nodes_[i]->dealer, ZMQ_DONTWAIT)) {
+        wire::Message decoded;
+        wire::DecodeResult result =
+            wire::decode_message(wire::FrameSpan(message.frames(), message.size()), &decoded);
+        if (!result.ok()) {
+            log_line(log_, AgentLogLevel::kWarn,
+                     "RS0304: malformed message from node %s dropped: %s", nodes_[i]->name.c_str(),
+                     result.message);
+            continue;
         }
-    }
-    for (int fd : readable) {
-        fetches_.on_request(fd, now_ms);
-    }
-    for (std::size_t i = first_monitor; i < items.size(); ++i) {
-        if (items[i].revents & ZMQ_POLLIN) {
-            report_handshakes(now_ms);
-            break;
-        }
+        on_node_message(i, decoded, now_ms);
     }
 }
 
@@ -615,16 +604,8 @@ void BackupAgent::settle_acknowledged() {
     }
 }
 
-// A PUB socket drops silently (a full queue, a connection being remade): what a node lacks
-// after resend_after_ms goes again, to that node alone.
 void BackupAgent::resend_unacknowledged(std::uint64_t now_ms) {
-    std::uint64_t every =
-        std::max<std::uint64_t>(1, config_.resend_after_ms / kResendChecksPerInterval);
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-        if (window_.empty() || now_ms - nodes_[i]->last_resend_check_ms < every) {
-            continue;
-        }
-        nodes_[i]->last_resend_check_ms = now_ms;
+    for (std::size_t i = 0; i < nodes_.size() && !window_.empty(); ++i) {
         std::size_t resent =
             window_.resend(i, now_ms, config_.resend_after_ms,
                            [&](const ReplicationWindow::Change &c) { send_update(i, c); });

@@ -28,6 +28,7 @@
 #include "core/backup_feed.h"
 #include "core/session_cache.h"
 #include "wire/curve.h"
+#include "wire/event_loop.h"
 #include "wire/handshake_monitor.h"
 #include "wire/messages.h"
 
@@ -81,7 +82,8 @@ class BackupAgent : private FetchService::Bank {
     void connect_nodes();
     void watch_handshakes(void *socket);
     void report_handshakes(std::uint64_t now_ms);
-    void poll_once(std::uint64_t timeout_ms);
+    void watch(wire::EventLoop &loop);
+    void drain_node(std::size_t node, std::uint64_t now_ms);
     void excuse_own_stall(std::uint64_t late_ms);
     void on_node_message(std::size_t node, const wire::Message &message, std::uint64_t now_ms);
     void on_heartbeat_ack(std::size_t node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
@@ -123,6 +125,7 @@ class BackupAgent : private FetchService::Bank {
     };
     std::vector<Scan> scans_;
     FetchService fetches_;
+    std::map<int, wire::EventLoop::Id> waiting_watches_;  // fetch connections watched
     std::uint64_t cut_off_since_ms_ = 0;  // no node up since (0: some node is, or none yet was)
     AgentReport report_{feed_};
 };
