@@ -104,4 +104,22 @@ bool check_endpoint(std::string_view text, EndpointUse use, std::string *why) {
     return true;
 }
 
+std::string_view endpoint_host(std::string_view endpoint) {
+    if (!starts_with(endpoint, kTcp)) {
+        return {};
+    }
+    std::size_t colon = endpoint.rfind(':');
+    return colon > kTcp.size() ? endpoint.substr(kTcp.size(), colon - kTcp.size())
+                               : std::string_view();
+}
+
+std::string endpoint_reached_at(std::string_view bound, std::string_view reached_host) {
+    std::string_view host = endpoint_host(bound);
+    if (!reached_host.empty() && (host == kWildcard || host == "0.0.0.0" || host == "[::]")) {
+        return std::string(kTcp) + std::string(reached_host) +
+               std::string(bound.substr(kTcp.size() + host.size()));
+    }
+    return std::string(bound);
+}
+
 }  // namespace rhythm

@@ -29,4 +29,12 @@ enum class EndpointUse {
 // True when `text` is an endpoint for `use`; otherwise false, with the reason in `why`.
 bool check_endpoint(std::string_view text, EndpointUse use, std::string *why);
 
+// The host of a tcp:// endpoint (an IPv6 address keeps its brackets); empty for other transports.
+std::string_view endpoint_host(std::string_view endpoint);
+
+// Where to reach an endpoint a node bound and reported (its updates endpoint): a wildcard host
+// (`*`, `0.0.0.0`, `[::]`) means "wherever you reached me", and becomes `reached_host`, the host
+// of the endpoint the node was reached at. Any other endpoint is returned as it is.
+std::string endpoint_reached_at(std::string_view bound, std::string_view reached_host);
+
 }  // namespace rhythm

@@ -12,6 +12,7 @@
 
 #include "backup/cpu_wait.h"
 #include "backup/fetch_channel.h"
+#include "common/endpoint.h"
 #include "core/monotonic_clock.h"
 #include "wire/event_loop.h"
 #include "wire/session_key.h"
@@ -53,25 +54,6 @@ std::int64_t wall_us() {
     timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
-
-// "tcp://host:port" -> "host" (brackets kept for IPv6); empty for other transports.
-std::string host_of(const std::string &endpoint) {
-    const std::string tcp = "tcp://";
-    if (endpoint.compare(0, tcp.size(), tcp) != 0) {
-        return "";
-    }
-    std::size_t colon = endpoint.rfind(':');
-    return colon > tcp.size() ? endpoint.substr(tcp.size(), colon - tcp.size()) : "";
-}
-
-// A node reports the endpoint it bound; a wildcard host means "wherever you reached me".
-std::string resolve_wildcard(const std::string &endpoint, const std::string &reached_host) {
-    std::string host = host_of(endpoint);
-    if (!reached_host.empty() && (host == "*" || host == "0.0.0.0" || host == "[::]")) {
-        return "tcp://" + reached_host + endpoint.substr(6 + host.size());
-    }
-    return endpoint;
 }
 
 bool in_shards(void *context, const SessionId &id) {
@@ -147,7 +129,7 @@ void BackupAgent::connect_nodes() {
     for (const std::string &endpoint : config_.nodes) {
         auto node = std::make_unique<Node>();
         node->query_endpoint = endpoint;
-        node->host = host_of(endpoint);
+        node->host = std::string(endpoint_host(endpoint));
         node->name = endpoint;
         node->dealer = zmq_socket(context_, ZMQ_DEALER);
         set_network_options(node->dealer);
@@ -400,8 +382,7 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
     if (first_answer) {
         fetches_.on_first_answer();
     }
-    std::string endpoint = resolve_wildcard(
-        std::string(ack.updates_endpoint.data(), ack.updates_endpoint.size()), node.host);
+    std::string endpoint = endpoint_reached_at(ack.updates_endpoint, node.host);
     if (endpoint != node.updates_endpoint) {
         if (!node.updates_endpoint.empty()) {
             zmq_disconnect(node.publisher, node.updates_endpoint.c_str());

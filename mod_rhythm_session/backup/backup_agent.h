@@ -1,15 +1,15 @@
 // The backup agent: the one process of a web server that talks to the bank. Forked by the httpd
-// parent, it owns every ZeroMQ socket (none exists before the fork) and
-//   - publishes each changed session behind the requests, on its shard's topic, numbered in a
-//     stream (agent id, epoch, sequence), once its queue of requests has drained;
-//   - heartbeats every node; the nodes' acknowledgements, shard by shard, settle what the bank
-//     holds, and what a node lacks is sent again to it (replication_window.h holds those rules);
-//     each node gets the changes on a socket of its own, once its subscriptions have arrived
-//     there, so a PUB socket that drops messages loses nothing for good;
-//   - re-publishes whole shards when a node asks (a node that returns empty is refilled without
-//     any request touching those sessions), and drops local copies the bank says are stale;
-//   - answers the workers' failover fetches (fetch_channel.h), storing what the bank has in the
-//     segment.
+// parent, it owns every ZeroMQ socket (none exists before the fork). This is its event loop
+// (wire/event_loop.h): it
+//   - publishes each changed session behind the requests, on its shard's topic, to each node on
+//     a socket of its own once the node's subscriptions have arrived there, and heartbeats every
+//     node; it feeds the nodes' answers to the replication window (replication_window.h), which
+//     says what the bank holds and what goes again to whom;
+//   - publishes whole shards again when a node asks or missed them, and drops the local copies
+//     the bank says are superseded;
+//   - hands the workers' fetches to the fetch service (fetch_service.h) and writes its figures
+//     for server-status (agent_report.h);
+//   - notices its own stalls and the server's (the signs of life in the segment).
 // Shared memory is the source of truth: an agent that starts finds every change the bank has not
 // acknowledged there. The class is httpd-free; the module's glue forks and supervises it.
 #pragma once

@@ -81,6 +81,20 @@ BOOST_AUTO_TEST_CASE(malformed_endpoints_are_refused_with_a_reason) {
                "'tcp://10.0.0.5:0' needs a port from 1 to 65535");
 }
 
+BOOST_AUTO_TEST_CASE(a_wildcard_host_a_node_reports_is_where_it_was_reached) {
+    BOOST_TEST(rhythm::endpoint_host("tcp://10.0.0.5:7300") == "10.0.0.5");
+    BOOST_TEST(rhythm::endpoint_host("tcp://[::1]:7300") == "[::1]");
+    BOOST_TEST(rhythm::endpoint_host("ipc:///run/rss.sock").empty());
+    BOOST_TEST(rhythm::endpoint_reached_at("tcp://*:7300", "10.0.0.5") == "tcp://10.0.0.5:7300");
+    BOOST_TEST(rhythm::endpoint_reached_at("tcp://0.0.0.0:7300", "[::1]") == "tcp://[::1]:7300");
+    BOOST_TEST(rhythm::endpoint_reached_at("tcp://[::]:7300", "node-b") == "tcp://node-b:7300");
+    BOOST_TEST(rhythm::endpoint_reached_at("tcp://10.0.0.6:7300", "10.0.0.5") ==
+               "tcp://10.0.0.6:7300");
+    BOOST_TEST(rhythm::endpoint_reached_at("tcp://*:7300", "") == "tcp://*:7300");
+    BOOST_TEST(rhythm::endpoint_reached_at("ipc:///run/rss.sock", "10.0.0.5") ==
+               "ipc:///run/rss.sock");
+}
+
 BOOST_AUTO_TEST_CASE(an_endpoint_is_at_most_1024_bytes) {
     std::string longest = "ipc:///" + std::string(rhythm::kMaxEndpointLength - 7, 's');
     BOOST_TEST(connect_ok(longest));
