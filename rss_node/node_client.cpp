@@ -55,7 +55,7 @@ int ask(const std::string &endpoint, const wire::CurveClientKeys &keys,
                 break;
             }
             std::string refusal;
-            if (handshakes.next(0, &refusal) && !refusal.empty()) {
+            if (handshakes.next(MonotonicTime::now(), &refusal) && !refusal.empty()) {
                 // libzmq would retry for ever: a refused handshake is the answer.
                 std::fprintf(stderr, "rss_node: %s\n", refusal.c_str());
                 break;

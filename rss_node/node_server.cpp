@@ -83,7 +83,7 @@ NodeServer::NodeServer(const NodeConfig &config)
       store_(config.max_memory),
       membership_(config.name, config.peers, monotonic_ms()),
       snapshots_(store_),
-      loop_(monotonic_ms) {}
+      loop_(MonotonicTime::now) {}
 
 NodeServer::~NodeServer() {
     // Sockets first: zmq_ctx_term waits for every socket of its context to close.
@@ -216,7 +216,7 @@ bool NodeServer::watch_handshakes(void *socket, bool curve_server, std::string *
 // readable again only after that.
 void NodeServer::drain_monitor(wire::HandshakeMonitor *monitor) {
     std::string report;
-    while (monitor->next(now_ms_, &report)) {
+    while (monitor->next(MonotonicTime::from_ms(mono_ms_), &report)) {
         if (!report.empty()) {
             RSS_LOG(LogLevel::kWarn, "%s", report.c_str());
         }
@@ -328,7 +328,7 @@ wire::ShardSet NodeServer::short_shards() const {
 }
 
 void NodeServer::watch_events() {
-    loop_.set_after_poll([this](std::uint64_t mono_ms) { begin_turn(mono_ms); });
+    loop_.set_after_poll([this](MonotonicTime mono) { begin_turn(mono.ms()); });
     loop_.watch_socket(updates_, [this] { drain_updates(now_ms_); });
     loop_.watch_socket(queries_, [this] { drain_queries(now_ms_); });
     for (std::size_t i = 0; i < peer_sockets_.size(); ++i) {
@@ -345,9 +345,9 @@ void NodeServer::watch_events() {
         loop_.watch_descriptor(zap_.fd(), [this] { zap_.answer(now_ms_); });
     }
     // Each due at once, in the first turn.
-    loop_.add_timer(0, kSweepIntervalMs, [this] { sweep(); });
-    ping_timer_ = loop_.add_timer(0, 0, [this] { ping_peers(); });
-    loop_.add_timer(0, kAgentCheckIntervalMs,
+    loop_.add_timer(MonotonicTime(), kSweepIntervalMs, [this] { sweep(); });
+    ping_timer_ = loop_.add_timer(MonotonicTime(), 0, [this] { ping_peers(); });
+    loop_.add_timer(MonotonicTime(), kAgentCheckIntervalMs,
                     [this] { agents_.forget_idle(now_ms_, kAgentIdleMs); });
 }
 
@@ -695,8 +695,9 @@ void NodeServer::drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_
 }
 
 void NodeServer::ping_peers() {
-    loop_.rearm_timer(ping_timer_,
-                      mono_ms_ + (ownership_decided_ ? kPingIntervalMs : kStartupPingIntervalMs));
+    loop_.rearm_timer(ping_timer_, MonotonicTime::from_ms(
+                                       mono_ms_ + (ownership_decided_ ? kPingIntervalMs
+                                                                      : kStartupPingIntervalMs)));
     for (void *socket : peer_sockets_) {
         wire::send_frames(socket, nullptr,
                           wire::encode_message(wire::Ping{next_request_id_++, config_.name}),

@@ -31,9 +31,8 @@ void EventLoop::unwatch(Id id) {
     }
 }
 
-EventLoop::Id EventLoop::add_timer(std::uint64_t at_ms, std::uint64_t every_ms, Handler handler) {
-    timers_.push_back(
-        std::make_unique<Timer>(Timer{next_id_++, at_ms, every_ms, std::move(handler)}));
+EventLoop::Id EventLoop::add_timer(MonotonicTime at, std::uint64_t every_ms, Handler handler) {
+    timers_.push_back(std::make_unique<Timer>(Timer{next_id_++, at, every_ms, std::move(handler)}));
     return timers_.back()->id;
 }
 
@@ -46,9 +45,9 @@ EventLoop::Timer *EventLoop::find_timer(Id id) {
     return nullptr;
 }
 
-void EventLoop::rearm_timer(Id id, std::uint64_t at_ms) {
+void EventLoop::rearm_timer(Id id, MonotonicTime at) {
     if (Timer *t = find_timer(id)) {
-        t->at_ms = at_ms;
+        t->at = at;
         t->armed = true;
     }
 }
@@ -60,23 +59,27 @@ void EventLoop::cancel_timer(Id id) {
     }
 }
 
-void EventLoop::set_after_poll(std::function<void(std::uint64_t now_ms)> hook) {
+void EventLoop::set_after_poll(std::function<void(MonotonicTime now)> hook) {
     after_poll_ = std::move(hook);
 }
 
 std::uint64_t EventLoop::wait_ms(std::uint64_t max_wait_ms) const {
     std::uint64_t wait = max_wait_ms;
     bool any = false;
-    std::uint64_t earliest = 0;
+    MonotonicTime earliest;
     for (const auto &t : timers_) {
-        if (t->armed && !t->cancelled && (!any || t->at_ms < earliest)) {
-            earliest = t->at_ms;
+        if (t->armed && !t->cancelled && (!any || t->at < earliest)) {
+            earliest = t->at;
             any = true;
         }
     }
     if (any) {
-        std::uint64_t now = clock_();
-        wait = std::min(wait, earliest > now ? earliest - now : 0);
+        MonotonicTime now = clock_();
+        std::uint64_t until = earliest > now
+                                  ? static_cast<std::uint64_t>((earliest - now + Duration(999)) /
+                                                               std::chrono::milliseconds(1))
+                                  : 0;
+        wait = std::min(wait, until);
     }
     return wait;
 }
@@ -105,9 +108,9 @@ bool EventLoop::run_once(std::uint64_t max_wait_ms) {
         return false;
     }
     turn_++;
-    now_ms_ = clock_();
+    now_ = clock_();
     if (after_poll_) {
-        after_poll_(now_ms_);
+        after_poll_(now_);
     }
     // Handlers may register more meanwhile: only the items of this poll are looked at.
     const std::size_t polled = items_.size();
@@ -130,8 +133,8 @@ void EventLoop::run_timers() {
         // Earliest first; of two at the same time, the first registered. Timers registered by a
         // handler are in `timers_` already and run this turn if due.
         for (auto &t : timers_) {
-            if (t->armed && !t->cancelled && t->at_ms <= now_ms_ && t->ran_in_turn != turn_ &&
-                (next == nullptr || t->at_ms < next->at_ms)) {
+            if (t->armed && !t->cancelled && t->at <= now_ && t->ran_in_turn != turn_ &&
+                (next == nullptr || t->at < next->at)) {
                 next = t.get();
             }
         }
@@ -140,7 +143,7 @@ void EventLoop::run_timers() {
         }
         next->ran_in_turn = turn_;
         if (next->every_ms > 0) {
-            next->at_ms = now_ms_ + next->every_ms;
+            next->at = now_ + std::chrono::milliseconds(next->every_ms);
         } else {
             next->armed = false;
         }

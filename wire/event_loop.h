@@ -13,7 +13,7 @@
 // Handlers may register and unregister anything during a turn, themselves included: what is
 // unregistered is not called again, even later in the same turn; a socket or descriptor
 // registered is polled from the next turn, a timer runs in this one if it is due. The loop has no
-// clock of its own: it is given one.
+// clock of its own: it is given one (the monotonic clock, common/clock.h).
 #pragma once
 
 #include <cstdint>
@@ -22,11 +22,13 @@
 #include <vector>
 #include <zmq.h>
 
+#include "common/clock.h"
+
 namespace rhythm::wire {
 
 class EventLoop {
   public:
-    using Clock = std::function<std::uint64_t()>;  // monotonic milliseconds
+    using Clock = std::function<MonotonicTime()>;
     using Handler = std::function<void()>;
     using Id = std::uint64_t;  // of a watch or a timer; never 0
 
@@ -40,21 +42,21 @@ class EventLoop {
     Id watch_descriptor(int fd, Handler handler);
     void unwatch(Id id);
 
-    // Calls `handler` in the first turn at or after `at_ms`; then, when `every_ms` is not 0,
-    // every_ms after that turn, until cancelled. A timer that does not repeat stays registered,
-    // idle, until re-armed. A timer runs at most once per turn.
-    Id add_timer(std::uint64_t at_ms, std::uint64_t every_ms, Handler handler);
+    // Calls `handler` in the first turn at or after `at` (MonotonicTime(): the first turn); then,
+    // when `every_ms` is not 0, every_ms after that turn, until cancelled. A timer that does not
+    // repeat stays registered, idle, until re-armed. A timer runs at most once per turn.
+    Id add_timer(MonotonicTime at, std::uint64_t every_ms, Handler handler);
     // The timer's next time (a handler may re-arm its own timer); its repetition is kept.
-    void rearm_timer(Id id, std::uint64_t at_ms);
+    void rearm_timer(Id id, MonotonicTime at);
     void cancel_timer(Id id);
 
     // Called in each turn as the poll returns, before any handler, with the time the timers are
     // compared with: where the caller reads its other clocks, or finds it did not run for a while
     // (Redis's aeSetAfterSleepProc).
-    void set_after_poll(std::function<void(std::uint64_t now_ms)> hook);
+    void set_after_poll(std::function<void(MonotonicTime now)> hook);
 
-    // How long the next poll would wait: until the earliest timer (0 when one is due), at most
-    // `max_wait_ms`.
+    // How long the next poll would wait: until the earliest timer (0 when one is due, else the
+    // milliseconds rounded up), at most `max_wait_ms`.
     std::uint64_t wait_ms(std::uint64_t max_wait_ms) const;
 
     // One turn. False when the poll failed (errno says why; EINTR: a signal came): then nothing
@@ -62,7 +64,7 @@ class EventLoop {
     bool run_once(std::uint64_t max_wait_ms);
 
     // The time of the last turn, as given to the after-poll hook.
-    std::uint64_t now_ms() const { return now_ms_; }
+    MonotonicTime now() const { return now_; }
 
   private:
     struct Watch {
@@ -74,7 +76,7 @@ class EventLoop {
     };
     struct Timer {
         Id id = 0;
-        std::uint64_t at_ms = 0;
+        MonotonicTime at;
         std::uint64_t every_ms = 0;
         Handler handler;
         bool armed = true;
@@ -88,7 +90,7 @@ class EventLoop {
     void run_timers();
 
     Clock clock_;
-    std::function<void(std::uint64_t)> after_poll_;
+    std::function<void(MonotonicTime)> after_poll_;
     std::vector<std::unique_ptr<Watch>> watches_;
     std::vector<std::unique_ptr<Timer>> timers_;
     // The poll items and the watch of each, rebuilt when `changed_`.
@@ -98,7 +100,7 @@ class EventLoop {
     bool timers_cancelled_ = false;
     Id next_id_ = 1;
     std::uint64_t turn_ = 0;
-    std::uint64_t now_ms_ = 0;
+    MonotonicTime now_;
 };
 
 }  // namespace rhythm::wire

@@ -52,7 +52,7 @@ bool HandshakeMonitor::attach(void *context, void *socket, bool curve_server, bo
     return true;
 }
 
-bool HandshakeMonitor::next(std::uint64_t now_ms, std::string *report) {
+bool HandshakeMonitor::next(MonotonicTime now, std::string *report) {
     report->clear();
     if (pair_ == nullptr) {
         return false;
@@ -80,7 +80,7 @@ bool HandshakeMonitor::next(std::uint64_t now_ms, std::string *report) {
     }
     failures_++;
     std::string line = describe(event, value, endpoint);
-    if (line == last_report_ && now_ms - last_report_ms_ < kRepeatQuietMs) {
+    if (line == last_report_ && now - last_reported_ < std::chrono::milliseconds(kRepeatQuietMs)) {
         repeats_++;
         return true;
     }
@@ -89,7 +89,7 @@ bool HandshakeMonitor::next(std::uint64_t now_ms, std::string *report) {
         *report += " (" + std::to_string(repeats_ + 1) + " times since the last report)";
     }
     last_report_ = line;
-    last_report_ms_ = now_ms;
+    last_reported_ = now;
     repeats_ = 0;
     return true;
 }

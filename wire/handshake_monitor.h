@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/clock.h"
+
 namespace rhythm::wire {
 
 class HandshakeMonitor {
@@ -30,10 +32,10 @@ class HandshakeMonitor {
     // readable must call next() until it returns false. -1 before attach().
     int fd() const { return fd_; }
 
-    // Takes the next waiting event. True when there was one; `*report` is then a line to log, or
-    // empty for an event not worth one (a success, or a repeat of the last failure within
+    // Takes the next waiting event at `now`. True when there was one; `*report` is then a line to
+    // log, or empty for an event not worth one (a success, or a repeat of the last failure within
     // kRepeatQuietMs).
-    bool next(std::uint64_t now_ms, std::string *report);
+    bool next(MonotonicTime now, std::string *report);
 
     // Closes the event socket; must happen before the context is terminated.
     void close();
@@ -54,7 +56,7 @@ class HandshakeMonitor {
     std::string fix_;
     std::uint64_t failures_ = 0;
     std::string last_report_;
-    std::uint64_t last_report_ms_ = 0;
+    MonotonicTime last_reported_;  // when last_report_ was made
     std::uint64_t repeats_ = 0;
 };
 

@@ -173,10 +173,10 @@ void BackupAgent::watch_handshakes(void *socket) {
 
 // Reads every monitor's events until none is left: its descriptor turns readable again only after
 // that (see poll_once).
-void BackupAgent::report_handshakes(std::uint64_t now_ms) {
+void BackupAgent::report_handshakes(MonotonicTime now) {
     std::string report;
     for (auto &monitor : handshake_monitors_) {
-        while (monitor->next(now_ms, &report)) {
+        while (monitor->next(now, &report)) {
             if (!report.empty()) {
                 log_line(log_, AgentLogLevel::kError, "RS0315: %s", report.c_str());
             }
@@ -190,25 +190,25 @@ void BackupAgent::run(const volatile int *stop) {
     log_line(log_, AgentLogLevel::kInfo, "RS0302: backup agent started (epoch %llu, %zu nodes)",
              static_cast<unsigned long long>(epoch_), nodes_.size());
     scans_.push_back(Scan{true, true, {}, 0, 0});
-    wire::EventLoop loop(steady_ms);
+    wire::EventLoop loop(MonotonicTime::now);
     watch(loop);
     // Orphaned (the httpd parent was killed): stop. Checked every 100 ms, not every turn: a
     // system call is dear on a busy virtual machine.
     pid_t parent = getppid();
     bool orphaned = false;
-    loop.add_timer(0, kParentCheckMs, [&] { orphaned = getppid() != parent; });
+    loop.add_timer(MonotonicTime(), kParentCheckMs, [&] { orphaned = getppid() != parent; });
     // A PUB socket drops silently (a full queue, a connection being made again): what a node
     // lacks after resend_after_ms goes again, to that node alone; looked at a few times per
     // interval.
-    loop.add_timer(0,
+    loop.add_timer(MonotonicTime(),
                    std::max<std::uint64_t>(1, config_.resend_after_ms / kResendChecksPerInterval),
-                   [&] { resend_unacknowledged(loop.now_ms()); });
+                   [&] { resend_unacknowledged(loop.now().ms()); });
     // The poll waits at most until the tick (tick_pacer.h): the loop wakes between ticks only for
     // the nodes' answers and subscriptions, and for fetches.
     std::uint64_t poll_started_ms = 0;
     std::uint64_t poll_cap_ms = 0;
-    loop.set_after_poll([&](std::uint64_t now_ms) {
-        std::uint64_t slept = now_ms - poll_started_ms;
+    loop.set_after_poll([&](MonotonicTime now) {
+        std::uint64_t slept = now.ms() - poll_started_ms;
         excuse_own_stall(slept - std::min(slept, poll_cap_ms));
     });
     CpuWait cpu_wait;  // this thread's: the pacer's sign of CPUs busy with requests
@@ -249,7 +249,7 @@ void BackupAgent::run(const volatile int *stop) {
 // the poll does not check each monitor socket on every turn (two system calls each).
 void BackupAgent::watch(wire::EventLoop &loop) {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
-        loop.watch_socket(nodes_[i]->dealer, [this, i, &loop] { drain_node(i, loop.now_ms()); });
+        loop.watch_socket(nodes_[i]->dealer, [this, i, &loop] { drain_node(i, loop.now().ms()); });
         loop.watch_socket(nodes_[i]->publisher, [this, i] { on_subscriptions(i); });
     }
     if (fetches_.listener() >= 0) {
@@ -261,14 +261,14 @@ void BackupAgent::watch(wire::EventLoop &loop) {
                     waiting_watches_[fd] = loop.watch_descriptor(fd, [this, fd, &loop] {
                         loop.unwatch(waiting_watches_[fd]);
                         waiting_watches_.erase(fd);
-                        fetches_.on_request(fd, loop.now_ms());
+                        fetches_.on_request(fd, loop.now().ms());
                     });
                 }
             }
         });
     }
     for (auto &monitor : handshake_monitors_) {
-        loop.watch_descriptor(monitor->fd(), [this, &loop] { report_handshakes(loop.now_ms()); });
+        loop.watch_descriptor(monitor->fd(), [this, &loop] { report_handshakes(loop.now()); });
     }
 }
 

@@ -81,7 +81,7 @@ class BackupAgent : private FetchService::Bank {
 
     void connect_nodes();
     void watch_handshakes(void *socket);
-    void report_handshakes(std::uint64_t now_ms);
+    void report_handshakes(MonotonicTime now);
     void watch(wire::EventLoop &loop);
     void drain_node(std::size_t node, std::uint64_t now_ms);
     void excuse_own_stall(std::uint64_t late_ms);

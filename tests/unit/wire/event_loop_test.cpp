@@ -13,6 +13,7 @@
 #include <vector>
 #include <zmq.h>
 
+using rhythm::MonotonicTime;
 using rhythm::wire::EventLoop;
 
 namespace {
@@ -40,9 +41,13 @@ namespace {
 struct FakeClock {
     std::uint64_t now = 1000;
     EventLoop::Clock clock() {
-        return [this] { return now; };
+        return [this] { return MonotonicTime::from_ms(now); };
     }
 };
+
+MonotonicTime at(std::int64_t ms) {
+    return MonotonicTime::from_ms(ms);
+}
 
 // A connected pair of inproc PAIR sockets.
 struct SocketPair {
@@ -158,12 +163,13 @@ BOOST_AUTO_TEST_CASE(due_timers_run_earliest_first_after_the_handlers) {
     FakeClock clock;
     EventLoop loop(clock.clock());
     std::vector<std::string> order;
-    loop.set_after_poll([&](std::uint64_t now) { order.push_back("woke@" + std::to_string(now)); });
-    loop.add_timer(1030, 0, [&] { order.push_back("t30"); });
-    loop.add_timer(1010, 0, [&] { order.push_back("t10a"); });
-    loop.add_timer(1020, 0, [&] { order.push_back("t20"); });
-    loop.add_timer(1010, 0, [&] { order.push_back("t10b"); });
-    loop.add_timer(1060, 0, [&] { order.push_back("t60"); });
+    loop.set_after_poll(
+        [&](MonotonicTime now) { order.push_back("woke@" + std::to_string(now.ms())); });
+    loop.add_timer(at(1030), 0, [&] { order.push_back("t30"); });
+    loop.add_timer(at(1010), 0, [&] { order.push_back("t10a"); });
+    loop.add_timer(at(1020), 0, [&] { order.push_back("t20"); });
+    loop.add_timer(at(1010), 0, [&] { order.push_back("t10b"); });
+    loop.add_timer(at(1060), 0, [&] { order.push_back("t60"); });
     loop.watch_descriptor(pipe.reader(), [&] {
         pipe.read_byte();
         order.push_back("pipe");
@@ -186,7 +192,7 @@ BOOST_AUTO_TEST_CASE(a_repeating_timer_runs_again_its_interval_after_the_turn_it
     FakeClock clock;
     EventLoop loop(clock.clock());
     std::vector<std::uint64_t> runs;
-    loop.add_timer(1000, 100, [&] { runs.push_back(clock.now); });
+    loop.add_timer(at(1000), 100, [&] { runs.push_back(clock.now); });
     for (std::uint64_t t : {1000, 1050, 1099, 1100, 1250, 1349, 1350}) {
         clock.now = t;
         BOOST_TEST(loop.run_once(0));
@@ -202,9 +208,9 @@ BOOST_AUTO_TEST_CASE(a_timer_re_arms_itself_and_can_be_cancelled) {
     std::vector<std::uint64_t> runs;
     EventLoop::Id id = 0;
     // Like rss_node's pings: the interval is chosen at each run.
-    id = loop.add_timer(1000, 0, [&] {
+    id = loop.add_timer(at(1000), 0, [&] {
         runs.push_back(clock.now);
-        loop.rearm_timer(id, clock.now + (runs.size() < 2 ? 100 : 1000));
+        loop.rearm_timer(id, at(clock.now + (runs.size() < 2 ? 100 : 1000)));
     });
     for (std::uint64_t t : {1000, 1099, 1100, 1200, 2099, 2100}) {
         clock.now = t;
@@ -215,9 +221,9 @@ BOOST_AUTO_TEST_CASE(a_timer_re_arms_itself_and_can_be_cancelled) {
     // Re-armed into the past from its own handler: still once per turn.
     int now_again = 0;
     EventLoop::Id eager = 0;
-    eager = loop.add_timer(2100, 0, [&] {
+    eager = loop.add_timer(at(2100), 0, [&] {
         now_again++;
-        loop.rearm_timer(eager, 0);
+        loop.rearm_timer(eager, MonotonicTime());
     });
     BOOST_TEST(loop.run_once(0));
     BOOST_TEST(now_again == 1);
@@ -235,8 +241,8 @@ BOOST_AUTO_TEST_CASE(the_poll_waits_until_the_earliest_timer_and_no_longer_than_
     FakeClock clock;
     EventLoop loop(clock.clock());
     BOOST_TEST(loop.wait_ms(500) == 500u);  // no timer: the cap
-    EventLoop::Id late = loop.add_timer(1300, 0, [] {});
-    loop.add_timer(1040, 1000, [] {});
+    EventLoop::Id late = loop.add_timer(at(1300), 0, [] {});
+    loop.add_timer(at(1040), 1000, [] {});
     BOOST_TEST(loop.wait_ms(500) == 40u);
     BOOST_TEST(loop.wait_ms(7) == 7u);
     clock.now = 1040;
@@ -249,13 +255,22 @@ BOOST_AUTO_TEST_CASE(the_poll_waits_until_the_earliest_timer_and_no_longer_than_
     BOOST_TEST(loop.wait_ms(5000) == 1000u);
 }
 
+BOOST_AUTO_TEST_CASE(a_timer_less_than_a_millisecond_away_waits_a_millisecond_not_none) {
+    MonotonicTime now(1000400);
+    EventLoop loop([&] { return now; });
+    loop.add_timer(at(1001), 0, [] {});
+    BOOST_TEST(loop.wait_ms(500) == 1u);  // rounded up: no busy poll until it is due
+    now = MonotonicTime(1001000);
+    BOOST_TEST(loop.wait_ms(500) == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(run_once_sleeps_that_long_in_the_poll) {
     SocketPair pair("event-loop-wait");
     FakeClock clock;  // stands still: the timer never comes due while the poll waits
     EventLoop loop(clock.clock());
     int runs = 0;
     loop.watch_socket(pair.a, [] {});
-    loop.add_timer(1060, 0, [&] { runs++; });
+    loop.add_timer(at(1060), 0, [&] { runs++; });
     std::uint64_t start = real_ms();
     BOOST_TEST(loop.run_once(5000));
     std::uint64_t waited = real_ms() - start;
@@ -315,7 +330,7 @@ BOOST_AUTO_TEST_CASE(turns_allocate_nothing) {
         pipe.read_byte();
         handled++;
     });
-    loop.add_timer(1000, 10, [&] { timed++; });
+    loop.add_timer(at(1000), 10, [&] { timed++; });
     BOOST_TEST(loop.run_once(0));  // the first turn builds the poll items
     g_allocations = 0;
     g_counting = true;
