@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
             cache.insert(id, data.data(), data.size(), 0, wall_us(), &v);
         }
         wait_until([&] { return feed.stats().nodes_up > 0 && feed.stats().pending == 0; }, 20);
-        wait_until([&] { return feed.stats().oldest_unacknowledged_us == 0; }, 20);
+        wait_until([&] { return feed.stats().oldest_unacknowledged == rhythm::WallTime(); }, 20);
         auto interval = std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 / count));
         rhythm::ProcessIdentity me = rhythm::current_process();
         std::uint64_t next_id = 0;
@@ -152,7 +152,8 @@ int main(int argc, char **argv) {
         auto start = Clock::now();
         std::uint64_t saves = save_at_rate(seconds);
         double took = std::chrono::duration<double>(Clock::now() - start).count();
-        bool settled = wait_until([&] { return feed.stats().oldest_unacknowledged_us == 0; }, 30);
+        bool settled = wait_until(
+            [&] { return feed.stats().oldest_unacknowledged == rhythm::WallTime(); }, 30);
         rhythm::BackupStats s = feed.stats();
         std::printf(
             "RESULT rate=%.0f saves=%llu acknowledged=%llu p50_us=%llu p99_us=%llu "
@@ -173,7 +174,8 @@ int main(int argc, char **argv) {
         bool acked = wait_until(
             [&] {
                 rhythm::BackupStats s = feed.stats();
-                return s.pending == 0 && s.oldest_unacknowledged_us == 0 && s.nodes_up > 0;
+                return s.pending == 0 && s.oldest_unacknowledged == rhythm::WallTime() &&
+                       s.nodes_up > 0;
             },
             300);
         std::printf("%s\n", acked ? "filled" : "not acknowledged");

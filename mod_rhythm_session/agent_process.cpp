@@ -19,9 +19,9 @@
 
 #include "backup/backup_agent.h"
 #include "backup/fetch_channel.h"
+#include "common/clock.h"
 #include "core/agent_watch.h"
 #include "core/backup_feed.h"
-#include "core/monotonic_clock.h"
 #include "mpm_common.h"
 #include "unixd.h"
 
@@ -195,15 +195,15 @@ void *watch_agent(void *data) {
             timespec tenth{0, 100 * 1000 * 1000};
             nanosleep(&tenth, nullptr);
         }
-        std::int64_t now_us = monotonic_coarse_us();
-        if (std::int64_t stalled_us = feed.parent_alive(now_us)) {
+        MonotonicTime now = MonotonicTime::coarse_now();
+        if (std::int64_t stalled_us = feed.parent_alive(now)) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, agent->server,
                          "RS0108: this server did not run for %lld ms (stopped?): each session it "
                          "holds is checked against the bank before it is served again",
                          static_cast<long long>(stalled_us / 1000));
         }
         pid_t pid = agent->watched_pid.load();
-        AgentWatch::Verdict verdict = watch.check(now_us, feed.last_agent_turn_us());
+        AgentWatch::Verdict verdict = watch.check(now, feed.last_agent_turn());
         long long idle_ms = watch.idle_us() / 1000;
         if (pid <= 0) {
             continue;  // between a death and the next fork: nothing to judge

@@ -39,6 +39,7 @@ extern "C" {
 
 #include "agent_process.h"
 #include "backup/fetch_channel.h"
+#include "common/clock.h"
 #include "common/endpoint.h"
 #include "common/name.h"
 #include "common/number.h"
@@ -677,7 +678,7 @@ void rhythm_child_init(apr_pool_t *, server_rec *) {
 // one-second maintenance loop (ap_wait_or_timeout), more often only while children exit.
 int rhythm_monitor(apr_pool_t *p, server_rec *s) {
     if (g_cache_ready) {
-        apr_time_t now = apr_time_now();
+        std::int64_t now = rhythm::WallTime::now().us();  // as a request's r->request_time
         g_cache.sweep_expired(now, kSweepBudget);
         if (g_settings->backup->enabled) {
             SessionCache::UnbackedLog unbacked;

@@ -10,9 +10,9 @@ extern "C" {
 
 #include <vector>
 
+#include "common/clock.h"
 #include "core/agent_watch.h"
 #include "core/backup_feed.h"
-#include "core/monotonic_clock.h"
 
 namespace rhythm {
 namespace {
@@ -40,10 +40,12 @@ void print_table(request_rec *r, int flags, const char *title, const StatusLine 
     ap_rputs("</table>\n", r);
 }
 
-// Milliseconds from a wall-clock time in the past to now; 0 for none.
-std::uint64_t ms_since(std::int64_t then_us) {
-    apr_time_t now = apr_time_now();
-    return then_us > 0 && now > then_us ? static_cast<std::uint64_t>(now - then_us) / 1000 : 0;
+// Milliseconds from a time in the past to now; 0 for none.
+std::uint64_t ms_since(WallTime then) {
+    WallTime now = WallTime::now();
+    return then > WallTime() && now > then
+               ? static_cast<std::uint64_t>((now - then) / std::chrono::milliseconds(1))
+               : 0;
 }
 
 // One row per node the agent knows: its state and how far behind its acknowledgements are.
@@ -60,8 +62,8 @@ void print_node_table(request_rec *r, int flags, const std::vector<rhythm::NodeR
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         const rhythm::NodeReport &n = nodes[i];
         const char *state = kStateNames[static_cast<int>(n.state) % 4];
-        apr_uint64_t last = ms_since(n.last_answer_us);
-        apr_uint64_t oldest = ms_since(n.oldest_unacknowledged_us);
+        apr_uint64_t last = ms_since(WallTime(n.last_answer_us));
+        apr_uint64_t oldest = ms_since(WallTime(n.oldest_unacknowledged_us));
         apr_uint64_t unacked = n.unacknowledged;
         apr_uint64_t refused = n.refused;
         if (flags & AP_STATUS_SHORT) {
@@ -117,8 +119,9 @@ void print_cache(request_rec *r, int flags, SessionCache &cache) {
 // what it wrote last must not pass for now.
 void print_backup(request_rec *r, int flags, SessionCache &cache, bool curve) {
     BackupStats b = BackupFeed(cache).stats();
-    std::int64_t turn_age_us = b.agent_turn_us == 0 ? 0 : monotonic_coarse_us() - b.agent_turn_us;
-    const char *agent_state = b.agent_turn_us == 0                                  ? "not started"
+    std::int64_t turn_age_us =
+        b.agent_turn == MonotonicTime() ? 0 : (MonotonicTime::coarse_now() - b.agent_turn).count();
+    const char *agent_state = b.agent_turn == MonotonicTime()                       ? "not started"
                               : turn_age_us >= AgentWatch::Settings{}.warn_after_us ? "hung"
                                                                                     : "running";
     if (flags & AP_STATUS_SHORT) {
@@ -138,7 +141,7 @@ void print_backup(request_rec *r, int flags, SessionCache &cache, bool curve) {
         {"RhythmBackupLagP50Us", "Save to acknowledgement, p50 (us)", b.lag_p50_us},
         {"RhythmBackupLagP99Us", "Save to acknowledgement, p99 (us)", b.lag_p99_us},
         {"RhythmBackupOldestUnacknowledgedMs", "Oldest unacknowledged change (ms ago)",
-         ms_since(b.oldest_unacknowledged_us)},
+         ms_since(b.oldest_unacknowledged)},
         {"RhythmSessionsUnbacked", "Sessions and deletions the bank does not hold yet",
          b.unbacked_sessions},
 #define RHYTHM_ROW(field, key, label) {key, label, b.field},

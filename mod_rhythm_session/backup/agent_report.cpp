@@ -22,7 +22,7 @@ void AgentReport::write(std::uint64_t now_ms, std::int64_t wall_us, const Replic
     }
     feed_.set_nodes(static_cast<std::uint32_t>(nodes.size()), up);
     feed_.set_node_reports(reports, std::min(nodes.size(), kReportedNodes));
-    feed_.set_oldest_in_flight(window.oldest_saved_at_us());
+    feed_.set_oldest_in_flight(WallTime(window.oldest_saved_at_us()));
     if (now_ms - last_lag_rotation_ms_ >= kLagWindowMs) {
         feed_.rotate_lag_window();
         last_lag_rotation_ms_ = now_ms;

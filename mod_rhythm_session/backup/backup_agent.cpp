@@ -215,7 +215,7 @@ void BackupAgent::run(const volatile int *stop) {
     while (!*stop && !orphaned) {
         // The agent's progress, for the httpd parent's watch and server-status; and a sign of
         // life of the server, which finds out whether it stalled as a whole.
-        if (std::int64_t stalled_us = feed_.agent_turn(monotonic_coarse_us())) {
+        if (std::int64_t stalled_us = feed_.agent_turn(MonotonicTime::coarse_now())) {
             log_line(
                 log_, AgentLogLevel::kWarn,
                 "RS0108: this server did not run for %lld ms (stopped?): each session it holds is "
@@ -570,18 +570,18 @@ std::size_t BackupAgent::publish_changes(std::uint64_t now_ms) {
 }
 
 void BackupAgent::settle_acknowledged() {
-    std::int64_t now_us = wall_us();
+    WallTime now = WallTime::now();
     std::size_t settled = window_.settle([&](const ReplicationWindow::Change &c) {
-        settling_.push_back({c.id, c.version, c.saved_at_us});
+        settling_.push_back({c.id, c.version, WallTime(c.saved_at_us)});
         if (settling_.size() == kAcknowledgeBatch) {
-            feed_.acknowledge(settling_.data(), settling_.size(), now_us);
+            feed_.acknowledge(settling_.data(), settling_.size(), now);
             settling_.clear();
         }
     });
     if (settled > 0) {
-        feed_.acknowledge(settling_.data(), settling_.size(), now_us);
+        feed_.acknowledge(settling_.data(), settling_.size(), now);
         settling_.clear();
-        feed_.set_oldest_in_flight(window_.oldest_saved_at_us());
+        feed_.set_oldest_in_flight(WallTime(window_.oldest_saved_at_us()));
     }
 }
 
@@ -599,13 +599,13 @@ void BackupAgent::resend_unacknowledged(std::uint64_t now_ms) {
 }
 
 void BackupAgent::continue_scans() {
-    std::int64_t now_us = wall_us();
+    WallTime now = WallTime::now();
     for (Scan &scan : scans_) {
         bool done = scan.unacknowledged_only
                         ? feed_.requeue_scan(&scan.cursor, &scan.scanned, kScanBudget, nullptr,
-                                             nullptr, now_us)
+                                             nullptr, now)
                         : feed_.requeue_scan(&scan.cursor, &scan.scanned, kScanBudget, in_shards,
-                                             &scan.shards, now_us);
+                                             &scan.shards, now);
         scan.active = !done;
     }
     scans_.erase(

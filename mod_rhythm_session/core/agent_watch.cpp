@@ -5,12 +5,12 @@
 
 namespace rhythm {
 
-AgentWatch::Verdict AgentWatch::check(std::int64_t now_us, std::int64_t agent_turn_us) {
-    if (last_check_us_ == 0 || now_us - last_check_us_ > settings_.own_stall_us) {
-        allowance_from_us_ = now_us;  // the first look, or the watcher itself was stopped
+AgentWatch::Verdict AgentWatch::check(MonotonicTime now, MonotonicTime agent_turn) {
+    if (last_check_ == MonotonicTime() || now - last_check_ > Duration(settings_.own_stall_us)) {
+        allowance_from_ = now;  // the first look, or the watcher itself was stopped
     }
-    last_check_us_ = now_us;
-    idle_us_ = now_us - std::max(agent_turn_us, allowance_from_us_);
+    last_check_ = now;
+    idle_us_ = (now - std::max(agent_turn, allowance_from_)).count();
     if (idle_us_ < settings_.warn_after_us) {
         bool was_hung = warned_;
         warned_ = false;
@@ -18,7 +18,7 @@ AgentWatch::Verdict AgentWatch::check(std::int64_t now_us, std::int64_t agent_tu
     }
     if (idle_us_ >= settings_.restart_after_us) {
         // The next agent gets a whole allowance of its own from now.
-        allowance_from_us_ = now_us;
+        allowance_from_ = now;
         warned_ = false;
         return Verdict::kRestart;
     }

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "common/clock.h"
+
 namespace rhythm {
 
 class AgentWatch {
@@ -30,16 +32,16 @@ class AgentWatch {
 
     explicit AgentWatch(const Settings &settings) : settings_(settings) {}
 
-    // `agent_turn_us`: the agent's last loop turn (0: none yet). Both on the monotonic clock.
-    Verdict check(std::int64_t now_us, std::int64_t agent_turn_us);
+    // `agent_turn`: the agent's last loop turn (0: none yet).
+    Verdict check(MonotonicTime now, MonotonicTime agent_turn);
 
     // How long the agent has made no progress, as of the last check.
     std::int64_t idle_us() const { return idle_us_; }
 
   private:
     Settings settings_;
-    std::int64_t last_check_us_ = 0;
-    std::int64_t allowance_from_us_ = 0;  // when it was started or excused
+    MonotonicTime last_check_;
+    MonotonicTime allowance_from_;  // when it was started or excused
     std::int64_t idle_us_ = 0;
     bool warned_ = false;
 };

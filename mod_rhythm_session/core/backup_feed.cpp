@@ -108,14 +108,14 @@ void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_re
     }
 }
 
-void BackupFeed::acknowledge(const Acknowledgement *acks, std::size_t count, std::int64_t now_us) {
+void BackupFeed::acknowledge(const Acknowledgement *acks, std::size_t count, WallTime now) {
     Segment seg = cache_.segment();
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
     for (const Acknowledgement *a = acks; a != acks + count; ++a) {
         h.backup.acknowledged += 1;
-        if (a->saved_at_us > 0 && now_us >= a->saved_at_us) {
-            h.backup.lag[h.backup.lag_current].counts[lag_bucket(now_us - a->saved_at_us)] += 1;
+        if (a->saved_at > WallTime() && now >= a->saved_at) {
+            h.backup.lag[h.backup.lag_current].counts[lag_bucket((now - a->saved_at).count())] += 1;
         }
         std::uint32_t i = seg.find(a->id);
         if (i == kNoIndex) {
@@ -132,17 +132,17 @@ void BackupFeed::acknowledge(const Acknowledgement *acks, std::size_t count, std
     }
 }
 
-void BackupFeed::requeue(const SessionId &id, std::int64_t now_us) {
+void BackupFeed::requeue(const SessionId &id, WallTime now) {
     Segment seg = cache_.segment();
     ShmMutexGuard guard(seg.h().mutex);
     std::uint32_t i = seg.find(id);
     if (i != kNoIndex) {
-        seg.dirty_link(i, now_us);
+        seg.dirty_link(i, now.us());
     }
 }
 
 bool BackupFeed::requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std::uint32_t budget,
-                              Selector wanted, void *context, std::int64_t now_us) {
+                              Selector wanted, void *context, WallTime now) {
     Segment seg = cache_.segment();
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
@@ -155,7 +155,7 @@ bool BackupFeed::requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std
         }
         bool selected = wanted ? wanted(context, e.id) : e.version > e.backed_version;
         if (selected) {
-            seg.dirty_link(i, e.dirty_since_us ? e.dirty_since_us : now_us);
+            seg.dirty_link(i, e.dirty_since_us ? e.dirty_since_us : now.us());
         }
     }
     return *scanned >= h.entry_count;
@@ -226,29 +226,29 @@ BackupFeed::Reconciled BackupFeed::reconcile(const SessionId &id, const BankCopy
     return Reconciled::kReplaced;
 }
 
-std::int64_t BackupFeed::agent_turn(std::int64_t now_us) {
+std::int64_t BackupFeed::agent_turn(MonotonicTime now) {
     Segment seg = cache_.segment();
     SegmentHeader &h = seg.h();
-    h.backup.agent_turn_us.store(now_us, std::memory_order_relaxed);
+    h.backup.agent_turn_us.store(now.us(), std::memory_order_relaxed);
     // Without the mutex in the usual case: a turn every millisecond must not contend with
     // requests. Only a stall, once, takes it.
     std::int64_t before = h.alive_us.load(std::memory_order_relaxed);
-    if (before != 0 && now_us - before <= kStallUs) {
-        h.alive_us.store(now_us, std::memory_order_relaxed);
+    if (before != 0 && now.us() - before <= kStallUs) {
+        h.alive_us.store(now.us(), std::memory_order_relaxed);
         return 0;
     }
     ShmMutexGuard guard(h.mutex);
-    return seg.note_alive(now_us);
+    return seg.note_alive(now);
 }
 
-std::int64_t BackupFeed::last_agent_turn_us() const {
-    return header().backup.agent_turn_us.load(std::memory_order_relaxed);
+MonotonicTime BackupFeed::last_agent_turn() const {
+    return MonotonicTime(header().backup.agent_turn_us.load(std::memory_order_relaxed));
 }
 
-std::int64_t BackupFeed::parent_alive(std::int64_t now_us) {
+std::int64_t BackupFeed::parent_alive(MonotonicTime now) {
     Segment seg = cache_.segment();
     ShmMutexGuard guard(seg.h().mutex);
-    return seg.note_alive(now_us);
+    return seg.note_alive(now);
 }
 
 void BackupFeed::cut_off_from_bank() {
@@ -295,9 +295,9 @@ void BackupFeed::set_node_reports(const NodeReport *reports, std::size_t count) 
     std::copy(reports, reports + std::min(count, kReportedNodes), header().backup.node_reports);
 }
 
-void BackupFeed::set_oldest_in_flight(std::int64_t saved_at_us) {
+void BackupFeed::set_oldest_in_flight(WallTime saved_at) {
     ShmMutexGuard guard(header().mutex);
-    header().backup.oldest_in_flight_us = saved_at_us;
+    header().backup.oldest_in_flight_us = saved_at.us();
 }
 
 void BackupFeed::rotate_lag_window() {
@@ -320,7 +320,7 @@ BackupStats BackupFeed::stats() {
 #define RHYTHM_COPY(field, key, label) s.field = b.field;
     RHYTHM_BACKUP_COUNTERS(RHYTHM_COPY)
 #undef RHYTHM_COPY
-    s.agent_turn_us = b.agent_turn_us.load(std::memory_order_relaxed);
+    s.agent_turn = MonotonicTime(b.agent_turn_us.load(std::memory_order_relaxed));
     s.nodes_total = b.nodes_total;
     s.nodes_up = b.nodes_up;
     s.node_reports.assign(b.node_reports,
@@ -337,7 +337,7 @@ BackupStats BackupFeed::stats() {
         std::int64_t waiting = seg.entry(h.dirty_head).dirty_since_us;
         oldest = oldest == 0 ? waiting : std::min(oldest, waiting);
     }
-    s.oldest_unacknowledged_us = oldest;
+    s.oldest_unacknowledged = WallTime(oldest);
     return s;
 }
 

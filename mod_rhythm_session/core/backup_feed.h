@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "node_report.h"
 #include "session_cache.h"
 #include "session_id.h"
@@ -21,16 +22,16 @@ namespace rhythm {
 struct ChangeRecord {
     SessionId id;
     std::uint64_t version = 0;
-    std::int64_t expiry_us = 0;
+    std::int64_t expiry_us = 0;  // wall clock
     bool tombstone = false;
-    std::int64_t saved_at_us = 0;  // when the first unpublished save of it happened
+    std::int64_t saved_at_us = 0;  // wall clock of the first unpublished save of it
     std::string data;
 };
 
 struct BackupStats {
     bool enabled = false;
     std::int32_t agent_pid = 0;
-    std::int64_t agent_turn_us = 0;       // monotonic: the agent's last loop turn (0: none)
+    MonotonicTime agent_turn;             // the agent's last loop turn (0: none)
     std::uint64_t pending = 0;            // changes not yet published
     std::uint64_t unbacked_sessions = 0;  // sessions and deletions the bank does not hold yet
     std::uint32_t nodes_total = 0;
@@ -38,8 +39,8 @@ struct BackupStats {
     std::uint64_t lag_samples = 0;  // acknowledgements in the last 10 to 20 seconds
     std::uint64_t lag_p50_us = 0;
     std::uint64_t lag_p99_us = 0;
-    std::int64_t oldest_unacknowledged_us = 0;  // save time of the oldest change not acknowledged
-    std::vector<NodeReport> node_reports;       // one per node (at most kReportedNodes)
+    WallTime oldest_unacknowledged;        // save time of the oldest change not acknowledged
+    std::vector<NodeReport> node_reports;  // one per node (at most kReportedNodes)
     RHYTHM_BACKUP_COUNTERS(RHYTHM_COUNTER_FIELD_ZERO)
 };
 
@@ -58,25 +59,27 @@ class BackupFeed {
     void take_changes(std::vector<ChangeRecord> *out, std::size_t max_records,
                       std::size_t max_bytes);
 
-    // The bank holds `version` of `id`; `saved_at_us` says when that change was made.
+    // The bank holds `version` of `id`; `saved_at` says when that change was made.
     struct Acknowledgement {
         SessionId id;
         std::uint64_t version = 0;
-        std::int64_t saved_at_us = 0;
+        WallTime saved_at;
     };
     // Records `count` acknowledgements under one hold of the segment mutex: keep batches short
-    // (requests wait for that mutex).
-    void acknowledge(const Acknowledgement *acks, std::size_t count, std::int64_t now_us);
+    // (requests wait for that mutex). The lag of each is measured from its save to `now`.
+    void acknowledge(const Acknowledgement *acks, std::size_t count, WallTime now);
 
-    // Puts a session back on the dirty list (its publication may have been lost).
-    void requeue(const SessionId &id, std::int64_t now_us);
+    // Puts a session back on the dirty list as changed at `now` (its publication may have been
+    // lost).
+    void requeue(const SessionId &id, WallTime now);
 
     // Puts back on the dirty list, scanning up to `budget` entries from `*cursor`, every session
     // not acknowledged by the bank, or every session `wanted` selects (when given). Returns true
-    // once the scan has come round the whole segment.
+    // once the scan has come round the whole segment. A session not changed since it was
+    // published is put back as changed at `now`.
     using Selector = bool (*)(void *context, const SessionId &id);
     bool requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std::uint32_t budget,
-                      Selector wanted, void *context, std::int64_t now_us);
+                      Selector wanted, void *context, WallTime now);
 
     // The bank holds `version` of this session made by another server, and it wins over this
     // server's copy (a higher version, or the same one from a server that wins the tie): drops
@@ -104,14 +107,14 @@ class BackupFeed {
     enum class Reconciled { kCurrent, kReplaced, kDeleted, kTooLarge, kNoSpace, kNotWaiting };
     Reconciled reconcile(const SessionId &id, const BankCopy &bank);
 
-    // A sign of life from the agent's loop at `now_us` (monotonic_coarse_us): what the httpd parent
-    // and server-status read as its progress. Returns the gap, when it shows the whole server had
-    // stalled (see SessionCache::Loaded::stalled_us).
-    std::int64_t agent_turn(std::int64_t now_us);
-    // The agent's last turn (monotonic; 0: none yet). Read without the mutex.
-    std::int64_t last_agent_turn_us() const;
+    // A sign of life from the agent's loop at `now` (MonotonicTime::coarse_now): what the httpd
+    // parent and server-status read as its progress. Returns the gap in microseconds, when it
+    // shows the whole server had stalled (see SessionCache::Loaded::stalled_us).
+    std::int64_t agent_turn(MonotonicTime now);
+    // The agent's last turn (0: none yet). Read without the mutex.
+    MonotonicTime last_agent_turn() const;
     // A sign of life from the httpd parent's watch over the agent; as agent_turn.
-    std::int64_t parent_alive(std::int64_t now_us);
+    std::int64_t parent_alive(MonotonicTime now);
     // The agent could not reach any node for longer than a stall: as after a stall, every
     // session is to be checked against the bank before it is served again.
     void cut_off_from_bank();
@@ -129,7 +132,7 @@ class BackupFeed {
     void set_node_reports(const NodeReport *reports, std::size_t count);
     // The save time of the oldest change published but not acknowledged (0: none); combined
     // with the oldest change still waiting on the dirty list.
-    void set_oldest_in_flight(std::int64_t saved_at_us);
+    void set_oldest_in_flight(WallTime saved_at);
     // Starts a new lag window; the previous one is kept for reading.
     void rotate_lag_window();
 

@@ -26,22 +26,23 @@ struct LogLine {
     std::int64_t previous_line_us = 0;
 };
 
-// True when a line is due at `now_us`: something happened since the last line, and that line
+// True when a line is due at `now_wall_us`: something happened since the last line, and that line
 // is at least kLogIntervalUs old (or the wall clock went back past it). Then `*line` says what to
 // write and a new interval starts; otherwise `*line` is left as it is.
-inline bool log_gate_take(LogGate &gate, std::uint64_t total, std::int64_t now_us, LogLine *line) {
+inline bool log_gate_take(LogGate &gate, std::uint64_t total, std::int64_t now_wall_us,
+                          LogLine *line) {
     if (gate.unlogged == 0) {
         return false;
     }
-    if (gate.last_line_us != 0 && now_us >= gate.last_line_us &&
-        now_us - gate.last_line_us < kLogIntervalUs) {
+    if (gate.last_line_us != 0 && now_wall_us >= gate.last_line_us &&
+        now_wall_us - gate.last_line_us < kLogIntervalUs) {
         return false;
     }
     line->count = gate.unlogged;
     line->total = total;
     line->previous_line_us = gate.last_line_us;
     gate.unlogged = 0;
-    gate.last_line_us = now_us;
+    gate.last_line_us = now_wall_us;
     return true;
 }
 

@@ -19,7 +19,9 @@
 //   +--------------------------------------------------------------------------------------+
 //
 // Every structure in it is trivially copyable and of a size fixed by kLayoutVersion (asserted
-// below): a module of another layout refuses an older segment instead of misreading it.
+// below): a module of another layout refuses an older segment instead of misreading it. Its times
+// are plain microseconds, each field saying its clock (common/clock.h): the wall clock for expiry
+// and save times, the monotonic clock for the signs of life.
 //
 // Everything here runs under the segment mutex unless a comment says otherwise.
 #pragma once
@@ -31,6 +33,7 @@
 #include <type_traits>
 
 #include "chunk_arena.h"
+#include "common/clock.h"
 #include "counters.h"
 #include "log_gate.h"
 #include "node_report.h"
@@ -63,7 +66,7 @@ enum LruList : std::uint8_t { kBacked = 0, kUnbacked = 1 };
 struct Entry {
     SessionId id;
     std::uint64_t version;
-    std::int64_t expiry_us;
+    std::int64_t expiry_us;  // wall clock (Unix microseconds); 0: none
     std::uint32_t size;
     std::uint32_t first_chunk;
     std::uint32_t hash_next;  // next entry in the bucket, or the free list
@@ -76,7 +79,8 @@ struct Entry {
     std::uint32_t queue_tail;
     // Backup: what the bank acknowledged, and the dirty list of changes not yet published.
     std::uint64_t backed_version;
-    std::int64_t dirty_since_us;  // the first save not yet taken for publishing; 0 when none
+    std::int64_t
+        dirty_since_us;  // wall clock of the first save not yet taken for publishing; 0: none
     std::uint32_t dirty_prev;
     std::uint32_t dirty_next;
     std::uint8_t on_dirty_list;
@@ -127,7 +131,8 @@ struct BackupState {
     std::int32_t agent_pid;
     RHYTHM_BACKUP_COUNTERS(RHYTHM_COUNTER_FIELD)
     SharedWord<std::int64_t> agent_turn_us;  // monotonic: the agent's last loop turn
-    std::int64_t oldest_in_flight_us;  // save time of the oldest change published, not acknowledged
+    // Wall clock: the save time of the oldest change published, not acknowledged.
+    std::int64_t oldest_in_flight_us;
     std::uint32_t nodes_total, nodes_up;
     NodeReport node_reports[kReportedNodes];
     // Two windows: the current one and the one before it, swapped by the agent.
@@ -294,8 +299,8 @@ class Segment {
 
     bool idle(const Entry &e) const { return e.holder.pid == 0 && e.queue_head == kNoIndex; }
 
-    static bool expired(const Entry &e, std::int64_t now_us) {
-        return e.expiry_us != 0 && e.expiry_us < now_us;
+    static bool expired(const Entry &e, std::int64_t now_wall_us) {
+        return e.expiry_us != 0 && e.expiry_us < now_wall_us;
     }
 
     // Takes a live session out of the index; the entry stays allocated (state kDeleted) until
@@ -317,7 +322,7 @@ class Segment {
 
     // A deletion the bank must hear of: the data goes, the entry stays (state kTombstone) with
     // the next version until the bank acknowledges it.
-    void make_tombstone(std::uint32_t i, std::int64_t now_us) {
+    void make_tombstone(std::uint32_t i, std::int64_t now_wall_us) {
         Entry &e = entries_[i];
         arena_.release(e.first_chunk);
         h_->sessions -= 1;
@@ -328,17 +333,17 @@ class Segment {
         e.continues_fetched = 0;
         e.state = kTombstone;
         lru_file(i);  // unbacked until the bank acknowledges the deletion
-        dirty_link(i, now_us);
+        dirty_link(i, now_wall_us);
     }
 
     // A change to publish: appended to the dirty list unless it is on it already.
-    void dirty_link(std::uint32_t i, std::int64_t now_us) {
+    void dirty_link(std::uint32_t i, std::int64_t now_wall_us) {
         Entry &e = entries_[i];
         if (!h_->backup_enabled || e.on_dirty_list) {
             return;
         }
         e.on_dirty_list = 1;
-        e.dirty_since_us = now_us;
+        e.dirty_since_us = now_wall_us;
         e.dirty_next = kNoIndex;
         e.dirty_prev = h_->dirty_tail;
         (h_->dirty_tail != kNoIndex ? entries_[h_->dirty_tail].dirty_next : h_->dirty_head) = i;
@@ -451,10 +456,11 @@ class Segment {
     }
 
     // The RS0106 and RS0107 lines due now, if any.
-    void take_log_lines(std::int64_t now_us, SessionCache::UnbackedLog *out) {
-        log_gate_take(h_->refused_unbacked_log, h_->backup.saves_refused_unbacked, now_us,
+    void take_log_lines(std::int64_t now_wall_us, SessionCache::UnbackedLog *out) {
+        log_gate_take(h_->refused_unbacked_log, h_->backup.saves_refused_unbacked, now_wall_us,
                       &out->refused);
-        log_gate_take(h_->evicted_unbacked_log, h_->backup.evicted_unbacked, now_us, &out->evicted);
+        log_gate_take(h_->evicted_unbacked_log, h_->backup.evicted_unbacked, now_wall_us,
+                      &out->evicted);
     }
 
     std::uint32_t take_waiter(const ProcessIdentity &owner, std::uint32_t entry_index) {
@@ -540,18 +546,18 @@ class Segment {
         hand_on(i);
     }
 
-    // A sign of life at `now_us` (monotonic). With backup on, a gap over kStallUs since the
-    // last one means the whole server was stopped: every session is to be checked against the
-    // bank before it is served again. Returns the gap when it was one (0 otherwise). Under the
+    // A sign of life at `now`. With backup on, a gap over kStallUs since the last one means the
+    // whole server was stopped: every session is to be checked against the bank before it is
+    // served again. Returns the gap in microseconds when it was one (0 otherwise). Under the
     // mutex; alive_us is also written without it (the agent's turns), hence the exchange.
-    std::int64_t note_alive(std::int64_t now_us) {
-        std::int64_t before = h_->alive_us.exchange(now_us, std::memory_order_relaxed);
-        if (!h_->backup_enabled || before == 0 || now_us - before <= kStallUs) {
+    std::int64_t note_alive(MonotonicTime now) {
+        std::int64_t before = h_->alive_us.exchange(now.us(), std::memory_order_relaxed);
+        if (!h_->backup_enabled || before == 0 || now.us() - before <= kStallUs) {
             return 0;
         }
         h_->stall_generation += 1;
         h_->backup.stalls += 1;
-        return now_us - before;
+        return now.us() - before;
     }
 
     bool handle_valid(const SessionCache::Handle &handle) {

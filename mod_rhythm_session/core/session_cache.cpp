@@ -8,7 +8,7 @@
 #include <cstring>
 #include <new>
 
-#include "monotonic_clock.h"
+#include "common/clock.h"
 #include "segment.h"
 #include "shm_sync.h"
 
@@ -147,7 +147,7 @@ SessionCache::SessionCache(void *base)
     : header_(static_cast<SegmentHeader *>(base)), base_(static_cast<unsigned char *>(base)) {}
 
 SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessIdentity &owner,
-                                            std::int64_t now_us, std::uint64_t timeout_ms,
+                                            std::int64_t now_wall_us, std::uint64_t timeout_ms,
                                             Handle *handle, Allocator allocate, void *context,
                                             Loaded *loaded) {
     Segment seg(header_, base_);
@@ -157,7 +157,7 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
     {
         ShmMutexGuard guard(h.mutex);
         if (h.backup_enabled) {
-            loaded->stalled_us = seg.note_alive(monotonic_coarse_us());
+            loaded->stalled_us = seg.note_alive(MonotonicTime::coarse_now());
         }
         i = seg.find(id);
         if (i == kNoIndex) {
@@ -165,7 +165,7 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
             return Acquire::kNotFound;
         }
         Entry &e = seg.entry(i);
-        if (Segment::expired(e, now_us) && seg.idle(e)) {
+        if (Segment::expired(e, now_wall_us) && seg.idle(e)) {
             seg.remove_session(i);
             seg.free_entry(i);
             h.counters.expirations += 1;
@@ -193,12 +193,12 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
 
     if (w != kNoIndex) {
         Waiter &slot = seg.waiter(w);
-        std::int64_t deadline = monotonic_us() + static_cast<std::int64_t>(timeout_ms) * 1000;
+        MonotonicTime deadline = MonotonicTime::now() + std::chrono::milliseconds(timeout_ms);
         for (;;) {
             if (slot.granted.load(std::memory_order_acquire)) {
                 break;
             }
-            std::int64_t now = monotonic_us();
+            MonotonicTime now = MonotonicTime::now();
             if (now >= deadline) {
                 ShmMutexGuard guard(h.mutex);
                 if (slot.granted.load(std::memory_order_acquire)) {
@@ -209,8 +209,9 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
                 h.counters.lock_timeouts += 1;
                 return Acquire::kTimedOut;
             }
-            futex_wait(&slot.granted, 0,
-                       std::min(static_cast<std::uint64_t>(deadline - now), kHolderCheckUs));
+            futex_wait(
+                &slot.granted, 0,
+                std::min(static_cast<std::uint64_t>((deadline - now).count()), kHolderCheckUs));
             if (!slot.granted.load(std::memory_order_acquire)) {
                 ShmMutexGuard guard(h.mutex);
                 seg.reclaim_if_holder_gone(i);
@@ -226,7 +227,7 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
             e.holder_waiter = kNoIndex;
             seg.give_back_waiter(w);
         }
-        if (e.state == kLive && Segment::expired(e, now_us)) {
+        if (e.state == kLive && Segment::expired(e, now_wall_us)) {
             seg.remove_session(i);
             h.counters.expirations += 1;
         }
@@ -256,7 +257,7 @@ SessionCache::Acquire SessionCache::acquire(const SessionId &id, const ProcessId
 
 SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *data,
                                                   std::size_t size, std::int64_t expiry_us,
-                                                  std::int64_t now_us, std::uint64_t *version,
+                                                  std::int64_t now_wall_us, std::uint64_t *version,
                                                   UnbackedLog *log) {
     Segment seg(header_, base_);
     SegmentHeader &h = seg.h();
@@ -280,7 +281,7 @@ SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *da
             e.continues_fetched = 0;
             *version = e.version;
             seg.lru_file(i);
-            seg.dirty_link(i, now_us);
+            seg.dirty_link(i, now_wall_us);
             h.counters.saves += 1;
         } else if (room == Segment::Room::kUnbackedOnly) {
             seg.count_refused_unbacked();
@@ -295,12 +296,12 @@ SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *da
     }
     handle->entry = kNoIndex;
     if (log) {
-        seg.take_log_lines(now_us, log);
+        seg.take_log_lines(now_wall_us, log);
     }
     return result;
 }
 
-void SessionCache::erase_and_release(Handle *handle, std::int64_t now_us) {
+void SessionCache::erase_and_release(Handle *handle, std::int64_t now_wall_us) {
     Segment seg(header_, base_);
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
@@ -308,7 +309,7 @@ void SessionCache::erase_and_release(Handle *handle, std::int64_t now_us) {
         std::uint32_t i = handle->entry;
         if (seg.entry(i).state == kLive) {
             if (h.backup_enabled) {
-                seg.make_tombstone(i, now_us);
+                seg.make_tombstone(i, now_wall_us);
             } else {
                 seg.remove_session(i);
             }
@@ -381,18 +382,18 @@ void SessionCache::abandon_check(Handle *handle) {
 }
 
 SessionCache::Save SessionCache::insert(const SessionId &id, const void *data, std::size_t size,
-                                        std::int64_t expiry_us, std::int64_t now_us,
+                                        std::int64_t expiry_us, std::int64_t now_wall_us,
                                         std::uint64_t *version, UnbackedLog *log) {
     Segment seg(header_, base_);
     ShmMutexGuard guard(seg.h().mutex);
     std::uint32_t i;
     Save result = seg.add_session(id, data, size, expiry_us, 1, false, &i);
     if (result == Save::kSaved) {
-        seg.dirty_link(i, now_us);
+        seg.dirty_link(i, now_wall_us);
         *version = 1;
     }
     if (log) {
-        seg.take_log_lines(now_us, log);
+        seg.take_log_lines(now_wall_us, log);
     }
     return result;
 }
@@ -412,13 +413,13 @@ void SessionCache::set_evict_unbacked(bool evict) {
     header_->evict_unbacked = evict ? 1 : 0;
 }
 
-void SessionCache::take_unbacked_log(std::int64_t now_us, UnbackedLog *log) {
+void SessionCache::take_unbacked_log(std::int64_t now_wall_us, UnbackedLog *log) {
     Segment seg(header_, base_);
     ShmMutexGuard guard(header_->mutex);
-    seg.take_log_lines(now_us, log);
+    seg.take_log_lines(now_wall_us, log);
 }
 
-std::size_t SessionCache::sweep_expired(std::int64_t now_us, std::uint32_t budget) {
+std::size_t SessionCache::sweep_expired(std::int64_t now_wall_us, std::uint32_t budget) {
     Segment seg(header_, base_);
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
@@ -428,7 +429,7 @@ std::size_t SessionCache::sweep_expired(std::int64_t now_us, std::uint32_t budge
         std::uint32_t i = h.sweep_cursor;
         h.sweep_cursor = i + 1 < h.entry_count ? i + 1 : 0;
         Entry &e = seg.entry(i);
-        if ((e.state == kLive || e.state == kTombstone) && Segment::expired(e, now_us) &&
+        if ((e.state == kLive || e.state == kTombstone) && Segment::expired(e, now_wall_us) &&
             seg.idle(e)) {
             seg.remove_session(i);
             seg.free_entry(i);

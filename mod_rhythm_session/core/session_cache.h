@@ -8,6 +8,10 @@
 // is reclaimed by the next waiter. The index itself is guarded by one robust mutex held only for
 // short, bounded sections; data is copied out without it because a locked session's chunks are
 // never touched by anyone else.
+//
+// Times given here are the wall clock in Unix microseconds, plain integers (`now_wall_us`,
+// `expiry_us`): a request passes its r->request_time, so the request path reads no clock for
+// them. The signs of life of the server's processes are the monotonic clock's (common/clock.h).
 #pragma once
 
 #include <cstddef>
@@ -57,7 +61,7 @@ class SessionCache {
         char *data = nullptr;  // NUL-terminated copy, from the caller's allocator
         std::size_t size = 0;
         std::uint64_t version = 0;
-        std::int64_t expiry_us = 0;
+        std::int64_t expiry_us = 0;  // wall clock
         // The server stalled since this copy was last known current: check it against the bank
         // (begin_check / finish_check) before serving it.
         bool unchecked = false;
@@ -108,21 +112,21 @@ class SessionCache {
     // `timeout_ms`. `owner` is the calling process (current_process()), so that others can
     // reclaim the lock if it dies. On kLocked, `loaded` holds a copy made with `allocate` (size + 1
     // bytes).
-    Acquire acquire(const SessionId &id, const ProcessIdentity &owner, std::int64_t now_us,
+    Acquire acquire(const SessionId &id, const ProcessIdentity &owner, std::int64_t now_wall_us,
                     std::uint64_t timeout_ms, Handle *handle, Allocator allocate, void *context,
                     Loaded *loaded);
 
     // Replaces the locked session's data, bumps its version and releases the lock, whatever
     // the outcome. `expiry_us` 0 means no expiry. With backup on, the change joins the list of
-    // changes to publish (as of `now_us`). When the cache is full, sessions the bank holds are
-    // evicted first. `log`, when given, receives the RS0106/RS0107 lines due at `now_us`.
+    // changes to publish (as of `now_wall_us`). When the cache is full, sessions the bank holds are
+    // evicted first. `log`, when given, receives the RS0106/RS0107 lines due at `now_wall_us`.
     Save save_and_release(Handle *handle, const void *data, std::size_t size,
-                          std::int64_t expiry_us, std::int64_t now_us, std::uint64_t *version,
+                          std::int64_t expiry_us, std::int64_t now_wall_us, std::uint64_t *version,
                           UnbackedLog *log = nullptr);
 
     // Deletes the locked session and releases the lock. With backup on, a tombstone stays until
     // the bank acknowledges the deletion.
-    void erase_and_release(Handle *handle, std::int64_t now_us);
+    void erase_and_release(Handle *handle, std::int64_t now_wall_us);
 
     // Releases the lock without changing the session.
     void release(Handle *handle);
@@ -140,7 +144,7 @@ class SessionCache {
     // Stores a new session under a fresh ID (not locked afterwards). Room is made as for
     // save_and_release().
     Save insert(const SessionId &id, const void *data, std::size_t size, std::int64_t expiry_us,
-                std::int64_t now_us, std::uint64_t *version, UnbackedLog *log = nullptr);
+                std::int64_t now_wall_us, std::uint64_t *version, UnbackedLog *log = nullptr);
 
     // Whether saves and deletions are recorded for the backup agent. Set at each start from the
     // configuration; the segment outlives it. A change files every session again as held by
@@ -151,12 +155,12 @@ class SessionCache {
     // the save instead (kUnbackedOnly, the default). Set at each start from the configuration.
     void set_evict_unbacked(bool evict);
 
-    // The RS0106/RS0107 lines due at `now_us`: the httpd parent asks every 10 s, so that what
+    // The RS0106/RS0107 lines due at `now_wall_us`: the httpd parent asks every 10 s, so that what
     // happened after the last line is logged even if nothing follows.
-    void take_unbacked_log(std::int64_t now_us, UnbackedLog *log);
+    void take_unbacked_log(std::int64_t now_wall_us, UnbackedLog *log);
 
     // Reclaims up to `budget` entries' worth of expired, unlocked sessions; returns how many.
-    std::size_t sweep_expired(std::int64_t now_us, std::uint32_t budget);
+    std::size_t sweep_expired(std::int64_t now_wall_us, std::uint32_t budget);
 
     // Counts a save refused by the caller because it was larger than the configured limit.
     void count_oversized();

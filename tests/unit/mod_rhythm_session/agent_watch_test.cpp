@@ -6,19 +6,21 @@
 #include <boost/test/unit_test.hpp>
 
 using rhythm::AgentWatch;
+using rhythm::Duration;
+using rhythm::MonotonicTime;
 using Verdict = AgentWatch::Verdict;
 
 namespace {
 
-constexpr std::int64_t kSecond = 1000000;
-constexpr std::int64_t kStart = 1000 * kSecond;
+constexpr Duration kSecond = std::chrono::seconds(1);
+constexpr MonotonicTime kStart = MonotonicTime() + 1000 * kSecond;
 
 // Checks once a second from `from` to `to` (inclusive) with the agent's last turn at `turn`;
 // returns the verdicts.
-std::vector<Verdict> watch_each_second(AgentWatch &w, std::int64_t from, std::int64_t to,
-                                       std::int64_t turn) {
+std::vector<Verdict> watch_each_second(AgentWatch &w, MonotonicTime from, MonotonicTime to,
+                                       MonotonicTime turn) {
     std::vector<Verdict> out;
-    for (std::int64_t t = from; t <= to; t += kSecond) {
+    for (MonotonicTime t = from; t <= to; t += kSecond) {
         out.push_back(w.check(t, turn));
     }
     return out;
@@ -30,8 +32,8 @@ BOOST_AUTO_TEST_SUITE(agent_watch)
 
 BOOST_AUTO_TEST_CASE(an_agent_that_turns_is_running) {
     AgentWatch w(AgentWatch::Settings{});
-    for (std::int64_t t = kStart; t < kStart + 60 * kSecond; t += kSecond) {
-        BOOST_TEST((w.check(t, t - 20000) == Verdict::kRunning));
+    for (MonotonicTime t = kStart; t < kStart + 60 * kSecond; t += kSecond) {
+        BOOST_TEST((w.check(t, t - Duration(20000)) == Verdict::kRunning));
     }
 }
 
@@ -42,7 +44,7 @@ BOOST_AUTO_TEST_CASE(hung_is_said_once_then_it_is_killed_and_the_next_agent_star
     auto v = watch_each_second(w, kStart + kSecond, kStart + 3 * kSecond, kStart);
     BOOST_TEST((v == std::vector<Verdict>(3, Verdict::kRunning)));
     BOOST_TEST((w.check(kStart + 4 * kSecond, kStart) == Verdict::kHung));
-    BOOST_TEST(w.idle_us() == 4 * kSecond);
+    BOOST_TEST(w.idle_us() == (4 * kSecond).count());
     v = watch_each_second(w, kStart + 5 * kSecond, kStart + 29 * kSecond, kStart);
     BOOST_TEST((v == std::vector<Verdict>(25, Verdict::kStillHung)));
     BOOST_TEST((w.check(kStart + 30 * kSecond, kStart) == Verdict::kRestart));
@@ -65,9 +67,9 @@ BOOST_AUTO_TEST_CASE(a_watcher_that_was_stopped_itself_gives_the_agent_a_new_all
     w.check(kStart, kStart);
     // The whole server was stopped for 60 s: the agent's last turn is that old, and so is the
     // watcher's last look.
-    std::int64_t resumed = kStart + 60 * kSecond;
+    MonotonicTime resumed = kStart + 60 * kSecond;
     BOOST_TEST((w.check(resumed, kStart) == Verdict::kRunning));
-    BOOST_TEST((w.check(resumed + kSecond, resumed + 500000) == Verdict::kRunning));
+    BOOST_TEST((w.check(resumed + kSecond, resumed + Duration(500000)) == Verdict::kRunning));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

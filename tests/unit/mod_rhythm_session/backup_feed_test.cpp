@@ -9,12 +9,13 @@
 #include <sys/mman.h>
 #include <vector>
 
-#include "core/monotonic_clock.h"
+#include "common/clock.h"
 
 using rhythm::BackupFeed;
 using rhythm::ChangeRecord;
 using rhythm::SessionCache;
 using rhythm::SessionId;
+using rhythm::WallTime;
 
 namespace {
 
@@ -47,9 +48,9 @@ struct Fixture {
         for (auto changes = take(); !changes.empty(); changes = take()) {
             std::vector<rhythm::BackupFeed::Acknowledgement> acks;
             for (auto &c : changes) {
-                acks.push_back({c.id, c.version, kNow});
+                acks.push_back({c.id, c.version, WallTime(kNow)});
             }
-            feed.acknowledge(acks.data(), acks.size(), kNow);
+            feed.acknowledge(acks.data(), acks.size(), WallTime(kNow));
         }
     }
 
@@ -90,8 +91,8 @@ struct Fixture {
     // One acknowledgement, arriving at `now_us`.
     void ack(const SessionId &id, std::uint64_t version, std::int64_t saved_at_us,
              std::int64_t now_us) {
-        rhythm::BackupFeed::Acknowledgement a{id, version, saved_at_us};
-        feed.acknowledge(&a, 1, now_us);
+        rhythm::BackupFeed::Acknowledgement a{id, version, WallTime(saved_at_us)};
+        feed.acknowledge(&a, 1, WallTime(now_us));
     }
 
     std::vector<ChangeRecord> take(std::size_t max = 100) {
@@ -187,7 +188,7 @@ BOOST_AUTO_TEST_CASE(scan_requeues_what_the_bank_has_not_acknowledged) {
     // b was published but never acknowledged: an agent that starts again finds it.
     std::uint32_t cursor = 0;
     std::uint32_t scanned = 0;
-    while (!f.feed.requeue_scan(&cursor, &scanned, 7, nullptr, nullptr, kNow)) {
+    while (!f.feed.requeue_scan(&cursor, &scanned, 7, nullptr, nullptr, WallTime(kNow))) {
     }
     changes = f.take();
     BOOST_REQUIRE(changes.size() == 1u);
@@ -202,20 +203,20 @@ BOOST_AUTO_TEST_CASE(scan_with_a_selector_requeues_acknowledged_sessions_too) {
     // Acknowledged in one batch.
     std::vector<rhythm::BackupFeed::Acknowledgement> acks;
     for (auto &c : f.take()) {
-        acks.push_back({c.id, c.version, kNow});
+        acks.push_back({c.id, c.version, WallTime(kNow)});
     }
-    f.feed.acknowledge(acks.data(), acks.size(), kNow + 1000);
+    f.feed.acknowledge(acks.data(), acks.size(), WallTime(kNow + 1000));
     BOOST_TEST(f.feed.stats().acknowledged == 10u);
     // A scan for unacknowledged sessions finds none: the bank has every one of them.
     std::uint32_t from = 0;
     std::uint32_t looked = 0;
-    while (!f.feed.requeue_scan(&from, &looked, 1000, nullptr, nullptr, kNow)) {
+    while (!f.feed.requeue_scan(&from, &looked, 1000, nullptr, nullptr, WallTime(kNow))) {
     }
     BOOST_TEST(f.take().empty());
     auto even = [](void *, const SessionId &id) { return (id.bytes[8] & 1) == 0; };
     std::uint32_t cursor = 3;
     std::uint32_t scanned = 0;
-    while (!f.feed.requeue_scan(&cursor, &scanned, 1000, even, nullptr, kNow)) {
+    while (!f.feed.requeue_scan(&cursor, &scanned, 1000, even, nullptr, WallTime(kNow))) {
     }
     BOOST_TEST(f.take().size() == 5u);
 }
@@ -288,10 +289,10 @@ BOOST_AUTO_TEST_CASE(lag_and_oldest_unacknowledged_change) {
     SessionId a = f.add(1, "a=1");
     f.add(2, "b=1");
     rhythm::BackupStats s = f.feed.stats();
-    BOOST_TEST(s.oldest_unacknowledged_us == kNow);
+    BOOST_TEST(s.oldest_unacknowledged.us() == kNow);
     auto changes = f.take(2);
     // Taken, not acknowledged: still the oldest unacknowledged change.
-    BOOST_TEST(f.feed.stats().oldest_unacknowledged_us == kNow);
+    BOOST_TEST(f.feed.stats().oldest_unacknowledged.us() == kNow);
     BOOST_TEST(f.feed.stats().pending == 0u);
     for (int n = 0; n < 98; ++n) {
         f.ack(a, 1, kNow, kNow + 2000);  // 2 ms
@@ -529,7 +530,7 @@ SessionCache::Acquire acquire(Fixture &f, const SessionId &id, SessionCache::Han
 
 // The server's last sign of life was `ago_us` before now.
 void last_alive(Fixture &f, std::int64_t ago_us) {
-    f.feed.agent_turn(rhythm::monotonic_coarse_us() - ago_us);
+    f.feed.agent_turn(rhythm::MonotonicTime::coarse_now() - rhythm::Duration(ago_us));
 }
 
 BOOST_AUTO_TEST_CASE(a_server_that_stalled_checks_a_session_and_takes_the_banks_newer_copy) {
