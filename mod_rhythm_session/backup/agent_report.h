@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backup/replication_window.h"
+#include "common/clock.h"
 #include "core/backup_feed.h"
 
 namespace rhythm {
@@ -21,29 +22,29 @@ class AgentReport {
 
     // The agent's view of a node besides the window's figures.
     struct NodeView {
-        const std::string *endpoint;   // as configured
-        const std::string *name;       // as it names itself
-        std::uint64_t last_answer_ms;  // monotonic; 0: never answered
+        const std::string *endpoint;  // as configured
+        const std::string *name;      // as it names itself
+        MonotonicTime last_answer;    // 0: never answered
     };
 
     explicit AgentReport(BackupFeed &feed) : feed_(feed) {}
 
     // The next write() writes, whenever it comes.
-    void soon() { last_ms_ = 0; }
+    void soon() { last_written_ = MonotonicTime(); }
 
-    // Writes the figures if they are due. `now_ms` is the agent's monotonic clock, `wall_us` the
-    // wall clock, which server-status compares the answers' times with.
-    void write(std::uint64_t now_ms, std::int64_t wall_us, const ReplicationWindow &window,
+    // Writes the figures if they are due at `now`. `wall` is the same moment on the wall clock,
+    // which server-status compares the answers' times with.
+    void write(MonotonicTime now, WallTime wall, const ReplicationWindow &window,
                const std::vector<NodeView> &nodes);
 
     // One node's row.
     static NodeReport row(const NodeView &node, const ReplicationWindow::NodeFigures &figures,
-                          bool up, std::uint64_t now_ms, std::int64_t wall_us);
+                          bool up, MonotonicTime now, WallTime wall);
 
   private:
     BackupFeed &feed_;
-    std::uint64_t last_ms_ = 0;
-    std::uint64_t last_lag_rotation_ms_ = 0;
+    MonotonicTime last_written_;
+    MonotonicTime last_lag_rotation_;
 };
 
 }  // namespace rhythm

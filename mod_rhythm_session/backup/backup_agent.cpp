@@ -6,14 +6,13 @@
 #include <cstdio>
 #include <cstring>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "backup/cpu_wait.h"
 #include "backup/fetch_channel.h"
+#include "common/clock.h"
 #include "common/endpoint.h"
-#include "core/monotonic_clock.h"
 #include "wire/event_loop.h"
 #include "wire/session_key.h"
 #include "wire/zmq_io.h"
@@ -21,6 +20,7 @@
 namespace rhythm {
 namespace {
 
+using std::chrono::milliseconds;
 using wire::ReceivedMessage;
 using wire::send_frames;
 using wire::set_network_options;
@@ -42,20 +42,6 @@ constexpr std::uint64_t kOwnStallMs = 1000;
 // A subscription message from an XPUB socket: 1 (subscribe) or 0, then the topic.
 constexpr std::size_t kSubscriptionBytes = 1 + wire::kTopicBytes;
 
-std::uint64_t steady_us() {
-    return static_cast<std::uint64_t>(monotonic_us());
-}
-
-std::uint64_t steady_ms() {
-    return steady_us() / 1000;
-}
-
-std::int64_t wall_us() {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
-
 bool in_shards(void *context, const SessionId &id) {
     return static_cast<const wire::ShardSet *>(context)->contains(wire::shard_of(id));
 }
@@ -71,12 +57,12 @@ struct BackupAgent::Node {
     void *publisher = nullptr;
     std::string name;
     std::string updates_endpoint;
-    std::uint64_t last_ack_ms = 0;
-    std::uint64_t last_heartbeat_ms = 0;
+    MonotonicTime last_ack;  // 0: it never answered
+    MonotonicTime last_heartbeat;
     std::uint64_t last_heartbeat_id = 0;  // request id of the last heartbeat sent
     std::uint64_t last_answer_id = 0;     // ... and of the last one answered
     std::uint64_t asked_up_to = 0;        // the last heartbeat's next_sequence
-    std::uint64_t full_logged_ms = 0;
+    MonotonicTime full_logged;
 };
 
 BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
@@ -106,7 +92,7 @@ BackupAgent::~BackupAgent() {
 }
 
 bool BackupAgent::silent(std::size_t node) const {
-    return !window_.up(node) && nodes_[node]->last_ack_ms != 0;
+    return !window_.up(node) && nodes_[node]->last_ack != MonotonicTime();
 }
 
 bool BackupAgent::owns(std::size_t node, std::uint32_t shard) const {
@@ -119,7 +105,7 @@ bool BackupAgent::send(std::size_t node, const wire::Frames &frames) {
 
 bool BackupAgent::reached() const {
     return std::any_of(nodes_.begin(), nodes_.end(),
-                       [](const auto &node) { return node->last_ack_ms != 0; });
+                       [](const auto &node) { return node->last_ack != MonotonicTime(); });
 }
 
 void BackupAgent::connect_nodes() {
@@ -202,14 +188,14 @@ void BackupAgent::run(const volatile int *stop) {
     // interval.
     loop.add_timer(MonotonicTime(),
                    std::max<std::uint64_t>(1, config_.resend_after_ms / kResendChecksPerInterval),
-                   [&] { resend_unacknowledged(loop.now().ms()); });
+                   [&] { resend_unacknowledged(loop.now()); });
     // The poll waits at most until the tick (tick_pacer.h): the loop wakes between ticks only for
     // the nodes' answers and subscriptions, and for fetches.
-    std::uint64_t poll_started_ms = 0;
+    MonotonicTime poll_started;
     std::uint64_t poll_cap_ms = 0;
     loop.set_after_poll([&](MonotonicTime now) {
-        std::uint64_t slept = now.ms() - poll_started_ms;
-        excuse_own_stall(slept - std::min(slept, poll_cap_ms));
+        Duration slept = now - poll_started;
+        excuse_own_stall(slept - std::min<Duration>(slept, milliseconds(poll_cap_ms)));
     });
     CpuWait cpu_wait;  // this thread's: the pacer's sign of CPUs busy with requests
     while (!*stop && !orphaned) {
@@ -222,18 +208,17 @@ void BackupAgent::run(const volatile int *stop) {
                 "checked against the bank before it is served again",
                 static_cast<long long>(stalled_us / 1000));
         }
-        poll_started_ms = steady_ms();
-        poll_cap_ms = loop.wait_ms(pacer_.wait_ms(steady_us()));
+        poll_started = MonotonicTime::now();
+        poll_cap_ms = loop.wait_ms(pacer_.wait_ms(poll_started.us()));
         if (!loop.run_once(poll_cap_ms)) {
             continue;  // a signal: *stop may be set
         }
-        std::uint64_t now_us = steady_us();
-        std::uint64_t now = now_us / 1000;
+        MonotonicTime now = MonotonicTime::now();
         continue_scans();
         settle_acknowledged();
-        if (pacer_.due(now_us)) {
+        if (pacer_.due(now.us())) {
             bool worked = publish_changes(now) > 0 || !window_.empty() || !scans_.empty();
-            pacer_.ticked(now_us, worked, cpu_wait.since_last_us());
+            pacer_.ticked(now.us(), worked, cpu_wait.since_last_us());
         }
         // After publishing: a heartbeat sent now asks about this turn's changes too.
         send_heartbeats(now);
@@ -249,7 +234,7 @@ void BackupAgent::run(const volatile int *stop) {
 // the poll does not check each monitor socket on every turn (two system calls each).
 void BackupAgent::watch(wire::EventLoop &loop) {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
-        loop.watch_socket(nodes_[i]->dealer, [this, i, &loop] { drain_node(i, loop.now().ms()); });
+        loop.watch_socket(nodes_[i]->dealer, [this, i, &loop] { drain_node(i, loop.now()); });
         loop.watch_socket(nodes_[i]->publisher, [this, i] { on_subscriptions(i); });
     }
     if (fetches_.listener() >= 0) {
@@ -261,7 +246,7 @@ void BackupAgent::watch(wire::EventLoop &loop) {
                     waiting_watches_[fd] = loop.watch_descriptor(fd, [this, fd, &loop] {
                         loop.unwatch(waiting_watches_[fd]);
                         waiting_watches_.erase(fd);
-                        fetches_.on_request(fd, loop.now().ms());
+                        fetches_.on_request(fd, loop.now());
                     });
                 }
             }
@@ -272,7 +257,7 @@ void BackupAgent::watch(wire::EventLoop &loop) {
     }
 }
 
-void BackupAgent::drain_node(std::size_t i, std::uint64_t now_ms) {
+void BackupAgent::drain_node(std::size_t i, MonotonicTime now) {
     ReceivedMessage message;
     while (message.receive(nodes_[i]->dealer, ZMQ_DONTWAIT)) {
         wire::Message decoded;
@@ -284,45 +269,45 @@ void BackupAgent::drain_node(std::size_t i, std::uint64_t now_ms) {
                      result.message);
             continue;
         }
-        on_node_message(i, decoded, now_ms);
+        on_node_message(i, decoded, now);
     }
 }
 
-// This agent did not run for `late_ms` more than it meant to sleep (stopped, or starved of CPU):
-// the nodes' answers waiting meanwhile are unread, so they are not counted as late for it, and
-// the log says whose fault it was.
-void BackupAgent::excuse_own_stall(std::uint64_t late_ms) {
-    if (late_ms < kOwnStallMs) {
+// This agent did not run for `late` more than it meant to sleep (stopped, or starved of CPU): the
+// nodes' answers waiting meanwhile are unread, so they are not counted as late for it, and the
+// log says whose fault it was.
+void BackupAgent::excuse_own_stall(Duration late) {
+    if (late < milliseconds(kOwnStallMs)) {
         return;
     }
     log_line(log_, AgentLogLevel::kWarn,
              "RS0322: the backup agent did not run for %llu ms (stopped, or starved of CPU): its "
              "nodes are not counted as silent for that",
-             static_cast<unsigned long long>(late_ms));
+             static_cast<unsigned long long>(late / milliseconds(1)));
     for (auto &node : nodes_) {
-        if (node->last_ack_ms != 0) {
-            node->last_ack_ms += late_ms;
+        if (node->last_ack != MonotonicTime()) {
+            node->last_ack += late;
         }
     }
 }
 
 void BackupAgent::on_node_message(std::size_t node, const wire::Message &message,
-                                  std::uint64_t now_ms) {
+                                  MonotonicTime now) {
     if (auto *ack = std::get_if<wire::HeartbeatAck>(&message)) {
-        on_heartbeat_ack(node, *ack, now_ms);
+        on_heartbeat_ack(node, *ack, now);
     } else if (auto *resend = std::get_if<wire::Resend>(&message)) {
-        on_resend(node, *resend, now_ms);
+        on_resend(node, *resend, now);
     } else if (auto *refused = std::get_if<wire::Refused>(&message)) {
         for (const wire::Refusal &r : refused->refusals) {
             feed_.drop_if_older(r.key, r.version);
         }
     } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
-        fetches_.on_reply(*reply, now_ms);
+        fetches_.on_reply(*reply, now);
     } else if (auto *error = std::get_if<wire::ErrorReply>(&message)) {
         if (error->code == wire::ErrorCode::kFilling) {
             // An owner still being filled with the session's shard: the others decide.
             fetches_.on_reply(wire::FetchReply{error->request_id, wire::FetchStatus::kNotFound, {}},
-                              now_ms);
+                              now);
             return;
         }
         log_line(log_, AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s",
@@ -332,17 +317,17 @@ void BackupAgent::on_node_message(std::size_t node, const wire::Message &message
 }
 
 void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
-                                   std::uint64_t now_ms) {
+                                   MonotonicTime now) {
     Node &node = *nodes_[i];
-    bool first_answer = node.last_ack_ms == 0;
+    bool first_answer = node.last_ack == MonotonicTime();
     if (!window_.up(i)) {
         log_line(log_, AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up",
                  node.query_endpoint.c_str(), static_cast<int>(ack.node_name.size()),
                  ack.node_name.data());
         report_.soon();  // server-status shows it at once
-        back_in_touch(now_ms);
+        back_in_touch(now);
     }
-    node.last_ack_ms = now_ms;
+    node.last_ack = now;
     node.last_answer_id = std::max(node.last_answer_id, ack.request_id);
     node.name.assign(ack.node_name.data(), ack.node_name.size());
     window_.on_answered(i, ack.request_id);
@@ -358,8 +343,8 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
             republish_shards(i, outcome.repair);
         }
         feed_.count_refused(outcome.newly_refused);
-        if (outcome.became_full && now_ms - node.full_logged_ms >= kFullLogEveryMs) {
-            node.full_logged_ms = now_ms;
+        if (outcome.became_full && now - node.full_logged >= milliseconds(kFullLogEveryMs)) {
+            node.full_logged = now;
             log_line(
                 log_, AgentLogLevel::kWarn,
                 "RS0320: node %s (%s) is full: it refused %llu changes of this server for lack of "
@@ -372,7 +357,7 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
             log_line(log_, AgentLogLevel::kInfo,
                      "RS0321: node %s (%s) has room again: sending it what it refused",
                      node.query_endpoint.c_str(), node.name.c_str());
-            window_.resend(i, now_ms, 0,
+            window_.resend(i, now, 0,
                            [&](const ReplicationWindow::Change &c) { send_update(i, c); });
         }
         if (outcome.became_full || outcome.room_again) {
@@ -409,20 +394,20 @@ bool BackupAgent::any_node_up() const {
 // node down), this server heard of no session another server took over meanwhile (the nodes'
 // refusals), so its copies are checked against the bank before they are served again, as after
 // a stall of the server itself.
-void BackupAgent::back_in_touch(std::uint64_t now_ms) {
-    if (cut_off_since_ms_ == 0) {
+void BackupAgent::back_in_touch(MonotonicTime now) {
+    if (cut_off_since_ == MonotonicTime()) {
         return;
     }
-    std::uint64_t cut_off_ms = now_ms - cut_off_since_ms_;
-    cut_off_since_ms_ = 0;
-    if (cut_off_ms * 1000 <= static_cast<std::uint64_t>(kStallUs)) {
+    Duration cut_off = now - cut_off_since_;
+    cut_off_since_ = MonotonicTime();
+    if (cut_off <= Duration(kStallUs)) {
         return;
     }
     feed_.cut_off_from_bank();
     log_line(log_, AgentLogLevel::kWarn,
              "RS0328: this server could not reach the bank for %llu ms: each session it holds is "
              "checked against the bank before it is served again",
-             static_cast<unsigned long long>(cut_off_ms));
+             static_cast<unsigned long long>(cut_off / milliseconds(1)));
 }
 
 // The node's subscriptions (and their end, when its connection goes) as its XPUB reports them.
@@ -452,9 +437,9 @@ void BackupAgent::on_subscriptions(std::size_t i) {
     }
 }
 
-void BackupAgent::on_resend(std::size_t node, const wire::Resend &resend, std::uint64_t now_ms) {
+void BackupAgent::on_resend(std::size_t node, const wire::Resend &resend, MonotonicTime now) {
     if (resend.epoch == epoch_ && resend.from_sequence > 0) {
-        window_.resend(node, now_ms, 0,
+        window_.resend(node, now, 0,
                        [&](const ReplicationWindow::Change &c) { send_update(node, c); });
     }
     if (resend.shards.count() > 0) {
@@ -474,7 +459,7 @@ void BackupAgent::send_update(std::size_t node, const ReplicationWindow::Change 
     zmq_send(nodes_[node]->publisher, change.message.data(), change.message.size(), ZMQ_DONTWAIT);
 }
 
-void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
+void BackupAgent::send_heartbeats(MonotonicTime now) {
     // A node that has answered is asked at once about changes published since it was last
     // asked, and again every heartbeat_busy_ms while changes are in flight (it may have answered
     // before they reached it): acknowledgements follow publications within a millisecond or two.
@@ -483,22 +468,22 @@ void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
         Node &node = *nodes_[i];
         bool answered = node.last_answer_id >= node.last_heartbeat_id;
-        std::uint64_t interval = !busy                              ? config_.heartbeat_idle_ms
-                                 : !answered                        ? config_.heartbeat_retry_ms
-                                 : node.asked_up_to < next_sequence ? 0
-                                                                    : config_.heartbeat_busy_ms;
-        if (window_.up(i) && now_ms - node.last_ack_ms > config_.node_timeout_ms) {
+        milliseconds interval(!busy                              ? config_.heartbeat_idle_ms
+                              : !answered                        ? config_.heartbeat_retry_ms
+                              : node.asked_up_to < next_sequence ? 0
+                                                                 : config_.heartbeat_busy_ms);
+        if (window_.up(i) && now - node.last_ack > milliseconds(config_.node_timeout_ms)) {
             window_.on_down(i);
             log_line(log_, AgentLogLevel::kWarn,
                      "RS0308: node %s (%s) is down: no answer for %llums",
                      node.query_endpoint.c_str(), node.name.c_str(),
-                     static_cast<unsigned long long>(now_ms - node.last_ack_ms));
+                     static_cast<unsigned long long>((now - node.last_ack) / milliseconds(1)));
             report_.soon();
-            if (cut_off_since_ms_ == 0 && !any_node_up()) {
-                cut_off_since_ms_ = node.last_ack_ms;  // the bank's last word to this server
+            if (cut_off_since_ == MonotonicTime() && !any_node_up()) {
+                cut_off_since_ = node.last_ack;  // the bank's last word to this server
             }
         }
-        if (now_ms - node.last_heartbeat_ms < interval) {
+        if (now - node.last_heartbeat < interval) {
             continue;
         }
         wire::Heartbeat hb;
@@ -514,15 +499,15 @@ void BackupAgent::send_heartbeats(std::uint64_t now_ms) {
         if (!send_frames(node.dealer, nullptr, wire::encode_message(hb), ZMQ_DONTWAIT)) {
             // Not connected (yet): try again after heartbeat_retry_ms, not a whole interval, so
             // that a new agent reaches a node, and can fetch from it, as soon as it is reachable.
-            node.last_heartbeat_ms =
-                now_ms - interval + std::min(interval, config_.heartbeat_retry_ms);
+            node.last_heartbeat =
+                now - interval + std::min(interval, milliseconds(config_.heartbeat_retry_ms));
             continue;
         }
-        node.last_heartbeat_ms = now_ms;
+        node.last_heartbeat = now;
     }
 }
 
-std::size_t BackupAgent::publish_changes(std::uint64_t now_ms) {
+std::size_t BackupAgent::publish_changes(MonotonicTime now) {
     bool reachable = false;
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
         reachable = reachable || (window_.up(i) && !nodes_[i]->updates_endpoint.empty());
@@ -555,8 +540,8 @@ std::size_t BackupAgent::publish_changes(std::uint64_t now_ms) {
             p.record.origin = config_.server_id;
             p.record.data = change.data;
             const ReplicationWindow::Change &c =
-                window_.add(shard, numbers, change.id, change.version, change.saved_at_us, now_ms,
-                            std::move(wire::encode_published(p)[0]));
+                window_.add(shard, numbers, change.id, change.version, WallTime(change.saved_at_us),
+                            now, std::move(wire::encode_published(p)[0]));
             for (std::size_t i = 0; i < nodes_.size(); ++i) {
                 if (window_.sends_to(i, shard)) {
                     send_update(i, c);
@@ -572,7 +557,7 @@ std::size_t BackupAgent::publish_changes(std::uint64_t now_ms) {
 void BackupAgent::settle_acknowledged() {
     WallTime now = WallTime::now();
     std::size_t settled = window_.settle([&](const ReplicationWindow::Change &c) {
-        settling_.push_back({c.id, c.version, WallTime(c.saved_at_us)});
+        settling_.push_back({c.id, c.version, c.saved_at});
         if (settling_.size() == kAcknowledgeBatch) {
             feed_.acknowledge(settling_.data(), settling_.size(), now);
             settling_.clear();
@@ -581,14 +566,14 @@ void BackupAgent::settle_acknowledged() {
     if (settled > 0) {
         feed_.acknowledge(settling_.data(), settling_.size(), now);
         settling_.clear();
-        feed_.set_oldest_in_flight(WallTime(window_.oldest_saved_at_us()));
+        feed_.set_oldest_in_flight(window_.oldest_saved_at());
     }
 }
 
-void BackupAgent::resend_unacknowledged(std::uint64_t now_ms) {
+void BackupAgent::resend_unacknowledged(MonotonicTime now) {
     for (std::size_t i = 0; i < nodes_.size() && !window_.empty(); ++i) {
         std::size_t resent =
-            window_.resend(i, now_ms, config_.resend_after_ms,
+            window_.resend(i, now, config_.resend_after_ms,
                            [&](const ReplicationWindow::Change &c) { send_update(i, c); });
         if (resent > 0) {
             log_line(log_, AgentLogLevel::kDebug,
@@ -613,12 +598,12 @@ void BackupAgent::continue_scans() {
         scans_.end());
 }
 
-void BackupAgent::report(std::uint64_t now_ms) {
+void BackupAgent::report(MonotonicTime now) {
     std::vector<AgentReport::NodeView> views;
     for (const auto &node : nodes_) {
-        views.push_back({&node->query_endpoint, &node->name, node->last_ack_ms});
+        views.push_back({&node->query_endpoint, &node->name, node->last_ack});
     }
-    report_.write(now_ms, wall_us(), window_, views);
+    report_.write(now, WallTime::now(), window_, views);
 }
 
 }  // namespace rhythm

@@ -25,6 +25,7 @@
 #include "backup/fetch_service.h"
 #include "backup/replication_window.h"
 #include "backup/tick_pacer.h"
+#include "common/clock.h"
 #include "core/backup_feed.h"
 #include "core/session_cache.h"
 #include "wire/curve.h"
@@ -83,23 +84,25 @@ class BackupAgent : private FetchService::Bank {
     void watch_handshakes(void *socket);
     void report_handshakes(MonotonicTime now);
     void watch(wire::EventLoop &loop);
-    void drain_node(std::size_t node, std::uint64_t now_ms);
-    void excuse_own_stall(std::uint64_t late_ms);
-    void on_node_message(std::size_t node, const wire::Message &message, std::uint64_t now_ms);
-    void on_heartbeat_ack(std::size_t node, const wire::HeartbeatAck &ack, std::uint64_t now_ms);
+    void drain_node(std::size_t node, MonotonicTime now);
+    void excuse_own_stall(Duration late);
+    void on_node_message(std::size_t node, const wire::Message &message, MonotonicTime now);
+    void on_heartbeat_ack(std::size_t node, const wire::HeartbeatAck &ack, MonotonicTime now);
     void on_subscriptions(std::size_t node);
     bool any_node_up() const;
-    void back_in_touch(std::uint64_t now_ms);
-    void on_resend(std::size_t node, const wire::Resend &resend, std::uint64_t now_ms);
+    void back_in_touch(MonotonicTime now);
+    void on_resend(std::size_t node, const wire::Resend &resend, MonotonicTime now);
     void republish_shards(std::size_t node, const wire::ShardSet &shards);
     void send_update(std::size_t node, const ReplicationWindow::Change &change);
-    void send_heartbeats(std::uint64_t now_ms);
+    void send_heartbeats(MonotonicTime now);
     // Returns how many changes it published.
-    std::size_t publish_changes(std::uint64_t now_ms);
+    std::size_t publish_changes(MonotonicTime now);
+    // Read the wall clock themselves: the lag of an acknowledgement is measured to the moment it
+    // is recorded, and a session re-queued is dated as it is put back.
     void settle_acknowledged();
-    void resend_unacknowledged(std::uint64_t now_ms);
     void continue_scans();
-    void report(std::uint64_t now_ms);
+    void resend_unacknowledged(MonotonicTime now);
+    void report(MonotonicTime now);
 
     SessionCache cache_;
     BackupFeed feed_;
@@ -126,7 +129,7 @@ class BackupAgent : private FetchService::Bank {
     std::vector<Scan> scans_;
     FetchService fetches_;
     std::map<int, wire::EventLoop::Id> waiting_watches_;  // fetch connections watched
-    std::uint64_t cut_off_since_ms_ = 0;  // no node up since (0: some node is, or none yet was)
+    MonotonicTime cut_off_since_;  // no node up since (0: some node is, or none yet was)
     AgentReport report_{feed_};
 };
 

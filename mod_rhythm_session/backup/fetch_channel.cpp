@@ -8,8 +8,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "common/clock.h"
 
 namespace rhythm {
 namespace {
@@ -26,21 +27,17 @@ bool fill_address(const std::string &path, sockaddr_un *addr) {
     return true;
 }
 
-std::int64_t monotonic_ms() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-// Waits for `events` on `fd` until `deadline_ms`; false on timeout or error.
-bool wait_for(int fd, short events, std::int64_t deadline_ms) {
+// Waits for `events` on `fd` until `deadline`; false on timeout or error.
+bool wait_for(int fd, short events, MonotonicTime deadline) {
     for (;;) {
-        std::int64_t left = deadline_ms - monotonic_ms();
-        if (left <= 0) {
+        Duration left = deadline - MonotonicTime::now();
+        if (left <= Duration(0)) {
             return false;
         }
         pollfd p{fd, events, 0};
-        int n = poll(&p, 1, static_cast<int>(left));
+        // Whole milliseconds, rounded up: never back before the deadline.
+        int n =
+            poll(&p, 1, static_cast<int>((left + Duration(999)) / std::chrono::milliseconds(1)));
         if (n > 0) {
             return (p.revents & events) != 0;
         }
@@ -135,7 +132,7 @@ int listen_fetch_channel(const std::string &path, int uid, int gid, std::string 
 }
 
 FetchOutcome fetch_via_agent(const std::string &path, const FetchRequest &fetch) {
-    std::int64_t deadline = monotonic_ms() + fetch.timeout_ms;
+    MonotonicTime deadline = MonotonicTime::now() + std::chrono::milliseconds(fetch.timeout_ms);
     sockaddr_un addr;
     if (!fill_address(path, &addr)) {
         return FetchOutcome::kNoAgent;

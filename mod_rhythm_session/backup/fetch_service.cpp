@@ -25,7 +25,7 @@ struct FetchService::Pending {
     int fd = -1;
     SessionId id;
     std::uint64_t request_id = 0;
-    std::uint64_t deadline_ms = 0;
+    MonotonicTime deadline;
     std::size_t asked = 0;
     std::size_t answered = 0;
     bool owners_only = false;  // the rest of the bank is still to be asked
@@ -60,7 +60,7 @@ void FetchService::accept_all() {
     }
 }
 
-void FetchService::on_request(int fd, std::uint64_t now_ms) {
+void FetchService::on_request(int fd, MonotonicTime now) {
     unsigned char buf[kFetchRequestBytes + 1];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     FetchRequest request;
@@ -73,7 +73,7 @@ void FetchService::on_request(int fd, std::uint64_t now_ms) {
     fetch->fd = fd;
     fetch->id = request.id;
     fetch->check = request.check;
-    fetch->deadline_ms = now_ms + request.timeout_ms;
+    fetch->deadline = now + std::chrono::milliseconds(request.timeout_ms);
     if (pending_.size() >= settings_.max_pending) {
         if (fetch->check) {
             finish_check(*fetch, true);  // unchecked: the worker serves its copy
@@ -88,7 +88,7 @@ void FetchService::on_request(int fd, std::uint64_t now_ms) {
         if (fetch->check) {
             reply(*fetch, FetchOutcome::kUnreachable);
         } else {
-            finish(*fetch, true, now_ms);
+            finish(*fetch, true, now);
         }
         return;
     }
@@ -141,7 +141,7 @@ std::size_t FetchService::ask(Pending &fetch) {
 // still filling a shard it took over, may answer with an older one. So a fetch waits for every node
 // it asked (a silent one is never asked), or, once one has the session, kOtherAnswersGraceMs more
 // at most.
-void FetchService::on_reply(const wire::FetchReply &reply, std::uint64_t now_ms) {
+void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     auto it = pending_.find(reply.request_id);
     if (it == pending_.end()) {
         return;  // answered already, or given up
@@ -152,7 +152,8 @@ void FetchService::on_reply(const wire::FetchReply &reply, std::uint64_t now_ms)
         (fetch.best_version == 0 || wire::supersedes(reply.record.version, reply.record.origin,
                                                      fetch.best_version, fetch.best_origin))) {
         if (fetch.best_version == 0) {
-            fetch.deadline_ms = std::min(fetch.deadline_ms, now_ms + kOtherAnswersGraceMs);
+            fetch.deadline =
+                std::min(fetch.deadline, now + std::chrono::milliseconds(kOtherAnswersGraceMs));
         }
         fetch.best_version = reply.record.version;
         fetch.best_origin.assign(reply.record.origin.data(), reply.record.origin.size());
@@ -170,14 +171,14 @@ void FetchService::on_reply(const wire::FetchReply &reply, std::uint64_t now_ms)
             return;
         }
     }
-    finish(fetch, false, now_ms);
+    finish(fetch, false, now);
     pending_.erase(it);
 }
 
-void FetchService::expire(std::uint64_t now_ms) {
+void FetchService::expire(MonotonicTime now) {
     for (auto it = pending_.begin(); it != pending_.end();) {
-        if (now_ms >= it->second->deadline_ms) {
-            finish(*it->second, true, now_ms);
+        if (now >= it->second->deadline) {
+            finish(*it->second, true, now);
             it = pending_.erase(it);
         } else {
             ++it;
@@ -189,7 +190,7 @@ void FetchService::expire(std::uint64_t now_ms) {
 // server's RhythmSessionMaxSize is not stored: every save a request made of it would be refused
 // (RS0103) while the user is answered 200, so the changes would be lost; a new session is
 // visible, and the bank's copy stays intact for a server with the larger limit.
-void FetchService::finish(Pending &fetch, bool deadline_passed, std::uint64_t now_ms) {
+void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime now) {
     if (fetch.check) {
         finish_check(fetch, deadline_passed);
         return;
@@ -201,7 +202,7 @@ void FetchService::finish(Pending &fetch, bool deadline_passed, std::uint64_t no
         outcome = FetchOutcome::kDeleted;
     } else if (fetch.best_data.size() > settings_.max_session_bytes) {
         outcome = FetchOutcome::kTooLarge;
-        log_too_large(fetch, now_ms);
+        log_too_large(fetch, now);
     } else {
         SessionCache::Save saved =
             feed_.insert_fetched(fetch.id, fetch.best_data.data(), fetch.best_data.size(),
@@ -242,8 +243,9 @@ void FetchService::finish_check(Pending &fetch, bool deadline_passed) {
 
 // RS0323, at most one line per kTooLargeLogEveryMs: the sessions that fail over are many when a
 // server dies, and each would say the same.
-void FetchService::log_too_large(const Pending &fetch, std::uint64_t now_ms) {
-    if (too_large_logged_ms_ != 0 && now_ms - too_large_logged_ms_ < kTooLargeLogEveryMs) {
+void FetchService::log_too_large(const Pending &fetch, MonotonicTime now) {
+    if (too_large_logged_ != MonotonicTime() &&
+        now - too_large_logged_ < std::chrono::milliseconds(kTooLargeLogEveryMs)) {
         ++too_large_unlogged_;
         return;
     }
@@ -260,7 +262,7 @@ void FetchService::log_too_large(const Pending &fetch, std::uint64_t now_ms) {
              "RhythmSessionMaxSize%s",
              prefix, fetch.best_data.size(),
              static_cast<unsigned long long>(settings_.max_session_bytes), unlogged);
-    too_large_logged_ms_ = now_ms;
+    too_large_logged_ = now;
     too_large_unlogged_ = 0;
 }
 

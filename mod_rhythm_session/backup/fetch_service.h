@@ -19,6 +19,7 @@
 
 #include "backup/agent_log.h"
 #include "backup/fetch_channel.h"
+#include "common/clock.h"
 #include "core/backup_feed.h"
 #include "wire/messages.h"
 
@@ -58,22 +59,22 @@ class FetchService {
 
     void accept_all();
     // A connection of waiting() is readable: its request has come (or it closed).
-    void on_request(int fd, std::uint64_t now_ms);
+    void on_request(int fd, MonotonicTime now);
     // A node's answer to a fetch (a node still filling the shard counts as not found).
-    void on_reply(const wire::FetchReply &reply, std::uint64_t now_ms);
+    void on_reply(const wire::FetchReply &reply, MonotonicTime now);
     // A node answered for the first time: the fetches that found no node to ask go to it now.
     void on_first_answer();
     // Answers the fetches whose deadline has passed with the best they have.
-    void expire(std::uint64_t now_ms);
+    void expire(MonotonicTime now);
 
   private:
     struct Pending;
 
     std::size_t ask_bank(Pending &fetch);
     std::size_t ask(Pending &fetch);
-    void finish(Pending &fetch, bool deadline_passed, std::uint64_t now_ms);
+    void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);
-    void log_too_large(const Pending &fetch, std::uint64_t now_ms);
+    void log_too_large(const Pending &fetch, MonotonicTime now);
     // Counts a take-over's outcome, then replies.
     void answer(Pending &fetch, std::uint8_t outcome);
     void reply(Pending &fetch, FetchOutcome outcome);
@@ -85,8 +86,8 @@ class FetchService {
     std::vector<int> accepted_;
     std::map<std::uint64_t, std::unique_ptr<Pending>> pending_;  // by request id
     std::uint64_t next_request_id_ = 1;
-    std::uint64_t too_large_logged_ms_ = 0;  // the last RS0323 line (0: none yet)
-    std::uint64_t too_large_unlogged_ = 0;   // ... and those held back since
+    MonotonicTime too_large_logged_;        // the last RS0323 line (0: none yet)
+    std::uint64_t too_large_unlogged_ = 0;  // ... and those held back since
 };
 
 }  // namespace rhythm

@@ -14,14 +14,14 @@ ReplicationWindow::Numbers ReplicationWindow::number(std::uint32_t shard) {
 
 const ReplicationWindow::Change &ReplicationWindow::add(std::uint32_t shard, const Numbers &numbers,
                                                         const SessionId &id, std::uint64_t version,
-                                                        std::int64_t saved_at_us,
-                                                        std::uint64_t now_ms, std::string message) {
+                                                        WallTime saved_at, MonotonicTime now,
+                                                        std::string message) {
     bytes_ += message.size();
     ++in_flight_;
     in_flight_shards_.add(shard);
     std::deque<Change> &changes = shards_[shard];
-    changes.push_back(Change{numbers.sequence, numbers.shard_sequence, id, version, saved_at_us,
-                             now_ms, std::move(message)});
+    changes.push_back(Change{numbers.sequence, numbers.shard_sequence, id, version, saved_at, now,
+                             std::move(message)});
     return changes.back();
 }
 
@@ -124,11 +124,11 @@ std::size_t ReplicationWindow::first_after(std::uint32_t shard, std::uint64_t ac
         std::min<std::uint64_t>(acked + 1 - changes.front().shard_sequence, changes.size()));
 }
 
-std::int64_t ReplicationWindow::oldest_saved_at_us() const {
-    std::int64_t oldest = 0;
+WallTime ReplicationWindow::oldest_saved_at() const {
+    WallTime oldest;
     in_flight_shards_.for_each([&](std::uint32_t shard) {
-        std::int64_t saved = shards_[shard].front().saved_at_us;
-        if (oldest == 0 || (saved != 0 && saved < oldest)) {
+        WallTime saved = shards_[shard].front().saved_at;
+        if (oldest == WallTime() || (saved != WallTime() && saved < oldest)) {
             oldest = saved;
         }
     });
@@ -152,9 +152,9 @@ ReplicationWindow::NodeFigures ReplicationWindow::figures(std::size_t node) cons
             f.lacks_settled = true;  // settled without it: no longer here to date
             return;
         }
-        std::int64_t saved = changes[first_after(shard, acked)].saved_at_us;
-        if (f.oldest_saved_at_us == 0 || (saved != 0 && saved < f.oldest_saved_at_us)) {
-            f.oldest_saved_at_us = saved;
+        WallTime saved = changes[first_after(shard, acked)].saved_at;
+        if (f.oldest_saved_at == WallTime() || (saved != WallTime() && saved < f.oldest_saved_at)) {
+            f.oldest_saved_at = saved;
         }
     });
     return f;

@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "core/session_id.h"
 #include "wire/messages.h"
 
@@ -46,8 +47,8 @@ class ReplicationWindow {
         std::uint64_t shard_sequence = 0;
         SessionId id;
         std::uint64_t version = 0;
-        std::int64_t saved_at_us = 0;  // wall clock of the save (for the lag)
-        std::uint64_t published_ms = 0;
+        WallTime saved_at;  // of the save (for the lag)
+        MonotonicTime published;
         std::string message;  // the encoded published message (one frame)
     };
 
@@ -68,9 +69,9 @@ class ReplicationWindow {
     };
 
     struct NodeFigures {
-        std::uint64_t unacknowledged = 0;     // changes of its shards it has not acknowledged
-        std::int64_t oldest_saved_at_us = 0;  // of those still in flight; 0: none there
-        bool lacks_settled = false;           // it lacks changes no longer in flight
+        std::uint64_t unacknowledged = 0;  // changes of its shards it has not acknowledged
+        WallTime oldest_saved_at;          // of those still in flight; 0: none there
+        bool lacks_settled = false;        // it lacks changes no longer in flight
         std::uint64_t refused = 0;
         std::size_t refusing_shards = 0;
         bool full = false;
@@ -85,7 +86,7 @@ class ReplicationWindow {
     };
     Numbers number(std::uint32_t shard);
     const Change &add(std::uint32_t shard, const Numbers &numbers, const SessionId &id,
-                      std::uint64_t version, std::int64_t saved_at_us, std::uint64_t now_ms,
+                      std::uint64_t version, WallTime saved_at, MonotonicTime now,
                       std::string message);
 
     // Whether a change of `shard` published now is to be sent to `node`.
@@ -106,9 +107,9 @@ class ReplicationWindow {
     std::size_t settle(Settled settled);
 
     // Calls send(change) for each change in flight that `node` (up, and not full for the shard)
-    // lacks, in shards where the oldest it lacks was published at least `age_ms` before now.
+    // lacks, in shards where the oldest it lacks was published at least `age_ms` before `now`.
     template <typename Send>
-    std::size_t resend(std::size_t node, std::uint64_t now_ms, std::uint64_t age_ms, Send send);
+    std::size_t resend(std::size_t node, MonotonicTime now, std::uint64_t age_ms, Send send);
 
     // The node's shards are to be published again in full (it asked, or missed them): records
     // each shard's head, the last shard sequence used before, for the node's next heartbeats.
@@ -123,7 +124,7 @@ class ReplicationWindow {
     std::size_t bytes() const { return bytes_; }
     std::uint64_t next_sequence() const { return next_sequence_; }
     // The save time of the oldest change in flight (0: none).
-    std::int64_t oldest_saved_at_us() const;
+    WallTime oldest_saved_at() const;
     NodeFigures figures(std::size_t node) const;
     bool up(std::size_t node) const { return nodes_[node].up; }
     bool full(std::size_t node) const { return nodes_[node].full; }
@@ -202,7 +203,7 @@ std::size_t ReplicationWindow::settle(Settled settled) {
 }
 
 template <typename Send>
-std::size_t ReplicationWindow::resend(std::size_t node, std::uint64_t now_ms, std::uint64_t age_ms,
+std::size_t ReplicationWindow::resend(std::size_t node, MonotonicTime now, std::uint64_t age_ms,
                                       Send send) {
     const Node &n = nodes_[node];
     if (!n.up) {
@@ -215,7 +216,8 @@ std::size_t ReplicationWindow::resend(std::size_t node, std::uint64_t now_ms, st
         }
         const std::deque<Change> &changes = shards_[shard];
         std::size_t first = first_after(shard, n.shard_acked[shard]);
-        if (first == changes.size() || now_ms - changes[first].published_ms < age_ms) {
+        if (first == changes.size() ||
+            now - changes[first].published < std::chrono::milliseconds(age_ms)) {
             return;
         }
         for (std::size_t i = first; i < changes.size(); ++i) {

@@ -13,6 +13,8 @@
 //
 // Why the wait for a CPU and not the tick's lateness: on a virtual machine an idle CPU itself
 // wakes late (several milliseconds after a quiet spell), which says nothing about requests.
+//
+// Times are the monotonic clock's microseconds (MonotonicTime::us(), common/clock.h).
 #pragma once
 
 #include <cstdint>
@@ -32,13 +34,13 @@ class TickPacer {
     explicit TickPacer(const Settings &settings)
         : settings_(settings), interval_us_(settings.tick_us) {}
 
-    bool due(std::uint64_t now_us) const { return now_us >= next_us_; }
+    bool due(std::uint64_t now_mono_us) const { return now_mono_us >= next_us_; }
     // How long to wait for the next tick, in whole milliseconds (rounded up: 0 only when due).
-    std::uint64_t wait_ms(std::uint64_t now_us) const;
-    // A tick ran at now_us; `worked` says it had something to do (changes to publish or in
+    std::uint64_t wait_ms(std::uint64_t now_mono_us) const;
+    // A tick ran at `now_mono_us`; `worked` says it had something to do (changes to publish or in
     // flight, a scan under way); `waited_us` is how long the agent waited for a CPU since the
     // previous tick.
-    void ticked(std::uint64_t now_us, bool worked, std::uint64_t waited_us);
+    void ticked(std::uint64_t now_mono_us, bool worked, std::uint64_t waited_us);
     // The interval while there is work (between tick_us and busy_tick_us).
     std::uint64_t interval_us() const { return interval_us_; }
 

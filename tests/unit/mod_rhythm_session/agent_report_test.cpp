@@ -7,14 +7,18 @@
 #include <string>
 
 using rhythm::AgentReport;
+using rhythm::MonotonicTime;
 using rhythm::NodeState;
 using rhythm::ReplicationWindow;
+using rhythm::WallTime;
 namespace wire = rhythm::wire;
 
 namespace {
 
 constexpr std::uint64_t kNowMs = 50000;
 constexpr std::int64_t kWallUs = 1'700'000'000'000'000;
+constexpr MonotonicTime kNow = MonotonicTime::from_ms(kNowMs);
+constexpr WallTime kWall(kWallUs);
 
 const std::string kEndpoint = "tcp://10.0.0.5:7301";
 const std::string kName = "bank-1";
@@ -26,7 +30,7 @@ rhythm::SessionId id_of(std::uint32_t n) {
 }
 
 void publish(ReplicationWindow &w, std::uint32_t shard, std::int64_t saved_at_us) {
-    w.add(shard, w.number(shard), id_of(shard), 1, saved_at_us, kNowMs, "message");
+    w.add(shard, w.number(shard), id_of(shard), 1, WallTime(saved_at_us), kNow, "message");
 }
 
 }  // namespace
@@ -36,7 +40,7 @@ BOOST_AUTO_TEST_SUITE(agent_report)
 BOOST_AUTO_TEST_CASE(a_node_that_never_answered_is_unknown_and_nameless) {
     ReplicationWindow w(1);
     rhythm::NodeReport r =
-        AgentReport::row({&kEndpoint, &kName, 0}, w.figures(0), false, kNowMs, kWallUs);
+        AgentReport::row({&kEndpoint, &kName, MonotonicTime()}, w.figures(0), false, kNow, kWall);
     BOOST_TEST((r.state == NodeState::kUnknown));
     BOOST_TEST(std::string(r.endpoint) == kEndpoint);
     BOOST_TEST(std::string(r.name).empty());
@@ -50,15 +54,15 @@ BOOST_AUTO_TEST_CASE(an_answering_node_is_up_or_full_with_what_it_lacks_since_wh
     std::vector<wire::ShardSequence> none;
     w.on_ack(0, ReplicationWindow::Ack{owned, false, 0, {}, &none});
     publish(w, 7, kWallUs - 3000);
-    AgentReport::NodeView view{&kEndpoint, &kName, kNowMs - 20};
-    rhythm::NodeReport r = AgentReport::row(view, w.figures(0), true, kNowMs, kWallUs);
+    AgentReport::NodeView view{&kEndpoint, &kName, MonotonicTime::from_ms(kNowMs - 20)};
+    rhythm::NodeReport r = AgentReport::row(view, w.figures(0), true, kNow, kWall);
     BOOST_TEST((r.state == NodeState::kUp));
     BOOST_TEST(std::string(r.name) == kName);
     BOOST_TEST(r.last_answer_us == kWallUs - 20000);
     BOOST_TEST(r.unacknowledged == 1u);
     BOOST_TEST(r.oldest_unacknowledged_us == kWallUs - 3000);
     w.on_ack(0, ReplicationWindow::Ack{owned, true, 4, owned, &none});
-    r = AgentReport::row(view, w.figures(0), true, kNowMs, kWallUs);
+    r = AgentReport::row(view, w.figures(0), true, kNow, kWall);
     BOOST_TEST((r.state == NodeState::kFull));
     BOOST_TEST(r.refused == 4u);
 }
@@ -75,8 +79,8 @@ BOOST_AUTO_TEST_CASE(a_node_that_lacks_what_settled_without_it_is_behind_since_i
     std::vector<wire::ShardSequence> held{{7, 1}};
     w.on_ack(0, ReplicationWindow::Ack{owned, false, 0, {}, &held});
     w.settle([](const ReplicationWindow::Change &) {});
-    AgentReport::NodeView away{&kEndpoint, &kName, kNowMs - 5000};
-    rhythm::NodeReport r = AgentReport::row(away, w.figures(1), false, kNowMs, kWallUs);
+    AgentReport::NodeView away{&kEndpoint, &kName, MonotonicTime::from_ms(kNowMs - 5000)};
+    rhythm::NodeReport r = AgentReport::row(away, w.figures(1), false, kNow, kWall);
     BOOST_TEST((r.state == NodeState::kDown));
     BOOST_TEST(r.unacknowledged == 1u);
     BOOST_TEST(r.oldest_unacknowledged_us == kWallUs - 5'000'000);

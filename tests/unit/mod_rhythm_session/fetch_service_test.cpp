@@ -98,7 +98,7 @@ struct Fixture {
         service->accept_all();
         std::vector<int> waiting = service->waiting();
         for (int w : waiting) {
-            service->on_request(w, 1000);
+            service->on_request(w, rhythm::MonotonicTime::from_ms(1000));
         }
         return fd;
     }
@@ -127,7 +127,7 @@ struct Fixture {
             r.record.data = held.back();
             r.record.tombstone = status == wire::FetchStatus::kDeleted;
         }
-        service->on_reply(r, 1001);
+        service->on_reply(r, rhythm::MonotonicTime::from_ms(1001));
     }
 
     std::string stored(const SessionId &id) {
@@ -213,7 +213,7 @@ BOOST_AUTO_TEST_CASE(with_no_node_to_ask_the_answer_is_at_once_unless_none_was_r
     f.bank.nodes[0].up = true;
     f.service->on_first_answer();
     BOOST_TEST(f.bank.nodes[0].asked.size() == 1u);
-    f.service->expire(1000 + 200);  // its deadline
+    f.service->expire(rhythm::MonotonicTime::from_ms(1000 + 200));  // its deadline
     BOOST_REQUIRE(Fixture::answered(waiting, &outcome));
     BOOST_TEST((outcome == FetchOutcome::kTimedOut));
 }

@@ -11,8 +11,10 @@
 #include <vector>
 
 namespace wire = rhythm::wire;
+using rhythm::MonotonicTime;
 using rhythm::ReplicationWindow;
 using rhythm::SessionId;
+using rhythm::WallTime;
 
 namespace {
 
@@ -40,7 +42,8 @@ struct Fixture {
     std::uint64_t publish(std::uint32_t shard, std::uint32_t n = 1, std::uint64_t now = kNow) {
         ReplicationWindow::Numbers numbers = window.number(shard);
         const ReplicationWindow::Change &c =
-            window.add(shard, numbers, id_of(n), n, 1000 + n, now, "message");
+            window.add(shard, numbers, id_of(n), n, WallTime(1000 + n), MonotonicTime::from_ms(now),
+                       "message");
         for (std::size_t node = 0; node < sent.size(); ++node) {
             if (window.sends_to(node, shard)) {
                 sent[node].push_back(c.shard_sequence);
@@ -69,9 +72,9 @@ struct Fixture {
     }
 
     std::size_t resend(std::size_t node, std::uint64_t now, std::uint64_t age) {
-        return window.resend(node, now, age, [&](const ReplicationWindow::Change &c) {
-            sent[node].push_back(c.shard_sequence);
-        });
+        return window.resend(
+            node, MonotonicTime::from_ms(now), age,
+            [&](const ReplicationWindow::Change &c) { sent[node].push_back(c.shard_sequence); });
     }
 
     ReplicationWindow window;
@@ -255,18 +258,18 @@ BOOST_AUTO_TEST_CASE(what_a_node_lacks_goes_again_to_it_alone_once_old_enough) {
 
 BOOST_AUTO_TEST_CASE(oldest_unacknowledged_and_a_nodes_figures) {
     Fixture f(1);
-    BOOST_TEST(f.window.oldest_saved_at_us() == 0);
+    BOOST_TEST(f.window.oldest_saved_at().us() == 0);
     f.ack(0, shards({7, 8}));
     f.publish(7, 5);  // saved at 1005
     f.publish(8, 3);  // saved at 1003
-    BOOST_TEST(f.window.oldest_saved_at_us() == 1003);
+    BOOST_TEST(f.window.oldest_saved_at().us() == 1003);
     auto figures = f.window.figures(0);
     BOOST_TEST(figures.unacknowledged == 2u);
-    BOOST_TEST(figures.oldest_saved_at_us == 1003);
+    BOOST_TEST(figures.oldest_saved_at.us() == 1003);
     BOOST_TEST(!figures.lacks_settled);
     f.ack(0, shards({7, 8}), {{8, 1}});
     f.settle();
-    BOOST_TEST(f.window.oldest_saved_at_us() == 1005);
+    BOOST_TEST(f.window.oldest_saved_at().us() == 1005);
     BOOST_TEST(f.window.figures(0).unacknowledged == 1u);
 }
 
