@@ -17,6 +17,9 @@
 // stream, so the acknowledgement stops before it, and the shard is *refusing* until the change
 // arrives again (the agent re-sends it once the node has room) or a head passes it (the agent
 // published the shard again).
+//
+// Its times are the node's turn on the wall clock, plain milliseconds (`_wall_ms`): it is fed on
+// every update.
 #pragma once
 
 #include <cstddef>
@@ -43,15 +46,15 @@ class AgentTracker {
         std::vector<ShardProgress> shards = std::vector<ShardProgress>(wire::kShardCount);
         // By shard: sequences received past a gap (or before the shard's start is known).
         std::map<std::uint16_t, std::set<std::uint64_t>> ahead;
-        std::size_t ahead_total = 0;        // entries in every shard's `ahead`
-        wire::ShardSet moved;               // shards whose `acked` moved since the last ack
-        wire::ShardSet needs_head;          // shards whose stream starts at a head still to come
-        wire::ShardSet refusing;            // shards whose `acked` stops before a refused change
-        std::uint64_t refused = 0;          // changes of the epoch refused for lack of memory
-        std::uint64_t full_ack_due_ms = 0;  // when to report every shard again
-        std::string routing_id;             // of its last heartbeat; empty before one
-        std::string server_name;            // from its heartbeats
-        std::uint64_t last_seen_ms = 0;
+        std::size_t ahead_total = 0;  // entries in every shard's `ahead`
+        wire::ShardSet moved;         // shards whose `acked` moved since the last ack
+        wire::ShardSet needs_head;    // shards whose stream starts at a head still to come
+        wire::ShardSet refusing;      // shards whose `acked` stops before a refused change
+        std::uint64_t refused = 0;    // changes of the epoch refused for lack of memory
+        std::uint64_t full_ack_due_wall_ms = 0;  // when to report every shard again
+        std::string routing_id;                  // of its last heartbeat; empty before one
+        std::string server_name;                 // from its heartbeats
+        std::uint64_t last_seen_wall_ms = 0;
         bool resend_requested = false;  // the first-contact re-send was asked for
         wire::ShardSet resend_shards;   // to ask it to publish again, in its next heartbeat reply
         std::vector<wire::Refusal> refusals;
@@ -64,16 +67,18 @@ class AgentTracker {
     static constexpr std::size_t kMaxQueuedRefusals = 65536;
     static constexpr std::size_t kMaxAgents = 4096;
 
-    void on_published(const wire::SenderStamp &sender, std::uint32_t shard, std::uint64_t now_ms);
+    void on_published(const wire::SenderStamp &sender, std::uint32_t shard,
+                      std::uint64_t now_wall_ms);
 
     // A published change the node did not store (no memory): not counted as received.
-    void on_refused(const wire::SenderStamp &sender, std::uint32_t shard, std::uint64_t now_ms);
+    void on_refused(const wire::SenderStamp &sender, std::uint32_t shard,
+                    std::uint64_t now_wall_ms);
 
     // The shard acknowledgements for `agent`'s next heartbeat ack: the shards of `owned` whose
     // progress moved since the last one, or all of them every kFullAckIntervalMs (an ack lost on
     // the way must not hold the agent up for good).
     std::vector<wire::ShardSequence> take_acks(Agent *agent, const wire::ShardSet &owned,
-                                               std::uint64_t now_ms);
+                                               std::uint64_t now_wall_ms);
 
     // Forgets every agent's progress in `shards` (gained or lost by this node): the next message
     // of such a shard starts its stream again.
@@ -84,7 +89,7 @@ class AgentTracker {
     // Records a heartbeat and takes its heads for the shards of `owned`; returns the agent, or
     // null when the table of agents is full.
     Agent *on_heartbeat(const wire::Heartbeat &heartbeat, const std::string &routing_id,
-                        const wire::ShardSet &owned, std::uint64_t now_ms);
+                        const wire::ShardSet &owned, std::uint64_t now_wall_ms);
 
     void add_refusal(const wire::AgentId &agent, const wire::Refusal &refusal);
 
@@ -96,14 +101,14 @@ class AgentTracker {
     void request_resend(const wire::ShardSet &shards);
 
     // Forgets agents not seen for `idle_ms`.
-    void forget_idle(std::uint64_t now_ms, std::uint64_t idle_ms);
+    void forget_idle(std::uint64_t now_wall_ms, std::uint64_t idle_ms);
 
     std::size_t size() const { return agents_.size(); }
     const Agent *find(const wire::AgentId &agent) const;
 
   private:
     Agent *agent_for(const wire::AgentId &id, std::uint64_t epoch, bool epoch_start,
-                     std::uint64_t now_ms);
+                     std::uint64_t now_wall_ms);
     static void advance(Agent *agent, std::uint32_t shard, std::uint64_t shard_sequence);
     static void settle(Agent *agent, std::uint32_t shard, ShardProgress *progress);
     static void update_refusing(Agent *agent, std::uint32_t shard, const ShardProgress &progress);

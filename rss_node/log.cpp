@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/clock.h"
+
 namespace rhythm::node {
 namespace {
 
@@ -50,24 +52,25 @@ void log_line(LogLevel level, const char *format, ...) {
     va_start(args, format);
     std::vsnprintf(text, sizeof text, format, args);
     va_end(args);
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    WallTime now = WallTime::now();
+    time_t seconds = static_cast<time_t>(now.us() / 1000000);
     tm utc;
-    gmtime_r(&ts.tv_sec, &utc);
+    gmtime_r(&seconds, &utc);
     char when[32];
     std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &utc);
     // One fprintf per line: lines from one process never interleave.
-    std::fprintf(stderr, "%s.%03ldZ %s: %s\n", when, ts.tv_nsec / 1000000, level_name(level), text);
+    std::fprintf(stderr, "%s.%03ldZ %s: %s\n", when, static_cast<long>(now.us() / 1000 % 1000),
+                 level_name(level), text);
 }
 
-bool RateLimitedLog::admit(std::uint64_t now_ms, std::uint64_t *suppressed) {
-    if (logged_once_ && now_ms - last_ms_ < interval_ms_) {
+bool RateLimitedLog::admit(std::uint64_t now_wall_ms, std::uint64_t *suppressed) {
+    if (logged_once_ && now_wall_ms - last_wall_ms_ < interval_ms_) {
         held_++;
         return false;
     }
     *suppressed = held_;
     held_ = 0;
-    last_ms_ = now_ms;
+    last_wall_ms_ = now_wall_ms;
     logged_once_ = true;
     return true;
 }

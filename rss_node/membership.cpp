@@ -18,8 +18,8 @@ const char *peer_state_name(PeerState state) {
 }
 
 Membership::Membership(std::string self, const std::vector<std::string> &peer_endpoints,
-                       std::uint64_t now_ms)
-    : self_(std::move(self)), started_ms_(now_ms) {
+                       std::uint64_t now_mono_ms)
+    : self_(std::move(self)), started_mono_ms_(now_mono_ms) {
     for (const auto &endpoint : peer_endpoints) {
         Peer p;
         p.endpoint = endpoint;
@@ -27,27 +27,27 @@ Membership::Membership(std::string self, const std::vector<std::string> &peer_en
     }
 }
 
-bool Membership::on_pong(std::size_t index, std::string_view name, std::uint64_t now_ms) {
+bool Membership::on_pong(std::size_t index, std::string_view name, std::uint64_t now_mono_ms) {
     Peer &p = peers_[index];
     bool changed = p.state != PeerState::kUp || p.name != name;
     p.state = PeerState::kUp;
     p.name.assign(name.data(), name.size());
-    p.last_pong_ms = now_ms;
+    p.last_pong_ms = now_mono_ms;
     return changed;
 }
 
-void Membership::on_heard(std::size_t index, std::uint64_t now_ms) {
+void Membership::on_heard(std::size_t index, std::uint64_t now_mono_ms) {
     Peer &p = peers_[index];
     if (p.state == PeerState::kUp) {
-        p.last_pong_ms = std::max(p.last_pong_ms, now_ms);
+        p.last_pong_ms = std::max(p.last_pong_ms, now_mono_ms);
     }
 }
 
-std::vector<std::size_t> Membership::expire(std::uint64_t now_ms) {
+std::vector<std::size_t> Membership::expire(std::uint64_t now_mono_ms) {
     std::vector<std::size_t> gone;
     for (std::size_t i = 0; i < peers_.size(); ++i) {
         Peer &p = peers_[i];
-        if (p.state == PeerState::kUp && now_ms - p.last_pong_ms > kDeadAfterMs) {
+        if (p.state == PeerState::kUp && now_mono_ms - p.last_pong_ms > kDeadAfterMs) {
             p.state = PeerState::kDown;
             gone.push_back(i);
         }
@@ -59,11 +59,11 @@ void Membership::excuse_stall(std::uint64_t gap_ms) {
     for (auto &p : peers_) {
         p.last_pong_ms += gap_ms;
     }
-    started_ms_ += gap_ms;
+    started_mono_ms_ += gap_ms;
 }
 
-bool Membership::settled(std::uint64_t now_ms) const {
-    return now_ms - started_ms_ >= kStartupGraceMs ||
+bool Membership::settled(std::uint64_t now_mono_ms) const {
+    return now_mono_ms - started_mono_ms_ >= kStartupGraceMs ||
            std::all_of(peers_.begin(), peers_.end(),
                        [](const Peer &p) { return p.state != PeerState::kUnknown; });
 }

@@ -24,7 +24,7 @@ class Membership {
         std::string endpoint;
         std::string name;  // from its pongs; empty before the first
         PeerState state = PeerState::kUnknown;
-        std::uint64_t last_pong_ms = 0;
+        std::uint64_t last_pong_ms = 0;  // monotonic
     };
 
     // A peer silent for this long is down (protocol.md: ping every second, down after 3 s).
@@ -33,25 +33,25 @@ class Membership {
     static constexpr std::uint64_t kStartupGraceMs = 1000;
 
     Membership(std::string self, const std::vector<std::string> &peer_endpoints,
-               std::uint64_t now_ms);
+               std::uint64_t now_mono_ms);
 
     // A pong from peer `index`. True when the live membership changed (it came up, or answers
     // under another name).
-    bool on_pong(std::size_t index, std::string_view name, std::uint64_t now_ms);
+    bool on_pong(std::size_t index, std::string_view name, std::uint64_t now_mono_ms);
 
     // Any other message from an up peer (a snapshot record...) shows it alive as well as a pong:
     // a pong may wait behind a long snapshot on the same connection.
-    void on_heard(std::size_t index, std::uint64_t now_ms);
+    void on_heard(std::size_t index, std::uint64_t now_mono_ms);
 
     // Marks down the up peers silent for kDeadAfterMs; returns the indices of those.
-    std::vector<std::size_t> expire(std::uint64_t now_ms);
+    std::vector<std::size_t> expire(std::uint64_t now_mono_ms);
 
     // The loop did not turn for `gap_ms` (the node was stopped or starved): the silence of that
     // time was this node's deafness, not the peers', and does not count against them.
     void excuse_stall(std::uint64_t gap_ms);
 
     // False during the start-up grace: until every peer has answered once, or kStartupGraceMs.
-    bool settled(std::uint64_t now_ms) const;
+    bool settled(std::uint64_t now_mono_ms) const;
 
     // This node and the up peers, by name, sorted, each name once.
     std::vector<std::string> live_members() const;
@@ -62,7 +62,7 @@ class Membership {
   private:
     std::string self_;
     std::vector<Peer> peers_;
-    std::uint64_t started_ms_;
+    std::uint64_t started_mono_ms_;
 };
 
 }  // namespace rhythm::node

@@ -1,11 +1,11 @@
 // `rss_node status` and `rss_node get`: one request over a DEALER, one answer printed.
 #include "rss_node/node_client.h"
 
-#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <zmq.h>
 
+#include "common/clock.h"
 #include "common/endpoint.h"
 #include "wire/handshake_monitor.h"
 #include "wire/messages.h"
@@ -41,12 +41,10 @@ int ask(const std::string &endpoint, const wire::CurveClientKeys &keys,
         std::fprintf(stderr, "rss_node: cannot send to %s: %s\n", endpoint.c_str(),
                      zmq_strerror(zmq_errno()));
     } else {
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        MonotonicTime deadline = MonotonicTime::now() + std::chrono::milliseconds(timeout_ms);
         bool answered = false;
         while (!answered) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            deadline - std::chrono::steady_clock::now())
-                            .count();
+            std::int64_t left = (deadline - MonotonicTime::now()) / std::chrono::milliseconds(1);
             zmq_pollitem_t items[] = {{socket, 0, ZMQ_POLLIN, 0},
                                       {handshakes.events(), 0, ZMQ_POLLIN, 0}};
             if (left <= 0 || zmq_poll(items, 2, static_cast<long>(left)) <= 0) {
@@ -92,7 +90,7 @@ int ask(const std::string &endpoint, const wire::CurveClientKeys &keys,
 }
 
 std::uint64_t new_request_id() {
-    return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    return static_cast<std::uint64_t>(MonotonicTime::now().us());
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <malloc.h>
 #include <zmq.h>
 
@@ -17,6 +16,8 @@
 
 namespace rhythm::node {
 namespace {
+
+using std::chrono::milliseconds;
 
 // How much one turn of the loop does before looking at the other sockets and the timers.
 constexpr int kUpdatesPerTurn = 4096;
@@ -49,13 +50,6 @@ static_assert(wire::kProtocolVersion == 4, "kVersionMismatchText names the proto
 // changes it refused, sent again, are not refused at once.
 constexpr std::uint64_t kRoomAgainPercent = 95;
 
-std::uint64_t monotonic_ms() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
-           static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
-}
-
 std::string last_endpoint(void *socket) {
     char buf[1100];
     std::size_t len = sizeof buf;
@@ -71,17 +65,10 @@ void use_node_malloc_settings() {
     mallopt(M_TRIM_THRESHOLD, kMallocTrimThreshold);
 }
 
-std::uint64_t wall_clock_ms() {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
-           static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
-}
-
 NodeServer::NodeServer(const NodeConfig &config)
     : config_(config),
       store_(config.max_memory),
-      membership_(config.name, config.peers, monotonic_ms()),
+      membership_(config.name, config.peers, MonotonicTime::now().ms()),
       snapshots_(store_),
       loop_(MonotonicTime::now) {}
 
@@ -133,8 +120,9 @@ bool NodeServer::start(std::string *error) {
     }
     // A node without peers owns every shard at once, and subscribes before binding: no update
     // that arrives can find it deaf. A node with peers waits for them (see tick).
-    if (membership_.settled(monotonic_ms())) {
-        update_ownership(monotonic_ms());
+    MonotonicTime mono = MonotonicTime::now();
+    if (membership_.settled(mono.ms())) {
+        update_ownership(mono);
     }
     if (zmq_bind(updates_, config_.updates.c_str()) != 0) {
         *error = "cannot bind updates endpoint " + config_.updates + ": " + zmq_strerror(errno);
@@ -168,7 +156,7 @@ bool NodeServer::start(std::string *error) {
         }
         peer_sockets_.push_back(socket);
     }
-    started_ms_ = monotonic_ms();
+    started_ = MonotonicTime::now();
     std::string security = keys_.enabled() ? "CURVE, " + std::to_string(keys_.clients.size()) +
                                                  " client key(s) from " + config_.curve_clients
                                            : "plain text (no CURVE)";
@@ -216,7 +204,7 @@ bool NodeServer::watch_handshakes(void *socket, bool curve_server, std::string *
 // readable again only after that.
 void NodeServer::drain_monitor(wire::HandshakeMonitor *monitor) {
     std::string report;
-    while (monitor->next(MonotonicTime::from_ms(mono_ms_), &report)) {
+    while (monitor->next(mono_, &report)) {
         if (!report.empty()) {
             RSS_LOG(LogLevel::kWarn, "%s", report.c_str());
         }
@@ -238,7 +226,7 @@ void NodeServer::reload_clients() {
     }
 }
 
-void NodeServer::update_ownership(std::uint64_t mono_ms) {
+void NodeServer::update_ownership(MonotonicTime mono) {
     std::vector<std::string> live = membership_.live_members();
     if (!ownership_decided_) {
         // What the bank looked like before this node joined it: who held the shards it takes.
@@ -257,10 +245,10 @@ void NodeServer::update_ownership(std::uint64_t mono_ms) {
         std::string topic = wire::topic_for_shard(shard);
         if (change.gained.contains(shard)) {
             zmq_setsockopt(updates_, ZMQ_SUBSCRIBE, topic.data(), topic.size());
-            drop_lost_at_ms_[shard] = 0;
+            drop_lost_at_[shard] = MonotonicTime();
         } else if (change.lost.contains(shard)) {
             zmq_setsockopt(updates_, ZMQ_UNSUBSCRIBE, topic.data(), topic.size());
-            drop_lost_at_ms_[shard] = mono_ms + kLostShardLingerMs;
+            drop_lost_at_[shard] = mono + milliseconds(kLostShardLingerMs);
         }
     }
     owned_ = owned;
@@ -287,33 +275,33 @@ void NodeServer::update_ownership(std::uint64_t mono_ms) {
     counters_.ownership_changes++;
     previous_members_ = std::move(live);
     ownership_decided_ = true;
-    send_snapshot_requests(mono_ms);
+    send_snapshot_requests(mono);
 }
 
-void NodeServer::send_snapshot_requests(std::uint64_t mono_ms) {
+void NodeServer::send_snapshot_requests(MonotonicTime mono) {
     counters_.snapshots_requested +=
-        fills_.send_due(mono_ms, [this](std::size_t peer, const wire::SnapshotRequest &request) {
+        fills_.send_due(mono.ms(), [this](std::size_t peer, const wire::SnapshotRequest &request) {
             return wire::send_frames(peer_sockets_[peer], nullptr, wire::encode_message(request),
                                      ZMQ_DONTWAIT);
         });
 }
 
-void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, std::uint64_t now_ms,
-                                    std::uint64_t mono_ms) {
-    if (!fills_.accept(snapshot, owned_, mono_ms)) {
+void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, WallTime now,
+                                    MonotonicTime mono) {
+    if (!fills_.accept(snapshot, owned_, mono.ms())) {
         return;
     }
     // Like an update: the highest version wins, so a version never moves backwards.
-    ApplyOutcome outcome = store_.apply(snapshot.record, now_ms);
+    ApplyOutcome outcome = store_.apply(snapshot.record, now.ms());
     if (outcome.result == ApplyResult::kApplied) {
         counters_.snapshot_records_applied++;
     } else if (outcome.result == ApplyResult::kNoMemory) {
-        refused_for_memory(now_ms);
+        refused_for_memory(now);
     }
 }
 
-void NodeServer::forget_fills(std::uint64_t mono_ms) {
-    wire::ShardSet resend = fills_.give_up(membership_.peers(), mono_ms);
+void NodeServer::forget_fills(MonotonicTime mono) {
+    wire::ShardSet resend = fills_.give_up(membership_.peers(), mono.ms());
     if (resend.count() > 0) {
         agents_.request_resend(resend);
     }
@@ -328,11 +316,11 @@ wire::ShardSet NodeServer::short_shards() const {
 }
 
 void NodeServer::watch_events() {
-    loop_.set_after_poll([this](MonotonicTime mono) { begin_turn(mono.ms()); });
-    loop_.watch_socket(updates_, [this] { drain_updates(now_ms_); });
-    loop_.watch_socket(queries_, [this] { drain_queries(now_ms_); });
+    loop_.set_after_poll([this](MonotonicTime mono) { begin_turn(mono); });
+    loop_.watch_socket(updates_, [this] { drain_updates(now_); });
+    loop_.watch_socket(queries_, [this] { drain_queries(now_); });
     for (std::size_t i = 0; i < peer_sockets_.size(); ++i) {
-        loop_.watch_socket(peer_sockets_[i], [this, i] { drain_peer(i, now_ms_, mono_ms_); });
+        loop_.watch_socket(peer_sockets_[i], [this, i] { drain_peer(i, now_, mono_); });
     }
     // Handshake events and ZAP requests only need to wake the loop. Their descriptors are polled
     // as such, so that zmq_poll does not check each of these sockets on every pass (a quarter of
@@ -342,18 +330,18 @@ void NodeServer::watch_events() {
         loop_.watch_descriptor(m->fd(), [this, m] { drain_monitor(m); });
     }
     if (zap_.fd() >= 0) {
-        loop_.watch_descriptor(zap_.fd(), [this] { zap_.answer(now_ms_); });
+        loop_.watch_descriptor(zap_.fd(), [this] { zap_.answer(now_.ms()); });
     }
     // Each due at once, in the first turn.
     loop_.add_timer(MonotonicTime(), kSweepIntervalMs, [this] { sweep(); });
     ping_timer_ = loop_.add_timer(MonotonicTime(), 0, [this] { ping_peers(); });
     loop_.add_timer(MonotonicTime(), kAgentCheckIntervalMs,
-                    [this] { agents_.forget_idle(now_ms_, kAgentIdleMs); });
+                    [this] { agents_.forget_idle(now_.ms(), kAgentIdleMs); });
 }
 
 void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload) {
     watch_events();
-    last_turn_ms_ = monotonic_ms();
+    last_turn_ = MonotonicTime::now();
     while (!*stop) {
         if (*reload) {
             *reload = 0;
@@ -372,7 +360,7 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
             RSS_LOG(LogLevel::kError, "zmq_poll failed: %s", zmq_strerror(errno));
             break;
         }
-        advance_snapshots(now_ms_);
+        advance_snapshots(now_);
         end_turn();
     }
     RSS_LOG(LogLevel::kInfo,
@@ -386,43 +374,43 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
 
 // The poll has returned: the turn's times, and a stall of the node itself noticed before any
 // pong is taken in.
-void NodeServer::begin_turn(std::uint64_t mono_ms) {
-    now_ms_ = wall_clock_ms();
-    mono_ms_ = mono_ms;
-    if (mono_ms - last_turn_ms_ > kStallMs) {
+void NodeServer::begin_turn(MonotonicTime mono) {
+    now_ = WallTime::now();
+    mono_ = mono;
+    std::uint64_t gap_ms = static_cast<std::uint64_t>((mono - last_turn_) / milliseconds(1));
+    if (gap_ms > kStallMs) {
         RSS_LOG(LogLevel::kWarn, "this node did not run for %llu ms (stopped?)",
-                static_cast<unsigned long long>(mono_ms - last_turn_ms_));
-        membership_.excuse_stall(mono_ms - last_turn_ms_);
+                static_cast<unsigned long long>(gap_ms));
+        membership_.excuse_stall(gap_ms);
     }
-    last_turn_ms_ = mono_ms;
+    last_turn_ = mono;
 }
 
-void NodeServer::drain_updates(std::uint64_t now_ms) {
+void NodeServer::drain_updates(WallTime now) {
     wire::ReceivedMessage message;
     for (int i = 0; i < kUpdatesPerTurn && message.receive(updates_, ZMQ_DONTWAIT); ++i) {
         if (message.overflow()) {
             malformed("updates",
                       wire::decode_fail(wire::DecodeError::kFrameCount,
                                         "published message: not one frame"),
-                      now_ms);
+                      now);
             continue;
         }
-        handle_published(message.frames(), message.size(), now_ms);
+        handle_published(message.frames(), message.size(), now);
     }
 }
 
-void NodeServer::handle_published(const std::string_view *frames, std::size_t count,
-                                  std::uint64_t now_ms) {
+void NodeServer::handle_published(const std::string_view *frames, std::size_t count, WallTime now) {
     wire::Published published;
     wire::DecodeResult result = wire::decode_published(wire::FrameSpan(frames, count), &published);
     if (!result.ok()) {
         if (result.error == wire::DecodeError::kVersionMismatch) {
             counters_.version_mismatches++;
         }
-        malformed("updates", result, now_ms);
+        malformed("updates", result, now);
         return;
     }
-    ApplyOutcome outcome = store_.apply(published.record, now_ms);
+    ApplyOutcome outcome = store_.apply(published.record, now.ms());
     std::uint32_t shard = wire::shard_of(published.record.key);
     switch (outcome.result) {
         case ApplyResult::kApplied:
@@ -450,21 +438,21 @@ void NodeServer::handle_published(const std::string_view *frames, std::size_t co
             break;
         case ApplyResult::kNoMemory:
             // Not stored, so not received: the agent keeps it unacknowledged.
-            refused_for_memory(now_ms);
-            agents_.on_refused(published.sender, shard, now_ms);
+            refused_for_memory(now);
+            agents_.on_refused(published.sender, shard, now.ms());
             return;
     }
     if (outcome.conflict) {
-        count_conflict(published.record, outcome, now_ms);
+        count_conflict(published.record, outcome, now);
     }
-    agents_.on_published(published.sender, shard, now_ms);
+    agents_.on_published(published.sender, shard, now.ms());
 }
 
-void NodeServer::refused_for_memory(std::uint64_t now_ms) {
+void NodeServer::refused_for_memory(WallTime now) {
     counters_.refused_memory++;
     full_ = true;
     std::uint64_t suppressed = 0;
-    if (memory_log_.admit(now_ms, &suppressed)) {
+    if (memory_log_.admit(now.ms(), &suppressed)) {
         RSS_LOG(LogLevel::kWarn,
                 "memory limit of %llu bytes reached: refusing new sessions and larger versions "
                 "(%llu refused so far); the web servers keep them unacknowledged until there is "
@@ -485,10 +473,10 @@ void NodeServer::leave_full_when_room() {
 }
 
 void NodeServer::count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome,
-                                std::uint64_t now_ms) {
+                                WallTime now) {
     counters_.conflicts++;
     std::uint64_t suppressed = 0;
-    if (!conflict_log_.admit(now_ms, &suppressed)) {
+    if (!conflict_log_.admit(now.ms(), &suppressed)) {
         return;
     }
     if (outcome.result == ApplyResult::kApplied) {
@@ -509,29 +497,28 @@ void NodeServer::count_conflict(const wire::SessionRecord &record, const ApplyOu
     }
 }
 
-void NodeServer::drain_queries(std::uint64_t now_ms) {
+void NodeServer::drain_queries(WallTime now) {
     wire::ReceivedMessage message;
     for (int i = 0; i < kQueriesPerTurn && message.receive(queries_, ZMQ_DONTWAIT); ++i) {
         if (message.overflow()) {
             malformed(
                 "queries",
                 wire::decode_fail(wire::DecodeError::kFrameCount, "request: more than 2 frames"),
-                now_ms);
+                now);
             continue;
         }
-        handle_query(message.frames(), message.size(), now_ms);
+        handle_query(message.frames(), message.size(), now);
     }
 }
 
-void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
-                              std::uint64_t now_ms) {
+void NodeServer::handle_query(const std::string_view *frames, std::size_t count, WallTime now) {
     // frames[0] is the ROUTER's routing identity of the requester.
     std::string routing_id(frames[0]);
     wire::Message message;
     wire::DecodeResult result =
         wire::decode_message(wire::FrameSpan(frames + 1, count - 1), &message);
     if (!result.ok()) {
-        malformed("queries", result, now_ms);
+        malformed("queries", result, now);
         wire::ErrorReply error;
         if (result.error == wire::DecodeError::kVersionMismatch) {
             counters_.version_mismatches++;
@@ -548,7 +535,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         counters_.fetches++;
         wire::FetchReply answer;
         answer.request_id = fetch->request_id;
-        if (store_.find(fetch->key, now_ms, &answer.record)) {
+        if (store_.find(fetch->key, now.ms(), &answer.record)) {
             counters_.fetch_hits++;
             answer.status =
                 answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
@@ -563,7 +550,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         }
         reply(routing_id, answer);
     } else if (auto *heartbeat = std::get_if<wire::Heartbeat>(&message)) {
-        answer_heartbeat(routing_id, *heartbeat, now_ms);
+        answer_heartbeat(routing_id, *heartbeat, now);
     } else if (auto *request = std::get_if<wire::SnapshotRequest>(&message)) {
         if (!snapshots_.start(routing_id, *request)) {
             reply(routing_id, wire::ErrorReply{request->request_id, wire::ErrorCode::kBusy,
@@ -579,7 +566,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         malformed("queries",
                   wire::decode_fail(wire::DecodeError::kUnexpectedType,
                                     "request: a reply type sent to a node"),
-                  now_ms);
+                  now);
         wire::ErrorReply error;
         error.code = wire::ErrorCode::kUnsupported;
         error.text = "a node answers fetch, heartbeat, snapshot-request, status-request, ping";
@@ -588,7 +575,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
 }
 
 void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &hb,
-                                  std::uint64_t now_ms) {
+                                  WallTime now) {
     counters_.heartbeats++;
     wire::HeartbeatAck ack;
     ack.request_id = hb.request_id;
@@ -601,9 +588,9 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
         ack.owned = owned_;
     }
     ack.full = full_;
-    AgentTracker::Agent *agent = agents_.on_heartbeat(hb, routing_id, ack.owned, now_ms);
+    AgentTracker::Agent *agent = agents_.on_heartbeat(hb, routing_id, ack.owned, now.ms());
     if (agent != nullptr && agent->epoch == hb.epoch) {
-        ack.shard_acks = agents_.take_acks(agent, ack.owned, now_ms);
+        ack.shard_acks = agents_.take_acks(agent, ack.owned, now.ms());
         ack.refused = agent->refused;
         ack.refusing = agent->refusing.common(ack.owned);
     }
@@ -647,9 +634,9 @@ bool NodeServer::reply(const std::string &routing_id, const wire::Message &messa
     return true;
 }
 
-void NodeServer::advance_snapshots(std::uint64_t now_ms) {
-    SnapshotServer::Turn turn = snapshots_.advance(now_ms, [this](const std::string &routing_id,
-                                                                  const wire::Message &message) {
+void NodeServer::advance_snapshots(WallTime now) {
+    SnapshotServer::Turn turn = snapshots_.advance(now.ms(), [this](const std::string &routing_id,
+                                                                    const wire::Message &message) {
         if (wire::send_frames(queries_, &routing_id, wire::encode_message(message), ZMQ_DONTWAIT)) {
             return SnapshotServer::Sent::kSent;
         }
@@ -659,7 +646,7 @@ void NodeServer::advance_snapshots(std::uint64_t now_ms) {
     counters_.replies_dropped += turn.dropped;
 }
 
-void NodeServer::drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_t mono_ms) {
+void NodeServer::drain_peer(std::size_t peer, WallTime now, MonotonicTime mono) {
     wire::ReceivedMessage message;
     for (std::size_t i = 0;
          i < kPeerMessagesPerTurn && message.receive(peer_sockets_[peer], ZMQ_DONTWAIT); ++i) {
@@ -670,13 +657,13 @@ void NodeServer::drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_
                 : wire::decode_message(wire::FrameSpan(message.frames(), message.size()),
                                        &reply_message);
         if (!result.ok()) {
-            malformed("peer", result, now_ms);
+            malformed("peer", result, now);
             continue;
         }
-        membership_.on_heard(peer, mono_ms);
+        membership_.on_heard(peer, mono.ms());
         if (auto *pong = std::get_if<wire::Pong>(&reply_message)) {
             bool was_up = membership_.peers()[peer].state == PeerState::kUp;
-            if (membership_.on_pong(peer, pong->node_name, mono_ms)) {
+            if (membership_.on_pong(peer, pong->node_name, mono.ms())) {
                 membership_changed_ = true;
             }
             if (!was_up) {
@@ -685,19 +672,19 @@ void NodeServer::drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_
                         membership_.peers()[peer].name.c_str());
             }
         } else if (auto *record = std::get_if<wire::SnapshotRecord>(&reply_message)) {
-            on_snapshot_record(*record, now_ms, mono_ms);
+            on_snapshot_record(*record, now, mono);
         } else if (auto *end = std::get_if<wire::SnapshotEnd>(&reply_message)) {
             fills_.on_end(end->request_id, membership_.peers()[peer].name);
         } else if (auto *error = std::get_if<wire::ErrorReply>(&reply_message)) {
-            fills_.on_error(*error, membership_.peers()[peer].name, mono_ms);
+            fills_.on_error(*error, membership_.peers()[peer].name, mono.ms());
         }
     }
 }
 
 void NodeServer::ping_peers() {
-    loop_.rearm_timer(ping_timer_, MonotonicTime::from_ms(
-                                       mono_ms_ + (ownership_decided_ ? kPingIntervalMs
-                                                                      : kStartupPingIntervalMs)));
+    loop_.rearm_timer(
+        ping_timer_,
+        mono_ + milliseconds(ownership_decided_ ? kPingIntervalMs : kStartupPingIntervalMs));
     for (void *socket : peer_sockets_) {
         wire::send_frames(socket, nullptr,
                           wire::encode_message(wire::Ping{next_request_id_++, config_.name}),
@@ -709,36 +696,35 @@ void NodeServer::sweep() {
     for (std::uint32_t i = 0; i < kShardsPerSweep; ++i) {
         std::uint32_t shard = sweep_shard_;
         sweep_shard_ = (sweep_shard_ + 1) % wire::kShardCount;
-        if (drop_lost_at_ms_[shard] != 0 && mono_ms_ >= drop_lost_at_ms_[shard] &&
+        if (drop_lost_at_[shard] != MonotonicTime() && mono_ >= drop_lost_at_[shard] &&
             !snapshots_.serving(shard)) {
-            drop_lost_at_ms_[shard] = 0;
+            drop_lost_at_[shard] = MonotonicTime();
             store_.drop_shard(shard);
             continue;
         }
-        counters_.sessions_expired += store_.sweep_shard(shard, now_ms_);
+        counters_.sessions_expired += store_.sweep_shard(shard, now_.ms());
     }
 }
 
 void NodeServer::end_turn() {
     leave_full_when_room();
-    for (std::size_t peer : membership_.expire(mono_ms_)) {
+    for (std::size_t peer : membership_.expire(mono_.ms())) {
         RSS_LOG(LogLevel::kWarn, "peer %s (%s) stopped answering",
                 membership_.peers()[peer].endpoint.c_str(), membership_.peers()[peer].name.c_str());
         membership_changed_ = true;
     }
-    forget_fills(mono_ms_);
-    if ((membership_changed_ || !ownership_decided_) && membership_.settled(mono_ms_)) {
+    forget_fills(mono_);
+    if ((membership_changed_ || !ownership_decided_) && membership_.settled(mono_.ms())) {
         membership_changed_ = false;
-        update_ownership(mono_ms_);
+        update_ownership(mono_);
     }
-    send_snapshot_requests(mono_ms_);
+    send_snapshot_requests(mono_);
 }
 
-void NodeServer::malformed(const char *socket, const wire::DecodeResult &result,
-                           std::uint64_t now_ms) {
+void NodeServer::malformed(const char *socket, const wire::DecodeResult &result, WallTime now) {
     counters_.malformed_frames++;
     std::uint64_t suppressed = 0;
-    if (malformed_log_.admit(now_ms, &suppressed)) {
+    if (malformed_log_.admit(now.ms(), &suppressed)) {
         RSS_LOG(LogLevel::kWarn,
                 "dropped a malformed message on %s: %s (%s); %llu more dropped since the last "
                 "such line, %llu in all",
@@ -751,8 +737,8 @@ void NodeServer::malformed(const char *socket, const wire::DecodeResult &result,
 std::string NodeServer::status_json() const {
     NodeStatus status;
     status.name = config_.name;
-    std::uint64_t mono_ms = monotonic_ms();
-    status.uptime_seconds = (mono_ms - started_ms_) / 1000;
+    MonotonicTime mono = MonotonicTime::now();
+    status.uptime_seconds = static_cast<std::uint64_t>((mono - started_) / std::chrono::seconds(1));
     status.updates_endpoint = updates_endpoint_;
     status.queries_endpoint = queries_endpoint_;
     status.store = &store_;
@@ -771,7 +757,7 @@ std::string NodeServer::status_json() const {
         status.handshake_failures += monitor->failures();
     }
     status.peers = &membership_.peers();
-    status.mono_ms = mono_ms;
+    status.mono_ms = mono.ms();
     return rhythm::node::status_json(status);
 }
 

@@ -7,6 +7,11 @@
 // each peer (pongs to the membership, snapshot answers to the snapshot fills). The timers sweep a
 // few shards for expired sessions, ping the peers and forget idle agents; the end of each turn
 // recomputes the shards owned when the live peers change.
+//
+// Two clocks (common/clock.h), read once per turn: the wall clock (Unix time) for session expiry,
+// which the store and the snapshots compare with the expiry on the wire, and for the intervals of
+// the agent tracker and of the rate-limited log lines; the monotonic clock for the peers, the
+// fills, the lost shards, the handshake monitors and the node's own stalls.
 #pragma once
 
 #include <array>
@@ -16,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "rss_node/agent_tracker.h"
 #include "rss_node/log.h"
 #include "rss_node/membership.h"
@@ -61,30 +67,29 @@ class NodeServer {
     bool watch_handshakes(void *socket, bool curve_server, std::string *error);
     void drain_monitor(wire::HandshakeMonitor *monitor);
     void reload_clients();
-    void update_ownership(std::uint64_t mono_ms);
-    void send_snapshot_requests(std::uint64_t mono_ms);
-    void on_snapshot_record(const wire::SnapshotRecord &record, std::uint64_t now_ms,
-                            std::uint64_t mono_ms);
-    void forget_fills(std::uint64_t mono_ms);
+    void update_ownership(MonotonicTime mono);
+    void send_snapshot_requests(MonotonicTime mono);
+    void on_snapshot_record(const wire::SnapshotRecord &record, WallTime now, MonotonicTime mono);
+    void forget_fills(MonotonicTime mono);
     void watch_events();
-    void begin_turn(std::uint64_t mono_ms);
+    void begin_turn(MonotonicTime mono);
     void ping_peers();
     void sweep();
     void end_turn();
     wire::ShardSet short_shards() const;
-    void drain_updates(std::uint64_t now_ms);
-    void drain_queries(std::uint64_t now_ms);
-    void drain_peer(std::size_t peer, std::uint64_t now_ms, std::uint64_t mono_ms);
-    void handle_published(const std::string_view *frames, std::size_t count, std::uint64_t now_ms);
-    void handle_query(const std::string_view *frames, std::size_t count, std::uint64_t now_ms);
+    void drain_updates(WallTime now);
+    void drain_queries(WallTime now);
+    void drain_peer(std::size_t peer, WallTime now, MonotonicTime mono);
+    void handle_published(const std::string_view *frames, std::size_t count, WallTime now);
+    void handle_query(const std::string_view *frames, std::size_t count, WallTime now);
     void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat,
-                          std::uint64_t now_ms);
+                          WallTime now);
     bool reply(const std::string &routing_id, const wire::Message &message);
-    void advance_snapshots(std::uint64_t now_ms);
-    void malformed(const char *socket, const wire::DecodeResult &result, std::uint64_t now_ms);
-    void refused_for_memory(std::uint64_t now_ms);
+    void advance_snapshots(WallTime now);
+    void malformed(const char *socket, const wire::DecodeResult &result, WallTime now);
+    void refused_for_memory(WallTime now);
     void count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome,
-                        std::uint64_t now_ms);
+                        WallTime now);
     void leave_full_when_room();
 
     NodeConfig config_;
@@ -97,8 +102,8 @@ class NodeServer {
     bool membership_changed_ = false;   // ownership is to be computed again
     std::vector<std::string> previous_members_;  // the live members ownership was last computed on
     wire::ShardSet owned_;
-    // When each shard this node has lost is to be dropped (monotonic ms; 0: not lost).
-    std::array<std::uint64_t, wire::kShardCount> drop_lost_at_ms_{};
+    // When each shard this node has lost is to be dropped (0: not lost).
+    std::array<MonotonicTime, wire::kShardCount> drop_lost_at_{};
     SnapshotFills fills_;
     SnapshotServer snapshots_;
     NodeKeys keys_;
@@ -109,14 +114,14 @@ class NodeServer {
     void *queries_ = nullptr;
     std::string updates_endpoint_;  // as bound (a wildcard port resolved)
     std::string queries_endpoint_;
-    std::uint64_t started_ms_ = 0;
+    MonotonicTime started_;
     std::uint32_t sweep_shard_ = 0;
     wire::EventLoop loop_;
     wire::EventLoop::Id ping_timer_ = 0;
     // The current turn's times: the wall clock (session expiry) and the monotonic clock.
-    std::uint64_t now_ms_ = 0;
-    std::uint64_t mono_ms_ = 0;
-    std::uint64_t last_turn_ms_ = 0;  // monotonic
+    WallTime now_;
+    MonotonicTime mono_;
+    MonotonicTime last_turn_;
     std::uint64_t next_request_id_ = 1;
     // Since a change was refused for lack of memory, until the store is back under
     // kRoomAgainPercent of --max-memory: agents keep what it refused unacknowledged, and hold
@@ -126,8 +131,5 @@ class NodeServer {
     RateLimitedLog memory_log_{10000};
     RateLimitedLog conflict_log_{10000};
 };
-
-// Milliseconds of the realtime clock (session expiry is Unix time).
-std::uint64_t wall_clock_ms();
 
 }  // namespace rhythm::node

@@ -22,8 +22,8 @@ struct SessionStore::Block {
     const char *origin() const { return reinterpret_cast<const char *>(this + 1); }
     const char *data() const { return origin() + origin_len; }
     std::size_t size() const { return sizeof(Block) + origin_len + data_len; }
-    bool expired(std::uint64_t now_ms) const {
-        return expires_at_ms != 0 && expires_at_ms <= now_ms;
+    bool expired(std::uint64_t now_wall_ms) const {
+        return expires_at_ms != 0 && expires_at_ms <= now_wall_ms;
     }
 
     static std::size_t size_for(const wire::SessionRecord &r) {
@@ -203,9 +203,9 @@ bool SessionStore::fits(std::uint64_t more) const {
     return max_memory_ == 0 || bytes_ + more <= max_memory_;
 }
 
-ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now_ms) {
+ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now_wall_ms) {
     ApplyOutcome out;
-    if (r.expires_at_ms != 0 && r.expires_at_ms <= now_ms) {
+    if (r.expires_at_ms != 0 && r.expires_at_ms <= now_wall_ms) {
         out.result = ApplyResult::kExpired;
         return out;
     }
@@ -214,7 +214,7 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
     long slot = find_slot(t, r.key, hash);
     Block *held = slot >= 0 ? block_of(t.slots[static_cast<std::size_t>(slot)]) : nullptr;
     std::size_t size = Block::size_for(r);
-    if (held != nullptr && !held->expired(now_ms)) {
+    if (held != nullptr && !held->expired(now_wall_ms)) {
         out.held_version = held->version;
         std::string_view held_origin(held->origin(), held->origin_len);
         if (r.version == held->version && r.origin == held_origin) {
@@ -237,7 +237,7 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
             return out;
         }
         std::string_view held_origin(held->origin(), held->origin_len);
-        if (!held->expired(now_ms) && held_origin != r.origin) {
+        if (!held->expired(now_wall_ms) && held_origin != r.origin) {
             out.replaced_origin.assign(held_origin);
         }
         account(held, -1);
@@ -279,7 +279,7 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
     return out;
 }
 
-bool SessionStore::find(const wire::SessionKey &key, std::uint64_t now_ms,
+bool SessionStore::find(const wire::SessionKey &key, std::uint64_t now_wall_ms,
                         wire::SessionRecord *out) const {
     const ShardTable &t = shards_[wire::shard_of(key)];
     long slot = find_slot(t, key, slot_hash(key));
@@ -287,19 +287,19 @@ bool SessionStore::find(const wire::SessionKey &key, std::uint64_t now_ms,
         return false;
     }
     const Block *b = block_of(t.slots[static_cast<std::size_t>(slot)]);
-    if (b == nullptr || b->expired(now_ms)) {
+    if (b == nullptr || b->expired(now_wall_ms)) {
         return false;
     }
     *out = b->view();
     return true;
 }
 
-std::size_t SessionStore::sweep_shard(std::uint32_t shard, std::uint64_t now_ms) {
+std::size_t SessionStore::sweep_shard(std::uint32_t shard, std::uint64_t now_wall_ms) {
     ShardTable &t = shards_[shard];
     std::vector<wire::SessionKey> expired;
     for (Slot slot : t.slots) {
         const Block *b = block_of(slot);
-        if (b != nullptr && b->expired(now_ms)) {
+        if (b != nullptr && b->expired(now_wall_ms)) {
             wire::SessionKey k;
             std::memcpy(k.bytes.data(), b->key, sizeof k.bytes);
             expired.push_back(k);
@@ -335,11 +335,11 @@ std::size_t SessionStore::drop_shard(std::uint32_t shard) {
 }
 
 void SessionStore::for_each_in_shard(
-    std::uint32_t shard, std::uint64_t now_ms,
+    std::uint32_t shard, std::uint64_t now_wall_ms,
     const std::function<void(const wire::SessionRecord &)> &fn) const {
     for (Slot slot : shards_[shard].slots) {
         const Block *b = block_of(slot);
-        if (b != nullptr && !b->expired(now_ms)) {
+        if (b != nullptr && !b->expired(now_wall_ms)) {
             fn(b->view());
         }
     }

@@ -9,6 +9,8 @@
 // record like any other and is kept until its expiry (when the session would have expired), so
 // a late update cannot bring a deleted session back; an expired record counts as absent and the
 // sweep frees it; past the memory limit a new session is refused rather than the store growing.
+// Expiry is the wall clock's: a record's expires_at_ms (Unix milliseconds, as on the wire) against
+// the `now_wall_ms` the node's loop gives, a plain integer on the path of every update.
 #pragma once
 
 #include <cstddef>
@@ -50,20 +52,21 @@ class SessionStore {
     SessionStore(const SessionStore &) = delete;
     SessionStore &operator=(const SessionStore &) = delete;
 
-    ApplyOutcome apply(const wire::SessionRecord &record, std::uint64_t now_ms);
+    ApplyOutcome apply(const wire::SessionRecord &record, std::uint64_t now_wall_ms);
 
     // The held record of `key`, live or tombstone; false when absent or expired. The views in
     // `out` stay valid until the next apply or sweep.
-    bool find(const wire::SessionKey &key, std::uint64_t now_ms, wire::SessionRecord *out) const;
+    bool find(const wire::SessionKey &key, std::uint64_t now_wall_ms,
+              wire::SessionRecord *out) const;
 
     // Frees the expired records of one shard; returns how many.
-    std::size_t sweep_shard(std::uint32_t shard, std::uint64_t now_ms);
+    std::size_t sweep_shard(std::uint32_t shard, std::uint64_t now_wall_ms);
 
     // Frees every record of one shard (a shard this node no longer owns); returns how many.
     std::size_t drop_shard(std::uint32_t shard);
 
     // Calls `fn` for each unexpired record of `shard` (views valid during the call).
-    void for_each_in_shard(std::uint32_t shard, std::uint64_t now_ms,
+    void for_each_in_shard(std::uint32_t shard, std::uint64_t now_wall_ms,
                            const std::function<void(const wire::SessionRecord &)> &fn) const;
 
     std::uint64_t live_sessions() const { return live_; }

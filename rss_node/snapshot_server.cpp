@@ -17,7 +17,7 @@ bool SnapshotServer::start(const std::string &routing_id, const wire::SnapshotRe
     return true;
 }
 
-SnapshotServer::Turn SnapshotServer::advance(std::uint64_t now_ms, const Send &send) {
+SnapshotServer::Turn SnapshotServer::advance(std::uint64_t now_wall_ms, const Send &send) {
     Turn turn;
     blocked_ = false;
     std::size_t budget = kRecordsPerTurn;
@@ -39,15 +39,15 @@ SnapshotServer::Turn SnapshotServer::advance(std::uint64_t now_ms, const Send &s
                 jobs_.pop_front();
                 continue;
             }
-            store_.for_each_in_shard(job.next_shard, now_ms, [&](const wire::SessionRecord &r) {
-                job.pending.push_back(r.key);
-            });
+            store_.for_each_in_shard(
+                job.next_shard, now_wall_ms,
+                [&](const wire::SessionRecord &r) { job.pending.push_back(r.key); });
             job.next_shard++;
         }
         while (job.sent_in_shard < job.pending.size() && budget > 0) {
             wire::SnapshotRecord record;
             record.request_id = job.request_id;
-            if (store_.find(job.pending[job.sent_in_shard], now_ms, &record.record)) {
+            if (store_.find(job.pending[job.sent_in_shard], now_wall_ms, &record.record)) {
                 Sent sent = send(job.routing_id, record);
                 if (sent == Sent::kWouldBlock) {
                     blocked_ = true;  // the requester is behind: carry on later

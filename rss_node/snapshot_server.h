@@ -51,8 +51,9 @@ class SnapshotServer {
     // A snapshot-request from `routing_id`; false when kMaxInProgress are in progress.
     bool start(const std::string &routing_id, const wire::SnapshotRequest &request);
 
-    // Sends up to kRecordsPerTurn records of the streams in progress, oldest stream first.
-    Turn advance(std::uint64_t now_ms, const Send &send);
+    // Sends up to kRecordsPerTurn records of the streams in progress, oldest stream first; a
+    // record expired at `now_wall_ms` (the wall clock, as the store compares) is left out.
+    Turn advance(std::uint64_t now_wall_ms, const Send &send);
 
     bool idle() const { return jobs_.empty(); }
     // The last turn stopped at a requester that is behind.
