@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backup/backup_agent.h"
+#include "common/clock.h"
 #include "core/backup_feed.h"
 #include "core/session_cache.h"
 
@@ -37,10 +38,9 @@ void quiet_log(rhythm::AgentLogLevel level, const char *message) {
     }
 }
 
+// A request's time, as httpd gives it (r->request_time): the wall clock in microseconds.
 std::int64_t wall_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
+    return rhythm::WallTime::now().us();
 }
 
 void *heap(void *, std::size_t n) {
