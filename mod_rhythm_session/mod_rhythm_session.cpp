@@ -414,14 +414,15 @@ bool session_is_empty(const session_rec *z) {
 // RS0106 and RS0107, when due: what a full cache refused, or lost, because the bank does not hold
 // those sessions. At most one line of each per 10 s across every process (core/log_gate.h); `r`
 // is the request that found them due, or null in the parent's monitor.
-void log_unbacked(const SessionCache::UnbackedLog &log, std::int64_t now_us, server_rec *s,
+void log_unbacked(const SessionCache::UnbackedLog &log, std::int64_t now_wall_us, server_rec *s,
                   request_rec *r, apr_pool_t *p) {
     auto since = [&](const rhythm::LogLine &line) -> const char * {
-        if (line.previous_line_us == 0 || now_us < line.previous_line_us) {
+        if (line.previous_line_us == 0 || now_wall_us < line.previous_line_us) {
             return "";
         }
-        return apr_psprintf(p, " in the last %" APR_INT64_T_FMT " s",
-                            static_cast<apr_int64_t>((now_us - line.previous_line_us) / 1000000));
+        return apr_psprintf(
+            p, " in the last %" APR_INT64_T_FMT " s",
+            static_cast<apr_int64_t>((now_wall_us - line.previous_line_us) / 1000000));
     };
     const char *lines[2] = {nullptr, nullptr};
     if (log.refused.count > 0) {
@@ -678,12 +679,12 @@ void rhythm_child_init(apr_pool_t *, server_rec *) {
 // one-second maintenance loop (ap_wait_or_timeout), more often only while children exit.
 int rhythm_monitor(apr_pool_t *p, server_rec *s) {
     if (g_cache_ready) {
-        std::int64_t now = rhythm::WallTime::now().us();  // as a request's r->request_time
-        g_cache.sweep_expired(now, kSweepBudget);
+        std::int64_t now_wall_us = rhythm::WallTime::now().us();  // as a request's r->request_time
+        g_cache.sweep_expired(now_wall_us, kSweepBudget);
         if (g_settings->backup->enabled) {
             SessionCache::UnbackedLog unbacked;
-            g_cache.take_unbacked_log(now, &unbacked);
-            log_unbacked(unbacked, now, s, nullptr, p);
+            g_cache.take_unbacked_log(now_wall_us, &unbacked);
+            log_unbacked(unbacked, now_wall_us, s, nullptr, p);
         }
     }
     return DECLINED;
