@@ -19,7 +19,7 @@ struct NodeReport {
     NodeState state;               // unknown until it first answers
     std::int64_t last_answer_us;   // wall clock of its last heartbeat answer, 0: never
     std::uint64_t unacknowledged;  // changes published in this epoch it has not acknowledged
-    std::int64_t oldest_unacknowledged_us;  // save time of the oldest of those, 0: none
+    std::int64_t oldest_unacknowledged_us;  // wall clock: save time of the oldest of those, 0: none
     std::uint64_t refused;                  // changes it refused for lack of memory in this epoch
 };
 

@@ -79,8 +79,8 @@ struct Entry {
     std::uint32_t queue_tail;
     // Backup: what the bank acknowledged, and the dirty list of changes not yet published.
     std::uint64_t backed_version;
-    std::int64_t
-        dirty_since_us;  // wall clock of the first save not yet taken for publishing; 0: none
+    // Wall clock: the first save not yet taken for publishing; 0 when none.
+    std::int64_t dirty_since_us;
     std::uint32_t dirty_prev;
     std::uint32_t dirty_next;
     std::uint8_t on_dirty_list;
