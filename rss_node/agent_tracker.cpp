@@ -6,7 +6,7 @@
 namespace rhythm::node {
 
 AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint64_t epoch,
-                                             bool epoch_start, std::uint64_t now_wall_ms) {
+                                             bool epoch_start, std::uint64_t now_mono_ms) {
     auto it = agents_.find(id);
     if (it == agents_.end()) {
         if (agents_.size() >= kMaxAgents) {
@@ -28,7 +28,7 @@ AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint6
         it->second.refusing = wire::ShardSet{};
         it->second.refused = 0;
     }
-    it->second.last_seen_wall_ms = now_wall_ms;
+    it->second.last_seen_wall_ms = now_mono_ms;
     return &it->second;
 }
 
@@ -91,16 +91,16 @@ void AgentTracker::update_refusing(Agent *a, std::uint32_t shard, const ShardPro
 }
 
 void AgentTracker::on_published(const wire::SenderStamp &sender, std::uint32_t shard,
-                                std::uint64_t now_wall_ms) {
-    Agent *a = agent_for(sender.agent_id, sender.epoch, sender.sequence == 1, now_wall_ms);
+                                std::uint64_t now_mono_ms) {
+    Agent *a = agent_for(sender.agent_id, sender.epoch, sender.sequence == 1, now_mono_ms);
     if (a != nullptr && sender.epoch == a->epoch) {
         advance(a, shard, sender.shard_sequence);
     }
 }
 
 void AgentTracker::on_refused(const wire::SenderStamp &sender, std::uint32_t shard,
-                              std::uint64_t now_wall_ms) {
-    Agent *a = agent_for(sender.agent_id, sender.epoch, sender.sequence == 1, now_wall_ms);
+                              std::uint64_t now_mono_ms) {
+    Agent *a = agent_for(sender.agent_id, sender.epoch, sender.sequence == 1, now_mono_ms);
     if (a == nullptr || sender.epoch != a->epoch) {
         return;
     }
@@ -111,10 +111,10 @@ void AgentTracker::on_refused(const wire::SenderStamp &sender, std::uint32_t sha
 }
 
 std::vector<wire::ShardSequence> AgentTracker::take_acks(Agent *a, const wire::ShardSet &owned,
-                                                         std::uint64_t now_wall_ms) {
-    bool full = now_wall_ms >= a->full_ack_due_wall_ms;
+                                                         std::uint64_t now_mono_ms) {
+    bool full = now_mono_ms >= a->full_ack_due_wall_ms;
     if (full) {
-        a->full_ack_due_wall_ms = now_wall_ms + kFullAckIntervalMs;
+        a->full_ack_due_wall_ms = now_mono_ms + kFullAckIntervalMs;
     }
     std::vector<wire::ShardSequence> acks;
     // A heartbeat comes about once a millisecond: between full acks, only the few shards that
@@ -149,9 +149,9 @@ void AgentTracker::forget_shards(const wire::ShardSet &shards) {
 AgentTracker::Agent *AgentTracker::on_heartbeat(const wire::Heartbeat &hb,
                                                 const std::string &routing_id,
                                                 const wire::ShardSet &owned,
-                                                std::uint64_t now_wall_ms) {
+                                                std::uint64_t now_mono_ms) {
     // Before its first message the stream of an epoch is seen from its start.
-    Agent *a = agent_for(hb.agent_id, hb.epoch, hb.next_sequence <= 1, now_wall_ms);
+    Agent *a = agent_for(hb.agent_id, hb.epoch, hb.next_sequence <= 1, now_mono_ms);
     if (a == nullptr) {
         return nullptr;
     }
@@ -199,9 +199,9 @@ void AgentTracker::request_resend(const wire::ShardSet &shards) {
     }
 }
 
-void AgentTracker::forget_idle(std::uint64_t now_wall_ms, std::uint64_t idle_ms) {
+void AgentTracker::forget_idle(std::uint64_t now_mono_ms, std::uint64_t idle_ms) {
     for (auto it = agents_.begin(); it != agents_.end();) {
-        if (now_wall_ms - it->second.last_seen_wall_ms > idle_ms) {
+        if (now_mono_ms - it->second.last_seen_wall_ms > idle_ms) {
             it = agents_.erase(it);
         } else {
             ++it;

@@ -18,8 +18,9 @@
 // arrives again (the agent re-sends it once the node has room) or a head passes it (the agent
 // published the shard again).
 //
-// Its times are the node's turn on the wall clock, plain milliseconds (`_wall_ms`): it is fed on
-// every update.
+// Its times measure intervals only (an agent idle for 10 minutes, a full acknowledgement every
+// second): the node's turn on the monotonic clock, plain milliseconds (`_mono_ms`) as it is fed
+// on every update.
 #pragma once
 
 #include <cstddef>
@@ -68,17 +69,17 @@ class AgentTracker {
     static constexpr std::size_t kMaxAgents = 4096;
 
     void on_published(const wire::SenderStamp &sender, std::uint32_t shard,
-                      std::uint64_t now_wall_ms);
+                      std::uint64_t now_mono_ms);
 
     // A published change the node did not store (no memory): not counted as received.
     void on_refused(const wire::SenderStamp &sender, std::uint32_t shard,
-                    std::uint64_t now_wall_ms);
+                    std::uint64_t now_mono_ms);
 
     // The shard acknowledgements for `agent`'s next heartbeat ack: the shards of `owned` whose
     // progress moved since the last one, or all of them every kFullAckIntervalMs (an ack lost on
     // the way must not hold the agent up for good).
     std::vector<wire::ShardSequence> take_acks(Agent *agent, const wire::ShardSet &owned,
-                                               std::uint64_t now_wall_ms);
+                                               std::uint64_t now_mono_ms);
 
     // Forgets every agent's progress in `shards` (gained or lost by this node): the next message
     // of such a shard starts its stream again.
@@ -89,7 +90,7 @@ class AgentTracker {
     // Records a heartbeat and takes its heads for the shards of `owned`; returns the agent, or
     // null when the table of agents is full.
     Agent *on_heartbeat(const wire::Heartbeat &heartbeat, const std::string &routing_id,
-                        const wire::ShardSet &owned, std::uint64_t now_wall_ms);
+                        const wire::ShardSet &owned, std::uint64_t now_mono_ms);
 
     void add_refusal(const wire::AgentId &agent, const wire::Refusal &refusal);
 
@@ -101,14 +102,14 @@ class AgentTracker {
     void request_resend(const wire::ShardSet &shards);
 
     // Forgets agents not seen for `idle_ms`.
-    void forget_idle(std::uint64_t now_wall_ms, std::uint64_t idle_ms);
+    void forget_idle(std::uint64_t now_mono_ms, std::uint64_t idle_ms);
 
     std::size_t size() const { return agents_.size(); }
     const Agent *find(const wire::AgentId &agent) const;
 
   private:
     Agent *agent_for(const wire::AgentId &id, std::uint64_t epoch, bool epoch_start,
-                     std::uint64_t now_wall_ms);
+                     std::uint64_t now_mono_ms);
     static void advance(Agent *agent, std::uint32_t shard, std::uint64_t shard_sequence);
     static void settle(Agent *agent, std::uint32_t shard, ShardProgress *progress);
     static void update_refusing(Agent *agent, std::uint32_t shard, const ShardProgress &progress);

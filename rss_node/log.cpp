@@ -63,14 +63,14 @@ void log_line(LogLevel level, const char *format, ...) {
                  level_name(level), text);
 }
 
-bool RateLimitedLog::admit(std::uint64_t now_wall_ms, std::uint64_t *suppressed) {
-    if (logged_once_ && now_wall_ms - last_wall_ms_ < interval_ms_) {
+bool RateLimitedLog::admit(std::uint64_t now_mono_ms, std::uint64_t *suppressed) {
+    if (logged_once_ && now_mono_ms - last_mono_ms_ < interval_ms_) {
         held_++;
         return false;
     }
     *suppressed = held_;
     held_ = 0;
-    last_wall_ms_ = now_wall_ms;
+    last_mono_ms_ = now_mono_ms;
     logged_once_ = true;
     return true;
 }

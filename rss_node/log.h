@@ -31,13 +31,13 @@ class RateLimitedLog {
   public:
     explicit RateLimitedLog(std::uint64_t interval_ms) : interval_ms_(interval_ms) {}
 
-    // True when a line may be written at `now_wall_ms` (the node's turn, on the wall clock);
+    // True when a line may be written at `now_mono_ms` (the node's turn, on the monotonic clock);
     // *suppressed is the number of events since the last line that were not logged.
-    bool admit(std::uint64_t now_wall_ms, std::uint64_t *suppressed);
+    bool admit(std::uint64_t now_mono_ms, std::uint64_t *suppressed);
 
   private:
     std::uint64_t interval_ms_;
-    std::uint64_t last_wall_ms_ = 0;
+    std::uint64_t last_mono_ms_ = 0;
     std::uint64_t held_ = 0;
     bool logged_once_ = false;
 };

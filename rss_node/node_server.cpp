@@ -296,7 +296,7 @@ void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, WallTi
     if (outcome.result == ApplyResult::kApplied) {
         counters_.snapshot_records_applied++;
     } else if (outcome.result == ApplyResult::kNoMemory) {
-        refused_for_memory(now);
+        refused_for_memory();
     }
 }
 
@@ -330,13 +330,13 @@ void NodeServer::watch_events() {
         loop_.watch_descriptor(m->fd(), [this, m] { drain_monitor(m); });
     }
     if (zap_.fd() >= 0) {
-        loop_.watch_descriptor(zap_.fd(), [this] { zap_.answer(now_.ms()); });
+        loop_.watch_descriptor(zap_.fd(), [this] { zap_.answer(mono_.ms()); });
     }
     // Each due at once, in the first turn.
     loop_.add_timer(MonotonicTime(), kSweepIntervalMs, [this] { sweep(); });
     ping_timer_ = loop_.add_timer(MonotonicTime(), 0, [this] { ping_peers(); });
     loop_.add_timer(MonotonicTime(), kAgentCheckIntervalMs,
-                    [this] { agents_.forget_idle(now_.ms(), kAgentIdleMs); });
+                    [this] { agents_.forget_idle(mono_.ms(), kAgentIdleMs); });
 }
 
 void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload) {
@@ -390,10 +390,8 @@ void NodeServer::drain_updates(WallTime now) {
     wire::ReceivedMessage message;
     for (int i = 0; i < kUpdatesPerTurn && message.receive(updates_, ZMQ_DONTWAIT); ++i) {
         if (message.overflow()) {
-            malformed("updates",
-                      wire::decode_fail(wire::DecodeError::kFrameCount,
-                                        "published message: not one frame"),
-                      now);
+            malformed("updates", wire::decode_fail(wire::DecodeError::kFrameCount,
+                                                   "published message: not one frame"));
             continue;
         }
         handle_published(message.frames(), message.size(), now);
@@ -407,7 +405,7 @@ void NodeServer::handle_published(const std::string_view *frames, std::size_t co
         if (result.error == wire::DecodeError::kVersionMismatch) {
             counters_.version_mismatches++;
         }
-        malformed("updates", result, now);
+        malformed("updates", result);
         return;
     }
     ApplyOutcome outcome = store_.apply(published.record, now.ms());
@@ -438,21 +436,21 @@ void NodeServer::handle_published(const std::string_view *frames, std::size_t co
             break;
         case ApplyResult::kNoMemory:
             // Not stored, so not received: the agent keeps it unacknowledged.
-            refused_for_memory(now);
-            agents_.on_refused(published.sender, shard, now.ms());
+            refused_for_memory();
+            agents_.on_refused(published.sender, shard, mono_.ms());
             return;
     }
     if (outcome.conflict) {
-        count_conflict(published.record, outcome, now);
+        count_conflict(published.record, outcome);
     }
-    agents_.on_published(published.sender, shard, now.ms());
+    agents_.on_published(published.sender, shard, mono_.ms());
 }
 
-void NodeServer::refused_for_memory(WallTime now) {
+void NodeServer::refused_for_memory() {
     counters_.refused_memory++;
     full_ = true;
     std::uint64_t suppressed = 0;
-    if (memory_log_.admit(now.ms(), &suppressed)) {
+    if (memory_log_.admit(mono_.ms(), &suppressed)) {
         RSS_LOG(LogLevel::kWarn,
                 "memory limit of %llu bytes reached: refusing new sessions and larger versions "
                 "(%llu refused so far); the web servers keep them unacknowledged until there is "
@@ -472,11 +470,10 @@ void NodeServer::leave_full_when_room() {
     }
 }
 
-void NodeServer::count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome,
-                                WallTime now) {
+void NodeServer::count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome) {
     counters_.conflicts++;
     std::uint64_t suppressed = 0;
-    if (!conflict_log_.admit(now.ms(), &suppressed)) {
+    if (!conflict_log_.admit(mono_.ms(), &suppressed)) {
         return;
     }
     if (outcome.result == ApplyResult::kApplied) {
@@ -501,10 +498,8 @@ void NodeServer::drain_queries(WallTime now) {
     wire::ReceivedMessage message;
     for (int i = 0; i < kQueriesPerTurn && message.receive(queries_, ZMQ_DONTWAIT); ++i) {
         if (message.overflow()) {
-            malformed(
-                "queries",
-                wire::decode_fail(wire::DecodeError::kFrameCount, "request: more than 2 frames"),
-                now);
+            malformed("queries", wire::decode_fail(wire::DecodeError::kFrameCount,
+                                                   "request: more than 2 frames"));
             continue;
         }
         handle_query(message.frames(), message.size(), now);
@@ -518,7 +513,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
     wire::DecodeResult result =
         wire::decode_message(wire::FrameSpan(frames + 1, count - 1), &message);
     if (!result.ok()) {
-        malformed("queries", result, now);
+        malformed("queries", result);
         wire::ErrorReply error;
         if (result.error == wire::DecodeError::kVersionMismatch) {
             counters_.version_mismatches++;
@@ -550,7 +545,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         }
         reply(routing_id, answer);
     } else if (auto *heartbeat = std::get_if<wire::Heartbeat>(&message)) {
-        answer_heartbeat(routing_id, *heartbeat, now);
+        answer_heartbeat(routing_id, *heartbeat);
     } else if (auto *request = std::get_if<wire::SnapshotRequest>(&message)) {
         if (!snapshots_.start(routing_id, *request)) {
             reply(routing_id, wire::ErrorReply{request->request_id, wire::ErrorCode::kBusy,
@@ -563,10 +558,8 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
     } else if (auto *ping = std::get_if<wire::Ping>(&message)) {
         reply(routing_id, wire::Pong{ping->request_id, config_.name});
     } else {
-        malformed("queries",
-                  wire::decode_fail(wire::DecodeError::kUnexpectedType,
-                                    "request: a reply type sent to a node"),
-                  now);
+        malformed("queries", wire::decode_fail(wire::DecodeError::kUnexpectedType,
+                                               "request: a reply type sent to a node"));
         wire::ErrorReply error;
         error.code = wire::ErrorCode::kUnsupported;
         error.text = "a node answers fetch, heartbeat, snapshot-request, status-request, ping";
@@ -574,8 +567,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
     }
 }
 
-void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &hb,
-                                  WallTime now) {
+void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &hb) {
     counters_.heartbeats++;
     wire::HeartbeatAck ack;
     ack.request_id = hb.request_id;
@@ -588,9 +580,9 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
         ack.owned = owned_;
     }
     ack.full = full_;
-    AgentTracker::Agent *agent = agents_.on_heartbeat(hb, routing_id, ack.owned, now.ms());
+    AgentTracker::Agent *agent = agents_.on_heartbeat(hb, routing_id, ack.owned, mono_.ms());
     if (agent != nullptr && agent->epoch == hb.epoch) {
-        ack.shard_acks = agents_.take_acks(agent, ack.owned, now.ms());
+        ack.shard_acks = agents_.take_acks(agent, ack.owned, mono_.ms());
         ack.refused = agent->refused;
         ack.refusing = agent->refusing.common(ack.owned);
     }
@@ -657,7 +649,7 @@ void NodeServer::drain_peer(std::size_t peer, WallTime now, MonotonicTime mono) 
                 : wire::decode_message(wire::FrameSpan(message.frames(), message.size()),
                                        &reply_message);
         if (!result.ok()) {
-            malformed("peer", result, now);
+            malformed("peer", result);
             continue;
         }
         membership_.on_heard(peer, mono.ms());
@@ -721,10 +713,10 @@ void NodeServer::end_turn() {
     send_snapshot_requests(mono_);
 }
 
-void NodeServer::malformed(const char *socket, const wire::DecodeResult &result, WallTime now) {
+void NodeServer::malformed(const char *socket, const wire::DecodeResult &result) {
     counters_.malformed_frames++;
     std::uint64_t suppressed = 0;
-    if (malformed_log_.admit(now.ms(), &suppressed)) {
+    if (malformed_log_.admit(mono_.ms(), &suppressed)) {
         RSS_LOG(LogLevel::kWarn,
                 "dropped a malformed message on %s: %s (%s); %llu more dropped since the last "
                 "such line, %llu in all",

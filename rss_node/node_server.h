@@ -82,14 +82,12 @@ class NodeServer {
     void drain_peer(std::size_t peer, WallTime now, MonotonicTime mono);
     void handle_published(const std::string_view *frames, std::size_t count, WallTime now);
     void handle_query(const std::string_view *frames, std::size_t count, WallTime now);
-    void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat,
-                          WallTime now);
+    void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat);
     bool reply(const std::string &routing_id, const wire::Message &message);
     void advance_snapshots(WallTime now);
-    void malformed(const char *socket, const wire::DecodeResult &result, WallTime now);
-    void refused_for_memory(WallTime now);
-    void count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome,
-                        WallTime now);
+    void malformed(const char *socket, const wire::DecodeResult &result);
+    void refused_for_memory();
+    void count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome);
     void leave_full_when_room();
 
     NodeConfig config_;

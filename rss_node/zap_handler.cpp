@@ -75,7 +75,7 @@ bool ZapHandler::start(void *context, const NodeKeys &keys, std::string clients_
     return true;
 }
 
-void ZapHandler::answer(std::uint64_t now_wall_ms) {
+void ZapHandler::answer(std::uint64_t now_mono_ms) {
     while (socket_ != nullptr) {
         std::vector<std::string> frames;
         bool more = true;
@@ -120,7 +120,7 @@ void ZapHandler::answer(std::uint64_t now_wall_ms) {
         }
         refused_++;
         std::uint64_t suppressed = 0;
-        if (refusal_log_.admit(now_wall_ms, &suppressed)) {
+        if (refusal_log_.admit(now_mono_ms, &suppressed)) {
             RSS_LOG(
                 LogLevel::kWarn,
                 "refused a CURVE client from %s: %s; %llu more refused since the last such line, "

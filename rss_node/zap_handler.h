@@ -41,7 +41,7 @@ class ZapHandler {
     int fd() const { return fd_; }
 
     // Answers every request waiting (none before start()).
-    void answer(std::uint64_t now_wall_ms);
+    void answer(std::uint64_t now_mono_ms);
 
     // Re-reads the clients file; on failure the old list stays in force.
     bool reload(std::string *error);
