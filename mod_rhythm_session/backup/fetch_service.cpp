@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utility>
 
 #include "backup/fetch_channel.h"
 #include "wire/session_key.h"
@@ -78,7 +79,7 @@ void FetchService::on_request(int fd, MonotonicTime now) {
         if (fetch->check) {
             finish_check(*fetch, true);  // unchecked: the worker serves its copy
         } else {
-            answer(*fetch, static_cast<std::uint8_t>(FetchOutcome::kShed));
+            answer(*fetch, FetchOutcome::kShed);
         }
         return;
     }
@@ -210,7 +211,7 @@ void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime no
         outcome =
             saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNoSpace : FetchOutcome::kFound;
     }
-    answer(fetch, static_cast<std::uint8_t>(outcome));
+    answer(fetch, outcome);
 }
 
 // A copy held here after the server stalled, against the bank's best: replaced when the bank's
@@ -266,31 +267,23 @@ void FetchService::log_too_large(const Pending &fetch, MonotonicTime now) {
     too_large_unlogged_ = 0;
 }
 
-void FetchService::answer(Pending &fetch, std::uint8_t outcome) {
+void FetchService::answer(Pending &fetch, FetchOutcome outcome) {
     // Counted before the worker hears: its request may end, and server-status be read, before
-    // this process runs again.
+    // this process runs again. Not found and deleted both count as misses.
     using Count = BackupFeed::FetchCount;
-    switch (static_cast<FetchOutcome>(outcome)) {
-        case FetchOutcome::kFound:
-            feed_.count_fetch(Count::kFound);
-            break;
-        case FetchOutcome::kTimedOut:
-            feed_.count_fetch(Count::kTimedOut);
-            break;
-        case FetchOutcome::kShed:
-            feed_.count_fetch(Count::kShed);
-            break;
-        case FetchOutcome::kTooLarge:
-            feed_.count_fetch(Count::kTooLarge);
-            break;
-        case FetchOutcome::kNoSpace:
-            feed_.count_fetch(Count::kNoSpace);
-            break;
-        default:
-            feed_.count_fetch(Count::kMissing);
-            break;
+    static constexpr std::pair<FetchOutcome, Count> kCountedAs[] = {
+        {FetchOutcome::kFound, Count::kFound},     {FetchOutcome::kTimedOut, Count::kTimedOut},
+        {FetchOutcome::kShed, Count::kShed},       {FetchOutcome::kTooLarge, Count::kTooLarge},
+        {FetchOutcome::kNoSpace, Count::kNoSpace},
+    };
+    Count count = Count::kMissing;
+    for (const auto &[answered, counted] : kCountedAs) {
+        if (answered == outcome) {
+            count = counted;
+        }
     }
-    reply(fetch, static_cast<FetchOutcome>(outcome));
+    feed_.count_fetch(count);
+    reply(fetch, outcome);
 }
 
 void FetchService::reply(Pending &fetch, FetchOutcome outcome) {

@@ -76,7 +76,7 @@ class FetchService {
     void finish_check(Pending &fetch, bool deadline_passed);
     void log_too_large(const Pending &fetch, MonotonicTime now);
     // Counts a take-over's outcome, then replies.
-    void answer(Pending &fetch, std::uint8_t outcome);
+    void answer(Pending &fetch, FetchOutcome outcome);
     void reply(Pending &fetch, FetchOutcome outcome);
 
     BackupFeed &feed_;

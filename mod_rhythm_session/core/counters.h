@@ -41,6 +41,7 @@
     X(stall_checks, "RhythmBackupStallChecks", "Sessions checked against the bank after a stall") \
     X(stall_replaced, "RhythmBackupStallReplaced", "... that the bank held newer, or deleted")
 
-// One counter as a field of a structure, and as a copy from another structure into a snapshot.
+// One counter as a field of a segment structure, and of a snapshot (zeroed). The copies and
+// the status rows define their own X where they are used.
 #define RHYTHM_COUNTER_FIELD(field, key, label) std::uint64_t field;
 #define RHYTHM_COUNTER_FIELD_ZERO(field, key, label) std::uint64_t field = 0;

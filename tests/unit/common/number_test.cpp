@@ -2,6 +2,8 @@
 #include "common/number.h"
 
 #include <boost/test/unit_test.hpp>
+#include <string>
+#include <utility>
 
 BOOST_AUTO_TEST_SUITE(number)
 
@@ -30,21 +32,25 @@ BOOST_AUTO_TEST_CASE(no_digits_or_an_overflow_is_refused_and_changes_nothing) {
     BOOST_TEST(unit == "kept");
 }
 
-BOOST_AUTO_TEST_CASE(counts) {
+BOOST_AUTO_TEST_CASE(a_count_is_a_whole_number_within_its_range) {
     std::uint64_t v = 99;
     std::string why;
-    BOOST_TEST(rhythm::parse_count("0", 0, 19, &v, &why));
-    BOOST_TEST(v == 0u);
-    BOOST_TEST(rhythm::parse_count("19", 0, 19, &v, &why));
-    BOOST_TEST(v == 19u);
-    BOOST_TEST(!rhythm::parse_count("20", 0, 19, &v, &why));
-    BOOST_TEST(why == "'20' is out of range (0 to 19)");
-    BOOST_TEST(!rhythm::parse_count("-1", 0, 19, &v, &why));
-    BOOST_TEST(why == "'-1' is not a whole number (0 to 19)");
-    BOOST_TEST(!rhythm::parse_count("5x", 0, 19, &v, &why));
-    BOOST_TEST(!rhythm::parse_count("2K", 0, 19, &v, &why));
-    BOOST_TEST(!rhythm::parse_count("", 0, 19, &v, &why));
-    BOOST_TEST(v == 19u);  // untouched by a refusal
+    for (std::uint64_t n : {0u, 7u, 19u}) {
+        BOOST_TEST(rhythm::parse_count(std::to_string(n), 0, 19, &v, &why));
+        BOOST_TEST(v == n);
+    }
+    const std::pair<const char *, const char *> refused[] = {
+        {"20", "'20' is out of range (0 to 19)"},
+        {"-1", "'-1' is not a whole number (0 to 19)"},
+        {"5x", "'5x' is not a whole number (0 to 19)"},
+        {"2K", "'2K' is not a whole number (0 to 19)"},
+        {"", "'' is not a whole number (0 to 19)"},
+    };
+    for (const auto &[text, reason] : refused) {
+        BOOST_TEST(!rhythm::parse_count(text, 0, 19, &v, &why));
+        BOOST_TEST(why == reason);
+        BOOST_TEST(v == 19u);  // untouched by a refusal
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

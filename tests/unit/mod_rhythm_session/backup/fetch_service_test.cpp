@@ -5,6 +5,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -104,13 +105,12 @@ struct Fixture {
     }
 
     // The worker's answer, if it has come.
-    static bool answered(int fd, FetchOutcome *outcome) {
+    static std::optional<FetchOutcome> answer(int fd) {
         unsigned char byte;
         if (recv(fd, &byte, 1, MSG_DONTWAIT) != 1) {
-            return false;
+            return std::nullopt;
         }
-        *outcome = static_cast<FetchOutcome>(byte);
-        return true;
+        return static_cast<FetchOutcome>(byte);
     }
 
     void reply(std::size_t node, wire::FetchStatus status, std::uint64_t version = 0,
@@ -170,9 +170,7 @@ BOOST_AUTO_TEST_CASE(the_owners_are_asked_first_then_the_rest_and_what_is_found_
     f.reply(0, wire::FetchStatus::kNotFound);
     BOOST_TEST(f.bank.nodes[1].asked.size() == 1u);  // an owner before the bank changed may
     f.reply(1, wire::FetchStatus::kFound, 7, "count=7");
-    FetchOutcome outcome;
-    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
-    BOOST_TEST((outcome == FetchOutcome::kFound));
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kFound));
     BOOST_TEST(f.stored(id_of(1)) == "count=7");
     BOOST_TEST(f.feed.stats().fetched_found == 1u);
 }
@@ -184,10 +182,9 @@ BOOST_AUTO_TEST_CASE(the_best_answer_wins_and_a_silent_node_is_never_asked) {
     int worker = f.ask(id_of(2));
     BOOST_TEST(f.bank.nodes[2].asked.empty());
     f.reply(0, wire::FetchStatus::kFound, 9, "from-web1", "web1");
-    FetchOutcome outcome;
-    BOOST_TEST(!Fixture::answered(worker, &outcome));               // waits for the other owner
+    BOOST_TEST(!Fixture::answer(worker));                           // waits for the other owner
     f.reply(1, wire::FetchStatus::kFound, 9, "from-web2", "web2");  // same version, higher name
-    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kFound));
     BOOST_TEST(f.stored(id_of(2)) == "from-web2");
 }
 
@@ -196,26 +193,22 @@ BOOST_AUTO_TEST_CASE(with_no_node_to_ask_the_answer_is_at_once_unless_none_was_r
     f.bank.nodes[0].up = false;
     f.bank.nodes[0].silent = true;
     int worker = f.ask(id_of(3));
-    FetchOutcome outcome;
-    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
-    BOOST_TEST((outcome == FetchOutcome::kTimedOut));
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kTimedOut));
     // A check, with every node silent, is told so: the copy held is the best there is.
     int check = f.ask(id_of(3), 200, true);
-    BOOST_REQUIRE(Fixture::answered(check, &outcome));
-    BOOST_TEST((outcome == FetchOutcome::kUnreachable));
+    BOOST_TEST((Fixture::answer(check) == FetchOutcome::kUnreachable));
     // A new agent that has reached no node yet waits, within the deadline, for the first.
     f.bank.has_reached = false;
     f.bank.nodes[0].silent = false;
     f.bank.nodes[0].owner = false;
     f.bank.nodes[0].up = false;
     int waiting = f.ask(id_of(4));
-    BOOST_TEST(!Fixture::answered(waiting, &outcome));
+    BOOST_TEST(!Fixture::answer(waiting));
     f.bank.nodes[0].up = true;
     f.service->on_first_answer();
     BOOST_TEST(f.bank.nodes[0].asked.size() == 1u);
     f.service->expire(rhythm::MonotonicTime::from_ms(1000 + 200));  // its deadline
-    BOOST_REQUIRE(Fixture::answered(waiting, &outcome));
-    BOOST_TEST((outcome == FetchOutcome::kTimedOut));
+    BOOST_TEST((Fixture::answer(waiting) == FetchOutcome::kTimedOut));
 }
 
 BOOST_AUTO_TEST_CASE(past_max_pending_a_fetch_is_shed_at_once) {
@@ -223,9 +216,7 @@ BOOST_AUTO_TEST_CASE(past_max_pending_a_fetch_is_shed_at_once) {
     f.ask(id_of(5));
     f.ask(id_of(6));
     int third = f.ask(id_of(7));
-    FetchOutcome outcome;
-    BOOST_REQUIRE(Fixture::answered(third, &outcome));
-    BOOST_TEST((outcome == FetchOutcome::kShed));
+    BOOST_TEST((Fixture::answer(third) == FetchOutcome::kShed));
     BOOST_TEST(f.feed.stats().fetches_shed == 1u);
 }
 
@@ -233,9 +224,7 @@ BOOST_AUTO_TEST_CASE(a_session_larger_than_the_limit_is_not_kept) {
     Fixture f(1);
     int worker = f.ask(id_of(8));
     f.reply(0, wire::FetchStatus::kFound, 3, std::string(2000, 'x'));
-    FetchOutcome outcome;
-    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
-    BOOST_TEST((outcome == FetchOutcome::kTooLarge));
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kTooLarge));
     BOOST_TEST(f.stored(id_of(8)) == "<none>");
     BOOST_TEST(f.feed.stats().fetches_too_large == 1u);
 }
@@ -255,9 +244,7 @@ BOOST_AUTO_TEST_CASE(a_check_replaces_a_copy_the_bank_holds_newer) {
     f.cache.begin_check(h);
     int worker = f.ask(id, 200, true);
     f.reply(0, wire::FetchStatus::kFound, (std::uint64_t{1} << 32) | 10, "count=20", "web2");
-    FetchOutcome outcome;
-    BOOST_REQUIRE(Fixture::answered(worker, &outcome));
-    BOOST_TEST((outcome == FetchOutcome::kReplaced));
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kReplaced));
     BOOST_REQUIRE((f.cache.finish_check(
                        &h, [](void *, std::size_t n) { return std::malloc(n); }, nullptr, &l) ==
                    SessionCache::Acquire::kLocked));

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <sys/mman.h>
 #include <vector>
 
@@ -533,6 +534,27 @@ void last_alive(Fixture &f, std::int64_t ago_us) {
     f.feed.agent_turn(rhythm::MonotonicTime::coarse_now() - rhythm::Duration(ago_us));
 }
 
+// A request after the stall locks `id` and asks the bank about it; the lock stays held.
+SessionCache::Handle begin_check(Fixture &f, const SessionId &id) {
+    SessionCache::Handle h;
+    SessionCache::Loaded l;
+    BOOST_REQUIRE((acquire(f, id, &h, &l) == SessionCache::Acquire::kLocked));
+    BOOST_TEST(l.unchecked);
+    std::free(l.data);
+    f.cache.begin_check(h);
+    return h;
+}
+
+// The bank's answer to a check: it holds `data` (a literal: the copy only points at it) at
+// `version`.
+BackupFeed::BankCopy bank_copy(std::uint64_t version, std::string_view data) {
+    BackupFeed::BankCopy bank;
+    bank.found = true;
+    bank.version = version;
+    bank.data = data;
+    return bank;
+}
+
 BOOST_AUTO_TEST_CASE(a_server_that_stalled_checks_a_session_and_takes_the_banks_newer_copy) {
     Fixture f;
     SessionId a = f.add(1, "count=10");
@@ -546,10 +568,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_stalled_checks_a_session_and_takes_the_banks_
     std::free(l.data);
     // Another server continued it in the bank meanwhile.
     f.cache.begin_check(h);
-    BackupFeed::BankCopy bank;
-    bank.found = true;
-    bank.version = (std::uint64_t{1} << 32) | 10;
-    bank.data = "count=20";
+    BackupFeed::BankCopy bank = bank_copy((std::uint64_t{1} << 32) | 10, "count=20");
     BOOST_TEST((f.feed.reconcile(a, bank) == BackupFeed::Reconciled::kReplaced));
     BOOST_REQUIRE((f.cache.finish_check(&h, Fixture::allocate, nullptr, &l) ==
                    SessionCache::Acquire::kLocked));
@@ -574,28 +593,18 @@ BOOST_AUTO_TEST_CASE(a_check_keeps_a_current_copy_and_removes_one_deleted_in_the
     SessionId b = f.add(2, "b=1");
     f.save(a, "a=2");  // version 2, not in the bank yet
     last_alive(f, 2000000);
-    SessionCache::Handle h;
+    SessionCache::Handle h = begin_check(f, a);
+    BOOST_TEST((f.feed.reconcile(a, bank_copy(1, "a=1")) == BackupFeed::Reconciled::kCurrent));
     SessionCache::Loaded l;
-    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
-    std::free(l.data);
-    f.cache.begin_check(h);
-    BackupFeed::BankCopy older;
-    older.found = true;
-    older.version = 1;
-    older.data = "a=1";
-    BOOST_TEST((f.feed.reconcile(a, older) == BackupFeed::Reconciled::kCurrent));
     BOOST_REQUIRE((f.cache.finish_check(&h, Fixture::allocate, nullptr, &l) ==
                    SessionCache::Acquire::kLocked));
     BOOST_TEST(std::string(l.data, l.size) == "a=2");
     std::free(l.data);
     f.cache.release(&h);
 
-    BOOST_REQUIRE((acquire(f, b, &h, &l) == SessionCache::Acquire::kLocked));
-    std::free(l.data);
-    f.cache.begin_check(h);
-    BackupFeed::BankCopy deleted;
-    deleted.found = deleted.deleted = true;
-    deleted.version = 5;
+    h = begin_check(f, b);
+    BackupFeed::BankCopy deleted = bank_copy(5, "");
+    deleted.deleted = true;
     BOOST_TEST((f.feed.reconcile(b, deleted) == BackupFeed::Reconciled::kDeleted));
     BOOST_TEST((f.cache.finish_check(&h, Fixture::allocate, nullptr, &l) ==
                 SessionCache::Acquire::kNotFound));
@@ -607,18 +616,11 @@ BOOST_AUTO_TEST_CASE(an_answer_after_the_request_gave_up_changes_nothing) {
     Fixture f;
     SessionId a = f.add(1, "a=1");
     last_alive(f, 2000000);
-    SessionCache::Handle h;
+    SessionCache::Handle h = begin_check(f, a);
     SessionCache::Loaded l;
-    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
-    std::free(l.data);
-    f.cache.begin_check(h);
     BOOST_REQUIRE((f.cache.finish_check(&h, Fixture::allocate, nullptr, &l) ==
                    SessionCache::Acquire::kLocked));  // no answer in time: served as it is
-    BackupFeed::BankCopy bank;
-    bank.found = true;
-    bank.version = 9;
-    bank.data = "a=9";
-    BOOST_TEST((f.feed.reconcile(a, bank) == BackupFeed::Reconciled::kNotWaiting));
+    BOOST_TEST((f.feed.reconcile(a, bank_copy(9, "a=9")) == BackupFeed::Reconciled::kNotWaiting));
     BOOST_TEST(std::string(l.data, l.size) == "a=1");
     std::free(l.data);
     f.cache.release(&h);
@@ -628,13 +630,10 @@ BOOST_AUTO_TEST_CASE(a_check_without_an_answer_leaves_the_session_to_be_checked_
     Fixture f;
     SessionId a = f.add(1, "a=1");
     last_alive(f, 2000000);
-    SessionCache::Handle h;
-    SessionCache::Loaded l;
-    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
-    std::free(l.data);
-    f.cache.begin_check(h);
+    SessionCache::Handle h = begin_check(f, a);
     f.cache.abandon_check(&h);
     BOOST_TEST(!h.held());
+    SessionCache::Loaded l;
     BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));  // released
     BOOST_TEST(l.unchecked);  // and still to be checked
     std::free(l.data);
