@@ -1,4 +1,5 @@
-#include "cpu_wait.h"
+// Reading a thread's CPU wait from /proc/thread-self/schedstat (see cpu_wait.h).
+#include "backup/cpu_wait.h"
 
 #include <cstdlib>
 #include <fcntl.h>

@@ -1,4 +1,6 @@
-#include "tick_pacer.h"
+// The tick's rule: longer while the agent waits for a CPU, shorter again when it does not (see
+// tick_pacer.h).
+#include "backup/tick_pacer.h"
 
 #include <algorithm>
 
