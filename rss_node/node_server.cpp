@@ -341,7 +341,6 @@ void NodeServer::watch_events() {
 
 void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload) {
     watch_events();
-    last_turn_ = MonotonicTime::now();
     while (!*stop) {
         if (*reload) {
             *reload = 0;
@@ -377,13 +376,12 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
 void NodeServer::begin_turn(MonotonicTime mono) {
     now_ = WallTime::now();
     mono_ = mono;
-    std::uint64_t gap_ms = static_cast<std::uint64_t>((mono - last_turn_) / milliseconds(1));
-    if (gap_ms > kStallMs) {
+    std::uint64_t late_ms = static_cast<std::uint64_t>(loop_.late() / milliseconds(1));
+    if (late_ms > kStallMs) {
         RSS_LOG(LogLevel::kWarn, "this node did not run for %llu ms (stopped?)",
-                static_cast<unsigned long long>(gap_ms));
-        membership_.excuse_stall(gap_ms);
+                static_cast<unsigned long long>(late_ms));
+        membership_.excuse_stall(late_ms);
     }
-    last_turn_ = mono;
 }
 
 void NodeServer::drain_updates(WallTime now) {

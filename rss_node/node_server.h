@@ -119,7 +119,6 @@ class NodeServer {
     // The current turn's times: the wall clock (session expiry) and the monotonic clock.
     WallTime now_;
     MonotonicTime mono_;
-    MonotonicTime last_turn_;
     std::uint64_t next_request_id_ = 1;
     // Since a change was refused for lack of memory, until the store is back under
     // kRoomAgainPercent of --max-memory: agents keep what it refused unacknowledged, and hold

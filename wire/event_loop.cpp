@@ -107,8 +107,12 @@ bool EventLoop::run_once(std::uint64_t max_wait_ms) {
     if (ready < 0) {
         return false;
     }
-    turn_++;
+    MonotonicTime previous = now_;
     now_ = clock_();
+    late_ = turn_ == 0 || timeout < 0
+                ? Duration(0)
+                : std::max(Duration(0), now_ - previous - std::chrono::milliseconds(wait));
+    turn_++;
     if (after_poll_) {
         after_poll_(now_);
     }

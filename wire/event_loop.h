@@ -66,6 +66,13 @@ class EventLoop {
     // The time of the last turn, as given to the after-poll hook.
     MonotonicTime now() const { return now_; }
 
+    // How much later the last turn came than its poll was to wait, measured from the turn
+    // before: the time the process did not run (stopped, or starved of CPU) wherever it was,
+    // in the poll or in the previous turn's work, and that work itself. A caller that counts
+    // its peers' silence excuses this much of it. 0 in the first turn and after a poll that
+    // waits for ever; after a failed poll it includes that poll's wait too.
+    Duration late() const { return late_; }
+
   private:
     struct Watch {
         Id id = 0;
@@ -101,6 +108,7 @@ class EventLoop {
     Id next_id_ = 1;
     std::uint64_t turn_ = 0;
     MonotonicTime now_;
+    Duration late_{0};
 };
 
 }  // namespace rhythm::wire

@@ -189,14 +189,10 @@ void BackupAgent::run(const volatile int *stop) {
     loop.add_timer(MonotonicTime(),
                    std::max<std::uint64_t>(1, config_.resend_after_ms / kResendChecksPerInterval),
                    [&] { resend_unacknowledged(loop.now()); });
-    // The poll waits at most until the tick (tick_pacer.h): the loop wakes between ticks only for
-    // the nodes' answers and subscriptions, and for fetches.
-    MonotonicTime poll_started;
-    std::uint64_t poll_cap_ms = 0;
-    loop.set_after_poll([&](MonotonicTime now) {
-        Duration slept = now - poll_started;
-        excuse_own_stall(slept - std::min<Duration>(slept, milliseconds(poll_cap_ms)));
-    });
+    // Measured from turn to turn, not over the poll alone: a stop that lands after the poll
+    // returned would otherwise find every node silent in the next turn, and a check after the
+    // stall would serve the copy here as if the bank were unreachable.
+    loop.set_after_poll([&](MonotonicTime) { excuse_own_stall(loop.late()); });
     CpuWait cpu_wait;  // this thread's: the pacer's sign of CPUs busy with requests
     while (!*stop && !orphaned) {
         // The agent's progress, for the httpd parent's watch and server-status; and a sign of
@@ -208,9 +204,9 @@ void BackupAgent::run(const volatile int *stop) {
                 "checked against the bank before it is served again",
                 static_cast<long long>(stalled_us / 1000));
         }
-        poll_started = MonotonicTime::now();
-        poll_cap_ms = loop.wait_ms(pacer_.wait_ms(poll_started.us()));
-        if (!loop.run_once(poll_cap_ms)) {
+        // The poll waits at most until the tick (tick_pacer.h): the loop wakes between ticks
+        // only for the nodes' answers and subscriptions, and for fetches.
+        if (!loop.run_once(pacer_.wait_ms(MonotonicTime::now().us()))) {
             continue;  // a signal: *stop may be set
         }
         MonotonicTime now = MonotonicTime::now();

@@ -1,7 +1,7 @@
 // The event loop over real ZeroMQ inproc sockets and pipes: handlers called for the sockets and
 // descriptors that are ready and only those, timers in order and after the handlers, a timer that
-// repeats and one that re-arms itself, the poll waiting until the earliest timer, registrations
-// changed from inside a turn, and turns that allocate nothing.
+// repeats and one that re-arms itself, the poll waiting until the earliest timer, how late a turn
+// came, registrations changed from inside a turn, and turns that allocate nothing.
 #include "wire/event_loop.h"
 
 #include <boost/test/unit_test.hpp>
@@ -262,6 +262,33 @@ BOOST_AUTO_TEST_CASE(a_timer_less_than_a_millisecond_away_waits_a_millisecond_no
     BOOST_TEST(loop.wait_ms(500) == 1u);  // rounded up: no busy poll until it is due
     now = MonotonicTime(1001000);
     BOOST_TEST(loop.wait_ms(500) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_turn_says_how_much_later_it_came_than_its_poll_was_to_wait) {
+    // What the agent and the node excuse their peers for: a process stopped in its handlers,
+    // after the poll returned, comes as late to its next turn as one stopped in the poll.
+    Pipe ready;
+    ready.write_byte();  // never read: each poll returns at once
+    FakeClock clock;
+    EventLoop loop(clock.clock());
+    std::uint64_t stop_ms = 0;
+    loop.watch_descriptor(ready.reader(), [&] { clock.now += stop_ms; });
+    BOOST_TEST(loop.run_once(100));
+    BOOST_TEST(loop.late().count() == 0);  // the first turn has none before it
+    clock.now += 80;
+    BOOST_TEST(loop.run_once(100));
+    BOOST_TEST(loop.late().count() == 0);  // within what its poll was to wait
+    stop_ms = 2100;
+    BOOST_TEST(loop.run_once(100));
+    BOOST_TEST(loop.late().count() == 0);  // stopped in this turn's handler: seen in the next
+    stop_ms = 0;
+    BOOST_TEST(loop.run_once(100));
+    BOOST_TEST((loop.late() == std::chrono::milliseconds(2000)));
+    BOOST_TEST(loop.run_once(100));
+    BOOST_TEST(loop.late().count() == 0);
+    clock.now += 5000;
+    BOOST_TEST(loop.run_once(UINT64_MAX));  // a poll that would wait for ever is never late
+    BOOST_TEST(loop.late().count() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(run_once_sleeps_that_long_in_the_poll) {
