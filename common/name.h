@@ -14,11 +14,21 @@ namespace rhythm {
 constexpr std::size_t kMaxNameLength = 255;
 
 // At least one byte, each from 0x21 to 0x7e: no space, no control character, no byte above
-// ASCII. What a name is made of, and an endpoint as well (common/endpoint.h).
-bool is_printable_word(std::string_view text);
+// ASCII. What a name is made of, and an endpoint as well (common/endpoint.h). Inline: the node
+// checks the origin of every record it decodes.
+inline bool is_printable_word(std::string_view text) {
+    for (char c : text) {
+        if (static_cast<unsigned char>(c) - 0x21u > 0x7eu - 0x21u) {
+            return false;
+        }
+    }
+    return !text.empty();
+}
 
 // A name: a printable word of at most kMaxNameLength bytes.
-bool is_valid_name(std::string_view text);
+inline bool is_valid_name(std::string_view text) {
+    return text.size() <= kMaxNameLength && is_printable_word(text);
+}
 
 // is_valid_name(), with the reason for a refusal.
 bool check_name(std::string_view text, std::string *why);

@@ -255,7 +255,7 @@ void NodeServer::update_ownership(MonotonicTime mono) {
     // A shard's stream starts again at the next message: what came before a gain is re-sent.
     agents_.forget_shards(change.gained);
     agents_.forget_shards(change.lost);
-    if (change.gained.count() > 0) {
+    if (!change.gained.empty()) {
         agents_.request_resend(change.gained);
         fills_.ask(snapshot_sources(change.gained, config_.name, previous_members_, live,
                                     config_.replicas),
@@ -301,8 +301,11 @@ void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, WallTi
 }
 
 void NodeServer::forget_fills(MonotonicTime mono) {
+    if (fills_.size() == 0) {
+        return;  // the usual case, in every turn
+    }
     wire::ShardSet resend = fills_.give_up(membership_.peers(), mono.ms());
-    if (resend.count() > 0) {
+    if (!resend.empty()) {
         agents_.request_resend(resend);
     }
 }
@@ -589,7 +592,7 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
         return;
     }
     // During the start-up grace the node does not know yet which shards to ask for.
-    if (ownership_decided_ && (!agent->resend_requested || agent->resend_shards.count() > 0)) {
+    if (ownership_decided_ && (!agent->resend_requested || !agent->resend_shards.empty())) {
         // First contact: whatever this agent published before we met is unknown to us. Later:
         // shards this node has gained since.
         wire::Resend resend;

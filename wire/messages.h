@@ -67,6 +67,15 @@ struct ShardSet {
         }
     }
     std::size_t count() const;
+    // No shard: cheaper than count() == 0, for a check made in every turn of a loop.
+    bool empty() const {
+        for (std::uint8_t b : bits) {
+            if (b != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
     static ShardSet all();
     bool operator==(const ShardSet &other) const { return bits == other.bits; }
 };

@@ -330,7 +330,7 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
     if (ack.epoch == epoch_) {
         auto outcome = window_.on_ack(i, ReplicationWindow::Ack{ack.owned, ack.full, ack.refused,
                                                                 ack.refusing, &ack.shard_acks});
-        if (outcome.repair.count() > 0) {
+        if (!outcome.repair.empty()) {
             log_line(
                 log_, AgentLogLevel::kInfo,
                 "RS0319: node %s missed changes of %zu of its shards while it was not up or had "
@@ -438,7 +438,7 @@ void BackupAgent::on_resend(std::size_t node, const wire::Resend &resend, Monoto
         window_.resend(node, now, 0,
                        [&](const ReplicationWindow::Change &c) { send_update(node, c); });
     }
-    if (resend.shards.count() > 0) {
+    if (!resend.shards.empty()) {
         republish_shards(node, resend.shards);
     }
 }

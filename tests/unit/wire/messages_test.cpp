@@ -505,9 +505,11 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
 BOOST_AUTO_TEST_CASE(shard_sets) {
     wire::ShardSet s;
     BOOST_TEST(s.count() == 0u);
+    BOOST_TEST(s.empty());
+    s.add(1023);  // the last byte alone is not empty
+    BOOST_TEST(!s.empty());
     s.add(0);
     s.add(7);
-    s.add(1023);
     BOOST_TEST(s.count() == 3u);
     BOOST_TEST(s.contains(7));
     BOOST_TEST(!s.contains(8));
