@@ -45,6 +45,7 @@ extern "C" {
 #include "common/number.h"
 #include "common/size.h"
 #include "core/config_value.h"
+#include "core/login_identity.h"
 #include "core/session_cache.h"
 #include "core/session_cookie.h"
 #include "core/session_id.h"
@@ -120,6 +121,10 @@ struct DirConfig {
     int cookie_set;
     long idle_timeout_s;  // 0: none
     int idle_timeout_set;
+    int renew_on_login;  // RhythmSessionRenewOnLogin
+    int renew_on_login_set;
+    const char *login_key;  // RhythmSessionLoginKey; null: mod_session's and mod_auth_form's
+    int login_key_set;
 };
 
 // Per top-level request.
@@ -130,6 +135,8 @@ struct RequestState {
     bool unavailable;
     SessionCache::Handle handle;
     session_rec *session;
+    SessionId id;             // of the session held locked
+    const char *loaded_data;  // the session as it was loaded, to tell a login at the save
 };
 
 request_rec *top_request(request_rec *r) {
@@ -301,7 +308,8 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
     switch (result) {
         case SessionCache::Acquire::kLocked:
             apr_pool_cleanup_register(top->pool, st, release_lock, apr_pool_cleanup_null);
-            z->encoded = loaded.data;
+            st->id = id;
+            z->encoded = st->loaded_data = loaded.data;
             z->expiry = loaded.expiry_us;
             break;
         case SessionCache::Acquire::kNotFound:
@@ -454,6 +462,104 @@ void log_unbacked(const SessionCache::UnbackedLog &log, std::int64_t now_wall_us
     }
 }
 
+// A fresh session ID from the kernel's random source; false (logged) when it cannot be read.
+bool draw_session_id(request_rec *r, SessionId *id) {
+    if (rhythm::generate_session_id(id)) {
+        return true;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r,
+                  "RS0105: cannot read random bytes for a session ID");
+    return false;
+}
+
+// A session saved for the first time: under a fresh ID, never one the client offered, sent in
+// the cookie. Also where a session moves at a login (renew_at_login).
+apr_status_t insert_new_session(request_rec *r, const DirConfig *conf, const char *data,
+                                std::size_t size, apr_time_t expiry) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        SessionId id;
+        if (!draw_session_id(r, &id)) {
+            return APR_EGENERAL;
+        }
+        std::uint64_t version = 0;
+        SessionCache::UnbackedLog unbacked;
+        SessionCache::Save result =
+            g_cache.insert(id, data, size, expiry, r->request_time, &version, &unbacked);
+        log_unbacked(unbacked, r->request_time, r->server, r, r->pool);
+        if (result == SessionCache::Save::kDuplicate) {
+            continue;
+        }
+        if (result == SessionCache::Save::kUnbackedOnly) {
+            return APR_ENOSPC;  // RS0106, rate-limited; no cookie
+        }
+        if (result == SessionCache::Save::kNoSpace) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "RS0104: session of %" APR_SIZE_T_FMT
+                          " bytes not saved: the cache is full of sessions in use "
+                          "(raise RhythmSessionCacheSize)",
+                          size);
+            return APR_ENOSPC;
+        }
+        std::string text = rhythm::wire::format_session_key(id);
+        ap_cookie_write(r, conf->cookie_name, text.c_str(), cookie_attrs(r, conf), 0,
+                        r->err_headers_out, nullptr);
+        return OK;
+    }
+    return APR_EGENERAL;
+}
+
+// Whether this save logs a user in, or in as someone else (core/login_identity.h).
+bool logs_in(const RequestState *st, const DirConfig *conf, const char *data) {
+    if (!conf->renew_on_login) {
+        return false;
+    }
+    std::string_view key = conf->login_key ? conf->login_key : "";
+    std::string after = rhythm::login_identity(data, key);
+    return !after.empty() &&
+           after != rhythm::login_identity(st->loaded_data ? st->loaded_data : "", key);
+}
+
+// RhythmSessionRenewOnLogin: the session held locked moves to a fresh ID, its old ID is deleted
+// here and in the bank, and the response carries the new cookie. When there is no room for it
+// the login is not saved (the old session stays as it was): a login under the old ID would
+// defeat the point.
+apr_status_t renew_at_login(request_rec *r, RequestState *st, const DirConfig *conf,
+                            const char *data, std::size_t size, apr_time_t expiry) {
+    char before[7];
+    rhythm::session_id_log_prefix(st->id, before);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        SessionId id;
+        if (!draw_session_id(r, &id)) {
+            g_cache.release(&st->handle);
+            return APR_EGENERAL;
+        }
+        SessionCache::UnbackedLog unbacked;
+        SessionCache::Save result = g_cache.renew_and_release(&st->handle, id, data, size, expiry,
+                                                              r->request_time, &unbacked);
+        log_unbacked(unbacked, r->request_time, r->server, r, r->pool);
+        if (result == SessionCache::Save::kDuplicate) {
+            continue;
+        }
+        if (result != SessionCache::Save::kSaved) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "RS0110: login not saved: no room for session %s... under a new ID; "
+                          "the session stays as it was",
+                          before);
+            return APR_ENOSPC;
+        }
+        char after[7];
+        rhythm::session_id_log_prefix(id, after);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "RS0109: session %s... renewed at a login: it is now %s...", before, after);
+        std::string text = rhythm::wire::format_session_key(id);
+        ap_cookie_write(r, conf->cookie_name, text.c_str(), cookie_attrs(r, conf), 0,
+                        r->err_headers_out, nullptr);
+        return OK;
+    }
+    g_cache.release(&st->handle);
+    return APR_EGENERAL;
+}
+
 apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
     const DirConfig *conf = dir_config(r);
     if (!conf || !conf->enabled) {
@@ -484,6 +590,9 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
         return APR_EGENERAL;
     }
 
+    if (st->handle.held() && logs_in(st, conf, data)) {
+        return renew_at_login(r, st, conf, data, size, z->expiry);
+    }
     std::uint64_t version = 0;
     SessionCache::UnbackedLog unbacked;
     if (st->handle.held()) {
@@ -504,37 +613,7 @@ apr_status_t rhythm_session_save(request_rec *r, session_rec *z) {
         return OK;
     }
 
-    // A new session: a fresh ID, never one the client offered.
-    for (int attempt = 0; attempt < 3; ++attempt) {
-        SessionId id;
-        if (!rhythm::generate_session_id(&id)) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r,
-                          "RS0105: cannot read random bytes for a session ID");
-            return APR_EGENERAL;
-        }
-        SessionCache::Save result =
-            g_cache.insert(id, data, size, z->expiry, r->request_time, &version, &unbacked);
-        log_unbacked(unbacked, r->request_time, r->server, r, r->pool);
-        if (result == SessionCache::Save::kDuplicate) {
-            continue;
-        }
-        if (result == SessionCache::Save::kUnbackedOnly) {
-            return APR_ENOSPC;  // RS0106, rate-limited; no cookie
-        }
-        if (result == SessionCache::Save::kNoSpace) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          "RS0104: session of %" APR_SIZE_T_FMT
-                          " bytes not saved: the cache is full of sessions in use "
-                          "(raise RhythmSessionCacheSize)",
-                          size);
-            return APR_ENOSPC;
-        }
-        std::string text = rhythm::wire::format_session_key(id);
-        ap_cookie_write(r, name, text.c_str(), cookie_attrs(r, conf), 0, r->err_headers_out,
-                        nullptr);
-        return OK;
-    }
-    return APR_EGENERAL;
+    return insert_new_session(r, conf, data, size, z->expiry);
 }
 
 // ---- the segment ----------------------------------------------------------------------------
@@ -722,6 +801,7 @@ void *create_dir_config(apr_pool_t *p, char *) {
     conf->cookie_attrs = cookie.attributes.c_str();
     conf->cookie_tls_attrs = cookie.tls_attributes.c_str();
     conf->idle_timeout_s = kDefaultIdleTimeoutS;
+    conf->renew_on_login = 1;
     return conf;
 }
 
@@ -739,6 +819,12 @@ void *merge_dir_config(apr_pool_t *p, void *base_v, void *add_v) {
     const DirConfig *idle = add->idle_timeout_set ? add : base;
     merged->idle_timeout_s = idle->idle_timeout_s;
     merged->idle_timeout_set = idle->idle_timeout_set;
+    const DirConfig *renew = add->renew_on_login_set ? add : base;
+    merged->renew_on_login = renew->renew_on_login;
+    merged->renew_on_login_set = renew->renew_on_login_set;
+    const DirConfig *login = add->login_key_set ? add : base;
+    merged->login_key = login->login_key;
+    merged->login_key_set = login->login_key_set;
     return merged;
 }
 
@@ -772,6 +858,23 @@ const char *set_idle_timeout(cmd_parms *cmd, void *dconf, const char *arg) {
     }
     conf->idle_timeout_s = static_cast<long>(seconds);
     conf->idle_timeout_set = 1;
+    return nullptr;
+}
+
+const char *set_renew_on_login(cmd_parms *, void *dconf, int flag) {
+    auto *conf = static_cast<DirConfig *>(dconf);
+    conf->renew_on_login = flag;
+    conf->renew_on_login_set = 1;
+    return nullptr;
+}
+
+const char *set_login_key(cmd_parms *cmd, void *dconf, const char *arg) {
+    auto *conf = static_cast<DirConfig *>(dconf);
+    if (*arg == '\0') {
+        return apr_psprintf(cmd->pool, "%s: the key name is empty", cmd->cmd->name);
+    }
+    conf->login_key = arg;
+    conf->login_key_set = 1;
     return nullptr;
 }
 
@@ -904,6 +1007,13 @@ const command_rec rhythm_commands[] = {
                   RSRC_CONF | OR_AUTHCFG,
                   "Where SessionMaxAge is not set, a session unused this long expires, e.g. "
                   "1800 or 30s; Off for none"),
+    AP_INIT_FLAG("RhythmSessionRenewOnLogin", as_cmd_func(set_renew_on_login), nullptr,
+                 RSRC_CONF | OR_AUTHCFG,
+                 "On (default): a session gets a new ID when a user logs in with it"),
+    AP_INIT_TAKE1("RhythmSessionLoginKey", as_cmd_func(set_login_key), nullptr,
+                  RSRC_CONF | OR_AUTHCFG,
+                  "The session key that names the logged-in user (default: user, and "
+                  "mod_auth_form's AUTHNAME-user)"),
     AP_INIT_TAKE1("RhythmSessionCacheSize", as_cmd_func(set_server_value), &kCacheSize, RSRC_CONF,
                   "Shared memory for sessions, e.g. 64M (K, M, G suffixes)"),
     AP_INIT_TAKE1("RhythmSessionMaxSize", as_cmd_func(set_server_value), &kMaxSize, RSRC_CONF,

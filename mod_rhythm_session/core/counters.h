@@ -16,7 +16,8 @@
     X(lock_timeouts, "RhythmLockTimeouts", "Lock timeouts")                           \
     X(locks_reclaimed, "RhythmLocksReclaimed", "Locks reclaimed from dead processes") \
     X(oversized_refused, "RhythmOversizedRefused", "Oversized saves refused")         \
-    X(no_space, "RhythmNoSpace", "Saves refused for lack of space")
+    X(no_space, "RhythmNoSpace", "Saves refused for lack of space")                   \
+    X(renewals, "RhythmSessionsRenewed", "Session IDs renewed at a login")
 
 // The backup: what was published and acknowledged, what was refused, lost or dropped, the
 // failover fetches, the stalls.

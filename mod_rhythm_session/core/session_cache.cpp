@@ -301,23 +301,61 @@ SessionCache::Save SessionCache::save_and_release(Handle *handle, const void *da
     return result;
 }
 
+namespace {
+
+// Deletes the live session at `i`, whose lock the caller holds: with backup on a tombstone
+// stays until the bank acknowledges the deletion. Under the mutex.
+void erase_locked(Segment &seg, std::uint32_t i, std::int64_t now_wall_us) {
+    SegmentHeader &h = seg.h();
+    if (seg.entry(i).state != kLive) {
+        return;
+    }
+    if (h.backup_enabled) {
+        seg.make_tombstone(i, now_wall_us);
+    } else {
+        seg.remove_session(i);
+    }
+    h.counters.deletions += 1;
+}
+
+}  // namespace
+
 void SessionCache::erase_and_release(Handle *handle, std::int64_t now_wall_us) {
+    Segment seg(header_, base_);
+    ShmMutexGuard guard(seg.h().mutex);
+    if (seg.handle_valid(*handle)) {
+        erase_locked(seg, handle->entry, now_wall_us);
+        seg.hand_on(handle->entry);
+    }
+    handle->entry = kNoIndex;
+}
+
+SessionCache::Save SessionCache::renew_and_release(Handle *handle, const SessionId &new_id,
+                                                   const void *data, std::size_t size,
+                                                   std::int64_t expiry_us, std::int64_t now_wall_us,
+                                                   UnbackedLog *log) {
     Segment seg(header_, base_);
     SegmentHeader &h = seg.h();
     ShmMutexGuard guard(h.mutex);
+    Save result = Save::kNoSpace;
     if (seg.handle_valid(*handle)) {
-        std::uint32_t i = handle->entry;
-        if (seg.entry(i).state == kLive) {
-            if (h.backup_enabled) {
-                seg.make_tombstone(i, now_wall_us);
-            } else {
-                seg.remove_session(i);
-            }
-            h.counters.deletions += 1;
+        std::uint32_t renewed;
+        result = seg.add_session(new_id, data, size, expiry_us, 1, false, &renewed);
+        if (result == Save::kDuplicate) {
+            return result;
         }
-        seg.hand_on(i);
+        if (result == Save::kSaved) {
+            seg.dirty_link(renewed, now_wall_us);
+            erase_locked(seg, handle->entry, now_wall_us);
+            h.counters.renewals += 1;
+        }
+        seg.hand_on(handle->entry);
     }
     handle->entry = kNoIndex;
+    if (log) {
+        seg.take_log_lines(now_wall_us, log);
+    }
+    return result;
 }
 
 void SessionCache::release(Handle *handle) {

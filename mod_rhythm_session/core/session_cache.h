@@ -128,6 +128,15 @@ class SessionCache {
     // the bank acknowledges the deletion.
     void erase_and_release(Handle *handle, std::int64_t now_wall_us);
 
+    // Moves the locked session to `new_id` with this data (a new session there, version 1) and
+    // deletes it under its old ID as erase_and_release() does: the ID is renewed at a login. On
+    // kDuplicate (`new_id` is taken) nothing changed and the lock is still held: draw another ID
+    // and call again. Otherwise the lock is released; on kNoSpace or kUnbackedOnly the session
+    // stays as it was under its old ID.
+    Save renew_and_release(Handle *handle, const SessionId &new_id, const void *data,
+                           std::size_t size, std::int64_t expiry_us, std::int64_t now_wall_us,
+                           UnbackedLog *log = nullptr);
+
     // Releases the lock without changing the session.
     void release(Handle *handle);
 

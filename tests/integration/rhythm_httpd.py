@@ -12,6 +12,7 @@ import http.client
 import os
 import pathlib
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -374,6 +375,12 @@ def backed_server(name, nodes, extra="", site=APP_LOCATION, mpm="event", modules
     lines = ["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes]
     lines += [f"SessionBackupServerId {name}", extra]
     return Httpd(site, server_wide="\n".join(lines), mpm=mpm, name=name, modules=modules)
+
+
+def count_of(text):
+    """The count a /app/counter answer shows, or None."""
+    m = re.search(r"count=(\d+)", text)
+    return int(m.group(1)) if m else None
 
 
 class Browser:

@@ -14,11 +14,11 @@ import time
 import zmq
 
 from balancer_fixture import Haproxy, backend_site, served_by
-from rhythm_httpd import (APP_LOCATION, COOKIE, Browser, Httpd, backed_server, session_id_of,
-                          session_key, wait_for)
+from rhythm_httpd import (APP_LOCATION, COOKIE, Browser, Httpd, backed_server, count_of,
+                          session_id_of, session_key, wait_for)
 from rss_node_fixture import (DELETED, FETCH, FOUND, HEARTBEAT, NOT_FOUND, RssNode,
                               heartbeat_ack_frames)
-from test_auth_form import AUTH, login
+from test_auth_form import AUTH, as_holder_of, auth_server, counted_then_logged_in, login
 
 
 
@@ -34,11 +34,6 @@ def count_in_bank(node, session_id):
     status, _, data = in_bank(node, session_id)
     m = re.search(rb"count=(\d+)", data) if status == FOUND else None
     return int(m.group(1)) if m else 0
-
-
-def count_of(text):
-    m = re.search(r"count=(\d+)", text)
-    return int(m.group(1)) if m else None
 
 
 def backup_status(h):
@@ -516,6 +511,22 @@ def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
         status, headers, text = br.get("/private/secret.html")
         assert (status, text) == (200, "the secret\n")  # no new login
         assert served_by(headers) != home
+
+
+def test_an_id_renewed_at_a_login_is_deleted_in_the_bank_and_dead_after_a_failover():
+    with RssNode("bank-1") as node, \
+            auth_server("web-a", [node]) as a, auth_server("web-b", [node]) as b:
+        user, before = counted_then_logged_in(a)
+        after = user.cookies[COOKIE]
+        assert after != before
+        wait_for(lambda: in_bank(node, before)[0] == DELETED, 10, "the old ID deleted in the bank")
+        wait_for(lambda: in_bank(node, after)[0] == FOUND, 10, "the new ID in the bank")
+        # A dies for these users: B takes over the new ID, logged in, and not the old one.
+        attacker = as_holder_of(b, before)
+        assert attacker.get("/private/secret.html")[0] == 302
+        user.server = b
+        assert user.get("/private/secret.html")[:3:2] == (200, "the secret\n")
+        assert count_of(user.get("/app/counter")[2]) == 4  # what it held before the login
 
 
 def test_replayed_duplicate_and_reordered_updates_never_move_a_version_backwards():

@@ -186,6 +186,34 @@ BOOST_AUTO_TEST_CASE(erase_removes_and_frees) {
     BOOST_TEST(st.deletions == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_renewal_moves_the_session_to_its_new_id_and_deletes_the_old_one) {
+    SharedCache s(1 << 20);
+    SessionCache &c = s.cache;
+    c.set_backup_enabled(true);  // the old ID stays a tombstone, for the bank
+    SessionId before = make_id(7);
+    SessionId after = make_id(8);
+    SessionId taken = make_id(9);
+    insert(c, before, "count=3");
+    insert(c, taken, "someone else's");
+    SessionCache::Handle h = lock(c, before);
+    // An ID in use is refused, and the session stays locked for another try.
+    BOOST_TEST((c.renew_and_release(&h, taken, "count=4&user=alice", 18, 0, kNow) ==
+                SessionCache::Save::kDuplicate));
+    BOOST_TEST(h.held());
+    BOOST_TEST(peek(c, taken) == "someone else's");
+    BOOST_TEST((c.renew_and_release(&h, after, "count=4&user=alice", 18, 0, kNow) ==
+                SessionCache::Save::kSaved));
+    BOOST_TEST(!h.held());
+    BOOST_TEST(peek(c, after) == "count=4&user=alice");
+    SessionCache::Handle old;
+    SessionCache::Loaded loaded;
+    BOOST_TEST((c.acquire(before, rhythm::current_process(), kNow, 1000, &old, heap_allocate,
+                          nullptr, &loaded) == SessionCache::Acquire::kDeleted));
+    CacheStats st = c.stats();
+    BOOST_TEST(st.renewals == 1u);
+    BOOST_TEST(st.deletions == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(full_cache_evicts_least_recently_used) {
     SharedCache s(256 << 10);
     SessionCache &c = s.cache;
