@@ -99,6 +99,7 @@ void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_re
             seg.arena().load(e.first_chunk, r.data.data(), e.size);
             bytes += e.size;
             seg.dirty_unlink(i);
+            e.taken_in_epoch = static_cast<std::uint32_t>(h.backup.agent_epoch);
         }
         i = next;
     }
@@ -153,7 +154,11 @@ bool BackupFeed::requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std
         if (e.state != kLive && e.state != kTombstone) {
             continue;
         }
-        bool selected = wanted ? wanted(context, e.id) : e.version > e.backed_version;
+        // Unacknowledged and not in this agent's window: an earlier agent's, lost with it.
+        bool selected =
+            wanted ? wanted(context, e.id)
+                   : e.version > e.backed_version &&
+                         e.taken_in_epoch != static_cast<std::uint32_t>(h.backup.agent_epoch);
         if (selected) {
             seg.dirty_link(i, e.dirty_since_us ? e.dirty_since_us : now.us());
         }

@@ -74,7 +74,8 @@ class BackupFeed {
     void requeue(const SessionId &id, WallTime now);
 
     // Puts back on the dirty list, scanning up to `budget` entries from `*cursor`, every session
-    // not acknowledged by the bank, or every session `wanted` selects (when given). Returns true
+    // not acknowledged by the bank that this agent has not taken to publish (an agent before it
+    // had, and its window is lost), or every session `wanted` selects (when given). Returns true
     // once the scan has come round the whole segment. A session not changed since it was
     // published is put back as changed at `now`.
     using Selector = bool (*)(void *context, const SessionId &id);

@@ -92,6 +92,10 @@ struct Entry {
     // holding it waits for the agent's check (which may replace its data meanwhile).
     std::uint32_t checked_generation;
     std::uint8_t check_pending;
+    // The agent epoch (low 32 bits) that last took a change of it to publish: that agent holds
+    // it in its window until the bank acknowledges it, so its scan for unacknowledged changes
+    // (left by an agent before it) passes over it. 0: never taken.
+    std::uint32_t taken_in_epoch;
 };
 
 // A server that continues a copy fetched from the bank numbers its next version in a new term
@@ -400,6 +404,7 @@ class Segment {
         e.continues_fetched = fetched ? 1 : 0;
         e.checked_generation = h_->stall_generation;
         e.check_pending = 0;
+        e.taken_in_epoch = 0;
         std::uint32_t &head = bucket(id);
         e.hash_next = head;
         head = i;

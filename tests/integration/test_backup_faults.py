@@ -74,7 +74,8 @@ def test_a_full_node_acknowledges_nothing_it_refused_and_stores_it_once_it_has_r
         held = [b for b in browsers if in_bank(node, b.cookies[COOKIE])[0] == FOUND]
         assert 0 < len(held) < len(browsers)
         # The figures that say what is safe agree with what the bank really holds.
-        assert st["RhythmBackupAcknowledged"] <= len(held)
+        said = "\n".join(line for line in a.log_text().splitlines() if re.search(r"RS03\d\d", line))
+        assert st["RhythmBackupAcknowledged"] <= len(held), f"{st}\n{node.status()}\n{said}"
         assert st["RhythmBackupNode1State"] == "full"
         assert st["RhythmBackupOldestUnacknowledgedMs"] > 0
         assert st["RhythmBackupNode1Unacknowledged"] >= len(browsers) - len(held)
