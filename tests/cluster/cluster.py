@@ -126,7 +126,7 @@ class Cluster:
             for name in self._wanted:
                 self.add_host(name)
         except BaseException:
-            self.close()
+            _close_all([self])  # what went wrong here is the error to see
             raise
         return self
 
@@ -232,8 +232,8 @@ def _unregister(cluster):
         _previous.clear()
 
 
-def _close_all():
-    for cluster in list(_live):
+def _close_all(clusters=None):
+    for cluster in list(_live if clusters is None else clusters):
         try:
             cluster.close()
         except Exception as e:  # the next start removes what is left
