@@ -3,7 +3,8 @@
 `RssNode` runs the real rss_node binary on free 127.0.0.1 ports with its own temporary
 directory (config file, stderr log) and stops it by its PID. The binary is
 $RHYTHM_BUILD_DIR/rss_node/rss_node (CTest sets RHYTHM_BUILD_DIR), else _build's. Set
-RHYTHM_KEEP_TMP=1 to keep each node's directory for reading its log.
+RHYTHM_KEEP_TMP=1 to keep each node's directory for reading its log. Given a `host` of
+tests/cluster, it runs there, on that host's address, and the test's queries go from there.
 
 The encoders and decoders below are a second, independent implementation of docs/protocol.md
 (the first is wire/ in C++): a test that passes checks the document as much as the code.
@@ -21,7 +22,7 @@ import time
 
 import zmq
 
-from rhythm_httpd import ManagedServer, wait_for
+from rhythm_httpd import LOCAL, ManagedServer, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -38,13 +39,13 @@ ACK_FLAG_FULL = 0x01  # a heartbeat-ack's flags: the node has refused changes fo
 VERSION_MISMATCH, MALFORMED, UNSUPPORTED, BUSY, FILLING = range(1, 6)  # an ERROR's code
 
 
-def distinct_free_ports(count):
-    """`count` different free 127.0.0.1 ports: all are held open together while chosen."""
+def distinct_free_ports(count, address="127.0.0.1"):
+    """`count` different free ports of `address`: all are held open together while chosen."""
     held = []
     try:
         for _ in range(count):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            s.bind((address, 0))
             held.append(s)
         return [s.getsockname()[1] for s in held]
     finally:
@@ -416,16 +417,28 @@ class Requester:
         self.socket.close(0)
 
 
+def context_on(host):
+    """A ZeroMQ context whose connections are made from `host`, whichever thread uses it: its I/O
+    threads make them, and they start with its first socket, made there."""
+    def make():
+        context = zmq.Context()
+        context.socket(zmq.DEALER).close()
+        return context
+    return host.call(make)
+
+
 class RssNode(ManagedServer):
     """One private rss_node. `extra` is a list of additional command-line arguments. With `keys`
     (a BankKeys) the node runs under CURVE, and the test's own requests use `curve` (a listed
-    client's Curve, made when not given)."""
+    client's Curve, made when not given). `host`: where it runs (rhythm_httpd.LOCAL, or a
+    tests/cluster host); the fixture's own requests (status, fetch) go from there."""
 
     def __init__(self, name="node-a", peers=(), extra=(), config_text=None, keys=None,
-                 curve=None):
+                 curve=None, host=LOCAL):
         self.name = name
+        self.host = host
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"rhythm-{name}-"))
-        self.updates_port, self.queries_port = distinct_free_ports(2)
+        self.updates_port, self.queries_port = host.call(distinct_free_ports, 2, host.address)
         self.peers = list(peers)
         self.extra = list(extra)
         self.config_path = None
@@ -434,18 +447,18 @@ class RssNode(ManagedServer):
             self.config_path.write_text(config_text)
         self.log_path = self.dir / "rss_node.log"
         self.proc = None
-        self.context = zmq.Context()
+        self.context = context_on(host)
         self._requester = None
         self.keys = keys
         self.curve = curve or (keys.client(f"{name}-tester") if keys else None)
 
     @property
     def updates(self):
-        return f"tcp://127.0.0.1:{self.updates_port}"
+        return f"tcp://{self.host.address}:{self.updates_port}"
 
     @property
     def queries(self):
-        return f"tcp://127.0.0.1:{self.queries_port}"
+        return f"tcp://{self.host.address}:{self.queries_port}"
 
     def command(self):
         cmd = [binary_path(), "--name", self.name, "--updates", self.updates,
@@ -460,8 +473,8 @@ class RssNode(ManagedServer):
 
     def start(self, timeout=10):
         self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
-                                     stderr=self.log_file, cwd=self.dir)
+        self.proc = self.host.popen(self.command(), stdout=subprocess.DEVNULL,
+                                    stderr=self.log_file, cwd=self.dir)
         return self.wait_until_answering(timeout, f"{self.name} to answer on {self.queries}")
 
     def _answers(self):
@@ -527,7 +540,7 @@ class RssNode(ManagedServer):
 
     def run_cli(self, *args, timeout=15):
         """Runs `rss_node ARGS...` (status, get, --check-config...): (exit code, stdout, stderr)."""
-        p = subprocess.run([binary_path(), *args], capture_output=True, timeout=timeout)
+        p = self.host.run([binary_path(), *args], capture_output=True, timeout=timeout)
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
     def cleanup(self):

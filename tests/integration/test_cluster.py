@@ -1,0 +1,405 @@
+"""Hosts simulated by network namespaces (tests/cluster), and the first scenario across them.
+
+First the cluster itself: its hosts reach each other and nothing else, each network fault drops
+exactly what it says and heals, a process fault reaches what it names, and nothing the cluster
+made outlives it, whether it ends normally, by an exception, by SIGTERM or SIGINT of the test
+process, or by SIGKILL (then the next cluster removes the leftovers, and only those). Then issue
+15's "a partition between a web server and the bank must not lose that server's changes after it
+heals": real apache2 servers and rss_nodes, each on a host of its own. Where this machine cannot
+make network namespaces, every test skips with the reason.
+"""
+
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from rhythm_httpd import Browser, SeenFrom, backed_server, wait_for
+from rss_node_fixture import FETCH_REPLY, FOUND, RssNode, parse_shard_ranges, shard_of
+from test_backup import backup_status, count_of
+
+TESTS = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+
+from cluster import Cluster, ClusterUnavailable, kill, namespaces, pause, resume  # noqa: E402
+
+PROBE_PORT = 9000
+# Long enough for a datagram between two namespaces of this machine to arrive many times over:
+# what has not arrived by then was dropped.
+SILENCE_S = 0.5
+
+
+def cluster(*hosts):
+    """A started cluster of `hosts`, or a skip where this machine cannot make one."""
+    try:
+        return Cluster(hosts).start()
+    except ClusterUnavailable as e:
+        pytest.skip(str(e))
+
+
+# ---- probes: datagrams from one host to another ----------------------------------------------
+
+def inbox(host):
+    """A UDP socket bound on `host`'s address (it stays in the host's namespace)."""
+    def bind():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((host.address, PROBE_PORT))
+        return s
+    return host.call(bind)
+
+
+def delivered(sender, receiver, count=50):
+    """How many of `count` datagrams `sender` sends to `receiver` arrive."""
+    box = inbox(receiver)
+    try:
+        def send():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for i in range(count):
+                    s.sendto(b"%d" % i, (receiver.address, PROBE_PORT))
+        sender.call(send)
+        got = 0
+        box.settimeout(SILENCE_S)
+        try:
+            while got < count:
+                box.recv(64)
+                got += 1
+        except socket.timeout:
+            pass
+        return got
+    finally:
+        box.close()
+
+
+def connects(client, server):
+    """Whether a TCP connection from `client` to `server` is accepted."""
+    listener = server.call(socket.create_server, (server.address, PROBE_PORT))
+    try:
+        client.call(socket.create_connection, (server.address, PROBE_PORT), timeout=1).close()
+        return True
+    except OSError:
+        return False
+    finally:
+        listener.close()
+
+
+def ours(prefix):
+    return [n for n in namespaces.listed() if n.startswith(prefix)]
+
+
+def running(pid):
+    """Alive and not a zombie (a killed grandchild may wait for a reaper)."""
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def start_sleepers(c):
+    """A process the cluster tracks and one it does not know of, on each host; their PIDs."""
+    pids = set()
+    for host in c.hosts.values():
+        pids.add(host.popen(["sleep", "60"]).pid)
+        out = host.run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], capture_output=True,
+                       text=True, check=True).stdout
+        pids.add(int(out))
+    assert pids <= set().union(*(h.pids() for h in c.hosts.values()))
+    return pids
+
+
+# ---- the cluster ---------------------------------------------------------------------------
+
+def links():
+    """The names of the links of this machine's own namespace."""
+    return {line.split(":")[1].strip().split("@")[0]
+            for line in namespaces.ip("-o", "link").splitlines()}
+
+
+def test_hosts_reach_each_other_and_nothing_outside_the_cluster():
+    before = links()
+    with cluster("a", "b", "c") as c:
+        hosts = list(c.hosts.values())
+        assert len({h.address for h in hosts}) == 3
+        for sender in hosts:
+            for receiver in hosts:
+                if sender is not receiver:
+                    assert delivered(sender, receiver) == 50, (sender, receiver)
+                    assert connects(sender, receiver)
+        a = c["a"]
+        routes = a.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+        assert routes.split() == ["10.77.0.0/24", "dev", "eth0", "proto", "kernel", "scope",
+                                  "link", "src", a.address]
+        with pytest.raises(OSError):
+            a.call(socket.create_connection, ("192.0.2.1", 80), timeout=1)
+        # No link of the cluster in this machine's own namespace.
+        assert links() <= before
+
+
+def test_a_one_way_partition_drops_only_that_direction_and_heals():
+    with cluster("a", "b", "c") as c:
+        a, b, other = c["a"], c["b"], c["c"]
+        cut = c.partition(a, b)
+        assert delivered(a, b) == 0
+        assert delivered(b, a) == 50
+        assert not connects(a, b) and not connects(b, a)  # TCP needs both ways
+        assert delivered(other, b) == 50 and delivered(a, other) == 50
+        cut.heal()
+        assert delivered(a, b) == 50 and connects(a, b)
+        assert a.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout == ""
+
+
+def test_a_partition_both_ways_between_sets_drops_both_directions_and_heals():
+    with cluster("a1", "a2", "b1", "b2") as c:
+        side_a, side_b = [c["a1"], c["a2"]], [c["b1"], c["b2"]]
+        cut = c.partition(side_a, side_b, both_ways=True)
+        for x in side_a:
+            for y in side_b:
+                assert delivered(x, y) == 0 and delivered(y, x) == 0
+        assert delivered(c["a1"], c["a2"]) == 50 and delivered(c["b2"], c["b1"]) == 50
+        # Two faults overlap; each heals on its own.
+        loss = c.lose("a1", "a2", 100)
+        assert delivered(c["a1"], c["a2"]) == 0
+        cut.heal()
+        assert delivered(c["a1"], c["b1"]) == 50 and delivered(c["b2"], c["a2"]) == 50
+        assert delivered(c["a1"], c["a2"]) == 0
+        c.heal()
+        assert delivered(c["a1"], c["a2"]) == 50
+        for host in c.hosts.values():
+            assert host.run(["nft", "list", "tables"], capture_output=True,
+                            text=True).stdout == ""
+        assert loss not in c.faults.active
+
+
+def test_loss_drops_its_share_of_the_packets():
+    with cluster("a", "b") as c:
+        a, b = c["a"], c["b"]
+        with_all = c.lose(a, b, 100)
+        assert delivered(a, b, 200) == 0
+        with_all.heal()
+        none = c.lose(a, b, 0)
+        assert delivered(a, b, 200) == 200
+        none.heal()
+        half = c.lose(a, b, 50)
+        assert 40 <= delivered(a, b, 200) <= 160  # binomial(200, 0.5): outside is below 1e-15
+        half.heal()
+        assert delivered(a, b, 200) == 200
+
+
+def test_nothing_remains_after_the_cluster_ends_normally_fails_or_cannot_start():
+    with cluster("a", "b") as c:
+        prefix = c.prefix
+        pids = start_sleepers(c)
+        assert len(ours(prefix)) == 3  # a, b and the switch
+    assert ours(prefix) == []
+    assert not any(running(p) for p in pids)
+
+    with pytest.raises(RuntimeError, match="inside"):
+        with cluster("a", "b") as c:
+            prefix = c.prefix
+            pids = start_sleepers(c)
+            c.partition("a", "b")
+            raise RuntimeError("a failure inside")
+    assert ours(prefix) == []
+    assert not any(running(p) for p in pids)
+
+    # A cluster that fails while it starts removes what it made, and says why it failed.
+    with pytest.raises(ValueError, match="repeated host name 'a'"):
+        Cluster(["a", "a"]).start()
+    assert ours(f"rhythm-{os.getpid()}-") == []
+
+
+def group_states(pgid):
+    """{pid: state letter} of the live processes of the group `pgid`."""
+    out = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            out[int(entry.name)] = fields[0]
+    return out
+
+
+def test_process_faults_pause_resume_and_kill_a_process_group():
+    with cluster("a") as c:
+        proc = c["a"].popen(["sh", "-c", "sleep 60 & sleep 60 & wait"], start_new_session=True)
+        wait_for(lambda: len(group_states(proc.pid)) == 3, 5, "the group's three processes")
+        pause(proc.pid, group=True)
+        assert set(group_states(proc.pid).values()) == {"T"}
+        resume(proc.pid, group=True)
+        wait_for(lambda: "T" not in group_states(proc.pid).values(), 5, "the group running")
+        one = max(group_states(proc.pid))
+        kill(one)
+        wait_for(lambda: one not in group_states(proc.pid), 5, "one process killed")
+        kill(proc.pid, group=True)
+        assert proc.wait(5) == -signal.SIGKILL
+        wait_for(lambda: not group_states(proc.pid), 5, "the whole group killed")
+
+
+CHILD = textwrap.dedent("""
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a test process
+    sys.path.insert(0, sys.argv[1])
+    from cluster import Cluster
+    c = Cluster(["a", "b"]).start()
+    c["a"].popen(["sleep", "60"])
+    c["b"].run(["sh", "-c", "sleep 60 >/dev/null 2>&1 &"])
+    print(c.prefix, *sorted(c["a"].pids() | c["b"].pids()), flush=True)
+    time.sleep(60)
+""")
+
+
+def child_with_a_cluster():
+    """A test process of its own with a cluster and two sleepers: (process, prefix, pids)."""
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(TESTS)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    if not line:
+        proc.wait(10)
+        pytest.fail(f"the child made no cluster: {proc.stderr.read()}")
+    return proc, line[0], {int(p) for p in line[1:]}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_nothing_remains_after_the_test_process_is_signalled(sig):
+    cluster().close()  # skips where namespaces cannot be made
+    proc, prefix, pids = child_with_a_cluster()
+    try:
+        assert len(ours(prefix)) == 3 and len(pids) == 2
+        proc.send_signal(sig)
+        # Cleaned up, then ended by the signal as it would have been without the cluster.
+        assert proc.wait(20) == -sig
+        assert ours(prefix) == []
+        assert not any(running(p) for p in pids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_new_cluster_removes_the_leftovers_of_a_dead_run_and_nothing_else():
+    cluster().close()
+    proc, prefix, pids = child_with_a_cluster()
+    proc.kill()
+    proc.wait()
+    assert len(ours(prefix)) == 3
+    assert all(running(p) for p in pids)
+    # Not leftovers: a name of another scheme, and one of this scheme whose process lives.
+    alive = subprocess.Popen(["sleep", "60"])
+    foreign = [f"rhythmtest-{os.getpid()}-other", f"rhythm-{alive.pid}-1-live"]
+    try:
+        for name in foreign:
+            namespaces.ip("netns", "add", name)
+        with cluster("a") as c:
+            assert ours(prefix) == []
+            assert not any(running(p) for p in pids)
+            assert set(foreign) <= set(namespaces.listed())
+            assert len(ours(c.prefix)) == 2
+    finally:
+        alive.kill()
+        alive.wait()
+        for name in foreign:
+            namespaces.remove(name)
+
+
+# ---- a web server cut off from the bank --------------------------------------------------------
+
+def wait_members_up(nodes, timeout=10):
+    def all_up(node):
+        st = node.status()
+        return st["ownership_decided"] and all(m["state"] == "up" for m in st["members"])
+    for node in nodes:
+        wait_for(lambda: all_up(node), timeout, f"{node.name} to see every node up")
+
+
+def acknowledged(server):
+    """Whether the server has published everything and the bank acknowledged all of it."""
+    st = server.status()
+    nodes = [k for k in st if k.startswith("RhythmBackupNode") and k.endswith("Unacknowledged")]
+    return (st["RhythmBackupPending"] == 0 and st["RhythmBackupOldestUnacknowledgedMs"] == 0 and
+            st["RhythmSessionsUnbacked"] == 0 and bool(nodes) and all(st[k] == 0 for k in nodes))
+
+
+def owner_copies(nodes, key):
+    """{node name: (version, data)} from every node that owns the session's shard ((None, None)
+    from one that does not hold it)."""
+    out = {}
+    for node in nodes:
+        if shard_of(key) in parse_shard_ranges(node.status()["shards_owned_list"]):
+            reply = node.fetch(key)
+            held = reply["type"] == FETCH_REPLY and reply["status"] == FOUND
+            out[node.name] = (reply["version"], reply["data"]) if held else (None, None)
+    return out
+
+
+def bank_counts(nodes, key):
+    """{node name: the count it holds} from every node that owns the session's shard."""
+    def count(data):
+        m = re.search(rb"count=(\d+)", data or b"")
+        return int(m.group(1)) if m else None
+    return {name: count(data) for name, (_, data) in owner_copies(nodes, key).items()}
+
+
+def test_a_server_cut_off_from_the_bank_loses_none_of_its_changes_after_it_heals():
+    """Two web servers (backup on) and two rss_nodes (--replicas 2), each on a host of its own,
+    and a client on a fifth. The user counts to 5 on A, then A is cut off from both nodes (both
+    ways) while the user counts on A, which serves from its own copy. After the cut heals, the
+    bank must hold A's last count on every node that owns the session, A must show nothing
+    pending or unacknowledged, and the user, moved to B, continues from exactly that count."""
+    with cluster("web-a", "web-b", "node-1", "node-2", "client") as c:
+        nodes = [RssNode(name, extra=["--replicas", "2"], host=c[name])
+                 for name in ("node-1", "node-2")]
+        nodes[0].peers, nodes[1].peers = [nodes[1].queries], [nodes[0].queries]
+        with nodes[0], nodes[1]:
+            wait_members_up(nodes)
+            with backed_server("web-a", nodes, host=c["web-a"]) as a, \
+                    backed_server("web-b", nodes, host=c["web-b"]) as b:
+                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 2, 10, "A's nodes up")
+                user = Browser(SeenFrom(c["client"], a))
+                for i in range(1, 6):
+                    assert count_of(user.get("/app/counter")[2]) == i
+                key = user.session_key()
+                wait_for(lambda: acknowledged(a), 10, "count=5 acknowledged")
+                assert bank_counts(nodes, key) == {"node-1": 5, "node-2": 5}
+
+                cut = c.partition(c["web-a"], [c["node-1"], c["node-2"]], both_ways=True)
+                cut_at = time.monotonic()
+                count = 5
+                # The user keeps counting on A for 3 s (at a user's pace), and until A has
+                # noticed that the bank is gone.
+                while time.monotonic() - cut_at < 3 or backup_status(a)["RhythmBackupNodesUp"]:
+                    status, _, text = user.get("/app/counter")
+                    count += 1
+                    assert (status, count_of(text)) == (200, count)
+                    assert time.monotonic() - cut_at < 10, "A never noticed the cut"
+                    time.sleep(0.05)
+                # The cut held, and A says what the bank lacks.
+                assert bank_counts(nodes, key) == {"node-1": 5, "node-2": 5}
+                st = a.status()
+                assert st["RhythmSessionsUnbacked"] >= 1
+                assert st["RhythmBackupOldestUnacknowledgedMs"] > 0
+                print(f"counted to {count} on A, cut off for {time.monotonic() - cut_at:.1f} s")
+
+                cut.heal()
+                healed_at = time.monotonic()
+                wait_for(lambda: bank_counts(nodes, key) == {"node-1": count, "node-2": count}
+                         and acknowledged(a), 20, f"count={count} on every owner, acknowledged")
+                print(f"A's count in the bank and acknowledged "
+                      f"{time.monotonic() - healed_at:.1f} s after the heal")
+                copies = owner_copies(nodes, key)
+                assert len(copies) == 2 and len(set(copies.values())) == 1, copies
+
+                user.server = SeenFrom(c["client"], b)
+                status, _, text = user.get("/app/counter")
+                assert (status, count_of(text)) == (200, count + 1)
+                wait_for(lambda: bank_counts(nodes, key) == {"node-1": count + 1,
+                                                             "node-2": count + 1},
+                         10, f"count={count + 1} on every owner")
