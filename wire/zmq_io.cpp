@@ -21,7 +21,13 @@ bool set_network_options(void *socket) {
     std::int64_t max_size = static_cast<std::int64_t>(kMaxFrameSize);
     int linger = 0;
     return zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) == 0 &&
-           zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger) == 0;
+           zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
+           zmq_setsockopt(socket, ZMQ_HEARTBEAT_IVL, &kHeartbeatIntervalMs,
+                          sizeof kHeartbeatIntervalMs) == 0 &&
+           zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &kHeartbeatTimeoutMs,
+                          sizeof kHeartbeatTimeoutMs) == 0 &&
+           zmq_setsockopt(socket, ZMQ_CONNECT_TIMEOUT, &kConnectTimeoutMs,
+                          sizeof kConnectTimeoutMs) == 0;
 }
 
 ReceivedMessage::ReceivedMessage() {

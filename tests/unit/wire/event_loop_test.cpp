@@ -18,32 +18,69 @@ using rhythm::wire::EventLoop;
 
 namespace {
 
-// Counts the allocations made while counting is on (see turns_allocate_nothing). The replaced
-// operator new takes from malloc, so operator delete is replaced too, to give back with free:
-// under ASan the library's delete is not free, and a mismatch aborts the test.
+// Counts the allocations made while counting is on (see turns_allocate_nothing). Every plain
+// form of operator new is replaced, taking from malloc, and every operator delete with it,
+// giving back with free: under ASan a library's new paired with our delete (libzmq's threads
+// use new (std::nothrow)) would be a mismatch that aborts the test.
 bool g_counting = false;
 std::size_t g_allocations = 0;
 
-}  // namespace
-
-void *operator new(std::size_t size) {
+void *counted_malloc(std::size_t size) {
     if (g_counting) {
         g_allocations++;
     }
-    if (void *p = std::malloc(size == 0 ? 1 : size)) {
+    return std::malloc(size == 0 ? 1 : size);
+}
+
+void *counted_or_throw(std::size_t size) {
+    if (void *p = counted_malloc(size)) {
         return p;
     }
     throw std::bad_alloc();
 }
 
-// GCC sees free() given what operator new returned; this operator new is malloc.
+}  // namespace
+
+void *operator new(std::size_t size) {
+    return counted_or_throw(size);
+}
+
+void *operator new[](std::size_t size) {
+    return counted_or_throw(size);
+}
+
+void *operator new(std::size_t size, const std::nothrow_t &) noexcept {
+    return counted_malloc(size);
+}
+
+void *operator new[](std::size_t size, const std::nothrow_t &) noexcept {
+    return counted_malloc(size);
+}
+
+// GCC sees free() given what operator new returned; these operators new are malloc.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void operator delete(void *p) noexcept {
     std::free(p);
 }
 
+void operator delete[](void *p) noexcept {
+    std::free(p);
+}
+
 void operator delete(void *p, std::size_t) noexcept {
+    std::free(p);
+}
+
+void operator delete[](void *p, std::size_t) noexcept {
+    std::free(p);
+}
+
+void operator delete(void *p, const std::nothrow_t &) noexcept {
+    std::free(p);
+}
+
+void operator delete[](void *p, const std::nothrow_t &) noexcept {
     std::free(p);
 }
 #pragma GCC diagnostic pop
