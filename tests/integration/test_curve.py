@@ -40,7 +40,11 @@ def test_keygen_writes_a_secret_and_a_public_key(tmp_path):
     assert zmq.curve_public(pair.secret) == pair.public
     # An existing pair is never overwritten.
     before = pair.secret_path.read_bytes()
-    code, _, err = RssNode(name="unused").run_cli("keygen", str(pair.stem))
+    cli = RssNode(name="unused")
+    try:
+        code, _, err = cli.run_cli("keygen", str(pair.stem))
+    finally:
+        cli.cleanup()
     assert code == 2 and "web1.key: File exists" in err
     assert pair.secret_path.read_bytes() == before
 
