@@ -133,15 +133,6 @@ void BackupFeed::acknowledge(const Acknowledgement *acks, std::size_t count, Wal
     }
 }
 
-void BackupFeed::requeue(const SessionId &id, WallTime now) {
-    Segment seg = cache_.segment();
-    ShmMutexGuard guard(seg.h().mutex);
-    std::uint32_t i = seg.find(id);
-    if (i != kNoIndex) {
-        seg.dirty_link(i, now.us());
-    }
-}
-
 bool BackupFeed::requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std::uint32_t budget,
                               Selector wanted, void *context, WallTime now) {
     Segment seg = cache_.segment();

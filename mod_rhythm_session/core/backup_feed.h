@@ -69,10 +69,6 @@ class BackupFeed {
     // (requests wait for that mutex). The lag of each is measured from its save to `now`.
     void acknowledge(const Acknowledgement *acks, std::size_t count, WallTime now);
 
-    // Puts a session back on the dirty list as changed at `now` (its publication may have been
-    // lost).
-    void requeue(const SessionId &id, WallTime now);
-
     // Puts back on the dirty list, scanning up to `budget` entries from `*cursor`, every session
     // not acknowledged by the bank that this agent has not taken to publish (an agent before it
     // had, and its window is lost), or every session `wanted` selects (when given). Returns true
