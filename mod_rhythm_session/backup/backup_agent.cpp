@@ -209,7 +209,10 @@ void BackupAgent::run(const volatile int *stop) {
         if (!loop.run_once(pacer_.wait_ms(MonotonicTime::now().us()))) {
             continue;  // a signal: *stop may be set
         }
-        MonotonicTime now = MonotonicTime::now();
+        // The turn's time, read as the poll returned, not the clock now: a stop that lands in
+        // this turn's handlers is then seen (and excused) at the next turn's poll before any
+        // node's silence is judged against it.
+        MonotonicTime now = loop.now();
         continue_scans();
         settle_acknowledged();
         if (pacer_.due(now.us())) {
