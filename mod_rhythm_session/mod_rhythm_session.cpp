@@ -472,8 +472,15 @@ bool draw_session_id(request_rec *r, SessionId *id) {
     return false;
 }
 
+// The response's cookie naming the session `id`.
+void write_session_cookie(request_rec *r, const DirConfig *conf, const SessionId &id) {
+    std::string text = rhythm::wire::format_session_key(id);
+    ap_cookie_write(r, conf->cookie_name, text.c_str(), cookie_attrs(r, conf), 0,
+                    r->err_headers_out, nullptr);
+}
+
 // A session saved for the first time: under a fresh ID, never one the client offered, sent in
-// the cookie. Also where a session moves at a login (renew_at_login).
+// the cookie.
 apr_status_t insert_new_session(request_rec *r, const DirConfig *conf, const char *data,
                                 std::size_t size, apr_time_t expiry) {
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -500,9 +507,7 @@ apr_status_t insert_new_session(request_rec *r, const DirConfig *conf, const cha
                           size);
             return APR_ENOSPC;
         }
-        std::string text = rhythm::wire::format_session_key(id);
-        ap_cookie_write(r, conf->cookie_name, text.c_str(), cookie_attrs(r, conf), 0,
-                        r->err_headers_out, nullptr);
+        write_session_cookie(r, conf, id);
         return OK;
     }
     return APR_EGENERAL;
@@ -551,9 +556,7 @@ apr_status_t renew_at_login(request_rec *r, RequestState *st, const DirConfig *c
         rhythm::session_id_log_prefix(id, after);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "RS0109: session %s... renewed at a login: it is now %s...", before, after);
-        std::string text = rhythm::wire::format_session_key(id);
-        ap_cookie_write(r, conf->cookie_name, text.c_str(), cookie_attrs(r, conf), 0,
-                        r->err_headers_out, nullptr);
+        write_session_cookie(r, conf, id);
         return OK;
     }
     g_cache.release(&st->handle);
