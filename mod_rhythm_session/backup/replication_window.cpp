@@ -52,6 +52,10 @@ ReplicationWindow::AckOutcome ReplicationWindow::on_ack(std::size_t node, const 
     n.up = true;
     n.full = ack.full;
     n.refused = ack.refused;
+    // A shard it has just gained counts from 0 again there: what it held of it before is gone.
+    wire::ShardSet gained = ack.owned;
+    gained.remove_all(n.owned);
+    gained.for_each([&](std::uint32_t shard) { n.shard_acked[shard] = 0; });
     n.owned = ack.owned;
     n.refusing = ack.refusing;
     if (ack.shard_acks != nullptr) {
@@ -75,7 +79,14 @@ void ReplicationWindow::on_unsubscribed(std::size_t node, std::uint32_t shard) {
 void ReplicationWindow::republish(std::size_t node, const wire::ShardSet &shards) {
     Node &n = nodes_[node];
     shards.for_each([&](std::uint32_t shard) {
-        n.heads_to_send[static_cast<std::uint16_t>(shard)] = shard_sequences_[shard];
+        // The head stops before what is in flight: the node acknowledges a head at once, before
+        // anything published after it arrives, so a head past a change in flight would count
+        // the change as held by a node that may never get it (it may be full).
+        const std::deque<Change> &changes = shards_[shard];
+        std::uint64_t head =
+            changes.empty() ? shard_sequences_[shard] : changes.front().shard_sequence - 1;
+        n.heads_to_send[static_cast<std::uint16_t>(shard)] = head;
+        n.shard_acked[shard] = std::min(n.shard_acked[shard], head);
     });
     n.missed.remove_all(shards);
 }

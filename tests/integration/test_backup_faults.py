@@ -16,6 +16,7 @@ import time
 from rhythm_httpd import COOKIE, Browser, backed_server, wait_for
 from rss_node_fixture import DELETED, FOUND, RssNode
 from test_backup import backup_status, count_in_bank, count_of, counted_session, in_bank
+from test_bank import NOTICE_MARGIN_S, NOTICE_S, wait_members
 
 
 def stopped(pid=None, pgid=None):
@@ -104,6 +105,48 @@ def test_a_full_node_acknowledges_nothing_it_refused_and_stores_it_once_it_has_r
         for sid in kept:
             status, _, data = in_bank(node, sid)
             assert status == FOUND and len(re.search(rb"blob=(x*)", data).group(1)) == 30000
+
+
+def test_a_full_node_that_takes_over_a_dead_nodes_shards_is_not_counted_for_what_it_refused():
+    """Two nodes, one copy each session: node-b hangs with the changes of its shards in flight
+    and dies; node-a, nearly full, takes over its shards, asks for them again and refuses what
+    does not fit. The changes in flight must not count as held by node-a for the head it is
+    given before the sessions: every session counted as backed is in the bank."""
+    a = RssNode("node-a", extra=["--replicas", "1", "--max-memory", "4M"])
+    b = RssNode("node-b", extra=["--replicas", "1"])
+    a.peers, b.peers = [b.queries], [a.queries]
+    try:
+        a.start()
+        b.start()
+        wait_members([a, b], {"node-a", "node-b"})
+        with backed_server("web-a", [a, b]) as web:
+            wait_for(lambda: backup_status(web)["RhythmBackupNodesUp"] == 2, 10, "both nodes up")
+            stop_node(b)
+            browsers = []
+            for i in range(200):
+                br = Browser(web)
+                assert br.get(f"/app/set?fill=30000&n={i}")[0] == 200
+                browsers.append(br)
+            sids = [br.cookies[COOKIE] for br in browsers]
+            os.kill(b.pid, signal.SIGKILL)
+            wait_members([a], {"node-a"}, timeout=NOTICE_S + NOTICE_MARGIN_S)
+            wait_for(lambda: backup_status(web)["RhythmBackupNode1State"] == "full", 30,
+                     "node-a full with node-b's shards")
+
+            def held():
+                return sum(1 for sid in sids if in_bank(a, sid)[0] == FOUND)
+
+            def figures_agree():
+                cache = web.status()
+                backed = cache["RhythmSessions"] - cache["RhythmSessionsUnbacked"]
+                in_bank_now = held()
+                assert backed <= in_bank_now, f"{backed} counted backed, {in_bank_now} in the bank"
+                return backed == in_bank_now and backup_status(web)["RhythmBackupPending"] == 0
+            wait_for(figures_agree, 30, "the backed figure equal to the bank's content")
+            assert 0 < held() < len(sids)
+    finally:
+        for n in (a, b):
+            n.cleanup()
 
 
 # ---- a web server stopped as a whole (a hung host) -------------------------------------------

@@ -137,6 +137,63 @@ BOOST_AUTO_TEST_CASE(a_node_that_is_down_does_not_hold_up_the_others_but_misses_
     BOOST_TEST(f.ack(1, kShard7).repair.count() == 0u);  // repaired once
 }
 
+BOOST_AUTO_TEST_CASE(a_head_never_passes_a_change_in_flight) {
+    // Node 1 takes over shard 7 from node 0, which died with two changes of it unacknowledged,
+    // and asks for the shard again. The head says where its stream starts; a head past those
+    // changes would count them as held by a node that never had them (and, were it full, never
+    // will: the sessions published again after the head are refused, the old changes settled).
+    Fixture f(2);
+    f.ack(0, kShard7);
+    f.ack(1, shards({8}));
+    f.subscribe(0, 7);
+    f.subscribe(1, 7);
+    f.publish(7, 1, kNow);
+    f.ack(0, kShard7, {{7, 1}});
+    BOOST_TEST(f.settle() == 1u);
+    f.window.on_down(0);
+    f.publish(7, 2, kNow);
+    f.publish(7, 3, kNow);
+    f.ack(1, kShard7);
+    f.window.republish(1, kShard7);
+    auto heads = f.window.heads_for(1, 42);
+    BOOST_TEST_REQUIRE(heads.size() == 1u);
+    BOOST_TEST(heads[0].shard_sequence == 1u);  // the last one settled, not the last one used
+    // The node counts from the head at once, before anything published after it arrives: only
+    // what it holds from there counts.
+    std::uint64_t head = heads[0].shard_sequence;
+    f.ack(1, kShard7, {{7, head}});
+    BOOST_TEST(f.settle() == 0u);
+    // Full, it refuses both: they stay unacknowledged.
+    f.ack(1, kShard7, {{7, head}}, true, kShard7, 2);
+    BOOST_TEST(f.settle() == 0u);
+    BOOST_TEST(f.window.figures(1).unacknowledged == 2u);
+    // With room again, they go to it again, and count once it holds them.
+    f.ack(1, kShard7, {{7, head}}, false, kShard7, 2);
+    f.sent[1].clear();
+    BOOST_TEST(f.resend(1, kNow + 1000, 1000) == 2u);
+    BOOST_TEST(f.sent[1] == (std::vector<std::uint64_t>{2, 3}));
+    f.ack(1, kShard7, {{7, 3}}, false, {}, 2);
+    BOOST_TEST(f.settle() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_shard_a_node_gains_again_counts_from_nothing_there) {
+    // Node 1 held two changes of shard 7, then lost the shard (and dropped it); node 0 has not
+    // answered for them and goes down. When node 1 owns shard 7 again, what it held before does
+    // not count: they are held by nobody.
+    Fixture f(2);
+    f.ack(0, kShard7);
+    f.ack(1, kShard7);
+    f.publish(7);
+    f.publish(7);
+    f.ack(1, kShard7, {{7, 2}});
+    BOOST_TEST(f.settle() == 0u);
+    f.ack(1, shards({8}));
+    f.window.on_down(0);
+    f.ack(1, kShard7);
+    BOOST_TEST(f.settle() == 0u);
+    BOOST_TEST(f.window.figures(1).unacknowledged == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(nothing_is_held_without_an_owner_that_answers) {
     Fixture f(1);
     f.publish(7);
