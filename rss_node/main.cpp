@@ -29,6 +29,7 @@ constexpr int kCommandTimeoutMs = 3000;
 const char kUsage[] =
     "usage: rss_node --name NAME --updates ENDPOINT --queries ENDPOINT [--peer ENDPOINT]...\n"
     "                [--replicas N] [--max-memory SIZE] [--log-level LEVEL] [--config FILE]\n"
+    "                [--max-connections N] [--max-connections-per-address N]\n"
     "                [--curve-secret FILE --curve-clients FILE] [--check-config]\n"
     "       rss_node status ENDPOINT [--curve-server FILE --curve-secret FILE]\n"
     "       rss_node get ENDPOINT SESSION-ID [--curve-server FILE --curve-secret FILE]\n"
@@ -146,7 +147,7 @@ int main(int argc, char **argv) {
     use_node_malloc_settings();
     NodeServer server(config);
     if (!server.start(&error)) {
-        RSS_LOG(LogLevel::kError, "%s", error.c_str());
+        RSS_LOG(LogLevel::kError, "RN0103: %s", error.c_str());
         return 1;
     }
     server.run(&g_stop, &g_reload);

@@ -31,7 +31,32 @@ std::string trim(const std::string &s) {
 bool is_value_flag(const std::string &flag) {
     return flag == "name" || flag == "updates" || flag == "queries" || flag == "peer" ||
            flag == "replicas" || flag == "max-memory" || flag == "log-level" || flag == "config" ||
-           flag == "curve-secret" || flag == "curve-clients";
+           flag == "curve-secret" || flag == "curve-clients" || flag == "max-connections" ||
+           flag == "max-connections-per-address" || flag == "max-session-lifetime";
+}
+
+// "400d", "72h", "90m", "3600s" or "3600" (seconds), or 0 for no bound; at most 100 years.
+bool parse_lifetime(const std::string &text, std::uint64_t *seconds, std::string *reason) {
+    std::uint64_t n = 0;
+    std::string unit;
+    if (!split_number(text, &n, &unit, reason)) {
+        *reason = "max-session-lifetime must be a duration such as 400d, 72h, 90m or 3600s";
+        return false;
+    }
+    std::uint64_t scale = unit.empty() || unit == "s" ? 1
+                          : unit == "m"               ? 60
+                          : unit == "h"               ? 3600
+                          : unit == "d"               ? 86400
+                                                      : 0;
+    constexpr std::uint64_t kMaxSeconds = 100ull * 366 * 86400;
+    if (scale == 0 || n > kMaxSeconds / scale) {
+        *reason =
+            "max-session-lifetime must be a duration such as 400d, 72h, 90m or 3600s, "
+            "of at most 100 years (0: no bound)";
+        return false;
+    }
+    *seconds = n * scale;
+    return true;
 }
 
 }  // namespace
@@ -66,6 +91,17 @@ bool apply_setting(NodeConfig *c, const std::string &key, const std::string &val
     } else if (key == "max-memory") {
         if (!parse_size(value, 0, std::numeric_limits<std::uint64_t>::max(), &c->max_memory,
                         reason)) {
+            return false;
+        }
+    } else if (key == "max-connections" || key == "max-connections-per-address") {
+        std::uint64_t n = 0;
+        if (!parse_count(value, 1, 1000000, &n, reason)) {
+            *reason = key + " must be a whole number from 1 to 1000000";
+            return false;
+        }
+        (key == "max-connections" ? c->max_connections : c->max_connections_per_address) = n;
+    } else if (key == "max-session-lifetime") {
+        if (!parse_lifetime(value, &c->max_session_lifetime_s, reason)) {
             return false;
         }
     } else if (key == "log-level") {

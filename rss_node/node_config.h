@@ -18,6 +18,13 @@ struct NodeConfig {
     std::vector<std::string> peers;  // other nodes' query endpoints
     unsigned replicas = 2;           // owners per shard
     std::uint64_t max_memory = 0;    // store limit in bytes, 0 for none
+    // Connections each bound socket accepts, and from one client address; 0: the default
+    // (max_connections: 4096, or less where the open-file limit is lower; see rss_node.md).
+    std::uint64_t max_connections = 0;
+    std::uint64_t max_connections_per_address = 64;
+    // How far ahead a session's expiry may be, in seconds; 0: any. No browser keeps a cookie
+    // longer than 400 days (Chrome's cap), so no session outlives that.
+    std::uint64_t max_session_lifetime_s = 400 * 86400;
     LogLevel log_level = LogLevel::kInfo;
     std::string curve_secret;   // the bank's secret key file: every socket runs under CURVE
     std::string curve_clients;  // the client public keys admitted (re-read on SIGHUP)

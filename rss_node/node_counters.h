@@ -21,10 +21,13 @@ enum class CounterGroup {
 
 // X(group, name): every counter, in the order of the status JSON; docs/rss_node.md says what
 // each counts. Among them: `refused_memory`, new sessions and larger versions refused past
-// --max-memory; `conflicts`, the same version of a session made by two servers;
+// --max-memory; `refused_implausible`, records with an expiry or a version no web server makes
+// (SessionStore::apply); `conflicts`, the same version of a session made by two servers;
 // `malformed_frames`, messages dropped because they did not decode; `snapshots_requested`, fills
 // of gained shards asked of peers; `replies_dropped`, answers to a requester whose queue was full
-// or that was gone.
+// or that was gone; `connections_refused`, connections over --max-connections or
+// --max-connections-per-address, hung up at once; `connections_dropped`, connections hung up for
+// holding an unfinished message (connection_guard.h).
 #define RSS_NODE_COUNTERS(X)                            \
     X(kAfterOwnershipDecided, ownership_changes)        \
     X(kAfterOwnershipDecided, snapshots_requested)      \
@@ -32,6 +35,7 @@ enum class CounterGroup {
     X(kAfterReplicas, updates_applied)                  \
     X(kAfterUpdatesRefused, refused_stale)              \
     X(kAfterUpdatesRefused, refused_memory)             \
+    X(kAfterUpdatesRefused, refused_implausible)        \
     X(kAfterUpdatesRefused, conflicts)                  \
     X(kAfterUpdatesRefused, updates_duplicate)          \
     X(kAfterUpdatesRefused, expired_on_arrival)         \
@@ -42,7 +46,9 @@ enum class CounterGroup {
     X(kAfterUpdatesRefused, fetch_hits)                 \
     X(kAfterUpdatesRefused, heartbeats)                 \
     X(kAfterAgents, snapshots_served)                   \
-    X(kAfterAgents, replies_dropped)
+    X(kAfterAgents, replies_dropped)                    \
+    X(kAfterAgents, connections_refused)                \
+    X(kAfterAgents, connections_dropped)
 
 struct NodeCounters {
 #define RSS_NODE_COUNTER_FIELD(group, name) std::uint64_t name = 0;
@@ -50,7 +56,7 @@ struct NodeCounters {
 #undef RSS_NODE_COUNTER_FIELD
 
     std::uint64_t updates_refused() const {
-        return refused_stale + refused_memory;
+        return refused_stale + refused_memory + refused_implausible;
     }
 };
 

@@ -41,6 +41,10 @@ constexpr std::uint64_t kAgentIdleMs = 600000;
 constexpr std::uint64_t kAgentCheckIntervalMs = 1000;
 
 constexpr int kQueriesHighWaterMark = 10000;
+// A handshake not done in this time is given up (libzmq's default: 30 s): a connection that never
+// finishes one holds a place under --max-connections.
+constexpr int kHandshakeMs = 5000;
+
 constexpr int kMallocTrimThreshold = 32 * 1024 * 1024;
 
 // The text of a version-mismatch answer; its header carries the same version.
@@ -67,9 +71,10 @@ void use_node_malloc_settings() {
 
 NodeServer::NodeServer(const NodeConfig &config)
     : config_(config),
-      store_(config.max_memory),
+      store_(config.max_memory, config.max_session_lifetime_s * 1000),
       membership_(config.name, config.peers, MonotonicTime::now().ms()),
       snapshots_(store_),
+      connections_(config, &counters_),
       loop_(MonotonicTime::now) {}
 
 NodeServer::~NodeServer() {
@@ -111,7 +116,9 @@ bool NodeServer::start(std::string *error) {
         zmq_setsockopt(queries_, ZMQ_RCVHWM, &queries_hwm, sizeof queries_hwm) != 0 ||
         zmq_setsockopt(queries_, ZMQ_SNDHWM, &queries_hwm, sizeof queries_hwm) != 0 ||
         // A reply to a requester that is gone or full fails at once instead of blocking.
-        zmq_setsockopt(queries_, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0) {
+        zmq_setsockopt(queries_, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0 ||
+        zmq_setsockopt(updates_, ZMQ_HANDSHAKE_IVL, &kHandshakeMs, sizeof kHandshakeMs) != 0 ||
+        zmq_setsockopt(queries_, ZMQ_HANDSHAKE_IVL, &kHandshakeMs, sizeof kHandshakeMs) != 0) {
         *error = std::string("cannot set up sockets: ") + zmq_strerror(errno);
         return false;
     }
@@ -161,7 +168,7 @@ bool NodeServer::start(std::string *error) {
                                                  " client key(s) from " + config_.curve_clients
                                            : "plain text (no CURVE)";
     RSS_LOG(LogLevel::kInfo,
-            "rss_node %s started: updates %s, queries %s, %zu peer(s), %s, "
+            "RN0101: rss_node %s started: updates %s, queries %s, %zu peer(s), %s, "
             "max memory %llu bytes (0: none), protocol version %u, %s",
             config_.name.c_str(), updates_endpoint_.c_str(), queries_endpoint_.c_str(),
             peer_sockets_.size(),
@@ -187,41 +194,56 @@ bool NodeServer::secure_sockets(std::string *error) {
             return false;
         }
     }
-    return watch_handshakes(updates_, true, error) && watch_handshakes(queries_, true, error);
+    return watch_handshakes(updates_, true, error, ConnectionWatch::kUpdatesSocket) &&
+           watch_handshakes(queries_, true, error, ConnectionWatch::kQueriesSocket);
 }
 
-bool NodeServer::watch_handshakes(void *socket, bool curve_server, std::string *error) {
+bool NodeServer::watch_handshakes(void *socket, bool curve_server, std::string *error,
+                                  int guarded) {
     auto monitor = std::make_unique<wire::HandshakeMonitor>();
     if (!monitor->attach(context_, socket, curve_server, keys_.enabled(),
-                         "--curve-secret and --curve-clients", error)) {
+                         "--curve-secret and --curve-clients", error, guarded >= 0)) {
         return false;
     }
     handshake_monitors_.push_back(std::move(monitor));
+    monitor_guarded_.push_back(guarded);
     return true;
 }
 
-// Reports the handshake events waiting, until none is left: the monitor's descriptor turns
-// readable again only after that.
-void NodeServer::drain_monitor(wire::HandshakeMonitor *monitor) {
+// Reports the handshake events waiting and passes the connection events on, until none is left:
+// the monitor's descriptor turns readable again only after that.
+void NodeServer::drain_monitor(wire::HandshakeMonitor *monitor, int guarded) {
+    using Kind = wire::HandshakeMonitor::ConnectionEvent::Kind;
     std::string report;
-    while (monitor->next(mono_, &report)) {
-        if (!report.empty()) {
-            RSS_LOG(LogLevel::kWarn, "%s", report.c_str());
+    wire::HandshakeMonitor::ConnectionEvent event;
+    std::vector<wire::HandshakeMonitor::ConnectionEvent> events;
+    while (monitor->next(mono_, &report, &event)) {
+        if (event.kind == Kind::kHandshakeFailed && connections_.explains_failed_handshake(mono_)) {
+            continue;
         }
+        if (!report.empty()) {
+            RSS_LOG(LogLevel::kWarn, "RN0401: %s", report.c_str());
+        }
+        if (event.kind == Kind::kAccepted || event.kind == Kind::kClosed) {
+            events.push_back(event);
+        }
+    }
+    if (guarded >= 0 && !events.empty()) {
+        connections_.on_events(static_cast<std::size_t>(guarded), events, mono_);
     }
 }
 
 void NodeServer::reload_clients() {
     if (!keys_.enabled()) {
-        RSS_LOG(LogLevel::kInfo, "SIGHUP: nothing to reload (no curve-clients file)");
+        RSS_LOG(LogLevel::kInfo, "RN0106: SIGHUP: nothing to reload (no curve-clients file)");
         return;
     }
     std::string error;
     if (zap_.reload(&error)) {
-        RSS_LOG(LogLevel::kInfo, "SIGHUP: %zu CURVE client key(s) admitted from %s",
+        RSS_LOG(LogLevel::kInfo, "RN0107: SIGHUP: %zu CURVE client key(s) admitted from %s",
                 zap_.clients_listed(), config_.curve_clients.c_str());
     } else {
-        RSS_LOG(LogLevel::kError, "SIGHUP: %s; the %zu key(s) read before stay in force",
+        RSS_LOG(LogLevel::kError, "RN0108: SIGHUP: %s; the %zu key(s) read before stay in force",
                 error.c_str(), zap_.clients_listed());
     }
 }
@@ -267,7 +289,7 @@ void NodeServer::update_ownership(MonotonicTime mono) {
             names += (names.empty() ? "" : ", ") + m;
         }
         RSS_LOG(LogLevel::kInfo,
-                "membership: %zu live (%s); %zu shard(s) owned, %zu gained, %zu lost; "
+                "RN0201: membership: %zu live (%s); %zu shard(s) owned, %zu gained, %zu lost; "
                 "%zu snapshot(s) to ask of peers",
                 live.size(), names.c_str(), owned_.count(), change.gained.count(),
                 change.lost.count(), fills_.size());
@@ -292,11 +314,14 @@ void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, WallTi
         return;
     }
     // Like an update: the highest version wins, so a version never moves backwards.
-    ApplyOutcome outcome = store_.apply(snapshot.record, now.ms());
+    const char *implausible = nullptr;
+    ApplyOutcome outcome = store_.apply(snapshot.record, now.ms(), &implausible);
     if (outcome.result == ApplyResult::kApplied) {
         counters_.snapshot_records_applied++;
     } else if (outcome.result == ApplyResult::kNoMemory) {
         refused_for_memory();
+    } else if (outcome.result == ApplyResult::kImplausible) {
+        refused_implausible(snapshot.record, implausible, "a peer's snapshot");
     }
 }
 
@@ -328,15 +353,18 @@ void NodeServer::watch_events() {
     // Handshake events and ZAP requests only need to wake the loop. Their descriptors are polled
     // as such, so that zmq_poll does not check each of these sockets on every pass (a quarter of
     // the node's system calls per wake-up); readable means drain them.
-    for (auto &monitor : handshake_monitors_) {
-        wire::HandshakeMonitor *m = monitor.get();
-        loop_.watch_descriptor(m->fd(), [this, m] { drain_monitor(m); });
+    for (std::size_t i = 0; i < handshake_monitors_.size(); ++i) {
+        wire::HandshakeMonitor *m = handshake_monitors_[i].get();
+        int guarded = monitor_guarded_[i];
+        loop_.watch_descriptor(m->fd(), [this, m, guarded] { drain_monitor(m, guarded); });
     }
     if (zap_.fd() >= 0) {
         loop_.watch_descriptor(zap_.fd(), [this] { zap_.answer(mono_.ms()); });
     }
     // Each due at once, in the first turn.
     loop_.add_timer(MonotonicTime(), kSweepIntervalMs, [this] { sweep(); });
+    loop_.add_timer(MonotonicTime(), ConnectionWatch::kCheckIntervalMs,
+                    [this] { connections_.check(mono_, loop_.late()); });
     ping_timer_ = loop_.add_timer(MonotonicTime(), 0, [this] { ping_peers(); });
     loop_.add_timer(MonotonicTime(), kAgentCheckIntervalMs,
                     [this] { agents_.forget_idle(mono_.ms(), kAgentIdleMs); });
@@ -359,14 +387,14 @@ void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_a
             if (errno == EINTR) {
                 continue;
             }
-            RSS_LOG(LogLevel::kError, "zmq_poll failed: %s", zmq_strerror(errno));
+            RSS_LOG(LogLevel::kError, "RN0104: zmq_poll failed: %s", zmq_strerror(errno));
             break;
         }
         advance_snapshots(now_);
         end_turn();
     }
     RSS_LOG(LogLevel::kInfo,
-            "rss_node %s stopping: %llu sessions, %llu updates applied, %llu refused, "
+            "RN0102: rss_node %s stopping: %llu sessions, %llu updates applied, %llu refused, "
             "%llu malformed",
             config_.name.c_str(), static_cast<unsigned long long>(store_.live_sessions()),
             static_cast<unsigned long long>(counters_.updates_applied),
@@ -381,7 +409,7 @@ void NodeServer::begin_turn(MonotonicTime mono) {
     mono_ = mono;
     std::uint64_t late_ms = static_cast<std::uint64_t>(loop_.late() / milliseconds(1));
     if (late_ms > kStallMs) {
-        RSS_LOG(LogLevel::kWarn, "this node did not run for %llu ms (stopped?)",
+        RSS_LOG(LogLevel::kWarn, "RN0105: this node did not run for %llu ms (stopped?)",
                 static_cast<unsigned long long>(late_ms));
         membership_.excuse_stall(late_ms);
     }
@@ -390,6 +418,7 @@ void NodeServer::begin_turn(MonotonicTime mono) {
 void NodeServer::drain_updates(WallTime now) {
     wire::ReceivedMessage message;
     for (int i = 0; i < kUpdatesPerTurn && message.receive(updates_, ZMQ_DONTWAIT); ++i) {
+        connections_.on_delivered(message.source_fd(), message.wire_bytes(keys_.enabled(), false));
         if (message.overflow()) {
             malformed("updates", wire::decode_fail(wire::DecodeError::kFrameCount,
                                                    "published message: not one frame"));
@@ -409,7 +438,8 @@ void NodeServer::handle_published(const std::string_view *frames, std::size_t co
         malformed("updates", result);
         return;
     }
-    ApplyOutcome outcome = store_.apply(published.record, now.ms());
+    const char *implausible = nullptr;
+    ApplyOutcome outcome = store_.apply(published.record, now.ms(), &implausible);
     std::uint32_t shard = wire::shard_of(published.record.key);
     switch (outcome.result) {
         case ApplyResult::kApplied:
@@ -440,6 +470,10 @@ void NodeServer::handle_published(const std::string_view *frames, std::size_t co
             refused_for_memory();
             agents_.on_refused(published.sender, shard, mono_.ms());
             return;
+        case ApplyResult::kImplausible:
+            refused_implausible(published.record, implausible, "an update");
+            agents_.on_refused(published.sender, shard, mono_.ms());
+            return;
     }
     if (outcome.conflict) {
         count_conflict(published.record, outcome);
@@ -452,12 +486,13 @@ void NodeServer::refused_for_memory() {
     full_ = true;
     std::uint64_t suppressed = 0;
     if (memory_log_.admit(mono_.ms(), &suppressed)) {
-        RSS_LOG(LogLevel::kWarn,
-                "memory limit of %llu bytes reached: refusing new sessions and larger versions "
-                "(%llu refused so far); the web servers keep them unacknowledged until there is "
-                "room (raise --max-memory or add nodes)",
-                static_cast<unsigned long long>(store_.max_memory()),
-                static_cast<unsigned long long>(counters_.refused_memory));
+        RSS_LOG(
+            LogLevel::kWarn,
+            "RN0302: memory limit of %llu bytes reached: refusing new sessions and larger versions "
+            "(%llu refused so far); the web servers keep them unacknowledged until there is "
+            "room (raise --max-memory or add nodes)",
+            static_cast<unsigned long long>(store_.max_memory()),
+            static_cast<unsigned long long>(counters_.refused_memory));
     }
 }
 
@@ -465,9 +500,27 @@ void NodeServer::leave_full_when_room() {
     if (full_ && store_.bytes() * 100 <= store_.max_memory() * kRoomAgainPercent) {
         full_ = false;
         RSS_LOG(LogLevel::kInfo,
-                "room again: %llu of %llu bytes used; the web servers send again what was refused",
+                "RN0303: room again: %llu of %llu bytes used; the web servers send again what was "
+                "refused",
                 static_cast<unsigned long long>(store_.bytes()),
                 static_cast<unsigned long long>(store_.max_memory()));
+    }
+}
+
+// The session's ID stays out of the log: it is the user's credential.
+void NodeServer::refused_implausible(const wire::SessionRecord &record, const char *why,
+                                     const char *what) {
+    counters_.refused_implausible++;
+    std::uint64_t suppressed = 0;
+    if (implausible_log_.admit(mono_.ms(), &suppressed)) {
+        RSS_LOG(LogLevel::kWarn,
+                "RN0301: refused %s from %.*s (version %llu, expiry %llu): %s (%llu refused so "
+                "far, %llu since the last line)",
+                what, static_cast<int>(record.origin.size()), record.origin.data(),
+                static_cast<unsigned long long>(record.version),
+                static_cast<unsigned long long>(record.expires_at_ms), why,
+                static_cast<unsigned long long>(counters_.refused_implausible),
+                static_cast<unsigned long long>(suppressed + 1));
     }
 }
 
@@ -479,7 +532,8 @@ void NodeServer::count_conflict(const wire::SessionRecord &record, const ApplyOu
     }
     if (outcome.result == ApplyResult::kApplied) {
         RSS_LOG(LogLevel::kWarn,
-                "conflict: version %llu of a session was made by %.*s and by %s; %.*s's wins, as "
+                "RN0304: conflict: version %llu of a session was made by %.*s and by %s; %.*s's "
+                "wins, as "
                 "on every node (%llu conflicts in all)",
                 static_cast<unsigned long long>(record.version),
                 static_cast<int>(record.origin.size()), record.origin.data(),
@@ -487,7 +541,7 @@ void NodeServer::count_conflict(const wire::SessionRecord &record, const ApplyOu
                 record.origin.data(), static_cast<unsigned long long>(counters_.conflicts));
     } else {
         RSS_LOG(LogLevel::kWarn,
-                "conflict: version %llu of a session made by %.*s is refused: another web "
+                "RN0305: conflict: version %llu of a session made by %.*s is refused: another web "
                 "server's copy of that version wins, as on every node (%llu conflicts in all)",
                 static_cast<unsigned long long>(record.version),
                 static_cast<int>(record.origin.size()), record.origin.data(),
@@ -498,6 +552,7 @@ void NodeServer::count_conflict(const wire::SessionRecord &record, const ApplyOu
 void NodeServer::drain_queries(WallTime now) {
     wire::ReceivedMessage message;
     for (int i = 0; i < kQueriesPerTurn && message.receive(queries_, ZMQ_DONTWAIT); ++i) {
+        connections_.on_delivered(message.source_fd(), message.wire_bytes(keys_.enabled(), true));
         if (message.overflow()) {
             malformed("queries", wire::decode_fail(wire::DecodeError::kFrameCount,
                                                    "request: more than 2 frames"));
@@ -660,7 +715,7 @@ void NodeServer::drain_peer(std::size_t peer, WallTime now, MonotonicTime mono) 
                 membership_changed_ = true;
             }
             if (!was_up) {
-                RSS_LOG(LogLevel::kInfo, "peer %s (%s) is up",
+                RSS_LOG(LogLevel::kInfo, "RN0202: peer %s (%s) is up",
                         membership_.peers()[peer].endpoint.c_str(),
                         membership_.peers()[peer].name.c_str());
             }
@@ -702,7 +757,7 @@ void NodeServer::sweep() {
 void NodeServer::end_turn() {
     leave_full_when_room();
     for (std::size_t peer : membership_.expire(mono_.ms())) {
-        RSS_LOG(LogLevel::kWarn, "peer %s (%s) stopped answering",
+        RSS_LOG(LogLevel::kWarn, "RN0203: peer %s (%s) stopped answering",
                 membership_.peers()[peer].endpoint.c_str(), membership_.peers()[peer].name.c_str());
         membership_changed_ = true;
     }
@@ -718,12 +773,13 @@ void NodeServer::malformed(const char *socket, const wire::DecodeResult &result)
     counters_.malformed_frames++;
     std::uint64_t suppressed = 0;
     if (malformed_log_.admit(mono_.ms(), &suppressed)) {
-        RSS_LOG(LogLevel::kWarn,
-                "dropped a malformed message on %s: %s (%s); %llu more dropped since the last "
-                "such line, %llu in all",
-                socket, wire::decode_error_name(result.error), result.message,
-                static_cast<unsigned long long>(suppressed),
-                static_cast<unsigned long long>(counters_.malformed_frames));
+        RSS_LOG(
+            LogLevel::kWarn,
+            "RN0306: dropped a malformed message on %s: %s (%s); %llu more dropped since the last "
+            "such line, %llu in all",
+            socket, wire::decode_error_name(result.error), result.message,
+            static_cast<unsigned long long>(suppressed),
+            static_cast<unsigned long long>(counters_.malformed_frames));
     }
 }
 
@@ -742,6 +798,9 @@ std::string NodeServer::status_json() const {
     status.replicas = config_.replicas;
     status.counters = &counters_;
     status.agents = agents_.size();
+    status.connections_updates = connections_.connections(ConnectionWatch::kUpdatesSocket);
+    status.connections_queries = connections_.connections(ConnectionWatch::kQueriesSocket);
+    status.unfinished_bytes = connections_.held_total();
     status.curve = keys_.enabled();
     status.curve_clients = zap_.clients_listed();
     status.curve_admitted = zap_.admitted();

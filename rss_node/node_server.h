@@ -23,6 +23,7 @@
 
 #include "common/clock.h"
 #include "rss_node/agent_tracker.h"
+#include "rss_node/connection_watch.h"
 #include "rss_node/log.h"
 #include "rss_node/membership.h"
 #include "rss_node/node_config.h"
@@ -64,8 +65,10 @@ class NodeServer {
 
   private:
     bool secure_sockets(std::string *error);
-    bool watch_handshakes(void *socket, bool curve_server, std::string *error);
-    void drain_monitor(wire::HandshakeMonitor *monitor);
+    // `guarded`: the socket's number in connections_ (its connections are counted and bounded);
+    // -1 for the sockets this node connects.
+    bool watch_handshakes(void *socket, bool curve_server, std::string *error, int guarded = -1);
+    void drain_monitor(wire::HandshakeMonitor *monitor, int guarded);
     void reload_clients();
     void update_ownership(MonotonicTime mono);
     void send_snapshot_requests(MonotonicTime mono);
@@ -87,6 +90,7 @@ class NodeServer {
     void advance_snapshots(WallTime now);
     void malformed(const char *socket, const wire::DecodeResult &result);
     void refused_for_memory();
+    void refused_implausible(const wire::SessionRecord &record, const char *why, const char *what);
     void count_conflict(const wire::SessionRecord &record, const ApplyOutcome &outcome);
     void leave_full_when_room();
 
@@ -107,6 +111,8 @@ class NodeServer {
     NodeKeys keys_;
     ZapHandler zap_;
     std::vector<std::unique_ptr<wire::HandshakeMonitor>> handshake_monitors_;
+    std::vector<int> monitor_guarded_;  // each monitor's `guarded`
+    ConnectionWatch connections_;
     void *context_ = nullptr;
     void *updates_ = nullptr;
     void *queries_ = nullptr;
@@ -127,6 +133,7 @@ class NodeServer {
     RateLimitedLog malformed_log_{1000};
     RateLimitedLog memory_log_{10000};
     RateLimitedLog conflict_log_{10000};
+    RateLimitedLog implausible_log_{10000};
 };
 
 }  // namespace rhythm::node

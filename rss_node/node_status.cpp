@@ -47,6 +47,9 @@ std::string status_json(const NodeStatus &s) {
     write_counters(&j, counters, CounterGroup::kAfterUpdatesRefused);
     j.field("agents", s.agents);
     write_counters(&j, counters, CounterGroup::kAfterAgents);
+    j.field("connections_updates", s.connections_updates);
+    j.field("connections_queries", s.connections_queries);
+    j.field("unfinished_bytes", s.unfinished_bytes);
     j.field_bool("curve", s.curve);
     j.field("curve_clients", s.curve_clients);
     j.field("curve_admitted", s.curve_admitted);

@@ -29,6 +29,9 @@ struct NodeStatus {
     std::uint64_t replicas = 0;
     const NodeCounters *counters = nullptr;
     std::uint64_t agents = 0;
+    std::uint64_t connections_updates = 0;  // accepted and open, on each bound socket
+    std::uint64_t connections_queries = 0;
+    std::uint64_t unfinished_bytes = 0;  // held for messages not handed over yet (last check)
     bool curve = false;
     std::uint64_t curve_clients = 0;
     std::uint64_t curve_admitted = 0;

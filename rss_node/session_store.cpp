@@ -94,8 +94,8 @@ SessionStore::Block *make_block(const wire::SessionRecord &r, void *memory) {
 
 }  // namespace
 
-SessionStore::SessionStore(std::uint64_t max_memory)
-    : shards_(wire::kShardCount), max_memory_(max_memory) {
+SessionStore::SessionStore(std::uint64_t max_memory, std::uint64_t max_lifetime_ms)
+    : shards_(wire::kShardCount), max_memory_(max_memory), max_lifetime_ms_(max_lifetime_ms) {
     // A per-process seed: session IDs come from clients, so table positions must not be
     // predictable from them (a flood of colliding IDs would make every probe linear).
     std::random_device rd;
@@ -203,7 +203,8 @@ bool SessionStore::fits(std::uint64_t more) const {
     return max_memory_ == 0 || bytes_ + more <= max_memory_;
 }
 
-ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now_wall_ms) {
+ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now_wall_ms,
+                                 const char **implausible) {
     ApplyOutcome out;
     if (r.expires_at_ms != 0 && r.expires_at_ms <= now_wall_ms) {
         out.result = ApplyResult::kExpired;
@@ -213,6 +214,22 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
     std::uint64_t hash = slot_hash(r.key);
     long slot = find_slot(t, r.key, hash);
     Block *held = slot >= 0 ? block_of(t.slots[static_cast<std::size_t>(slot)]) : nullptr;
+    const char *why = nullptr;
+    std::uint64_t term = r.version >> 32;
+    if (max_lifetime_ms_ != 0 && r.expires_at_ms > now_wall_ms + max_lifetime_ms_) {
+        why = "its expiry is further ahead than --max-session-lifetime";
+    } else if (term > kMaxTerm) {
+        why = "its version's term is over 2^20";
+    } else if (held != nullptr && term > (held->version >> 32) + kMaxTermStep) {
+        why = "its version's term is over 1024 terms above the version held";
+    }
+    if (why != nullptr) {
+        if (implausible != nullptr) {
+            *implausible = why;
+        }
+        out.result = ApplyResult::kImplausible;
+        return out;
+    }
     std::size_t size = Block::size_for(r);
     if (held != nullptr && !held->expired(now_wall_ms)) {
         out.held_version = held->version;

@@ -25,11 +25,12 @@
 namespace rhythm::node {
 
 enum class ApplyResult {
-    kApplied,    // stored: new session, a higher version, or the winner of a conflict
-    kDuplicate,  // the same version from the same server is already held (a replay or re-send)
-    kStale,      // a version that wins over it is held: refused
-    kExpired,    // the record had expired on arrival: ignored
-    kNoMemory,   // storing it would pass the memory limit: refused
+    kApplied,      // stored: new session, a higher version, or the winner of a conflict
+    kDuplicate,    // the same version from the same server is already held (a replay or re-send)
+    kStale,        // a version that wins over it is held: refused
+    kExpired,      // the record had expired on arrival: ignored
+    kNoMemory,     // storing it would pass the memory limit: refused
+    kImplausible,  // a version or an expiry no web server makes (see apply): refused
 };
 
 struct ApplyOutcome {
@@ -46,13 +47,23 @@ struct ApplyOutcome {
 
 class SessionStore {
   public:
-    // max_memory: limit of bytes() in bytes, 0 for none.
-    explicit SessionStore(std::uint64_t max_memory);
+    // max_memory: limit of bytes() in bytes, 0 for none. max_lifetime_ms: how far ahead an
+    // expiry may be, 0 for any.
+    explicit SessionStore(std::uint64_t max_memory, std::uint64_t max_lifetime_ms = 0);
     ~SessionStore();
     SessionStore(const SessionStore &) = delete;
     SessionStore &operator=(const SessionStore &) = delete;
 
-    ApplyOutcome apply(const wire::SessionRecord &record, std::uint64_t now_wall_ms);
+    // A record from the future is refused (kImplausible), or it could never be replaced or
+    // expire: an expiry more than max_lifetime_ms ahead, a version whose term (its high 32 bits,
+    // docs/protocol.md "Versions") is over kMaxTerm, or over the held version's by more than
+    // kMaxTermStep. `*implausible` (when given) then says which.
+    ApplyOutcome apply(const wire::SessionRecord &record, std::uint64_t now_wall_ms,
+                       const char **implausible = nullptr);
+
+    // A term is one server taking the session over: a million of them is no session's life.
+    static constexpr std::uint64_t kMaxTerm = 1u << 20;
+    static constexpr std::uint64_t kMaxTermStep = 1024;
 
     // The held record of `key`, live or tombstone; false when absent or expired. The views in
     // `out` stay valid until the next apply or sweep.
@@ -107,6 +118,7 @@ class SessionStore {
     BlockAllocator blocks_;
     std::vector<ShardTable> shards_;
     std::uint64_t max_memory_;
+    std::uint64_t max_lifetime_ms_;
     std::uint64_t seed_[2];
     std::uint64_t live_ = 0;
     std::uint64_t tombstones_ = 0;

@@ -53,8 +53,8 @@ bool SnapshotFills::accept(const wire::SnapshotRecord &record, const wire::Shard
 void SnapshotFills::on_end(std::uint64_t request_id, std::string_view peer_name) {
     for (auto it = fills_.begin(); it != fills_.end(); ++it) {
         if (it->request_id == request_id) {
-            RSS_LOG(LogLevel::kInfo, "filled %zu shard(s) from peer %.*s", it->shards.count(),
-                    static_cast<int>(peer_name.size()), peer_name.data());
+            RSS_LOG(LogLevel::kInfo, "RN0204: filled %zu shard(s) from peer %.*s",
+                    it->shards.count(), static_cast<int>(peer_name.size()), peer_name.data());
             fills_.erase(it);
             return;
         }
@@ -72,7 +72,8 @@ void SnapshotFills::on_error(const wire::ErrorReply &error, std::string_view pee
             it->send_after_ms = mono_ms + kRetryMs;
         } else {
             RSS_LOG(LogLevel::kWarn,
-                    "peer %.*s refused a snapshot of %zu shard(s): %.*s; the agents re-send them",
+                    "RN0205: peer %.*s refused a snapshot of %zu shard(s): %.*s; the agents "
+                    "re-send them",
                     static_cast<int>(peer_name.size()), peer_name.data(), it->shards.count(),
                     static_cast<int>(error.text.size()), error.text.data());
             fills_.erase(it);
@@ -89,17 +90,19 @@ wire::ShardSet SnapshotFills::give_up(const std::vector<Membership::Peer> &peers
         if (peer.state != PeerState::kUp) {
             // Its snapshot will not come (all of it): the agents publish those shards again.
             RSS_LOG(LogLevel::kWarn,
-                    "peer %s went down during a snapshot of %zu shard(s): the agents are asked to "
+                    "RN0206: peer %s went down during a snapshot of %zu shard(s): the agents are "
+                    "asked to "
                     "re-send them",
                     peer.name.c_str(), it->shards.count());
             resend.add_all(it->shards);
             it = fills_.erase(it);
         } else if (it->sent && mono_ms - it->last_progress_ms > kStallMs) {
-            RSS_LOG(LogLevel::kWarn,
-                    "peer %s sent nothing of a snapshot of %zu shard(s) for %llu s: given up; "
-                    "the agents re-send them",
-                    peer.name.c_str(), it->shards.count(),
-                    static_cast<unsigned long long>(kStallMs / 1000));
+            RSS_LOG(
+                LogLevel::kWarn,
+                "RN0207: peer %s sent nothing of a snapshot of %zu shard(s) for %llu s: given up; "
+                "the agents re-send them",
+                peer.name.c_str(), it->shards.count(),
+                static_cast<unsigned long long>(kStallMs / 1000));
             resend.add_all(it->shards);
             it = fills_.erase(it);
         } else {

@@ -121,12 +121,12 @@ void ZapHandler::answer(std::uint64_t now_mono_ms) {
         refused_++;
         std::uint64_t suppressed = 0;
         if (refusal_log_.admit(now_mono_ms, &suppressed)) {
-            RSS_LOG(
-                LogLevel::kWarn,
-                "refused a CURVE client from %s: %s; %llu more refused since the last such line, "
-                "%llu in all",
-                address.c_str(), why.c_str(), static_cast<unsigned long long>(suppressed),
-                static_cast<unsigned long long>(refused_));
+            RSS_LOG(LogLevel::kWarn,
+                    "RN0404: refused a CURVE client from %s: %s; %llu more refused since the last "
+                    "such line, "
+                    "%llu in all",
+                    address.c_str(), why.c_str(), static_cast<unsigned long long>(suppressed),
+                    static_cast<unsigned long long>(refused_));
         }
         send_reply(socket_, request_id, "400", why, "");
     }

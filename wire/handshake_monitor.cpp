@@ -32,12 +32,16 @@ void HandshakeMonitor::close() {
 }
 
 bool HandshakeMonitor::attach(void *context, void *socket, bool curve_server, bool uses_curve,
-                              std::string fix, std::string *error) {
+                              std::string fix, std::string *error, bool connections) {
     curve_server_ = curve_server;
     uses_curve_ = uses_curve;
     fix_ = std::move(fix);
     std::string endpoint = "inproc://rhythm-handshakes-" + std::to_string(next_monitor++);
-    if (zmq_socket_monitor(socket, endpoint.c_str(), kWatchedEvents) != 0) {
+    int events = kWatchedEvents;
+    if (connections) {
+        events |= ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
+    }
+    if (zmq_socket_monitor(socket, endpoint.c_str(), events) != 0) {
         *error = std::string("cannot monitor a socket: ") + zmq_strerror(zmq_errno());
         return false;
     }
@@ -52,8 +56,11 @@ bool HandshakeMonitor::attach(void *context, void *socket, bool curve_server, bo
     return true;
 }
 
-bool HandshakeMonitor::next(MonotonicTime now, std::string *report) {
+bool HandshakeMonitor::next(MonotonicTime now, std::string *report, ConnectionEvent *connection) {
     report->clear();
+    if (connection != nullptr) {
+        *connection = ConnectionEvent{};
+    }
     if (pair_ == nullptr) {
         return false;
     }
@@ -75,8 +82,19 @@ bool HandshakeMonitor::next(MonotonicTime now, std::string *report) {
     std::string endpoint(static_cast<const char *>(zmq_msg_data(&address)), zmq_msg_size(&address));
     zmq_msg_close(&head);
     zmq_msg_close(&address);
+    if (event == ZMQ_EVENT_ACCEPTED || event == ZMQ_EVENT_DISCONNECTED) {
+        if (connection != nullptr) {
+            connection->kind = event == ZMQ_EVENT_ACCEPTED ? ConnectionEvent::Kind::kAccepted
+                                                           : ConnectionEvent::Kind::kClosed;
+            connection->fd = static_cast<int>(value);
+        }
+        return got;
+    }
     if (!got || event == 0 || event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         return got;
+    }
+    if (connection != nullptr) {
+        connection->kind = ConnectionEvent::Kind::kHandshakeFailed;
     }
     failures_++;
     std::string line = describe(event, value, endpoint);

@@ -30,6 +30,16 @@ bool set_network_options(void *socket) {
                           sizeof kConnectTimeoutMs) == 0;
 }
 
+std::uint64_t zmtp_frame_bytes(std::size_t size, bool curve) {
+    std::uint64_t body = curve ? size + 33 : size;
+    return body + (body < 256 ? 2 : 9);
+}
+
+std::uint64_t ReceivedMessage::wire_bytes(bool curve, bool routed) const {
+    std::uint64_t bytes = curve ? curve_bytes_ : plain_bytes_;
+    return routed ? bytes - zmtp_frame_bytes(first_size_, curve) : bytes;
+}
+
 ReceivedMessage::ReceivedMessage() {
     for (auto &p : parts_) {
         zmq_msg_init(&p);
@@ -45,6 +55,9 @@ ReceivedMessage::~ReceivedMessage() {
 bool ReceivedMessage::receive(void *socket, int flags) {
     count_ = 0;
     overflow_ = false;
+    source_fd_ = -1;
+    plain_bytes_ = 0;
+    curve_bytes_ = 0;
     zmq_msg_t spill;
     zmq_msg_init(&spill);
     bool received = false;
@@ -55,6 +68,13 @@ bool ReceivedMessage::receive(void *socket, int flags) {
         if (zmq_msg_recv(target, socket, received ? 0 : flags) < 0) {
             break;
         }
+        std::size_t size = zmq_msg_size(target);
+        if (!received) {
+            source_fd_ = zmq_msg_get(target, ZMQ_SRCFD);
+            first_size_ = size;
+        }
+        plain_bytes_ += zmtp_frame_bytes(size, false);
+        curve_bytes_ += zmtp_frame_bytes(size, true);
         received = true;
         if (keep) {
             views_[count_] = std::string_view(static_cast<const char *>(zmq_msg_data(target)),

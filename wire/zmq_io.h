@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <zmq.h>
@@ -32,6 +33,10 @@ bool set_network_options(void *socket);
 // readable for the first message. -1 if libzmq refuses.
 int pollable_descriptor(void *socket);
 
+// The bytes a frame of `size` bytes takes on a ZMTP 3 connection: its header (2 bytes, or 9 from
+// 256 bytes), and under CURVE the MESSAGE command that carries it (33 bytes more, then its header).
+std::uint64_t zmtp_frame_bytes(std::size_t size, bool curve);
+
 class ReceivedMessage {
   public:
     static constexpr std::size_t kMaxFrames = 4;
@@ -49,11 +54,21 @@ class ReceivedMessage {
     bool overflow() const { return overflow_; }
     const std::string_view *frames() const { return views_; }
 
+    // The descriptor of the connection it came from (-1: unknown), and the bytes its frames took
+    // on that connection (zmtp_frame_bytes); `routed`: the first frame is the routing identity
+    // a ROUTER put in front, which never travelled.
+    int source_fd() const { return source_fd_; }
+    std::uint64_t wire_bytes(bool curve, bool routed) const;
+
   private:
     zmq_msg_t parts_[kMaxFrames];
     std::string_view views_[kMaxFrames];
     std::size_t count_ = 0;
     bool overflow_ = false;
+    int source_fd_ = -1;
+    std::uint64_t plain_bytes_ = 0;  // every frame's zmtp_frame_bytes, without and with CURVE
+    std::uint64_t curve_bytes_ = 0;
+    std::size_t first_size_ = 0;
 };
 
 // Sends `routing_id` first when not null, then the frames. False when libzmq refuses

@@ -63,6 +63,7 @@ struct BackupAgent::Node {
     std::uint64_t last_answer_id = 0;     // ... and of the last one answered
     std::uint64_t asked_up_to = 0;        // the last heartbeat's next_sequence
     MonotonicTime full_logged;
+    MonotonicTime refused_logged;  // its last RS0329
 };
 
 BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
@@ -351,6 +352,16 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
                 "or add nodes)",
                 node.query_endpoint.c_str(), node.name.c_str(),
                 static_cast<unsigned long long>(ack.refused));
+        }
+        if (outcome.newly_refused > 0 && !ack.full &&
+            now - node.refused_logged >= milliseconds(kFullLogEveryMs)) {
+            node.refused_logged = now;
+            log_line(log_, AgentLogLevel::kWarn,
+                     "RS0329: node %s (%s) refused %llu changes of this server with room to "
+                     "spare: an expiry or a version it finds implausible (its RN0301 lines say "
+                     "which; is this server's clock right?); they stay unacknowledged",
+                     node.query_endpoint.c_str(), node.name.c_str(),
+                     static_cast<unsigned long long>(outcome.newly_refused));
         }
         if (outcome.room_again) {
             log_line(log_, AgentLogLevel::kInfo,

@@ -439,7 +439,7 @@ def test_sigint_and_sigterm_stop_cleanly():
         node.start()
         try:
             assert node.stop(sig=sig) == 0
-            assert re.search(r"info: rss_node node-a stopping", node.log_text())
+            assert re.search(r"info: RN0102: rss_node node-a stopping", node.log_text())
         finally:
             node.cleanup()
 

@@ -146,4 +146,39 @@ BOOST_AUTO_TEST_CASE(bad_flags_and_missing_keys) {
     BOOST_TEST(c.check_config);
 }
 
+BOOST_AUTO_TEST_CASE(connection_caps_and_the_longest_session_lifetime) {
+    NodeConfig c;
+    std::string error;
+    BOOST_TEST(c.max_connections == 0u);  // the default, fitted to the open-file limit
+    BOOST_TEST(c.max_connections_per_address == 64u);
+    BOOST_TEST(c.max_session_lifetime_s == 400u * 86400);
+    TempConfig file("max-connections = 1000\nmax-session-lifetime = 30d\n");
+    BOOST_TEST_REQUIRE(
+        parse({"--config", file.path, "--name", "a", "--updates", "tcp://127.0.0.1:1", "--queries",
+               "tcp://127.0.0.1:2", "--max-connections-per-address", "8"},
+              &c, &error),
+        error);
+    BOOST_TEST(c.max_connections == 1000u);
+    BOOST_TEST(c.max_connections_per_address == 8u);
+    BOOST_TEST(c.max_session_lifetime_s == 30u * 86400);
+    for (auto [text, seconds] :
+         {std::pair{"72h", 72 * 3600}, {"90m", 5400}, {"3600s", 3600}, {"3600", 3600}, {"0", 0}}) {
+        NodeConfig d;
+        BOOST_TEST_REQUIRE(parse({"--max-session-lifetime", text, "--name", "a", "--updates",
+                                  "tcp://127.0.0.1:1", "--queries", "tcp://127.0.0.1:2"},
+                                 &d, &error),
+                           error);
+        BOOST_TEST(d.max_session_lifetime_s == static_cast<std::uint64_t>(seconds));
+    }
+    TempConfig bad("max-session-lifetime = 2w\n");
+    BOOST_TEST(!parse({"--config", bad.path}, &c, &error));
+    BOOST_TEST(error == bad.path +
+                            ":1: max-session-lifetime must be a duration such as 400d, 72h, "
+                            "90m or 3600s, of at most 100 years (0: no bound)");
+    BOOST_TEST(!parse({"--max-connections", "0"}, &c, &error));
+    BOOST_TEST(error ==
+               "--max-connections: max-connections must be a whole number from 1 to "
+               "1000000");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

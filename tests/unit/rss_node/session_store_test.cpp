@@ -66,6 +66,33 @@ BOOST_AUTO_TEST_CASE(highest_version_wins) {
     BOOST_TEST(store.live_sessions() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(records_from_the_future_are_refused) {
+    constexpr std::uint64_t kDay = 24 * kHour;
+    SessionStore store(0, 400 * kDay);
+    const char *why = nullptr;
+    // An expiry decades ahead, and a version no server makes, could never be replaced or expire.
+    auto far = store.apply(Rec(1, 5, kNow + 30 * 365 * kDay).record, kNow, &why);
+    BOOST_TEST((far.result == ApplyResult::kImplausible));
+    BOOST_TEST(std::string(why) == "its expiry is further ahead than --max-session-lifetime");
+    auto top = store.apply(Rec(2, ~std::uint64_t{0}).record, kNow, &why);
+    BOOST_TEST((top.result == ApplyResult::kImplausible));
+    BOOST_TEST(std::string(why) == "its version's term is over 2^20");
+    BOOST_TEST(store.live_sessions() == 0u);
+    // A session taken over (a new term, counting from 1) is fine; a leap of terms is not.
+    BOOST_TEST((store.apply(Rec(3, 7).record, kNow).result == ApplyResult::kApplied));
+    BOOST_TEST(
+        (store.apply(Rec(3, (1ull << 32) | 1).record, kNow).result == ApplyResult::kApplied));
+    auto leap = store.apply(Rec(3, (2000ull << 32) | 1).record, kNow, &why);
+    BOOST_TEST((leap.result == ApplyResult::kImplausible));
+    BOOST_TEST(std::string(why) == "its version's term is over 1024 terms above the version held");
+    BOOST_TEST(
+        (store.apply(Rec(4, 1, kNow + 399 * kDay).record, kNow).result == ApplyResult::kApplied));
+    // Without a bound on lifetimes, any expiry goes.
+    SessionStore unbounded(0);
+    BOOST_TEST((unbounded.apply(Rec(1, 5, kNow + 30 * 365 * kDay).record, kNow).result ==
+                ApplyResult::kApplied));
+}
+
 BOOST_AUTO_TEST_CASE(a_refusal_says_when_another_server_made_the_newer_version) {
     SessionStore store(0);
     store.apply(Rec(1, 9).from("web2").record, kNow);

@@ -181,7 +181,8 @@ BOOST_FIXTURE_TEST_CASE(snapshot_end_ends_the_fill, TwoFills) {
     BOOST_TEST(fills.size() == 1u);
     BOOST_TEST(!fills.filling(3));
     BOOST_TEST(fills.filling(1));
-    BOOST_TEST(text.find("info: filled 1 shard(s) from peer node-c\n") != std::string::npos);
+    BOOST_TEST(text.find("info: RN0204: filled 1 shard(s) from peer node-c\n") !=
+               std::string::npos);
     BOOST_TEST(text.find("filled", text.find("filled") + 1) == std::string::npos);
 }
 
@@ -193,8 +194,9 @@ BOOST_FIXTURE_TEST_CASE(a_refusal_gives_the_fill_up_without_asking_the_agents_ag
     std::string text = log.text();
     BOOST_TEST(fills.size() == 1u);
     BOOST_TEST(!fills.filling(1));
-    BOOST_TEST(text.find("warn: peer node-b refused a snapshot of 2 shard(s): no snapshots here; "
-                         "the agents re-send them\n") != std::string::npos);
+    BOOST_TEST(
+        text.find("warn: RN0205: peer node-b refused a snapshot of 2 shard(s): no snapshots here; "
+                  "the agents re-send them\n") != std::string::npos);
     BOOST_TEST(fills.give_up(peers, kNow + 6).count() == 0u);
 }
 
@@ -209,8 +211,9 @@ BOOST_FIXTURE_TEST_CASE(a_fill_whose_peer_went_down_is_given_up_for_the_agents_t
     BOOST_TEST((resend == shards({1, 2})));
     BOOST_TEST(fills.size() == 1u);
     BOOST_TEST(fills.fills()[0].request_id == 41u);
-    BOOST_TEST(text.find("warn: peer node-b went down during a snapshot of 2 shard(s): the agents "
-                         "are asked to re-send them\n") != std::string::npos);
+    BOOST_TEST(
+        text.find("warn: RN0206: peer node-b went down during a snapshot of 2 shard(s): the agents "
+                  "are asked to re-send them\n") != std::string::npos);
     // Its records, still on the way, are not applied.
     BOOST_TEST(!fills.accept(record_in(1, 40), shards({1, 2}), kNow + 3));
 }
@@ -225,8 +228,9 @@ BOOST_FIXTURE_TEST_CASE(a_fill_that_sends_nothing_for_10_s_is_given_up, TwoFills
     std::string text = log.text();
     BOOST_TEST((resend == shards({1, 2})));
     BOOST_TEST(fills.size() == 1u);
-    BOOST_TEST(text.find("warn: peer node-b sent nothing of a snapshot of 2 shard(s) for 10 s: "
-                         "given up; the agents re-send them\n") != std::string::npos);
+    BOOST_TEST(
+        text.find("warn: RN0207: peer node-b sent nothing of a snapshot of 2 shard(s) for 10 s: "
+                  "given up; the agents re-send them\n") != std::string::npos);
     // node-c's lasts 10 s from its last record.
     BOOST_TEST(fills.give_up(peers, kNow + 5000 + SnapshotFills::kStallMs).count() == 0u);
     BOOST_TEST((fills.give_up(peers, kNow + 5001 + SnapshotFills::kStallMs) == shards({3})));

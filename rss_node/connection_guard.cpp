@@ -1,0 +1,141 @@
+// The bounds on what a connection can make the node hold (see connection_guard.h).
+#include "rss_node/connection_guard.h"
+
+#include <algorithm>
+
+namespace rhythm::node {
+namespace {
+
+// "host:port" or "[v6]:port" without its port.
+std::string host_of(const std::string &address) {
+    std::size_t colon = address.rfind(':');
+    return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+}  // namespace
+
+ConnectionGuard::ConnectionGuard(std::size_t sockets, const Limits &limits)
+    : limits_(limits), per_socket_(sockets) {}
+
+ConnectionGuard::Admit ConnectionGuard::on_accepted(std::size_t socket, int fd,
+                                                    const std::string &address) {
+    if (fd < 0) {
+        return Admit::kAdmitted;
+    }
+    if (static_cast<std::size_t>(fd) < connections_.size() && connections_[fd].live) {
+        forget(fd);  // closed on another socket, whose event has not come yet: the number is reused
+    }
+    std::string host = host_of(address);
+    if (per_socket_[socket] >= limits_.max_connections) {
+        return Admit::kSocketFull;
+    }
+    std::size_t &from_host = per_address_[{socket, host}];
+    if (from_host >= limits_.max_per_address) {
+        if (from_host == 0) {
+            per_address_.erase({socket, host});
+        }
+        return Admit::kAddressFull;
+    }
+    if (static_cast<std::size_t>(fd) >= connections_.size()) {
+        connections_.resize(static_cast<std::size_t>(fd) + 1);
+    }
+    Connection &c = connections_[fd];
+    c = Connection{};
+    c.live = true;
+    c.socket = socket;
+    c.address = address;
+    c.host = std::move(host);
+    ++from_host;
+    ++per_socket_[socket];
+    return Admit::kAdmitted;
+}
+
+void ConnectionGuard::on_closed(std::size_t socket, int fd) {
+    if (fd >= 0 && static_cast<std::size_t>(fd) < connections_.size() && connections_[fd].live &&
+        connections_[fd].socket == socket) {
+        forget(fd);
+    }
+}
+
+void ConnectionGuard::forget(int fd) {
+    Connection &c = connections_[fd];
+    auto it = per_address_.find({c.socket, c.host});
+    if (it != per_address_.end() && --it->second == 0) {
+        per_address_.erase(it);
+    }
+    --per_socket_[c.socket];
+    c = Connection{};
+}
+
+const std::string &ConnectionGuard::address_of(int fd) const {
+    static const std::string kNone;
+    return fd >= 0 && static_cast<std::size_t>(fd) < connections_.size() ? connections_[fd].address
+                                                                         : kNone;
+}
+
+std::vector<ConnectionGuard::Offender> ConnectionGuard::check(
+    const std::function<bool(int, std::uint64_t *)> &read, std::uint64_t now_ms) {
+    std::vector<Offender> offenders;
+    std::vector<Offender> stuck;  // held something, handed nothing over: what the total may drop
+    held_total_ = 0;
+    for (std::size_t fd = 0; fd < connections_.size(); ++fd) {
+        Connection &c = connections_[fd];
+        std::uint64_t bytes_read = 0;
+        if (!c.live || !read(static_cast<int>(fd), &bytes_read)) {
+            continue;
+        }
+        bool progressed = c.delivered != c.delivered_at_check;
+        c.delivered_at_check = c.delivered;
+        std::int64_t unhanded =
+            static_cast<std::int64_t>(bytes_read) - static_cast<std::int64_t>(c.delivered);
+        if (!c.measured || unhanded < c.baseline) {
+            c.measured = true;
+            c.baseline = unhanded;
+            c.baseline_raised_ms = now_ms;
+        }
+        std::uint64_t held = static_cast<std::uint64_t>(unhanded - c.baseline);
+        if (progressed) {
+            // Messages come out: what it holds is on its way. The protocol's own bytes (its
+            // heartbeats, say) are taken into the baseline now and then.
+            if (now_ms - c.baseline_raised_ms >= kBaselineRaiseMs) {
+                c.baseline = unhanded;
+                c.baseline_raised_ms = now_ms;
+            }
+            held_total_ += held;
+            continue;
+        }
+        // Idle but for the heartbeats: those few bytes a second go into the baseline too.
+        std::uint64_t heartbeats =
+            kHeartbeatBytesPerSecond * (now_ms - c.baseline_raised_ms) / 1000;
+        if (held <= heartbeats) {
+            c.baseline = unhanded;
+            c.baseline_raised_ms = now_ms;
+            continue;
+        }
+        Offender o{static_cast<int>(fd), c.socket, c.address, held};
+        if (held > limits_.max_unfinished_bytes) {
+            offenders.push_back(std::move(o));
+        } else if (held > 0) {
+            held_total_ += held;
+            stuck.push_back(std::move(o));
+        }
+    }
+    // Over the total: the stuck connections that hold most go first.
+    std::sort(stuck.begin(), stuck.end(),
+              [](const Offender &a, const Offender &b) { return a.held > b.held; });
+    for (Offender &o : stuck) {
+        if (held_total_ <= limits_.max_unfinished_total) {
+            break;
+        }
+        held_total_ -= o.held;
+        offenders.push_back(std::move(o));
+    }
+    std::sort(offenders.begin(), offenders.end(),
+              [](const Offender &a, const Offender &b) { return a.held > b.held; });
+    for (const Offender &o : offenders) {
+        forget(o.fd);
+    }
+    return offenders;
+}
+
+}  // namespace rhythm::node

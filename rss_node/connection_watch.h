@@ -1,0 +1,61 @@
+// The node's side of the connection bounds (connection_guard.h has the rules): it takes the
+// monitor's connection events of the two bound sockets, measures every accepted connection on a
+// timer, hangs up on what the guard names, counts and logs each, and gives back to the system
+// the memory that connections which left held.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "common/clock.h"
+#include "rss_node/connection_guard.h"
+#include "rss_node/log.h"
+#include "rss_node/node_config.h"
+#include "rss_node/node_counters.h"
+#include "wire/handshake_monitor.h"
+
+namespace rhythm::node {
+
+class ConnectionWatch {
+  public:
+    // The bound sockets, as the watch numbers them.
+    static constexpr std::size_t kUpdatesSocket = 0;
+    static constexpr std::size_t kQueriesSocket = 1;
+    // How often every accepted connection is measured (two system calls each): what a client
+    // can make the node hold is its bound plus what it sends in this time.
+    static constexpr std::uint64_t kCheckIntervalMs = 20;
+
+    ConnectionWatch(const NodeConfig &config, NodeCounters *counters);
+
+    // The connection events drained from `socket`'s monitor, in their order.
+    void on_events(std::size_t socket,
+                   const std::vector<wire::HandshakeMonitor::ConnectionEvent> &events,
+                   MonotonicTime now);
+
+    // Whether a handshake that failed at `now` is explained by a hang-up of this node's (then
+    // not worth a line of its own).
+    bool explains_failed_handshake(MonotonicTime now);
+
+    void on_delivered(int fd, std::uint64_t wire_bytes) { guard_.on_delivered(fd, wire_bytes); }
+
+    // The timer, every kCheckIntervalMs; `late`: how much later than due this turn came.
+    void check(MonotonicTime now, Duration late);
+
+    std::size_t connections(std::size_t socket) const { return guard_.connections(socket); }
+    std::uint64_t held_total() const { return guard_.held_total(); }
+
+  private:
+    void admit(std::size_t socket, int fd, MonotonicTime now);
+    void hung_up(MonotonicTime now);
+
+    ConnectionGuard guard_;
+    NodeCounters *counters_;
+    std::size_t closed_since_trim_ = 0;
+    MonotonicTime trimmed_;
+    std::uint64_t hung_up_unexplained_ = 0;  // hang-ups whose failed handshake may yet come
+    MonotonicTime hung_up_at_;
+    RateLimitedLog refused_log_{10000};
+};
+
+}  // namespace rhythm::node
