@@ -75,9 +75,11 @@ class ConnectionGuard {
     const std::string &address_of(int fd) const;
 
     static constexpr std::uint64_t kBaselineRaiseMs = 10000;
-    // What a connection with nothing to hand over may still send: ZMTP heartbeats (a PING is 9
-    // bytes; peers send one a second).
-    static constexpr std::uint64_t kHeartbeatBytesPerSecond = 64;
+    // What a connection with nothing to hand over may still send: ZMTP heartbeats, a PING of the
+    // peer's and a PONG to the node's each second: 16 bytes, 82 under CURVE (each is a MESSAGE
+    // command there). The price: a client that trickles an unfinished message slower than this
+    // is not caught (8 MB a day).
+    static constexpr std::uint64_t kHeartbeatBytesPerSecond = 96;
 
   private:
     struct Connection {

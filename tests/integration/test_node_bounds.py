@@ -28,6 +28,13 @@ def memory_kib(pid, field):
     raise KeyError(field)
 
 
+def sanitized(pid):
+    """Whether the process runs under AddressSanitizer, whose allocator keeps freed memory in
+    quarantine rather than give it back: memory coming back is checked without it only."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 def lines(node, code):
     return [line for line in node.log_text().splitlines() if code in line]
 
@@ -79,7 +86,8 @@ def test_unfinished_messages_are_hung_up_on_and_bounded_while_sessions_go_on():
                   f"at most; the user's requests took {max(quiet) * 1000:.1f} ms at most before, "
                   f"{max(attacked) * 1000:.1f} ms during the attack")
             assert all(s < 256 * MiB for s in sent), "a connection was never hung up on"
-            assert grown_mib < 160, f"the node grew by {grown_mib:.0f} MiB"
+            # (Under ASan the frames freed stay in its quarantine: the hang-ups are the bound.)
+            assert grown_mib < 160 or sanitized(node.pid), f"the node grew by {grown_mib:.0f} MiB"
             st = node.status()
             assert st["connections_dropped"] >= len(targets)
             assert len(lines(node, "RN0403")) >= len(targets)
@@ -93,8 +101,9 @@ def test_unfinished_messages_are_hung_up_on_and_bounded_while_sessions_go_on():
             user.server = SeenFrom(c["client"], b)
             count = user_counts(user, count, 1)
             # And the memory the attack took is given back.
-            wait_for(lambda: memory_kib(node.pid, "VmRSS") < before_kib + 32 * 1024, 10,
-                     "the node back to its size before the attack")
+            if not sanitized(node.pid):
+                wait_for(lambda: memory_kib(node.pid, "VmRSS") < before_kib + 32 * 1024, 10,
+                         "the node back to its size before the attack")
 
 
 def test_connections_are_capped_per_address_and_half_open_or_silent_ones_go():
@@ -194,8 +203,9 @@ def test_a_full_socket_refuses_more_and_memory_comes_back_when_connections_leave
                 for context in contexts:
                     context.term()
             wait_for(lambda: node.status()["connections_queries"] <= 1, 10, "all closed")
-            wait_for(lambda: memory_kib(node.pid, "VmRSS") < before_kib + 16 * 1024, 10,
-                     "the memory given back")
+            if not sanitized(node.pid):
+                wait_for(lambda: memory_kib(node.pid, "VmRSS") < before_kib + 16 * 1024, 10,
+                         "the memory given back")
             print(f"node: {before_kib // 1024} MiB, {during_kib // 1024} MiB with 2000 idle "
                   f"connections, {memory_kib(node.pid, 'VmRSS') // 1024} MiB after; "
                   f"{st['connections_refused']} refused")
