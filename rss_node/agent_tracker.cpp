@@ -180,6 +180,7 @@ void AgentTracker::add_refusal(const wire::AgentId &agent, const wire::Refusal &
     auto it = agents_.find(agent);
     if (it != agents_.end() && it->second.refusals.size() < kMaxQueuedRefusals) {
         it->second.refusals.push_back(refusal);
+        refusals_added_ = true;
     }
 }
 
@@ -189,6 +190,7 @@ void AgentTracker::add_refusal_for_server(std::string_view server_name,
         Agent &agent = entry.second;
         if (agent.server_name == server_name && agent.refusals.size() < kMaxQueuedRefusals) {
             agent.refusals.push_back(refusal);
+            refusals_added_ = true;
         }
     }
 }

@@ -98,6 +98,13 @@ class AgentTracker {
     // a version another server has just superseded).
     void add_refusal_for_server(std::string_view server_name, const wire::Refusal &refusal);
 
+    // Calls send(routing_id, &agent) for each agent with refusals waiting and a known routing
+    // identity, when any was added since the last call: a server that another has just taken a
+    // session over from must learn it at once, not at its next heartbeat (up to a second when
+    // idle), or it serves its old copy to a request that comes back to it meanwhile.
+    template <typename Send>
+    void send_waiting_refusals(Send send);
+
     // Every known agent is to be asked to publish `shards` again (shards the node has gained).
     void request_resend(const wire::ShardSet &shards);
 
@@ -115,6 +122,20 @@ class AgentTracker {
     static void update_refusing(Agent *agent, std::uint32_t shard, const ShardProgress &progress);
 
     std::map<wire::AgentId, Agent> agents_;
+    bool refusals_added_ = false;
 };
+
+template <typename Send>
+void AgentTracker::send_waiting_refusals(Send send) {
+    if (!refusals_added_) {
+        return;  // the usual turn
+    }
+    refusals_added_ = false;
+    for (auto &entry : agents_) {
+        if (!entry.second.refusals.empty() && !entry.second.routing_id.empty()) {
+            send(entry.second.routing_id, &entry.second);
+        }
+    }
+}
 
 }  // namespace rhythm::node

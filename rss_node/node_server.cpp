@@ -662,13 +662,17 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
             agent->resend_shards = wire::ShardSet{};
         }
     }
+    send_refusals(routing_id, agent);
+}
+
+void NodeServer::send_refusals(const std::string &routing_id, AgentTracker::Agent *agent) {
     while (!agent->refusals.empty()) {
         std::size_t n = std::min(agent->refusals.size(), wire::kMaxRefusalsPerMessage);
         wire::Refused refused;
         refused.refusals.assign(agent->refusals.end() - static_cast<long>(n),
                                 agent->refusals.end());
         if (!reply(routing_id, refused)) {
-            break;
+            break;  // its queue is full: after its next heartbeat
         }
         agent->refusals.resize(agent->refusals.size() - n);
     }
@@ -755,6 +759,10 @@ void NodeServer::sweep() {
 }
 
 void NodeServer::end_turn() {
+    agents_.send_waiting_refusals(
+        [this](const std::string &routing_id, AgentTracker::Agent *agent) {
+            send_refusals(routing_id, agent);
+        });
     leave_full_when_room();
     for (std::size_t peer : membership_.expire(mono_.ms())) {
         RSS_LOG(LogLevel::kWarn, "RN0203: peer %s (%s) stopped answering",

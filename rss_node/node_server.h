@@ -87,6 +87,7 @@ class NodeServer {
     void handle_query(const std::string_view *frames, std::size_t count, WallTime now);
     void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat);
     bool reply(const std::string &routing_id, const wire::Message &message);
+    void send_refusals(const std::string &routing_id, AgentTracker::Agent *agent);
     void advance_snapshots(WallTime now);
     void malformed(const char *socket, const wire::DecodeResult &result);
     void refused_for_memory();

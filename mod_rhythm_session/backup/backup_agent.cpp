@@ -319,7 +319,6 @@ void BackupAgent::on_node_message(std::size_t node, const wire::Message &message
 void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
                                    MonotonicTime now) {
     Node &node = *nodes_[i];
-    bool first_answer = node.last_ack == MonotonicTime();
     if (!window_.up(i)) {
         log_line(log_, AgentLogLevel::kInfo, "RS0306: node %s (%.*s) is up",
                  node.query_endpoint.c_str(), static_cast<int>(ack.node_name.size()),
@@ -374,9 +373,7 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
             report_.soon();
         }
     }
-    if (first_answer) {
-        fetches_.on_first_answer();
-    }
+    fetches_.on_node_answer();
     std::string endpoint = endpoint_reached_at(ack.updates_endpoint, node.host);
     if (endpoint != node.updates_endpoint) {
         if (!node.updates_endpoint.empty()) {

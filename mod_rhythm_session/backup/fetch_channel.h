@@ -22,12 +22,13 @@ enum class FetchOutcome : std::uint8_t {
     kDeleted = 2,   // the bank holds its tombstone
     kTimedOut = 3,  // no answer in time
     kNoAgent = 4,   // the agent is not running or refused the connection
-    kShed = 5,      // too many fetches waiting already: answered at once, as not found
+    kShed = 5,      // too many fetches waiting already: answered at once
     kTooLarge = 6,  // the bank has it, larger than this server's RhythmSessionMaxSize: not stored
     kNoSpace = 7,   // the bank has it, but the segment is full of sessions in use: not stored
     // Answers to a check (after the server stalled) of a copy a request holds:
-    kCurrent = 8,       // the bank has nothing newer: the copy here is current
-    kReplaced = 9,      // the bank's newer copy replaced it
+    kCurrent = 8,   // the bank has nothing newer: the copy here is current
+    kReplaced = 9,  // the bank's newer copy replaced it
+    // ... and to either:
     kUnreachable = 10,  // no node of the bank can be asked: nobody can take it over either
 };
 

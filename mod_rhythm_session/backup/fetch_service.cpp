@@ -84,12 +84,15 @@ void FetchService::on_request(int fd, MonotonicTime now) {
         return;
     }
     fetch->request_id = next_request_id_++;
-    if (ask_bank(*fetch) == 0 && bank_.reached()) {
-        // Every node silent: a take-over finds nothing; a copy held here is the best there is.
+    if (ask_bank(*fetch) == 0 && bank_.reached() && every_node_silent()) {
+        // Every node silent: a take-over finds nothing (a new session: the site serves on while
+        // the bank is down); a copy held here is the best there is. Not so where a node is up
+        // and only the send failed: its connection is being made again (after this server was
+        // stopped, the nodes closed theirs), and the fetch waits for it like any other.
         if (fetch->check) {
             reply(*fetch, FetchOutcome::kUnreachable);
         } else {
-            finish(*fetch, true, now);
+            answer(*fetch, FetchOutcome::kUnreachable);
         }
         return;
     }
@@ -111,7 +114,16 @@ std::size_t FetchService::ask_bank(Pending &fetch) {
     return asked;
 }
 
-void FetchService::on_first_answer() {
+bool FetchService::every_node_silent() const {
+    for (std::size_t i = 0; i < bank_.node_count(); ++i) {
+        if (!bank_.silent(i)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void FetchService::on_node_answer() {
     for (auto &entry : pending_) {
         Pending &fetch = *entry.second;
         if (fetch.asked == 0) {

@@ -62,8 +62,9 @@ class FetchService {
     void on_request(int fd, MonotonicTime now);
     // A node's answer to a fetch (a node still filling the shard counts as not found).
     void on_reply(const wire::FetchReply &reply, MonotonicTime now);
-    // A node answered for the first time: the fetches that found no node to ask go to it now.
-    void on_first_answer();
+    // A node answered a heartbeat: the fetches that found no node to ask (none reached yet, or
+    // the sends failed while connections were made again) go to the bank now.
+    void on_node_answer();
     // Answers the fetches whose deadline has passed with the best they have.
     void expire(MonotonicTime now);
 
@@ -71,6 +72,7 @@ class FetchService {
     struct Pending;
 
     std::size_t ask_bank(Pending &fetch);
+    bool every_node_silent() const;
     std::size_t ask(Pending &fetch);
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);

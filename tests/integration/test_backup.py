@@ -231,21 +231,26 @@ def forged_request(server):
 
 
 def test_failover_fetches_are_bounded_when_the_bank_is_silent():
-    """Made-up IDs against a bank that never answers: at most 32 requests wait for the bank (up
-    to SessionBackupTimeout), the others start a new session at once."""
+    """Made-up IDs against a bank that is up and never answers: at most 32 requests wait for the
+    bank (up to SessionBackupTimeout), the others are answered at once. Each is a 503 (the next
+    request asks again): a new session there would drop a session the bank may well hold."""
     hole = FetchBlackHole()
     try:
         with backed_server("web-a", [hole], extra="SessionBackupTimeout 5s") as a:
             wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the fake node up")
             with concurrent.futures.ThreadPoolExecutor(80) as pool:
                 results = list(pool.map(lambda _: forged_request(a), range(80)))
-            assert [status for status, _ in results] == [200] * 80
+            assert [status for status, _ in results] == [503] * 80
             slow = [t for _, t in results if t >= 4]
             assert len(slow) == 32
             st = backup_status(a)
             assert st["RhythmBackupFetchTimeouts"] == 32 and st["RhythmBackupFetchesShed"] == 48
             assert hole.fetches == 32
-            assert a.log_text().count("too many failover fetches waiting already") == 48
+            # Rate-limited: a line a second per process at most, with the count passed over.
+            said = [line for line in a.log_text().splitlines() if "RS0205" in line]
+            assert 1 <= len(said) <= 20
+            assert "too many failover fetches waiting already" in "\n".join(said) or \
+                "no answer from the bank in time" in "\n".join(said)
     finally:
         hole.close()
 
@@ -259,13 +264,14 @@ def test_a_hung_node_does_not_hold_failover_fetches():
         try:
             wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 0, 10,
                      "the agent to see the node silent")
-            # Its connection is still open, but it is not asked: no wait for SessionBackupTimeout.
+            # Its connection is still open, but it is not asked: no wait for SessionBackupTimeout,
+            # and with no node to ask, a new session (the site serves on while the bank is down).
             status, seconds = forged_request(a)
             assert status == 200 and seconds < 1
         finally:
             os.kill(node.pid, signal.SIGCONT)
         wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the node back")
-        assert backup_status(a)["RhythmBackupFetchTimeouts"] == 1
+        assert backup_status(a)["RhythmBackupFetchTimeouts"] == 0
 
 
 def test_a_new_server_waits_for_its_first_connection_to_the_bank_to_fetch():

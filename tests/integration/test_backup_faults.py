@@ -149,13 +149,31 @@ def test_a_full_node_that_takes_over_a_dead_nodes_shards_is_not_counted_for_what
             n.cleanup()
 
 
+def test_a_session_misrouted_to_another_server_and_back_loses_no_count():
+    """A balancer that misroutes every fourth request to another server, the user 50 ms apart
+    (a user's pace; a browser's parallel requests can be closer, see docs/backup.md): each
+    server must learn at once that the other took the session over, or it serves its own old
+    copy when the session comes back (found by the chaos checker, issue 15: the node told it
+    only after its next heartbeat, up to a second later; the user saw 4, 4, 5 where 4, 5, 6)."""
+    with RssNode("node-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node]) as b:
+        user = Browser(a)
+        seen = []
+        for i in range(40):
+            user.server = b if i % 4 == 3 else a
+            status, _, text = user.get("/app/counter")
+            seen.append((user.server.name, status, count_of(text)))
+            time.sleep(0.05)
+        assert seen == [(b.name if i % 4 == 3 else a.name, 200, i + 1) for i in range(40)]
+
+
 # ---- a web server stopped as a whole (a hung host) -------------------------------------------
 
 def test_a_request_that_waited_through_a_stall_is_served_the_current_copy():
     """A counts a session to 10 and is stopped (SIGSTOP of its process group); the user goes on
     to 20 on B; a request sent to A during the stop is answered when A resumes. It must see 20
     (and count 21), not A's copy of 10. (A check that gets no answer within SessionBackupTimeout
-    answers 503, and a fetch that gets none starts a new session: the 2 s here leave room for a
+    answers 503, and so does a fetch that gets none: the 2 s here leave room for a
     loaded test machine.)"""
     with RssNode("bank-1") as node, \
             backed_server("web-a", [node], "SessionBackupTimeout 2s") as a, \
@@ -352,6 +370,24 @@ def test_a_hung_agent_is_named_shown_excused_and_restarted():
         sid = counts[-1]
         wait_for(lambda: all_acknowledged(a), 10, "everything acknowledged by the new agent")
         assert count_in_bank(node, sid) == counts[-2]
+
+
+def test_a_server_stopped_longer_than_the_heartbeat_timeout_takes_over_on_its_first_request():
+    """B is stopped for 5 s (the nodes close their ends of its connections after 3 s of silence)
+    and, as it resumes, gets a request for a session A holds. Its agent's sends fail until its
+    connections are made again; that is not a bank out of reach: B must wait for them and take
+    the session over, not start a new one (found by the chaos checker, issue 15: count=1)."""
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node]) as b:
+        user, sid = counted_session(a, node, 5)
+        stop_server(b)
+        time.sleep(5)
+        os.killpg(b.pid, signal.SIGCONT)
+        user.server = b
+        status, _, text = user.get("/app/counter")
+        said = "\n".join(line for line in b.log_text().splitlines() if "RS02" in line)
+        assert (status, count_of(text)) == (200, 6), said
+        assert user.cookies[COOKIE] == sid
 
 
 # ---- a web server cut off from the bank ------------------------------------------------------

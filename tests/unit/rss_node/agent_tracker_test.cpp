@@ -123,6 +123,27 @@ BOOST_AUTO_TEST_CASE(refusals_reach_the_agents_of_a_server_by_its_name) {
     BOOST_TEST(t.find(stamp(1, 1).agent_id)->refusals[0].version == 9u);
 }
 
+BOOST_AUTO_TEST_CASE(refusals_are_sent_at_once_not_at_the_next_heartbeat) {
+    // A server another has taken a session over from must drop its copy before the session
+    // comes back to it: the node sends what is waiting at the end of the turn that queued it.
+    AgentTracker t;
+    t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);
+    std::vector<std::string> sent;
+    auto send = [&](const std::string &routing_id, AgentTracker::Agent *agent) {
+        sent.push_back(routing_id);
+        agent->refusals.clear();
+    };
+    t.send_waiting_refusals(send);
+    BOOST_TEST(sent.empty());  // nothing queued: not even a look at the agents
+    wire::SessionKey key;
+    key.bytes.fill(7);
+    t.add_refusal_for_server("web1", wire::Refusal{key, 9});
+    t.send_waiting_refusals(send);
+    BOOST_TEST(sent == std::vector<std::string>{"rid"});
+    t.send_waiting_refusals(send);
+    BOOST_TEST(sent.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(gained_shards_are_to_be_asked_of_every_known_agent) {
     AgentTracker t;
     t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);
