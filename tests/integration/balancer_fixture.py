@@ -30,7 +30,8 @@ import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 
-from rhythm_httpd import APP_LOCATION, Httpd, ManagedServer, free_port, http_request, wait_for
+from rhythm_httpd import (APP_LOCATION, LOCAL, Httpd, ManagedServer, free_port, http_request,
+                          wait_for)
 
 HERE = pathlib.Path(__file__).resolve().parent
 CONF = HERE.parents[1] / "conf"
@@ -69,23 +70,25 @@ def restart_on_port(site, port, name, **kw):
     return h.start()
 
 
-def _accepts(port):
+def _accepts(port, address="127.0.0.1"):
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        socket.create_connection((address, port), timeout=1).close()
         return True
     except OSError:
         return False
 
 
 def _backend_list(backends):
+    """[(name, address, port)] of Httpd objects (on their host) or (name, port) pairs (on
+    127.0.0.1)."""
     out = []
     for b in backends:
         if isinstance(b, Httpd):
-            out.append((b.name, b.port))
+            out.append((b.name, b.host.address, b.port))
         else:
             name, port = b
-            out.append((name, int(port)))
-    names = [n for n, _ in out]
+            out.append((name, "127.0.0.1", int(port)))
+    names = [n for n, _, _ in out]
     if len(set(names)) != len(names):
         raise ValueError(f"backend names must differ: {names}")
     return out
@@ -110,10 +113,12 @@ def _sub_once(pattern, repl, text, what, count=1):
     return new
 
 
-def render_haproxy(template, backends, front_port, stats_port, socket_path, as_root=None):
-    """conf/haproxy/rhythm.cfg for `backends` [(name, port)] on 127.0.0.1: the frontend on
-    front_port, the stats page on stats_port, the admin socket at socket_path, logs to stderr.
-    chroot/user/group stay when running as root, and go otherwise (they need root)."""
+def render_haproxy(template, backends, front_port, stats_port, socket_path, as_root=None,
+                   address="127.0.0.1"):
+    """conf/haproxy/rhythm.cfg for `backends` [(name, address, port)]: the frontend on
+    address:front_port, the stats page on address:stats_port, the admin socket at socket_path,
+    logs to stderr. chroot/user/group stay when running as root, and go otherwise (they need
+    root)."""
     if as_root is None:
         as_root = os.geteuid() == 0
     text = template
@@ -122,9 +127,9 @@ def render_haproxy(template, backends, front_port, stats_port, socket_path, as_r
         m = re.fullmatch(r"(\s*server\s+)(\S+)\s+(\S+)(.*)", first)
         if not m or not re.search(r"\bcookie\s+\S+", m.group(4)):
             raise ValueError(f"unexpected first server line: {first!r}")
-        return [f"{m.group(1)}{name} 127.0.0.1:{port}"
+        return [f"{m.group(1)}{name} {host}:{port}"
                 + re.sub(r"\bcookie\s+\S+", f"cookie {name}", m.group(4))
-                for name, port in backends]
+                for name, host, port in backends]
 
     text = _replace_block(text, "# BEGIN servers", "# END servers", servers)
     text = _sub_once(r"^(\s*stats socket\s+)\S+", rf"\g<1>{socket_path}", text, "stats socket")
@@ -134,8 +139,8 @@ def render_haproxy(template, backends, front_port, stats_port, socket_path, as_r
     text = re.sub(r"^\s*log /dev/log .*\n", "", text, flags=re.M)
     if not as_root:
         text = _sub_once(r"^\s*(chroot|user|group)\s.*\n", "", text, "chroot/user/group", 3)
-    text = _section_bind(text, "frontend rhythm_http", f"127.0.0.1:{front_port}")
-    text = _section_bind(text, "listen stats", f"127.0.0.1:{stats_port}")
+    text = _section_bind(text, "frontend rhythm_http", f"{address}:{front_port}")
+    text = _section_bind(text, "listen stats", f"{address}:{stats_port}")
     return ("# rendered by tests/integration/balancer_fixture.py from conf/haproxy/rhythm.cfg\n"
             + text)
 
@@ -158,15 +163,15 @@ def _section_bind(text, section, address):
 
 
 def render_proxy_balancer(template, backends):
-    """conf/proxy_balancer/rhythm.conf for `backends` [(name, port)] on 127.0.0.1."""
+    """conf/proxy_balancer/rhythm.conf for `backends` [(name, address, port)]."""
 
     def members(first):
         m = re.fullmatch(r'(\s*BalancerMember\s+)"?http://[^"\s]+"?(.*)', first)
         if not m or not re.search(r"\broute=\S+", m.group(2)):
             raise ValueError(f"unexpected first BalancerMember line: {first!r}")
-        return [f'{m.group(1)}"http://127.0.0.1:{port}"'
+        return [f'{m.group(1)}"http://{host}:{port}"'
                 + re.sub(r"\broute=\S+", f"route={name}", m.group(2))
-                for name, port in backends]
+                for name, host, port in backends]
 
     text = _replace_block(template, "# BEGIN members", "# END members", members)
     return ("# rendered by tests/integration/balancer_fixture.py from "
@@ -178,13 +183,16 @@ class _Balancer(ManagedServer):
     rhythm_httpd.Browser works on a balancer), and the balancer's own view of its backends."""
 
     port = None
+    host = LOCAL
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host.address}:{self.port}"
 
-    def request(self, path, headers=None, timeout=30, method="GET", body=None):
-        return http_request(self.port, path, headers, timeout, method, body)
+    def request(self, path, headers=None, timeout=30, method="GET", body=None, client=None):
+        """A request from `client` (a host; by default the balancer's own)."""
+        return (client or self.host).call(http_request, self.port, path, headers, timeout,
+                                          method, body, self.host.address)
 
     def states(self):
         """{backend name: True if the balancer would send it traffic}."""
@@ -221,20 +229,22 @@ class _Balancer(ManagedServer):
         self._wait_states(lambda st: st.get(name) is True, timeout, f"{name} up")
 
     def wait_all_up(self, timeout):
-        self._wait_states(lambda st: all(st.get(n) for n, _ in self.backends), timeout,
+        self._wait_states(lambda st: all(st.get(n) for n, _, _ in self.backends), timeout,
                           "every backend up")
 
 
 
 class Haproxy(_Balancer):
     """The real haproxy, in the foreground (-db), running conf/haproxy/rhythm.cfg rendered for
-    `backends` with its frontend and stats page on free 127.0.0.1 ports and its admin socket in
-    its temporary directory. Its log (stderr) is haproxy.log there."""
+    `backends` with its frontend and stats page on free ports of `host` (127.0.0.1, or a
+    tests/cluster host) and its admin socket in its temporary directory. Its log (stderr) is
+    haproxy.log there."""
 
     kind = "haproxy"
 
-    def __init__(self, backends, template=HAPROXY_TEMPLATE, name="haproxy"):
+    def __init__(self, backends, template=HAPROXY_TEMPLATE, name="haproxy", host=LOCAL):
         self.name = name
+        self.host = host
         self.backends = _backend_list(backends)
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"rhythm-{name}-"))
         os.chmod(self.dir, 0o755)
@@ -247,10 +257,11 @@ class Haproxy(_Balancer):
         self._pick_ports()
 
     def _pick_ports(self):
-        self.port = free_port()
-        self.stats_port = free_port()
+        self.port = self.host.call(free_port, self.host.address)
+        self.stats_port = self.host.call(free_port, self.host.address)
         self.conf.write_text(render_haproxy(self.template, self.backends, self.port,
-                                            self.stats_port, self.socket_path))
+                                            self.stats_port, self.socket_path,
+                                            address=self.host.address))
 
     @property
     def cookie_name(self):
@@ -288,9 +299,9 @@ class Haproxy(_Balancer):
         if rc != 0:
             raise RuntimeError(f"haproxy -c refused {self.conf}:\n{out}")
         self._log_file = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.conf)],
-                                     stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = self.host.popen([HAPROXY, "-db", "-f", str(self.conf)],
+                                    stdin=subprocess.DEVNULL, stdout=self._log_file,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for(self._ready, timeout, f"haproxy to listen on {self.port} and see its backends")
         except (TimeoutError, RuntimeError) as e:
@@ -301,12 +312,12 @@ class Haproxy(_Balancer):
     def _ready(self):
         if self.proc.poll() is not None:
             raise RuntimeError(f"haproxy exited with {self.proc.returncode}")
-        if not _accepts(self.port):
+        if not self.host.call(_accepts, self.port, self.host.address):
             return False
         try:
             # Exactly "UP": a server not checked yet shows "UP 1/2" (check status INI).
             status = self.server_status()
-            return all(status.get(n) == "UP" for n, _ in self.backends)
+            return all(status.get(n) == "UP" for n, _, _ in self.backends)
         except OSError:
             return False
 
@@ -334,7 +345,7 @@ class Haproxy(_Balancer):
     def server_status(self):
         """{server name: HAProxy's status string ("UP", "DOWN", "UP 1/2", "MAINT", ...)} for
         the backend that holds the servers."""
-        names = {n for n, _ in self.backends}
+        names = {n for n, _, _ in self.backends}
         return {row["svname"]: row["status"] for row in self.stats()
                 if row.get("svname") in names}
 

@@ -1,0 +1,249 @@
+"""A fault campaign (issue 15): the cluster (3 web servers, 3 rss_nodes with --replicas 2,
+HAProxy with the shipped configuration, the clients, each on a host of its own), a workload, a
+nemesis on a seeded schedule, then healing, a quiet period and the checker. Prints a summary
+table and writes the histories to --out.
+
+    build/chaos [--seed N] [--minutes M] [--faults kill-web,cut-web,...] [--clients N]
+                [--out DIR]
+
+Exit status: 0 when the checker finds nothing, 1 when it finds a violation, 2 when the campaign
+could not run."""
+
+import argparse
+import collections
+import dataclasses
+import json
+import pathlib
+import re
+import sys
+import tempfile
+import threading
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "integration"))
+
+from balancer_fixture import Haproxy, backend_site  # noqa: E402
+from cluster import Cluster, ClusterUnavailable, kill, pause, resume  # noqa: E402
+from rhythm_httpd import COOKIE, backed_server, session_key, wait_for  # noqa: E402
+from rss_node_fixture import FOUND, RssNode, shard_of  # noqa: E402
+
+from chaos import checker, nemesis, workload  # noqa: E402
+
+WEB = ("web-1", "web-2", "web-3")
+NODES = ("node-1", "node-2", "node-3")
+REPLICAS = 2
+QUIET_S = 10.0
+
+
+class Bank:
+    """The cluster's servers and nodes, and the faults the nemesis can make on them."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.nodes = {n: RssNode(n, extra=["--replicas", str(REPLICAS)], host=cluster[n])
+                      for n in NODES}
+        for n in self.nodes.values():
+            n.peers = [o.queries for o in self.nodes.values() if o is not n]
+        self.web = {}
+        self.retired = []
+
+    def start(self):
+        for n in self.nodes.values():
+            n.start()
+        for name in WEB:
+            self.web[name] = backed_server(name, list(self.nodes.values()),
+                                           site=backend_site(name),
+                                           host=self.cluster[name]).start()
+        return self
+
+    def _restart_web(self, name):
+        """The killed server starts again, empty (a new directory), on its port."""
+        old = self.web[name]
+        new = backed_server(name, list(self.nodes.values()), site=backend_site(name),
+                            host=old.host)
+        self.retired.append(old)  # its log, until the campaign ends
+        new.port = old.port
+        new.write_config(backend_site(name), (), _server_wide(name, self.nodes.values()))
+        self.web[name] = new.start()
+
+    def inject(self, kind, target):
+        """Makes the fault; returns what heals it."""
+        c = self.cluster
+        if kind == "kill-web":
+            self.web[target].kill()
+            return lambda: self._restart_web(target)
+        if kind == "pause-web":
+            pid = self.web[target].pid
+            pause(pid, group=True)
+            return lambda: resume(pid, group=True)
+        if kind == "cut-web":
+            return c.partition(c[target], [c[n] for n in NODES], both_ways=True).heal
+        if kind == "kill-node":
+            node = self.nodes[target]
+            node.kill()
+            return lambda: node.start()
+        if kind == "pause-node":
+            pid = self.nodes[target].pid
+            pause(pid)
+            return lambda: resume(pid)
+        if kind == "cut-node":
+            others = [h for name, h in c.hosts.items() if name != target]
+            return c.partition(c[target], others, both_ways=True).heal
+        if kind == "loss":
+            return c.lose([c[w] for w in WEB], [c[n] for n in NODES], 30, both_ways=True).heal
+        raise ValueError(f"unknown fault {kind}")
+
+    def copies(self, key):
+        """{node: (version, count)} from every node that owns the session's shard."""
+        out = {}
+        for node in self.nodes.values():
+            status = node.status()
+            owned = _ranges(status["shards_owned_list"])
+            if shard_of(key) in owned:
+                reply = node.fetch(key)
+                if reply.get("status") == FOUND:
+                    m = re.search(rb"count=(\d+)", reply["data"])
+                    out[node.name] = (reply["version"], int(m.group(1)) if m else None)
+                else:
+                    out[node.name] = (None, None)
+        return out
+
+    def acknowledged(self, server):
+        st = server.status()
+        return st["RhythmBackupPending"] == 0 and st["RhythmBackupOldestUnacknowledgedMs"] == 0
+
+    def close(self):
+        for w in list(self.web.values()) + self.retired:
+            w.cleanup()
+        for n in self.nodes.values():
+            n.cleanup()
+
+
+def _server_wide(name, nodes):
+    """backed_server's server-wide lines, to write a restarted server's config again."""
+    return "\n".join(["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes] +
+                     [f"SessionBackupServerId {name}", ""])
+
+
+def _ranges(text):
+    out = set()
+    for part in filter(None, text.split(",")):
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1):
+    """One campaign; returns (checker.Report, the faults, the summary text)."""
+    seconds = minutes * 60
+    faults = nemesis.schedule(seed, seconds, kinds, list(WEB), list(NODES))
+    hosts = list(WEB) + list(NODES) + ["balancer", "client"]
+    with Cluster(hosts) as cluster:
+        bank = Bank(cluster)
+        balancer = None
+        try:
+            bank.start()
+            balancer = Haproxy(list(bank.web.values()), host=cluster["balancer"]).start()
+            for server in bank.web.values():
+                wait_for(lambda: server.status()["RhythmBackupNodesUp"] == len(NODES), 15,
+                         f"{server.name} to see every node")
+            stop = threading.Event()
+            t0 = time.monotonic()
+            stamp = lambda text: log(f"[{time.monotonic() - t0:7.2f}] {text}")  # noqa: E731
+            # The clients ask web servers by name directly: give them the current objects.
+            direct = [_Direct(bank, name) for name in WEB]
+            threads = [workload.Client(i, cluster["client"], balancer, direct, seed * 1000 + i,
+                                       stop, misroute=misroute) for i in range(clients)]
+            for t in threads:
+                t.start()
+            nem = nemesis.Nemesis(bank, faults, t0, stamp)
+            nem.start()
+            nem.join(seconds + 60)
+            nem.heal()
+            end = time.monotonic()
+            stamp("healed; quiet")
+            time.sleep(QUIET_S)
+            stop.set()
+            for t in threads:
+                t.join(30)
+            for server in bank.web.values():
+                wait_for(lambda: bank.acknowledged(server), 30, f"{server.name} acknowledged")
+            finals = {}
+            for t in threads:
+                if COOKIE in t.cookies:
+                    finals[t.number] = bank.copies(session_key(t.cookies[COOKIE]))
+            histories = {t.number: t.history for t in threads}
+            report = checker.check(histories, faults, end, finals, REPLICAS)
+        finally:
+            if balancer is not None:
+                balancer.cleanup()
+            bank.close()
+    summary = summarize(report, faults, seed, minutes)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "history.jsonl", "w") as f:
+            for client, history in sorted(histories.items()):
+                for r in history:
+                    f.write(json.dumps(dataclasses.asdict(r)) + "\n")
+        (out / "faults.json").write_text(json.dumps([dataclasses.asdict(f) for f in faults],
+                                                    indent=1))
+        (out / "report.txt").write_text(checker.describe(report) + "\n" + summary + "\n")
+    return report, faults, summary
+
+
+class _Direct:
+    """A web server by name, whichever Httpd object runs it now (a killed one is replaced)."""
+
+    def __init__(self, bank, name):
+        self.bank = bank
+        self.name = name
+
+    def request(self, *args, **kwargs):
+        return self.bank.web[self.name].request(*args, **kwargs)
+
+
+def summarize(report, faults, seed, minutes):
+    injected = collections.Counter(f.kind for f in faults if f.started is not None)
+    losses = collections.Counter(loss.fault for loss in report.losses)
+    rows = [f"seed {seed}, {minutes} min: {report.requests} requests, {report.answered} "
+            f"answered, {len(report.violations)} violation(s)",
+            f"{'fault':12} {'injected':>8} {'failures':>8} {'losses':>6}"]
+    for kind in sorted(set(injected) | set(report.failures)):
+        rows.append(f"{kind:12} {injected.get(kind, 0):8} {report.failures.get(kind, 0):8} "
+                    f"{losses.get(kind, 0):6}")
+    by_rule = collections.Counter(v.rule for v in report.violations)
+    rows.append("violations: " + (", ".join(f"{r} {n}" for r, n in sorted(by_rule.items()))
+                                  or "none"))
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seed", type=int, default=int(time.time()) % 100000)
+    p.add_argument("--minutes", type=float, default=2.0)
+    p.add_argument("--faults", default=",".join(nemesis.FAULTS))
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--out", type=pathlib.Path)
+    args = p.parse_args(argv)
+    kinds = [k for k in args.faults.split(",") if k]
+    unknown = set(kinds) - set(nemesis.FAULTS)
+    if unknown or not kinds:
+        p.error(f"--faults: unknown {sorted(unknown)}; known: {','.join(nemesis.FAULTS)}")
+    out = args.out or pathlib.Path(tempfile.mkdtemp(prefix=f"rhythm-chaos-{args.seed}-"))
+    try:
+        report, _, summary = run(args.seed, args.minutes, kinds, args.clients, out)
+    except ClusterUnavailable as e:
+        print(f"chaos: cannot make a cluster here: {e}", file=sys.stderr)
+        return 2
+    text = checker.describe(report)
+    if text:
+        print(text)
+    print(summary)
+    print(f"histories, faults and report: {out}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

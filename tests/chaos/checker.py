@@ -1,0 +1,208 @@
+"""The checker: reads every client's history, the faults as they happened and the bank's final
+content, and decides per session (issue 15):
+
+  G1  no rollback without a lost server: each answered count is one more than the last answered
+      one, or more by at most the requests between them that got no answer (they may or may not
+      have counted); unless a web server that served the session was killed, or cut off from
+      the bank, between the two answers, or the answer is a new session from a server cut off
+      from the bank (it cannot know the session).
+  G2  bounded loss with a lost server: where G1 is excused, the changes lost, in changes and in
+      milliseconds before the fault; a kill that loses more than LOSS_BOUND_MS of changes while
+      no other fault touched that server's link to the bank fails the run.
+  G3  convergence: after healing and the quiet period, every node that owns a session holds the
+      same version and bytes, as many as the bank's replicas, and its count is the last one a
+      client was answered.
+  G4  availability: a request fails (no answer, or 5xx) only while a fault is active or within
+      HEAL_GRACE_S of its healing; the failures are counted per fault type.
+
+Each violation comes with the session, the requests around it and the faults active then."""
+
+import collections
+import dataclasses
+
+# docs/backup.md, "What can be lost": a killed server loses what it had not had acknowledged;
+# with the bank in reach that is the replication lag, under 100 ms at p99 even saturated.
+LOSS_BOUND_MS = 1000
+# After a fault heals: the balancer's checks (2 s) and the agents' reconnection.
+HEAL_GRACE_S = 10.0
+EXCUSING = ("kill-web", "cut-web")
+TOUCHING_LINK = ("cut-web", "pause-web", "loss", "kill-web")
+
+
+@dataclasses.dataclass
+class Violation:
+    rule: str
+    client: int
+    what: str
+    requests: list
+    faults: list
+
+
+@dataclasses.dataclass
+class Loss:
+    client: int
+    fault: str
+    server: str
+    changes: int
+    ms: float
+    bounded: bool  # whether LOSS_BOUND_MS applies (no other fault on that server's link)
+
+
+@dataclasses.dataclass
+class Report:
+    violations: list = dataclasses.field(default_factory=list)
+    losses: list = dataclasses.field(default_factory=list)
+    failures: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    answered: int = 0
+    requests: int = 0
+
+    @property
+    def ok(self):
+        return not self.violations and all(
+            not loss.bounded or loss.ms <= LOSS_BOUND_MS for loss in self.losses)
+
+
+def _healed(fault, end):
+    return fault.healed if fault.healed is not None else end
+
+
+def active_at(faults, t, end, grace=0.0):
+    """The faults active at time t (or healed within `grace` before it)."""
+    return [f for f in faults
+            if f.started is not None and f.started <= t <= _healed(f, end) + grace]
+
+
+def _between(faults, kinds, server, t1, t2, end):
+    """Faults of `kinds` on `server` (or on every server's links: loss) active at some time in
+    [t1, t2]."""
+    return [f for f in faults if f.kind in kinds and f.target in (server, "") and
+            f.started is not None and f.started <= t2 and _healed(f, end) >= t1]
+
+
+def check_history(client, history, faults, end, report):
+    """G1, G2 and G4 over one client's requests (in the order it made them)."""
+    last = None  # the last answered request
+    unanswered = 0
+    served_by = []  # the servers that answered, in order
+    # While a server that served the session is cut off (and HEAL_GRACE_S after), the session
+    # may have two lines, the cut-off server's and the bank's: a client moving between them sees
+    # both, excused (the changes lost are counted when it goes back, and G3 checks that only one
+    # line survives).
+    diverged_until = None
+    for i, r in enumerate(history):
+        report.requests += 1
+        if r.count is None:
+            unanswered += 1
+            if r.status == 0 or r.status >= 500:
+                kinds = sorted({f.kind for f in active_at(faults, r.start, end, HEAL_GRACE_S)})
+                if kinds:
+                    for kind in kinds:
+                        report.failures[kind] += 1
+                else:
+                    report.failures["none"] += 1
+                    report.violations.append(Violation(
+                        "G4", client, f"request {r.index} failed ({r.status or r.error}) with no "
+                        f"fault active", history[max(0, i - 2):i + 1], []))
+            continue
+        report.answered += 1
+        low = (last.count if last else 0) + 1
+        high = low + unanswered
+        if not low <= r.count <= high and diverged_until is not None and \
+                r.start <= diverged_until:
+            if r.count < low:
+                report.losses.append(Loss(client, "cut-web", last.server, low - r.count, 0.0,
+                                          False))
+        elif not low <= r.count <= high:
+            context = history[max(0, i - unanswered - 3):i + 1]
+            window = (last.end if last else 0.0, r.start)
+            if r.count < low and last is not None:
+                excuse = None
+                # A server cut off from the bank cannot know a session it does not hold: it
+                # starts a new one (the site serves on while the bank is out of reach).
+                if r.server != last.server:
+                    cut = _between(faults, ("cut-web",), r.server, window[0] - 5.0, r.end, end)
+                    excuse = cut[0] if cut and r.count == 1 else None
+                for server in dict.fromkeys(served_by) if excuse is None else ():
+                    found = _between(faults, EXCUSING, server, window[0] - 5.0, window[1], end)
+                    # A cut-off server excuses only if the session moved off it meanwhile.
+                    found = [f for f in found if f.kind == "kill-web" or any(
+                        h.server not in ("", server) and
+                        f.started <= h.start <= _healed(f, end) for h in history[:i + 1])]
+                    if found:
+                        excuse = found[0]
+                        break
+                if excuse is not None:
+                    if excuse.kind == "cut-web":
+                        diverged_until = _healed(excuse, end) + HEAL_GRACE_S
+                    lost = low - r.count
+                    first_lost = next((h for h in history[:i]
+                                       if h.count is not None and h.count >= r.count), last)
+                    others = [f for f in _between(faults, TOUCHING_LINK, excuse.target,
+                                                  first_lost.start - 5.0, excuse.started, end)
+                              if f is not excuse]
+                    report.losses.append(Loss(
+                        client, excuse.kind, excuse.target, lost,
+                        max(0.0, (excuse.started - first_lost.end) * 1000),
+                        excuse.kind == "kill-web" and not others))
+                else:
+                    report.violations.append(Violation(
+                        "G1", client, f"count {r.count} after {last.count} with {unanswered} "
+                        f"unanswered between: {low - r.count} change(s) rolled back",
+                        context, active_at(faults, r.start, end, HEAL_GRACE_S)))
+            else:
+                report.violations.append(Violation(
+                    "G1", client, f"count {r.count} after {last.count if last else 0} with "
+                    f"{unanswered} unanswered between: counted more than asked",
+                    context, active_at(faults, r.start, end, HEAL_GRACE_S)))
+        last = r
+        unanswered = 0
+        served_by.append(r.server)
+
+
+def check_bank(client, last_count, copies, replicas, report):
+    """G3 for one session: `copies` {node name: (version, count)} of every node that owns it."""
+    held = {name: c for name, c in copies.items() if c[0] is not None}
+    problems = []
+    if len(copies) != replicas:
+        problems.append(f"{len(copies)} owners, not {replicas}")
+    if len(held) != len(copies):
+        problems.append(f"owners without a copy: {sorted(set(copies) - set(held))}")
+    if len(set(held.values())) > 1:
+        problems.append(f"copies differ: {held}")
+    counts = {c[1] for c in held.values()}
+    if last_count is not None and counts and counts != {last_count}:
+        problems.append(f"the bank holds count {sorted(counts)}, the client was last answered "
+                        f"{last_count}")
+    if problems:
+        report.violations.append(Violation("G3", client, "; ".join(problems), [], []))
+
+
+def check(histories, faults, end, finals, replicas):
+    """histories: {client: [workload.Request]}; faults: [nemesis.Fault]; end: when the
+    campaign's faults ended; finals: {client: {node: (version, count)}}."""
+    report = Report()
+    for client, history in sorted(histories.items()):
+        check_history(client, history, faults, end, report)
+        answered = [r.count for r in history if r.count is not None]
+        if client in finals:
+            check_bank(client, answered[-1] if answered else None, finals[client], replicas,
+                       report)
+    return report
+
+
+def describe(report):
+    """The report as text: the violations with their context, then the figures."""
+    out = []
+    for v in report.violations:
+        out.append(f"VIOLATION {v.rule} client {v.client}: {v.what}")
+        for r in v.requests:
+            out.append(f"    request {r.index} {r.start:9.3f}-{r.end:9.3f} via {r.target:8} "
+                       f"status {r.status or r.error or '-'} server {r.server or '-'} "
+                       f"count {r.count}")
+        for f in v.faults:
+            out.append(f"    fault {f.kind} {f.target} {f.started:9.3f}-{f.healed or 0:9.3f}")
+    for loss in report.losses:
+        out.append(f"loss (G2): client {loss.client}, {loss.fault} {loss.server}: "
+                   f"{loss.changes} change(s), {loss.ms:.0f} ms"
+                   f"{'' if loss.bounded else ' (other faults on its link: not bounded)'}")
+    return "\n".join(out)

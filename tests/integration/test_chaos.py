@@ -1,0 +1,134 @@
+"""The fault campaign of issue 15 (tests/chaos, build/chaos): first the checker's rules on
+made-up histories, each a history that must pass or must fail; the schedule drawn from a seed;
+then a short campaign against the real cluster (network namespaces, 3 web servers, 3 rss_nodes,
+HAProxy) with the faults the product survives without a violation, misrouted requests included.
+Long campaigns: build/chaos --minutes M."""
+
+import pathlib
+import sys
+
+import pytest
+
+TESTS = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+
+from chaos import campaign, checker, nemesis  # noqa: E402
+from chaos.nemesis import Fault  # noqa: E402
+from chaos.workload import Request  # noqa: E402
+from cluster import ClusterUnavailable  # noqa: E402
+
+
+def answered(index, count, server="web-1", start=None, target="balancer"):
+    t = index * 0.1 if start is None else start
+    return Request(0, index, t, t + 0.01, target, 200, server, count)
+
+
+def failed(index, status=0, start=None):
+    t = index * 0.1 if start is None else start
+    return Request(0, index, t, t + 0.01, "balancer", status, "", None, "" if status else "Timeout")
+
+
+def fault(kind, target, started, healed):
+    return Fault(kind, target, started, healed - started, started, healed)
+
+
+def check(history, faults=(), finals=None):
+    return checker.check({0: history}, list(faults), 100.0, finals or {}, 2)
+
+
+def test_a_clean_history_passes_and_unanswered_requests_may_have_counted():
+    report = check([answered(1, 1), answered(2, 2), failed(3), answered(4, 4), failed(5),
+                    answered(6, 5)], [fault("loss", "", 0.25, 0.6)])
+    assert report.violations == [] and report.ok
+    assert report.failures == {"loss": 2}
+
+
+def test_a_rollback_with_no_lost_server_is_a_g1_violation():
+    report = check([answered(1, 1), answered(2, 2), answered(3, 2, server="web-2")],
+                   [fault("kill-node", "node-1", 0.1, 0.5)])
+    assert [v.rule for v in report.violations] == ["G1"]
+    assert "1 change(s) rolled back" in report.violations[0].what
+    assert not report.ok
+
+
+def test_counting_more_than_asked_is_a_g1_violation():
+    report = check([answered(1, 1), answered(2, 3)])
+    assert [v.rule for v in report.violations] == ["G1"]
+    assert "counted more than asked" in report.violations[0].what
+
+
+def test_a_killed_server_excuses_a_rollback_and_the_loss_is_measured():
+    history = [answered(1, 1), answered(2, 2), answered(3, 3),
+               answered(4, 2, server="web-2", start=0.5)]
+    report = check(history, [fault("kill-web", "web-1", 0.35, 2.0)])
+    assert report.violations == []
+    (loss,) = report.losses
+    # Counts 2 and 3 lost (the bank had 1): the first answered at 0.21, the kill at 0.35.
+    assert (loss.server, loss.changes, loss.bounded) == ("web-1", 2, True)
+    assert loss.ms == pytest.approx(140, abs=1)
+    # A kill that loses more than LOSS_BOUND_MS of changes fails the run.
+    late = [answered(1, 1, start=0.0), answered(2, 2, start=3.0),
+            answered(3, 1, server="web-2", start=3.5)]
+    assert not check(late, [fault("kill-web", "web-1", 3.2, 4.0)]).ok
+    # ... unless another fault held that server's link to the bank: reported, not bounded.
+    held = check(late, [fault("kill-web", "web-1", 3.2, 4.0), fault("loss", "", 0.5, 3.1)])
+    assert held.ok and held.losses[0].bounded is False
+
+
+def test_a_new_session_from_a_server_cut_off_from_the_bank_is_excused():
+    history = [answered(1, 1), answered(2, 2), answered(3, 1, server="web-3", target="web-3")]
+    assert check(history, [fault("cut-web", "web-3", 0.1, 1.0)]).violations == []
+    assert check(history).violations[0].rule == "G1"
+
+
+def test_while_its_server_is_cut_off_a_session_moving_back_and_forth_is_excused():
+    """The user's server is cut off from the bank; a misrouted request goes to another, which
+    continues from the bank's older copy, and the next comes back to the cut-off server, which
+    continues its own: two lines, excused while the cut lasts, not after it."""
+    cut = fault("cut-web", "web-1", 0.15, 1.0)
+    history = [answered(1, 1), answered(2, 2), answered(3, 3), answered(4, 2, server="web-3"),
+               answered(5, 4), answered(6, 5)]
+    report = check(history, [cut])
+    assert report.violations == [] and [loss.changes for loss in report.losses] == [2]
+    late = history + [answered(120, 6, start=12.0), answered(121, 3, server="web-3", start=12.1)]
+    assert [v.rule for v in check(late, [cut]).violations] == ["G1"]
+
+
+def test_a_failure_with_no_fault_is_a_g4_violation():
+    report = check([answered(1, 1), failed(2, 502), answered(3, 2)])
+    assert [v.rule for v in report.violations] == ["G4"]
+    assert report.failures == {"none": 1}
+
+
+def test_the_bank_must_hold_the_last_count_on_every_owner():
+    history = [answered(1, 1), answered(2, 2)]
+    assert check(history, finals={0: {"node-1": (7, 2), "node-2": (7, 2)}}).violations == []
+    for copies in ({"node-1": (7, 2), "node-2": (6, 1)},  # the copies differ
+                   {"node-1": (7, 2)},  # one owner only
+                   {"node-1": (7, 2), "node-2": (None, None)},  # an owner without it
+                   {"node-1": (6, 1), "node-2": (6, 1)}):  # not the last count
+        assert [v.rule for v in check(history, finals={0: copies}).violations] == ["G3"], copies
+
+
+def test_the_same_seed_gives_the_same_schedule():
+    web, nodes = ["web-1", "web-2"], ["node-1", "node-2"]
+    a = nemesis.schedule(7, 120, nemesis.FAULTS, web, nodes)
+    assert a == nemesis.schedule(7, 120, nemesis.FAULTS, web, nodes)
+    assert a != nemesis.schedule(8, 120, nemesis.FAULTS, web, nodes)
+    assert len(a) > 10 and {f.kind for f in a} == set(nemesis.FAULTS)
+    assert all(0 < f.at < 120 and f.at + f.duration <= 120 for f in a)
+
+
+def test_a_short_campaign_finds_no_violation(tmp_path):
+    """30 s of node kills, pauses and cuts and web server kills and pauses, overlapping, with
+    8 browsers of which a tenth of the requests are misrouted: no violation of G1 to G4."""
+    faults = ["kill-node", "pause-node", "cut-node", "kill-web", "pause-web"]
+    try:
+        report, injected, summary = campaign.run(14, 0.5, faults, 8, tmp_path)
+    except ClusterUnavailable as e:
+        pytest.skip(str(e))
+    print(summary)
+    print((tmp_path / "report.txt").read_text())
+    assert len([f for f in injected if f.started is not None]) >= 4
+    assert report.answered > 1000
+    assert report.violations == [] and report.ok
