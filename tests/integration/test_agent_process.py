@@ -3,6 +3,7 @@ and reaped by the parent at every restart and at the stop, so that httpd itself 
 (a child it does not know is logged as "long lost child came home!", AH00488/AH00167)."""
 
 import os
+import re
 import time
 
 import pytest
@@ -20,9 +21,15 @@ ALARMING = (":warn]", ":error]", ":crit]", ":alert]", ":emerg]")
 APR_KILL_AFTER_S = 3.0
 
 
-def alarming_lines(server):
+def alarming_lines(server, agents=()):
+    """The warnings and worse, but for httpd's AH00045 about a worker child (not an agent of
+    `agents`) slow to exit after its SIGTERM: under ASan a child's exit can take over a second,
+    which says nothing of the agent (seen in 2 of 8 runs)."""
+    def about_a_worker(line):
+        m = re.search(r"AH00045: child process (\d+) still did not exit", line)
+        return m is not None and int(m.group(1)) not in agents
     return [line for line in server.log_text().splitlines()
-            if any(level in line for level in ALARMING)]
+            if any(level in line for level in ALARMING) and not about_a_worker(line)]
 
 
 def process_start(pid):
@@ -60,9 +67,11 @@ def test_restarts_and_stop_reap_the_agent_and_log_no_warning(mpm):
             acknowledged_count(a, node, br, 2)
         expected = 2
         lingering = []  # old agents still there once their restart was done
+        agents = set()  # every agent's PID
         slow = []
         for restart in (a.graceful, a.graceful, a.restart):
             old = wait_for(lambda: backup_status(a)["RhythmBackupAgentPid"], 10, "the agent")
+            agents.add(old)
             old_start = process_start(old)[0]
             started = time.monotonic()
             restart()
@@ -87,7 +96,8 @@ def test_restarts_and_stop_reap_the_agent_and_log_no_warning(mpm):
         a.stop()
         if not is_gone(last, last_start):
             lingering.append(("stop", last, process_start(last)))
-        assert alarming_lines(a) == [], "\n".join(alarming_lines(a))
+        agents.add(last)
+        assert alarming_lines(a, agents) == [], "\n".join(alarming_lines(a, agents))
         assert lingering == [] and slow == []
         # Each of the four agents said it stopped (three restarts and the stop).
         assert a.log_text().count("RS0303") == 4
