@@ -57,8 +57,15 @@ void ConnectionGuard::on_closed(std::size_t socket, int fd) {
     }
 }
 
+void ConnectionGuard::set_held(Connection *c, std::uint64_t held, bool stuck) {
+    held_total_ = held_total_ - c->held + held;
+    c->held = held;
+    c->stuck = stuck;
+}
+
 void ConnectionGuard::forget(int fd) {
     Connection &c = connections_[fd];
+    set_held(&c, 0, false);
     auto it = per_address_.find({c.socket, c.host});
     if (it != per_address_.end() && --it->second == 0) {
         per_address_.erase(it);
@@ -76,20 +83,22 @@ const std::string &ConnectionGuard::address_of(int fd) const {
 std::vector<ConnectionGuard::Offender> ConnectionGuard::check(
     const std::function<bool(int, std::uint64_t *)> &read, std::uint64_t now_ms) {
     std::vector<Offender> offenders;
-    std::vector<Offender> stuck;  // held something, handed nothing over: what the total may drop
-    held_total_ = 0;
-    for (std::size_t fd = 0; fd < connections_.size(); ++fd) {
+    std::size_t measured = 0;
+    for (std::size_t looked = 0;
+         looked < connections_.size() && measured < limits_.measured_per_check; ++looked) {
+        std::size_t fd = next_;
+        next_ = next_ + 1 < connections_.size() ? next_ + 1 : 0;
         Connection &c = connections_[fd];
         std::uint64_t bytes_read = 0;
         if (!c.live || !read(static_cast<int>(fd), &bytes_read)) {
             continue;
         }
+        ++measured;
         bool progressed = c.delivered != c.delivered_at_check;
         c.delivered_at_check = c.delivered;
         std::int64_t unhanded =
             static_cast<std::int64_t>(bytes_read) - static_cast<std::int64_t>(c.delivered);
-        if (!c.measured || unhanded < c.baseline) {
-            c.measured = true;
+        if (unhanded < c.baseline) {
             c.baseline = unhanded;
             c.baseline_raised_ms = now_ms;
         }
@@ -101,7 +110,7 @@ std::vector<ConnectionGuard::Offender> ConnectionGuard::check(
                 c.baseline = unhanded;
                 c.baseline_raised_ms = now_ms;
             }
-            held_total_ += held;
+            set_held(&c, held, false);
             continue;
         }
         // Idle but for the heartbeats: those few bytes a second go into the baseline too.
@@ -110,31 +119,43 @@ std::vector<ConnectionGuard::Offender> ConnectionGuard::check(
         if (held <= heartbeats) {
             c.baseline = unhanded;
             c.baseline_raised_ms = now_ms;
+            set_held(&c, 0, false);
             continue;
         }
-        Offender o{static_cast<int>(fd), c.socket, c.address, held};
+        set_held(&c, held, true);
         if (held > limits_.max_unfinished_bytes) {
-            offenders.push_back(std::move(o));
-        } else if (held > 0) {
-            held_total_ += held;
-            stuck.push_back(std::move(o));
+            offenders.push_back(Offender{static_cast<int>(fd), c.socket, c.address, held});
         }
     }
-    // Over the total: the stuck connections that hold most go first.
-    std::sort(stuck.begin(), stuck.end(),
-              [](const Offender &a, const Offender &b) { return a.held > b.held; });
-    for (Offender &o : stuck) {
-        if (held_total_ <= limits_.max_unfinished_total) {
-            break;
-        }
-        held_total_ -= o.held;
-        offenders.push_back(std::move(o));
-    }
-    std::sort(offenders.begin(), offenders.end(),
-              [](const Offender &a, const Offender &b) { return a.held > b.held; });
     for (const Offender &o : offenders) {
         forget(o.fd);
     }
+    // Over the total, counting the stuck connections only (a peer whose messages come out may
+    // hold more): those that hold most go first. A scan of every connection, only while the
+    // node is held so much.
+    if (held_total_ > limits_.max_unfinished_total) {
+        std::vector<Offender> stuck;
+        std::uint64_t stuck_total = 0;
+        for (std::size_t fd = 0; fd < connections_.size(); ++fd) {
+            const Connection &c = connections_[fd];
+            if (c.live && c.stuck) {
+                stuck.push_back(Offender{static_cast<int>(fd), c.socket, c.address, c.held});
+                stuck_total += c.held;
+            }
+        }
+        std::sort(stuck.begin(), stuck.end(),
+                  [](const Offender &a, const Offender &b) { return a.held > b.held; });
+        for (Offender &o : stuck) {
+            if (stuck_total <= limits_.max_unfinished_total) {
+                break;
+            }
+            stuck_total -= o.held;
+            forget(o.fd);
+            offenders.push_back(std::move(o));
+        }
+    }
+    std::sort(offenders.begin(), offenders.end(),
+              [](const Offender &a, const Offender &b) { return a.held > b.held; });
     return offenders;
 }
 

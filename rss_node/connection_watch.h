@@ -22,8 +22,10 @@ class ConnectionWatch {
     // The bound sockets, as the watch numbers them.
     static constexpr std::size_t kUpdatesSocket = 0;
     static constexpr std::size_t kQueriesSocket = 1;
-    // How often every accepted connection is measured (two system calls each): what a client
-    // can make the node hold is its bound plus what it sends in this time.
+    // How often the guard measures its next connections (ConnectionGuard::Limits::
+    // measured_per_check of them, two system calls each): what a client can make the node hold
+    // is its bound plus what it sends until its turn comes again (this, with up to 128
+    // connections; 160 ms with 1000).
     static constexpr std::uint64_t kCheckIntervalMs = 20;
 
     ConnectionWatch(const NodeConfig &config, NodeCounters *counters);

@@ -145,14 +145,44 @@ BOOST_AUTO_TEST_CASE(over_the_total_the_stuck_connections_holding_most_go) {
         w.read[fd] = 100;
     }
     w.check(&g, 0);
-    w.read[1] += 3 * kMiB;
-    w.read[2] += 2 * kMiB;
-    w.read[3] += 3 * kMiB;
-    g.on_delivered(3, 100);  // coming out: not stuck, whatever it holds
+    w.read[1] += 3 * kMiB + kMiB / 2;
+    w.read[2] += 3 * kMiB;
+    w.read[3] += 8 * kMiB;
+    g.on_delivered(3, 100);  // coming out: not stuck, and not counted, whatever it holds
     auto dropped = w.check(&g, 20);
     BOOST_TEST_REQUIRE(dropped.size() == 1u);
     BOOST_TEST(dropped[0].fd == 1);
     BOOST_TEST(g.connections(0) == 2u);
+    BOOST_TEST(g.held_total() == 11 * kMiB - 100);  // what the other two hold
+}
+
+BOOST_AUTO_TEST_CASE(each_check_measures_a_few_connections_round_robin) {
+    ConnectionGuard::Limits l = limits();
+    l.max_per_address = 10;
+    l.max_connections = 10;
+    l.measured_per_check = 2;
+    ConnectionGuard g(1, l);
+    Wire w;
+    int asked = 0;
+    for (int fd = 1; fd <= 5; ++fd) {
+        g.on_accepted(0, fd, "10.0.0.1:" + std::to_string(fd));
+        w.read[fd] = 100;
+    }
+    auto count = [&](int fd, std::uint64_t *bytes) {
+        ++asked;
+        *bytes = w.read[fd];
+        return true;
+    };
+    g.check(count, 0);
+    BOOST_TEST(asked == 2);
+    // The stuck one is found within ceil(5 / 2) checks, wherever it is.
+    w.read[5] += 5 * kMiB;
+    std::vector<ConnectionGuard::Offender> dropped;
+    for (std::uint64_t t = 20; t <= 80 && dropped.empty(); t += 20) {
+        dropped = g.check(count, t);
+    }
+    BOOST_TEST_REQUIRE(dropped.size() == 1u);
+    BOOST_TEST(dropped[0].fd == 5);
 }
 
 BOOST_AUTO_TEST_CASE(a_connection_it_cannot_measure_is_left_alone) {
