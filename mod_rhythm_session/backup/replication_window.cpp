@@ -115,10 +115,17 @@ void ReplicationWindow::on_answered(std::size_t node, std::uint64_t request_id) 
 bool ReplicationWindow::held(std::uint32_t shard, const Change &change) const {
     bool counted = false;
     for (const Node &n : nodes_) {
-        if (!counts_for(n, shard)) {
+        if (!n.up || !n.owned.contains(shard)) {
             continue;
         }
-        if (n.shard_acked[shard] < change.shard_sequence) {
+        bool has_it = n.shard_acked[shard] >= change.shard_sequence;
+        if (n.refusing.contains(shard)) {
+            // What it holds before the change it refused counts; the rest waits for no one
+            // (it is not sent again to a full node until it has room).
+            counted = counted || has_it;
+            continue;
+        }
+        if (!has_it) {
             return false;
         }
         counted = true;

@@ -12,9 +12,10 @@
 //     not refusing it (below) has acknowledged it, and there is at least one such node. Shards
 //     settle independently: a shard that no node can take holds up no other.
 //   - A node that refused a change for lack of memory acknowledges nothing of that shard past it
-//     and says it is refusing the shard. It does not count for that shard until it has room, so
-//     the other owners settle it; if no other owner holds it, it stays in flight (unacknowledged,
-//     and shown so). It is not sent again to a node that says it is full.
+//     and says it is refusing the shard. It counts for what it acknowledged before the change it
+//     refused, and for nothing after it until it has room, so the other owners settle the rest;
+//     if no other owner holds it, it stays in flight (unacknowledged, and shown so). It is not
+//     sent again to a node that says it is full.
 //   - A node gets a change only once its subscription to the shard has reached the agent's
 //     socket (a PUB socket drops what it sends before that, silently); what was published before
 //     goes to it when the subscription arrives. A node known to be down gets nothing.
@@ -146,9 +147,6 @@ class ReplicationWindow {
         std::uint64_t heads_request_id = 0;
     };
 
-    bool counts_for(const Node &node, std::uint32_t shard) const {
-        return node.up && node.owned.contains(shard) && !node.refusing.contains(shard);
-    }
     bool held(std::uint32_t shard, const Change &change) const;
     // Changes of `shard` in flight after the shard sequence `acked`: a range of its deque.
     std::size_t first_after(std::uint32_t shard, std::uint64_t acked) const;

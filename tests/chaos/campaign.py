@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 from balancer_fixture import Haproxy, backend_site  # noqa: E402
 from cluster import Cluster, ClusterUnavailable, kill, pause, resume  # noqa: E402
 from rhythm_httpd import COOKIE, backed_server, session_key, wait_for  # noqa: E402
-from rss_node_fixture import FOUND, RssNode, shard_of  # noqa: E402
+from rss_node_fixture import FOUND, RssNode, parse_shard_ranges, shard_of  # noqa: E402
 
 from chaos import checker, nemesis, workload  # noqa: E402
 
@@ -100,7 +100,7 @@ class Bank:
         out = {}
         for node in self.nodes.values():
             status = node.status()
-            owned = _ranges(status["shards_owned_list"])
+            owned = parse_shard_ranges(status["shards_owned_list"])
             if shard_of(key) in owned:
                 reply = node.fetch(key)
                 if reply.get("status") == FOUND:
@@ -125,14 +125,6 @@ def _server_wide(name, nodes):
     """backed_server's server-wide lines, to write a restarted server's config again."""
     return "\n".join(["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes] +
                      [f"SessionBackupServerId {name}", ""])
-
-
-def _ranges(text):
-    out = set()
-    for part in filter(None, text.split(",")):
-        a, _, b = part.partition("-")
-        out.update(range(int(a), int(b or a) + 1))
-    return out
 
 
 def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1):

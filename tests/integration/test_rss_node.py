@@ -175,11 +175,13 @@ def test_heartbeat_acks_contiguous_shard_sequences_and_tells_of_newer_versions(n
     applied(node, 4)
     web1.publish(key, 9, b"stale on web1", sequence=5, shard_sequence=4)
     node.wait_status(lambda s: s["refused_stale"] == 1, 10, "the stale update refused")
-    ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"1" * 16, 1, 6))
-    assert ack["shard_acks"] == {7: 1, 8: 1}
+    # Told at once, not after its next heartbeat: it must drop its copy before the session
+    # comes back to it.
     refused = req.receive()
     assert refused["type"] == rf.REFUSED
     assert refused["refusals"] == [(key, 10)]
+    ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"1" * 16, 1, 6))
+    assert ack["shard_acks"] == {7: 1, 8: 1}
     # The re-send fills the gap; only the shard that moved is in the next acknowledgement.
     web1.publish(rf.key_in_shard(7), 1, b"x", sequence=3, shard_sequence=2)
     applied(node, 5)

@@ -237,6 +237,20 @@ BOOST_AUTO_TEST_CASE(a_refusing_node_never_counts_a_refused_change_as_held) {
     BOOST_TEST(f.settle() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(what_a_refusing_node_holds_before_the_refused_change_is_held) {
+    // Alone, it stored changes 1 and 2 and refused 3: 1 and 2 are held by the bank (they were
+    // shown unacknowledged for as long as the node stayed full), 3 is not.
+    Fixture f(1);
+    f.ack(0, kShard7);
+    f.publish(7);
+    f.publish(7);
+    f.publish(7);
+    f.ack(0, kShard7, {{7, 2}}, true, kShard7, 1);
+    BOOST_TEST(f.settle() == 2u);
+    BOOST_TEST(f.window.size() == 1u);
+    BOOST_TEST(f.window.figures(0).unacknowledged == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(another_owner_settles_what_a_full_node_refused_and_it_gets_the_shard_later) {
     Fixture f(2);
     f.ack(0, kShard7);
