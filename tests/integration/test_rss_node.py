@@ -162,7 +162,9 @@ def test_heartbeat_acks_contiguous_shard_sequences_and_tells_of_newer_versions(n
     web2 = node.publisher(agent_id=b"2" * 16, origin="web2")
     web1.wait_subscribed()
     web2.wait_subscribed()
-    req = node.requester()
+    # web1's agent has a connection of its own: the node's status requests (wait_status) go on
+    # the fixture's, and would take a refusal that arrives meanwhile for theirs.
+    req = rf.Requester(node.context, node.queries, node.curve)
     ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"1" * 16, 1, 1))
     assert ack["shard_acks"] == {}
     assert req.receive()["type"] == rf.RESEND
@@ -187,6 +189,7 @@ def test_heartbeat_acks_contiguous_shard_sequences_and_tells_of_newer_versions(n
     applied(node, 5)
     ack = req.ask(lambda rid: rf.heartbeat_frames(rid, b"1" * 16, 1, 6))
     assert ack["shard_acks"] == {7: 4}
+    req.close()
     web1.close()
     web2.close()
 
