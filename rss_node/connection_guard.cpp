@@ -74,12 +74,6 @@ void ConnectionGuard::forget(int fd) {
     c = Connection{};
 }
 
-const std::string &ConnectionGuard::address_of(int fd) const {
-    static const std::string kNone;
-    return fd >= 0 && static_cast<std::size_t>(fd) < connections_.size() ? connections_[fd].address
-                                                                         : kNone;
-}
-
 std::vector<ConnectionGuard::Offender> ConnectionGuard::check(
     const std::function<bool(int, std::uint64_t *)> &read, std::uint64_t now_ms) {
     std::vector<Offender> offenders;

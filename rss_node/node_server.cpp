@@ -48,8 +48,8 @@ constexpr int kHandshakeMs = 5000;
 constexpr int kMallocTrimThreshold = 32 * 1024 * 1024;
 
 // The text of a version-mismatch answer; its header carries the same version.
-constexpr char kVersionMismatchText[] = "this node speaks protocol version 4";
-static_assert(wire::kProtocolVersion == 4, "kVersionMismatchText names the protocol version");
+constexpr char kVersionMismatchText[] = "this node speaks protocol version 5";
+static_assert(wire::kProtocolVersion == 5, "kVersionMismatchText names the protocol version");
 // A full node has room again once its store is this far under --max-memory: far enough that the
 // changes it refused, sent again, are not refused at once.
 constexpr std::uint64_t kRoomAgainPercent = 95;
@@ -586,6 +586,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         counters_.fetches++;
         wire::FetchReply answer;
         answer.request_id = fetch->request_id;
+        answer.owner = owned_.contains(wire::shard_of(fetch->key));
         if (store_.find(fetch->key, now.ms(), &answer.record)) {
             counters_.fetch_hits++;
             answer.status =

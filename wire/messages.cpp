@@ -135,6 +135,14 @@ DecodeResult body_fetch_reply(ByteReader *in, Message *out) {
         return decode_fail(DecodeError::kBadValue, "fetch reply: unknown status");
     }
     m.status = static_cast<FetchStatus>(status);
+    std::uint8_t owner;
+    if (!in->u8(&owner)) {
+        return decode_fail(DecodeError::kTruncated, "fetch reply: owner truncated");
+    }
+    if (owner > 1) {
+        return decode_fail(DecodeError::kBadValue, "fetch reply: owner is neither 0 nor 1");
+    }
+    m.owner = owner == 1;
     if (m.status == FetchStatus::kNotFound) {
         RHYTHM_TRY(expect_end(*in, "fetch reply: bytes after not-found"));
     } else {
@@ -364,6 +372,7 @@ struct BodyWriter {
     std::string operator()(const FetchReply &m) {
         put_u64(&body, m.request_id);
         put_u8(&body, static_cast<std::uint8_t>(m.status));
+        put_u8(&body, m.owner ? 1 : 0);
         if (m.status != FetchStatus::kNotFound) {
             put_record(&body, m.record);
         }

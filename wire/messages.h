@@ -124,6 +124,10 @@ struct FetchReply {
     std::uint64_t request_id = 0;
     FetchStatus status = FetchStatus::kNotFound;
     SessionRecord record;  // absent (default) when kNotFound; a tombstone when kDeleted
+    // The answering node owns the key's shard. A node that lost the shard keeps its copy a few
+    // seconds for the new owner's snapshot and answers from it, but that copy gets no updates:
+    // only an owner's answer may end a fetch before every node asked has answered.
+    bool owner = true;
 };
 
 // A shard sequence of one shard of an agent's stream: in a heartbeat, the last one the agent has

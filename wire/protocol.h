@@ -1,4 +1,4 @@
-// The constants of the bank's wire protocol, version 4: the protocol version byte, the message
+// The constants of the bank's wire protocol, version 5: the protocol version byte, the message
 // types, the shard count and the limits every decoder enforces. docs/protocol.md is the prose
 // specification of the same facts; a change here is a change of protocol version.
 #pragma once
@@ -14,7 +14,7 @@ namespace rhythm::wire {
 // The first byte of every header. A receiver answers a request of another version with an
 // kError of code kVersionMismatch (in its own version) and drops a published update of another
 // version, counting it as malformed.
-constexpr std::uint8_t kProtocolVersion = 4;
+constexpr std::uint8_t kProtocolVersion = 5;
 
 // Sessions are spread over a fixed number of shards; the shard is the topic of a published
 // update. Fixed by the protocol version: every party must agree on it.

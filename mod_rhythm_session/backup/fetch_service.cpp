@@ -31,6 +31,10 @@ struct FetchService::Pending {
     std::size_t answered = 0;
     bool owners_only = false;  // the rest of the bank is still to be asked
     bool check = false;        // a check of a copy held here, not a take-over
+    std::vector<bool> asked_node;
+    // A node that owns the session's shard (by its own word) answered; one has it.
+    bool owner_answered = false;
+    bool owner_found = false;
     // The best version answered so far (0: none), and its record.
     std::uint64_t best_version = 0;
     std::string best_origin;
@@ -84,6 +88,7 @@ void FetchService::on_request(int fd, MonotonicTime now) {
         return;
     }
     fetch->request_id = next_request_id_++;
+    fetch->asked_node.assign(bank_.node_count(), false);
     if (ask_bank(*fetch) == 0 && bank_.reached() && every_node_silent()) {
         // Every node silent: a take-over finds nothing (a new session: the site serves on while
         // the bank is down); a copy held here is the best there is. Not so where a node is up
@@ -128,21 +133,25 @@ void FetchService::on_node_answer() {
         Pending &fetch = *entry.second;
         if (fetch.asked == 0) {
             ask_bank(fetch);
+        } else if (fetch.answered == fetch.asked && !fetch.owner_answered) {
+            ask(fetch);  // the owners may be among the nodes that could not be asked before
         }
     }
 }
 
 // Asks the session's owners (those that are up and own its shard), or with owners_only clear
-// the rest of the bank; returns how many were asked. A node that stopped answering heartbeats
-// (hung, or gone without closing its connection) is never asked: it would hold the fetch until
-// its deadline. A node not heard from yet is asked with the rest.
+// the rest of the bank; returns how many were asked. No node is asked twice. A node that stopped
+// answering heartbeats (hung, or gone without closing its connection) is never asked: it would
+// hold the fetch until its deadline. A node not heard from yet is asked with the rest.
 std::size_t FetchService::ask(Pending &fetch) {
     wire::Frames frames = wire::encode_message(wire::Fetch{fetch.request_id, fetch.id});
     std::uint32_t shard = wire::shard_of(fetch.id);
     std::size_t asked = 0;
-    for (std::size_t i = 0; i < bank_.node_count(); ++i) {
+    for (std::size_t i = 0; i < fetch.asked_node.size(); ++i) {
         bool owner = bank_.up(i) && bank_.owns(i, shard);
-        if (!bank_.silent(i) && owner == fetch.owners_only && bank_.send(i, frames)) {
+        if (!fetch.asked_node[i] && !bank_.silent(i) && (owner || !fetch.owners_only) &&
+            bank_.send(i, frames)) {
+            fetch.asked_node[i] = true;
             ++asked;
         }
     }
@@ -150,10 +159,14 @@ std::size_t FetchService::ask(Pending &fetch) {
     return asked;
 }
 
-// The highest version among the answers wins (wire::supersedes): a node that was hung, or is
-// still filling a shard it took over, may answer with an older one. So a fetch waits for every node
-// it asked (a silent one is never asked), or, once one has the session, kOtherAnswersGraceMs more
-// at most.
+// The highest version among the answers wins (wire::supersedes): a node that was hung, or that
+// lost the shard and answers from the copy it keeps for the new owner's snapshot, may answer with
+// an older one. So a fetch waits for every node it asked (a silent one is never asked), or, once
+// an owner (by its own word: this agent's view of the shards lags) has the session,
+// kOtherAnswersGraceMs more at most. Where the nodes asked first, believed to be the owners, turn
+// out not to own the shard or not to have it, the rest of the bank is asked too. No answer counts
+// until an owner has answered: a former owner's copy may be behind, and its "not found" says
+// nothing (a fetch that reached no owner waits for one, or its deadline: a 503).
 void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     auto it = pending_.find(reply.request_id);
     if (it == pending_.end()) {
@@ -161,13 +174,16 @@ void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     }
     Pending &fetch = *it->second;
     ++fetch.answered;
-    if (reply.status != wire::FetchStatus::kNotFound &&
+    bool found = reply.status != wire::FetchStatus::kNotFound;
+    fetch.owner_answered = fetch.owner_answered || reply.owner;
+    if (found && reply.owner && !fetch.owner_found) {
+        fetch.owner_found = true;
+        fetch.deadline =
+            std::min(fetch.deadline, now + std::chrono::milliseconds(kOtherAnswersGraceMs));
+    }
+    if (found &&
         (fetch.best_version == 0 || wire::supersedes(reply.record.version, reply.record.origin,
                                                      fetch.best_version, fetch.best_origin))) {
-        if (fetch.best_version == 0) {
-            fetch.deadline =
-                std::min(fetch.deadline, now + std::chrono::milliseconds(kOtherAnswersGraceMs));
-        }
         fetch.best_version = reply.record.version;
         fetch.best_origin.assign(reply.record.origin.data(), reply.record.origin.size());
         fetch.best_deleted = reply.status == wire::FetchStatus::kDeleted;
@@ -177,12 +193,17 @@ void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     if (fetch.answered < fetch.asked) {
         return;
     }
-    if (fetch.best_version == 0 && fetch.owners_only) {
-        // The owners do not have it: a node that owned its shard before the bank changed may.
+    if (!fetch.owner_found && fetch.owners_only) {
+        // No owner has it: the owners may have changed since this agent last heard (the shard's
+        // new owner is then among the rest), or one still being filled with the shard may not
+        // have it yet while a node that owned it before the bank changed does.
         fetch.owners_only = false;
         if (ask(fetch) > 0) {
             return;
         }
+    }
+    if (!fetch.owner_answered) {
+        return;  // on_node_answer asks the nodes that could not be asked yet
     }
     finish(fetch, false, now);
     pending_.erase(it);
@@ -204,6 +225,11 @@ void FetchService::expire(MonotonicTime now) {
 // (RS0103) while the user is answered 200, so the changes would be lost; a new session is
 // visible, and the bank's copy stays intact for a server with the larger limit.
 void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime now) {
+    if (!fetch.owner_answered) {
+        // Only former owners answered: the owner, not reached, may have a newer copy. Better a
+        // 503 (or a copy left unchecked) than a rollback.
+        fetch.best_version = 0;
+    }
     if (fetch.check) {
         finish_check(fetch, deadline_passed);
         return;

@@ -4,10 +4,11 @@
 //
 // A fetch asks the session's owners first (the nodes that are up and own its shard) and, if none
 // has it, every other node that is not known to be silent. The best answer wins
-// (wire::supersedes): it waits for every node it asked, or kOtherAnswersGraceMs more once one
-// has the session, or its deadline (SessionBackupTimeout). A session found is stored in the
-// segment before the worker hears of it; a check replaces the copy held if the bank's is newer.
-// At most max_pending fetches wait at once: past that a fetch is answered at once as shed.
+// (wire::supersedes): it waits for every node it asked, or kOtherAnswersGraceMs more once an owner
+// (by the node's own word) has the session, or its deadline (SessionBackupTimeout). A session found
+// is stored in the segment before the worker hears of it; a check replaces the copy held if the
+// bank's is newer. At most max_pending fetches wait at once: past that a fetch is answered at once
+// as shed.
 #pragma once
 
 #include <cstddef>

@@ -26,7 +26,7 @@ from rhythm_httpd import LOCAL, ManagedServer, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 SHARD_COUNT = 1024
 MAX_FRAME_SIZE = 1024 * 1024 + 64 * 1024
 
@@ -196,9 +196,11 @@ def decode_reply(frames):
     t = head[1]
     out = {"type": t}
     if t == FETCH_REPLY:
-        out["request_id"], out["status"] = struct.unpack(">QB", body[:9])
+        out["request_id"], out["status"], owner = struct.unpack(">QBB", body[:10])
+        assert owner in (0, 1), f"fetch-reply owner {owner}"
+        out["owner"] = owner == 1
         if out["status"] != NOT_FOUND:
-            out.update(decode_record(body[9:]))
+            out.update(decode_record(body[10:]))
     elif t == HEARTBEAT_ACK:
         out["request_id"], out["epoch"] = struct.unpack(">QQ", body[:16])
         n = body[16]

@@ -324,6 +324,67 @@ def test_a_failover_fetch_asks_the_sessions_owner_first():
             assert asked == {n.name: 1 if n.name == owner else 0 for n in nodes}
 
 
+def test_a_restarted_server_takes_no_former_owners_copy_that_missed_changes():
+    """node-c joins and takes shards from node-a, which keeps its copies 10 s for node-c's
+    snapshots but gets no more changes of them. web1 counts on (node-c has the changes). web2
+    starts while node-c is stopped: it cannot reach node-c, and node-a answers from its old copy.
+    web2 waits for node-c and serves the latest count, not the old copy (the fault campaign, seed
+    14: a count went back from 372 to 261)."""
+    a = RssNode(name="node-a", extra=["--replicas", "1"])
+    c = RssNode(name="node-c", extra=["--replicas", "1"])
+    a.peers, c.peers = [c.queries], [a.queries]
+    try:
+        a.start()
+        wait_for(lambda: a.status()["ownership_decided"], 10, "node-a's ownership")
+        with backed_server("web1", [a, c]) as web1:
+            browsers = [Browser(web1) for _ in range(20)]
+            for br in browsers:
+                assert br.get("/app/counter")[0] == 200
+            wait_backed(web1)
+            c.start()
+            wait_members([a, c], {"node-a", "node-c"})
+            moved = [br for br in browsers if rf.shard_of(br.session_key()) in owned(c)]
+            assert moved, "no session in node-c's shards"
+            br = moved[0]
+            key = br.session_key()
+            wait_for(lambda: c.fetch(key).get("status") == rf.FOUND, 10, "node-c filled")
+            for _ in range(2):
+                assert "count=" in br.get("/app/counter")[2]
+            wait_backed(web1)
+            latest = c.fetch(key)
+            old = a.fetch(key)
+            assert latest["owner"] and latest["status"] == rf.FOUND
+            assert not old["owner"] and old["status"] == rf.FOUND  # kept for the snapshot
+            assert old["version"] < latest["version"]
+            os.kill(c.pid, signal.SIGSTOP)
+            stopped = time.monotonic()
+            answer = {}
+            try:
+                with backed_server("web2", [a, c], "SessionBackupTimeout 5s") as web2:
+                    wait_for(lambda: web2.status()["RhythmBackupNodesUp"] >= 1, 5, "node-a up")
+                    before = a.status()["fetches"]
+                    br.server = web2
+                    request = threading.Thread(
+                        target=lambda: answer.update(zip(("status", "text"),
+                                                         br.get("/app/counter")[::2])))
+                    request.start()
+                    wait_for(lambda: a.status()["fetches"] > before, 5, "node-a asked")
+                    # node-a's copy must not be served while node-c cannot answer.
+                    time.sleep(0.2)
+                    assert not answer, answer
+                    # Well before node-a would count node-c down and take the shard back.
+                    assert time.monotonic() - stopped < NOTICE_S - 1, "web2 started too slowly"
+                    os.kill(c.pid, signal.SIGCONT)
+                    request.join(10)
+                    assert answer.get("status") == 200, answer
+                    assert "count=4" in answer["text"], answer["text"]
+            finally:
+                os.kill(c.pid, signal.SIGCONT)
+    finally:
+        a.cleanup()
+        c.cleanup()
+
+
 def wait_backed(web, what="every change acknowledged", timeout=10):
     """Until `web` has nothing left to publish and the bank has acknowledged what it published."""
     def backed():

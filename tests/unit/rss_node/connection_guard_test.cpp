@@ -70,7 +70,10 @@ BOOST_AUTO_TEST_CASE(a_descriptor_reused_before_its_close_came_counts_once) {
     BOOST_TEST(g.connections(1) == 1u);
     g.on_closed(0, 10);
     BOOST_TEST(g.connections(1) == 1u);
-    BOOST_TEST(g.address_of(10) == "10.0.0.2:6000");
+    // Its close gives its new address its place back (10.0.0.2 has two again).
+    g.on_closed(1, 10);
+    BOOST_TEST((g.on_accepted(1, 11, "10.0.0.2:6001") == ConnectionGuard::Admit::kAdmitted));
+    BOOST_TEST((g.on_accepted(1, 12, "10.0.0.2:6002") == ConnectionGuard::Admit::kAdmitted));
 }
 
 BOOST_AUTO_TEST_CASE(a_connection_stuck_on_an_unfinished_message_goes_past_its_bound) {

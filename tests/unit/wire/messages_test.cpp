@@ -80,6 +80,7 @@ std::vector<wire::Message> samples() {
     out.push_back(wire::FetchReply{6, wire::FetchStatus::kFound, live_record()});
     out.push_back(wire::FetchReply{7, wire::FetchStatus::kNotFound, {}});
     out.push_back(wire::FetchReply{8, wire::FetchStatus::kDeleted, tombstone_record()});
+    out.push_back(wire::FetchReply{9, wire::FetchStatus::kFound, live_record(), false});
     wire::Heartbeat hb;
     hb.request_id = 9;
     hb.agent_id.fill(3);
@@ -153,7 +154,8 @@ std::string record_bytes(const wire::SessionKey &key, std::uint64_t version, std
 wire::Frames fetch_reply_frames(std::string record) {
     std::string body;
     wire::put_u64(&body, 1);
-    wire::put_u8(&body, 0);
+    wire::put_u8(&body, 0);  // found
+    wire::put_u8(&body, 1);  // by an owner
     body += record;
     return {header(wire::MessageType::kFetchReply), body};
 }
@@ -196,6 +198,11 @@ BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {
     BOOST_TEST(reply.record.data == kData);
     BOOST_TEST((reply.record.key == key_of(1)));
     BOOST_TEST(!reply.record.tombstone);
+    BOOST_TEST(reply.owner);
+    frames =
+        wire::encode_message(wire::FetchReply{6, wire::FetchStatus::kFound, live_record(), false});
+    BOOST_TEST_REQUIRE(decode(frames, &back).ok());
+    BOOST_TEST(!std::get<wire::FetchReply>(back).owner);
 }
 
 BOOST_AUTO_TEST_CASE(published_updates_and_tombstones_round_trip) {
@@ -403,6 +410,7 @@ BOOST_AUTO_TEST_CASE(bad_records_are_rejected) {
     std::string body;
     wire::put_u64(&body, 1);
     wire::put_u8(&body, 2);
+    wire::put_u8(&body, 1);
     body += record_bytes(k, 1, 1, "web", 1, "x");
     BOOST_TEST((decode({header(wire::MessageType::kFetchReply), body}, &m).error ==
                 DecodeError::kBadValue));
@@ -429,6 +437,14 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
     std::string body;
     wire::put_u64(&body, 1);
     wire::put_u8(&body, 3);
+    wire::put_u8(&body, 1);
+    BOOST_TEST((decode({header(wire::MessageType::kFetchReply), body}, &m).error ==
+                DecodeError::kBadValue));
+    // ... an owner flag that is neither 0 nor 1.
+    body.clear();
+    wire::put_u64(&body, 1);
+    wire::put_u8(&body, 1);
+    wire::put_u8(&body, 2);
     BOOST_TEST((decode({header(wire::MessageType::kFetchReply), body}, &m).error ==
                 DecodeError::kBadValue));
     wire::Frames frames =
