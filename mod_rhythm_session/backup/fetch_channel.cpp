@@ -58,7 +58,7 @@ const char *fetch_outcome_name(FetchOutcome outcome) {
         case FetchOutcome::kDeleted:
             return "deleted in the bank";
         case FetchOutcome::kTimedOut:
-            return "no answer from the bank in time";
+            return "no answer from the session's owners in time";
         case FetchOutcome::kNoAgent:
             return "the backup agent is not running";
         case FetchOutcome::kShed:

@@ -250,7 +250,7 @@ def test_failover_fetches_are_bounded_when_the_bank_is_silent():
             said = [line for line in a.log_text().splitlines() if "RS0205" in line]
             assert 1 <= len(said) <= 20
             assert "too many failover fetches waiting already" in "\n".join(said) or \
-                "no answer from the bank in time" in "\n".join(said)
+                "no answer from the session's owners in time" in "\n".join(said)
     finally:
         hole.close()
 
