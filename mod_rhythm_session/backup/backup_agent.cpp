@@ -555,7 +555,6 @@ std::size_t BackupAgent::publish_changes(MonotonicTime now) {
                 }
             }
         }
-        feed_.count_published(batch.size());
         published += batch.size();
     }
     return published;

@@ -103,6 +103,9 @@ void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_re
         }
         i = next;
     }
+    // Counted published under the same hold of the mutex: a status read between the two saw no
+    // change pending and the batch nowhere, so fewer unacknowledged than the bank lacked.
+    h.backup.published += out->size();
     // Taken off the list, not yet acknowledged: still unacknowledged for server-status, at once.
     if (!out->empty() && h.backup.oldest_in_flight_us == 0) {
         h.backup.oldest_in_flight_us = out->front().saved_at_us;
@@ -257,11 +260,6 @@ void BackupFeed::count_check(bool replaced) {
     ShmMutexGuard guard(header().mutex);
     header().backup.stall_checks += 1;
     header().backup.stall_replaced += replaced ? 1 : 0;
-}
-
-void BackupFeed::count_published(std::uint64_t n) {
-    ShmMutexGuard guard(header().mutex);
-    header().backup.published += n;
 }
 
 void BackupFeed::count_refused(std::uint64_t n) {

@@ -55,7 +55,8 @@ class BackupFeed {
     // Takes up to `max_records` changes (and about `max_bytes` of data) off the dirty list,
     // oldest first, skipping sessions that requests hold or wait for: a session is published once
     // the last of its queued requests has saved. They count as in flight (see
-    // set_oldest_in_flight) from then on.
+    // set_oldest_in_flight) and as published from then on: the agent publishes every change it
+    // takes in the same turn.
     void take_changes(std::vector<ChangeRecord> *out, std::size_t max_records,
                       std::size_t max_bytes);
 
@@ -117,7 +118,6 @@ class BackupFeed {
     void cut_off_from_bank();
 
     // Figures only the agent knows.
-    void count_published(std::uint64_t n);
     // Changes a node did not store for lack of memory (each refusal by each node).
     void count_refused(std::uint64_t n);
     enum class FetchCount { kFound, kMissing, kTimedOut, kShed, kTooLarge, kNoSpace };
