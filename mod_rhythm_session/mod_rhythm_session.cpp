@@ -46,6 +46,7 @@ extern "C" {
 #include "common/number.h"
 #include "common/size.h"
 #include "core/config_value.h"
+#include "core/line_rate.h"
 #include "core/login_identity.h"
 #include "core/session_cache.h"
 #include "core/session_cookie.h"
@@ -205,20 +206,13 @@ void *pool_allocate(void *pool, std::size_t bytes) {
 // What a take-over from the bank came to.
 enum class TakeOver { kTaken, kNewSession, kUnavailable };
 
-// RS0205 at most once a second per process, with the number passed over: a bank that does not
-// answer makes every failover request say it.
-bool admit_unavailable_line(apr_time_t now, std::uint64_t *suppressed) {
-    static std::atomic<apr_time_t> last{0};
-    static std::atomic<std::uint64_t> held{0};
-    apr_time_t before = last.load(std::memory_order_relaxed);
-    if (now - before < apr_time_from_sec(1) ||
-        !last.compare_exchange_strong(before, now, std::memory_order_relaxed)) {
-        held.fetch_add(1, std::memory_order_relaxed);
-        return false;
-    }
-    *suppressed = held.exchange(0, std::memory_order_relaxed);
-    return true;
-}
+// RS0205 and RS0202 at most once a second per process each (RS0202's warnings apart from its
+// info lines), with the number held back: a bank that does not answer makes every failover
+// request say it, and a client can send made-up IDs as fast as it likes (4,426 a second wrote
+// 12.6 MB of RS0202 lines in 15 s).
+rhythm::LineRate g_unavailable_lines(apr_time_from_sec(1));
+rhythm::LineRate g_new_session_lines(apr_time_from_sec(1));
+rhythm::LineRate g_cannot_keep_lines(apr_time_from_sec(1));
 
 // A well-formed ID this server does not hold: another server's user after a failover, perhaps.
 // Asks the bank through the agent, waiting at most SessionBackupTimeout. A new session starts
@@ -241,7 +235,7 @@ TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
     if (outcome == rhythm::FetchOutcome::kTimedOut || outcome == rhythm::FetchOutcome::kNoAgent ||
         outcome == rhythm::FetchOutcome::kShed) {
         std::uint64_t suppressed = 0;
-        if (admit_unavailable_line(r->request_time, &suppressed)) {
+        if (g_unavailable_lines.admit(r->request_time, &suppressed)) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           "RS0205: session %s... not taken over (%s): answering 503; the next "
                           "request asks again (%" APR_UINT64_T_FMT
@@ -255,9 +249,19 @@ TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
     // The bank has it and this server cannot keep it: a configuration to fix, not a miss.
     bool cannot_keep =
         outcome == rhythm::FetchOutcome::kTooLarge || outcome == rhythm::FetchOutcome::kNoSpace;
-    ap_log_rerror(APLOG_MARK, cannot_keep ? APLOG_WARNING : APLOG_INFO, 0, r,
-                  "RS0202: session %s... not taken over (%s): a new session starts", prefix,
-                  rhythm::fetch_outcome_name(outcome));
+    std::uint64_t held_back = 0;
+    rhythm::LineRate &lines = cannot_keep ? g_cannot_keep_lines : g_new_session_lines;
+    if (lines.admit(r->request_time, &held_back)) {
+        char more[80] = "";
+        if (held_back > 0) {
+            apr_snprintf(more, sizeof more,
+                         " (%" APR_UINT64_T_FMT " more such in this process since the last line)",
+                         static_cast<apr_uint64_t>(held_back));
+        }
+        ap_log_rerror(APLOG_MARK, cannot_keep ? APLOG_WARNING : APLOG_INFO, 0, r,
+                      "RS0202: session %s... not taken over (%s): a new session starts%s", prefix,
+                      rhythm::fetch_outcome_name(outcome), more);
+    }
     return TakeOver::kNewSession;
 }
 
