@@ -1,5 +1,7 @@
 // Contracts checked on every accepted input:
 // - a session ID is the canonical text of its 16 bytes (parsing then formatting gives it back);
+// - a cookie value that verifies under the signing key is the value that key gives its ID, a plain
+//   ID that is refused as unsigned is one, and nothing verifies as signed by an older key;
 // - a cookie name is a token, its attributes hold no control character, the TLS form says
 //   Secure, a __Host-/__Secure- cookie says Secure on plain HTTP too, a __Host- cookie has
 //   path=/ and no Domain, and giving the result back to the parser yields the same cookie;
@@ -19,6 +21,7 @@
 #include "common/number.h"
 #include "common/size.h"
 #include "core/config_value.h"
+#include "core/id_signer.h"
 #include "core/session_cookie.h"
 #include "wire/session_key.h"
 
@@ -46,6 +49,26 @@ bool session_id(std::string_view text) {
         return false;
     }
     require(wire::format_session_key(key) == text, "a parsed session ID formats differently");
+    return true;
+}
+
+bool signed_id(std::string_view text) {
+    static const IdSigner signer = [] {
+        IdSigner s;
+        std::string why;
+        require(s.parse(kFuzzIdKey, "fuzz", &why), "the fuzz key refused");
+        return s;
+    }();
+    SessionId id;
+    IdSigner::Verdict verdict = signer.verify(text, &id);
+    require(verdict != IdSigner::Verdict::kOlderKey, "an older key where there is one key");
+    if (verdict == IdSigner::Verdict::kUnsigned) {
+        require(wire::format_session_key(id) == text, "an unsigned ID that is not one");
+    }
+    if (verdict != IdSigner::Verdict::kValid) {
+        return false;
+    }
+    require(signer.cookie_value(id) == text, "a valid signed ID the key signs differently");
     return true;
 }
 
@@ -143,6 +166,9 @@ unsigned fuzz_session_cookie_input(const std::uint8_t *data, std::size_t size) {
     }
     if (cookie(text)) {
         accepted |= kFuzzCookie;
+    }
+    if (signed_id(text)) {
+        accepted |= kFuzzSignedId;
     }
     return accepted;
 }

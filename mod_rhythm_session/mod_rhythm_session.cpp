@@ -46,6 +46,7 @@ extern "C" {
 #include "common/number.h"
 #include "common/size.h"
 #include "core/config_value.h"
+#include "core/id_signer.h"
 #include "core/line_rate.h"
 #include "core/login_identity.h"
 #include "core/session_cache.h"
@@ -90,6 +91,8 @@ struct ServerSettings {
     std::uint64_t backup_agent_nice = kDefaultBackupAgentNice;
     bool backup_evict_unbacked = false;
     rhythm::BackupSettings *backup = nullptr;
+    rhythm::IdSigner *id_signer = nullptr;  // RhythmSessionKeyFile; no keys: IDs unsigned
+    bool accept_unsigned = false;           // ... accept-unsigned: a change-over to signing
 };
 
 ServerSettings *server_settings(const server_rec *s) {
@@ -213,6 +216,7 @@ enum class TakeOver { kTaken, kNewSession, kUnavailable };
 rhythm::LineRate g_unavailable_lines(apr_time_from_sec(1));
 rhythm::LineRate g_new_session_lines(apr_time_from_sec(1));
 rhythm::LineRate g_cannot_keep_lines(apr_time_from_sec(1));
+rhythm::LineRate g_refused_id_lines(apr_time_from_sec(1));
 
 // A well-formed ID this server does not hold: another server's user after a failover, perhaps.
 // Asks the bank through the agent, waiting at most SessionBackupTimeout. A new session starts
@@ -299,6 +303,50 @@ bool check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
     return true;
 }
 
+// The response's cookie naming the session `id`.
+void write_session_cookie(request_rec *r, const DirConfig *conf, const SessionId &id) {
+    std::string text = g_settings->id_signer->cookie_value(id);
+    ap_cookie_write(r, conf->cookie_name, text.c_str(), cookie_attrs(r, conf), 0,
+                    r->err_headers_out, nullptr);
+}
+
+// The session ID a cookie's value names, if this server takes it: well formed, and signed with a
+// key of RhythmSessionKeyFile where one is set. An ID no key here signed is refused before it
+// costs a lookup or a fetch from the bank (RS0111, at most a line a second per process, and
+// RhythmSessionIdsRefused). `*sign_again`: the cookie is to be signed with the current key.
+bool accept_session_id(request_rec *r, const DirConfig *conf, const char *value, SessionId *id,
+                       bool *sign_again) {
+    using Verdict = rhythm::IdSigner::Verdict;
+    Verdict verdict = g_settings->id_signer->verify(value, id);
+    if (verdict == Verdict::kMalformed) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "RS0101: malformed session cookie %s ignored: a new session will be issued",
+                      conf->cookie_name);
+        return false;
+    }
+    if (verdict == Verdict::kUnsigned && g_settings->accept_unsigned) {
+        verdict = Verdict::kOlderKey;
+    }
+    if (verdict == Verdict::kUnsigned || verdict == Verdict::kBadSignature) {
+        g_cache.count_id_refused();
+        std::uint64_t held_back = 0;
+        if (g_refused_id_lines.admit(r->request_time, &held_back)) {
+            char prefix[7];
+            rhythm::session_id_log_prefix(*id, prefix);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "RS0111: session cookie %s refused (%s... %s): a new session will be "
+                          "issued (%" APR_UINT64_T_FMT
+                          " more such in this process since the "
+                          "last line)",
+                          conf->cookie_name, prefix, rhythm::id_verdict_name(verdict),
+                          static_cast<apr_uint64_t>(held_back));
+        }
+        return false;
+    }
+    *sign_again = verdict == Verdict::kOlderKey;
+    return true;
+}
+
 // Reads the cookie and, when it names a session this server holds, takes the session's lock and
 // builds its session_rec. Done once per top-level request.
 void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
@@ -318,10 +366,8 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
         return;
     }
     SessionId id;
-    if (!rhythm::wire::parse_session_key(value, &id)) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "RS0101: malformed session cookie %s ignored: a new session will be issued",
-                      conf->cookie_name);
+    bool sign_again = false;
+    if (!accept_session_id(r, conf, value, &id, &sign_again)) {
         return;
     }
     SessionCache::Loaded loaded;
@@ -359,6 +405,9 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
         case SessionCache::Acquire::kLocked:
             apr_pool_cleanup_register(top->pool, st, release_lock, apr_pool_cleanup_null);
             st->id = id;
+            if (sign_again) {
+                write_session_cookie(top, conf, id);  // under the key that signs now
+            }
             z->encoded = st->loaded_data = loaded.data;
             z->expiry = loaded.expiry_us;
             break;
@@ -520,13 +569,6 @@ bool draw_session_id(request_rec *r, SessionId *id) {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r,
                   "RS0105: cannot read random bytes for a session ID");
     return false;
-}
-
-// The response's cookie naming the session `id`.
-void write_session_cookie(request_rec *r, const DirConfig *conf, const SessionId &id) {
-    std::string text = rhythm::wire::format_session_key(id);
-    ap_cookie_write(r, conf->cookie_name, text.c_str(), cookie_attrs(r, conf), 0,
-                    r->err_headers_out, nullptr);
 }
 
 // A session saved for the first time: under a fresh ID, never one the client offered, sent in
@@ -844,6 +886,14 @@ void *create_server_config(apr_pool_t *p, server_rec *) {
             return APR_SUCCESS;
         },
         apr_pool_cleanup_null);
+    settings->id_signer = new (apr_palloc(p, sizeof(rhythm::IdSigner))) rhythm::IdSigner();
+    apr_pool_cleanup_register(
+        p, settings->id_signer,
+        [](void *signer) -> apr_status_t {
+            static_cast<rhythm::IdSigner *>(signer)->~IdSigner();
+            return APR_SUCCESS;
+        },
+        apr_pool_cleanup_null);
     return settings;
 }
 
@@ -1023,6 +1073,24 @@ const char *set_backup_curve(cmd_parms *cmd, void *, const char *bank_public,
     return nullptr;
 }
 
+const char *set_key_file(cmd_parms *cmd, void *, const char *file, const char *option) {
+    ServerSettings *settings = server_settings(cmd->server);
+    if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return err;
+    }
+    if (option && std::strcmp(option, "accept-unsigned") != 0) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not an option (the only one is accept-unsigned)",
+                            cmd->cmd->name, option);
+    }
+    std::string why;
+    if (!settings->id_signer->load(ap_server_root_relative(cmd->pool, file), &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why.c_str());
+    }
+    settings->accept_unsigned = option != nullptr;
+    return nullptr;
+}
+
 // A largest session bigger than the cache could never be stored: refuse the pair at start-up.
 int rhythm_check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) {
     ServerSettings *settings = server_settings(s);
@@ -1090,6 +1158,10 @@ const command_rec rhythm_commands[] = {
                  "Off (default): it refuses the save instead"),
     AP_INIT_TAKE1("SessionBackupServerId", as_cmd_func(set_backup_server_id), nullptr, RSRC_CONF,
                   "This server's name in the bank (default: host name and port)"),
+    AP_INIT_TAKE12("RhythmSessionKeyFile", as_cmd_func(set_key_file), nullptr, RSRC_CONF,
+                   "A file of keys (64 hex digits each, the first signs) that every server of "
+                   "the bank shares: session IDs are signed, an ID no key signed is refused; "
+                   "then optionally accept-unsigned, during a change-over to signing"),
     AP_INIT_TAKE2("SessionBackupCurve", as_cmd_func(set_backup_curve), nullptr, RSRC_CONF,
                   "The bank's public key file and this server's secret key file (rss_node "
                   "keygen): all backup traffic under CURVE"),

@@ -17,7 +17,8 @@
     X(locks_reclaimed, "RhythmLocksReclaimed", "Locks reclaimed from dead processes") \
     X(oversized_refused, "RhythmOversizedRefused", "Oversized saves refused")         \
     X(no_space, "RhythmNoSpace", "Saves refused for lack of space")                   \
-    X(renewals, "RhythmSessionsRenewed", "Session IDs renewed at a login")
+    X(renewals, "RhythmSessionsRenewed", "Session IDs renewed at a login")            \
+    X(ids_refused, "RhythmSessionIdsRefused", "Session IDs refused: not signed by a key here")
 
 // The backup: what was published and acknowledged, what was refused, lost or dropped, the
 // failover fetches, the stalls.

@@ -483,6 +483,11 @@ void SessionCache::count_oversized() {
     header_->counters.oversized_refused += 1;
 }
 
+void SessionCache::count_id_refused() {
+    ShmMutexGuard guard(header_->mutex);
+    header_->counters.ids_refused += 1;
+}
+
 CacheStats SessionCache::stats() {
     SegmentHeader &h = *header_;
     ShmMutexGuard guard(h.mutex);

@@ -173,6 +173,8 @@ class SessionCache {
 
     // Counts a save refused by the caller because it was larger than the configured limit.
     void count_oversized();
+    // Counts a session ID refused because no key here signed it (RhythmSessionKeyFile).
+    void count_id_refused();
 
     CacheStats stats();
 

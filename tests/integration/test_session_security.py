@@ -4,6 +4,7 @@ issue is never adopted, with or without the bank; the idle timeout that applies 
 SessionMaxAge is not set."""
 
 import concurrent.futures
+import hashlib
 import http.client
 import os
 import re
@@ -223,6 +224,133 @@ def test_made_up_ids_write_at_most_one_rs0202_line_a_second_per_process():
         held_back = [int(m.group(1)) for m in
                      (re.search(r"\((\d+) more such in this process", line) for line in lines) if m]
         assert held_back and sum(held_back) > 0, lines
+
+
+# ---- signed IDs (RhythmSessionKeyFile) ----------------------------------------------------------
+
+def key_file(tmp_path, name, *keys, mode=0o600):
+    """A key file of `keys` (hex), the first signing."""
+    path = tmp_path / name
+    path.write_text("# the bank's session ID keys\n" + "".join(k + "\n" for k in keys))
+    path.chmod(mode)
+    return str(path)
+
+
+KEY_NEW, KEY_OLD = os.urandom(32).hex(), os.urandom(32).hex()
+
+
+def signed_parts(cookie):
+    """(ID, tag) of a signed cookie value; fails unless it is of the signed form."""
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}", cookie), cookie
+    return cookie[:22], cookie[23:]
+
+
+def test_signed_ids_fail_over_and_a_made_up_one_costs_the_bank_nothing(tmp_path):
+    keys = key_file(tmp_path, "ids.keys", KEY_NEW)
+    with RssNode("bank-1") as node, \
+            backed_server("web-a", [node], f"RhythmSessionKeyFile {keys}",
+                          site=app_location()) as a, \
+            backed_server("web-b", [node], f"RhythmSessionKeyFile {keys}",
+                          site=app_location()) as b:
+        wait_for(lambda: b.status().get("RhythmBackupNodesUp") == 1, 10, "web-b's agent")
+        user = Browser(a)
+        assert "count=1" in user.get("/app/counter")[2]
+        sid, _ = signed_parts(user.cookies[COOKIE])
+        wait_for(lambda: node.fetch(session_key(sid))["status"] != NOT_FOUND, 10,
+                 "the session in the bank")
+        user.server = b  # a failover: web-b verifies web-a's signature and takes the session over
+        assert "count=2" in user.get("/app/counter")[2]
+        assert user.cookies[COOKIE].startswith(sid + ".")
+
+        fetches = node.status()["fetches"]
+        made_up = [forged_id(),                                    # unsigned
+                   forged_id() + "." + forged_id(),                # signed by no key
+                   sid + "." + forged_id(),                        # a real ID, a made-up tag
+                   forged_id() + user.cookies[COOKIE][22:]]        # a real tag, another ID
+        for value in made_up:
+            attacker = Browser(b)
+            attacker.cookies[COOKIE] = value
+            status, headers, text = attacker.get("/app/counter")
+            assert (status, "count=1" in text) == (200, True), (value, text)
+            assert attacker.cookies[COOKIE] != value
+            signed_parts(attacker.cookies[COOKIE])
+        assert node.status()["fetches"] == fetches  # none of them asked the bank
+        assert b.status()["RhythmSessionIdsRefused"] == len(made_up)
+        refused = [line for line in b.log_text().splitlines() if "RS0111" in line]
+        assert refused, b.log_text()
+        assert "RS0111: session cookie rhythm_session refused (" in refused[0]
+        assert "not signed): a new session will be issued" in refused[0]  # the first made-up
+        assert "RS0202" not in b.log_text()  # nothing was looked up
+        assert "count=3" in user.get("/app/counter")[2]
+
+
+def test_keys_rotate_without_ending_a_session(tmp_path):
+    old_only = key_file(tmp_path, "old.keys", KEY_OLD)
+    rotated = key_file(tmp_path, "rotated.keys", KEY_NEW, KEY_OLD)
+    new_only = key_file(tmp_path, "new.keys", KEY_NEW)
+    with app_server(server_wide=f"RhythmSessionKeyFile {old_only}") as h:
+        user = Browser(h)
+        user.get("/app/counter")
+        old_cookie = user.cookies[COOKIE]
+    with app_server(server_wide=f"RhythmSessionKeyFile {rotated}") as h:
+        # The session is not here (a new server); what matters is the cookie it is sent back.
+        user = Browser(h)
+        user.get("/app/counter")
+        sid, _ = signed_parts(user.cookies[COOKIE])
+        assert "count=2" in user.get("/app/counter")[2]
+        # Signed with the old key: accepted, and signed again with the new one.
+        with_old = Browser(h)
+        with_old.cookies[COOKIE] = sid + "." + sign(KEY_OLD, sid)
+        status, headers, text = with_old.get("/app/counter")
+        assert (status, "count=3" in text) == (200, True), text
+        assert with_old.cookies[COOKIE] == sid + "." + sign(KEY_NEW, sid)
+        assert h.status()["RhythmSessionIdsRefused"] == 0
+    with app_server(server_wide=f"RhythmSessionKeyFile {new_only}") as h:
+        stale = Browser(h)
+        stale.cookies[COOKIE] = old_cookie
+        stale.get("/app/counter")
+        assert stale.cookies[COOKIE] != old_cookie
+        assert h.status()["RhythmSessionIdsRefused"] == 1
+
+
+def sign(key_hex, sid):
+    """The tag of RhythmSessionKeyFile's signature: keyed BLAKE2b-128 of the ID's 16 bytes."""
+    tag = hashlib.blake2b(session_key(sid), digest_size=16, key=bytes.fromhex(key_hex)).digest()
+    return session_id_of(tag)
+
+
+def test_accept_unsigned_takes_a_plain_id_and_signs_it(tmp_path):
+    keys = key_file(tmp_path, "ids.keys", KEY_NEW)
+    with app_server(server_wide=f"RhythmSessionKeyFile {keys} accept-unsigned") as h:
+        plain = Browser(h)
+        plain.get("/app/counter")
+        sid, _ = signed_parts(plain.cookies[COOKIE])
+        plain.cookies[COOKIE] = sid  # the cookie as a server without keys issued it
+        status, _, text = plain.get("/app/counter")
+        assert (status, "count=2" in text) == (200, True), text
+        assert plain.cookies[COOKIE] == sid + "." + sign(KEY_NEW, sid)
+
+
+@pytest.mark.parametrize("contents,mode,option,message", [
+    ("abc\n", 0o600, "", "ids.keys:1: a key is 64 hex digits (openssl rand -hex 32), this line "
+                          "has 3 characters"),
+    ("# none\n", 0o600, "", "ids.keys: no key in it"),
+    ("a" * 64 + "\n", 0o644, "", "ids.keys: a secret key must not be readable by group or "
+                                 "others (mode 0644): chmod 600 it"),
+    ("a" * 64 + "\n", 0o600, " accept-all", "RhythmSessionKeyFile: 'accept-all' is not an "
+                                            "option (the only one is accept-unsigned)"),
+])
+def test_a_bad_key_file_fails_the_config_test(tmp_path, contents, mode, option, message):
+    path = tmp_path / "ids.keys"
+    path.write_text(contents)
+    path.chmod(mode)
+    h = app_server(server_wide=f"RhythmSessionKeyFile {path}{option}")
+    try:
+        code, output = h.config_test()
+        assert code != 0
+        assert message in output, output
+    finally:
+        h.cleanup()
 
 
 # ---- the idle timeout ---------------------------------------------------------------------------

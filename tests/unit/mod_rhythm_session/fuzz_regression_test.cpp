@@ -44,6 +44,7 @@ const std::map<std::string, unsigned> kSeeds = {
     {"session_id_all_ones", kFuzzSessionId | kFuzzCookie | kFuzzName},
     {"session_id_not_canonical", kFuzzCookie | kFuzzName},
     {"session_id_short", kFuzzCookie | kFuzzName},
+    {"signed_id", kFuzzSignedId | kFuzzCookie | kFuzzName},
     {"size", kFuzzSize | kFuzzCookie | kFuzzName},
     {"size_binary_suffix", kFuzzSize | kFuzzCookie | kFuzzName},
     {"size_bytes", kFuzzSize | kFuzzIdleTimeout | kFuzzCookie | kFuzzName},  // 65536 s > 3600 s
