@@ -45,6 +45,7 @@ extern "C" {
 #include "common/name.h"
 #include "common/number.h"
 #include "common/size.h"
+#include "core/backup_feed.h"
 #include "core/config_value.h"
 #include "core/id_signer.h"
 #include "core/line_rate.h"
@@ -218,6 +219,26 @@ rhythm::LineRate g_new_session_lines(apr_time_from_sec(1));
 rhythm::LineRate g_cannot_keep_lines(apr_time_from_sec(1));
 rhythm::LineRate g_refused_id_lines(apr_time_from_sec(1));
 
+// Asks the agent about `id`: a take-over, or with `check` a check of the copy held here. At most
+// kFetchSlots requests wait for it at once, counted here (core/fetch_slots.h), so that a hung
+// agent holds no more workers than that: past them a request is shed at once.
+rhythm::FetchOutcome ask_agent(const SessionId &id, bool check) {
+    // A little past the agent's own deadline: the slot is given back before anyone takes it.
+    constexpr auto kSlotMargin = std::chrono::milliseconds(100);
+    rhythm::BackupFeed feed(g_cache);
+    auto timeout_ms = static_cast<std::uint32_t>(g_settings->backup_timeout_ms);
+    rhythm::MonotonicTime now = rhythm::MonotonicTime::now();
+    int slot = feed.take_fetch_slot(now, now + std::chrono::milliseconds(timeout_ms) + kSlotMargin);
+    if (slot < 0) {
+        feed.count_fetch(rhythm::BackupFeed::FetchCount::kShed);
+        return rhythm::FetchOutcome::kShed;
+    }
+    rhythm::FetchOutcome outcome =
+        rhythm::fetch_via_agent(g_settings->backup->socket_path, {id, timeout_ms, check});
+    feed.give_back_fetch_slot(slot);
+    return outcome;
+}
+
 // A well-formed ID this server does not hold: another server's user after a failover, perhaps.
 // Asks the bank through the agent, waiting at most SessionBackupTimeout. A new session starts
 // only where the bank says it has no such session, or no node of it can be reached at all (the
@@ -226,9 +247,7 @@ rhythm::LineRate g_refused_id_lines(apr_time_from_sec(1));
 // session there would drop a session the bank may well hold (found by the chaos checker, issue
 // 15: under 30 % packet loss, a user moved back to a server counted from 1 again).
 TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
-    rhythm::FetchOutcome outcome = rhythm::fetch_via_agent(
-        g_settings->backup->socket_path,
-        {id, static_cast<std::uint32_t>(g_settings->backup_timeout_ms), false});
+    rhythm::FetchOutcome outcome = ask_agent(id, false);
     char prefix[7];
     rhythm::session_id_log_prefix(id, prefix);
     if (outcome == rhythm::FetchOutcome::kFound) {
@@ -279,9 +298,7 @@ TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
 bool check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
                      SessionCache::Loaded *loaded, SessionCache::Acquire *result) {
     g_cache.begin_check(st->handle);
-    rhythm::FetchOutcome outcome = rhythm::fetch_via_agent(
-        g_settings->backup->socket_path,
-        {id, static_cast<std::uint32_t>(g_settings->backup_timeout_ms), true});
+    rhythm::FetchOutcome outcome = ask_agent(id, true);
     char prefix[7];
     rhythm::session_id_log_prefix(id, prefix);
     bool answered = outcome != rhythm::FetchOutcome::kTimedOut &&
@@ -325,7 +342,7 @@ bool accept_session_id(request_rec *r, const DirConfig *conf, const char *value,
         return false;
     }
     if (verdict == Verdict::kUnsigned && g_settings->accept_unsigned) {
-        verdict = Verdict::kOlderKey;
+        verdict = Verdict::kOlderKey;  // taken, and signed on its response
     }
     if (verdict == Verdict::kUnsigned || verdict == Verdict::kBadSignature) {
         g_cache.count_id_refused();
@@ -333,13 +350,12 @@ bool accept_session_id(request_rec *r, const DirConfig *conf, const char *value,
         if (g_refused_id_lines.admit(r->request_time, &held_back)) {
             char prefix[7];
             rhythm::session_id_log_prefix(*id, prefix);
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "RS0111: session cookie %s refused (%s... %s): a new session will be "
-                          "issued (%" APR_UINT64_T_FMT
-                          " more such in this process since the "
-                          "last line)",
-                          conf->cookie_name, prefix, rhythm::id_verdict_name(verdict),
-                          static_cast<apr_uint64_t>(held_back));
+            ap_log_rerror(
+                APLOG_MARK, APLOG_INFO, 0, r,
+                "RS0111: session cookie %s refused (%s... %s): a new session will be issued "
+                "(%" APR_UINT64_T_FMT " more such in this process since the last line)",
+                conf->cookie_name, prefix, rhythm::id_verdict_name(verdict),
+                static_cast<apr_uint64_t>(held_back));
         }
         return false;
     }

@@ -278,6 +278,14 @@ void BackupFeed::count_fetch(FetchCount what) {
     *counters[static_cast<int>(what)] += 1;
 }
 
+int BackupFeed::take_fetch_slot(MonotonicTime now, MonotonicTime until) {
+    return rhythm::take_fetch_slot(&header().backup.fetch_slots, now.us(), until.us());
+}
+
+void BackupFeed::give_back_fetch_slot(int slot) {
+    rhythm::give_back_fetch_slot(&header().backup.fetch_slots, slot);
+}
+
 void BackupFeed::set_nodes(std::uint32_t total, std::uint32_t up) {
     ShmMutexGuard guard(header().mutex);
     header().backup.nodes_total = total;

@@ -122,6 +122,11 @@ class BackupFeed {
     void count_refused(std::uint64_t n);
     enum class FetchCount { kFound, kMissing, kTimedOut, kShed, kTooLarge, kNoSpace };
     void count_fetch(FetchCount what);
+
+    // A worker's place among the failover fetches that wait for the agent (fetch_slots.h):
+    // taken until `until` (its deadline), or -1 when kFetchSlots wait already.
+    int take_fetch_slot(MonotonicTime now, MonotonicTime until);
+    void give_back_fetch_slot(int slot);
     // A session checked against the bank after a stall; `replaced` when the bank's was newer.
     void count_check(bool replaced);
     void set_nodes(std::uint32_t total, std::uint32_t up);

@@ -35,6 +35,7 @@
 #include "chunk_arena.h"
 #include "common/clock.h"
 #include "counters.h"
+#include "fetch_slots.h"
 #include "log_gate.h"
 #include "node_report.h"
 #include "session_cache.h"
@@ -142,6 +143,7 @@ struct BackupState {
     // Two windows: the current one and the one before it, swapped by the agent.
     LagHistogram lag[2];
     std::uint8_t lag_current;
+    FetchSlots fetch_slots;  // the workers' failover fetches waiting for the agent
 };
 
 struct SegmentHeader {
@@ -186,7 +188,7 @@ struct LayoutSizes {
     std::size_t header, entry, waiter, backup, node_report, counters;
 };
 constexpr std::uint32_t kLayoutSizesVersion = 5;
-constexpr LayoutSizes kLayoutSizes = {6832, 128, 40, 6464, 232, 104};
+constexpr LayoutSizes kLayoutSizes = {7088, 128, 40, 6720, 232, 104};
 static_assert(kLayoutSizesVersion == kLayoutVersion,
               "kLayoutSizes are another version's: write the sizes of this one");
 static_assert(sizeof(SegmentHeader) == kLayoutSizes.header && sizeof(Entry) == kLayoutSizes.entry &&

@@ -45,6 +45,11 @@ struct SharedWord {
     T load(std::memory_order order) const { return __atomic_load_n(&value, int(order)); }
     void store(T v, std::memory_order order) { __atomic_store_n(&value, v, int(order)); }
     T exchange(T v, std::memory_order order) { return __atomic_exchange_n(&value, v, int(order)); }
+    // Sets `desired` if the word still holds `expected`; else `expected` gets what it holds.
+    bool compare_exchange(T &expected, T desired) {
+        return __atomic_compare_exchange_n(&value, &expected, desired, false, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE);
+    }
 };
 
 // Sleeps while `*word == expected`, at most `timeout_us`. Spurious wake-ups are possible: the

@@ -255,6 +255,28 @@ def test_failover_fetches_are_bounded_when_the_bank_is_silent():
         hole.close()
 
 
+def test_failover_fetches_are_bounded_when_the_agent_itself_is_hung():
+    """The backup agent stopped (SIGSTOP): it can shed nothing, so the workers count the fetches
+    that wait for it themselves. Of 80 made-up IDs at once, at most 32 wait for
+    SessionBackupTimeout and the others are answered at once; every one a 503."""
+    with RssNode("bank-1") as node, \
+            backed_server("web-a", [node], extra="SessionBackupTimeout 3s") as a:
+        wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the agent's node")
+        agent = backup_status(a)["RhythmBackupAgentPid"]
+        os.kill(agent, signal.SIGSTOP)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(80) as pool:
+                results = list(pool.map(lambda _: forged_request(a), range(80)))
+        finally:
+            os.kill(agent, signal.SIGCONT)
+        assert [status for status, _ in results] == [503] * 80
+        waited = sorted(t for _, t in results)
+        # (Before the workers counted: all 80 waited the 3 s.)
+        assert len([t for t in waited if t >= 2.5]) <= 32, waited
+        assert len([t for t in waited if t < 1]) >= 40, waited
+        assert backup_status(a)["RhythmBackupFetchesShed"] >= 48
+
+
 def test_a_hung_node_does_not_hold_failover_fetches():
     with RssNode("bank-1") as node, \
             backed_server("web-a", [node], extra="SessionBackupTimeout 5s") as a:
