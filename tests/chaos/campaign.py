@@ -78,11 +78,18 @@ class Bank:
             pid = self.web[target].pid
             pause(pid, group=True)
             return lambda: resume(pid, group=True)
+        if kind == "restart-web":
+            self.web[target].graceful()
+            return lambda: None
         if kind == "cut-web":
             return c.partition(c[target], [c[n] for n in NODES], both_ways=True).heal
         if kind == "kill-node":
             node = self.nodes[target]
             node.kill()
+            return lambda: node.start()
+        if kind == "stop-node":
+            node = self.nodes[target]
+            node.stop()
             return lambda: node.start()
         if kind == "pause-node":
             pid = self.nodes[target].pid

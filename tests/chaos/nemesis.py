@@ -10,13 +10,16 @@ import time
 
 # What each fault does (the checker knows which excuse what):
 #   kill-web      kill -9 a web server (its whole group); after the fault, it starts again empty
+#   restart-web   a graceful restart of a web server (apache2 -k graceful) as the fault begins
 #   pause-web     SIGSTOP a web server's group (a hung host); SIGCONT after
 #   cut-web       a web server cut off from every node, both ways
 #   kill-node     kill -9 an rss_node; after the fault, it starts again empty
+#   stop-node     SIGTERM to an rss_node (a clean stop); after the fault, it starts again empty
 #   pause-node    SIGSTOP an rss_node; SIGCONT after
 #   cut-node      an rss_node cut off from every other host, both ways
 #   loss          30 % of the packets between the web servers and the nodes lost, both ways
-FAULTS = ("kill-web", "pause-web", "cut-web", "kill-node", "pause-node", "cut-node", "loss")
+FAULTS = ("kill-web", "restart-web", "pause-web", "cut-web", "kill-node", "stop-node", "pause-node",
+          "cut-node", "loss")
 
 
 @dataclasses.dataclass
@@ -100,6 +103,9 @@ class Nemesis(threading.Thread):
         _, fault, undo = entry
         try:
             undo()
+        except ProcessLookupError:
+            # Another fault ended the process meanwhile (a paused server killed): nothing to undo.
+            self.log(f"{fault.kind} {fault.target}: its process is gone, nothing to undo")
         finally:
             fault.healed = time.monotonic()
             self.log(f"healed {fault.kind} {fault.target}")
