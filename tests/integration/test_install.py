@@ -1,8 +1,10 @@
 """`cmake --install` puts the module where apxs says and Debian's mods-available files beside
-the others; the installed files make a configuration that apache2 accepts."""
+the others; the installed files make a configuration that apache2 accepts; the systemd unit runs
+the rss_node it installed, and the documentation the installed files name is there."""
 
 import os
 import pathlib
+import re
 import subprocess
 import tempfile
 
@@ -49,6 +51,42 @@ Include "{conf}"
         p = subprocess.run([HTTPD, "-f", str(test_conf), "-t"], capture_output=True, text=True,
                            env=httpd_environment())
         assert p.returncode == 0, p.stderr
+
+
+def test_the_systemd_unit_runs_the_installed_rss_node_and_every_named_document_is_installed():
+    """The unit names the binary where this install put it (not /usr/bin/rss_node whatever the
+    prefix), and every file of the documentation that an installed file names is installed."""
+    prefix = pathlib.Path(cmake_cache("CMAKE_INSTALL_PREFIX"))
+    with tempfile.TemporaryDirectory() as dest:
+        subprocess.run(["cmake", "--install", str(BUILD)], check=True, capture_output=True,
+                       env=dict(os.environ, DESTDIR=dest))
+        root = pathlib.Path(dest)
+
+        def installed(path):
+            return root / str(path).lstrip("/")
+        unit = installed(prefix / "lib/systemd/system/rss_node@.service").read_text()
+        starts = re.findall(r"^ExecStart(?:Pre)?=(\S+) ", unit, re.M)
+        assert starts == [str(prefix / "bin/rss_node")] * 2, unit
+        assert installed(starts[0]).is_file()
+        named = set(re.findall(r"(/\S+/share/doc/rhythm/[\w./-]+\w)", unit))
+        named |= set(re.findall(
+            r"(/\S+/share/doc/rhythm/[\w./-]+\w)",
+            (installed(apxs("SYSCONFDIR")) / "mods-available/rhythm_session.conf").read_text()))
+        assert len(named) >= 4, named  # rss_node.md, security.md, the example, the README
+        for path in named:
+            assert installed(path).is_file(), path
+        # The example configurations and the documents the README links to.
+        docs = installed(prefix / "share/doc/rhythm")
+        for name in ("README.md", "backup.md", "rss_node.md", "security.md", "protocol.md",
+                     "examples/rss_node.conf", "examples/rhythm_session.conf"):
+            assert (docs / name).is_file(), name
+
+
+def cmake_cache(name):
+    for line in (BUILD / "CMakeCache.txt").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return line.split("=", 1)[1]
+    raise KeyError(name)
 
 
 def test_without_mod_session_the_config_test_says_what_is_missing():
