@@ -94,6 +94,16 @@ def test_while_its_server_is_cut_off_a_session_moving_back_and_forth_is_excused(
     assert [v.rule for v in check(late, [cut]).violations] == ["G1"]
 
 
+def test_a_cut_off_servers_own_line_is_excused_whichever_fault_excused_the_loss():
+    """Seed 23: web-1 (the user's server) is cut off, a misrouted request goes to web-3, which
+    was killed a little earlier, and the next comes back to web-1's own line. The kill of web-3
+    may excuse the loss; web-1's line is excused by its cut all the same."""
+    history = [answered(1, 1, server="web-3"), answered(2, 2), answered(3, 3), answered(4, 4),
+               answered(5, 2, server="web-3"), answered(6, 5)]
+    faults = [fault("kill-web", "web-3", 0.0, 0.15), fault("cut-web", "web-1", 0.25, 1.0)]
+    assert check(history, faults).violations == []
+
+
 def test_a_failure_with_no_fault_is_a_g4_violation():
     report = check([answered(1, 1), failed(2, 502), answered(3, 2)])
     assert [v.rule for v in report.violations] == ["G4"]
