@@ -3,7 +3,9 @@ content, and decides per session (issue 15):
 
   G1  no rollback without a lost server: each answered count is one more than the last answered
       one, or more by at most the requests between them that got no answer (they may or may not
-      have counted); unless a web server that served the session was killed, or cut off from
+      have counted), and the requests before them that got no answer at all (a time-out, a 502 or
+      504) within LATE_S: a server paused with such a request in its queue runs it when it
+      resumes, after later requests were answered elsewhere; unless a web server that served the session was killed, or cut off from
       the bank, between the two answers, or the answer is a new session from a server cut off
       from the bank (it cannot know the session).
   G2  bounded loss with a lost server: where G1 is excused, the changes lost, in changes and in
@@ -25,6 +27,11 @@ import dataclasses
 LOSS_BOUND_MS = 1000
 # After a fault heals: the balancer's checks (2 s) and the agents' reconnection.
 HEAL_GRACE_S = 10.0
+# How long after it was sent a request that got no answer may still run: a paused server runs
+# what waits in its queue when it resumes (pauses last up to 8 s, and may follow each other).
+LATE_S = 60.0
+# Answers that say nothing of whether the request ran (no answer, the balancer's time-outs).
+NO_ANSWER = (0, 502, 504)
 EXCUSING = ("kill-web", "cut-web")
 TOUCHING_LINK = ("cut-web", "pause-web", "loss", "kill-web")
 
@@ -83,6 +90,8 @@ def check_history(client, history, faults, end, report):
     """G1, G2 and G4 over one client's requests (in the order it made them)."""
     last = None  # the last answered request
     unanswered = 0
+    window_no_answer = []  # the start of each request since `last` that got no answer at all
+    late = collections.deque()  # ... of earlier ones, not seen to have run (may still run)
     served_by = []  # the servers that answered, in order
     # While a server that served the session is cut off (and HEAL_GRACE_S after), the session
     # may have two lines, the cut-off server's and the bank's: a client moving between them sees
@@ -93,6 +102,8 @@ def check_history(client, history, faults, end, report):
         report.requests += 1
         if r.count is None:
             unanswered += 1
+            if r.status in NO_ANSWER:
+                window_no_answer.append(r.start)
             if r.status == 0 or r.status >= 500:
                 kinds = sorted({f.kind for f in active_at(faults, r.start, end, HEAL_GRACE_S)})
                 if kinds:
@@ -105,8 +116,17 @@ def check_history(client, history, faults, end, report):
                         f"fault active", history[max(0, i - 2):i + 1], []))
             continue
         report.answered += 1
+        while late and late[0] < r.start - LATE_S:
+            late.popleft()
         low = (last.count if last else 0) + 1
-        high = low + unanswered
+        high = low + unanswered + len(late)
+        if low <= r.count <= high:
+            # The extra counts are this window's requests first, then the oldest late ones; the
+            # window's requests with no answer that are not seen to have run may still run.
+            extra = r.count - low
+            for _ in range(max(0, extra - unanswered)):
+                late.popleft()
+            late.extend(window_no_answer[:max(0, len(window_no_answer) - extra)])
         if not low <= r.count <= high and diverged_until is not None and \
                 r.start <= diverged_until:
             if r.count < low:
@@ -159,6 +179,7 @@ def check_history(client, history, faults, end, report):
                     context, active_at(faults, r.start, end, HEAL_GRACE_S)))
         last = r
         unanswered = 0
+        window_no_answer = []
         served_by.append(r.server)
 
 

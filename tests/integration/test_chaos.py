@@ -104,6 +104,19 @@ def test_a_cut_off_servers_own_line_is_excused_whichever_fault_excused_the_loss(
     assert check(history, faults).violations == []
 
 
+def test_a_request_that_got_no_answer_may_run_later_on_a_server_that_resumes():
+    """Seed 25: a request to a paused server times out; the next ones are answered by another
+    server; when the paused one resumes it runs the request waiting in its queue, and the next
+    answer is one more than the client asked for since. Once, and only within LATE_S."""
+    pause = fault("pause-web", "web-3", 0.05, 0.6)
+    history = [answered(1, 1), failed(2), answered(3, 2), answered(4, 3), answered(5, 5)]
+    assert check(history, [pause]).violations == []
+    twice = history + [answered(6, 7)]
+    assert [v.rule for v in check(twice, [pause]).violations] == ["G1"]
+    too_late = [answered(1, 1), failed(2), answered(3, 2), answered(4, 4, start=80.0)]
+    assert [v.rule for v in check(too_late, [pause]).violations] == ["G1"]
+
+
 def test_a_failure_with_no_fault_is_a_g4_violation():
     report = check([answered(1, 1), failed(2, 502), answered(3, 2)])
     assert [v.rule for v in report.violations] == ["G4"]
