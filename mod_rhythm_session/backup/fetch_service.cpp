@@ -29,12 +29,9 @@ struct FetchService::Pending {
     MonotonicTime deadline;
     std::size_t asked = 0;
     std::size_t answered = 0;
-    bool owners_only = false;      // the rest of the bank is still to be asked
-    bool check = false;            // a check of a copy held here, not a take-over
+    bool owners_only = false;  // the rest of the bank is still to be asked
+    bool check = false;        // a check of a copy held here, not a take-over
     std::vector<bool> asked_node;  // by node: asked already (no node is asked twice)
-    // By node: up, but the send failed (its connection is being made again: after this server
-    // was stopped, its nodes closed theirs). The fetch waits for it, within its deadline.
-    std::vector<bool> unsent;
     // A node that owns the session's shard (by its own word) answered; one has it.
     bool owner_answered = false;
     bool owner_found = false;
@@ -92,7 +89,6 @@ void FetchService::on_request(int fd, MonotonicTime now) {
     }
     fetch->request_id = next_request_id_++;
     fetch->asked_node.assign(bank_.node_count(), false);
-    fetch->unsent.assign(bank_.node_count(), false);
     if (ask_bank(*fetch) == 0 && bank_.reached() && every_node_silent()) {
         // Every node silent: a take-over finds nothing (a new session: the site serves on while
         // the bank is down); a copy held here is the best there is. Not so where a node is up
@@ -137,7 +133,7 @@ void FetchService::on_node_answer() {
         Pending &fetch = *entry.second;
         if (fetch.asked == 0) {
             ask_bank(fetch);
-        } else if (waits_for_unsent(fetch) || !fetch.owner_answered) {
+        } else if (fetch.answered == fetch.asked && !fetch.owner_answered) {
             ask(fetch);  // the owners may be among the nodes that could not be asked before
         }
     }
@@ -153,12 +149,8 @@ std::size_t FetchService::ask(Pending &fetch) {
     std::size_t asked = 0;
     for (std::size_t i = 0; i < fetch.asked_node.size(); ++i) {
         bool owner = bank_.up(i) && bank_.owns(i, shard);
-        if (fetch.asked_node[i] || bank_.silent(i) || (!owner && fetch.owners_only)) {
-            continue;
-        }
-        bool sent = bank_.send(i, frames);
-        fetch.unsent[i] = !sent && bank_.up(i);
-        if (sent) {
+        if (!fetch.asked_node[i] && !bank_.silent(i) && (owner || !fetch.owners_only) &&
+            bank_.send(i, frames)) {
             fetch.asked_node[i] = true;
             ++asked;
         }
@@ -186,10 +178,8 @@ void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     fetch.owner_answered = fetch.owner_answered || reply.owner;
     if (found && reply.owner && !fetch.owner_found) {
         fetch.owner_found = true;
-        if (!waits_for_unsent(fetch)) {
-            fetch.deadline =
-                std::min(fetch.deadline, now + std::chrono::milliseconds(kOtherAnswersGraceMs));
-        }
+        fetch.deadline =
+            std::min(fetch.deadline, now + std::chrono::milliseconds(kOtherAnswersGraceMs));
     }
     if (found &&
         (fetch.best_version == 0 || wire::supersedes(reply.record.version, reply.record.origin,
@@ -212,23 +202,11 @@ void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
             return;
         }
     }
-    if (!fetch.owner_answered || waits_for_unsent(fetch)) {
+    if (!fetch.owner_answered) {
         return;  // on_node_answer asks the nodes that could not be asked yet
     }
     finish(fetch, false, now);
     pending_.erase(it);
-}
-
-// A node that is up could not be asked yet: an owner that answered may have missed changes it
-// holds (the fault campaign, seed 22: a server resumed after a stop, could reach only the owner
-// that had been cut off meanwhile, and served its own older copy as current).
-bool FetchService::waits_for_unsent(const Pending &fetch) const {
-    for (std::size_t i = 0; i < fetch.unsent.size(); ++i) {
-        if (fetch.unsent[i] && bank_.up(i) && !bank_.silent(i)) {
-            return true;
-        }
-    }
-    return false;
 }
 
 void FetchService::expire(MonotonicTime now) {

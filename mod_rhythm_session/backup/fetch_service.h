@@ -4,8 +4,7 @@
 //
 // A fetch asks the session's owners first (the nodes that are up and own its shard) and, if none
 // has it, every other node that is not known to be silent. The best answer wins
-// (wire::supersedes): it waits for every node it asked, and for every node that is up but could
-// not be asked yet (its connection being made again), or kOtherAnswersGraceMs more once an owner
+// (wire::supersedes): it waits for every node it asked, or kOtherAnswersGraceMs more once an owner
 // (by the node's own word) has the session, or its deadline (SessionBackupTimeout). A session found
 // is stored in the segment before the worker hears of it; a check replaces the copy held if the
 // bank's is newer. At most max_pending fetches wait at once: past that a fetch is answered at once
@@ -76,7 +75,6 @@ class FetchService {
     std::size_t ask_bank(Pending &fetch);
     bool every_node_silent() const;
     std::size_t ask(Pending &fetch);
-    bool waits_for_unsent(const Pending &fetch) const;
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);
     void log_too_large(const Pending &fetch, MonotonicTime now);

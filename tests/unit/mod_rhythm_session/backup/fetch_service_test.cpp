@@ -277,34 +277,6 @@ BOOST_AUTO_TEST_CASE(no_answer_counts_until_an_owner_has_answered) {
     BOOST_TEST(f.stored(id_of(8)) == "<none>");
 }
 
-// Seed 22 of the fault campaign: a server resumed after a stop; its connection to one owner was
-// being made again, and the other owner, cut off meanwhile, answered with an older copy.
-BOOST_AUTO_TEST_CASE(an_owner_that_is_up_but_not_reached_yet_is_waited_for) {
-    Fixture f(2);
-    f.bank.nodes[1].connected = false;
-    int check = f.ask(id_of(10), 200, true);
-    BOOST_TEST_REQUIRE(f.bank.nodes[0].asked.size() == 1u);
-    f.reply(0, wire::FetchStatus::kFound, 42, "count=42");
-    f.service->expire(rhythm::MonotonicTime::from_ms(1100));  // past an owner's grace
-    BOOST_TEST(!Fixture::answer(check));
-    f.bank.nodes[1].connected = true;
-    f.service->on_node_answer();
-    BOOST_TEST_REQUIRE(f.bank.nodes[1].asked.size() == 1u);
-    BOOST_TEST(f.bank.nodes[0].asked.size() == 1u);
-    f.reply(1, wire::FetchStatus::kFound, 44, "count=44");
-    BOOST_TEST(Fixture::answer(check).has_value());
-    // A take-over alike; a node that is down is not waited for.
-    f.bank.nodes[1].connected = false;
-    int take_over = f.ask(id_of(11));
-    f.reply(0, wire::FetchStatus::kFound, 42, "count=42");
-    BOOST_TEST(!Fixture::answer(take_over));
-    f.bank.nodes[1].up = false;
-    f.bank.nodes[0].asked.clear();
-    int other = f.ask(id_of(12));
-    f.reply(0, wire::FetchStatus::kFound, 7, "count=7");
-    BOOST_TEST((Fixture::answer(other) == FetchOutcome::kFound));
-}
-
 BOOST_AUTO_TEST_CASE(with_no_node_to_ask_the_answer_is_at_once_unless_none_was_reached_yet) {
     Fixture f(1);
     f.bank.nodes[0].up = false;
