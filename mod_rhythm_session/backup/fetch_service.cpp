@@ -29,8 +29,8 @@ struct FetchService::Pending {
     MonotonicTime deadline;
     std::size_t asked = 0;
     std::size_t answered = 0;
-    bool owners_only = false;  // the rest of the bank is still to be asked
-    bool check = false;        // a check of a copy held here, not a take-over
+    bool owners_only = false;      // the rest of the bank is still to be asked
+    bool check = false;            // a check of a copy held here, not a take-over
     std::vector<bool> asked_node;  // by node: asked already (no node is asked twice)
     // A node that owns the session's shard (by its own word) answered; one has it.
     bool owner_answered = false;
