@@ -15,6 +15,20 @@ namespace rhythm {
 bool split_number(std::string_view text, std::uint64_t *number, std::string *unit,
                   std::string *why);
 
+// The value of a hex digit, either case; -1 for any other character.
+inline int hex_digit_value(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 // A plain whole number ("10") within [min, max].
 bool parse_count(std::string_view text, std::uint64_t min, std::uint64_t max, std::uint64_t *n,
                  std::string *why);

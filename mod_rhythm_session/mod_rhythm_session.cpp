@@ -892,24 +892,24 @@ int rhythm_status(request_rec *r, int flags) {
 
 // ---- directives -----------------------------------------------------------------------------
 
+// A T made in `pool`, destroyed with it: the members of the settings that own memory of their own.
+template <typename T>
+T *make_in_pool(apr_pool_t *pool) {
+    T *object = new (apr_palloc(pool, sizeof(T))) T();
+    apr_pool_cleanup_register(
+        pool, object,
+        [](void *made) -> apr_status_t {
+            static_cast<T *>(made)->~T();
+            return APR_SUCCESS;
+        },
+        apr_pool_cleanup_null);
+    return object;
+}
+
 void *create_server_config(apr_pool_t *p, server_rec *) {
     auto *settings = new (apr_palloc(p, sizeof(ServerSettings))) ServerSettings();
-    settings->backup = new (apr_palloc(p, sizeof(rhythm::BackupSettings))) rhythm::BackupSettings();
-    apr_pool_cleanup_register(
-        p, settings->backup,
-        [](void *backup) -> apr_status_t {
-            static_cast<rhythm::BackupSettings *>(backup)->~BackupSettings();
-            return APR_SUCCESS;
-        },
-        apr_pool_cleanup_null);
-    settings->id_signer = new (apr_palloc(p, sizeof(rhythm::IdSigner))) rhythm::IdSigner();
-    apr_pool_cleanup_register(
-        p, settings->id_signer,
-        [](void *signer) -> apr_status_t {
-            static_cast<rhythm::IdSigner *>(signer)->~IdSigner();
-            return APR_SUCCESS;
-        },
-        apr_pool_cleanup_null);
+    settings->backup = make_in_pool<rhythm::BackupSettings>(p);
+    settings->id_signer = make_in_pool<rhythm::IdSigner>(p);
     return settings;
 }
 

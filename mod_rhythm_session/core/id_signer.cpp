@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/number.h"
 #include "wire/session_key.h"
 
 namespace rhythm {
@@ -17,19 +18,6 @@ namespace {
 
 constexpr std::size_t kIdText = 22;
 constexpr std::size_t kLargestKeyFile = 64 * 1024;
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 std::string_view trimmed(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
@@ -106,7 +94,7 @@ bool IdSigner::parse(std::string_view text, const std::string &source, std::stri
         }
         Key key;
         for (std::size_t i = 0; i < kKeyBytes; ++i) {
-            int high = hex_value(line[2 * i]), low = hex_value(line[2 * i + 1]);
+            int high = hex_digit_value(line[2 * i]), low = hex_digit_value(line[2 * i + 1]);
             if (high < 0 || low < 0) {
                 *why = where + "a key is 64 hex digits (openssl rand -hex 32)";
                 return false;

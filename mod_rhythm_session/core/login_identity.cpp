@@ -4,22 +4,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/number.h"
+
 namespace rhythm {
 
 namespace {
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 // A key as mod_session's identity decoding reads it ('+' a space, %XX a byte); a malformed
 // escape stays as it is.
@@ -27,8 +16,8 @@ std::string url_decoded(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size(); ++i) {
-        int high = text[i] == '%' && i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
-        int low = high >= 0 ? hex_value(text[i + 2]) : -1;
+        int high = text[i] == '%' && i + 2 < text.size() ? hex_digit_value(text[i + 1]) : -1;
+        int low = high >= 0 ? hex_digit_value(text[i + 2]) : -1;
         if (low >= 0) {
             out.push_back(static_cast<char>(high * 16 + low));
             i += 2;

@@ -79,9 +79,10 @@ def test_a_thousand_issued_ids_are_distinct_128_bit_values():
         assert h.status()["RhythmSessions"] == 1000
 
 
-def assert_config_fails(line, message):
-    """`apache2 -t` on the test site with `line` fails and says `message`."""
-    h = app_server(line)
+def assert_config_fails(line, message, server_wide=""):
+    """`apache2 -t` on the test site with `line` (in its location) and `server_wide` fails and
+    says `message`."""
+    h = app_server(line, server_wide=server_wide)
     try:
         code, output = h.config_test()
         assert code != 0
@@ -344,13 +345,7 @@ def test_a_bad_key_file_fails_the_config_test(tmp_path, contents, mode, option, 
     path = tmp_path / "ids.keys"
     path.write_text(contents)
     path.chmod(mode)
-    h = app_server(server_wide=f"RhythmSessionKeyFile {path}{option}")
-    try:
-        code, output = h.config_test()
-        assert code != 0
-        assert message in output, output
-    finally:
-        h.cleanup()
+    assert_config_fails("", message, server_wide=f"RhythmSessionKeyFile {path}{option}")
 
 
 # ---- the idle timeout ---------------------------------------------------------------------------
