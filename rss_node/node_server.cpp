@@ -586,16 +586,12 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         counters_.fetches++;
         wire::FetchReply answer;
         answer.request_id = fetch->request_id;
-        // Owner while being filled with the shard is no owner yet: what it holds of the shard
-        // may be behind (a copy kept from when it owned the shard before, or nothing of the
-        // changes made meanwhile); the asker counts on another owner (seed 22 of the campaign).
-        std::uint32_t shard = wire::shard_of(fetch->key);
-        answer.owner = owned_.contains(shard) && !fills_.filling(shard);
+        answer.owner = owned_.contains(wire::shard_of(fetch->key));
         if (store_.find(fetch->key, now.ms(), &answer.record)) {
             counters_.fetch_hits++;
             answer.status =
                 answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
-        } else if (fills_.filling(shard)) {
+        } else if (fills_.filling(wire::shard_of(fetch->key))) {
             // Not here yet may mean not copied yet: the asker is to count on another node.
             reply(routing_id, wire::ErrorReply{fetch->request_id, wire::ErrorCode::kFilling,
                                                "this node is still being filled with that shard"});
