@@ -198,13 +198,14 @@ void *watch_agent(void *data) {
         MonotonicTime now = MonotonicTime::coarse_now();
         if (std::int64_t stalled_us = feed.parent_alive(now)) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, agent->server,
-                         "RS0108: this server did not run for %lld ms (stopped?): each session it "
-                         "holds is checked against the bank before it is served again",
-                         static_cast<long long>(stalled_us / 1000));
+                         "RS0108: this server did not run for %" APR_INT64_T_FMT
+                         " ms (stopped?): each session it holds is checked against the bank "
+                         "before it is served again",
+                         static_cast<apr_int64_t>(stalled_us / 1000));
         }
         pid_t pid = agent->watched_pid.load();
         AgentWatch::Verdict verdict = watch.check(now, feed.last_agent_turn());
-        long long idle_ms = watch.idle_us() / 1000;
+        apr_int64_t idle_ms = watch.idle_us() / 1000;
         if (pid <= 0) {
             continue;  // between a death and the next fork: nothing to judge
         }
@@ -212,17 +213,18 @@ void *watch_agent(void *data) {
             case AgentWatch::Verdict::kHung:
                 ap_log_error(
                     APLOG_MARK, APLOG_WARNING, 0, agent->server,
-                    "RS0324: the backup agent (pid %d) has made no progress for %lld ms "
-                    "(hung, or starved of CPU): changes are not backed up meanwhile; "
-                    "it is restarted after %lld s without progress",
+                    "RS0324: the backup agent (pid %d) has made no progress for %" APR_INT64_T_FMT
+                    " ms (hung, or starved of CPU): changes are not backed up meanwhile; "
+                    "it is restarted after %" APR_INT64_T_FMT " s without progress",
                     static_cast<int>(pid), idle_ms,
-                    static_cast<long long>(AgentWatch::Settings{}.restart_after_us / 1000000));
+                    static_cast<apr_int64_t>(AgentWatch::Settings{}.restart_after_us / 1000000));
                 break;
             case AgentWatch::Verdict::kRestart:
-                ap_log_error(APLOG_MARK, APLOG_ERR, 0, agent->server,
-                             "RS0325: the backup agent (pid %d) made no progress for %lld ms: "
-                             "killing it to start another",
-                             static_cast<int>(pid), idle_ms);
+                ap_log_error(
+                    APLOG_MARK, APLOG_ERR, 0, agent->server,
+                    "RS0325: the backup agent (pid %d) made no progress for %" APR_INT64_T_FMT
+                    " ms: killing it to start another",
+                    static_cast<int>(pid), idle_ms);
                 kill(pid, SIGKILL);  // reaped by the MPM, then forked again (agent_maintenance)
                 break;
             case AgentWatch::Verdict::kResumed:

@@ -226,18 +226,8 @@ BackupFeed::Reconciled BackupFeed::reconcile(const SessionId &id, const BankCopy
 }
 
 std::int64_t BackupFeed::agent_turn(MonotonicTime now) {
-    Segment seg = cache_.segment();
-    SegmentHeader &h = seg.h();
-    h.backup.agent_turn_us.store(now.us(), std::memory_order_relaxed);
-    // Without the mutex in the usual case: a turn every millisecond must not contend with
-    // requests. Only a stall, once, takes it.
-    std::int64_t before = h.alive_us.load(std::memory_order_relaxed);
-    if (before != 0 && now.us() - before <= kStallUs) {
-        h.alive_us.store(now.us(), std::memory_order_relaxed);
-        return 0;
-    }
-    ShmMutexGuard guard(h.mutex);
-    return seg.note_alive(now);
+    header().backup.agent_turn_us.store(now.us(), std::memory_order_relaxed);
+    return note_alive(now);
 }
 
 MonotonicTime BackupFeed::last_agent_turn() const {
@@ -245,8 +235,21 @@ MonotonicTime BackupFeed::last_agent_turn() const {
 }
 
 std::int64_t BackupFeed::parent_alive(MonotonicTime now) {
+    return note_alive(now);
+}
+
+// Without the mutex in the usual case: a turn every millisecond must not contend with requests,
+// and the parent's watch must still judge (and kill) an agent that hangs holding the mutex.
+// Only a stall, once, takes it.
+std::int64_t BackupFeed::note_alive(MonotonicTime now) {
     Segment seg = cache_.segment();
-    ShmMutexGuard guard(seg.h().mutex);
+    SegmentHeader &h = seg.h();
+    std::int64_t before = h.alive_us.load(std::memory_order_relaxed);
+    if (before != 0 && now.us() - before <= kStallUs) {
+        h.alive_us.store(now.us(), std::memory_order_relaxed);
+        return 0;
+    }
+    ShmMutexGuard guard(h.mutex);
     return seg.note_alive(now);
 }
 

@@ -142,6 +142,7 @@ class BackupFeed {
 
   private:
     detail::SegmentHeader &header() const;
+    std::int64_t note_alive(MonotonicTime now);
 
     SessionCache &cache_;
 };

@@ -257,6 +257,31 @@ def test_failover_fetches_are_bounded_when_the_bank_is_silent():
         hole.close()
 
 
+def stop_agent_outside_the_segment_mutex(server, pid, tries=10):
+    """SIGSTOPs the backup agent `pid` at a moment it does not hold the segment's mutex: stopped
+    inside one of its sections under the mutex (just after it starts, its scan for changes an
+    earlier agent left holds it for 16,384 entries at a time), it holds every request of the
+    server, not only failover fetches, until the parent's watch kills it (30 s). server-status
+    takes the mutex: once it answers with the agent stopped, the agent does not hold it; else
+    the agent runs on a moment and is stopped again."""
+    for _ in range(tries):
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: process_state(pid) == "T", 5, "the agent stopped")
+        try:
+            server.request("/server-status?auto", timeout=2)
+            return
+        except OSError:  # a time-out: the agent holds the mutex
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.2)  # the scenario: it runs on a little before the next try
+    raise AssertionError(f"the agent held the segment's mutex each of {tries} times it stopped")
+
+
+def process_state(pid):
+    """The state letter of /proc/PID/stat (T: stopped)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()[0]
+
+
 def test_failover_fetches_are_bounded_when_the_agent_itself_is_hung():
     """The backup agent stopped (SIGSTOP): it can shed nothing, so the workers count the fetches
     that wait for it themselves. Of 80 made-up IDs at once, at most 32 wait for
@@ -265,7 +290,7 @@ def test_failover_fetches_are_bounded_when_the_agent_itself_is_hung():
             backed_server("web-a", [node], extra="SessionBackupTimeout 3s") as a:
         wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the agent's node")
         agent = backup_status(a)["RhythmBackupAgentPid"]
-        os.kill(agent, signal.SIGSTOP)
+        stop_agent_outside_the_segment_mutex(a, agent)
         try:
             with concurrent.futures.ThreadPoolExecutor(80) as pool:
                 results = list(pool.map(lambda _: forged_request(a), range(80)))

@@ -5,12 +5,14 @@
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <string>
 #include <string_view>
 #include <sys/mman.h>
 #include <vector>
 
 #include "common/clock.h"
+#include "core/segment.h"
 
 using rhythm::BackupFeed;
 using rhythm::ChangeRecord;
@@ -676,6 +678,22 @@ BOOST_AUTO_TEST_CASE(a_check_without_an_answer_leaves_the_session_to_be_checked_
     BOOST_TEST(l.unchecked);  // and still to be checked
     std::free(l.data);
     f.cache.release(&h);
+}
+
+BOOST_AUTO_TEST_CASE(the_parents_sign_of_life_does_not_wait_for_a_mutex_the_agent_holds) {
+    // The parent's watch gives signs of life, then judges the agent: an agent stopped while it
+    // holds the segment's mutex must still be judged, and killed, not wait for ever.
+    Fixture f;
+    last_alive(f, 0);
+    auto &mutex = f.cache.segment().h().mutex;
+    mutex.lock();  // as a hung agent would
+    auto alive = std::async(std::launch::async, [&] {
+        return f.feed.parent_alive(rhythm::MonotonicTime::coarse_now());
+    });
+    bool returned = alive.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
+    mutex.unlock();
+    BOOST_TEST(returned);
+    BOOST_TEST(alive.get() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_server_that_kept_running_or_has_no_backup_serves_without_a_check) {
