@@ -73,6 +73,10 @@ def seeds():
         "ping": message(rf.PING, struct.pack(">Q", 5) + name("node-b")),
         "pong": message(rf.PONG, struct.pack(">Q", 5) + name("node-a")),
         "error": message(rf.ERROR, struct.pack(">QB", 6, 2) + b"bad"),
+        "end_session": seed(1, rf.end_session_frames(7, KEY)),
+        "end_session_all": seed(1, rf.end_session_frames(8)),
+        "end_session_reply": message(rf.END_SESSION_REPLY,
+                                     struct.pack(">QBQ", 7, rf.ENDED, 1)),
     }
 
 

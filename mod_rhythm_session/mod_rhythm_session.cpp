@@ -307,14 +307,16 @@ bool check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
     if (!answered) {
         g_cache.abandon_check(&st->handle);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "RS0204: session %s... could not be checked against the bank after this "
-                      "server stalled (%s): answering 503; the next request tries again",
+                      "RS0204: session %s... could not be checked against the bank (after a "
+                      "stall, a cut-off or an operator's end of every session) (%s): answering "
+                      "503; the next request tries again",
                       prefix, rhythm::fetch_outcome_name(outcome));
         return false;
     }
     *result = g_cache.finish_check(&st->handle, pool_allocate, top_request(r)->pool, loaded);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                  "RS0203: session %s... checked against the bank after this server stalled: %s%s",
+                  "RS0203: session %s... checked against the bank (after a stall, a cut-off or an "
+                  "operator's end of every session): %s%s",
                   prefix, rhythm::fetch_outcome_name(outcome),
                   outcome == rhythm::FetchOutcome::kUnreachable ? ": the copy here is served" : "");
     return true;

@@ -195,6 +195,22 @@ void AgentTracker::add_refusal_for_server(std::string_view server_name,
     }
 }
 
+void AgentTracker::add_refusal_for_all(const wire::Refusal &refusal) {
+    for (auto &entry : agents_) {
+        if (entry.second.refusals.size() < kMaxQueuedRefusals) {
+            entry.second.refusals.push_back(refusal);
+            refusals_added_ = true;
+        }
+    }
+}
+
+void AgentTracker::end_all_sessions() {
+    for (auto &entry : agents_) {
+        entry.second.all_sessions_ended = true;
+        refusals_added_ = true;
+    }
+}
+
 void AgentTracker::request_resend(const wire::ShardSet &shards) {
     for (auto &entry : agents_) {
         entry.second.resend_shards.add_all(shards);

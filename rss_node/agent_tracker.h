@@ -59,6 +59,7 @@ class AgentTracker {
         bool resend_requested = false;  // the first-contact re-send was asked for
         wire::ShardSet resend_shards;   // to ask it to publish again, in its next heartbeat reply
         std::vector<wire::Refusal> refusals;
+        bool all_sessions_ended = false;  // to tell it: an operator ended every session
     };
 
     // Most out-of-order sequences remembered per agent, most refusals queued per agent, most
@@ -98,10 +99,15 @@ class AgentTracker {
     // a version another server has just superseded).
     void add_refusal_for_server(std::string_view server_name, const wire::Refusal &refusal);
 
-    // Calls send(routing_id, &agent) for each agent with refusals waiting and a known routing
-    // identity, when any was added since the last call: a server that another has just taken a
-    // session over from must learn it at once, not at its next heartbeat (up to a second when
-    // idle), or it serves its old copy to a request that comes back to it meanwhile.
+    // An operator ended a session (its tombstone's version in `refusal`), or every session: each
+    // agent is told, as it is of a refusal, since any web server may hold a copy.
+    void add_refusal_for_all(const wire::Refusal &refusal);
+    void end_all_sessions();
+
+    // Calls send(routing_id, &agent) for each agent with refusals (or an end of all) waiting and a
+    // known routing identity, when any was added since the last call: a server that another has
+    // just taken a session over from must learn it at once, not at its next heartbeat (up to a
+    // second when idle), or it serves its old copy to a request that comes back to it meanwhile.
     template <typename Send>
     void send_waiting_refusals(Send send);
 
@@ -132,7 +138,8 @@ void AgentTracker::send_waiting_refusals(Send send) {
     }
     refusals_added_ = false;
     for (auto &entry : agents_) {
-        if (!entry.second.refusals.empty() && !entry.second.routing_id.empty()) {
+        const Agent &agent = entry.second;
+        if ((!agent.refusals.empty() || agent.all_sessions_ended) && !agent.routing_id.empty()) {
             send(entry.second.routing_id, &entry.second);
         }
     }

@@ -8,6 +8,7 @@
 #include "rss_node/node_client.h"
 #include "rss_node/node_config.h"
 #include "rss_node/node_server.h"
+#include "rss_node/session_ending.h"
 #include "rss_node/zap_handler.h"
 #include "wire/curve.h"
 
@@ -33,6 +34,8 @@ const char kUsage[] =
     "                [--curve-secret FILE --curve-clients FILE] [--check-config]\n"
     "       rss_node status ENDPOINT [--curve-server FILE --curve-secret FILE]\n"
     "       rss_node get ENDPOINT SESSION-ID [--curve-server FILE --curve-secret FILE]\n"
+    "       rss_node end-session SESSION-ID|--all ENDPOINT... [--curve-server FILE --curve-secret "
+    "FILE]\n"
     "       rss_node keygen PATH     (writes PATH.key and PATH.pub)\n"
     "See docs/rss_node.md and docs/security.md.\n";
 
@@ -48,11 +51,12 @@ void install_signal_handlers() {
     std::signal(SIGPIPE, SIG_IGN);
 }
 
-// The arguments of `status` and `get`: `want` positional ones, then the optional CURVE files.
-// False (having said why) on a usage error or an unreadable key.
-bool parse_operator_arguments(int argc, char **argv, std::size_t want,
+// The arguments of `status`, `get` and `end-session`: `want` positional ones (at least that many
+// where `or_more`), the optional CURVE files, and `--all` where `all` is given. False (having
+// said why) on a usage error or an unreadable key.
+bool parse_operator_arguments(int argc, char **argv, std::size_t want, bool or_more,
                               std::vector<std::string> *positional,
-                              rhythm::wire::CurveClientKeys *keys) {
+                              rhythm::wire::CurveClientKeys *keys, bool *all = nullptr) {
     std::string server_file;
     std::string secret_file;
     for (int i = 0; i < argc; ++i) {
@@ -66,6 +70,8 @@ bool parse_operator_arguments(int argc, char **argv, std::size_t want,
                 return false;
             }
             *file = argv[++i];
+        } else if (all != nullptr && arg == "--all") {
+            *all = true;
         } else if (arg.rfind("--", 0) == 0) {
             std::fprintf(stderr, "rss_node: unknown option '%s'\n%s", arg.c_str(), kUsage);
             return false;
@@ -73,7 +79,7 @@ bool parse_operator_arguments(int argc, char **argv, std::size_t want,
             positional->push_back(arg);
         }
     }
-    if (positional->size() != want) {
+    if (positional->size() < want || (!or_more && positional->size() != want)) {
         std::fputs(kUsage, stderr);
         return false;
     }
@@ -101,16 +107,35 @@ int main(int argc, char **argv) {
     std::vector<std::string> args;
     rhythm::wire::CurveClientKeys keys;
     if (argc >= 2 && std::strcmp(argv[1], "status") == 0) {
-        if (!parse_operator_arguments(argc - 2, argv + 2, 1, &args, &keys)) {
+        if (!parse_operator_arguments(argc - 2, argv + 2, 1, false, &args, &keys)) {
             return kExitError;
         }
         return run_status_command(args[0], keys, kCommandTimeoutMs);
     }
     if (argc >= 2 && std::strcmp(argv[1], "get") == 0) {
-        if (!parse_operator_arguments(argc - 2, argv + 2, 2, &args, &keys)) {
+        if (!parse_operator_arguments(argc - 2, argv + 2, 2, false, &args, &keys)) {
             return kExitError;
         }
         return run_get_command(args[0], args[1], keys, kCommandTimeoutMs);
+    }
+    if (argc >= 2 && std::strcmp(argv[1], "end-session") == 0) {
+        bool all = false;
+        if (!parse_operator_arguments(argc - 2, argv + 2, 1, true, &args, &keys, &all)) {
+            return kExitError;
+        }
+        rhythm::wire::EndSession target{0, rhythm::wire::EndScope::kAll, {}};
+        if (!all) {
+            if (args.size() < 2 || !parse_end_session_target(args[0], &target)) {
+                std::fprintf(stderr,
+                             "rss_node: end-session needs --all or a session ID (22 characters "
+                             "of base64url, or a signed cookie's ID.TAG) before the endpoints; "
+                             "got '%s'\n",
+                             args[0].c_str());
+                return kExitError;
+            }
+            args.erase(args.begin());
+        }
+        return run_end_session_command(target, args, keys, kCommandTimeoutMs);
     }
     if (argc >= 2 && std::strcmp(argv[1], "keygen") == 0) {
         std::string error;

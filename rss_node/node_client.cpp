@@ -1,4 +1,4 @@
-// `rss_node status` and `rss_node get`: one request over a DEALER, one answer printed.
+// `rss_node status`, `get` and `end-session`: requests over a DEALER, the answers printed.
 #include "rss_node/node_client.h"
 
 #include <cstdio>
@@ -147,6 +147,58 @@ int run_get_command(const std::string &endpoint, const std::string &session_id,
                    std::fputc('\n', stdout);
                    return kExitFound;
                });
+}
+
+int run_end_session_command(const wire::EndSession &target,
+                            const std::vector<std::string> &endpoints,
+                            const wire::CurveClientKeys &keys, int timeout_ms) {
+    bool all = target.scope == wire::EndScope::kAll;
+    std::size_t ended = 0, refused = 0, unanswered = 0;
+    for (const std::string &endpoint : endpoints) {
+        wire::EndSession request = target;
+        request.request_id = new_request_id();
+        int code = ask(endpoint, keys, request, request.request_id, timeout_ms,
+                       [&](const wire::Message &reply, std::uint64_t want) -> std::optional<int> {
+                           auto *answer = std::get_if<wire::EndSessionReply>(&reply);
+                           if (answer == nullptr || answer->request_id != want) {
+                               return std::nullopt;
+                           }
+                           unsigned long long count = answer->count;
+                           switch (answer->outcome) {
+                               case wire::EndSessionOutcome::kEnded:
+                                   ++ended;
+                                   std::printf("%s: ended (%llu tombstone(s) stored)\n",
+                                               endpoint.c_str(), count);
+                                   break;
+                               case wire::EndSessionOutcome::kNotOwner:
+                                   std::printf("%s: owns no shard of it\n", endpoint.c_str());
+                                   break;
+                               case wire::EndSessionOutcome::kRefused:
+                                   ++refused;
+                                   std::printf("%s: REFUSED: the node is full (%llu ended)\n",
+                                               endpoint.c_str(), count);
+                                   break;
+                           }
+                           return kExitFound;
+                       });
+        if (code != kExitFound) {
+            ++unanswered;
+        }
+    }
+    if (unanswered > 0 || refused > 0) {
+        std::fprintf(stderr,
+                     "rss_node: %zu node(s) did not answer and %zu could not store it: run the "
+                     "command again once they can (until then they hold what they held)\n",
+                     unanswered, refused);
+        return kExitError;
+    }
+    if (ended == 0 && !all) {
+        std::fprintf(stderr,
+                     "rss_node: no node given owns the session's shard: give every node of the "
+                     "bank\n");
+        return kExitError;
+    }
+    return kExitFound;
 }
 
 }  // namespace rhythm::node

@@ -27,7 +27,8 @@ enum class CounterGroup {
 // of gained shards asked of peers; `replies_dropped`, answers to a requester whose queue was full
 // or that was gone; `connections_refused`, connections over --max-connections or
 // --max-connections-per-address, hung up at once; `connections_dropped`, connections hung up for
-// holding an unfinished message (connection_guard.h).
+// holding an unfinished message (connection_guard.h); `sessions_ended`, sessions an operator
+// ended here (rss_node end-session).
 #define RSS_NODE_COUNTERS(X)                            \
     X(kAfterOwnershipDecided, ownership_changes)        \
     X(kAfterOwnershipDecided, snapshots_requested)      \
@@ -44,6 +45,7 @@ enum class CounterGroup {
     X(kAfterUpdatesRefused, version_mismatches)         \
     X(kAfterUpdatesRefused, fetches)                    \
     X(kAfterUpdatesRefused, fetch_hits)                 \
+    X(kAfterUpdatesRefused, sessions_ended)             \
     X(kAfterUpdatesRefused, heartbeats)                 \
     X(kAfterAgents, snapshots_served)                   \
     X(kAfterAgents, replies_dropped)                    \

@@ -9,9 +9,11 @@
 #include <zmq.h>
 
 #include "rss_node/node_status.h"
+#include "rss_node/session_ending.h"
 #include "rss_node/shard_ownership.h"
 #include "wire/curve.h"
 #include "wire/rendezvous.h"
+#include "wire/session_key.h"
 #include "wire/zmq_io.h"
 
 namespace rhythm::node {
@@ -53,6 +55,9 @@ static_assert(wire::kProtocolVersion == 5, "kVersionMismatchText names the proto
 // A full node has room again once its store is this far under --max-memory: far enough that the
 // changes it refused, sent again, are not refused at once.
 constexpr std::uint64_t kRoomAgainPercent = 95;
+// How long an operator's tombstone of a session not held here is kept, without
+// --max-session-lifetime.
+constexpr std::uint64_t kUnheldEndedMs = 24 * 3600 * 1000;
 
 std::string last_endpoint(void *socket) {
     char buf[1100];
@@ -415,6 +420,40 @@ void NodeServer::begin_turn(MonotonicTime mono) {
     }
 }
 
+// An operator ends a session or all (rss_node end-session): tombstones in a new term here
+// (session_ending.h), then every web server's agent is told, at once or at its next heartbeat:
+// any of them may hold a copy it would serve.
+wire::EndSessionReply NodeServer::end_sessions(const wire::EndSession &request, WallTime now) {
+    std::uint64_t unheld_lifetime_ms =
+        config_.max_session_lifetime_s > 0 ? config_.max_session_lifetime_s * 1000 : kUnheldEndedMs;
+    EndedSessions ended =
+        node::end_sessions(request, owned_, now.ms(), unheld_lifetime_ms, &store_);
+    counters_.sessions_ended += ended.count;
+    bool all = request.scope == wire::EndScope::kAll;
+    // Every session: the web servers are told by each owner, whatever it held (a server may hold
+    // sessions this node lacks, after its restart).
+    if (all && ended.outcome != wire::EndSessionOutcome::kNotOwner) {
+        agents_.end_all_sessions();
+    } else if (!all && ended.count > 0) {
+        agents_.add_refusal_for_all(wire::Refusal{request.key, ended.version});
+    }
+    // One session: its first 6 characters, as the module logs them (enough to correlate, too
+    // little to use).
+    std::string what =
+        all ? std::string("every session")
+            : "session " + wire::format_session_key(request.key).substr(0, 6) + "...";
+    if (ended.outcome == wire::EndSessionOutcome::kEnded) {
+        RSS_LOG(LogLevel::kInfo, "RN0307: an operator ended %s (%llu tombstone(s) stored here)",
+                what.c_str(), static_cast<unsigned long long>(ended.count));
+    } else if (ended.outcome == wire::EndSessionOutcome::kRefused) {
+        RSS_LOG(LogLevel::kError,
+                "RN0308: an operator's end of %s was not stored in full: the store is full "
+                "(%llu ended); run the command again once it has room",
+                what.c_str(), static_cast<unsigned long long>(ended.count));
+    }
+    return wire::EndSessionReply{request.request_id, ended.outcome, ended.count};
+}
+
 void NodeServer::drain_updates(WallTime now) {
     wire::ReceivedMessage message;
     for (int i = 0; i < kUpdatesPerTurn && message.receive(updates_, ZMQ_DONTWAIT); ++i) {
@@ -603,6 +642,8 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         reply(routing_id, answer);
     } else if (auto *heartbeat = std::get_if<wire::Heartbeat>(&message)) {
         answer_heartbeat(routing_id, *heartbeat);
+    } else if (auto *end = std::get_if<wire::EndSession>(&message)) {
+        reply(routing_id, end_sessions(*end, now));
     } else if (auto *request = std::get_if<wire::SnapshotRequest>(&message)) {
         if (!snapshots_.start(routing_id, *request)) {
             reply(routing_id, wire::ErrorReply{request->request_id, wire::ErrorCode::kBusy,
@@ -619,7 +660,8 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
                                                "request: a reply type sent to a node"));
         wire::ErrorReply error;
         error.code = wire::ErrorCode::kUnsupported;
-        error.text = "a node answers fetch, heartbeat, snapshot-request, status-request, ping";
+        error.text =
+            "a node answers fetch, heartbeat, snapshot-request, status-request, ping, end-session";
         reply(routing_id, error);
     }
 }
@@ -667,6 +709,10 @@ void NodeServer::answer_heartbeat(const std::string &routing_id, const wire::Hea
 }
 
 void NodeServer::send_refusals(const std::string &routing_id, AgentTracker::Agent *agent) {
+    if (agent->all_sessions_ended &&
+        reply(routing_id, wire::EndSession{0, wire::EndScope::kAll, {}})) {
+        agent->all_sessions_ended = false;
+    }
     while (!agent->refusals.empty()) {
         std::size_t n = std::min(agent->refusals.size(), wire::kMaxRefusalsPerMessage);
         wire::Refused refused;

@@ -86,6 +86,7 @@ class NodeServer {
     void handle_published(const std::string_view *frames, std::size_t count, WallTime now);
     void handle_query(const std::string_view *frames, std::size_t count, WallTime now);
     void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat);
+    wire::EndSessionReply end_sessions(const wire::EndSession &request, WallTime now);
     bool reply(const std::string &routing_id, const wire::Message &message);
     void send_refusals(const std::string &routing_id, AgentTracker::Agent *agent);
     void advance_snapshots(WallTime now);

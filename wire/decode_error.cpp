@@ -69,6 +69,10 @@ const char *message_type_name(MessageType type) {
             return "pong";
         case MessageType::kError:
             return "error";
+        case MessageType::kEndSession:
+            return "end-session";
+        case MessageType::kEndSessionReply:
+            return "end-session-reply";
     }
     return "unknown";
 }

@@ -124,6 +124,41 @@ DecodeResult body_fetch(ByteReader *in, Message *out) {
     return decode_ok();
 }
 
+DecodeResult body_end_session(ByteReader *in, Message *out) {
+    EndSession m;
+    std::uint8_t scope;
+    RHYTHM_TRY(read_request_id(in, &m.request_id));
+    if (!in->u8(&scope) || !in->copy(kSessionKeyBytes, m.key.bytes.data())) {
+        return decode_fail(DecodeError::kTruncated, "end-session: truncated");
+    }
+    if (scope > static_cast<std::uint8_t>(EndScope::kAll)) {
+        return decode_fail(DecodeError::kBadValue, "end-session: unknown scope");
+    }
+    m.scope = static_cast<EndScope>(scope);
+    if (m.scope == EndScope::kAll && m.key != SessionKey{}) {
+        return decode_fail(DecodeError::kBadValue, "end-session: a session key with scope all");
+    }
+    RHYTHM_TRY(expect_end(*in, "end-session: bytes after the session key"));
+    *out = m;
+    return decode_ok();
+}
+
+DecodeResult body_end_session_reply(ByteReader *in, Message *out) {
+    EndSessionReply m;
+    std::uint8_t outcome;
+    RHYTHM_TRY(read_request_id(in, &m.request_id));
+    if (!in->u8(&outcome) || !in->u64(&m.count)) {
+        return decode_fail(DecodeError::kTruncated, "end-session reply: truncated");
+    }
+    if (outcome > static_cast<std::uint8_t>(EndSessionOutcome::kRefused)) {
+        return decode_fail(DecodeError::kBadValue, "end-session reply: unknown outcome");
+    }
+    m.outcome = static_cast<EndSessionOutcome>(outcome);
+    RHYTHM_TRY(expect_end(*in, "end-session reply: bytes after the count"));
+    *out = m;
+    return decode_ok();
+}
+
 DecodeResult body_fetch_reply(ByteReader *in, Message *out) {
     FetchReply m;
     std::uint8_t status;
@@ -454,6 +489,18 @@ struct BodyWriter {
         put_bytes(&body, m.text.data(), m.text.size());
         return std::move(body);
     }
+    std::string operator()(const EndSession &m) {
+        put_u64(&body, m.request_id);
+        put_u8(&body, static_cast<std::uint8_t>(m.scope));
+        put_bytes(&body, m.key.bytes.data(), m.key.bytes.size());
+        return std::move(body);
+    }
+    std::string operator()(const EndSessionReply &m) {
+        put_u64(&body, m.request_id);
+        put_u8(&body, static_cast<std::uint8_t>(m.outcome));
+        put_u64(&body, m.count);
+        return std::move(body);
+    }
 };
 
 // Where a published message's header is: bytes 2 and 3 of its one frame from version 3 on; in
@@ -484,6 +531,8 @@ constexpr MessageType kVariantTypes[] = {
     MessageType::kPing,
     MessageType::kPong,
     MessageType::kError,
+    MessageType::kEndSession,
+    MessageType::kEndSessionReply,
 };
 static_assert(std::size(kVariantTypes) == std::variant_size_v<Message>,
               "one message type per alternative of Message, in order");
@@ -648,6 +697,10 @@ DecodeResult decode_message(FrameSpan frames, Message *out) {
                                         "pong: bytes after the node name");
         case MessageType::kError:
             return body_error(&in, out);
+        case MessageType::kEndSession:
+            return body_end_session(&in, out);
+        case MessageType::kEndSessionReply:
+            return body_end_session_reply(&in, out);
         case MessageType::kUpdate:
         case MessageType::kTombstone:
             break;

@@ -235,10 +235,39 @@ struct ErrorReply {
     std::string_view text;
 };
 
+// An operator ends one session, or every session, in the bank and on every web server (a breach,
+// a user to log out everywhere: `rss_node end-session`). Sent to each node: an owner of the
+// session's shard stores a tombstone in a new term, above any version a web server may still save.
+// A node sends it on to each web server's agent (kAll; one session's end goes as a Refused at the
+// tombstone's version), which then checks every session it holds against the bank before serving
+// it again.
+enum class EndScope : std::uint8_t {
+    kOne = 0,  // `key`
+    kAll = 1,  // every session; `key` is all zero
+};
+
+struct EndSession {
+    std::uint64_t request_id = 0;
+    EndScope scope = EndScope::kOne;
+    SessionKey key;
+};
+
+enum class EndSessionOutcome : std::uint8_t {
+    kEnded = 0,     // `count` tombstones stored (for kOne: 1)
+    kNotOwner = 1,  // this node owns no shard of it: nothing to do here
+    kRefused = 2,   // this node could not store the tombstone(s) (full): `count` were stored
+};
+
+struct EndSessionReply {
+    std::uint64_t request_id = 0;
+    EndSessionOutcome outcome = EndSessionOutcome::kNotOwner;
+    std::uint64_t count = 0;
+};
+
 // Everything that travels DEALER <-> ROUTER.
-using Message =
-    std::variant<Fetch, FetchReply, Heartbeat, HeartbeatAck, Resend, Refused, SnapshotRequest,
-                 SnapshotRecord, SnapshotEnd, StatusRequest, StatusReply, Ping, Pong, ErrorReply>;
+using Message = std::variant<Fetch, FetchReply, Heartbeat, HeartbeatAck, Resend, Refused,
+                             SnapshotRequest, SnapshotRecord, SnapshotEnd, StatusRequest,
+                             StatusReply, Ping, Pong, ErrorReply, EndSession, EndSessionReply>;
 
 MessageType message_type(const Message &message);
 

@@ -65,10 +65,12 @@ enum class MessageType : std::uint8_t {
     kPing = 14,
     kPong = 15,
     kError = 16,
+    kEndSession = 17,
+    kEndSessionReply = 18,
 };
 
 // The highest defined type: anything above it (or 0) is kUnknownType.
-constexpr std::uint8_t kLastMessageType = static_cast<std::uint8_t>(MessageType::kError);
+constexpr std::uint8_t kLastMessageType = static_cast<std::uint8_t>(MessageType::kEndSessionReply);
 
 const char *message_type_name(MessageType type);
 

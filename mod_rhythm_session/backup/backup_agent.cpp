@@ -301,6 +301,15 @@ void BackupAgent::on_node_message(std::size_t node, const wire::Message &message
         for (const wire::Refusal &r : refused->refusals) {
             feed_.drop_if_older(r.key, r.version);
         }
+    } else if (auto *end = std::get_if<wire::EndSession>(&message)) {
+        // Sent by a node for scope all only (one session's end comes as a Refused).
+        if (end->scope == wire::EndScope::kAll) {
+            feed_.all_sessions_ended();
+            log_line(log_, AgentLogLevel::kWarn,
+                     "RS0330: node %s says an operator ended every session: each session held "
+                     "here is checked against the bank before it is served again",
+                     nodes_[node]->name.c_str());
+        }
     } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
         fetches_.on_reply(*reply, now);
     } else if (auto *error = std::get_if<wire::ErrorReply>(&message)) {

@@ -169,7 +169,11 @@ bool BackupFeed::drop_if_older(const SessionId &id, std::uint64_t version) {
         return false;
     }
     Entry &e = seg.entry(i);
-    if (e.version > version || !seg.idle(e)) {
+    if (e.version > version) {
+        return false;
+    }
+    if (!seg.idle(e)) {
+        e.checked_generation = h.stall_generation - 1;
         return false;
     }
     seg.remove_session(i);
@@ -257,6 +261,11 @@ void BackupFeed::cut_off_from_bank() {
     ShmMutexGuard guard(header().mutex);
     header().stall_generation += 1;
     header().backup.stalls += 1;
+}
+
+void BackupFeed::all_sessions_ended() {
+    ShmMutexGuard guard(header().mutex);
+    header().stall_generation += 1;
 }
 
 void BackupFeed::count_check(bool replaced) {

@@ -79,9 +79,10 @@ class BackupFeed {
     bool requeue_scan(std::uint32_t *cursor, std::uint32_t *scanned, std::uint32_t budget,
                       Selector wanted, void *context, WallTime now);
 
-    // The bank holds `version` of this session made by another server, and it wins over this
-    // server's copy (a higher version, or the same one from a server that wins the tie): drops
-    // the copy unless it is newer still or a request holds it. Returns true if it was dropped.
+    // The bank holds `version` of this session made by another server (or an operator's end of
+    // it), and it wins over this server's copy (a higher version, or the same one from a server
+    // that wins the tie): drops the copy unless it is newer still. A copy a request holds is
+    // checked against the bank before it is served again instead. True if it was dropped.
     bool drop_if_older(const SessionId &id, std::uint64_t version);
 
     // Stores a session fetched from the bank, at the bank's version, as acknowledged. kNoSpace
@@ -116,6 +117,9 @@ class BackupFeed {
     // The agent could not reach any node for longer than a stall: as after a stall, every
     // session is to be checked against the bank before it is served again.
     void cut_off_from_bank();
+    // An operator ended every session in the bank (rss_node end-session --all): each session
+    // held here is checked against the bank before it is served again.
+    void all_sessions_ended();
 
     // Figures only the agent knows.
     // Changes a node did not store for lack of memory (each refusal by each node).

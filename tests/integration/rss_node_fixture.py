@@ -32,7 +32,9 @@ MAX_FRAME_SIZE = 1024 * 1024 + 64 * 1024
 
 UPDATE, TOMBSTONE, FETCH, FETCH_REPLY, HEARTBEAT, HEARTBEAT_ACK, RESEND, REFUSED = range(1, 9)
 SNAPSHOT_REQUEST, SNAPSHOT_RECORD, SNAPSHOT_END, STATUS_REQUEST, STATUS_REPLY = range(9, 14)
-PING, PONG, ERROR = range(14, 17)
+PING, PONG, ERROR, END_SESSION, END_SESSION_REPLY = range(14, 19)
+END_ONE, END_ALL = 0, 1  # an END_SESSION's scope
+ENDED, NOT_OWNER, END_REFUSED = 0, 1, 2  # an END_SESSION_REPLY's outcome
 
 FOUND, NOT_FOUND, DELETED = 0, 1, 2
 ACK_FLAG_FULL = 0x01  # a heartbeat-ack's flags: the node has refused changes for lack of memory
@@ -130,6 +132,12 @@ def published_frames(key, version, data=b"", origin="web1", expires_at_ms=None, 
 
 def fetch_frames(request_id, key):
     return [header(FETCH), struct.pack(">Q", request_id) + key]
+
+
+def end_session_frames(request_id, key=None):
+    """An operator's end of the session `key`, or of every session when `key` is None."""
+    scope = END_ALL if key is None else END_ONE
+    return [header(END_SESSION), struct.pack(">QB", request_id, scope) + (key or bytes(16))]
 
 
 def status_frames(request_id):
@@ -238,6 +246,11 @@ def decode_reply(frames):
     elif t in (PING, PONG):
         (out["request_id"],) = struct.unpack(">Q", body[:8])
         out["node_name"] = body[9:9 + body[8]].decode()
+    elif t == END_SESSION:
+        out["request_id"], out["scope"] = struct.unpack(">QB", body[:9])
+        out["key"] = body[9:]
+    elif t == END_SESSION_REPLY:
+        out["request_id"], out["outcome"], out["count"] = struct.unpack(">QBQ", body)
     elif t == ERROR:
         out["request_id"], out["code"] = struct.unpack(">QB", body[:9])
         out["text"] = body[9:].decode(errors="replace")

@@ -144,6 +144,31 @@ BOOST_AUTO_TEST_CASE(refusals_are_sent_at_once_not_at_the_next_heartbeat) {
     BOOST_TEST(sent.size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(an_operators_end_of_sessions_reaches_every_server_at_once) {
+    // Any web server may hold a copy of an ended session: each is told, whatever its name.
+    AgentTracker t;
+    wire::Heartbeat other = heartbeat(1, 1);
+    other.agent_id.fill(2);
+    other.server_name = "web2";
+    t.on_heartbeat(heartbeat(1, 1), "rid1", kAll, 0);
+    t.on_heartbeat(other, "rid2", kAll, 0);
+    std::vector<std::string> sent;
+    auto send = [&](const std::string &routing_id, AgentTracker::Agent *agent) {
+        sent.push_back(routing_id + (agent->all_sessions_ended ? ":all" : ":one"));
+        agent->refusals.clear();
+        agent->all_sessions_ended = false;
+    };
+    wire::SessionKey key;
+    key.bytes.fill(7);
+    t.add_refusal_for_all(wire::Refusal{key, 9});
+    t.send_waiting_refusals(send);
+    BOOST_TEST(sent == (std::vector<std::string>{"rid1:one", "rid2:one"}));
+    sent.clear();
+    t.end_all_sessions();
+    t.send_waiting_refusals(send);
+    BOOST_TEST(sent == (std::vector<std::string>{"rid1:all", "rid2:all"}));
+}
+
 BOOST_AUTO_TEST_CASE(gained_shards_are_to_be_asked_of_every_known_agent) {
     AgentTracker t;
     t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);

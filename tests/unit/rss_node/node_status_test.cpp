@@ -102,6 +102,7 @@ BOOST_FIXTURE_TEST_CASE(every_documented_field_in_its_order, Fixture) {
                                                  "version_mismatches",
                                                  "fetches",
                                                  "fetch_hits",
+                                                 "sessions_ended",
                                                  "heartbeats",
                                                  "agents",
                                                  "snapshots_served",

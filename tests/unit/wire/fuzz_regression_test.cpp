@@ -39,7 +39,7 @@ BOOST_AUTO_TEST_CASE(every_seed_decodes) {
         ++seeds;
     }
     closedir(d);
-    BOOST_TEST(seeds >= 18);
+    BOOST_TEST(seeds >= 21);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

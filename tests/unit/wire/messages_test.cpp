@@ -108,6 +108,10 @@ std::vector<wire::Message> samples() {
     out.push_back(wire::Ping{14, "node-b"});
     out.push_back(wire::Pong{14, "node-a"});
     out.push_back(wire::ErrorReply{15, wire::ErrorCode::kMalformed, "bad"});
+    out.push_back(wire::EndSession{16, wire::EndScope::kOne, key_of(6)});
+    out.push_back(wire::EndSession{17, wire::EndScope::kAll, {}});
+    out.push_back(wire::EndSessionReply{16, wire::EndSessionOutcome::kEnded, 1});
+    out.push_back(wire::EndSessionReply{17, wire::EndSessionOutcome::kRefused, 12});
     return out;
 }
 
@@ -182,6 +186,23 @@ BOOST_AUTO_TEST_CASE(every_message_round_trips) {
         // Decoding is the inverse of encoding: the decoded message encodes to the same bytes.
         BOOST_TEST((wire::encode_message(back) == frames));
     }
+}
+
+BOOST_AUTO_TEST_CASE(an_end_of_all_sessions_names_no_session_and_a_scope_it_knows) {
+    wire::Frames frames = wire::encode_message(wire::EndSession{1, wire::EndScope::kAll, {}});
+    wire::Message back;
+    BOOST_TEST_REQUIRE(decode(frames, &back).ok());
+    BOOST_TEST((std::get<wire::EndSession>(back).scope == wire::EndScope::kAll));
+    wire::Frames with_key = frames;
+    with_key[1][9 + 3] = 1;  // a byte of the key
+    BOOST_TEST((decode(with_key, &back).error == DecodeError::kBadValue));
+    wire::Frames unknown_scope = frames;
+    unknown_scope[1][8] = 2;
+    BOOST_TEST((decode(unknown_scope, &back).error == DecodeError::kBadValue));
+    wire::Frames reply =
+        wire::encode_message(wire::EndSessionReply{1, wire::EndSessionOutcome::kEnded, 3});
+    reply[1][8] = 3;  // no such outcome
+    BOOST_TEST((decode(reply, &back).error == DecodeError::kBadValue));
 }
 
 BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {

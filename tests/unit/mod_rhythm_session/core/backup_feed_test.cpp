@@ -271,8 +271,14 @@ BOOST_AUTO_TEST_CASE(a_version_elsewhere_that_wins_drops_the_local_copy) {
     SessionCache::Handle h = f.lock(a);
     BOOST_TEST(!f.feed.drop_if_older(a, 5));  // a request holds it
     f.cache.release(&h);
-    BOOST_TEST(f.feed.drop_if_older(a, 5));
+    // Kept for that request, it is checked against the bank before it is served again.
     SessionCache::Loaded l;
+    BOOST_REQUIRE((f.cache.acquire(a, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
+                                   nullptr, &l) == SessionCache::Acquire::kLocked));
+    BOOST_TEST(l.unchecked);
+    std::free(l.data);
+    f.cache.release(&h);
+    BOOST_TEST(f.feed.drop_if_older(a, 5));
     BOOST_TEST((f.cache.acquire(a, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
                                 nullptr, &l) == SessionCache::Acquire::kNotFound));
     BOOST_TEST(f.feed.stats().stale_dropped == 1u);
@@ -694,6 +700,27 @@ BOOST_AUTO_TEST_CASE(the_parents_sign_of_life_does_not_wait_for_a_mutex_the_agen
     mutex.unlock();
     BOOST_TEST(returned);
     BOOST_TEST(alive.get() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(after_an_operator_ended_every_session_each_is_checked_before_it_is_served) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    SessionId b = f.add(2, "b=1");
+    SessionCache::Handle h;
+    SessionCache::Loaded l;
+    BOOST_REQUIRE((acquire(f, a, &h, &l) == SessionCache::Acquire::kLocked));
+    BOOST_TEST(!l.unchecked);
+    std::free(l.data);
+    f.cache.release(&h);
+    f.feed.all_sessions_ended();
+    for (const SessionId &id : {a, b}) {
+        BOOST_REQUIRE((acquire(f, id, &h, &l) == SessionCache::Acquire::kLocked));
+        BOOST_TEST(l.unchecked);
+        BOOST_TEST(l.stalled_us == 0);  // not a stall: counted as none
+        std::free(l.data);
+        f.cache.release(&h);
+    }
+    BOOST_TEST(f.feed.stats().stalls == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_server_that_kept_running_or_has_no_backup_serves_without_a_check) {

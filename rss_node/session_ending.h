@@ -1,0 +1,32 @@
+// An operator's end of sessions (`rss_node end-session`): the session the command is given, and
+// what a node does with the request on its store, without sockets:
+// each session ended is replaced by a tombstone in the term above the one held, so that whatever
+// version a web server may still save of it is older and refused, and the shard's next owners
+// get the tombstone in their snapshots. The node then tells the web servers (node_server.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "rss_node/session_store.h"
+#include "wire/messages.h"
+
+namespace rhythm::node {
+
+// The session the command names: its ID, or a signed cookie's value (ID.TAG, which names the
+// same session). False when it is neither.
+bool parse_end_session_target(std::string_view text, wire::EndSession *request);
+
+struct EndedSessions {
+    wire::EndSessionOutcome outcome = wire::EndSessionOutcome::kNotOwner;
+    std::uint64_t count = 0;    // tombstones stored
+    std::uint64_t version = 0;  // kOne, ended: the tombstone's version
+};
+
+// A session this node owns but does not hold (its first change may be on its way) gets a
+// tombstone too, kept `unheld_lifetime_ms`: as long as a session may live here.
+EndedSessions end_sessions(const wire::EndSession &request, const wire::ShardSet &owned,
+                           std::uint64_t now_wall_ms, std::uint64_t unheld_lifetime_ms,
+                           SessionStore *store);
+
+}  // namespace rhythm::node
