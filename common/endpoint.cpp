@@ -68,6 +68,13 @@ bool check_endpoint(std::string_view text, EndpointUse use, std::string *why) {
             *why = quoted + " has a space or a character that is not printable";
             return false;
         }
+        if (bind && path[0] == '@') {
+            // Linux's abstract names have no file, so no permissions: anyone on the host connects.
+            *why = quoted +
+                   " is an abstract socket, which every local user may connect to: bind "
+                   "a path (its file's mode, ipc-mode, says who may connect)";
+            return false;
+        }
         return true;
     }
     if (!starts_with(text, kTcp)) {

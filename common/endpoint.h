@@ -4,7 +4,8 @@
 //
 //   tcp://HOST:PORT   HOST a name (letters, digits, '.', '-'), an IPv4 address or an IPv6
 //                     address in brackets ([::1]); PORT 1 to 65535
-//   ipc://PATH        PATH printable, without spaces
+//   ipc://PATH        PATH printable, without spaces; to bind, not an abstract name (@NAME),
+//                     which has no file mode to say who may connect
 //
 // Only an endpoint to bind may have the wildcard host `*` (every interface) or the port `*` (a
 // free port, which the node then reports resolved): ZeroMQ refuses both on connect. `inproc://`

@@ -1,8 +1,8 @@
 // Drives an operator's end of sessions from fuzz input; see end_session_input.h.
 #include "fuzz/end_session_input.h"
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>

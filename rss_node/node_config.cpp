@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <fstream>
 #include <limits>
+#include <stdexcept>
 #include <utility>
 
 #include "common/endpoint.h"
@@ -32,7 +33,8 @@ bool is_value_flag(const std::string &flag) {
     return flag == "name" || flag == "updates" || flag == "queries" || flag == "peer" ||
            flag == "replicas" || flag == "max-memory" || flag == "log-level" || flag == "config" ||
            flag == "curve-secret" || flag == "curve-clients" || flag == "max-connections" ||
-           flag == "max-connections-per-address" || flag == "max-session-lifetime";
+           flag == "max-connections-per-address" || flag == "max-session-lifetime" ||
+           flag == "ipc-mode";
 }
 
 // "400d", "72h", "90m", "3600s" or "3600" (seconds), or 0 for no bound; at most 100 years.
@@ -104,6 +106,23 @@ bool apply_setting(NodeConfig *c, const std::string &key, const std::string &val
         if (!parse_lifetime(value, &c->max_session_lifetime_s, reason)) {
             return false;
         }
+    } else if (key == "ipc-mode") {
+        // Octal, as chmod takes it; no bits for others: an ipc endpoint is not bounded per client.
+        std::size_t used = 0;
+        unsigned long mode = 0;
+        try {
+            mode = std::stoul(value, &used, 8);
+        } catch (const std::exception &) {
+            used = 0;
+        }
+        if (value.empty() || used != value.size() || value[0] == '-' || value[0] == '+' ||
+            (mode & ~0660ul) != 0 || (mode & 0600) != 0600) {
+            *reason =
+                "ipc-mode must be an octal mode such as 0660 or 0600: read and write for "
+                "the node's user, at most that for its group, nothing for others";
+            return false;
+        }
+        c->ipc_mode = static_cast<unsigned>(mode);
     } else if (key == "log-level") {
         if (!parse_log_level(value, &c->log_level)) {
             *reason = "log-level must be debug, info, warn or error";

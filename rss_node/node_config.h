@@ -25,6 +25,10 @@ struct NodeConfig {
     // How far ahead a session's expiry may be, in seconds; 0: any. No browser keeps a cookie
     // longer than 400 days (Chrome's cap), so no session outlives that.
     std::uint64_t max_session_lifetime_s = 400 * 86400;
+    // The permissions of an ipc:// endpoint's socket file: who may connect to it. Its measures of
+    // unfinished messages and client addresses do not apply to ipc (rss_node.md), so the file
+    // admits only the node's user and group.
+    unsigned ipc_mode = 0660;
     LogLevel log_level = LogLevel::kInfo;
     std::string curve_secret;   // the bank's secret key file: every socket runs under CURVE
     std::string curve_clients;  // the client public keys admitted (re-read on SIGHUP)

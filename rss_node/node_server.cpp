@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <malloc.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "rss_node/node_status.h"
@@ -58,6 +59,33 @@ constexpr std::uint64_t kRoomAgainPercent = 95;
 // How long an operator's tombstone of a session not held here is kept, without
 // --max-session-lifetime.
 constexpr std::uint64_t kUnheldEndedMs = 24 * 3600 * 1000;
+
+// Binds `socket` to `endpoint`. An ipc:// socket file gets `ipc_mode`: it is created with the
+// owner's bits alone (the umask, in this thread, where libzmq binds an ipc listener), so nobody
+// else connects before the chmod that gives the group its bits.
+bool bind_endpoint(void *socket, const std::string &endpoint, unsigned ipc_mode, const char *which,
+                   std::string *error) {
+    constexpr std::string_view kIpc = "ipc://";
+    bool ipc = endpoint.compare(0, kIpc.size(), kIpc) == 0;
+    mode_t umask_before = ipc ? umask(0177) : 0;
+    int rc = zmq_bind(socket, endpoint.c_str());
+    int bind_errno = errno;
+    if (ipc) {
+        umask(umask_before);
+    }
+    if (rc != 0) {
+        *error = std::string("cannot bind ") + which + " endpoint " + endpoint + ": " +
+                 zmq_strerror(bind_errno);
+        return false;
+    }
+    std::string path = endpoint.substr(kIpc.size());
+    if (ipc && chmod(path.c_str(), ipc_mode) != 0) {
+        *error = std::string("cannot set the mode of ") + which + " endpoint " + endpoint + ": " +
+                 std::strerror(errno);
+        return false;
+    }
+    return true;
+}
 
 std::string last_endpoint(void *socket) {
     char buf[1100];
@@ -136,12 +164,8 @@ bool NodeServer::start(std::string *error) {
     if (membership_.settled(mono.ms())) {
         update_ownership(mono);
     }
-    if (zmq_bind(updates_, config_.updates.c_str()) != 0) {
-        *error = "cannot bind updates endpoint " + config_.updates + ": " + zmq_strerror(errno);
-        return false;
-    }
-    if (zmq_bind(queries_, config_.queries.c_str()) != 0) {
-        *error = "cannot bind queries endpoint " + config_.queries + ": " + zmq_strerror(errno);
+    if (!bind_endpoint(updates_, config_.updates, config_.ipc_mode, "updates", error) ||
+        !bind_endpoint(queries_, config_.queries, config_.ipc_mode, "queries", error)) {
         return false;
     }
     updates_endpoint_ = last_endpoint(updates_);

@@ -2,10 +2,14 @@
 comes, thousands of connections, handshakes never finished, heartbeats never answered. Each
 attack runs from a host of its own (tests/cluster) against a real rss_node, while real web servers
 on other hosts back up and fail over through it; each asserts the bound, the log line and the
-counter, and that the legitimate traffic beside it went on."""
+counter, and that the legitimate traffic beside it went on. An ipc:// endpoint, which those
+measures cannot watch, admits the node's user and group only."""
 
 import concurrent.futures
+import grp
 import re
+import stat
+import subprocess
 import time
 
 import zmq
@@ -257,3 +261,77 @@ def test_a_web_server_keeps_what_a_node_finds_implausible_unacknowledged_and_say
         assert st["RhythmBackupAcknowledged"] == 0
         assert st["RhythmBackupNode1State"] == "up"
         assert node.status()["sessions"] == 0
+
+
+class IpcNode(RssNode):
+    """An rss_node whose two endpoints are ipc:// socket files in its own directory, running in
+    the web servers' group (www-data), as `Group=` of a systemd unit would have it."""
+
+    def start(self, timeout=10):
+        self.log_file = open(self.log_path, "ab")
+        self.proc = self.host.popen(self.command(), stdout=subprocess.DEVNULL,
+                                    stderr=self.log_file, cwd=self.dir, group="www-data")
+        return self.wait_until_answering(timeout, f"{self.name} to answer on {self.queries}")
+
+    @property
+    def updates(self):
+        return f"ipc://{self.dir}/updates.sock"
+
+    @property
+    def queries(self):
+        return f"ipc://{self.dir}/queries.sock"
+
+
+def connect_as_nobody(path):
+    """The errno name a plain connect to the unix socket `path` gets as user nobody, in no group
+    of the node's ("OK" when it connects)."""
+    probe = ("import socket, errno, sys\n"
+             "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+             "try:\n"
+             "    s.connect(sys.argv[1]); print('OK')\n"
+             "except OSError as e:\n"
+             "    print(errno.errorcode[e.errno])\n")
+    done = subprocess.run(["/usr/bin/python3", "-c", probe, str(path)], user="nobody",
+                          group="nogroup", extra_groups=[], capture_output=True, text=True,
+                          timeout=30)
+    return done.stdout.strip()
+
+
+def test_an_ipc_endpoint_admits_only_the_nodes_user_and_group():
+    """The node's measures of unfinished messages and client addresses cannot apply to ipc://
+    (the kernel counts no bytes on a unix socket, and every client is "local"): its socket files
+    admit the node's user and group only (ipc-mode, 0660), so no other local user can connect.
+    A web server that may connect backs up and fails over through them."""
+    with IpcNode("ipc-node") as node:
+        node.dir.chmod(0o755)  # only the socket files' modes decide
+        for name in ("updates.sock", "queries.sock"):
+            path = node.dir / name
+            assert stat.S_IMODE(path.stat().st_mode) == 0o660
+            assert path.stat().st_gid == grp.getgrnam("www-data").gr_gid
+            assert connect_as_nobody(path) == "EACCES"
+        # The probe can tell: a socket file open to everyone lets nobody in.
+        (node.dir / "queries.sock").chmod(0o666)
+        assert connect_as_nobody(node.dir / "queries.sock") == "OK"
+        (node.dir / "queries.sock").chmod(0o660)
+
+        with backed_server("web-a", [node]) as a, backed_server("web-b", [node]) as b:
+            browser = Browser(a)
+            for _ in range(3):
+                browser.get("/app/counter")
+            wait_for(lambda: acknowledged(a), 10, "web-a's changes acknowledged over ipc")
+            browser.server = b
+            assert count_of(browser.get("/app/counter")[2]) == 4
+
+
+def test_a_node_refuses_an_abstract_ipc_endpoint_and_a_mode_open_to_others():
+    for args, reason in [
+            (["--updates", "ipc://@rhythm-updates"], "is an abstract socket"),
+            (["--ipc-mode", "0666"], "ipc-mode must be an octal mode")]:
+        node = IpcNode("bad-ipc", extra=args)
+        try:
+            done = subprocess.run(node.command() + ["--check-config"], capture_output=True,
+                                  text=True, timeout=30)
+            assert done.returncode == 1, done.stdout
+            assert reason in done.stderr, done.stderr
+        finally:
+            node.cleanup()

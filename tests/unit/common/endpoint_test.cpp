@@ -77,6 +77,10 @@ BOOST_AUTO_TEST_CASE(malformed_endpoints_are_refused_with_a_reason) {
     }
     BOOST_TEST(why_not("tcp://10.0.0.5:0", EndpointUse::kBind) ==
                "'tcp://10.0.0.5:0' needs a port from 1 to 65535, or *");
+    // An abstract name has no file mode: a node does not bind one (a client may connect to one).
+    BOOST_TEST(why_not("ipc://@rhythm", EndpointUse::kBind).find("is an abstract socket") !=
+               std::string::npos);
+    BOOST_TEST(connect_ok("ipc://@rhythm"));
     BOOST_TEST(why_not("tcp://10.0.0.5:0", EndpointUse::kConnect) ==
                "'tcp://10.0.0.5:0' needs a port from 1 to 65535");
 }

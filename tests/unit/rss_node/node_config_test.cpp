@@ -175,6 +175,17 @@ BOOST_AUTO_TEST_CASE(connection_caps_and_the_longest_session_lifetime) {
     BOOST_TEST(error == bad.path +
                             ":1: max-session-lifetime must be a duration such as 400d, 72h, "
                             "90m or 3600s, of at most 100 years (0: no bound)");
+    BOOST_TEST(c.ipc_mode == 0660u);
+    NodeConfig owner_only;
+    BOOST_TEST_REQUIRE(parse({"--ipc-mode", "600", "--name", "a", "--updates", "ipc://u.sock",
+                              "--queries", "ipc://q.sock"},
+                             &owner_only, &error),
+                       error);
+    BOOST_TEST(owner_only.ipc_mode == 0600u);
+    for (const char *mode : {"0666", "0700", "0400", "0668", "", "-600", "0x180", "1660"}) {
+        BOOST_TEST(!parse({"--ipc-mode", mode}, &c, &error), mode);
+        BOOST_TEST(error.find("ipc-mode must be an octal mode") != std::string::npos, mode);
+    }
     BOOST_TEST(!parse({"--max-connections", "0"}, &c, &error));
     BOOST_TEST(error ==
                "--max-connections: max-connections must be a whole number from 1 to "

@@ -62,9 +62,8 @@ BOOST_AUTO_TEST_CASE(a_session_of_a_shard_not_owned_is_left_alone) {
     SessionStore store(0);
     wire::SessionKey key = key_of(2);
     store.apply(record(key, 5), kNow);
-    EndedSessions ended =
-        end_sessions(end_one(key), shards({(wire::shard_of(key) + 1) % wire::kShardCount}), kNow,
-                     kHour, &store);
+    EndedSessions ended = end_sessions(
+        end_one(key), shards({(wire::shard_of(key) + 1) % wire::kShardCount}), kNow, kHour, &store);
     BOOST_TEST((ended.outcome == wire::EndSessionOutcome::kNotOwner));
     BOOST_TEST(ended.count == 0u);
     wire::SessionRecord held;
@@ -97,9 +96,8 @@ BOOST_AUTO_TEST_CASE(ending_all_ends_every_live_session_of_the_owned_shards_only
     gone.tombstone = true;
     gone.data = {};
     store.apply(gone, kNow);
-    EndedSessions ended =
-        end_sessions(wire::EndSession{1, wire::EndScope::kAll, {}}, shards({5, 6}), kNow, kHour,
-                     &store);
+    EndedSessions ended = end_sessions(wire::EndSession{1, wire::EndScope::kAll, {}},
+                                       shards({5, 6}), kNow, kHour, &store);
     BOOST_TEST((ended.outcome == wire::EndSessionOutcome::kEnded));
     BOOST_TEST(ended.count == 3u);  // a tombstone already is no session to end
     wire::SessionRecord held;
@@ -125,8 +123,7 @@ BOOST_AUTO_TEST_CASE(a_full_store_that_cannot_take_the_tombstone_says_so) {
         ++n;
     }
     wire::SessionKey unheld = key_of(n + 1);
-    EndedSessions ended =
-        end_sessions(end_one(unheld), wire::ShardSet::all(), kNow, kHour, &store);
+    EndedSessions ended = end_sessions(end_one(unheld), wire::ShardSet::all(), kNow, kHour, &store);
     BOOST_TEST((ended.outcome == wire::EndSessionOutcome::kRefused));
     BOOST_TEST(ended.count == 0u);
     // A held session's tombstone takes no more room than the session: it is always stored.
