@@ -4,7 +4,9 @@ nemesis on a seeded schedule, then healing, a quiet period and the checker. Prin
 table and writes the histories to --out.
 
     build/chaos [--seed N] [--minutes M] [--faults kill-web,cut-web,...] [--clients N]
-                [--out DIR]
+                [--logins SHARE] [--out DIR]
+
+Half the clients (--logins) log in through mod_auth_form first and must stay logged in.
 
 Exit status: 0 when the checker finds nothing, 1 when it finds a violation, 2 when the campaign
 could not run."""
@@ -28,6 +30,7 @@ from balancer_fixture import Haproxy, backend_site  # noqa: E402
 from cluster import Cluster, ClusterUnavailable, kill, pause, resume  # noqa: E402
 from rhythm_httpd import COOKIE, backed_server, session_key, wait_for  # noqa: E402
 from rss_node_fixture import FOUND, RssNode, parse_shard_ranges, shard_of  # noqa: E402
+from test_auth_form import AUTH, AUTH_MODULES, with_form_login  # noqa: E402
 
 from chaos import checker, nemesis, workload  # noqa: E402
 
@@ -53,19 +56,21 @@ class Bank:
         for n in self.nodes.values():
             n.start()
         for name in WEB:
-            self.web[name] = backed_server(name, list(self.nodes.values()),
-                                           site=backend_site(name),
-                                           host=self.cluster[name]).start()
+            self.web[name] = self._web_server(name, self.cluster[name]).start()
         return self
+
+    def _web_server(self, name, host):
+        """A web server of the bank, not started: the counter pages and the form login."""
+        return with_form_login(backed_server(name, list(self.nodes.values()), site=_site(name),
+                                             modules=AUTH_MODULES, host=host))
 
     def _restart_web(self, name):
         """The killed server starts again, empty (a new directory), on its port."""
         old = self.web[name]
-        new = backed_server(name, list(self.nodes.values()), site=backend_site(name),
-                            host=old.host)
+        new = self._web_server(name, old.host)
         self.retired.append(old)  # its log, until the campaign ends
         new.port = old.port
-        new.write_config(backend_site(name), (), _server_wide(name, self.nodes.values()))
+        new.write_config(_site(name), AUTH_MODULES, _server_wide(name, self.nodes.values()))
         self.web[name] = new.start()
 
     def inject(self, kind, target):
@@ -128,14 +133,19 @@ class Bank:
             n.cleanup()
 
 
+def _site(name):
+    return backend_site(name, extra=AUTH)
+
+
 def _server_wide(name, nodes):
     """backed_server's server-wide lines, to write a restarted server's config again."""
     return "\n".join(["SessionBackup On"] + [f"SessionBackupNode {n.queries}" for n in nodes] +
                      [f"SessionBackupServerId {name}", ""])
 
 
-def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1):
-    """One campaign; returns (checker.Report, the faults, the summary text)."""
+def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1, logins=0.5):
+    """One campaign; returns (checker.Report, the faults, the summary text). `logins`: the share
+    of clients that log in first."""
     seconds = minutes * 60
     faults = nemesis.schedule(seed, seconds, kinds, list(WEB), list(NODES))
     hosts = list(WEB) + list(NODES) + ["balancer", "client"]
@@ -154,7 +164,8 @@ def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1):
             # The clients ask web servers by name directly: give them the current objects.
             direct = [_Direct(bank, name) for name in WEB]
             threads = [workload.Client(i, cluster["client"], balancer, direct, seed * 1000 + i,
-                                       stop, misroute=misroute) for i in range(clients)]
+                                       stop, misroute=misroute, logs_in=i < clients * logins)
+                       for i in range(clients)]
             for t in threads:
                 t.start()
             nem = nemesis.Nemesis(bank, faults, t0, stamp)
@@ -224,6 +235,8 @@ def main(argv=None):
     p.add_argument("--minutes", type=float, default=2.0)
     p.add_argument("--faults", default=",".join(nemesis.FAULTS))
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--logins", type=float, default=0.5,
+                   help="the share of clients that log in first (0 to 1)")
     p.add_argument("--out", type=pathlib.Path)
     args = p.parse_args(argv)
     kinds = [k for k in args.faults.split(",") if k]
@@ -232,7 +245,8 @@ def main(argv=None):
         p.error(f"--faults: unknown {sorted(unknown)}; known: {','.join(nemesis.FAULTS)}")
     out = args.out or pathlib.Path(tempfile.mkdtemp(prefix=f"rhythm-chaos-{args.seed}-"))
     try:
-        report, _, summary = run(args.seed, args.minutes, kinds, args.clients, out)
+        report, _, summary = run(args.seed, args.minutes, kinds, args.clients, out,
+                                 logins=args.logins)
     except ClusterUnavailable as e:
         print(f"chaos: cannot make a cluster here: {e}", file=sys.stderr)
         return 2

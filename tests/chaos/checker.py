@@ -16,6 +16,9 @@ content, and decides per session (issue 15):
       client was answered.
   G4  availability: a request fails (no answer, or 5xx) only while a fault is active or within
       HEAL_GRACE_S of its healing; the failures are counted per fault type.
+  G5  a logged-in user stays logged in: once a client's form login succeeded, every answer says
+      it is logged in, unless that answer's session was lost in a way G1 excuses (then the
+      client logs in again).
 
 Each violation comes with the session, the requests around it and the faults active then."""
 
@@ -98,8 +101,11 @@ def check_history(client, history, faults, end, report):
     # both, excused (the changes lost are counted when it goes back, and G3 checks that only one
     # line survives).
     diverged_until = None
+    logged_in = False
     for i, r in enumerate(history):
         report.requests += 1
+        if r.kind == "login" and r.user:
+            logged_in = True
         if r.count is None:
             unanswered += 1
             if r.status in NO_ANSWER:
@@ -127,11 +133,16 @@ def check_history(client, history, faults, end, report):
             for _ in range(max(0, extra - unanswered)):
                 late.popleft()
             late.extend(window_no_answer[:max(0, len(window_no_answer) - extra)])
+        excused = False  # whether this answer's session may be another than the last one's
         if not low <= r.count <= high and diverged_until is not None and \
                 r.start <= diverged_until:
+            excused = True
             if r.count < low:
                 report.losses.append(Loss(client, "cut-web", last.server, low - r.count, 0.0,
                                           False))
+            # A server cut off now that answered starts a line of its own, which lasts as long.
+            for cut in _between(faults, ("cut-web",), r.server, r.start, r.end, end):
+                diverged_until = max(diverged_until, _healed(cut, end) + HEAL_GRACE_S)
         elif not low <= r.count <= high:
             context = history[max(0, i - unanswered - 3):i + 1]
             window = (last.end if last else 0.0, r.start)
@@ -157,9 +168,9 @@ def check_history(client, history, faults, end, report):
                 for cut in [f for f in excuses + [excuse] if f is not None and f.kind == "cut-web"]:
                     diverged_until = max(diverged_until or 0.0, _healed(cut, end) + HEAL_GRACE_S)
                 if excuse is not None:
+                    excused = True
                     lost = low - r.count
-                    first_lost = next((h for h in history[:i]
-                                       if h.count is not None and h.count >= r.count), last)
+                    first_lost = first_lost_answer(history, i, r.count) or last
                     others = [f for f in _between(faults, TOUCHING_LINK, excuse.target,
                                                   first_lost.start - 5.0, excuse.started, end)
                               if f is not excuse]
@@ -177,10 +188,30 @@ def check_history(client, history, faults, end, report):
                     "G1", client, f"count {r.count} after {last.count if last else 0} with "
                     f"{unanswered} unanswered between: counted more than asked",
                     context, active_at(faults, r.start, end, HEAL_GRACE_S)))
+        if logged_in and r.user == "":
+            if not excused:
+                report.violations.append(Violation(
+                    "G5", client, f"logged out at count {r.count} (after {last.count if last else 0})",
+                    history[max(0, i - 3):i + 1], active_at(faults, r.start, end, HEAL_GRACE_S)))
+            logged_in = False  # the client logs in again
         last = r
         unanswered = 0
         window_no_answer = []
         served_by.append(r.server)
+
+
+def first_lost_answer(history, i, count):
+    """The first answer whose change the answer to request i shows lost: the earliest of the
+    answers just before it that showed `count` or more, counting down one line of the session
+    (an earlier answer with as high a count belongs to an earlier line: a new session since)."""
+    first = None
+    for h in reversed(history[:i]):
+        if h.count is None:
+            continue
+        if h.count < count or (first is not None and h.count >= first.count):
+            break
+        first = h
+    return first
 
 
 def check_bank(client, last_count, copies, replicas, report):

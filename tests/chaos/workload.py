@@ -1,13 +1,20 @@
 """Browsers counting in their sessions: each client keeps one session and increments its counter
 (/app/counter) at a user's pace, through the balancer, or in a share of requests straight to a
-web server of its choosing (as a balancer that misroutes would). Every request is one history
-entry, answered or not."""
+web server of its choosing (as a balancer that misroutes would). A share of the clients log in
+first (mod_auth_form, which moves the session to a new ID), and count on /app/counter-user,
+whose answer says who the session has logged in: a logged-in user must stay logged in. Every
+request is one history entry, answered or not."""
 
 import dataclasses
 import random
 import re
 import threading
 import time
+import urllib.parse
+
+LOGIN_BODY = urllib.parse.urlencode({"httpd_username": "alice", "httpd_password": "s3cret"})
+# Where mod_auth_form sends a browser whose login succeeded (tests/integration/test_auth_form.py).
+LOGGED_IN_AT = "/private/secret.html"
 
 
 @dataclasses.dataclass
@@ -21,6 +28,9 @@ class Request:
     server: str = ""  # the web server that answered (its X-Backend header)
     count: int = None  # the count the answer shows, if any
     error: str = ""
+    kind: str = "count"  # "count", or "login" (a form login, answered 302 to LOGGED_IN_AT)
+    # Who the answer says is logged in ("": nobody): a login's, or a logged-in client's count's.
+    user: str = None
 
 
 class Client(threading.Thread):
@@ -28,7 +38,7 @@ class Client(threading.Thread):
     timeout, client=host) like rhythm_httpd.Httpd."""
 
     def __init__(self, number, host, balancer, servers, seed, stop, misroute=0.1,
-                 pause_s=0.05, timeout_s=5):
+                 pause_s=0.05, timeout_s=5, logs_in=False):
         super().__init__(name=f"client-{number}", daemon=True)
         self.number = number
         self.host = host
@@ -41,6 +51,8 @@ class Client(threading.Thread):
         self.timeout_s = timeout_s
         self.cookies = {}
         self.history = []
+        self.logs_in = logs_in
+        self.logged_in = False
 
     def run(self):
         index = 0
@@ -59,9 +71,19 @@ class Client(threading.Thread):
             if self.cookies else {}
         began = time.monotonic()
         request = Request(self.number, index, began, began, name)
+        login = self.logs_in and not self.logged_in
+        if login:
+            request.kind = "login"
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
-            status, response_headers, body = target.request(
-                "/app/counter", headers, timeout=self.timeout_s, client=self.host)
+            if login:
+                status, response_headers, body = target.request(
+                    "/dologin", headers, timeout=self.timeout_s, method="POST", body=LOGIN_BODY,
+                    client=self.host)
+            else:
+                status, response_headers, body = target.request(
+                    "/app/counter-user" if self.logs_in else "/app/counter", headers,
+                    timeout=self.timeout_s, client=self.host)
         except OSError as e:
             request.end = time.monotonic()
             request.error = type(e).__name__
@@ -75,7 +97,15 @@ class Client(threading.Thread):
                 self.cookies[k.strip()] = v.strip()
             elif key.lower() == "x-backend":
                 request.server = value
+            elif key.lower() == "location" and login and status == 302:
+                self.logged_in = value.endswith(LOGGED_IN_AT)
+                request.user = "alice" if self.logged_in else ""
         m = re.search(r"count=(\d+)", body)
         if status == 200 and m:
             request.count = int(m.group(1))
+            user = re.search(r"user=(\S*)", body)
+            if user is not None:
+                request.user = user.group(1)
+                # Logged out (a session lost with its server): log in again.
+                self.logged_in = request.user != ""
         return request

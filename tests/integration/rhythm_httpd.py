@@ -282,6 +282,7 @@ ExtendedStatus On
 
 # The test pages (mod_lua).
 LuaMapHandler ^/app/counter$ "{self.pages}/app.lua" counter
+LuaMapHandler ^/app/counter-user$ "{self.pages}/app.lua" counter_user
 LuaMapHandler ^/app/slow$ "{self.pages}/app.lua" slow
 LuaMapHandler ^/app/show$ "{self.pages}/app.lua" show
 LuaMapHandler ^/app/set$ "{self.pages}/app.lua" set

@@ -53,6 +53,12 @@ def auth_server(name="authform", nodes=(), site=""):
         h = backed_server(name, nodes, site=site, modules=AUTH_MODULES)
     else:
         h = Httpd(site, modules=AUTH_MODULES, name=name)
+    return with_form_login(h)
+
+
+def with_form_login(h):
+    """`h` (not started, its site including AUTH) with what the form login reads: the user alice
+    (password s3cret) in its htpasswd file, the login page and the private page."""
     subprocess.run(["htpasswd", "-cbB", str(h.dir / "htpasswd"), "alice", "s3cret"], check=True,
                    capture_output=True)
     (h.dir / "htdocs" / "private").mkdir()

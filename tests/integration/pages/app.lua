@@ -21,6 +21,21 @@ function counter(r)
     return apache2.OK
 end
 
+-- /app/counter-user: counter, and who the session says is logged in (mod_session's `user`, or
+-- mod_auth_form's AUTHNAME-user): "count=N user=NAME", NAME empty for nobody.
+function counter_user(r)
+    local s = session_table(r)
+    local user = ""
+    for k, v in pairs(s) do
+        if k == "user" or string.sub(k, -5) == "-user" then
+            user = v
+        end
+    end
+    counter(r)
+    r:puts("user=" .. user .. "\n")
+    return apache2.OK
+end
+
 -- /app/slow?ms=N: like counter, but holds the request (and so the session's lock) N ms first.
 function slow(r)
     local args = r:parseargs()
