@@ -51,6 +51,7 @@ class Bank:
             n.peers = [o.queries for o in self.nodes.values() if o is not n]
         self.web = {}
         self.retired = []
+        self.balancer = None  # set once it runs
 
     def start(self):
         for n in self.nodes.values():
@@ -105,6 +106,14 @@ class Bank:
             return c.partition(c[target], others, both_ways=True).heal
         if kind == "loss":
             return c.lose([c[w] for w in WEB], [c[n] for n in NODES], 30, both_ways=True).heal
+        if kind == "kill-balancer":
+            kill(self.balancer.proc.pid, group=True)
+            self.balancer.proc.wait(10)
+            return lambda: self.balancer.restart_listening()
+        if kind == "pause-balancer":
+            pid = self.balancer.proc.pid
+            pause(pid, group=True)
+            return lambda: resume(pid, group=True)
         raise ValueError(f"unknown fault {kind}")
 
     def copies(self, key):
@@ -154,7 +163,8 @@ def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1, logins=0.5)
         balancer = None
         try:
             bank.start()
-            balancer = Haproxy(list(bank.web.values()), host=cluster["balancer"]).start()
+            balancer = bank.balancer = Haproxy(list(bank.web.values()),
+                                               host=cluster["balancer"]).start()
             for server in bank.web.values():
                 wait_for(lambda: server.status()["RhythmBackupNodesUp"] == len(NODES), 15,
                          f"{server.name} to see every node")
@@ -219,9 +229,9 @@ def summarize(report, faults, seed, minutes):
     losses = collections.Counter(loss.fault for loss in report.losses)
     rows = [f"seed {seed}, {minutes} min: {report.requests} requests, {report.answered} "
             f"answered, {len(report.violations)} violation(s)",
-            f"{'fault':12} {'injected':>8} {'failures':>8} {'losses':>6}"]
+            f"{'fault':14} {'injected':>8} {'failures':>8} {'losses':>6}"]
     for kind in sorted(set(injected) | set(report.failures)):
-        rows.append(f"{kind:12} {injected.get(kind, 0):8} {report.failures.get(kind, 0):8} "
+        rows.append(f"{kind:14} {injected.get(kind, 0):8} {report.failures.get(kind, 0):8} "
                     f"{losses.get(kind, 0):6}")
     by_rule = collections.Counter(v.rule for v in report.violations)
     rows.append("violations: " + (", ".join(f"{r} {n}" for r, n in sorted(by_rule.items()))

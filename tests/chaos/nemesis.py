@@ -18,8 +18,10 @@ import time
 #   pause-node    SIGSTOP an rss_node; SIGCONT after
 #   cut-node      an rss_node cut off from every other host, both ways
 #   loss          30 % of the packets between the web servers and the nodes lost, both ways
+#   kill-balancer kill -9 HAProxy; after the fault, it starts again on its ports
+#   pause-balancer SIGSTOP HAProxy; SIGCONT after
 FAULTS = ("kill-web", "restart-web", "pause-web", "cut-web", "kill-node", "stop-node", "pause-node",
-          "cut-node", "loss")
+          "cut-node", "loss", "kill-balancer", "pause-balancer")
 
 
 @dataclasses.dataclass
@@ -42,6 +44,8 @@ def schedule(seed, seconds, kinds, web_names, node_names, gap=(2.0, 6.0), length
             target = r.choice(web_names)
         elif kind.endswith("-node"):
             target = r.choice(node_names)
+        elif kind.endswith("-balancer"):
+            target = "balancer"
         else:
             target = ""
         duration = round(min(r.uniform(*length), seconds - t), 2)

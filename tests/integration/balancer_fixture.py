@@ -294,25 +294,34 @@ class Haproxy(_Balancer):
                     raise
                 self._pick_ports()
 
-    def _start_once(self, timeout):
+    def restart_listening(self, timeout=20):
+        """Starts haproxy again on its ports after it was killed, and waits until it listens
+        only: some of its backends may be down (a fault campaign)."""
+        return self._start_once(timeout, self._listening)
+
+    def _start_once(self, timeout, ready=None):
         rc, out = self.config_test()
         if rc != 0:
             raise RuntimeError(f"haproxy -c refused {self.conf}:\n{out}")
-        self._log_file = open(self.log_path, "wb")
+        self._log_file = open(self.log_path, "ab")
         self.proc = self.host.popen([HAPROXY, "-db", "-f", str(self.conf)],
                                     stdin=subprocess.DEVNULL, stdout=self._log_file,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_for(self._ready, timeout, f"haproxy to listen on {self.port} and see its backends")
+            wait_for(ready or self._ready, timeout,
+                     f"haproxy to listen on {self.port} and see its backends")
         except (TimeoutError, RuntimeError) as e:
             self.stop()
             raise RuntimeError(f"haproxy did not start ({e}):\n{self.log_text()}")
         return self
 
-    def _ready(self):
+    def _listening(self):
         if self.proc.poll() is not None:
             raise RuntimeError(f"haproxy exited with {self.proc.returncode}")
-        if not self.host.call(_accepts, self.port, self.host.address):
+        return self.host.call(_accepts, self.port, self.host.address)
+
+    def _ready(self):
+        if not self._listening():
             return False
         try:
             # Exactly "UP": a server not checked yet shows "UP 1/2" (check status INI).
