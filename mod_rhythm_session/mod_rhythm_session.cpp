@@ -53,6 +53,7 @@ extern "C" {
 #include "core/session_cache.h"
 #include "core/session_cookie.h"
 #include "core/session_id.h"
+#include "metrics_page.h"
 #include "status_page.h"
 #include "wire/curve.h"
 
@@ -892,6 +893,18 @@ int rhythm_status(request_rec *r, int flags) {
     return OK;
 }
 
+// `SetHandler rhythm-metrics`: the same figures for Prometheus.
+int rhythm_metrics_handler(request_rec *r) {
+    if (r->handler == nullptr || std::strcmp(r->handler, "rhythm-metrics") != 0) {
+        return DECLINED;
+    }
+    if (!g_cache_ready) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    return rhythm::serve_metrics(r, g_cache, g_settings->backup->enabled,
+                                 g_settings->backup->curve.enabled());
+}
+
 // ---- directives -----------------------------------------------------------------------------
 
 // A T made in `pool`, destroyed with it: the members of the settings that own memory of their own.
@@ -1194,6 +1207,7 @@ void register_hooks(apr_pool_t *) {
     ap_hook_monitor(rhythm_monitor, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_header_parser(rhythm_header_parser, nullptr, nullptr, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, rhythm_status, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_handler(rhythm_metrics_handler, nullptr, nullptr, APR_HOOK_MIDDLE);
 }
 
 }  // namespace

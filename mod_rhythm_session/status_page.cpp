@@ -11,46 +11,30 @@ extern "C" {
 #include <vector>
 
 #include "common/clock.h"
-#include "core/agent_watch.h"
 #include "core/backup_feed.h"
+#include "core/status_figures.h"
 
 namespace rhythm {
 namespace {
 
-struct StatusLine {
-    const char *key;    // the ?auto name
-    const char *label;  // the HTML label
-    std::uint64_t value;
-};
-
-void print_table(request_rec *r, int flags, const char *title, const StatusLine *lines,
-                 std::size_t count) {
+void print_table(request_rec *r, int flags, const char *title,
+                 const std::vector<StatusFigure> &figures) {
     if (flags & AP_STATUS_SHORT) {
-        for (std::size_t i = 0; i < count; ++i) {
-            ap_rprintf(r, "%s: %" APR_UINT64_T_FMT "\n", lines[i].key,
-                       static_cast<apr_uint64_t>(lines[i].value));
+        for (const StatusFigure &f : figures) {
+            ap_rprintf(r, "%s: %" APR_UINT64_T_FMT "\n", f.key, static_cast<apr_uint64_t>(f.value));
         }
         return;
     }
     ap_rprintf(r, "<hr />\n<h2>%s</h2>\n<table border=\"0\">\n", title);
-    for (std::size_t i = 0; i < count; ++i) {
-        ap_rprintf(r, "<tr><td>%s</td><td>%" APR_UINT64_T_FMT "</td></tr>\n", lines[i].label,
-                   static_cast<apr_uint64_t>(lines[i].value));
+    for (const StatusFigure &f : figures) {
+        ap_rprintf(r, "<tr><td>%s</td><td>%" APR_UINT64_T_FMT "</td></tr>\n", f.label,
+                   static_cast<apr_uint64_t>(f.value));
     }
     ap_rputs("</table>\n", r);
 }
 
-// Milliseconds from a time in the past to now; 0 for none.
-std::uint64_t ms_since(WallTime then) {
-    WallTime now = WallTime::now();
-    return then > WallTime() && now > then
-               ? static_cast<std::uint64_t>((now - then) / std::chrono::milliseconds(1))
-               : 0;
-}
-
 // One row per node the agent knows: its state and how far behind its acknowledgements are.
 void print_node_table(request_rec *r, int flags, const std::vector<rhythm::NodeReport> &nodes) {
-    static const char *const kStateNames[] = {"unknown", "up", "down", "full"};
     if (!(flags & AP_STATUS_SHORT)) {
         ap_rputs(
             "<h2>Rhythm backup nodes</h2>\n<table border=\"0\"><tr><th>Node</th>"
@@ -61,7 +45,7 @@ void print_node_table(request_rec *r, int flags, const std::vector<rhythm::NodeR
     }
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         const rhythm::NodeReport &n = nodes[i];
-        const char *state = kStateNames[static_cast<int>(n.state) % 4];
+        const char *state = node_state_name(n.state);
         apr_uint64_t last = ms_since(WallTime(n.last_answer_us));
         apr_uint64_t oldest = ms_since(WallTime(n.oldest_unacknowledged_us));
         apr_uint64_t unacked = n.unacknowledged;
@@ -100,55 +84,19 @@ void print_node_table(request_rec *r, int flags, const std::vector<rhythm::NodeR
 }
 
 void print_cache(request_rec *r, int flags, SessionCache &cache) {
-    CacheStats s = cache.stats();
-    const StatusLine lines[] = {
-        {"RhythmSessions", "Sessions", s.sessions},
-        {"RhythmSessionsMax", "Room for sessions", s.max_sessions},
-        {"RhythmBytesUsed", "Bytes used (session data)", s.payload_bytes},
-        {"RhythmArenaBytesUsed", "Arena bytes used (whole chunks)", s.arena_bytes_used},
-        {"RhythmArenaBytesTotal", "Arena bytes total", s.arena_bytes},
-        {"RhythmBytesTotal", "Segment bytes total", s.segment_bytes},
-#define RHYTHM_ROW(field, key, label) {key, label, s.field},
-        RHYTHM_CACHE_COUNTERS(RHYTHM_ROW)
-#undef RHYTHM_ROW
-    };
-    print_table(r, flags, "Rhythm sessions", lines, sizeof lines / sizeof lines[0]);
+    print_table(r, flags, "Rhythm sessions", cache_figures(cache.stats()));
 }
 
 // The agent's figures, with their age: an agent that stopped turning its loop writes nothing, and
 // what it wrote last must not pass for now.
 void print_backup(request_rec *r, int flags, SessionCache &cache, bool curve) {
     BackupStats b = BackupFeed(cache).stats();
-    std::int64_t turn_age_us =
-        b.agent_turn == MonotonicTime() ? 0 : (MonotonicTime::coarse_now() - b.agent_turn).count();
-    const char *agent_state = b.agent_turn == MonotonicTime()                       ? "not started"
-                              : turn_age_us >= AgentWatch::Settings{}.warn_after_us ? "hung"
-                                                                                    : "running";
+    std::int64_t turn_age_us = agent_turn_age_us(b);
+    const char *agent_state = agent_state_name(b, turn_age_us);
     if (flags & AP_STATUS_SHORT) {
         ap_rprintf(r, "RhythmBackupAgentState: %s\n", agent_state);
     }
-    const StatusLine lines[] = {
-        {"RhythmBackupAgentPid", "Backup agent process", static_cast<std::uint64_t>(b.agent_pid)},
-        {"RhythmBackupAgentLastTurnMs",
-         "Backup agent's last turn, ms ago (the age of the figures it writes)",
-         static_cast<std::uint64_t>(turn_age_us / 1000)},
-        {"RhythmBackupNodes", "Nodes configured", b.nodes_total},
-        {"RhythmBackupNodesUp", "Nodes answering", b.nodes_up},
-        {"RhythmBackupCurve", "Traffic under CURVE (1) or in plain text (0)",
-         curve ? std::uint64_t{1} : std::uint64_t{0}},
-        {"RhythmBackupPending", "Changes waiting to be published", b.pending},
-        {"RhythmBackupLagSamples", "Acknowledgements in the last 10-20 s", b.lag_samples},
-        {"RhythmBackupLagP50Us", "Save to acknowledgement, p50 (us)", b.lag_p50_us},
-        {"RhythmBackupLagP99Us", "Save to acknowledgement, p99 (us)", b.lag_p99_us},
-        {"RhythmBackupOldestUnacknowledgedMs", "Oldest unacknowledged change (ms ago)",
-         ms_since(b.oldest_unacknowledged)},
-        {"RhythmSessionsUnbacked", "Sessions and deletions the bank does not hold yet",
-         b.unbacked_sessions},
-#define RHYTHM_ROW(field, key, label) {key, label, b.field},
-        RHYTHM_BACKUP_COUNTERS(RHYTHM_ROW)
-#undef RHYTHM_ROW
-    };
-    print_table(r, flags, "Rhythm backup", lines, sizeof lines / sizeof lines[0]);
+    print_table(r, flags, "Rhythm backup", backup_figures(b, curve, turn_age_us));
     if (!(flags & AP_STATUS_SHORT)) {
         ap_rprintf(
             r,
