@@ -2,11 +2,14 @@
 
 #include <cstring>
 
-#include "core/metrics_text.h"
 #include "core/status_figures.h"
 
 namespace rhythm {
 namespace {
+
+bool ends_with(std::string_view s, std::string_view tail) {
+    return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
+}
 
 constexpr double kMicrosecondsPerSecond = 1e6;
 constexpr double kMillisecondsPerSecond = 1e3;
@@ -17,7 +20,7 @@ bool in_lag_summary(const StatusFigure &f) {
            std::strcmp(f.key, "RhythmBackupLagP99Us") == 0;
 }
 
-void agent_state(MetricsText *m, const char *state) {
+void agent_state(PrometheusText *m, const char *state) {
     m->family("rhythm_backup_agent_state", "gauge",
               "The backup agent's state: 1 for the one it is in (running, hung: no turn of its "
               "loop for 4 s, not started)");
@@ -27,7 +30,7 @@ void agent_state(MetricsText *m, const char *state) {
     }
 }
 
-void lag_summary(MetricsText *m, const BackupStats &b) {
+void lag_summary(PrometheusText *m, const BackupStats &b) {
     m->family("rhythm_backup_lag_seconds", "summary",
               "Save to acknowledgement by the bank, over the last 10 to 20 s; _count: every "
               "acknowledgement since the server started");
@@ -39,7 +42,7 @@ void lag_summary(MetricsText *m, const BackupStats &b) {
 }
 
 // One family per figure of the nodes, a sample per node.
-void nodes(MetricsText *m, const std::vector<NodeReport> &reports) {
+void nodes(PrometheusText *m, const std::vector<NodeReport> &reports) {
     struct Column {
         const char *name;
         const char *help;
@@ -85,16 +88,36 @@ void nodes(MetricsText *m, const std::vector<NodeReport> &reports) {
 
 }  // namespace
 
+void add_figure(PrometheusText *m, const StatusFigure &f) {
+    std::string name = f.metric != nullptr ? f.metric : metric_name(f.key);
+    if (f.per_second != 1) {
+        // A duration: in seconds, as Prometheus's conventions have it.
+        if (ends_with(name, "_ms") || ends_with(name, "_us")) {
+            name.resize(name.size() - 3);
+        }
+        name += "_seconds";
+    }
+    if (f.counter) {
+        name += "_total";
+    }
+    m->family(name, f.counter ? "counter" : "gauge", f.label);
+    if (f.per_second != 1) {
+        m->sample(name, {}, static_cast<double>(f.value) / static_cast<double>(f.per_second));
+    } else {
+        m->sample(name, {}, f.value);
+    }
+}
+
 std::string module_metrics(const CacheStats &cache, const BackupStats *backup, bool curve,
                            std::int64_t agent_turn_age_us) {
-    MetricsText m;
+    PrometheusText m;
     for (const StatusFigure &f : cache_figures(cache)) {
-        m.figure(f);
+        add_figure(&m, f);
     }
     if (backup != nullptr) {
         for (const StatusFigure &f : backup_figures(*backup, curve, agent_turn_age_us)) {
             if (!in_lag_summary(f)) {
-                m.figure(f);
+                add_figure(&m, f);
             }
         }
         agent_state(&m, agent_state_name(*backup, agent_turn_age_us));

@@ -7,10 +7,17 @@
 #include <cstdint>
 #include <string>
 
+#include "common/prometheus_text.h"
 #include "core/backup_feed.h"
 #include "core/session_cache.h"
+#include "core/status_figures.h"
 
 namespace rhythm {
+
+// One family of one sample from a figure: its ?auto key in snake case (RhythmBackupStaleDropped ->
+// rhythm_backup_stale_dropped) or its `metric` name, `_total` after a counter's name, a duration
+// in seconds (a key ending in Ms or Us, its unit dropped from the name).
+void add_figure(PrometheusText *m, const StatusFigure &f);
 
 // `backup`: null when backup is off. `agent_turn_age_us`: agent_turn_age_us(*backup).
 std::string module_metrics(const CacheStats &cache, const BackupStats *backup, bool curve,

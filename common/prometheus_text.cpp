@@ -1,16 +1,9 @@
-#include "core/metrics_text.h"
+#include "common/prometheus_text.h"
 
 #include <cctype>
 #include <cstdio>
 
 namespace rhythm {
-namespace {
-
-bool ends_with(std::string_view s, std::string_view tail) {
-    return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
-}
-
-}  // namespace
 
 std::string metric_name(std::string_view auto_key) {
     std::string out;
@@ -25,27 +18,7 @@ std::string metric_name(std::string_view auto_key) {
     return out;
 }
 
-void MetricsText::figure(const StatusFigure &f) {
-    std::string name = f.metric != nullptr ? f.metric : metric_name(f.key);
-    if (f.per_second != 1) {
-        // A duration: in seconds, as Prometheus's conventions have it.
-        if (ends_with(name, "_ms") || ends_with(name, "_us")) {
-            name.resize(name.size() - 3);
-        }
-        name += "_seconds";
-    }
-    if (f.counter) {
-        name += "_total";
-    }
-    family(name, f.counter ? "counter" : "gauge", f.label);
-    if (f.per_second != 1) {
-        sample(name, {}, static_cast<double>(f.value) / static_cast<double>(f.per_second));
-    } else {
-        sample(name, {}, f.value);
-    }
-}
-
-void MetricsText::family(std::string_view name, std::string_view type, std::string_view help) {
+void PrometheusText::family(std::string_view name, std::string_view type, std::string_view help) {
     text_ += "# HELP ";
     text_ += name;
     text_ += ' ';
@@ -65,7 +38,7 @@ void MetricsText::family(std::string_view name, std::string_view type, std::stri
     text_ += '\n';
 }
 
-void MetricsText::sample_start(std::string_view name, std::initializer_list<Label> labels) {
+void PrometheusText::sample_start(std::string_view name, std::initializer_list<Label> labels) {
     text_ += name;
     if (labels.size() > 0) {
         text_ += '{';
@@ -94,14 +67,15 @@ void MetricsText::sample_start(std::string_view name, std::initializer_list<Labe
     text_ += ' ';
 }
 
-void MetricsText::sample(std::string_view name, std::initializer_list<Label> labels,
-                         std::uint64_t value) {
+void PrometheusText::sample(std::string_view name, std::initializer_list<Label> labels,
+                            std::uint64_t value) {
     sample_start(name, labels);
     text_ += std::to_string(value);
     text_ += '\n';
 }
 
-void MetricsText::sample(std::string_view name, std::initializer_list<Label> labels, double value) {
+void PrometheusText::sample(std::string_view name, std::initializer_list<Label> labels,
+                            double value) {
     sample_start(name, labels);
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.9g", value);
