@@ -31,6 +31,7 @@ const char kUsage[] =
     "usage: rss_node --name NAME --updates ENDPOINT --queries ENDPOINT [--peer ENDPOINT]...\n"
     "                [--replicas N] [--max-memory SIZE] [--log-level LEVEL] [--config FILE]\n"
     "                [--max-connections N] [--max-connections-per-address N] [--ipc-mode MODE]\n"
+    "                [--metrics ADDRESS:PORT]\n"
     "                [--curve-secret FILE --curve-clients FILE] [--check-config]\n"
     "       rss_node status ENDPOINT [--curve-server FILE --curve-secret FILE]\n"
     "       rss_node get ENDPOINT SESSION-ID [--curve-server FILE --curve-secret FILE]\n"

@@ -12,6 +12,7 @@
 #include "common/name.h"
 #include "common/number.h"
 #include "common/size.h"
+#include "rss_node/metrics_server.h"
 
 namespace rhythm::node {
 namespace {
@@ -34,7 +35,7 @@ bool is_value_flag(const std::string &flag) {
            flag == "replicas" || flag == "max-memory" || flag == "log-level" || flag == "config" ||
            flag == "curve-secret" || flag == "curve-clients" || flag == "max-connections" ||
            flag == "max-connections-per-address" || flag == "max-session-lifetime" ||
-           flag == "ipc-mode";
+           flag == "ipc-mode" || flag == "metrics";
 }
 
 // "400d", "72h", "90m", "3600s" or "3600" (seconds), or 0 for no bound; at most 100 years.
@@ -123,6 +124,11 @@ bool apply_setting(NodeConfig *c, const std::string &key, const std::string &val
             return false;
         }
         c->ipc_mode = static_cast<unsigned>(mode);
+    } else if (key == "metrics") {
+        if (!check_metrics_address(value, reason)) {
+            return false;
+        }
+        c->metrics = value;
     } else if (key == "log-level") {
         if (!parse_log_level(value, &c->log_level)) {
             *reason = "log-level must be debug, info, warn or error";

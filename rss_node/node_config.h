@@ -29,6 +29,9 @@ struct NodeConfig {
     // unfinished messages and client addresses do not apply to ipc (rss_node.md), so the file
     // admits only the node's user and group.
     unsigned ipc_mode = 0660;
+    // Where to serve the node's metrics for Prometheus (GET /metrics): "ADDRESS:PORT", empty
+    // for off.
+    std::string metrics;
     LogLevel log_level = LogLevel::kInfo;
     std::string curve_secret;   // the bank's secret key file: every socket runs under CURVE
     std::string curve_clients;  // the client public keys admitted (re-read on SIGHUP)

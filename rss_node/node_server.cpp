@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+#include "rss_node/node_metrics.h"
 #include "rss_node/node_status.h"
 #include "rss_node/session_ending.h"
 #include "rss_node/shard_ownership.h"
@@ -42,6 +43,8 @@ constexpr std::uint64_t kStallMs = 1000;
 constexpr std::uint64_t kLostShardLingerMs = 10000;
 constexpr std::uint64_t kAgentIdleMs = 600000;
 constexpr std::uint64_t kAgentCheckIntervalMs = 1000;
+// How often the page --metrics serves is written again: a scrape reads figures at most this old.
+constexpr std::uint64_t kMetricsIntervalMs = 1000;
 
 constexpr int kQueriesHighWaterMark = 10000;
 // A handshake not done in this time is given up (libzmq's default: 30 s): a connection that never
@@ -170,6 +173,9 @@ bool NodeServer::start(std::string *error) {
     }
     updates_endpoint_ = last_endpoint(updates_);
     queries_endpoint_ = last_endpoint(queries_);
+    if (!config_.metrics.empty() && !metrics_.start(config_.metrics, error)) {
+        return false;
+    }
     for (const auto &endpoint : config_.peers) {
         void *socket = zmq_socket(context_, ZMQ_DEALER);
         int hwm = 100;
@@ -198,12 +204,15 @@ bool NodeServer::start(std::string *error) {
                                            : "plain text (no CURVE)";
     RSS_LOG(LogLevel::kInfo,
             "RN0101: rss_node %s started: updates %s, queries %s, %zu peer(s), %s, "
-            "max memory %llu bytes (0: none), protocol version %u, %s",
+            "max memory %llu bytes (0: none), protocol version %u, %s, metrics %s",
             config_.name.c_str(), updates_endpoint_.c_str(), queries_endpoint_.c_str(),
             peer_sockets_.size(),
             ownership_decided_ ? "every shard owned" : "shards owned once the peers answer",
             static_cast<unsigned long long>(config_.max_memory), unsigned{wire::kProtocolVersion},
-            security.c_str());
+            security.c_str(),
+            metrics_.running()
+                ? ("on port " + std::to_string(metrics_.port()) + " (/metrics)").c_str()
+                : "off");
     return true;
 }
 
@@ -397,6 +406,11 @@ void NodeServer::watch_events() {
     ping_timer_ = loop_.add_timer(MonotonicTime(), 0, [this] { ping_peers(); });
     loop_.add_timer(MonotonicTime(), kAgentCheckIntervalMs,
                     [this] { agents_.forget_idle(mono_.ms(), kAgentIdleMs); });
+    if (metrics_.running()) {
+        loop_.add_timer(MonotonicTime(), kMetricsIntervalMs, [this] {
+            metrics_.publish(node_metrics(node_status(), resident_bytes()));
+        });
+    }
 }
 
 void NodeServer::run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload) {
@@ -863,6 +877,10 @@ void NodeServer::malformed(const char *socket, const wire::DecodeResult &result)
 }
 
 std::string NodeServer::status_json() const {
+    return rhythm::node::status_json(node_status());
+}
+
+NodeStatus NodeServer::node_status() const {
     NodeStatus status;
     status.name = config_.name;
     MonotonicTime mono = MonotonicTime::now();
@@ -889,7 +907,7 @@ std::string NodeServer::status_json() const {
     }
     status.peers = &membership_.peers();
     status.mono_ms = mono.ms();
-    return rhythm::node::status_json(status);
+    return status;
 }
 
 }  // namespace rhythm::node

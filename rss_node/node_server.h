@@ -26,8 +26,10 @@
 #include "rss_node/connection_watch.h"
 #include "rss_node/log.h"
 #include "rss_node/membership.h"
+#include "rss_node/metrics_server.h"
 #include "rss_node/node_config.h"
 #include "rss_node/node_counters.h"
+#include "rss_node/node_status.h"
 #include "rss_node/session_store.h"
 #include "rss_node/snapshot_fill.h"
 #include "rss_node/snapshot_server.h"
@@ -62,6 +64,8 @@ class NodeServer {
     void run(const volatile std::sig_atomic_t *stop, volatile std::sig_atomic_t *reload);
 
     std::string status_json() const;
+    // The port --metrics listens on (0: off).
+    unsigned metrics_port() const { return metrics_.port(); }
 
   private:
     bool secure_sockets(std::string *error);
@@ -87,6 +91,7 @@ class NodeServer {
     void handle_query(const std::string_view *frames, std::size_t count, WallTime now);
     void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat);
     wire::EndSessionReply end_sessions(const wire::EndSession &request, WallTime now);
+    NodeStatus node_status() const;
     bool reply(const std::string &routing_id, const wire::Message &message);
     void send_refusals(const std::string &routing_id, AgentTracker::Agent *agent);
     void advance_snapshots(WallTime now);
@@ -136,6 +141,7 @@ class NodeServer {
     RateLimitedLog memory_log_{10000};
     RateLimitedLog conflict_log_{10000};
     RateLimitedLog implausible_log_{10000};
+    MetricsServer metrics_;  // --metrics: started when configured
 };
 
 }  // namespace rhythm::node

@@ -1,6 +1,7 @@
 """`SetHandler rhythm-metrics` (docs/metrics.md): the module's figures in Prometheus's text format,
 checked by promtool and scraped by the real Prometheus server (Debian's prometheus package),
 whose query API must show the series, rates that move under load, and a killed node as down;
+the same for rss_node --metrics (a scraper that holds connections cannot keep it from others);
 the shipped alert rules (conf/prometheus/rhythm.rules.yml) load and the node-down alert fires,
 and every query of the Grafana dashboard (conf/grafana/rhythm.json) evaluates to data."""
 
@@ -10,8 +11,11 @@ import pathlib
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -36,6 +40,30 @@ METRICS_LOCATION = """
 
 def metrics_server(name, nodes):
     return backed_server(name, nodes, extra=METRICS_LOCATION)
+
+
+def metrics_node(name):
+    """An rss_node serving its metrics (--metrics) on a free port of 127.0.0.1."""
+    port = free_port()
+    node = RssNode(name, extra=["--metrics", f"127.0.0.1:{port}"])
+    node.metrics_port = port
+    return node
+
+
+def get(port, path="/metrics", method="GET"):
+    """(status, content type, body) of one request to 127.0.0.1:port."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read().decode()
+
+
+def promtool_check(text):
+    lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                          text=True, timeout=60)
+    assert lint.returncode == 0, lint.stdout + lint.stderr + text
 
 
 def scrape(server):
@@ -67,9 +95,7 @@ def test_the_page_is_valid_exposition_text_with_every_status_figure():
             browser.get("/app/counter")
         wait_backed(a)
         text = scrape(a)
-        lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
-                              text=True, timeout=60)
-        assert lint.returncode == 0, lint.stdout + lint.stderr + text
+        promtool_check(text)
         status = a.status()
         # Every ?auto figure of server-status has its metric, with the same value.
         for key, number in status.items():
@@ -93,6 +119,53 @@ def test_the_page_is_valid_exposition_text_with_every_status_figure():
         assert a.request("/metrics", method="POST", body="x")[0] == 405
         status, _, body = a.request("/metrics", method="HEAD")
         assert status == 200 and body == ""
+
+
+def test_a_node_serves_everything_its_status_shows_and_a_scraper_cannot_hold_it():
+    with metrics_node("bank-1") as node, metrics_server("web-a", [node]) as a:
+        browser = Browser(a)
+        for _ in range(3):
+            browser.get("/app/counter")
+        wait_backed(a)
+        status = node.status()
+
+        def page():
+            code, content_type, text = get(node.metrics_port)
+            assert code == 200 and content_type == "text/plain; version=0.0.4; charset=utf-8"
+            return text
+        # Written by the node's loop once a second.
+        text = wait_for(lambda: (lambda t: t if value(t, "rss_node_sessions") == 1 else None)(
+            page()), 5, "the session in the node's metrics")
+        promtool_check(text)
+        assert value(text, 'rss_node_info{name="bank-1",protocol_version="5"}') == 1
+        assert value(text, "rss_node_updates_applied_total") >= 1
+        assert value(text, "rss_node_resident_bytes") > 1 << 20
+        for key, number in status.items():
+            if isinstance(number, bool) or not isinstance(number, int) or key in (
+                    "protocol_version", "uptime_seconds", "bytes", "max_memory",
+                    "shards_subscribed", "connections_updates", "connections_queries"):
+                continue
+            assert value(text, f"rss_node_{key}") is not None or \
+                value(text, f"rss_node_{key}_total") is not None, key
+        assert get(node.metrics_port, method="POST")[0] == 405
+        assert get(node.metrics_port, "/status")[0] == 404
+        # 16 connections that never send a request take every place; a scrape gets in again
+        # once they are closed for their silence (5 s), and the node served on meanwhile.
+        idle = [socket.create_connection(("127.0.0.1", node.metrics_port)) for _ in range(16)]
+        try:
+            started = time.monotonic()
+            def scrape_answered():
+                try:
+                    return get(node.metrics_port)[0] == 200
+                except OSError:  # refused, or no answer in 5 s while every place is taken
+                    return False
+            wait_for(scrape_answered, 15, "a scrape past idle ones")
+            assert browser.get("/app/counter")[0] == 200
+            assert time.monotonic() - started < 12
+        finally:
+            for s in idle:
+                s.close()
+        assert "RN0101" in node.log_text() and "metrics on port" in node.log_text()
 
 
 class Prometheus:
@@ -148,10 +221,13 @@ class Prometheus:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def test_prometheus_scrapes_two_servers_sees_rates_move_and_a_killed_node_down():
-    with RssNode("bank-1") as one, RssNode("bank-2") as two, \
-            metrics_server("web-a", [one, two]) as a, metrics_server("web-b", [one, two]) as b:
-        prometheus = Prometheus([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"])
+def test_prometheus_scrapes_two_servers_and_two_nodes_sees_rates_move_and_a_killed_node_down():
+    one, two = metrics_node("bank-1"), metrics_node("bank-2")
+    one.peers, two.peers = [two.queries], [one.queries]
+    with one, two, metrics_server("web-a", [one, two]) as a, \
+            metrics_server("web-b", [one, two]) as b:
+        prometheus = Prometheus([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}",
+                                 f"127.0.0.1:{one.metrics_port}", f"127.0.0.1:{two.metrics_port}"])
         try:
             wait_for(prometheus.ready, 60, "Prometheus ready")
 
@@ -159,8 +235,8 @@ def test_prometheus_scrapes_two_servers_sees_rates_move_and_a_killed_node_down()
                 result = prometheus.query(expression)
                 return result if condition(result) else None
 
-            wait_for(lambda: scraped("up", lambda r: len(r) == 2 and all(v == 1 for _, v in r)),
-                     30, "both servers scraped")
+            wait_for(lambda: scraped("up", lambda r: len(r) == 4 and all(v == 1 for _, v in r)),
+                     30, "both servers and both nodes scraped")
             wait_for(lambda: scraped("rhythm_backup_node_up",
                                      lambda r: len(r) == 4 and all(v == 1 for _, v in r)),
                      30, "each server's two nodes up")
@@ -184,6 +260,11 @@ def test_prometheus_scrapes_two_servers_sees_rates_move_and_a_killed_node_down()
             assert {labels["instance"] for labels, _ in result} == \
                 {f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"}
             assert scraped("sum(rhythm_backup_nodes_up)", lambda r: r)[0][1] == 2
+            # Its own target is down; the other node saw its peer go.
+            wait_for(lambda: scraped(f'up{{instance="127.0.0.1:{one.metrics_port}"}}',
+                                     lambda r: r and r[0][1] == 0), 30, "the node's target down")
+            wait_for(lambda: scraped(f'rss_node_peer_up{{name="{one.name}"}}',
+                                     lambda r: r and r[0][1] == 0), 30, "its peer sees it down")
             # The shipped rules are loaded, and the node-down alert is pending or firing.
             rules = [rule["name"] for group in prometheus.get("/api/v1/rules")["groups"]
                      for rule in group["rules"]]

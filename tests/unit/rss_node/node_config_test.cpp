@@ -186,6 +186,17 @@ BOOST_AUTO_TEST_CASE(connection_caps_and_the_longest_session_lifetime) {
         BOOST_TEST(!parse({"--ipc-mode", mode}, &c, &error), mode);
         BOOST_TEST(error.find("ipc-mode must be an octal mode") != std::string::npos, mode);
     }
+    BOOST_TEST(c.metrics.empty());  // off
+    NodeConfig with_metrics;
+    BOOST_TEST_REQUIRE(parse({"--metrics", "[::1]:9101", "--name", "a", "--updates",
+                              "tcp://127.0.0.1:1", "--queries", "tcp://127.0.0.1:2"},
+                             &with_metrics, &error),
+                       error);
+    BOOST_TEST(with_metrics.metrics == "[::1]:9101");
+    for (const char *address : {"localhost:9101", "127.0.0.1", "127.0.0.1:70000", ":9101"}) {
+        BOOST_TEST(!parse({"--metrics", address}, &c, &error), address);
+        BOOST_TEST(error.rfind("--metrics: '", 0) == 0, error);
+    }
     BOOST_TEST(!parse({"--max-connections", "0"}, &c, &error));
     BOOST_TEST(error ==
                "--max-connections: max-connections must be a whole number from 1 to "

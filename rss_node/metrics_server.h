@@ -1,0 +1,47 @@
+// `--metrics ADDRESS:PORT`: the node's figures for Prometheus over HTTP (GET /metrics), served by
+// libmicrohttpd from a thread of its own. The node's loop hands it the page as text once a second
+// (publish); a scrape reads the last one, so it never waits on the loop and the loop never waits
+// on a scraper. A scraper cannot make it hold much: at most kMaxConnections connections, each
+// closed after kTimeoutS without a complete request, and requests have no body to read.
+#pragma once
+
+#include <mutex>
+#include <string>
+
+struct MHD_Daemon;
+
+namespace rhythm::node {
+
+// Whether `text` is an address start() takes; false with the reason in `*error`.
+bool check_metrics_address(const std::string &text, std::string *error);
+
+class MetricsServer {
+  public:
+    static constexpr unsigned kMaxConnections = 16;
+    static constexpr unsigned kTimeoutS = 5;
+
+    MetricsServer() = default;
+    ~MetricsServer();
+    MetricsServer(const MetricsServer &) = delete;
+    MetricsServer &operator=(const MetricsServer &) = delete;
+
+    // Listens on `address` ("HOST:PORT": an IPv4 address, or an IPv6 one in brackets); false
+    // with the reason in `*error`.
+    bool start(const std::string &address, std::string *error);
+    bool running() const { return daemon_ != nullptr; }
+    // The port it listens on (the one given, or the one the kernel chose for port 0).
+    unsigned port() const { return port_; }
+
+    void publish(std::string text);
+
+    // For the libmicrohttpd callback.
+    std::string page();
+
+  private:
+    MHD_Daemon *daemon_ = nullptr;
+    unsigned port_ = 0;
+    std::mutex mutex_;
+    std::string page_;
+};
+
+}  // namespace rhythm::node
