@@ -6,8 +6,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "common/endpoint.h"
-
 namespace rhythm::node {
 namespace {
 
@@ -46,7 +44,6 @@ MHD_Result answer(void *context, MHD_Connection *connection, const char *url, co
 
 // "HOST:PORT" as a socket address: an IPv4 address, or an IPv6 one in brackets.
 bool parse_address(const std::string &text, sockaddr_storage *out, std::string *error) {
-    std::string why;
     std::size_t colon = text.rfind(':');
     std::string host = colon == std::string::npos ? "" : text.substr(0, colon);
     std::string port_text = colon == std::string::npos ? "" : text.substr(colon + 1);
@@ -100,7 +97,8 @@ bool MetricsServer::start(const std::string &text, std::string *error) {
     }
     daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &answer, this, MHD_OPTION_SOCK_ADDR,
                                reinterpret_cast<sockaddr *>(&address), MHD_OPTION_CONNECTION_LIMIT,
-                               kMaxConnections, MHD_OPTION_CONNECTION_TIMEOUT, kTimeoutS,
+                               kMaxConnections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                               kMaxConnectionsPerAddress, MHD_OPTION_CONNECTION_TIMEOUT, kTimeoutS,
                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(64 * 1024),
                                MHD_OPTION_END);
     if (daemon_ == nullptr) {

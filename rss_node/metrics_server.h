@@ -1,8 +1,9 @@
 // `--metrics ADDRESS:PORT`: the node's figures for Prometheus over HTTP (GET /metrics), served by
 // libmicrohttpd from a thread of its own. The node's loop hands it the page as text once a second
 // (publish); a scrape reads the last one, so it never waits on the loop and the loop never waits
-// on a scraper. A scraper cannot make it hold much: at most kMaxConnections connections, each
-// closed after kTimeoutS without a complete request, and requests have no body to read.
+// on a scraper. A scraper cannot make it hold much: at most kMaxConnections connections,
+// kMaxConnectionsPerAddress from one address, each closed after kTimeoutS without a complete
+// request, 64 KiB of request at most, and requests have no body to read.
 #pragma once
 
 #include <mutex>
@@ -18,6 +19,7 @@ bool check_metrics_address(const std::string &text, std::string *error);
 class MetricsServer {
   public:
     static constexpr unsigned kMaxConnections = 16;
+    static constexpr unsigned kMaxConnectionsPerAddress = 4;
     static constexpr unsigned kTimeoutS = 5;
 
     MetricsServer() = default;

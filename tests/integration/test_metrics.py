@@ -149,8 +149,8 @@ def test_a_node_serves_everything_its_status_shows_and_a_scraper_cannot_hold_it(
                 value(text, f"rss_node_{key}_total") is not None, key
         assert get(node.metrics_port, method="POST")[0] == 405
         assert get(node.metrics_port, "/status")[0] == 404
-        # 16 connections that never send a request take every place; a scrape gets in again
-        # once they are closed for their silence (5 s), and the node served on meanwhile.
+        # Connections that never send a request: one address gets 4 places; a scrape from it
+        # gets in again once they are closed for their silence (5 s), and the node served on.
         idle = [socket.create_connection(("127.0.0.1", node.metrics_port)) for _ in range(16)]
         try:
             started = time.monotonic()
