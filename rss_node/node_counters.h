@@ -28,7 +28,8 @@ enum class CounterGroup {
 // or that was gone; `connections_refused`, connections over --max-connections or
 // --max-connections-per-address, hung up at once; `connections_dropped`, connections hung up for
 // holding an unfinished message (connection_guard.h); `sessions_ended`, sessions an operator
-// ended here (rss_node end-session).
+// ended here (rss_node end-session); `end_sessions_refused`, end-session requests past
+// EndSessionRate, answered busy.
 #define RSS_NODE_COUNTERS(X)                            \
     X(kAfterOwnershipDecided, ownership_changes)        \
     X(kAfterOwnershipDecided, snapshots_requested)      \
@@ -46,6 +47,7 @@ enum class CounterGroup {
     X(kAfterUpdatesRefused, fetches)                    \
     X(kAfterUpdatesRefused, fetch_hits)                 \
     X(kAfterUpdatesRefused, sessions_ended)             \
+    X(kAfterUpdatesRefused, end_sessions_refused)       \
     X(kAfterUpdatesRefused, heartbeats)                 \
     X(kAfterAgents, snapshots_served)                   \
     X(kAfterAgents, replies_dropped)                    \

@@ -681,7 +681,17 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
     } else if (auto *heartbeat = std::get_if<wire::Heartbeat>(&message)) {
         answer_heartbeat(routing_id, *heartbeat);
     } else if (auto *end = std::get_if<wire::EndSession>(&message)) {
-        reply(routing_id, end_sessions(*end, now));
+        if (end_session_rate_.admit(end->scope, mono_.ms())) {
+            reply(routing_id, end_sessions(*end, now));
+        } else {
+            counters_.end_sessions_refused++;
+            reply(routing_id,
+                  wire::ErrorReply{end->request_id, wire::ErrorCode::kBusy,
+                                   end->scope == wire::EndScope::kAll
+                                       ? "busy: one end of every session each 10 s; ask again"
+                                       : "busy: at most 1000 ends of one session a second; ask "
+                                         "again"});
+        }
     } else if (auto *request = std::get_if<wire::SnapshotRequest>(&message)) {
         if (!snapshots_.start(routing_id, *request)) {
             reply(routing_id, wire::ErrorReply{request->request_id, wire::ErrorCode::kBusy,

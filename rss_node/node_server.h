@@ -30,6 +30,7 @@
 #include "rss_node/node_config.h"
 #include "rss_node/node_counters.h"
 #include "rss_node/node_status.h"
+#include "rss_node/session_ending.h"
 #include "rss_node/session_store.h"
 #include "rss_node/snapshot_fill.h"
 #include "rss_node/snapshot_server.h"
@@ -142,6 +143,7 @@ class NodeServer {
     RateLimitedLog conflict_log_{10000};
     RateLimitedLog implausible_log_{10000};
     MetricsServer metrics_;  // --metrics: started when configured
+    EndSessionRate end_session_rate_;
 };
 
 }  // namespace rhythm::node

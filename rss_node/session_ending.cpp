@@ -31,6 +31,22 @@ bool end_one(const wire::SessionKey &key, std::uint64_t now_wall_ms,
 
 }  // namespace
 
+bool EndSessionRate::admit(wire::EndScope scope, std::uint64_t now_mono_ms) {
+    if (scope == wire::EndScope::kAll) {
+        if (all_seen_ && now_mono_ms - last_all_ms_ < kAllIntervalMs) {
+            return false;
+        }
+        all_seen_ = true;
+        last_all_ms_ = now_mono_ms;
+        return true;
+    }
+    if (now_mono_ms - second_start_ms_ >= 1000) {
+        second_start_ms_ = now_mono_ms;
+        ones_this_second_ = 0;
+    }
+    return ++ones_this_second_ <= kOnePerSecond;
+}
+
 bool parse_end_session_target(std::string_view text, wire::EndSession *request) {
     request->scope = wire::EndScope::kOne;
     return wire::parse_session_key(text.substr(0, text.find('.')), &request->key);

@@ -23,6 +23,24 @@ struct EndedSessions {
     std::uint64_t version = 0;  // kOne, ended: the tombstone's version
 };
 
+// How many end-session requests a node takes: kOnePerSecond of one session (a script that logs
+// out a list of users), and one of every session each kAllIntervalMs (each walks the whole store
+// on the node's loop). Past that a request is answered busy: anyone who can reach the queries
+// socket could otherwise keep the loop walking the store, or fill it with tombstones.
+class EndSessionRate {
+  public:
+    static constexpr std::uint64_t kOnePerSecond = 1000;
+    static constexpr std::uint64_t kAllIntervalMs = 10000;
+
+    bool admit(wire::EndScope scope, std::uint64_t now_mono_ms);
+
+  private:
+    std::uint64_t second_start_ms_ = 0;
+    std::uint64_t ones_this_second_ = 0;
+    std::uint64_t last_all_ms_ = 0;
+    bool all_seen_ = false;
+};
+
 // A session this node owns but does not hold (its first change may be on its way) gets a
 // tombstone too, kept `unheld_lifetime_ms`: as long as a session may live here.
 EndedSessions end_sessions(const wire::EndSession &request, const wire::ShardSet &owned,

@@ -4,10 +4,13 @@ web servers: an ended session is never served again, on the server that made it,
 holds a copy, or after a failover; a session made after the command lives on."""
 
 import contextlib
+import os
 import subprocess
+import time
 
 from rhythm_httpd import COOKIE, Browser, backed_server, count_of, wait_for
-from rss_node_fixture import binary_path, distinct_free_ports
+from rss_node_fixture import (END_SESSION_REPLY, ERROR, RssNode, binary_path,
+                              distinct_free_ports, end_session_frames)
 from test_bank import bank, wait_backed
 from test_backup import backup_status
 
@@ -115,6 +118,36 @@ def test_a_node_that_did_not_answer_is_named_and_the_command_fails():
         # The nodes that answered ended it all the same.
         assert done.stdout.count("ended") == 2, done.stdout
         assert count_of(browser.get("/app/counter")[2]) == 1
+
+
+def test_a_flood_of_end_session_requests_is_answered_busy_and_the_node_serves_on():
+    """A client on the queries socket sends 3,000 end-session requests for made-up sessions as
+    fast as it can, and two ends of every session: past 1,000 a second and one --all each 10 s,
+    the node answers busy, counts them, and goes on serving a web server's sessions."""
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a:
+        browser = Browser(a)
+        browser.get("/app/counter")
+        wait_backed(a)
+        requester = node.requester()
+        started = time.monotonic()
+        for i in range(3000):
+            requester.send_raw(end_session_frames(i + 1, os.urandom(16)))
+        for i in range(2):
+            requester.send_raw(end_session_frames(10000 + i))
+        answers = [requester.receive(timeout=10) for _ in range(3002)]
+        took = time.monotonic() - started
+        busy = [r for r in answers if r["type"] == ERROR]
+        ended = [r for r in answers if r["type"] == END_SESSION_REPLY]
+        assert len(busy) + len(ended) == 3002
+        seconds = int(took) + 1  # the windows of a second it spanned, at most
+        assert len(ended) <= 1000 * seconds + 1, (len(ended), took)
+        assert [r["request_id"] for r in busy if r["request_id"] >= 10000] == [10001]
+        assert node.status()["end_sessions_refused"] == len(busy) > 0
+        # The web server's session was among "every session": its next request starts afresh,
+        # and the node serves on.
+        wait_for(lambda: log_has(a, "RS0330"), 5, "web-a to hear of it")
+        assert count_of(browser.get("/app/counter")[2]) == 1
+        wait_backed(a)
 
 
 def test_bad_arguments_say_what_is_wrong_and_end_nothing():

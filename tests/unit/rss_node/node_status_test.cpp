@@ -103,6 +103,7 @@ BOOST_FIXTURE_TEST_CASE(every_documented_field_in_its_order, Fixture) {
                                                  "fetches",
                                                  "fetch_hits",
                                                  "sessions_ended",
+                                                 "end_sessions_refused",
                                                  "heartbeats",
                                                  "agents",
                                                  "snapshots_served",

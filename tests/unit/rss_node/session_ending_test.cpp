@@ -131,4 +131,17 @@ BOOST_AUTO_TEST_CASE(a_full_store_that_cannot_take_the_tombstone_says_so) {
     BOOST_TEST((ended.outcome == wire::EndSessionOutcome::kEnded));
 }
 
+BOOST_AUTO_TEST_CASE(a_flood_of_ends_is_refused_past_the_rate) {
+    rhythm::node::EndSessionRate rate;
+    std::uint64_t admitted = 0;
+    for (int i = 0; i < 5000; ++i) {
+        admitted += rate.admit(wire::EndScope::kOne, 100000 + i / 10) ? 1 : 0;  // 500 ms
+    }
+    BOOST_TEST(admitted == rhythm::node::EndSessionRate::kOnePerSecond);
+    BOOST_TEST(rate.admit(wire::EndScope::kOne, 101000));  // the next second
+    BOOST_TEST(rate.admit(wire::EndScope::kAll, 101000));
+    BOOST_TEST(!rate.admit(wire::EndScope::kAll, 110999));
+    BOOST_TEST(rate.admit(wire::EndScope::kAll, 111000));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
