@@ -685,6 +685,15 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
             reply(routing_id, end_sessions(*end, now));
         } else {
             counters_.end_sessions_refused++;
+            std::uint64_t suppressed = 0;
+            if (end_session_log_.admit(mono_.ms(), &suppressed)) {
+                RSS_LOG(LogLevel::kWarn,
+                        "RN0309: answered an end-session request busy: at most 1000 ends of one "
+                        "session a second and one of every session each 10 s (%llu refused so "
+                        "far, %llu since the last line)",
+                        static_cast<unsigned long long>(counters_.end_sessions_refused),
+                        static_cast<unsigned long long>(suppressed + 1));
+            }
             reply(routing_id,
                   wire::ErrorReply{end->request_id, wire::ErrorCode::kBusy,
                                    end->scope == wire::EndScope::kAll

@@ -142,6 +142,7 @@ class NodeServer {
     RateLimitedLog memory_log_{10000};
     RateLimitedLog conflict_log_{10000};
     RateLimitedLog implausible_log_{10000};
+    RateLimitedLog end_session_log_{10000};
     MetricsServer metrics_;  // --metrics: started when configured
     EndSessionRate end_session_rate_;
 };

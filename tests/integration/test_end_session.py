@@ -47,6 +47,10 @@ def log_has(server, code):
     return code in server.log_text()
 
 
+def log_lines(server, code):
+    return [line for line in server.log_text().splitlines() if code in line]
+
+
 def test_an_ended_session_is_served_by_no_server_not_even_after_a_failover():
     with two_servers_and_a_bank() as (nodes, a, b):
         ended, kept = counted(a, 3), counted(a, 2)
@@ -144,6 +148,9 @@ def test_a_flood_of_end_session_requests_is_answered_busy_and_the_node_serves_on
         assert len(ended) <= 1000 * seconds + 1, (len(ended), took)
         assert [r["request_id"] for r in busy if r["request_id"] >= 10000] == [10001]
         assert node.status()["end_sessions_refused"] == len(busy) > 0
+        # One line for the flood (at most one each 10 s), with the count.
+        assert len(log_lines(node, "RN0309")) == 1
+        assert "(1 refused so far" in log_lines(node, "RN0309")[0]
         # The web server's session was among "every session": its next request starts afresh,
         # and the node serves on.
         wait_for(lambda: log_has(a, "RS0330"), 5, "web-a to hear of it")
