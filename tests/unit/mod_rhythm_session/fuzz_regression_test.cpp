@@ -66,6 +66,9 @@ BOOST_AUTO_TEST_CASE(empty_and_tiny_inputs) {
 BOOST_AUTO_TEST_CASE(an_endpoint_to_bind_is_not_one_to_connect_to) {
     BOOST_TEST(run("tcp://*:7301") == kFuzzName);
     BOOST_TEST(run("tcp://10.0.0.5:*") == kFuzzName);
+    // ... and an abstract ipc name is one to connect to, not to bind (build/fuzz found the
+    // target's old rule broken by that one).
+    BOOST_TEST((run("ipc://@6@") & kFuzzEndpoint) != 0u);
 }
 
 BOOST_AUTO_TEST_CASE(every_seed_reaches_the_parsers_it_was_written_for) {
