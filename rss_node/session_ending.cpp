@@ -2,16 +2,12 @@
 
 #include <vector>
 
+#include "wire/protocol.h"
 #include "wire/session_key.h"
 
 namespace rhythm::node {
 namespace {
 
-// A version's term is its upper half (docs/protocol.md "Versions"). The tombstone takes the top
-// of the next term: a server that continues an older copy (a failover: the next term, counting
-// from 1) makes a lower version whatever its name, since of equal versions the higher name wins.
-constexpr int kTermShift = 32;
-constexpr std::uint64_t kTopOfTerm = 0xFFFFFFFFu;
 constexpr char kOperatorOrigin[] = "operator";
 
 // Stores the tombstone that ends `key`; false when the store refused it (full).
@@ -21,7 +17,11 @@ bool end_one(const wire::SessionKey &key, std::uint64_t now_wall_ms,
     bool holds = store->find(key, now_wall_ms, &held);
     wire::SessionRecord tombstone;
     tombstone.key = key;
-    tombstone.version = (((holds ? held.version >> kTermShift : 0) + 1) << kTermShift) | kTopOfTerm;
+    // The top of the next term: a server that continues an older copy (a failover: the next
+    // term, from its first version) makes a lower version whatever its name, since of equal
+    // versions the higher name wins.
+    tombstone.version =
+        wire::last_version_of_term((holds ? wire::version_term(held.version) : 0) + 1);
     tombstone.expires_at_ms = holds ? held.expires_at_ms : now_wall_ms + unheld_lifetime_ms;
     tombstone.tombstone = true;
     tombstone.origin = kOperatorOrigin;

@@ -215,12 +215,12 @@ ApplyOutcome SessionStore::apply(const wire::SessionRecord &r, std::uint64_t now
     long slot = find_slot(t, r.key, hash);
     Block *held = slot >= 0 ? block_of(t.slots[static_cast<std::size_t>(slot)]) : nullptr;
     const char *why = nullptr;
-    std::uint64_t term = r.version >> 32;
+    std::uint64_t term = wire::version_term(r.version);
     if (max_lifetime_ms_ != 0 && r.expires_at_ms > now_wall_ms + max_lifetime_ms_) {
         why = "its expiry is further ahead than --max-session-lifetime";
     } else if (term > kMaxTerm) {
         why = "its version's term is over 2^20";
-    } else if (held != nullptr && term > (held->version >> 32) + kMaxTermStep) {
+    } else if (held != nullptr && term > wire::version_term(held->version) + kMaxTermStep) {
         why = "its version's term is over 1024 terms above the version held";
     }
     if (why != nullptr) {

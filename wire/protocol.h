@@ -20,6 +20,20 @@ constexpr std::uint8_t kProtocolVersion = 5;
 // update. Fixed by the protocol version: every party must agree on it.
 constexpr std::uint32_t kShardCount = 1024;
 
+// A session's version: its term in the high 32 bits, a count within the term in the low ones
+// (docs/protocol.md, "Versions"). A server that continues a copy fetched from the bank starts the
+// next term at its first version; an operator's end of a session takes the last version of the
+// next term, above anything a server can still make of it.
+constexpr std::uint64_t version_term(std::uint64_t version) {
+    return version >> 32;
+}
+constexpr std::uint64_t first_version_of_term(std::uint64_t term) {
+    return (term << 32) | 1;
+}
+constexpr std::uint64_t last_version_of_term(std::uint64_t term) {
+    return (term << 32) | 0xFFFFFFFFu;
+}
+
 // One bit per shard, most significant bit of byte 0 is shard 0.
 constexpr std::size_t kShardBitmapBytes = kShardCount / 8;
 

@@ -41,6 +41,7 @@
 #include "session_cache.h"
 #include "session_id.h"
 #include "shm_sync.h"
+#include "wire/protocol.h"
 
 namespace rhythm::detail {
 
@@ -103,10 +104,8 @@ struct Entry {
 // (the high 32 bits of the version): above every version a server that held the session before
 // could make from the same copy, however many saves it makes, so the bank orders the two servers'
 // changes by which one took the session over last (docs/protocol.md, "Versions").
-constexpr int kTermShift = 32;
-
 inline std::uint64_t next_version(const Entry &e) {
-    return e.continues_fetched ? (((e.version >> kTermShift) + 1) << kTermShift) | 1
+    return e.continues_fetched ? wire::first_version_of_term(wire::version_term(e.version) + 1)
                                : e.version + 1;
 }
 
