@@ -1,10 +1,14 @@
 #include "rss_node/metrics_server.h"
 
 #include <arpa/inet.h>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+
+#include "common/clock.h"
 
 namespace rhythm::node {
 namespace {
@@ -40,6 +44,17 @@ MHD_Result answer(void *context, MHD_Connection *connection, const char *url, co
     MHD_Result queued = MHD_queue_response(connection, status, response);
     MHD_destroy_response(response);
     return queued;
+}
+
+// libmicrohttpd's own messages, one line each.
+void log_from_libmicrohttpd(void *context, const char *format, va_list args) {
+    char text[256];
+    std::vsnprintf(text, sizeof text, format, args);
+    std::size_t n = std::strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r')) {
+        text[--n] = '\0';
+    }
+    static_cast<MetricsServer *>(context)->log_message(text);
 }
 
 // "HOST:PORT" as a socket address: an IPv4 address, or an IPv6 one in brackets.
@@ -91,16 +106,18 @@ bool MetricsServer::start(const std::string &text, std::string *error) {
     if (!parse_address(text, &address, error)) {
         return false;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (address.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
-    daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &answer, this, MHD_OPTION_SOCK_ADDR,
-                               reinterpret_cast<sockaddr *>(&address), MHD_OPTION_CONNECTION_LIMIT,
-                               kMaxConnections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                               kMaxConnectionsPerAddress, MHD_OPTION_CONNECTION_TIMEOUT, kTimeoutS,
-                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(64 * 1024),
-                               MHD_OPTION_END);
+    daemon_ = MHD_start_daemon(
+        flags, 0, nullptr, nullptr, &answer, this,
+        // First, or libmicrohttpd says so on stderr.
+        MHD_OPTION_EXTERNAL_LOGGER, &log_from_libmicrohttpd, this, MHD_OPTION_SOCK_ADDR,
+        reinterpret_cast<sockaddr *>(&address), MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, kMaxConnectionsPerAddress,
+        MHD_OPTION_CONNECTION_TIMEOUT, kTimeoutS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        static_cast<size_t>(64 * 1024), MHD_OPTION_END);
     if (daemon_ == nullptr) {
         *error = "cannot listen on " + text + " for metrics: " + std::strerror(errno);
         return false;
@@ -113,6 +130,19 @@ bool MetricsServer::start(const std::string &text, std::string *error) {
 void MetricsServer::publish(std::string text) {
     std::lock_guard<std::mutex> lock(mutex_);
     page_ = std::move(text);
+}
+
+void MetricsServer::log_message(const char *text) {
+    std::uint64_t suppressed = 0;
+    {
+        // Its thread, and the node's while it starts.
+        std::lock_guard<std::mutex> lock(log_mutex_);
+        if (!log_.admit(MonotonicTime::now().ms(), &suppressed)) {
+            return;
+        }
+    }
+    RSS_LOG(LogLevel::kWarn, "RN0405: metrics: %s (%llu such lines held back since the last)", text,
+            static_cast<unsigned long long>(suppressed));
 }
 
 std::string MetricsServer::page() {

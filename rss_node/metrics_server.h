@@ -3,11 +3,15 @@
 // (publish); a scrape reads the last one, so it never waits on the loop and the loop never waits
 // on a scraper. A scraper cannot make it hold much: at most kMaxConnections connections,
 // kMaxConnectionsPerAddress from one address, each closed after kTimeoutS without a complete
-// request, 64 KiB of request at most, and requests have no body to read.
+// request, 64 KiB of request at most, and requests have no body to read. What libmicrohttpd
+// refuses or drops (a connection past a limit, one that timed out) it says, and the node logs
+// it: RN0405, at most a line each 10 s, with the number held back.
 #pragma once
 
 #include <mutex>
 #include <string>
+
+#include "rss_node/log.h"
 
 struct MHD_Daemon;
 
@@ -36,14 +40,17 @@ class MetricsServer {
 
     void publish(std::string text);
 
-    // For the libmicrohttpd callback.
+    // For the libmicrohttpd callbacks.
     std::string page();
+    void log_message(const char *text);
 
   private:
     MHD_Daemon *daemon_ = nullptr;
     unsigned port_ = 0;
     std::mutex mutex_;
     std::string page_;
+    std::mutex log_mutex_;
+    RateLimitedLog log_{10000};
 };
 
 }  // namespace rhythm::node

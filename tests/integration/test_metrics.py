@@ -165,6 +165,9 @@ def test_a_node_serves_everything_its_status_shows_and_a_scraper_cannot_hold_it(
         finally:
             for s in idle:
                 s.close()
+        # What it refused or closed is logged, not only done.
+        assert "RN0405: metrics: Server reached connection limit" in node.log_text(), \
+            node.log_text()
         assert "RN0101" in node.log_text() and "metrics on port" in node.log_text()
 
 
