@@ -31,14 +31,14 @@ const char kUsage[] =
     "usage: rss_node --name NAME --updates ENDPOINT --queries ENDPOINT [--peer ENDPOINT]...\n"
     "                [--replicas N] [--max-memory SIZE] [--log-level LEVEL] [--config FILE]\n"
     "                [--max-connections N] [--max-connections-per-address N] [--ipc-mode MODE]\n"
-    "                [--metrics ADDRESS:PORT]\n"
+    "                [--max-session-lifetime DURATION] [--metrics ADDRESS:PORT]\n"
     "                [--curve-secret FILE --curve-clients FILE] [--check-config]\n"
     "       rss_node status ENDPOINT [--curve-server FILE --curve-secret FILE]\n"
     "       rss_node get ENDPOINT SESSION-ID [--curve-server FILE --curve-secret FILE]\n"
     "       rss_node end-session SESSION-ID|--all ENDPOINT... [--curve-server FILE --curve-secret "
     "FILE]\n"
     "       rss_node keygen PATH     (writes PATH.key and PATH.pub)\n"
-    "See docs/rss_node.md and docs/security.md.\n";
+    "See rss_node(1), docs/rss_node.md and docs/security.md.\n";
 
 void install_signal_handlers() {
     struct sigaction sa;

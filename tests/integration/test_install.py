@@ -55,7 +55,8 @@ Include "{conf}"
 
 def test_the_systemd_unit_runs_the_installed_rss_node_and_every_named_document_is_installed():
     """The unit names the binary where this install put it (not /usr/bin/rss_node whatever the
-    prefix), and every file of the documentation that an installed file names is installed."""
+    prefix), and every file of the documentation that an installed file (the unit, the
+    mods-available file, the man page) names is installed."""
     prefix = pathlib.Path(cmake_cache("CMAKE_INSTALL_PREFIX"))
     with tempfile.TemporaryDirectory() as dest:
         subprocess.run(["cmake", "--install", str(BUILD)], check=True, capture_output=True,
@@ -72,6 +73,9 @@ def test_the_systemd_unit_runs_the_installed_rss_node_and_every_named_document_i
         named |= set(re.findall(
             r"(/\S+/share/doc/rhythm/[\w./-]+\w)",
             (installed(apxs("SYSCONFDIR")) / "mods-available/rhythm_session.conf").read_text()))
+        man = installed(prefix / "share/man/man1/rss_node.1").read_text()
+        assert "rss_node \\- remote session server" in man
+        named |= set(re.findall(r"(/\S+/share/doc/rhythm/[\w./-]+\w)", man))
         assert len(named) >= 4, named  # rss_node.md, security.md, the example, the README
         for path in named:
             assert installed(path).is_file(), path
