@@ -133,6 +133,7 @@ void MetricsServer::publish(std::string text) {
 }
 
 void MetricsServer::log_message(const char *text) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
     std::uint64_t suppressed = 0;
     {
         // Its thread, and the node's while it starts.

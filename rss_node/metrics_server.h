@@ -5,9 +5,12 @@
 // kMaxConnectionsPerAddress from one address, each closed after kTimeoutS without a complete
 // request, 64 KiB of request at most, and requests have no body to read. What libmicrohttpd
 // refuses or drops (a connection past a limit, one that timed out) it says, and the node logs
-// it: RN0405, at most a line each 10 s, with the number held back.
+// it: RN0405, at most a line each 10 s, with the number held back, and counts it for the status
+// (metrics_refused).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <string>
 
@@ -39,6 +42,8 @@ class MetricsServer {
     unsigned port() const { return port_; }
 
     void publish(std::string text);
+    // What libmicrohttpd refused or dropped so far (each one it logged), for the status.
+    std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
 
     // For the libmicrohttpd callbacks.
     std::string page();
@@ -51,6 +56,7 @@ class MetricsServer {
     std::string page_;
     std::mutex log_mutex_;
     RateLimitedLog log_{10000};
+    std::atomic<std::uint64_t> refused_{0};
 };
 
 }  // namespace rhythm::node

@@ -77,6 +77,9 @@ std::string node_metrics(const NodeStatus &s, std::uint64_t resident) {
             s.curve_admitted);
     counter(&m, "rss_node_curve_refused_total", "CURVE handshakes the ZAP handler refused",
             s.curve_refused);
+    counter(&m, "rss_node_metrics_refused_total",
+            "Scrape connections this metrics server refused or dropped (RN0405)",
+            s.metrics_refused);
     counter(&m, "rss_node_handshake_failures_total", "Failed handshakes on every socket",
             s.handshake_failures);
     m.family("rss_node_peer_up", "gauge", "Per peer (--peer): 1 when it answers its pings");

@@ -924,6 +924,7 @@ NodeStatus NodeServer::node_status() const {
     for (const auto &monitor : handshake_monitors_) {
         status.handshake_failures += monitor->failures();
     }
+    status.metrics_refused = metrics_.refused();
     status.peers = &membership_.peers();
     status.mono_ms = mono.ms();
     return status;

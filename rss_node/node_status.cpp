@@ -55,6 +55,7 @@ std::string status_json(const NodeStatus &s) {
     j.field("curve_admitted", s.curve_admitted);
     j.field("curve_refused", s.curve_refused);
     j.field("handshake_failures", s.handshake_failures);
+    j.field("metrics_refused", s.metrics_refused);
     j.begin_array("peers");
     for (const auto &p : *s.peers) {
         j.begin_object();

@@ -37,6 +37,7 @@ struct NodeStatus {
     std::uint64_t curve_admitted = 0;
     std::uint64_t curve_refused = 0;
     std::uint64_t handshake_failures = 0;
+    std::uint64_t metrics_refused = 0;  // what the --metrics server refused or dropped (RN0405)
     const std::vector<Membership::Peer> *peers = nullptr;
     std::uint64_t mono_ms = 0;  // now, on the clock of the peers' last_pong_ms
 };

@@ -165,9 +165,13 @@ def test_a_node_serves_everything_its_status_shows_and_a_scraper_cannot_hold_it(
         finally:
             for s in idle:
                 s.close()
-        # What it refused or closed is logged, not only done.
+        # What it refused or closed is logged and shown, not only done.
         assert "RN0405: metrics: Server reached connection limit" in node.log_text(), \
             node.log_text()
+        assert status["metrics_refused"] == 0 and node.status()["metrics_refused"] >= 12
+        assert value(wait_for(lambda: (lambda t: t if value(
+            t, "rss_node_metrics_refused_total") else None)(page()), 5, "the refusals on the page"),
+            "rss_node_metrics_refused_total") >= 12
         assert "RN0101" in node.log_text() and "metrics on port" in node.log_text()
 
 

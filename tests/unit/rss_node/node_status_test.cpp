@@ -118,6 +118,7 @@ BOOST_FIXTURE_TEST_CASE(every_documented_field_in_its_order, Fixture) {
                                                  "curve_admitted",
                                                  "curve_refused",
                                                  "handshake_failures",
+                                                 "metrics_refused",
                                                  "peers",
                                                  "members"};
     BOOST_TEST(top_level_keys(rhythm::node::status_json(status)) == documented,
