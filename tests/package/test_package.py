@@ -1,7 +1,7 @@
 """build/package's two Debian packages on this machine, the way an administrator uses them:
 install, `a2enmod rhythm_session`, `apache2ctl configtest`, an upgrade to a newer build, the node
 started from the unit's own command lines with the packaged example config as the user the unit
-names, one session backed up by one web server and fetched by another, then purge. Whatever the
+names, one session backed up by one web server and fetched by another, remove, then purge. Whatever the
 outcome, the machine is left as it was: the same files under /etc, /usr and /var/lib, the same
 users and groups (checked, not assumed).
 
@@ -123,7 +123,18 @@ class InstalledNode:
                               text=True, timeout=10)
 
 
-def test_install_upgrade_use_and_purge_leave_the_machine_as_it_was(tmp_path):
+def stop_node(node):
+    if node.proc.poll() is None:
+        node.proc.send_signal(signal.SIGTERM)
+        try:
+            node.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait()
+    node.log.close()
+
+
+def test_install_upgrade_use_remove_and_purge_leave_the_machine_as_it_was(tmp_path):
     for package in PACKAGES:
         assert installed_version(package) is None, (
             f"{package} is installed here: this test would purge it; remove it first")
@@ -209,18 +220,24 @@ def test_install_upgrade_use_and_purge_leave_the_machine_as_it_was(tmp_path):
         status, _, text = browser.get("/app/counter")
         assert status == 200 and count_of(text) == 3, text
         assert web2.status()["RhythmBackupFetched"] >= 1
+
+        # Removed (not purged): the programs go, the configuration and the user stay.
+        for server in servers:
+            server.cleanup()
+        servers.clear()
+        stop_node(node)
+        run("dpkg", "--remove", *PACKAGES)
+        assert not os.path.exists(MODULE) and not os.path.exists("/usr/bin/rss_node")
+        assert not os.path.exists("/etc/apache2/mods-enabled/rhythm_session.load")
+        assert conf.read_text().endswith("# changed by the administrator\n")
+        assert os.path.isfile("/etc/rhythm/rss_node.conf.example")
+        assert pwd.getpwnam("rhythm")
     finally:
         for server in servers:
             server.cleanup()
         os.environ.pop("RHYTHM_MODULE", None)
         if node is not None:
-            node.proc.send_signal(signal.SIGTERM)
-            try:
-                node.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                node.proc.kill()
-                node.proc.wait()
-            node.log.close()
+            stop_node(node)
         INSTANCE_CONFIG.unlink(missing_ok=True)
         purge = subprocess.run(["dpkg", "--purge"] + PACKAGES, capture_output=True, text=True)
         purged_paths, purged_accounts = machine_state()
