@@ -77,6 +77,10 @@ def seeds():
         "end_session_all": seed(1, rf.end_session_frames(8)),
         "end_session_reply": message(rf.END_SESSION_REPLY,
                                      struct.pack(">QBQ", 7, rf.ENDED, 1)),
+        "handover": message(rf.HANDOVER, struct.pack(">Q", 9) + KEY + struct.pack(">Q", 5)),
+        "handover_reply_newer": message(rf.HANDOVER_REPLY, struct.pack(">QB", 9, 1) + live),
+        "handover_reply_deleted": message(rf.HANDOVER_REPLY, struct.pack(">QB", 9, 1) + deleted),
+        "handover_reply_nothing": message(rf.HANDOVER_REPLY, struct.pack(">QB", 9, 0)),
     }
 
 

@@ -28,7 +28,7 @@ AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint6
         it->second.refusing = wire::ShardSet{};
         it->second.refused = 0;
     }
-    it->second.last_seen_wall_ms = now_mono_ms;
+    it->second.last_seen_mono_ms = now_mono_ms;
     return &it->second;
 }
 
@@ -155,7 +155,11 @@ AgentTracker::Agent *AgentTracker::on_heartbeat(const wire::Heartbeat &hb,
     if (a == nullptr) {
         return nullptr;
     }
-    a->routing_id = routing_id;
+    if (a->routing_id != routing_id) {
+        forget_routing_id(*a, hb.agent_id);
+        a->routing_id = routing_id;
+        by_routing_id_[routing_id] = hb.agent_id;
+    }
     a->server_name.assign(hb.server_name.data(), hb.server_name.size());
     if (hb.epoch == a->epoch) {
         // A head counts even where the stream was counted already: the agent sends heads when
@@ -219,7 +223,8 @@ void AgentTracker::request_resend(const wire::ShardSet &shards) {
 
 void AgentTracker::forget_idle(std::uint64_t now_mono_ms, std::uint64_t idle_ms) {
     for (auto it = agents_.begin(); it != agents_.end();) {
-        if (now_mono_ms - it->second.last_seen_wall_ms > idle_ms) {
+        if (now_mono_ms - it->second.last_seen_mono_ms > idle_ms) {
+            forget_routing_id(it->second, it->first);
             it = agents_.erase(it);
         } else {
             ++it;
@@ -230,6 +235,34 @@ void AgentTracker::forget_idle(std::uint64_t now_mono_ms, std::uint64_t idle_ms)
 const AgentTracker::Agent *AgentTracker::find(const wire::AgentId &agent) const {
     auto it = agents_.find(agent);
     return it == agents_.end() ? nullptr : &it->second;
+}
+
+const AgentTracker::Agent *AgentTracker::find_by_routing_id(const std::string &routing_id) const {
+    auto it = by_routing_id_.find(routing_id);
+    return it == by_routing_id_.end() ? nullptr : find(it->second);
+}
+
+// An identity the ROUTER gave another connection since stays that connection's.
+void AgentTracker::forget_routing_id(const Agent &agent, const wire::AgentId &id) {
+    auto it = by_routing_id_.find(agent.routing_id);
+    if (it != by_routing_id_.end() && it->second == id) {
+        by_routing_id_.erase(it);
+    }
+}
+
+const AgentTracker::Agent *AgentTracker::reachable_agent_of_server(std::string_view server_name,
+                                                                   std::uint64_t now_mono_ms,
+                                                                   std::uint64_t within_ms) const {
+    const Agent *latest = nullptr;
+    for (const auto &entry : agents_) {
+        const Agent &agent = entry.second;
+        if (agent.server_name == server_name && !agent.routing_id.empty() &&
+            (latest == nullptr || agent.last_seen_mono_ms > latest->last_seen_mono_ms)) {
+            latest = &agent;
+        }
+    }
+    return latest != nullptr && now_mono_ms - latest->last_seen_mono_ms <= within_ms ? latest
+                                                                                     : nullptr;
 }
 
 }  // namespace rhythm::node

@@ -55,7 +55,7 @@ class AgentTracker {
         std::uint64_t full_ack_due_wall_ms = 0;  // when to report every shard again
         std::string routing_id;                  // of its last heartbeat; empty before one
         std::string server_name;                 // from its heartbeats
-        std::uint64_t last_seen_wall_ms = 0;
+        std::uint64_t last_seen_mono_ms = 0;
         bool resend_requested = false;  // the first-contact re-send was asked for
         wire::ShardSet resend_shards;   // to ask it to publish again, in its next heartbeat reply
         std::vector<wire::Refusal> refusals;
@@ -119,6 +119,13 @@ class AgentTracker {
 
     std::size_t size() const { return agents_.size(); }
     const Agent *find(const wire::AgentId &agent) const;
+    // The agent whose last heartbeat came from `routing_id`, or null.
+    const Agent *find_by_routing_id(const std::string &routing_id) const;
+    // The agent of the web server `server_name` seen last, if that was within `within_ms` and it
+    // has heartbeated (so it can be reached); null otherwise. A walk of every agent: for the
+    // rare fetch of a session another server made.
+    const Agent *reachable_agent_of_server(std::string_view server_name, std::uint64_t now_mono_ms,
+                                           std::uint64_t within_ms) const;
 
   private:
     Agent *agent_for(const wire::AgentId &id, std::uint64_t epoch, bool epoch_start,
@@ -126,8 +133,10 @@ class AgentTracker {
     static void advance(Agent *agent, std::uint32_t shard, std::uint64_t shard_sequence);
     static void settle(Agent *agent, std::uint32_t shard, ShardProgress *progress);
     static void update_refusing(Agent *agent, std::uint32_t shard, const ShardProgress &progress);
+    void forget_routing_id(const Agent &agent, const wire::AgentId &id);
 
     std::map<wire::AgentId, Agent> agents_;
+    std::map<std::string, wire::AgentId> by_routing_id_;  // of each agent's last heartbeat
     bool refusals_added_ = false;
 };
 

@@ -35,7 +35,7 @@ bool is_value_flag(const std::string &flag) {
            flag == "replicas" || flag == "max-memory" || flag == "log-level" || flag == "config" ||
            flag == "curve-secret" || flag == "curve-clients" || flag == "max-connections" ||
            flag == "max-connections-per-address" || flag == "max-session-lifetime" ||
-           flag == "ipc-mode" || flag == "metrics";
+           flag == "ipc-mode" || flag == "metrics" || flag == "handover-wait";
 }
 
 // "400d", "72h", "90m", "3600s" or "3600" (seconds), or 0 for no bound; at most 100 years.
@@ -59,6 +59,21 @@ bool parse_lifetime(const std::string &text, std::uint64_t *seconds, std::string
         return false;
     }
     *seconds = n * scale;
+    return true;
+}
+
+// "100ms", "2s" or "100" (milliseconds): 0 to 10 s.
+bool parse_handover_wait(const std::string &text, std::uint64_t *ms, std::string *reason) {
+    std::uint64_t n = 0;
+    std::string unit;
+    bool ok =
+        split_number(text, &n, &unit, reason) && (unit.empty() || unit == "ms" || unit == "s");
+    std::uint64_t scale = unit == "s" ? 1000 : 1;
+    if (!ok || n > 10000 / scale) {
+        *reason = "handover-wait must be a duration such as 100ms or 1s, of at most 10 s (0: off)";
+        return false;
+    }
+    *ms = n * scale;
     return true;
 }
 
@@ -105,6 +120,10 @@ bool apply_setting(NodeConfig *c, const std::string &key, const std::string &val
         (key == "max-connections" ? c->max_connections : c->max_connections_per_address) = n;
     } else if (key == "max-session-lifetime") {
         if (!parse_lifetime(value, &c->max_session_lifetime_s, reason)) {
+            return false;
+        }
+    } else if (key == "handover-wait") {
+        if (!parse_handover_wait(value, &c->handover_wait_ms, reason)) {
             return false;
         }
     } else if (key == "ipc-mode") {

@@ -29,6 +29,9 @@ struct NodeConfig {
     // unfinished messages and client addresses do not apply to ipc (rss_node.md), so the file
     // admits only the node's user and group.
     unsigned ipc_mode = 0660;
+    // How long a fetch of a session another server made waits for that server's newer copy
+    // (handover_waits.h), in ms; 0: it does not wait, the server is not asked.
+    std::uint64_t handover_wait_ms = 100;
     // Where to serve the node's metrics for Prometheus (GET /metrics): "ADDRESS:PORT", empty
     // for off.
     std::string metrics;

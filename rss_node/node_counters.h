@@ -29,7 +29,10 @@ enum class CounterGroup {
 // --max-connections-per-address, hung up at once; `connections_dropped`, connections hung up for
 // holding an unfinished message (connection_guard.h); `sessions_ended`, sessions an operator
 // ended here (rss_node end-session); `end_sessions_refused`, end-session requests past
-// EndSessionRate, answered busy.
+// EndSessionRate, answered busy; `handovers_asked`, fetches of a session another server made
+// that its agent was asked for its copy first (handover_waits.h), `handovers_newer`, those it
+// answered with a newer copy, `handovers_unanswered`, those it did not answer in time, and
+// `handovers_skipped`, fetches answered without asking because too many waited.
 #define RSS_NODE_COUNTERS(X)                            \
     X(kAfterOwnershipDecided, ownership_changes)        \
     X(kAfterOwnershipDecided, snapshots_requested)      \
@@ -46,6 +49,10 @@ enum class CounterGroup {
     X(kAfterUpdatesRefused, version_mismatches)         \
     X(kAfterUpdatesRefused, fetches)                    \
     X(kAfterUpdatesRefused, fetch_hits)                 \
+    X(kAfterUpdatesRefused, handovers_asked)            \
+    X(kAfterUpdatesRefused, handovers_newer)            \
+    X(kAfterUpdatesRefused, handovers_unanswered)       \
+    X(kAfterUpdatesRefused, handovers_skipped)          \
     X(kAfterUpdatesRefused, sessions_ended)             \
     X(kAfterUpdatesRefused, end_sessions_refused)       \
     X(kAfterUpdatesRefused, heartbeats)                 \

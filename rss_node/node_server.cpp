@@ -42,6 +42,9 @@ constexpr std::uint64_t kStallMs = 1000;
 // sessions expire would answer fetches with versions that grow older.
 constexpr std::uint64_t kLostShardLingerMs = 10000;
 constexpr std::uint64_t kAgentIdleMs = 600000;
+// An agent heard from within this (an idle agent heartbeats every 500 ms) is asked for its copy
+// of a session another server fetches; one silent longer is taken for hung or gone.
+constexpr std::uint64_t kHandoverReachableMs = 1500;
 constexpr std::uint64_t kAgentCheckIntervalMs = 1000;
 // How often the page --metrics serves is written again: a scrape reads figures at most this old.
 constexpr std::uint64_t kMetricsIntervalMs = 1000;
@@ -111,7 +114,8 @@ NodeServer::NodeServer(const NodeConfig &config)
       membership_(config.name, config.peers, MonotonicTime::now().ms()),
       snapshots_(store_),
       connections_(config, &counters_),
-      loop_(MonotonicTime::now) {}
+      loop_(MonotonicTime::now),
+      handovers_(config.handover_wait_ms) {}
 
 NodeServer::~NodeServer() {
     // Sockets first: zmq_ctx_term waits for every socket of its context to close.
@@ -406,6 +410,7 @@ void NodeServer::watch_events() {
     ping_timer_ = loop_.add_timer(MonotonicTime(), 0, [this] { ping_peers(); });
     loop_.add_timer(MonotonicTime(), kAgentCheckIntervalMs,
                     [this] { agents_.forget_idle(mono_.ms(), kAgentIdleMs); });
+    handover_timer_ = loop_.add_timer(MonotonicTime(), 0, [this] { expire_handovers(); });
     if (metrics_.running()) {
         loop_.add_timer(MonotonicTime(), kMetricsIntervalMs, [this] {
             metrics_.publish(node_metrics(node_status(), resident_bytes()));
@@ -661,23 +666,11 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
     }
     if (auto *fetch = std::get_if<wire::Fetch>(&message)) {
         counters_.fetches++;
-        wire::FetchReply answer;
-        answer.request_id = fetch->request_id;
-        answer.owner = owned_.contains(wire::shard_of(fetch->key));
-        if (store_.find(fetch->key, now.ms(), &answer.record)) {
-            counters_.fetch_hits++;
-            answer.status =
-                answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
-        } else if (fills_.filling(wire::shard_of(fetch->key))) {
-            // Not here yet may mean not copied yet: the asker is to count on another node.
-            reply(routing_id, wire::ErrorReply{fetch->request_id, wire::ErrorCode::kFilling,
-                                               "this node is still being filled with that shard"});
-            return;
-        } else {
-            answer.status = wire::FetchStatus::kNotFound;
-            answer.record = wire::SessionRecord{};
+        if (!hold_for_handover(routing_id, *fetch, now)) {
+            answer_fetch(routing_id, fetch->request_id, fetch->key, now);
         }
-        reply(routing_id, answer);
+    } else if (auto *handover = std::get_if<wire::HandoverReply>(&message)) {
+        on_handover_reply(routing_id, *handover, now);
     } else if (auto *heartbeat = std::get_if<wire::Heartbeat>(&message)) {
         answer_heartbeat(routing_id, *heartbeat);
     } else if (auto *end = std::get_if<wire::EndSession>(&message)) {
@@ -720,6 +713,143 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         error.text =
             "a node answers fetch, heartbeat, snapshot-request, status-request, ping, end-session";
         reply(routing_id, error);
+    }
+}
+
+void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t request_id,
+                              const wire::SessionKey &key, WallTime now) {
+    wire::FetchReply answer;
+    answer.request_id = request_id;
+    answer.owner = owned_.contains(wire::shard_of(key));
+    if (store_.find(key, now.ms(), &answer.record)) {
+        counters_.fetch_hits++;
+        answer.status =
+            answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
+    } else if (fills_.filling(wire::shard_of(key))) {
+        // Not here yet may mean not copied yet: the asker is to count on another node.
+        reply(routing_id, wire::ErrorReply{request_id, wire::ErrorCode::kFilling,
+                                           "this node is still being filled with that shard"});
+        return;
+    } else {
+        answer.status = wire::FetchStatus::kNotFound;
+        answer.record = wire::SessionRecord{};
+    }
+    reply(routing_id, answer);
+}
+
+// A web server's agent fetches a session this node owns whose newest version here another server
+// made: when that server's agent is in touch, the fetch waits for its copy (handover_waits.h).
+// An operator's `rss_node get` (no agent) changes nothing anywhere.
+bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fetch &fetch,
+                                   WallTime now) {
+    wire::SessionRecord held;
+    if (config_.handover_wait_ms == 0 || !owned_.contains(wire::shard_of(fetch.key)) ||
+        !store_.find(fetch.key, now.ms(), &held) || held.tombstone) {
+        return false;
+    }
+    const AgentTracker::Agent *asker = agents_.find_by_routing_id(routing_id);
+    if (asker == nullptr || asker->server_name == held.origin) {
+        return false;
+    }
+    const AgentTracker::Agent *origin =
+        agents_.reachable_agent_of_server(held.origin, mono_.ms(), kHandoverReachableMs);
+    if (origin == nullptr) {
+        return false;  // gone, or hung: what is here is the best there is
+    }
+    std::uint64_t handover_id = 0;
+    switch (handovers_.hold(fetch.key, origin->routing_id, {routing_id, fetch.request_id},
+                            mono_.ms(), &handover_id)) {
+        case HandoverWaits::Held::kAsk: {
+            counters_.handovers_asked++;
+            std::string origin_routing_id = origin->routing_id;
+            if (!reply(origin_routing_id, wire::Handover{handover_id, fetch.key, held.version})) {
+                HandoverWaits::Wait unsent;  // its connection is gone: nothing to wait for
+                handovers_.answered(origin_routing_id, handover_id, &unsent);
+                counters_.handovers_unanswered++;
+                return false;
+            }
+            arm_handover_timer();
+            return true;
+        }
+        case HandoverWaits::Held::kJoined:
+            return true;
+        case HandoverWaits::Held::kFull:
+            break;
+    }
+    counters_.handovers_skipped++;
+    std::uint64_t suppressed = 0;
+    if (handover_log_.admit(mono_.ms(), &suppressed)) {
+        RSS_LOG(LogLevel::kWarn,
+                "RN0311: a fetch of a session another server made was answered without asking "
+                "that server for a newer copy: %zu handovers wait already (%llu such fetches so "
+                "far)",
+                handovers_.size(), static_cast<unsigned long long>(counters_.handovers_skipped));
+    }
+    return false;
+}
+
+void NodeServer::on_handover_reply(const std::string &routing_id,
+                                   const wire::HandoverReply &handover, WallTime now) {
+    HandoverWaits::Wait wait;
+    if (!handovers_.answered(routing_id, handover.request_id, &wait)) {
+        return;  // after its deadline, or not asked of that agent
+    }
+    const AgentTracker::Agent *origin = agents_.find_by_routing_id(routing_id);
+    if (handover.newer && handover.record.key == wait.key && origin != nullptr &&
+        handover.record.origin == origin->server_name) {
+        const char *implausible = nullptr;
+        ApplyOutcome outcome = store_.apply(handover.record, now.ms(), &implausible);
+        switch (outcome.result) {
+            case ApplyResult::kApplied:
+                counters_.handovers_newer++;
+                break;
+            case ApplyResult::kNoMemory:
+                // The same change comes again through the updates, and is refused there as
+                // any change: the agent keeps it unacknowledged.
+                refused_for_memory();
+                break;
+            case ApplyResult::kImplausible:
+                refused_implausible(handover.record, implausible, "a handover");
+                break;
+            case ApplyResult::kDuplicate:
+            case ApplyResult::kStale:
+            case ApplyResult::kExpired:
+                break;
+        }
+    }
+    answer_held(wait, now);
+}
+
+void NodeServer::expire_handovers() {
+    std::vector<HandoverWaits::Wait> expired;
+    handovers_.expire(mono_.ms(), &expired);
+    for (const HandoverWaits::Wait &wait : expired) {
+        counters_.handovers_unanswered++;
+        std::uint64_t suppressed = 0;
+        if (handover_log_.admit(mono_.ms(), &suppressed)) {
+            RSS_LOG(LogLevel::kWarn,
+                    "RN0310: the server that made a session did not answer a handover in %llu "
+                    "ms (hung, or just gone): another server's fetch was answered from this "
+                    "node's copy, which lacks that server's changes the bank had not received "
+                    "(%llu such fetches so far)",
+                    static_cast<unsigned long long>(config_.handover_wait_ms),
+                    static_cast<unsigned long long>(counters_.handovers_unanswered));
+        }
+        answer_held(wait, now_);
+    }
+    arm_handover_timer();
+}
+
+void NodeServer::arm_handover_timer() {
+    std::uint64_t next = handovers_.next_deadline_ms();
+    if (next != 0) {
+        loop_.rearm_timer(handover_timer_, MonotonicTime::from_ms(static_cast<std::int64_t>(next)));
+    }
+}
+
+void NodeServer::answer_held(const HandoverWaits::Wait &wait, WallTime now) {
+    for (const HandoverWaits::HeldFetch &fetch : wait.fetches) {
+        answer_fetch(fetch.routing_id, fetch.request_id, wait.key, now);
     }
 }
 

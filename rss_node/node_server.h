@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "rss_node/agent_tracker.h"
 #include "rss_node/connection_watch.h"
+#include "rss_node/handover_waits.h"
 #include "rss_node/log.h"
 #include "rss_node/membership.h"
 #include "rss_node/metrics_server.h"
@@ -90,6 +91,14 @@ class NodeServer {
     void drain_peer(std::size_t peer, WallTime now, MonotonicTime mono);
     void handle_published(const std::string_view *frames, std::size_t count, WallTime now);
     void handle_query(const std::string_view *frames, std::size_t count, WallTime now);
+    void answer_fetch(const std::string &routing_id, std::uint64_t request_id,
+                      const wire::SessionKey &key, WallTime now);
+    bool hold_for_handover(const std::string &routing_id, const wire::Fetch &fetch, WallTime now);
+    void on_handover_reply(const std::string &routing_id, const wire::HandoverReply &reply,
+                           WallTime now);
+    void expire_handovers();
+    void arm_handover_timer();
+    void answer_held(const HandoverWaits::Wait &wait, WallTime now);
     void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat);
     wire::EndSessionReply end_sessions(const wire::EndSession &request, WallTime now);
     NodeStatus node_status() const;
@@ -130,6 +139,8 @@ class NodeServer {
     std::uint32_t sweep_shard_ = 0;
     wire::EventLoop loop_;
     wire::EventLoop::Id ping_timer_ = 0;
+    HandoverWaits handovers_;
+    wire::EventLoop::Id handover_timer_ = 0;  // at the earliest deadline of handovers_
     // The current turn's times: the wall clock (session expiry) and the monotonic clock.
     WallTime now_;
     MonotonicTime mono_;
@@ -143,6 +154,7 @@ class NodeServer {
     RateLimitedLog conflict_log_{10000};
     RateLimitedLog implausible_log_{10000};
     RateLimitedLog end_session_log_{10000};
+    RateLimitedLog handover_log_{10000};
     MetricsServer metrics_;  // --metrics: started when configured
     EndSessionRate end_session_rate_;
 };

@@ -73,6 +73,10 @@ const char *message_type_name(MessageType type) {
             return "end-session";
         case MessageType::kEndSessionReply:
             return "end-session-reply";
+        case MessageType::kHandover:
+            return "handover";
+        case MessageType::kHandoverReply:
+            return "handover-reply";
     }
     return "unknown";
 }

@@ -159,6 +159,37 @@ DecodeResult body_end_session_reply(ByteReader *in, Message *out) {
     return decode_ok();
 }
 
+DecodeResult body_handover(ByteReader *in, Message *out) {
+    Handover m;
+    RHYTHM_TRY(read_request_id(in, &m.request_id));
+    if (!in->copy(kSessionKeyBytes, m.key.bytes.data()) || !in->u64(&m.version)) {
+        return decode_fail(DecodeError::kTruncated, "handover: truncated");
+    }
+    RHYTHM_TRY(expect_end(*in, "handover: bytes after the version"));
+    *out = m;
+    return decode_ok();
+}
+
+DecodeResult body_handover_reply(ByteReader *in, Message *out) {
+    HandoverReply m;
+    std::uint8_t newer;
+    RHYTHM_TRY(read_request_id(in, &m.request_id));
+    if (!in->u8(&newer)) {
+        return decode_fail(DecodeError::kTruncated, "handover reply: truncated");
+    }
+    if (newer > 1) {
+        return decode_fail(DecodeError::kBadValue, "handover reply: newer is neither 0 nor 1");
+    }
+    m.newer = newer == 1;
+    if (!m.newer) {
+        RHYTHM_TRY(expect_end(*in, "handover reply: bytes after nothing newer"));
+    } else {
+        RHYTHM_TRY(read_record(in, &m.record));
+    }
+    *out = m;
+    return decode_ok();
+}
+
 DecodeResult body_fetch_reply(ByteReader *in, Message *out) {
     FetchReply m;
     std::uint8_t status;
@@ -501,6 +532,20 @@ struct BodyWriter {
         put_u64(&body, m.count);
         return std::move(body);
     }
+    std::string operator()(const Handover &m) {
+        put_u64(&body, m.request_id);
+        put_bytes(&body, m.key.bytes.data(), m.key.bytes.size());
+        put_u64(&body, m.version);
+        return std::move(body);
+    }
+    std::string operator()(const HandoverReply &m) {
+        put_u64(&body, m.request_id);
+        put_u8(&body, m.newer ? 1 : 0);
+        if (m.newer) {
+            put_record(&body, m.record);
+        }
+        return std::move(body);
+    }
 };
 
 // Where a published message's header is: bytes 2 and 3 of its one frame from version 3 on; in
@@ -533,6 +578,8 @@ constexpr MessageType kVariantTypes[] = {
     MessageType::kError,
     MessageType::kEndSession,
     MessageType::kEndSessionReply,
+    MessageType::kHandover,
+    MessageType::kHandoverReply,
 };
 static_assert(std::size(kVariantTypes) == std::variant_size_v<Message>,
               "one message type per alternative of Message, in order");
@@ -701,6 +748,10 @@ DecodeResult decode_message(FrameSpan frames, Message *out) {
             return body_end_session(&in, out);
         case MessageType::kEndSessionReply:
             return body_end_session_reply(&in, out);
+        case MessageType::kHandover:
+            return body_handover(&in, out);
+        case MessageType::kHandoverReply:
+            return body_handover_reply(&in, out);
         case MessageType::kUpdate:
         case MessageType::kTombstone:
             break;

@@ -264,10 +264,28 @@ struct EndSessionReply {
     std::uint64_t count = 0;
 };
 
+// Another web server asks for a session whose newest version in the bank (`version`) came from
+// this agent's server: a node asks the agent for its own copy before it answers, and the agent
+// gives the session up (it checks it against the bank before serving it again). So a request
+// misrouted just after a change the bank has not received yet still sees that change.
+struct Handover {
+    std::uint64_t request_id = 0;
+    SessionKey key;
+    std::uint64_t version = 0;
+};
+
+// The agent's copy when it is newer than the version asked about (`newer`), else nothing.
+struct HandoverReply {
+    std::uint64_t request_id = 0;
+    bool newer = false;
+    SessionRecord record;  // when `newer`: live, or a tombstone (deleted there); else absent
+};
+
 // Everything that travels DEALER <-> ROUTER.
-using Message = std::variant<Fetch, FetchReply, Heartbeat, HeartbeatAck, Resend, Refused,
-                             SnapshotRequest, SnapshotRecord, SnapshotEnd, StatusRequest,
-                             StatusReply, Ping, Pong, ErrorReply, EndSession, EndSessionReply>;
+using Message =
+    std::variant<Fetch, FetchReply, Heartbeat, HeartbeatAck, Resend, Refused, SnapshotRequest,
+                 SnapshotRecord, SnapshotEnd, StatusRequest, StatusReply, Ping, Pong, ErrorReply,
+                 EndSession, EndSessionReply, Handover, HandoverReply>;
 
 MessageType message_type(const Message &message);
 

@@ -81,10 +81,13 @@ enum class MessageType : std::uint8_t {
     kError = 16,
     kEndSession = 17,
     kEndSessionReply = 18,
+    // A node to a web server's agent, and its answer (both over the agent's DEALER).
+    kHandover = 19,
+    kHandoverReply = 20,
 };
 
 // The highest defined type: anything above it (or 0) is kUnknownType.
-constexpr std::uint8_t kLastMessageType = static_cast<std::uint8_t>(MessageType::kEndSessionReply);
+constexpr std::uint8_t kLastMessageType = static_cast<std::uint8_t>(MessageType::kHandoverReply);
 
 const char *message_type_name(MessageType type);
 

@@ -310,6 +310,8 @@ void BackupAgent::on_node_message(std::size_t node, const wire::Message &message
                      "here is checked against the bank before it is served again",
                      nodes_[node]->name.c_str());
         }
+    } else if (auto *handover = std::get_if<wire::Handover>(&message)) {
+        on_handover(node, *handover);
     } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
         fetches_.on_reply(*reply, now);
     } else if (auto *error = std::get_if<wire::ErrorReply>(&message)) {
@@ -323,6 +325,25 @@ void BackupAgent::on_node_message(std::size_t node, const wire::Message &message
                  nodes_[node]->name.c_str(), static_cast<int>(error->text.size()),
                  error->text.data());
     }
+}
+
+// The record goes to the node that asked and to no other: the change itself is still on its way
+// through the replication window, to every owner, as any change is.
+void BackupAgent::on_handover(std::size_t node, const wire::Handover &handover) {
+    wire::HandoverReply reply;
+    reply.request_id = handover.request_id;
+    ChangeRecord newer;
+    if (feed_.hand_over(handover.key, handover.version, &newer)) {
+        reply.newer = true;
+        reply.record.key = newer.id;
+        reply.record.version = newer.version;
+        reply.record.expires_at_ms =
+            newer.expiry_us > 0 ? static_cast<std::uint64_t>(newer.expiry_us / 1000) : 0;
+        reply.record.tombstone = newer.tombstone;
+        reply.record.origin = config_.server_id;
+        reply.record.data = newer.data;
+    }
+    send(node, wire::encode_message(reply));
 }
 
 void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,

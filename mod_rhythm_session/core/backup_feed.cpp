@@ -182,6 +182,30 @@ bool BackupFeed::drop_if_older(const SessionId &id, std::uint64_t version) {
     return true;
 }
 
+bool BackupFeed::hand_over(const SessionId &id, std::uint64_t version, ChangeRecord *newer) {
+    Segment seg = cache_.segment();
+    SegmentHeader &h = seg.h();
+    ShmMutexGuard guard(h.mutex);
+    std::uint32_t i = seg.find(id);
+    if (i == kNoIndex) {
+        return false;
+    }
+    Entry &e = seg.entry(i);
+    e.checked_generation = h.stall_generation - 1;
+    h.backup.handed_over += 1;
+    if (e.version <= version) {
+        return false;
+    }
+    newer->id = e.id;
+    newer->version = e.version;
+    newer->expiry_us = e.expiry_us;
+    newer->tombstone = e.state == kTombstone;
+    newer->saved_at_us = e.dirty_since_us;
+    newer->data.resize(e.size);
+    seg.arena().load(e.first_chunk, newer->data.data(), e.size);
+    return true;
+}
+
 SessionCache::Save BackupFeed::insert_fetched(const SessionId &id, const void *data,
                                               std::size_t size, std::int64_t expiry_us,
                                               std::uint64_t version) {

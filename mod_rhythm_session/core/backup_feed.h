@@ -85,6 +85,12 @@ class BackupFeed {
     // checked against the bank before it is served again instead. True if it was dropped.
     bool drop_if_older(const SessionId &id, std::uint64_t version);
 
+    // Another server is taking this session over, and the bank holds `version` of it, made here
+    // (wire::Handover): this copy is to be checked against the bank before it is served again,
+    // and when it is newer than `version` (a change the bank has not received yet, a live
+    // session or a deletion), it is copied to `*newer` for the bank and true is returned.
+    bool hand_over(const SessionId &id, std::uint64_t version, ChangeRecord *newer);
+
     // Stores a session fetched from the bank, at the bank's version, as acknowledged. kNoSpace
     // also when room could only be made by evicting sessions the bank does not hold (and
     // SessionBackupEvictUnbacked is Off): counted with the refused saves.

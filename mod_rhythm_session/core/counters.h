@@ -30,6 +30,7 @@
       "Saves refused: room only by evicting sessions the bank lacks")                             \
     X(evicted_unbacked, "RhythmBackupEvictedUnbacked", "Evicted before the bank had them (lost)") \
     X(stale_dropped, "RhythmBackupStaleDropped", "Stale copies dropped (newer elsewhere)")        \
+    X(handed_over, "RhythmBackupHandedOver", "Sessions handed over to a server taking them over") \
     X(refused_by_nodes, "RhythmBackupRefusedByNodes", "Changes nodes refused for lack of memory") \
     X(fetched_found, "RhythmBackupFetched", "Sessions taken over from the bank")                  \
     X(fetched_missing, "RhythmBackupFetchMisses", "Fetches the bank did not know")                \

@@ -47,7 +47,7 @@ namespace rhythm::detail {
 
 constexpr char kMagic[8] = {'R', 'H', 'Y', 'T', 'H', 'M', 'S', 'C'};
 // Bump whenever a structure below changes: an older segment is then refused, not misread.
-constexpr std::uint32_t kLayoutVersion = 5;
+constexpr std::uint32_t kLayoutVersion = 6;
 // Chunks planned per entry: an average session of up to 512 bytes fills both tables evenly.
 constexpr std::uint32_t kChunksPerEntry = 4;
 // How many locked entries eviction steps over before it gives up.
@@ -186,8 +186,8 @@ struct SegmentHeader {
 struct LayoutSizes {
     std::size_t header, entry, waiter, backup, node_report, counters;
 };
-constexpr std::uint32_t kLayoutSizesVersion = 5;
-constexpr LayoutSizes kLayoutSizes = {7088, 128, 40, 6720, 232, 104};
+constexpr std::uint32_t kLayoutSizesVersion = 6;
+constexpr LayoutSizes kLayoutSizes = {7096, 128, 40, 6728, 232, 104};
 static_assert(kLayoutSizesVersion == kLayoutVersion,
               "kLayoutSizes are another version's: write the sizes of this one");
 static_assert(sizeof(SegmentHeader) == kLayoutSizes.header && sizeof(Entry) == kLayoutSizes.entry &&

@@ -111,6 +111,21 @@ BOOST_AUTO_TEST_CASE(a_forgotten_shard_waits_for_its_head) {
     BOOST_TEST(acked(t, 7) == 10u);
 }
 
+BOOST_AUTO_TEST_CASE(an_agent_is_found_by_the_identity_of_its_last_heartbeat_and_by_its_server) {
+    AgentTracker t;
+    t.on_heartbeat(heartbeat(1, 1), "rid-1", kAll, 1000);
+    BOOST_TEST(t.find_by_routing_id("rid-1")->server_name == "web1");
+    // A new connection (the agent reconnected): the old identity no longer finds it.
+    t.on_heartbeat(heartbeat(1, 1), "rid-2", kAll, 1500);
+    BOOST_TEST(t.find_by_routing_id("rid-1") == nullptr);
+    BOOST_TEST(t.find_by_routing_id("rid-2") != nullptr);
+    BOOST_TEST(t.reachable_agent_of_server("web1", 2000, 1500)->routing_id == "rid-2");
+    BOOST_TEST(t.reachable_agent_of_server("web1", 3001, 1500) == nullptr);  // silent too long
+    BOOST_TEST(t.reachable_agent_of_server("web2", 2000, 1500) == nullptr);
+    t.forget_idle(700000, 600000);
+    BOOST_TEST(t.find_by_routing_id("rid-2") == nullptr);
+}
+
 BOOST_AUTO_TEST_CASE(refusals_reach_the_agents_of_a_server_by_its_name) {
     AgentTracker t;
     t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);

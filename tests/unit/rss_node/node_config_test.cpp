@@ -175,6 +175,24 @@ BOOST_AUTO_TEST_CASE(connection_caps_and_the_longest_session_lifetime) {
     BOOST_TEST(error == bad.path +
                             ":1: max-session-lifetime must be a duration such as 400d, 72h, "
                             "90m or 3600s, of at most 100 years (0: no bound)");
+    BOOST_TEST(c.handover_wait_ms == 100u);
+    for (auto [text, ms] : {std::pair{"250ms", 250}, {"2s", 2000}, {"40", 40}, {"0", 0}}) {
+        NodeConfig d;
+        BOOST_TEST_REQUIRE(parse({"--handover-wait", text, "--name", "a", "--updates",
+                                  "tcp://127.0.0.1:1", "--queries", "tcp://127.0.0.1:2"},
+                                 &d, &error),
+                           error);
+        BOOST_TEST(d.handover_wait_ms == static_cast<std::uint64_t>(ms));
+    }
+    for (const char *wait : {"11s", "1m", "-1", "ms"}) {
+        NodeConfig d;
+        BOOST_TEST(!parse({"--handover-wait", wait, "--name", "a", "--updates", "tcp://127.0.0.1:1",
+                           "--queries", "tcp://127.0.0.1:2"},
+                          &d, &error));
+        BOOST_TEST(error ==
+                   "--handover-wait: handover-wait must be a duration such as 100ms or 1s, of at "
+                   "most 10 s (0: off)");
+    }
     BOOST_TEST(c.ipc_mode == 0660u);
     NodeConfig owner_only;
     BOOST_TEST_REQUIRE(parse({"--ipc-mode", "600", "--name", "a", "--updates", "ipc://u.sock",

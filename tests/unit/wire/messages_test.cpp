@@ -112,6 +112,10 @@ std::vector<wire::Message> samples() {
     out.push_back(wire::EndSession{17, wire::EndScope::kAll, {}});
     out.push_back(wire::EndSessionReply{16, wire::EndSessionOutcome::kEnded, 1});
     out.push_back(wire::EndSessionReply{17, wire::EndSessionOutcome::kRefused, 12});
+    out.push_back(wire::Handover{18, key_of(7), 41});
+    out.push_back(wire::HandoverReply{18, true, live_record()});
+    out.push_back(wire::HandoverReply{18, true, tombstone_record()});
+    out.push_back(wire::HandoverReply{19, false, {}});
     return out;
 }
 
@@ -203,6 +207,27 @@ BOOST_AUTO_TEST_CASE(an_end_of_all_sessions_names_no_session_and_a_scope_it_know
         wire::encode_message(wire::EndSessionReply{1, wire::EndSessionOutcome::kEnded, 3});
     reply[1][8] = 3;  // no such outcome
     BOOST_TEST((decode(reply, &back).error == DecodeError::kBadValue));
+}
+
+BOOST_AUTO_TEST_CASE(a_handover_reply_carries_a_copy_or_nothing) {
+    wire::Message back;
+    wire::Frames newer = wire::encode_message(wire::HandoverReply{1, true, live_record()});
+    BOOST_TEST_REQUIRE(decode(newer, &back).ok());
+    BOOST_TEST(std::get<wire::HandoverReply>(back).record.data == kData);
+    wire::Frames deleted = wire::encode_message(wire::HandoverReply{1, true, tombstone_record()});
+    BOOST_TEST_REQUIRE(decode(deleted, &back).ok());
+    BOOST_TEST(std::get<wire::HandoverReply>(back).record.tombstone);
+    wire::Frames nothing = wire::encode_message(wire::HandoverReply{1, false, {}});
+    nothing[1][8] = 2;  // neither 0 nor 1
+    BOOST_TEST((decode(nothing, &back).error == DecodeError::kBadValue));
+    nothing[1][8] = 0;
+    nothing[1] += '\0';
+    BOOST_TEST((decode(nothing, &back).error == DecodeError::kTrailingBytes));
+    wire::Frames handover = wire::encode_message(wire::Handover{2, key_of(3), 9});
+    BOOST_TEST_REQUIRE(decode(handover, &back).ok());
+    BOOST_TEST(std::get<wire::Handover>(back).version == 9u);
+    handover[1].pop_back();
+    BOOST_TEST((decode(handover, &back).error == DecodeError::kTruncated));
 }
 
 BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {

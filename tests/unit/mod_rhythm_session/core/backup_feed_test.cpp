@@ -714,6 +714,38 @@ BOOST_AUTO_TEST_CASE(the_parents_sign_of_life_does_not_wait_for_a_mutex_the_agen
     BOOST_TEST(alive.get() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_handover_gives_the_bank_a_newer_copy_and_checks_this_one_before_use) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    f.save(a, "a=2");  // version 2, which the bank has not received
+    BOOST_TEST(!to_be_checked(f, a));
+    ChangeRecord newer;
+    BOOST_TEST_REQUIRE(f.feed.hand_over(a, 1, &newer));
+    BOOST_TEST(newer.version == 2u);
+    BOOST_TEST(newer.data == "a=2");
+    BOOST_TEST(!newer.tombstone);
+    BOOST_TEST(to_be_checked(f, a));
+    // The bank has this version already: nothing to give, but still checked before use.
+    f.save(a, "a=3");
+    BOOST_TEST(!f.feed.hand_over(a, 3, &newer));
+    BOOST_TEST(to_be_checked(f, a));
+    BOOST_TEST(f.feed.stats().handed_over == 2u);
+    // Not held here: nothing.
+    BOOST_TEST(!f.feed.hand_over(Fixture::make_id(7), 1, &newer));
+}
+
+BOOST_AUTO_TEST_CASE(a_deletion_the_bank_has_not_heard_of_is_handed_over_as_a_tombstone) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    SessionCache::Handle h = f.lock(a);
+    f.cache.erase_and_release(&h, kNow);  // version 2, a tombstone
+    ChangeRecord newer;
+    BOOST_TEST_REQUIRE(f.feed.hand_over(a, 1, &newer));
+    BOOST_TEST(newer.tombstone);
+    BOOST_TEST(newer.version == 2u);
+    BOOST_TEST(newer.data.empty());
+}
+
 BOOST_AUTO_TEST_CASE(after_an_operator_ended_every_session_each_is_checked_before_it_is_served) {
     Fixture f;
     SessionId a = f.add(1, "a=1");

@@ -1,0 +1,65 @@
+#include "rss_node/handover_waits.h"
+
+#include <utility>
+
+namespace rhythm::node {
+
+HandoverWaits::Held HandoverWaits::hold(const wire::SessionKey &key,
+                                        const std::string &origin_routing_id, HeldFetch fetch,
+                                        std::uint64_t now_ms, std::uint64_t *handover_id) {
+    auto it = waits_.find(key);
+    if (it != waits_.end()) {
+        if (it->second.fetches.size() >= kMaxFetchesPerWait) {
+            return Held::kFull;
+        }
+        it->second.fetches.push_back(std::move(fetch));
+        return Held::kJoined;
+    }
+    if (waits_.size() >= kMaxWaits) {
+        return Held::kFull;
+    }
+    Wait &wait = waits_[key];
+    wait.key = key;
+    wait.origin_routing_id = origin_routing_id;
+    wait.handover_id = next_handover_id_++;
+    wait.deadline_ms = now_ms + wait_ms_;
+    wait.fetches.push_back(std::move(fetch));
+    *handover_id = wait.handover_id;
+    return Held::kAsk;
+}
+
+bool HandoverWaits::answered(const std::string &routing_id, std::uint64_t handover_id,
+                             Wait *ended) {
+    // Few waits at a time (most fetches are of sessions their asker made): a walk is cheap.
+    for (auto it = waits_.begin(); it != waits_.end(); ++it) {
+        if (it->second.handover_id == handover_id && it->second.origin_routing_id == routing_id) {
+            *ended = std::move(it->second);
+            waits_.erase(it);
+            return true;
+        }
+    }
+    return false;
+}
+
+void HandoverWaits::expire(std::uint64_t now_ms, std::vector<Wait> *expired) {
+    for (auto it = waits_.begin(); it != waits_.end();) {
+        if (it->second.deadline_ms <= now_ms) {
+            expired->push_back(std::move(it->second));
+            it = waits_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+std::uint64_t HandoverWaits::next_deadline_ms() const {
+    std::uint64_t next = 0;
+    for (const auto &entry : waits_) {
+        if (next == 0 || entry.second.deadline_ms < next) {
+            next = entry.second.deadline_ms;
+        }
+    }
+    return next;
+}
+
+}  // namespace rhythm::node

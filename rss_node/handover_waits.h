@@ -1,0 +1,84 @@
+// The fetches a node holds back while it asks a session's origin for its own copy (wire::Handover).
+//
+// Write-behind leaves a window, tens of milliseconds, in which the server that made a change has
+// it and the bank does not. A request misrouted to another server in that window would take the
+// session over from the bank's older copy and roll the user back. So when a web server's agent
+// fetches a session whose newest version here was made by another server whose agent is in
+// touch, the node first asks that agent for its copy, and answers the fetch once the agent has
+// answered (the node stores a newer copy first) or the wait (--handover-wait, 100 ms by default)
+// has passed (a hung server: the fetch is answered from what the node holds, as before). The
+// wait stays well under the fetch's own time-out (SessionBackupTimeout, 200 ms by default), so
+// that a take-over from a hung server is slower by that much, not refused. A server that is gone has no connection left to ask: the
+// node answers at once.
+//
+// A peer cannot make the node hold much: at most kMaxWaits sessions wait at once, and
+// kMaxFetchesPerWait fetches on each; past either the fetch is answered at once. Socket-free:
+// the node's loop sends and answers (node_server.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "wire/messages.h"
+
+namespace rhythm::node {
+
+class HandoverWaits {
+  public:
+    static constexpr std::uint64_t kDefaultWaitMs = 100;
+    static constexpr std::size_t kMaxWaits = 1024;
+    static constexpr std::size_t kMaxFetchesPerWait = 16;
+
+    // A fetch to answer later: who asked, and its request id.
+    struct HeldFetch {
+        std::string routing_id;
+        std::uint64_t request_id = 0;
+    };
+
+    // Everything waiting on one handover, handed back when it ends.
+    struct Wait {
+        wire::SessionKey key;
+        std::string origin_routing_id;  // the agent asked
+        std::uint64_t handover_id = 0;  // the request id of the Handover sent
+        std::uint64_t deadline_ms = 0;
+        std::vector<HeldFetch> fetches;
+    };
+
+    enum class Held {
+        kAsk,     // a new wait: send a Handover with *handover_id to the origin's agent
+        kJoined,  // that session's origin is being asked already: the fetch waits with the others
+        kFull,    // too many waits: answer the fetch now
+    };
+
+    explicit HandoverWaits(std::uint64_t wait_ms = kDefaultWaitMs) : wait_ms_(wait_ms) {}
+
+    // Holds `fetch` of `key` until the agent at `origin_routing_id` answers.
+    Held hold(const wire::SessionKey &key, const std::string &origin_routing_id, HeldFetch fetch,
+              std::uint64_t now_ms, std::uint64_t *handover_id);
+
+    // The agent at `routing_id` answered handover `handover_id`: the wait it ends (its fetches to
+    // answer now), or false when none matches (late, or not asked of that agent).
+    bool answered(const std::string &routing_id, std::uint64_t handover_id, Wait *ended);
+
+    // Moves the waits whose deadline has passed to `*expired`.
+    void expire(std::uint64_t now_ms, std::vector<Wait> *expired);
+
+    std::size_t size() const { return waits_.size(); }
+    // The earliest deadline, 0 when nothing waits.
+    std::uint64_t next_deadline_ms() const;
+
+  private:
+    struct KeyLess {
+        bool operator()(const wire::SessionKey &a, const wire::SessionKey &b) const {
+            return a.bytes < b.bytes;
+        }
+    };
+    std::uint64_t wait_ms_;
+    std::map<wire::SessionKey, Wait, KeyLess> waits_;
+    std::uint64_t next_handover_id_ = 1;
+};
+
+}  // namespace rhythm::node
