@@ -8,8 +8,8 @@
 // answered (the node stores a newer copy first) or the wait (--handover-wait, 100 ms by default)
 // has passed (a hung server: the fetch is answered from what the node holds, as before). The
 // wait stays well under the fetch's own time-out (SessionBackupTimeout, 200 ms by default), so
-// that a take-over from a hung server is slower by that much, not refused. A server that is gone has no connection left to ask: the
-// node answers at once.
+// that a take-over from a hung server is slower by that much, not refused. A server that is gone
+// has no connection left to ask: the node answers at once.
 //
 // A peer cannot make the node hold much: at most kMaxWaits sessions wait at once, and
 // kMaxFetchesPerWait fetches on each; past either the fetch is answered at once. Socket-free:

@@ -327,6 +327,19 @@ void BackupAgent::on_node_message(std::size_t node, const wire::Message &message
     }
 }
 
+// `change` as this server's record of it on the wire (its data is `change`'s, not a copy).
+wire::SessionRecord BackupAgent::record_of(const ChangeRecord &change) const {
+    wire::SessionRecord r;
+    r.key = change.id;
+    r.version = change.version;
+    r.expires_at_ms =
+        change.expiry_us > 0 ? static_cast<std::uint64_t>(change.expiry_us / 1000) : 0;
+    r.tombstone = change.tombstone;
+    r.origin = config_.server_id;
+    r.data = change.data;
+    return r;
+}
+
 // The record goes to the node that asked and to no other: the change itself is still on its way
 // through the replication window, to every owner, as any change is.
 void BackupAgent::on_handover(std::size_t node, const wire::Handover &handover) {
@@ -335,13 +348,7 @@ void BackupAgent::on_handover(std::size_t node, const wire::Handover &handover) 
     ChangeRecord newer;
     if (feed_.hand_over(handover.key, handover.version, &newer)) {
         reply.newer = true;
-        reply.record.key = newer.id;
-        reply.record.version = newer.version;
-        reply.record.expires_at_ms =
-            newer.expiry_us > 0 ? static_cast<std::uint64_t>(newer.expiry_us / 1000) : 0;
-        reply.record.tombstone = newer.tombstone;
-        reply.record.origin = config_.server_id;
-        reply.record.data = newer.data;
+        reply.record = record_of(newer);
     }
     send(node, wire::encode_message(reply));
 }
@@ -569,13 +576,7 @@ std::size_t BackupAgent::publish_changes(MonotonicTime now) {
             p.sender.epoch = epoch_;
             p.sender.sequence = numbers.sequence;
             p.sender.shard_sequence = numbers.shard_sequence;
-            p.record.key = change.id;
-            p.record.version = change.version;
-            p.record.expires_at_ms =
-                change.expiry_us > 0 ? static_cast<std::uint64_t>(change.expiry_us / 1000) : 0;
-            p.record.tombstone = change.tombstone;
-            p.record.origin = config_.server_id;
-            p.record.data = change.data;
+            p.record = record_of(change);
             const ReplicationWindow::Change &c =
                 window_.add(shard, numbers, change.id, change.version, WallTime(change.saved_at_us),
                             now, std::move(wire::encode_published(p)[0]));

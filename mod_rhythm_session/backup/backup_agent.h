@@ -92,6 +92,7 @@ class BackupAgent : private FetchService::Bank {
     bool any_node_up() const;
     void back_in_touch(MonotonicTime now);
     void on_resend(std::size_t node, const wire::Resend &resend, MonotonicTime now);
+    wire::SessionRecord record_of(const ChangeRecord &change) const;
     // Another server takes a session over: answer with this server's newer copy, if any.
     void on_handover(std::size_t node, const wire::Handover &handover);
     void republish_shards(std::size_t node, const wire::ShardSet &shards);

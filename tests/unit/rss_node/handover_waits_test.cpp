@@ -90,8 +90,8 @@ BOOST_AUTO_TEST_CASE(a_flood_of_fetches_is_answered_at_once_past_the_bounds) {
         k.bytes[0] = static_cast<std::uint8_t>(i);
         k.bytes[1] = static_cast<std::uint8_t>(i >> 8);
         k.bytes[2] = 1;
-        BOOST_TEST_REQUIRE((waits.hold(k, "web-a", fetch("web-b", i), 1000, &id) ==
-                            HandoverWaits::Held::kAsk));
+        BOOST_TEST_REQUIRE(
+            (waits.hold(k, "web-a", fetch("web-b", i), 1000, &id) == HandoverWaits::Held::kAsk));
     }
     BOOST_TEST(waits.size() == HandoverWaits::kMaxWaits);
     BOOST_TEST((waits.hold(key_of(7), "web-a", fetch("web-b", 1), 1000, &id) ==
