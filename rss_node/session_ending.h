@@ -1,8 +1,9 @@
-// An operator's end of sessions (`rss_node end-session`): the session the command is given, and
-// what a node does with the request on its store, without sockets:
-// each session ended is replaced by a tombstone in the term above the one held, so that whatever
-// version a web server may still save of it is older and refused, and the shard's next owners
-// get the tombstone in their snapshots. The node then tells the web servers (node_server.cpp).
+// An operator's end of sessions (`rss_node end-session`): the session the command is given, how
+// often a node takes such requests (EndSessionRate), and what a node does with one on its store,
+// without sockets: each session ended is replaced by a tombstone in the term above the one held,
+// so that whatever version a web server may still save of it is older and refused, and the
+// shard's next owners get the tombstone in their snapshots. The node then tells the web servers
+// (node_server.cpp).
 #pragma once
 
 #include <cstdint>
