@@ -160,6 +160,14 @@ def check_history(client, history, faults, end, report):
                     excuses += [f for f in found if f.kind == "kill-web" or any(
                         h.server not in ("", server) and
                         f.started <= h.start <= _healed(f, end) for h in history[:i + 1])]
+                if excuses:
+                    # A kill excuses only the changes its server could have held, made before
+                    # it; a cut only if it lasted until the first lost change was made. (Seeds
+                    # 51 to 53: a server killed and started again seconds earlier excused the
+                    # rollback of changes made since, and hid misroutes.)
+                    first = first_lost_answer(history, i, r.count) or last
+                    excuses = [f for f in excuses if first.start <= (
+                        f.started if f.kind == "kill-web" else _healed(f, end))]
                 if excuse is None and excuses:
                     excuse = excuses[0]
                 # However the loss is excused, a server cut off meanwhile may still hold its own

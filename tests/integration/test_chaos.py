@@ -76,6 +76,19 @@ def test_a_killed_server_excuses_a_rollback_and_the_loss_is_measured():
     assert held.ok and held.losses[0].bounded is False
 
 
+def test_a_kill_does_not_excuse_the_loss_of_changes_made_after_it():
+    """Seeds 51 to 53: web-1 was killed and started again; seconds later the session, counted
+    on web-1 since, went back on web-2. The kill was taken as the excuse (and its loss printed as
+    0 ms): a rollback of changes made after it is a G1."""
+    history = [answered(10, 1, start=1.0), answered(11, 2, start=1.1), answered(12, 3, start=1.2),
+               answered(13, 2, server="web-2", start=1.3)]
+    report = check(history, [fault("kill-web", "web-1", 0.2, 0.6)])
+    assert [v.rule for v in report.violations] == ["G1"] and report.losses == []
+    # A cut that healed before the lost changes were made excuses them no more.
+    report = check(history, [fault("cut-web", "web-1", 0.2, 0.6)])
+    assert [v.rule for v in report.violations] == ["G1"]
+
+
 def test_a_new_session_from_a_server_cut_off_from_the_bank_is_excused():
     history = [answered(1, 1), answered(2, 2), answered(3, 1, server="web-3", target="web-3")]
     assert check(history, [fault("cut-web", "web-3", 0.1, 1.0)]).violations == []
