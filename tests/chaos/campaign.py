@@ -52,6 +52,7 @@ class Bank:
         self.web = {}
         self.retired = []
         self.balancer = None  # set once it runs
+        self.paused = set()  # the servers and nodes stopped by pause-web and pause-node now
 
     def start(self):
         for n in self.nodes.values():
@@ -79,28 +80,36 @@ class Bank:
         c = self.cluster
         if kind == "kill-web":
             self.web[target].kill()
+            self.paused.discard(target)  # it starts again, running
             return lambda: self._restart_web(target)
         if kind == "pause-web":
-            pid = self.web[target].pid
-            pause(pid, group=True)
-            return lambda: resume(pid, group=True)
+            return self._pause(target, self.web[target].pid, group=True)
         if kind == "restart-web":
+            # A graceful restart asks the server first: a paused one would hold the nemesis
+            # until that request timed out (seed 50: 30 s, every other fault held as long).
+            self._not_paused(target)
             self.web[target].graceful()
             return lambda: None
         if kind == "cut-web":
             return c.partition(c[target], [c[n] for n in NODES], both_ways=True).heal
-        if kind == "kill-node":
+        if kind in ("kill-node", "stop-node", "pause-node"):
             node = self.nodes[target]
+            # Down already (a kill or stop not healed yet): a second one would start it twice
+            # when both heal, and the second start, which cannot bind, would be the process the
+            # next faults aim at (seeds 51, 56).
+            if node.proc is None:
+                raise RuntimeError("the node is down already")
+        if kind == "kill-node":
             node.kill()
+            self.paused.discard(target)
             return lambda: node.start()
         if kind == "stop-node":
-            node = self.nodes[target]
+            # A clean stop of a paused node would be a kill 10 s later (seed 51).
+            self._not_paused(target)
             node.stop()
             return lambda: node.start()
         if kind == "pause-node":
-            pid = self.nodes[target].pid
-            pause(pid)
-            return lambda: resume(pid)
+            return self._pause(target, node.pid)
         if kind == "cut-node":
             others = [h for name, h in c.hosts.items() if name != target]
             return c.partition(c[target], others, both_ways=True).heal
@@ -115,6 +124,19 @@ class Bank:
             pause(pid, group=True)
             return lambda: resume(pid, group=True)
         raise ValueError(f"unknown fault {kind}")
+
+    def _pause(self, target, pid, group=False):
+        pause(pid, group=group)
+        self.paused.add(target)
+
+        def heal():
+            self.paused.discard(target)
+            resume(pid, group=group)
+        return heal
+
+    def _not_paused(self, target):
+        if target in self.paused:
+            raise RuntimeError("it is paused")
 
     def copies(self, key):
         """{node: (version, count)} from every node that owns the session's shard."""
