@@ -197,6 +197,13 @@ def test_a_failure_with_no_fault_is_a_g4_violation():
     assert report.failures == {"none": 1}
 
 
+def test_a_failure_caused_by_a_fault_that_began_while_it_waited_is_excused():
+    """Seed 52: a request left 0.6 ms before the kill of the server it went to, and failed."""
+    history = [answered(1, 1), failed(2, status=502, start=1.0)]
+    report = check(history, [fault("kill-web", "web-1", 1.005, 2.0)])
+    assert report.violations == [] and report.failures == {"kill-web": 1}
+
+
 def test_the_bank_must_hold_the_last_count_on_every_owner():
     history = [answered(1, 1), answered(2, 2)]
     assert check(history, finals={0: {"node-1": (7, 2), "node-2": (7, 2)}}).violations == []
