@@ -765,7 +765,7 @@ bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fe
             if (!reply(origin_routing_id, wire::Handover{handover_id, fetch.key, held.version})) {
                 HandoverWaits::Wait unsent;  // its connection is gone: nothing to wait for
                 handovers_.answered(origin_routing_id, handover_id, &unsent);
-                counters_.handovers_unanswered++;
+                handover_unanswered();
                 return false;
             }
             arm_handover_timer();
@@ -778,14 +778,32 @@ bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fe
     }
     counters_.handovers_skipped++;
     std::uint64_t suppressed = 0;
-    if (handover_log_.admit(mono_.ms(), &suppressed)) {
+    if (handover_skipped_log_.admit(mono_.ms(), &suppressed)) {
         RSS_LOG(LogLevel::kWarn,
                 "RN0311: a fetch of a session another server made was answered without asking "
                 "that server for a newer copy: %zu handovers wait already (%llu such fetches so "
-                "far)",
-                handovers_.size(), static_cast<unsigned long long>(counters_.handovers_skipped));
+                "far, %llu since the last line)",
+                handovers_.size(), static_cast<unsigned long long>(counters_.handovers_skipped),
+                static_cast<unsigned long long>(suppressed + 1));
     }
     return false;
+}
+
+// The fetches held for a handover are answered from this node's copy, which may lack the
+// changes of the server asked that the bank had not received.
+void NodeServer::handover_unanswered() {
+    counters_.handovers_unanswered++;
+    std::uint64_t suppressed = 0;
+    if (handover_unanswered_log_.admit(mono_.ms(), &suppressed)) {
+        RSS_LOG(LogLevel::kWarn,
+                "RN0310: the server that made a session did not answer a handover in %llu ms "
+                "(hung, cut off or gone): another server's fetch was answered from this node's "
+                "copy, which lacks that server's changes the bank had not received (%llu such "
+                "fetches so far, %llu since the last line)",
+                static_cast<unsigned long long>(config_.handover_wait_ms),
+                static_cast<unsigned long long>(counters_.handovers_unanswered),
+                static_cast<unsigned long long>(suppressed + 1));
+    }
 }
 
 void NodeServer::on_handover_reply(const std::string &routing_id,
@@ -824,17 +842,7 @@ void NodeServer::expire_handovers() {
     std::vector<HandoverWaits::Wait> expired;
     handovers_.expire(mono_.ms(), &expired);
     for (const HandoverWaits::Wait &wait : expired) {
-        counters_.handovers_unanswered++;
-        std::uint64_t suppressed = 0;
-        if (handover_log_.admit(mono_.ms(), &suppressed)) {
-            RSS_LOG(LogLevel::kWarn,
-                    "RN0310: the server that made a session did not answer a handover in %llu "
-                    "ms (hung, or just gone): another server's fetch was answered from this "
-                    "node's copy, which lacks that server's changes the bank had not received "
-                    "(%llu such fetches so far)",
-                    static_cast<unsigned long long>(config_.handover_wait_ms),
-                    static_cast<unsigned long long>(counters_.handovers_unanswered));
-        }
+        handover_unanswered();
         answer_held(wait, now_);
     }
     arm_handover_timer();

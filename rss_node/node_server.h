@@ -97,6 +97,7 @@ class NodeServer {
     void on_handover_reply(const std::string &routing_id, const wire::HandoverReply &reply,
                            WallTime now);
     void expire_handovers();
+    void handover_unanswered();
     void arm_handover_timer();
     void answer_held(const HandoverWaits::Wait &wait, WallTime now);
     void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat);
@@ -154,7 +155,8 @@ class NodeServer {
     RateLimitedLog conflict_log_{10000};
     RateLimitedLog implausible_log_{10000};
     RateLimitedLog end_session_log_{10000};
-    RateLimitedLog handover_log_{10000};
+    RateLimitedLog handover_unanswered_log_{10000};
+    RateLimitedLog handover_skipped_log_{10000};
     MetricsServer metrics_;  // --metrics: started when configured
     EndSessionRate end_session_rate_;
 };
