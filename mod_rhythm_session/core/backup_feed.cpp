@@ -50,6 +50,17 @@ std::uint64_t percentile(const std::uint64_t *counts, std::uint64_t total, doubl
     return lag_bucket_top(kLagBuckets - 1);
 }
 
+// A session's entry as the bank receives it: its bytes, or a tombstone, with their version.
+void copy_entry(Segment &seg, const Entry &e, ChangeRecord *r) {
+    r->id = e.id;
+    r->version = e.version;
+    r->expiry_us = e.expiry_us;
+    r->tombstone = e.state == kTombstone;
+    r->saved_at_us = e.dirty_since_us;
+    r->data.resize(e.size);
+    seg.arena().load(e.first_chunk, r->data.data(), e.size);
+}
+
 }  // namespace
 
 SegmentHeader &BackupFeed::header() const {
@@ -89,14 +100,7 @@ void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_re
         Entry &e = seg.entry(i);
         std::uint32_t next = e.dirty_next;
         if (seg.idle(e)) {
-            ChangeRecord &r = out->emplace_back();
-            r.id = e.id;
-            r.version = e.version;
-            r.expiry_us = e.expiry_us;
-            r.tombstone = e.state == kTombstone;
-            r.saved_at_us = e.dirty_since_us;
-            r.data.resize(e.size);
-            seg.arena().load(e.first_chunk, r.data.data(), e.size);
+            copy_entry(seg, e, &out->emplace_back());
             bytes += e.size;
             seg.dirty_unlink(i);
             e.taken_in_epoch = static_cast<std::uint32_t>(h.backup.agent_epoch);
@@ -196,13 +200,7 @@ bool BackupFeed::hand_over(const SessionId &id, std::uint64_t version, ChangeRec
     if (e.version <= version) {
         return false;
     }
-    newer->id = e.id;
-    newer->version = e.version;
-    newer->expiry_us = e.expiry_us;
-    newer->tombstone = e.state == kTombstone;
-    newer->saved_at_us = e.dirty_since_us;
-    newer->data.resize(e.size);
-    seg.arena().load(e.first_chunk, newer->data.data(), e.size);
+    copy_entry(seg, e, newer);
     return true;
 }
 
