@@ -57,6 +57,8 @@ def seeds():
                                          struct.pack(">QBB", 1, rf.NOT_FOUND, 0)),
         "fetch_reply_deleted": message(rf.FETCH_REPLY,
                                        struct.pack(">QBB", 1, rf.DELETED, 1) + deleted),
+        "fetch_reply_filling": message(rf.FETCH_REPLY,
+                                       struct.pack(">QBB", 1, rf.FOUND, 3) + live),
         "heartbeat": seed(1, rf.heartbeat_frames(3, AGENT_ID, 1, 10, heads={3: 7})),
         "heartbeat_ack": message(rf.HEARTBEAT_ACK,
                                  struct.pack(">QQ", 3, 1) + name("node-a") +
@@ -81,6 +83,8 @@ def seeds():
         "handover_reply_newer": message(rf.HANDOVER_REPLY, struct.pack(">QB", 9, 1) + live),
         "handover_reply_deleted": message(rf.HANDOVER_REPLY, struct.pack(">QB", 9, 1) + deleted),
         "handover_reply_nothing": message(rf.HANDOVER_REPLY, struct.pack(">QB", 9, 0)),
+        "catch_up_offer": message(rf.CATCH_UP_OFFER,
+                                  struct.pack(">Q", 10) + shard_set([0, 1023]) + name("node-c")),
     }
 
 

@@ -129,8 +129,10 @@ int run_get_command(const std::string &endpoint, const std::string &session_id,
                                        : answer->status == wire::FetchStatus::kDeleted
                                            ? "deleted"
                                            : "not-found";
-                   std::printf("session: %s\nshard: %u\nstate: %s\n", session_id.c_str(),
-                               wire::shard_of(key), state);
+                   // A former owner's copy gets no updates; a filling owner's may be behind.
+                   const char *owner = !answer->owner ? "no" : answer->filling ? "filling" : "yes";
+                   std::printf("session: %s\nshard: %u\nowner: %s\nstate: %s\n", session_id.c_str(),
+                               wire::shard_of(key), owner, state);
                    if (answer->status == wire::FetchStatus::kNotFound) {
                        return kExitNotFound;
                    }

@@ -19,24 +19,27 @@ enum class CounterGroup {
     kAfterAgents,            // ... up to `curve`
 };
 
-// X(group, name): every counter, in the order of the status JSON; docs/rss_node.md says what
-// each counts. Among them: `refused_memory`, new sessions and larger versions refused past
-// --max-memory; `refused_implausible`, records with an expiry or a version no web server makes
+// X(group, name): every counter, in the order of the status JSON; docs/rss_node.md says what each
+// counts. Among them: `refused_memory`, new sessions and larger versions refused past --max-memory;
+// `refused_implausible`, records with an expiry or a version no web server makes
 // (SessionStore::apply); `conflicts`, the same version of a session made by two servers;
-// `malformed_frames`, messages dropped because they did not decode; `snapshots_requested`, fills
-// of gained shards asked of peers; `replies_dropped`, answers to a requester whose queue was full
-// or that was gone; `connections_refused`, connections over --max-connections or
-// --max-connections-per-address, hung up at once; `connections_dropped`, connections hung up for
-// holding an unfinished message (connection_guard.h); `sessions_ended`, sessions an operator
-// ended here (rss_node end-session); `end_sessions_refused`, end-session requests past
-// EndSessionRate, answered busy; `handovers_asked`, fetches of a session another server made
-// that its agent was asked for its copy first (handover_waits.h), `handovers_newer`, those it
-// answered with a newer copy, `handovers_unanswered`, those it did not answer in time, and
-// `handovers_skipped`, fetches answered without asking because too many waited.
+// `malformed_frames`, messages dropped because they did not decode; `snapshots_requested`, fills of
+// gained or offered shards asked of peers; `catch_up_offers_sent` and `_received`, offers of the
+// shards a peer missed while counted down (catch_up.h); `replies_dropped`, answers to a requester
+// whose queue was full or that was gone; `connections_refused`, connections over --max-connections
+// or --max-connections-per-address, hung up at once; `connections_dropped`, connections hung up for
+// holding an unfinished message (connection_guard.h); `sessions_ended`, sessions an operator ended
+// here (rss_node end-session); `end_sessions_refused`, end-session requests past EndSessionRate,
+// answered busy; `handovers_asked`, fetches of a session another server made that its agent was
+// asked for its copy first (handover_waits.h), `handovers_newer`, those it answered with a newer
+// copy, `handovers_unanswered`, those it did not answer in time, and `handovers_skipped`, fetches
+// answered without asking because too many waited.
 #define RSS_NODE_COUNTERS(X)                            \
     X(kAfterOwnershipDecided, ownership_changes)        \
     X(kAfterOwnershipDecided, snapshots_requested)      \
     X(kAfterOwnershipDecided, snapshot_records_applied) \
+    X(kAfterOwnershipDecided, catch_up_offers_sent)     \
+    X(kAfterOwnershipDecided, catch_up_offers_received) \
     X(kAfterReplicas, updates_applied)                  \
     X(kAfterUpdatesRefused, refused_stale)              \
     X(kAfterUpdatesRefused, refused_memory)             \

@@ -57,8 +57,8 @@ constexpr int kHandshakeMs = 5000;
 constexpr int kMallocTrimThreshold = 32 * 1024 * 1024;
 
 // The text of a version-mismatch answer; its header carries the same version.
-constexpr char kVersionMismatchText[] = "this node speaks protocol version 5";
-static_assert(wire::kProtocolVersion == 5, "kVersionMismatchText names the protocol version");
+constexpr char kVersionMismatchText[] = "this node speaks protocol version 6";
+static_assert(wire::kProtocolVersion == 6, "kVersionMismatchText names the protocol version");
 // A full node has room again once its store is this far under --max-memory: far enough that the
 // changes it refused, sent again, are not refused at once.
 constexpr std::uint64_t kRoomAgainPercent = 95;
@@ -316,6 +316,7 @@ void NodeServer::update_ownership(MonotonicTime mono) {
         }
     }
     owned_ = owned;
+    catch_up_.on_ownership(membership_.peers(), owned_);
     // A shard's stream starts again at the next message: what came before a gain is re-sent.
     agents_.forget_shards(change.gained);
     agents_.forget_shards(change.lost);
@@ -339,6 +340,64 @@ void NodeServer::update_ownership(MonotonicTime mono) {
     counters_.ownership_changes++;
     previous_members_ = std::move(live);
     ownership_decided_ = true;
+    send_snapshot_requests(mono);
+}
+
+// A peer up again after this node counted it down is offered the shards it owned meanwhile; an
+// offer its socket did not take goes in a later turn.
+void NodeServer::send_catch_up_offers() {
+    const auto &peers = membership_.peers();
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+        const wire::ShardSet &shards = catch_up_.offer_for(i);
+        if (shards.empty() || peers[i].state != PeerState::kUp) {
+            continue;
+        }
+        if (!wire::send_frames(
+                peer_sockets_[i], nullptr,
+                wire::encode_message(wire::CatchUpOffer{next_request_id_++, shards, config_.name}),
+                ZMQ_DONTWAIT)) {
+            continue;
+        }
+        counters_.catch_up_offers_sent++;
+        RSS_LOG(LogLevel::kInfo,
+                "RN0208: peer %s is back after this node counted it down: offered it the %zu "
+                "shard(s) owned here meanwhile",
+                peers[i].name.c_str(), shards.count());
+        catch_up_.offer_sent(i);
+    }
+}
+
+void NodeServer::on_catch_up_offer(const wire::CatchUpOffer &offer) {
+    counters_.catch_up_offers_received++;
+    if (catch_up_.offered(membership_.peers(), offer.node_name, offer.shards)) {
+        fill_offered_shards(mono_);
+        return;
+    }
+    std::uint64_t suppressed = 0;
+    if (unknown_offer_log_.admit(mono_.ms(), &suppressed)) {
+        RSS_LOG(LogLevel::kWarn,
+                "RN0210: ignored an offer of %zu shard(s) from \"%.*s\", which is no peer of this "
+                "node (%llu since the last line)",
+                offer.shards.count(), static_cast<int>(offer.node_name.size()),
+                offer.node_name.data(), static_cast<unsigned long long>(suppressed + 1));
+    }
+}
+
+// The offered shards this node owns are filled from the peer that offered them, as gained ones:
+// until the snapshot ends, fetches are answered as filling and the highest version wins.
+void NodeServer::fill_offered_shards(MonotonicTime mono) {
+    std::map<std::string, wire::ShardSet> due =
+        catch_up_.fills_due(membership_.peers(), owned_, fills_.shards());
+    if (due.empty()) {
+        return;
+    }
+    for (const auto &[name, shards] : due) {
+        RSS_LOG(LogLevel::kInfo,
+                "RN0209: peer %s held %zu shard(s) of this node's while it was counted down: "
+                "filling them from its snapshot",
+                name.c_str(), shards.count());
+    }
+    fills_.ask(due, membership_.peers(), &next_request_id_);
     send_snapshot_requests(mono);
 }
 
@@ -705,13 +764,16 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         reply(routing_id, wire::StatusReply{status->request_id, json});
     } else if (auto *ping = std::get_if<wire::Ping>(&message)) {
         reply(routing_id, wire::Pong{ping->request_id, config_.name});
+    } else if (auto *offer = std::get_if<wire::CatchUpOffer>(&message)) {
+        on_catch_up_offer(*offer);
     } else {
         malformed("queries", wire::decode_fail(wire::DecodeError::kUnexpectedType,
                                                "request: a reply type sent to a node"));
         wire::ErrorReply error;
         error.code = wire::ErrorCode::kUnsupported;
         error.text =
-            "a node answers fetch, heartbeat, snapshot-request, status-request, ping, end-session";
+            "a node answers fetch, heartbeat, snapshot-request, status-request, ping, end-session, "
+            "handover-reply, catch-up-offer";
         reply(routing_id, error);
     }
 }
@@ -721,15 +783,13 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
     wire::FetchReply answer;
     answer.request_id = request_id;
     answer.owner = owned_.contains(wire::shard_of(key));
+    // Not here yet, or here at an older version, may mean not copied yet: the asker is to ask
+    // the rest of the bank too.
+    answer.filling = answer.owner && fills_.filling(wire::shard_of(key));
     if (store_.find(key, now.ms(), &answer.record)) {
         counters_.fetch_hits++;
         answer.status =
             answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
-    } else if (fills_.filling(wire::shard_of(key))) {
-        // Not here yet may mean not copied yet: the asker is to count on another node.
-        reply(routing_id, wire::ErrorReply{request_id, wire::ErrorCode::kFilling,
-                                           "this node is still being filled with that shard"});
-        return;
     } else {
         answer.status = wire::FetchStatus::kNotFound;
         answer.record = wire::SessionRecord{};
@@ -1016,6 +1076,8 @@ void NodeServer::end_turn() {
         membership_changed_ = false;
         update_ownership(mono_);
     }
+    send_catch_up_offers();
+    fill_offered_shards(mono_);
     send_snapshot_requests(mono_);
 }
 

@@ -23,6 +23,7 @@
 
 #include "common/clock.h"
 #include "rss_node/agent_tracker.h"
+#include "rss_node/catch_up.h"
 #include "rss_node/connection_watch.h"
 #include "rss_node/handover_waits.h"
 #include "rss_node/log.h"
@@ -80,6 +81,9 @@ class NodeServer {
     void send_snapshot_requests(MonotonicTime mono);
     void on_snapshot_record(const wire::SnapshotRecord &record, WallTime now, MonotonicTime mono);
     void forget_fills(MonotonicTime mono);
+    void send_catch_up_offers();
+    void on_catch_up_offer(const wire::CatchUpOffer &offer);
+    void fill_offered_shards(MonotonicTime mono);
     void watch_events();
     void begin_turn(MonotonicTime mono);
     void ping_peers();
@@ -125,6 +129,7 @@ class NodeServer {
     // When each shard this node has lost is to be dropped (0: not lost).
     std::array<MonotonicTime, wire::kShardCount> drop_lost_at_{};
     SnapshotFills fills_;
+    CatchUp catch_up_;
     SnapshotServer snapshots_;
     NodeKeys keys_;
     ZapHandler zap_;
@@ -157,6 +162,7 @@ class NodeServer {
     RateLimitedLog end_session_log_{10000};
     RateLimitedLog handover_unanswered_log_{10000};
     RateLimitedLog handover_skipped_log_{10000};
+    RateLimitedLog unknown_offer_log_{10000};
     MetricsServer metrics_;  // --metrics: started when configured
     EndSessionRate end_session_rate_;
 };

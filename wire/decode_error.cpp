@@ -77,6 +77,8 @@ const char *message_type_name(MessageType type) {
             return "handover";
         case MessageType::kHandoverReply:
             return "handover-reply";
+        case MessageType::kCatchUpOffer:
+            return "catch-up-offer";
     }
     return "unknown";
 }

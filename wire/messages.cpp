@@ -190,6 +190,17 @@ DecodeResult body_handover_reply(ByteReader *in, Message *out) {
     return decode_ok();
 }
 
+DecodeResult body_catch_up_offer(ByteReader *in, Message *out) {
+    CatchUpOffer m;
+    RHYTHM_TRY(read_request_id(in, &m.request_id));
+    RHYTHM_TRY(read_shard_set(in, &m.shards));
+    RHYTHM_TRY(read_short_name(in, &m.node_name, "catch-up offer: node name truncated",
+                               "catch-up offer: node name empty or unprintable"));
+    RHYTHM_TRY(expect_end(*in, "catch-up offer: bytes after the node name"));
+    *out = m;
+    return decode_ok();
+}
+
 DecodeResult body_fetch_reply(ByteReader *in, Message *out) {
     FetchReply m;
     std::uint8_t status;
@@ -201,14 +212,17 @@ DecodeResult body_fetch_reply(ByteReader *in, Message *out) {
         return decode_fail(DecodeError::kBadValue, "fetch reply: unknown status");
     }
     m.status = static_cast<FetchStatus>(status);
-    std::uint8_t owner;
-    if (!in->u8(&owner)) {
-        return decode_fail(DecodeError::kTruncated, "fetch reply: owner truncated");
+    std::uint8_t flags;
+    if (!in->u8(&flags)) {
+        return decode_fail(DecodeError::kTruncated, "fetch reply: flags truncated");
     }
-    if (owner > 1) {
-        return decode_fail(DecodeError::kBadValue, "fetch reply: owner is neither 0 nor 1");
+    if ((flags & ~(kFetchFlagOwner | kFetchFlagFilling)) != 0 || flags == kFetchFlagFilling) {
+        return decode_fail(DecodeError::kBadValue,
+                           "fetch reply: unknown flags, or filling "
+                           "without owner");
     }
-    m.owner = owner == 1;
+    m.owner = (flags & kFetchFlagOwner) != 0;
+    m.filling = (flags & kFetchFlagFilling) != 0;
     if (m.status == FetchStatus::kNotFound) {
         RHYTHM_TRY(expect_end(*in, "fetch reply: bytes after not-found"));
     } else {
@@ -414,7 +428,7 @@ DecodeResult body_error(ByteReader *in, Message *out) {
         return decode_fail(DecodeError::kTruncated, "error: code truncated");
     }
     if (code < static_cast<std::uint8_t>(ErrorCode::kVersionMismatch) ||
-        code > static_cast<std::uint8_t>(ErrorCode::kFilling)) {
+        code > static_cast<std::uint8_t>(ErrorCode::kBusy)) {
         return decode_fail(DecodeError::kBadValue, "error: unknown code");
     }
     m.code = static_cast<ErrorCode>(code);
@@ -438,7 +452,8 @@ struct BodyWriter {
     std::string operator()(const FetchReply &m) {
         put_u64(&body, m.request_id);
         put_u8(&body, static_cast<std::uint8_t>(m.status));
-        put_u8(&body, m.owner ? 1 : 0);
+        put_u8(&body, static_cast<std::uint8_t>((m.owner ? kFetchFlagOwner : 0) |
+                                                (m.filling ? kFetchFlagFilling : 0)));
         if (m.status != FetchStatus::kNotFound) {
             put_record(&body, m.record);
         }
@@ -546,6 +561,12 @@ struct BodyWriter {
         }
         return std::move(body);
     }
+    std::string operator()(const CatchUpOffer &m) {
+        put_u64(&body, m.request_id);
+        put_bytes(&body, m.shards.bits.data(), m.shards.bits.size());
+        put_short_text(&body, m.node_name);
+        return std::move(body);
+    }
 };
 
 // Where a published message's header is: bytes 2 and 3 of its one frame from version 3 on; in
@@ -580,6 +601,7 @@ constexpr MessageType kVariantTypes[] = {
     MessageType::kEndSessionReply,
     MessageType::kHandover,
     MessageType::kHandoverReply,
+    MessageType::kCatchUpOffer,
 };
 static_assert(std::size(kVariantTypes) == std::variant_size_v<Message>,
               "one message type per alternative of Message, in order");
@@ -752,6 +774,8 @@ DecodeResult decode_message(FrameSpan frames, Message *out) {
             return body_handover(&in, out);
         case MessageType::kHandoverReply:
             return body_handover_reply(&in, out);
+        case MessageType::kCatchUpOffer:
+            return body_catch_up_offer(&in, out);
         case MessageType::kUpdate:
         case MessageType::kTombstone:
             break;

@@ -128,6 +128,9 @@ struct FetchReply {
     // seconds for the new owner's snapshot and answers from it, but that copy gets no updates:
     // only an owner's answer may end a fetch before every node asked has answered.
     bool owner = true;
+    // The owner is still being filled with the shard from its peers: its answer (found or not) is
+    // its copy so far, and the rest of the bank is to be asked too.
+    bool filling = false;
 };
 
 // A shard sequence of one shard of an agent's stream: in a heartbeat, the last one the agent has
@@ -226,7 +229,6 @@ enum class ErrorCode : std::uint8_t {
     kMalformed = 2,        // the request did not decode
     kUnsupported = 3,      // a well-formed message this responder does not answer
     kBusy = 4,             // too much in progress (snapshots): ask again later
-    kFilling = 5,          // a fetch for a shard the node is still being filled with: ask others
 };
 
 struct ErrorReply {
@@ -281,11 +283,20 @@ struct HandoverReply {
     SessionRecord record;  // when `newer`: live, or a tombstone (deleted there); else absent
 };
 
+// A node to a peer that has come back after this node counted it down: the shards this node
+// owned meanwhile. The bank went on without the peer, so for those it owns it asks this node
+// for a snapshot (the highest version wins), whether or not its own view of the bank changed.
+struct CatchUpOffer {
+    std::uint64_t request_id = 0;
+    ShardSet shards;
+    std::string_view node_name;  // the offering node
+};
+
 // Everything that travels DEALER <-> ROUTER.
 using Message =
     std::variant<Fetch, FetchReply, Heartbeat, HeartbeatAck, Resend, Refused, SnapshotRequest,
                  SnapshotRecord, SnapshotEnd, StatusRequest, StatusReply, Ping, Pong, ErrorReply,
-                 EndSession, EndSessionReply, Handover, HandoverReply>;
+                 EndSession, EndSessionReply, Handover, HandoverReply, CatchUpOffer>;
 
 MessageType message_type(const Message &message);
 

@@ -14,7 +14,7 @@ namespace rhythm::wire {
 // The first byte of every header. A receiver answers a request of another version with an
 // kError of code kVersionMismatch (in its own version) and drops a published update of another
 // version, counting it as malformed.
-constexpr std::uint8_t kProtocolVersion = 5;
+constexpr std::uint8_t kProtocolVersion = 6;
 
 // Sessions are spread over a fixed number of shards; the shard is the topic of a published
 // update. Fixed by the protocol version: every party must agree on it.
@@ -50,6 +50,9 @@ constexpr std::size_t kMaxRefusalsPerMessage = 4096;
 
 // Heartbeat-ack flag bits; every other bit must be 0.
 constexpr std::uint8_t kAckFlagFull = 0x01;  // the node has refused changes for lack of memory
+// Fetch-reply flag bits; every other bit must be 0, and filling comes only with owner.
+constexpr std::uint8_t kFetchFlagOwner = 0x01;    // the node owns the key's shard
+constexpr std::uint8_t kFetchFlagFilling = 0x02;  // ... and is still being filled with it
 constexpr std::size_t kMaxFrameSize = kMaxDataLength + 64 * 1024;
 
 // Sizes that never change within a version. A published message is one frame: topic, header,
@@ -84,10 +87,12 @@ enum class MessageType : std::uint8_t {
     // A node to a web server's agent, and its answer (both over the agent's DEALER).
     kHandover = 19,
     kHandoverReply = 20,
+    // A node to a peer that has come back (over the node's DEALER to the peer's ROUTER).
+    kCatchUpOffer = 21,
 };
 
 // The highest defined type: anything above it (or 0) is kUnknownType.
-constexpr std::uint8_t kLastMessageType = static_cast<std::uint8_t>(MessageType::kHandoverReply);
+constexpr std::uint8_t kLastMessageType = static_cast<std::uint8_t>(MessageType::kCatchUpOffer);
 
 const char *message_type_name(MessageType type);
 

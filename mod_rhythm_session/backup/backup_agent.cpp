@@ -315,12 +315,6 @@ void BackupAgent::on_node_message(std::size_t node, const wire::Message &message
     } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
         fetches_.on_reply(*reply, now);
     } else if (auto *error = std::get_if<wire::ErrorReply>(&message)) {
-        if (error->code == wire::ErrorCode::kFilling) {
-            // An owner still being filled with the session's shard: the others decide.
-            fetches_.on_reply(wire::FetchReply{error->request_id, wire::FetchStatus::kNotFound, {}},
-                              now);
-            return;
-        }
         log_line(log_, AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s",
                  nodes_[node]->name.c_str(), static_cast<int>(error->text.size()),
                  error->text.data());

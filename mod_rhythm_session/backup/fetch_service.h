@@ -61,7 +61,7 @@ class FetchService {
     void accept_all();
     // A connection of waiting() is readable: its request has come (or it closed).
     void on_request(int fd, MonotonicTime now);
-    // A node's answer to a fetch (a node still filling the shard counts as not found).
+    // A node's answer to a fetch.
     void on_reply(const wire::FetchReply &reply, MonotonicTime now);
     // A node answered a heartbeat: the fetches that found no node to ask (none reached yet, or
     // the sends failed while connections were made again) go to the bank now.

@@ -26,19 +26,21 @@ from rhythm_httpd import LOCAL, ManagedServer, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 SHARD_COUNT = 1024
 MAX_FRAME_SIZE = 1024 * 1024 + 64 * 1024
 
 UPDATE, TOMBSTONE, FETCH, FETCH_REPLY, HEARTBEAT, HEARTBEAT_ACK, RESEND, REFUSED = range(1, 9)
 SNAPSHOT_REQUEST, SNAPSHOT_RECORD, SNAPSHOT_END, STATUS_REQUEST, STATUS_REPLY = range(9, 14)
 PING, PONG, ERROR, END_SESSION, END_SESSION_REPLY, HANDOVER, HANDOVER_REPLY = range(14, 21)
+CATCH_UP_OFFER = 21
 END_ONE, END_ALL = 0, 1  # an END_SESSION's scope
 ENDED, NOT_OWNER, END_REFUSED = 0, 1, 2  # an END_SESSION_REPLY's outcome
 
 FOUND, NOT_FOUND, DELETED = 0, 1, 2
 ACK_FLAG_FULL = 0x01  # a heartbeat-ack's flags: the node has refused changes for lack of memory
-VERSION_MISMATCH, MALFORMED, UNSUPPORTED, BUSY, FILLING = range(1, 6)  # an ERROR's code
+VERSION_MISMATCH, MALFORMED, UNSUPPORTED, BUSY = range(1, 5)  # an ERROR's code
+FETCH_FLAG_OWNER, FETCH_FLAG_FILLING = 0x01, 0x02  # a fetch-reply's flags
 
 
 def distinct_free_ports(count, address="127.0.0.1"):
@@ -204,9 +206,11 @@ def decode_reply(frames):
     t = head[1]
     out = {"type": t}
     if t == FETCH_REPLY:
-        out["request_id"], out["status"], owner = struct.unpack(">QBB", body[:10])
-        assert owner in (0, 1), f"fetch-reply owner {owner}"
-        out["owner"] = owner == 1
+        out["request_id"], out["status"], flags = struct.unpack(">QBB", body[:10])
+        assert flags in (0, FETCH_FLAG_OWNER, FETCH_FLAG_OWNER | FETCH_FLAG_FILLING), \
+            f"fetch-reply flags {flags:#x}"
+        out["owner"] = bool(flags & FETCH_FLAG_OWNER)
+        out["filling"] = bool(flags & FETCH_FLAG_FILLING)
         if out["status"] != NOT_FOUND:
             out.update(decode_record(body[10:]))
     elif t == HEARTBEAT_ACK:

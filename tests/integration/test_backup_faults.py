@@ -14,10 +14,10 @@ import threading
 import time
 
 from rhythm_httpd import COOKIE, Browser, backed_server, wait_for
-from rss_node_fixture import DELETED, FOUND, RssNode
+from rss_node_fixture import DELETED, FOUND, RssNode, shard_of
 from test_backup import (backup_status, count_in_bank, count_of, counted_session, in_bank,
                          stop_agent_outside_the_segment_mutex)
-from test_bank import NOTICE_MARGIN_S, NOTICE_S, wait_members
+from test_bank import NOTICE_MARGIN_S, NOTICE_S, bank, owned, wait_members
 
 
 def stopped(pid=None, pgid=None):
@@ -237,6 +237,58 @@ def test_a_fetch_is_not_held_for_a_server_that_does_not_answer_a_handover():
         assert 0.1 <= took < 2, took
         assert node.status()["handovers_unanswered"] == 1
         wait_for(lambda: "RN0310" in node.log_text(), 5, "RN0310 logged")
+
+
+# ---- nodes that come back to a bank that went on without them --------------------------------
+
+def test_two_owners_away_at_once_get_what_the_bank_took_meanwhile_from_the_node_that_held_it():
+    """Both owners of a session's shard hang (SIGSTOP) at once: the third node takes the shard
+    over and every change of the session, acknowledged by it alone. The session's server then
+    hangs too, so nothing of it can be re-sent. When the two owners resume, they see no change of
+    their own (a stopped node excuses its silence) and the third node gives the shard back to
+    them. Without the catch-up offer, another server's take-over got their copies from before
+    they hung, acknowledged changes lost (the fault campaign, seed 50: a copy 72 changes old;
+    here count 4 after 13). Now the third node offers them the shards it held meanwhile, they fill
+    from it, and the take-over continues from the last count."""
+    with bank(["node-a", "node-b", "node-c"], 2) as nodes, \
+            backed_server("web-a", nodes) as a, backed_server("web-b", nodes) as b:
+        browser = Browser(a)
+        for _ in range(3):
+            assert count_of(browser.get("/app/counter")[2]) is not None
+        wait_for(lambda: all_acknowledged(a), 10, "count=3 acknowledged")
+        shard = shard_of(browser.session_key())
+        owners = [n for n in nodes if shard in owned(n)]
+        third = next(n for n in nodes if n not in owners)
+        assert len(owners) == 2
+        held_before = owners[0].fetch(browser.session_key())["version"]
+        for n in owners:
+            stop_node(n)
+        try:
+            wait_members([third], {third.name}, timeout=NOTICE_S + NOTICE_MARGIN_S + 1)
+            wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10,
+                     "web-a to count the two owners down")
+            for i in range(4, 14):
+                assert count_of(browser.get("/app/counter")[2]) == i
+            wait_for(lambda: all_acknowledged(a), 10, "count=13 acknowledged by the third node")
+            assert third.fetch(browser.session_key())["version"] > held_before
+            stop_server(a)
+            for n in owners:
+                os.kill(n.pid, signal.SIGCONT)
+            wait_members(nodes, {n.name for n in nodes})
+            assert shard not in owned(third)
+            browser.server = b
+            status, _, text = browser.get("/app/counter")
+            assert status == 200 and count_of(text) == 14, text
+            # The offers, as the logs and the status pages tell them.
+            assert third.status()["catch_up_offers_sent"] >= 2
+            for n in owners:
+                assert n.status()["catch_up_offers_received"] >= 1
+                assert "RN0209" in n.log_text()
+            assert "RN0208" in third.log_text()
+        finally:
+            for n in owners:
+                os.kill(n.pid, signal.SIGCONT)
+            os.killpg(a.pid, signal.SIGCONT)
 
 
 # ---- a web server stopped as a whole (a hung host) -------------------------------------------

@@ -395,11 +395,11 @@ def wait_backed(web, what="every change acknowledged", timeout=10):
 
 def bank_versions(nodes, key):
     """{node name: version} of the nodes that hold the session. A node still being filled with
-    the session's shard answers FILLING: it does not hold it yet."""
+    the session's shard answers 'filling': what it holds is not its copy yet."""
     out = {}
     for n in nodes:
         reply = n.fetch(key)
-        if reply["type"] == rf.ERROR and reply["code"] == rf.FILLING:
+        if reply.get("filling"):
             continue
         if reply["status"] == rf.FOUND:
             out[n.name] = reply["version"]
@@ -639,10 +639,10 @@ class MutePeer:
         self.context.destroy(0)
 
 
-def test_a_node_still_filling_a_shard_answers_filling_for_what_it_does_not_hold():
+def test_a_node_still_filling_a_shard_says_so_in_its_answers():
     """A node takes over shards whose snapshot never comes (its source takes the request and
-    sends nothing): until it gives the fill up, a fetch of a session it does not hold gets the
-    'filling' error, not 'not found', so the web server counts on another node."""
+    sends nothing): until it gives the fill up, its answer to a fetch is flagged 'filling' (what
+    it holds is not its copy yet), so the web server asks the rest of the bank too."""
     x, y = MutePeer("node-x"), MutePeer("node-y")
     node = RssNode(name="node-d", peers=[x.queries, y.queries], extra=["--replicas", "2"])
     try:
@@ -654,13 +654,14 @@ def test_a_node_still_filling_a_shard_answers_filling_for_what_it_does_not_hold(
                  "node-d to own every shard")
         wait_for(lambda: x.snapshot_requests > 0, 5, "a snapshot asked of node-x")
         gained = sorted(set(range(rf.SHARD_COUNT)) - before)
-        reply = node.fetch(rf.key_in_shard(gained[0]))
-        assert reply["type"] == rf.ERROR and reply["code"] == rf.FILLING, reply
+        key = rf.key_in_shard(gained[0])
+        reply = node.fetch(key)
+        assert reply["type"] == rf.FETCH_REPLY and reply["status"] == rf.NOT_FOUND, reply
+        assert reply["owner"] and reply["filling"], reply
         # The fill is given up after 10 s without a record (the agents are asked to re-send):
         # from then on the node answers for the shard as its owner.
-        key = rf.key_in_shard(gained[0])
-        wait_for(lambda: node.fetch(key).get("status") == rf.NOT_FOUND, 15,
-                 "'not found' once the fill is given up")
+        wait_for(lambda: not node.fetch(key)["filling"], 15, "no 'filling' once given up")
+        assert node.fetch(key)["owner"]
         assert "given up" in node.log_text()
     finally:
         node.cleanup()

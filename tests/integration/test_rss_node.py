@@ -234,6 +234,7 @@ def test_status_and_get_commands(node):
     code, out, err = node.run_cli("get", node.queries, session_id_of(key))
     assert code == 0, err
     assert "state: found" in out and "version: 12" in out and "origin: web1" in out
+    assert "owner: yes" in out
     assert out.rstrip().endswith("counter=41")
     code, out, _ = node.run_cli("get", node.queries, session_id_of(new_key()))
     assert code == 1 and "state: not-found" in out

@@ -88,6 +88,8 @@ BOOST_FIXTURE_TEST_CASE(every_documented_field_in_its_order, Fixture) {
                                                  "ownership_changes",
                                                  "snapshots_requested",
                                                  "snapshot_records_applied",
+                                                 "catch_up_offers_sent",
+                                                 "catch_up_offers_received",
                                                  "replicas",
                                                  "updates_applied",
                                                  "updates_refused",

@@ -81,6 +81,8 @@ std::vector<wire::Message> samples() {
     out.push_back(wire::FetchReply{7, wire::FetchStatus::kNotFound, {}});
     out.push_back(wire::FetchReply{8, wire::FetchStatus::kDeleted, tombstone_record()});
     out.push_back(wire::FetchReply{9, wire::FetchStatus::kFound, live_record(), false});
+    out.push_back(wire::FetchReply{10, wire::FetchStatus::kFound, live_record(), true, true});
+    out.push_back(wire::FetchReply{10, wire::FetchStatus::kNotFound, {}, true, true});
     wire::Heartbeat hb;
     hb.request_id = 9;
     hb.agent_id.fill(3);
@@ -116,6 +118,10 @@ std::vector<wire::Message> samples() {
     out.push_back(wire::HandoverReply{18, true, live_record()});
     out.push_back(wire::HandoverReply{18, true, tombstone_record()});
     out.push_back(wire::HandoverReply{19, false, {}});
+    wire::ShardSet missed;
+    missed.add(0);
+    missed.add(1023);
+    out.push_back(wire::CatchUpOffer{20, missed, "node-c"});
     return out;
 }
 
@@ -249,6 +255,46 @@ BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {
         wire::encode_message(wire::FetchReply{6, wire::FetchStatus::kFound, live_record(), false});
     BOOST_TEST_REQUIRE(decode(frames, &back).ok());
     BOOST_TEST(!std::get<wire::FetchReply>(back).owner);
+    BOOST_TEST(!std::get<wire::FetchReply>(back).filling);
+    frames = wire::encode_message(
+        wire::FetchReply{6, wire::FetchStatus::kFound, live_record(), true, true});
+    BOOST_TEST_REQUIRE(decode(frames, &back).ok());
+    BOOST_TEST(std::get<wire::FetchReply>(back).owner);
+    BOOST_TEST(std::get<wire::FetchReply>(back).filling);
+    wire::ShardSet missed;
+    missed.add(7);
+    frames = wire::encode_message(wire::CatchUpOffer{3, missed, "node-b"});
+    BOOST_TEST_REQUIRE(decode(frames, &back).ok());
+    const auto &offer = std::get<wire::CatchUpOffer>(back);
+    BOOST_TEST(offer.shards.contains(7));
+    BOOST_TEST(offer.shards.count() == 1u);
+    BOOST_TEST(offer.node_name == "node-b");
+}
+
+BOOST_AUTO_TEST_CASE(fetch_reply_flags_are_owner_and_filling_only) {
+    wire::Message back;
+    for (std::uint8_t flags = 0; flags < 8; ++flags) {
+        std::string body;
+        wire::put_u64(&body, 1);
+        wire::put_u8(&body, 1);  // not found
+        wire::put_u8(&body, flags);
+        bool valid = flags == 0 || flags == 1 || flags == 3;  // filling only with owner
+        BOOST_TEST(decode({header(wire::MessageType::kFetchReply), body}, &back).ok() == valid,
+                   "flags " << int(flags));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_catch_up_offer_names_a_node) {
+    wire::Message back;
+    wire::Frames frames = wire::encode_message(wire::CatchUpOffer{3, wire::ShardSet::all(), "n"});
+    frames[1].back() = ' ';  // unprintable in a name
+    BOOST_TEST((decode(frames, &back).error == DecodeError::kBadValue));
+    frames[1].pop_back();
+    frames[1].back() = 0;  // empty name
+    BOOST_TEST((decode(frames, &back).error == DecodeError::kBadValue));
+    frames = wire::encode_message(wire::CatchUpOffer{3, wire::ShardSet::all(), "n"});
+    frames[1] += 'x';
+    BOOST_TEST((decode(frames, &back).error == DecodeError::kTrailingBytes));
 }
 
 BOOST_AUTO_TEST_CASE(published_updates_and_tombstones_round_trip) {
@@ -540,9 +586,9 @@ BOOST_AUTO_TEST_CASE(bad_values_are_rejected) {
     frames = wire::encode_message(wire::ErrorReply{1, wire::ErrorCode::kMalformed, "x"});
     frames[1][8] = 0;
     BOOST_TEST((decode(frames, &m).error == DecodeError::kBadValue));
-    frames[1][8] = 6;
+    frames[1][8] = 5;  // filling, until version 5
     BOOST_TEST((decode(frames, &m).error == DecodeError::kBadValue));
-    frames[1][8] = 5;
+    frames[1][8] = 4;
     BOOST_TEST((decode(frames, &m).error == DecodeError::kNone));
     std::string long_text(wire::kMaxErrorTextLength + 1, 'e');
     BOOST_TEST(

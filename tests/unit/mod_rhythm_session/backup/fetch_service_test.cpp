@@ -120,14 +120,17 @@ struct Fixture {
 
     // `owner`: the node owns the session's shard by its own word (false: it lost the shard and
     // answers from the copy it keeps for the new owner's snapshot).
+    // `filling`: an owner still being filled with the shard from its peers.
     void reply(std::size_t node, wire::FetchStatus status, std::uint64_t version = 0,
-               std::string data = "", std::string origin = "web1", bool owner = true) {
+               std::string data = "", std::string origin = "web1", bool owner = true,
+               bool filling = false) {
         held.push_back(std::move(data));
         origins.push_back(std::move(origin));
         wire::FetchReply r;
         r.request_id = bank.nodes[node].asked.back().request_id;
         r.status = status;
         r.owner = owner;
+        r.filling = filling;
         if (status != wire::FetchStatus::kNotFound) {
             r.record.key = bank.nodes[node].asked.back().key;
             r.record.version = version;
@@ -248,6 +251,44 @@ BOOST_AUTO_TEST_CASE(at_the_deadline_a_former_owners_copy_alone_is_not_taken) {
     f.reply(1, wire::FetchStatus::kNotFound);
     BOOST_TEST((Fixture::answer(after) == FetchOutcome::kFound));
     BOOST_TEST(f.stored(id_of(6)) == "count=261");
+}
+
+// Two owners that were away while the bank went on (one hung, one cut off) come back and are
+// filled from the node that held the shard meanwhile, which has lost it to them: their own copies
+// are from before (the fault campaign, seed 50: a copy 72 changes old). The rest of the bank is
+// asked too, and the former owner's newer copy wins.
+BOOST_AUTO_TEST_CASE(owners_still_being_filled_do_not_end_a_fetch_with_their_old_copies) {
+    Fixture f(3);
+    f.bank.nodes[2].owner = false;
+    int worker = f.ask(id_of(10));
+    BOOST_TEST(f.bank.nodes[2].asked.empty());
+    f.reply(0, wire::FetchStatus::kFound, 261, "count=261", "web1", true, true);
+    f.reply(1, wire::FetchStatus::kFound, 260, "count=260", "web1", true, true);
+    BOOST_TEST_REQUIRE(f.bank.nodes[2].asked.size() == 1u);
+    f.service->expire(rhythm::MonotonicTime::from_ms(1100));  // no owner's grace: still waits
+    BOOST_TEST(!Fixture::answer(worker));
+    f.reply(2, wire::FetchStatus::kFound, 333, "count=333", "web1", false);
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kFound));
+    BOOST_TEST(f.stored(id_of(10)) == "count=333");
+}
+
+// An owner being filled may hold the newest copy itself (it took changes on its side of a
+// partition); and when the rest of the bank does not answer by the deadline, its copy alone is
+// not taken.
+BOOST_AUTO_TEST_CASE(a_filling_owners_copy_counts_only_beside_the_rest_of_the_bank) {
+    Fixture f(2);
+    f.bank.nodes[1].owner = false;
+    int newest = f.ask(id_of(11));
+    f.reply(0, wire::FetchStatus::kFound, 400, "count=400", "web1", true, true);
+    f.reply(1, wire::FetchStatus::kFound, 333, "count=333", "web1", false);
+    BOOST_TEST((Fixture::answer(newest) == FetchOutcome::kFound));
+    BOOST_TEST(f.stored(id_of(11)) == "count=400");
+    int unsure = f.ask(id_of(12));
+    f.reply(0, wire::FetchStatus::kFound, 5, "count=5", "web1", true, true);
+    BOOST_TEST_REQUIRE(f.bank.nodes[1].asked.size() == 2u);
+    f.service->expire(rhythm::MonotonicTime::from_ms(1300));
+    BOOST_TEST((Fixture::answer(unsure) == FetchOutcome::kTimedOut));
+    BOOST_TEST(f.stored(id_of(12)) == "<none>");
 }
 
 // A restarted server whose connection to the owner is not made yet: the former owner's "not
