@@ -38,6 +38,11 @@ WEB = ("web-1", "web-2", "web-3")
 NODES = ("node-1", "node-2", "node-3")
 REPLICAS = 2
 QUIET_S = 10.0
+# A lag-web or lag-node fault: each way of a connection takes this long, plus up to LAG_JITTER_MS
+# at random (tests/cluster/lag.py). Within SessionBackupTimeout (200 ms) and --handover-wait
+# (100 ms) for a round trip, but enough to widen every window between a change and the bank.
+LAG_MS = 20
+LAG_JITTER_MS = 20
 
 
 class Bank:
@@ -115,6 +120,14 @@ class Bank:
             return c.partition(c[target], others, both_ways=True).heal
         if kind == "loss":
             return c.lose([c[w] for w in WEB], [c[n] for n in NODES], 30, both_ways=True).heal
+        if kind == "lag-web":
+            return c.lag(c[target], [c[n] for n in NODES], LAG_MS, LAG_JITTER_MS).heal
+        if kind == "lag-node":
+            others = [c[h] for h in WEB + NODES if h != target]
+            lags = [c.lag(others, c[target], LAG_MS, LAG_JITTER_MS),
+                    c.lag(c[target], [c[n] for n in NODES if n != target], LAG_MS,
+                          LAG_JITTER_MS)]
+            return lambda: [lag.heal() for lag in lags]
         if kind == "kill-balancer":
             kill(self.balancer.proc.pid, group=True)
             self.balancer.proc.wait(10)
@@ -181,6 +194,9 @@ def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1, logins=0.5)
     faults = nemesis.schedule(seed, seconds, kinds, list(WEB), list(NODES))
     hosts = list(WEB) + list(NODES) + ["balancer", "client"]
     with Cluster(hosts) as cluster:
+        if any(kind.startswith("lag-") for kind in kinds):
+            # Before any connection is made: only new connections go through the relays.
+            cluster.enable_lag(list(WEB) + list(NODES))
         bank = Bank(cluster)
         balancer = None
         try:

@@ -36,7 +36,7 @@ LATE_S = 60.0
 # Answers that say nothing of whether the request ran (no answer, the balancer's time-outs).
 NO_ANSWER = (0, 502, 504)
 EXCUSING = ("kill-web", "cut-web")
-TOUCHING_LINK = ("cut-web", "pause-web", "loss", "kill-web")
+TOUCHING_LINK = ("cut-web", "pause-web", "loss", "kill-web", "lag-web")
 
 
 @dataclasses.dataclass

@@ -18,10 +18,12 @@ import time
 #   pause-node    SIGSTOP an rss_node; SIGCONT after
 #   cut-node      an rss_node cut off from every other host, both ways
 #   loss          30 % of the packets between the web servers and the nodes lost, both ways
+#   lag-web       a web server's connections to the nodes delayed (campaign.LAG_MS, both ways)
+#   lag-node      every connection to and from an rss_node delayed (web servers' and peers')
 #   kill-balancer kill -9 HAProxy; after the fault, it starts again on its ports
 #   pause-balancer SIGSTOP HAProxy; SIGCONT after
 FAULTS = ("kill-web", "restart-web", "pause-web", "cut-web", "kill-node", "stop-node", "pause-node",
-          "cut-node", "loss", "kill-balancer", "pause-balancer")
+          "cut-node", "loss", "lag-web", "lag-node", "kill-balancer", "pause-balancer")
 
 
 @dataclasses.dataclass

@@ -26,6 +26,7 @@ import threading
 
 from . import namespaces
 from .faults import NetworkFaults
+from .lag import Lags
 from .namespaces import ClusterUnavailable
 from .netns_thread import NamespaceThread
 
@@ -109,6 +110,7 @@ class Cluster:
         self.prefix = None  # of every namespace name, once started
         self.hosts = {}
         self.faults = NetworkFaults()
+        self.lags = Lags()
 
     def start(self):
         if os.geteuid() != 0:
@@ -170,9 +172,24 @@ class Cluster:
         senders, receivers = self._host_list(senders), self._host_list(receivers)
         return self.faults.drop(senders, receivers, percent, both_ways)
 
+    def enable_lag(self, hosts):
+        """Lets `hosts` (hosts or names) lag later (lag.py): each gets a delaying relay that
+        every TCP connection it opens to another host of the cluster from now on goes through.
+        Call it before the connections to be delayed are made; add every host first."""
+        for host in self._host_list(hosts):
+            others = [h.address for h in self.hosts.values() if h is not host]
+            self.lags.enable(host, others)
+
+    def lag(self, senders, receivers, delay_ms, jitter_ms=0):
+        """Delays both ways of each connection a host of `senders` opens to one of `receivers`
+        by `delay_ms` plus up to `jitter_ms` at random, at once. Returns the lag (lag.heal())."""
+        return self.lags.add(self._host_list(senders), self._host_list(receivers), delay_ms,
+                             jitter_ms)
+
     def heal(self):
-        """Every network fault removed."""
+        """Every network fault and lag removed."""
         self.faults.heal_all()
+        self.lags.heal_all()
 
     def close(self):
         """Removes everything the cluster made. Safe to call again, also from a signal handler
@@ -186,6 +203,7 @@ class Cluster:
             except Exception as e:  # go on: the namespaces must go whatever happened
                 errors.append(e)
         self.faults.active.clear()  # the rules go with the namespaces
+        self.lags.active.clear()  # the relays are among the hosts' processes
         for name in namespaces.listed():
             if name.startswith(self.prefix):
                 try:

@@ -216,12 +216,13 @@ def test_the_bank_must_hold_the_last_count_on_every_owner():
 
 def test_the_same_seed_gives_the_same_schedule():
     web, nodes = ["web-1", "web-2"], ["node-1", "node-2"]
-    a = nemesis.schedule(10, 120, nemesis.FAULTS, web, nodes)
-    assert a == nemesis.schedule(10, 120, nemesis.FAULTS, web, nodes)
-    assert a != nemesis.schedule(8, 120, nemesis.FAULTS, web, nodes)
+    a = nemesis.schedule(10, 180, nemesis.FAULTS, web, nodes)
+    assert a == nemesis.schedule(10, 180, nemesis.FAULTS, web, nodes)
+    assert a != nemesis.schedule(8, 180, nemesis.FAULTS, web, nodes)
     assert len(a) > 10 and {f.kind for f in a} == set(nemesis.FAULTS)
     assert {f.target for f in a if f.kind.endswith("-balancer")} == {"balancer"}
-    assert all(0 < f.at < 120 and f.at + f.duration <= 120 for f in a)
+    assert {f.target for f in a if f.kind == "lag-node"} <= set(nodes)
+    assert all(0 < f.at < 180 and f.at + f.duration <= 180 for f in a)
 
 
 def test_a_short_campaign_finds_no_violation(tmp_path):

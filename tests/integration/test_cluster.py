@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -190,6 +191,90 @@ def test_loss_drops_its_share_of_the_packets():
         assert 40 <= delivered(a, b, 200) <= 160  # binomial(200, 0.5): outside is below 1e-15
         half.heal()
         assert delivered(a, b, 200) == 200
+
+
+class Echo:
+    """A TCP echo server on `host`'s address, served by a thread of this process (its listening
+    socket stays in the host's namespace)."""
+
+    def __init__(self, host):
+        self.listener = host.call(socket.create_server, (host.address, PROBE_PORT))
+        self.listener.settimeout(0.1)
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn):
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.listener.close()
+
+
+def round_trip_ms(conn, size=16):
+    """The time one message of `size` bytes takes to come back over `conn`, in ms."""
+    started = time.monotonic()
+    conn.sendall(b"x" * size)
+    got = 0
+    while got < size:
+        got += len(conn.recv(size - got))
+    return (time.monotonic() - started) * 1000
+
+
+def test_a_lag_delays_both_ways_of_the_senders_connections_at_once_and_heals():
+    """A lag of a to b: both ways of a's connection to b take the delay, also on a connection
+    opened before the lag; a's connection to c, and b's own to a, do not; jitter never
+    reorders; a connection to a port nobody listens on is refused as without the relay; healed,
+    the delay is gone."""
+    with cluster("a", "b", "c") as c:
+        a, b, third = c["a"], c["b"], c["c"]
+        c.enable_lag([a])
+        echoes = [Echo(b), Echo(third), Echo(a)]
+        try:
+            to_b = a.call(socket.create_connection, (b.address, PROBE_PORT), timeout=5)
+            to_c = a.call(socket.create_connection, (third.address, PROBE_PORT), timeout=5)
+            from_b = b.call(socket.create_connection, (a.address, PROBE_PORT), timeout=5)
+            assert round_trip_ms(to_b) < 20
+            lag = c.lag(a, b, 50)
+            rtts = [round_trip_ms(to_b) for _ in range(5)]
+            assert all(100 <= r < 200 for r in rtts), rtts  # 50 ms each way
+            assert round_trip_ms(to_c) < 20 and round_trip_ms(from_b) < 20
+            lag.heal()
+            jittery = c.lag(a, b, 10, 30)
+            rtts = [round_trip_ms(to_b) for _ in range(20)]
+            assert all(20 <= r < 150 for r in rtts) and max(rtts) - min(rtts) > 5, rtts
+            sent = b"".join(b"%06d" % i for i in range(2000))
+            to_b.sendall(sent)
+            back = b""
+            while len(back) < len(sent):
+                back += to_b.recv(65536)
+            assert back == sent  # in order
+            jittery.heal()
+            assert round_trip_ms(to_b) < 20
+            with pytest.raises(ConnectionError):
+                conn = a.call(socket.create_connection, (b.address, PROBE_PORT + 1), timeout=5)
+                conn.recv(1)  # a reset, where a refusal would have come without the relay
+                raise ConnectionResetError("closed")
+            with pytest.raises(ValueError, match="no delay relay on b"):
+                c.lag(b, a, 5)
+            for conn in (to_b, to_c, from_b):
+                conn.close()
+        finally:
+            for e in echoes:
+                e.close()
 
 
 def test_nothing_remains_after_the_cluster_ends_normally_fails_or_cannot_start():
