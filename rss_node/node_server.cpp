@@ -790,6 +790,10 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
         counters_.fetch_hits++;
         answer.status =
             answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
+        const AgentTracker::Agent *asker = agents_.find_by_routing_id(routing_id);
+        if (asker != nullptr && !answer.record.tombstone) {
+            takeovers_.note(key, asker->server_name, answer.record.version, mono_.ms());
+        }
     } else {
         answer.status = wire::FetchStatus::kNotFound;
         answer.record = wire::SessionRecord{};
@@ -798,8 +802,9 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
 }
 
 // A web server's agent fetches a session this node owns whose newest version here another server
-// made: when that server's agent is in touch, the fetch waits for its copy (handover_waits.h).
-// An operator's `rss_node get` (no agent) changes nothing anywhere.
+// made, or another server took over since (recent_takeovers.h): when that server's agent is in
+// touch, the fetch waits for its copy (handover_waits.h). An operator's `rss_node get` (no
+// agent) changes nothing anywhere.
 bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fetch &fetch,
                                    WallTime now) {
     wire::SessionRecord held;
@@ -808,11 +813,20 @@ bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fe
         return false;
     }
     const AgentTracker::Agent *asker = agents_.find_by_routing_id(routing_id);
-    if (asker == nullptr || asker->server_name == held.origin) {
+    if (asker == nullptr) {
+        return false;
+    }
+    // The server that took the session over last, at this version, may have changed it since;
+    // otherwise the one that made this version may have.
+    std::string_view newer_at = takeovers_.taker(fetch.key, held.version, mono_.ms());
+    if (newer_at.empty() || newer_at == asker->server_name) {
+        newer_at = held.origin;
+    }
+    if (newer_at == asker->server_name) {
         return false;
     }
     const AgentTracker::Agent *origin =
-        agents_.reachable_agent_of_server(held.origin, mono_.ms(), kHandoverReachableMs);
+        agents_.reachable_agent_of_server(newer_at, mono_.ms(), kHandoverReachableMs);
     if (origin == nullptr) {
         return false;  // gone, or hung: what is here is the best there is
     }

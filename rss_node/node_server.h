@@ -32,6 +32,7 @@
 #include "rss_node/node_config.h"
 #include "rss_node/node_counters.h"
 #include "rss_node/node_status.h"
+#include "rss_node/recent_takeovers.h"
 #include "rss_node/session_ending.h"
 #include "rss_node/session_store.h"
 #include "rss_node/snapshot_fill.h"
@@ -146,6 +147,7 @@ class NodeServer {
     wire::EventLoop loop_;
     wire::EventLoop::Id ping_timer_ = 0;
     HandoverWaits handovers_;
+    RecentTakeovers takeovers_;
     wire::EventLoop::Id handover_timer_ = 0;  // at the earliest deadline of handovers_
     // The current turn's times: the wall clock (session expiry) and the monotonic clock.
     WallTime now_;

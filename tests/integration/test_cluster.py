@@ -495,3 +495,37 @@ def test_a_server_cut_off_from_the_bank_loses_none_of_its_changes_after_it_heals
                 wait_for(lambda: bank_counts(nodes, key) == {"node-1": count + 1,
                                                              "node-2": count + 1},
                          10, f"count={count + 1} on every owner")
+
+
+def test_a_user_sent_back_just_after_a_take_over_sees_the_change_the_bank_has_not_received():
+    """The user counts to 4 on A, then one request goes to B (a balancer that misroutes), whose
+    links to the node are slow (300 ms each way, a relay), and the next back to A at once: B's
+    change (5) is still on its way to the bank when A checks its copy (A handed the session over
+    to B, so it checks before serving). The node knows B took the session over at the version it
+    holds, and asks B for its copy first (a handover): A serves 6. Before, the node answered
+    A's check with A's own version, and A served 5 again (the fault campaign, seed 55: count 491
+    after 491, the other server's change delayed by its connections coming back after a cut)."""
+    with cluster("web-a", "web-b", "node-1", "client") as c:
+        c.enable_lag(["web-b"])
+        node = RssNode("node-1", extra=["--handover-wait", "3000"], host=c["node-1"])
+        with node, backed_server("web-a", [node], "SessionBackupTimeout 5s",
+                                 host=c["web-a"]) as a, \
+                backed_server("web-b", [node], "SessionBackupTimeout 5s", host=c["web-b"]) as b:
+            for server in (a, b):
+                wait_for(lambda: backup_status(server)["RhythmBackupNodesUp"] == 1, 10,
+                         f"{server.name}'s node up")
+            user = Browser(SeenFrom(c["client"], a))
+            for i in range(1, 5):
+                assert count_of(user.get("/app/counter")[2]) == i
+            wait_for(lambda: acknowledged(a), 10, "count=4 acknowledged")
+            slow = c.lag(c["web-b"], c["node-1"], 300)
+            user.server = SeenFrom(c["client"], b)
+            assert count_of(user.get("/app/counter")[2]) == 5
+            user.server = SeenFrom(c["client"], a)
+            asked = node.status()["handovers_asked"]
+            status, _, text = user.get("/app/counter")
+            assert (status, count_of(text)) == (200, 6), text
+            assert node.status()["handovers_asked"] == asked + 1  # B, for A's check
+            slow.heal()
+            wait_for(lambda: acknowledged(a) and acknowledged(b), 10, "both acknowledged")
+            assert bank_counts([node], user.session_key()) == {"node-1": 6}

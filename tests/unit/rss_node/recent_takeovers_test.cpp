@@ -1,0 +1,67 @@
+// The sessions agents fetched lately: who was answered which version, for how long, and the
+// bound on what a peer can make the node remember.
+#include "rss_node/recent_takeovers.h"
+
+#include <boost/test/unit_test.hpp>
+#include <string>
+
+namespace wire = rhythm::wire;
+using rhythm::node::RecentTakeovers;
+
+namespace {
+
+wire::SessionKey key_of(std::uint32_t n) {
+    wire::SessionKey k;
+    for (int i = 0; i < 4; ++i) {
+        k.bytes[i] = static_cast<std::uint8_t>(n >> (8 * i));
+    }
+    return k;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(recent_takeovers)
+
+BOOST_AUTO_TEST_CASE(the_last_server_answered_a_version_is_its_taker) {
+    RecentTakeovers t;
+    BOOST_TEST(t.taker(key_of(1), 5, 1000).empty());
+    t.note(key_of(1), "web-a", 5, 1000);
+    t.note(key_of(1), "web-b", 5, 1010);
+    BOOST_TEST(t.taker(key_of(1), 5, 1020) == "web-b");
+    BOOST_TEST(t.taker(key_of(1), 6, 1020).empty());  // the bank has moved on since
+    BOOST_TEST(t.taker(key_of(2), 5, 1020).empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_taker_is_kept_for_a_while_only) {
+    RecentTakeovers t;
+    t.note(key_of(1), "web-a", 5, 1000);
+    BOOST_TEST(t.taker(key_of(1), 5, 1000 + RecentTakeovers::kKeepMs) == "web-a");
+    BOOST_TEST(t.taker(key_of(1), 5, 1001 + RecentTakeovers::kKeepMs).empty());
+    t.note(key_of(2), "web-b", 1, 2000 + RecentTakeovers::kKeepMs);
+    BOOST_TEST(t.size() == 1u);  // the old one forgotten
+}
+
+BOOST_AUTO_TEST_CASE(a_key_noted_again_is_kept_from_its_last_note) {
+    RecentTakeovers t;
+    t.note(key_of(1), "web-a", 5, 1000);
+    t.note(key_of(1), "web-b", 6, 5000);
+    t.note(key_of(2), "web-c", 1, 1001 + RecentTakeovers::kKeepMs);  // forgets the first note
+    BOOST_TEST(t.taker(key_of(1), 6, 1001 + RecentTakeovers::kKeepMs) == "web-b");
+}
+
+BOOST_AUTO_TEST_CASE(at_most_kmaxentries_sessions_are_remembered) {
+    RecentTakeovers t;
+    for (std::uint32_t i = 0; i < RecentTakeovers::kMaxEntries + 10; ++i) {
+        t.note(key_of(i), "web-a", 1, 1000);
+    }
+    BOOST_TEST(t.size() == RecentTakeovers::kMaxEntries);
+    BOOST_TEST(t.taker(key_of(0), 1, 1000).empty());  // the oldest went first
+    BOOST_TEST(t.taker(key_of(RecentTakeovers::kMaxEntries + 9), 1, 1000) == "web-a");
+    for (int i = 0; i < 100000; ++i) {  // one key noted over and over: bounded too
+        t.note(key_of(7), "web-b", 2, 1000);
+    }
+    BOOST_TEST(t.size() <= RecentTakeovers::kMaxEntries);
+    BOOST_TEST(t.taker(key_of(7), 2, 1000) == "web-b");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
