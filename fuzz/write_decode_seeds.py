@@ -57,7 +57,7 @@ def seeds():
                                          struct.pack(">QBB", 1, rf.NOT_FOUND, 0)),
         "fetch_reply_deleted": message(rf.FETCH_REPLY,
                                        struct.pack(">QBB", 1, rf.DELETED, 1) + deleted),
-        "fetch_reply_filling": message(rf.FETCH_REPLY,
+        "fetch_reply_provisional": message(rf.FETCH_REPLY,
                                        struct.pack(">QBB", 1, rf.FOUND, 3) + live),
         "heartbeat": seed(1, rf.heartbeat_frames(3, AGENT_ID, 1, 10, heads={3: 7})),
         "heartbeat_ack": message(rf.HEARTBEAT_ACK,

@@ -119,36 +119,36 @@ int run_get_command(const std::string &endpoint, const std::string &session_id,
         return kExitError;
     }
     std::uint64_t id = new_request_id();
-    return ask(endpoint, keys, wire::Fetch{id, key}, id, timeout_ms,
-               [&](const wire::Message &reply, std::uint64_t want) -> std::optional<int> {
-                   auto *answer = std::get_if<wire::FetchReply>(&reply);
-                   if (answer == nullptr || answer->request_id != want) {
-                       return std::nullopt;
-                   }
-                   const char *state = answer->status == wire::FetchStatus::kFound ? "found"
-                                       : answer->status == wire::FetchStatus::kDeleted
-                                           ? "deleted"
-                                           : "not-found";
-                   // A former owner's copy gets no updates; a filling owner's may be behind.
-                   const char *owner = !answer->owner ? "no" : answer->filling ? "filling" : "yes";
-                   std::printf("session: %s\nshard: %u\nowner: %s\nstate: %s\n", session_id.c_str(),
-                               wire::shard_of(key), owner, state);
-                   if (answer->status == wire::FetchStatus::kNotFound) {
-                       return kExitNotFound;
-                   }
-                   const auto &r = answer->record;
-                   std::printf("version: %llu\norigin: %.*s\nexpires_at_ms: %llu\nsize: %zu\n",
-                               static_cast<unsigned long long>(r.version),
-                               static_cast<int>(r.origin.size()), r.origin.data(),
-                               static_cast<unsigned long long>(r.expires_at_ms), r.data.size());
-                   if (answer->status == wire::FetchStatus::kDeleted) {
-                       return kExitNotFound;
-                   }
-                   std::printf("\n");
-                   std::fwrite(r.data.data(), 1, r.data.size(), stdout);
-                   std::fputc('\n', stdout);
-                   return kExitFound;
-               });
+    return ask(
+        endpoint, keys, wire::Fetch{id, key}, id, timeout_ms,
+        [&](const wire::Message &reply, std::uint64_t want) -> std::optional<int> {
+            auto *answer = std::get_if<wire::FetchReply>(&reply);
+            if (answer == nullptr || answer->request_id != want) {
+                return std::nullopt;
+            }
+            const char *state = answer->status == wire::FetchStatus::kFound     ? "found"
+                                : answer->status == wire::FetchStatus::kDeleted ? "deleted"
+                                                                                : "not-found";
+            // A former owner's copy gets no updates; a provisional owner's may be behind.
+            const char *owner = !answer->owner ? "no" : answer->provisional ? "provisional" : "yes";
+            std::printf("session: %s\nshard: %u\nowner: %s\nstate: %s\n", session_id.c_str(),
+                        wire::shard_of(key), owner, state);
+            if (answer->status == wire::FetchStatus::kNotFound) {
+                return kExitNotFound;
+            }
+            const auto &r = answer->record;
+            std::printf("version: %llu\norigin: %.*s\nexpires_at_ms: %llu\nsize: %zu\n",
+                        static_cast<unsigned long long>(r.version),
+                        static_cast<int>(r.origin.size()), r.origin.data(),
+                        static_cast<unsigned long long>(r.expires_at_ms), r.data.size());
+            if (answer->status == wire::FetchStatus::kDeleted) {
+                return kExitNotFound;
+            }
+            std::printf("\n");
+            std::fwrite(r.data.data(), 1, r.data.size(), stdout);
+            std::fputc('\n', stdout);
+            return kExitFound;
+        });
 }
 
 int run_end_session_command(const wire::EndSession &target,

@@ -216,13 +216,13 @@ DecodeResult body_fetch_reply(ByteReader *in, Message *out) {
     if (!in->u8(&flags)) {
         return decode_fail(DecodeError::kTruncated, "fetch reply: flags truncated");
     }
-    if ((flags & ~(kFetchFlagOwner | kFetchFlagFilling)) != 0 || flags == kFetchFlagFilling) {
+    if ((flags & ~(kFetchFlagOwner | kFetchFlagProvisional)) != 0 ||
+        flags == kFetchFlagProvisional) {
         return decode_fail(DecodeError::kBadValue,
-                           "fetch reply: unknown flags, or filling "
-                           "without owner");
+                           "fetch reply: unknown flags, or provisional without owner");
     }
     m.owner = (flags & kFetchFlagOwner) != 0;
-    m.filling = (flags & kFetchFlagFilling) != 0;
+    m.provisional = (flags & kFetchFlagProvisional) != 0;
     if (m.status == FetchStatus::kNotFound) {
         RHYTHM_TRY(expect_end(*in, "fetch reply: bytes after not-found"));
     } else {
@@ -453,7 +453,7 @@ struct BodyWriter {
         put_u64(&body, m.request_id);
         put_u8(&body, static_cast<std::uint8_t>(m.status));
         put_u8(&body, static_cast<std::uint8_t>((m.owner ? kFetchFlagOwner : 0) |
-                                                (m.filling ? kFetchFlagFilling : 0)));
+                                                (m.provisional ? kFetchFlagProvisional : 0)));
         if (m.status != FetchStatus::kNotFound) {
             put_record(&body, m.record);
         }

@@ -128,9 +128,11 @@ struct FetchReply {
     // seconds for the new owner's snapshot and answers from it, but that copy gets no updates:
     // only an owner's answer may end a fetch before every node asked has answered.
     bool owner = true;
-    // The owner is still being filled with the shard from its peers: its answer (found or not) is
-    // its copy so far, and the rest of the bank is to be asked too.
-    bool filling = false;
+    // The owner cannot vouch for its answer yet: it is still being filled with the shard from its
+    // peers, or started too recently to have heard from the web server that made its copy, which
+    // may hold a newer one. Its answer (found or not) counts beside the rest of the bank's, which
+    // is asked too.
+    bool provisional = false;
 };
 
 // A shard sequence of one shard of an agent's stream: in a heartbeat, the last one the agent has

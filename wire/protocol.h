@@ -50,9 +50,9 @@ constexpr std::size_t kMaxRefusalsPerMessage = 4096;
 
 // Heartbeat-ack flag bits; every other bit must be 0.
 constexpr std::uint8_t kAckFlagFull = 0x01;  // the node has refused changes for lack of memory
-// Fetch-reply flag bits; every other bit must be 0, and filling comes only with owner.
-constexpr std::uint8_t kFetchFlagOwner = 0x01;    // the node owns the key's shard
-constexpr std::uint8_t kFetchFlagFilling = 0x02;  // ... and is still being filled with it
+// Fetch-reply flag bits; every other bit must be 0, and provisional comes only with owner.
+constexpr std::uint8_t kFetchFlagOwner = 0x01;        // the node owns the key's shard
+constexpr std::uint8_t kFetchFlagProvisional = 0x02;  // ... but cannot vouch for its copy yet
 constexpr std::size_t kMaxFrameSize = kMaxDataLength + 64 * 1024;
 
 // Sizes that never change within a version. A published message is one frame: topic, header,

@@ -32,10 +32,10 @@ struct FetchService::Pending {
     bool owners_only = false;      // the rest of the bank is still to be asked
     bool check = false;            // a check of a copy held here, not a take-over
     std::vector<bool> asked_node;  // by node: asked already (no node is asked twice)
-    // A node that owns the session's shard (by its own word) answered; one not still being
-    // filled with the shard answered; one of those has it.
+    // A node that owns the session's shard (by its own word) answered; one that vouches for its
+    // answer (not provisional) answered; one of those has it.
     bool owner_answered = false;
-    bool filled_owner_answered = false;
+    bool vouching_owner_answered = false;
     bool owner_found = false;
     // The best version answered so far (0: none), and its record.
     std::uint64_t best_version = 0;
@@ -166,10 +166,10 @@ std::size_t FetchService::ask(Pending &fetch) {
 // an older one. So a fetch waits for every node it asked (a silent one is never asked), or, once
 // an owner (by its own word: this agent's view of the shards lags) has the session,
 // kOtherAnswersGraceMs more at most. Where the nodes asked first, believed to be the owners, turn
-// out not to own the shard or not to have it, or are still being filled with it (their copy may
-// be behind the one they are filled from), the rest of the bank is asked too. No answer counts
-// until an owner has answered: a former owner's copy may be behind, and its "not found" says
-// nothing (a fetch that reached no owner waits for one, or its deadline: a 503).
+// out not to own the shard or not to have it, or answer provisionally (being filled with it, or
+// just started: their copy may be behind another node's), the rest of the bank is asked too. No
+// answer counts until an owner has answered: a former owner's copy may be behind, and its "not
+// found" says nothing (a fetch that reached no owner waits for one, or its deadline: a 503).
 void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     auto it = pending_.find(reply.request_id);
     if (it == pending_.end()) {
@@ -179,9 +179,9 @@ void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     ++fetch.answered;
     bool found = reply.status != wire::FetchStatus::kNotFound;
     fetch.owner_answered = fetch.owner_answered || reply.owner;
-    bool filled_owner = reply.owner && !reply.filling;
-    fetch.filled_owner_answered = fetch.filled_owner_answered || filled_owner;
-    if (found && filled_owner && !fetch.owner_found) {
+    bool vouching_owner = reply.owner && !reply.provisional;
+    fetch.vouching_owner_answered = fetch.vouching_owner_answered || vouching_owner;
+    if (found && vouching_owner && !fetch.owner_found) {
         fetch.owner_found = true;
         fetch.deadline =
             std::min(fetch.deadline, now + std::chrono::milliseconds(kOtherAnswersGraceMs));
@@ -230,10 +230,10 @@ void FetchService::expire(MonotonicTime now) {
 // (RS0103) while the user is answered 200, so the changes would be lost; a new session is
 // visible, and the bank's copy stays intact for a server with the larger limit.
 void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime now) {
-    if (!fetch.owner_answered || (!fetch.filled_owner_answered && fetch.answered < fetch.asked)) {
-        // Only former owners answered, or only owners still being filled while a node that may
-        // be their source did not answer: the owner, not reached, or that node, may have a newer
-        // copy. Better a 503 (or a copy left unchecked) than a rollback.
+    if (!fetch.owner_answered || (!fetch.vouching_owner_answered && fetch.answered < fetch.asked)) {
+        // Only former owners answered, or only provisional owners while another node asked did
+        // not answer: the owner not reached, or that node, may have a newer copy. Better a 503
+        // (or a copy left unchecked) than a rollback.
         fetch.best_version = 0;
     }
     if (fetch.check) {

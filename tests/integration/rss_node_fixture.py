@@ -40,7 +40,7 @@ ENDED, NOT_OWNER, END_REFUSED = 0, 1, 2  # an END_SESSION_REPLY's outcome
 FOUND, NOT_FOUND, DELETED = 0, 1, 2
 ACK_FLAG_FULL = 0x01  # a heartbeat-ack's flags: the node has refused changes for lack of memory
 VERSION_MISMATCH, MALFORMED, UNSUPPORTED, BUSY = range(1, 5)  # an ERROR's code
-FETCH_FLAG_OWNER, FETCH_FLAG_FILLING = 0x01, 0x02  # a fetch-reply's flags
+FETCH_FLAG_OWNER, FETCH_FLAG_PROVISIONAL = 0x01, 0x02  # a fetch-reply's flags
 
 
 def distinct_free_ports(count, address="127.0.0.1"):
@@ -207,10 +207,10 @@ def decode_reply(frames):
     out = {"type": t}
     if t == FETCH_REPLY:
         out["request_id"], out["status"], flags = struct.unpack(">QBB", body[:10])
-        assert flags in (0, FETCH_FLAG_OWNER, FETCH_FLAG_OWNER | FETCH_FLAG_FILLING), \
+        assert flags in (0, FETCH_FLAG_OWNER, FETCH_FLAG_OWNER | FETCH_FLAG_PROVISIONAL), \
             f"fetch-reply flags {flags:#x}"
         out["owner"] = bool(flags & FETCH_FLAG_OWNER)
-        out["filling"] = bool(flags & FETCH_FLAG_FILLING)
+        out["provisional"] = bool(flags & FETCH_FLAG_PROVISIONAL)
         if out["status"] != NOT_FOUND:
             out.update(decode_record(body[10:]))
     elif t == HEARTBEAT_ACK:

@@ -395,11 +395,11 @@ def wait_backed(web, what="every change acknowledged", timeout=10):
 
 def bank_versions(nodes, key):
     """{node name: version} of the nodes that hold the session. A node still being filled with
-    the session's shard answers 'filling': what it holds is not its copy yet."""
+    the session's shard answers provisionally: what it holds is not its copy yet."""
     out = {}
     for n in nodes:
         reply = n.fetch(key)
-        if reply.get("filling"):
+        if reply.get("provisional"):
             continue
         if reply["status"] == rf.FOUND:
             out[n.name] = reply["version"]
@@ -641,7 +641,7 @@ class MutePeer:
 
 def test_a_node_still_filling_a_shard_says_so_in_its_answers():
     """A node takes over shards whose snapshot never comes (its source takes the request and
-    sends nothing): until it gives the fill up, its answer to a fetch is flagged 'filling' (what
+    sends nothing): until it gives the fill up, its answer to a fetch is provisional (what
     it holds is not its copy yet), so the web server asks the rest of the bank too."""
     x, y = MutePeer("node-x"), MutePeer("node-y")
     node = RssNode(name="node-d", peers=[x.queries, y.queries], extra=["--replicas", "2"])
@@ -657,10 +657,10 @@ def test_a_node_still_filling_a_shard_says_so_in_its_answers():
         key = rf.key_in_shard(gained[0])
         reply = node.fetch(key)
         assert reply["type"] == rf.FETCH_REPLY and reply["status"] == rf.NOT_FOUND, reply
-        assert reply["owner"] and reply["filling"], reply
+        assert reply["owner"] and reply["provisional"], reply
         # The fill is given up after 10 s without a record (the agents are asked to re-send):
         # from then on the node answers for the shard as its owner.
-        wait_for(lambda: not node.fetch(key)["filling"], 15, "no 'filling' once given up")
+        wait_for(lambda: not node.fetch(key)["provisional"], 15, "vouched for once given up")
         assert node.fetch(key)["owner"]
         assert "given up" in node.log_text()
     finally:

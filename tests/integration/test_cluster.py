@@ -529,3 +529,44 @@ def test_a_user_sent_back_just_after_a_take_over_sees_the_change_the_bank_has_no
             slow.heal()
             wait_for(lambda: acknowledged(a) and acknowledged(b), 10, "both acknowledged")
             assert bank_counts([node], user.session_key()) == {"node-1": 6}
+
+
+def test_a_node_just_started_does_not_vouch_for_a_copy_it_could_not_check():
+    """node-2 restarts empty and is filled from node-1 at once; web-a's links to the nodes are
+    slow (300 ms each way), so node-2 has not heard from web-a's agent yet when the user, who
+    just counted to 5 on web-a (the bank does not have it yet), is sent to web-b. node-2 holds
+    count 4 and cannot ask web-a for a newer copy; node-1, which can, is asking. node-2's answer
+    is provisional, so web-b waits for node-1's: 6. Before, node-2 answered as an owner that
+    vouches for its copy, web-b took it 20 ms later without node-1's, and served 5 again (the
+    fault campaign, seed 61: a node 145 ms old, count 130 after 133)."""
+    with cluster("web-a", "web-b", "node-1", "node-2", "client") as c:
+        c.enable_lag(["web-a"])
+        nodes = [RssNode(name, extra=["--replicas", "2", "--handover-wait", "3000"],
+                         host=c[name]) for name in ("node-1", "node-2")]
+        nodes[0].peers, nodes[1].peers = [nodes[1].queries], [nodes[0].queries]
+        with nodes[0], nodes[1]:
+            wait_members_up(nodes)
+            with backed_server("web-a", nodes, "SessionBackupTimeout 5s", host=c["web-a"]) as a, \
+                    backed_server("web-b", nodes, "SessionBackupTimeout 5s",
+                                  host=c["web-b"]) as b:
+                for server in (a, b):
+                    wait_for(lambda: backup_status(server)["RhythmBackupNodesUp"] == 2, 10,
+                             f"{server.name}'s nodes up")
+                user = Browser(SeenFrom(c["client"], a))
+                for i in range(1, 5):
+                    assert count_of(user.get("/app/counter")[2]) == i
+                wait_for(lambda: acknowledged(a), 10, "count=4 acknowledged")
+                c.lag(c["web-a"], [c["node-1"], c["node-2"]], 300)
+                nodes[1].stop()
+                nodes[1].start()  # empty
+                started = time.monotonic()
+                wait_for(lambda: bank_counts([nodes[1]], user.session_key()) == {"node-2": 4},
+                         3, "node-2 filled from node-1")
+                wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 2, 3,
+                         "web-b back in touch with node-2")
+                assert count_of(user.get("/app/counter")[2]) == 5  # on web-a; the bank has 4
+                user.server = SeenFrom(c["client"], b)
+                status, _, text = user.get("/app/counter")
+                # Within node-2's first 3 s, or this proved nothing.
+                assert time.monotonic() - started < 2.5, "too slow to test the start-up window"
+                assert (status, count_of(text)) == (200, 6), text

@@ -255,12 +255,12 @@ BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {
         wire::encode_message(wire::FetchReply{6, wire::FetchStatus::kFound, live_record(), false});
     BOOST_TEST_REQUIRE(decode(frames, &back).ok());
     BOOST_TEST(!std::get<wire::FetchReply>(back).owner);
-    BOOST_TEST(!std::get<wire::FetchReply>(back).filling);
+    BOOST_TEST(!std::get<wire::FetchReply>(back).provisional);
     frames = wire::encode_message(
         wire::FetchReply{6, wire::FetchStatus::kFound, live_record(), true, true});
     BOOST_TEST_REQUIRE(decode(frames, &back).ok());
     BOOST_TEST(std::get<wire::FetchReply>(back).owner);
-    BOOST_TEST(std::get<wire::FetchReply>(back).filling);
+    BOOST_TEST(std::get<wire::FetchReply>(back).provisional);
     wire::ShardSet missed;
     missed.add(7);
     frames = wire::encode_message(wire::CatchUpOffer{3, missed, "node-b"});
@@ -271,14 +271,14 @@ BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {
     BOOST_TEST(offer.node_name == "node-b");
 }
 
-BOOST_AUTO_TEST_CASE(fetch_reply_flags_are_owner_and_filling_only) {
+BOOST_AUTO_TEST_CASE(fetch_reply_flags_are_owner_and_provisional_only) {
     wire::Message back;
     for (std::uint8_t flags = 0; flags < 8; ++flags) {
         std::string body;
         wire::put_u64(&body, 1);
         wire::put_u8(&body, 1);  // not found
         wire::put_u8(&body, flags);
-        bool valid = flags == 0 || flags == 1 || flags == 3;  // filling only with owner
+        bool valid = flags == 0 || flags == 1 || flags == 3;  // provisional only with owner
         BOOST_TEST(decode({header(wire::MessageType::kFetchReply), body}, &back).ok() == valid,
                    "flags " << int(flags));
     }

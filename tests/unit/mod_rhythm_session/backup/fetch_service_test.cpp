@@ -120,17 +120,17 @@ struct Fixture {
 
     // `owner`: the node owns the session's shard by its own word (false: it lost the shard and
     // answers from the copy it keeps for the new owner's snapshot).
-    // `filling`: an owner still being filled with the shard from its peers.
+    // `provisional`: an owner that cannot vouch for its copy yet (being filled, or just started).
     void reply(std::size_t node, wire::FetchStatus status, std::uint64_t version = 0,
                std::string data = "", std::string origin = "web1", bool owner = true,
-               bool filling = false) {
+               bool provisional = false) {
         held.push_back(std::move(data));
         origins.push_back(std::move(origin));
         wire::FetchReply r;
         r.request_id = bank.nodes[node].asked.back().request_id;
         r.status = status;
         r.owner = owner;
-        r.filling = filling;
+        r.provisional = provisional;
         if (status != wire::FetchStatus::kNotFound) {
             r.record.key = bank.nodes[node].asked.back().key;
             r.record.version = version;
@@ -275,7 +275,7 @@ BOOST_AUTO_TEST_CASE(owners_still_being_filled_do_not_end_a_fetch_with_their_old
 // An owner being filled may hold the newest copy itself (it took changes on its side of a
 // partition); and when the rest of the bank does not answer by the deadline, its copy alone is
 // not taken.
-BOOST_AUTO_TEST_CASE(a_filling_owners_copy_counts_only_beside_the_rest_of_the_bank) {
+BOOST_AUTO_TEST_CASE(a_provisional_owners_copy_counts_only_beside_the_rest_of_the_bank) {
     Fixture f(2);
     f.bank.nodes[1].owner = false;
     int newest = f.ask(id_of(11));
