@@ -58,8 +58,7 @@ bool parse(int argc, char **argv, Options *o) {
             return false;
         }
     }
-    return argc % 2 == 1 && o->nodes > o->replicas && o->replicas >= 1 &&
-           !o->shard_counts.empty();
+    return argc % 2 == 1 && o->nodes > o->replicas && o->replicas >= 1 && !o->shard_counts.empty();
 }
 
 struct Spread {
@@ -147,13 +146,13 @@ void simulate(const Options &o, std::uint32_t shard_count) {
         }
     }
     double n = static_cast<double>(o.nodes);
-    std::printf("%7u shards | copies per node max/mean %.2f min/mean %.2f | sessions per node "
-                "max/mean %.2f min/mean %.2f | death moves %.2f%% (worst %.2f%%), restore %.2f s "
-                "(worst %.2f s) | a join moves %.2f%%\n",
-                shard_count, shard_spread.max_over_mean, shard_spread.min_over_mean,
-                session_spread.max_over_mean, session_spread.min_over_mean,
-                100 * sum_moved / n, 100 * worst_moved, sum_restore_s / n, worst_restore_s,
-                100 * joined_moved / copies);
+    std::printf(
+        "%7u shards | copies per node max/mean %.2f min/mean %.2f | sessions per node "
+        "max/mean %.2f min/mean %.2f | death moves %.2f%% (worst %.2f%%), restore %.2f s "
+        "(worst %.2f s) | a join moves %.2f%%\n",
+        shard_count, shard_spread.max_over_mean, shard_spread.min_over_mean,
+        session_spread.max_over_mean, session_spread.min_over_mean, 100 * sum_moved / n,
+        100 * worst_moved, sum_restore_s / n, worst_restore_s, 100 * joined_moved / copies);
 }
 
 }  // namespace
@@ -166,10 +165,11 @@ int main(int argc, char **argv) {
                      "[--session-bytes 1024] [--gbit-per-node 1] [--shards 1024,4096,16384]\n");
         return 2;
     }
-    std::printf("%zu nodes, --replicas %zu, %llu sessions of %llu bytes, %.1f Gbit/s per node; "
-                "ideal spread: max/mean 1.00\n",
-                o.nodes, o.replicas, static_cast<unsigned long long>(o.sessions),
-                static_cast<unsigned long long>(o.session_bytes), o.gbit_per_node);
+    std::printf(
+        "%zu nodes, --replicas %zu, %llu sessions of %llu bytes, %.1f Gbit/s per node; "
+        "ideal spread: max/mean 1.00\n",
+        o.nodes, o.replicas, static_cast<unsigned long long>(o.sessions),
+        static_cast<unsigned long long>(o.session_bytes), o.gbit_per_node);
     for (std::uint32_t shards : o.shard_counts) {
         simulate(o, shards);
     }

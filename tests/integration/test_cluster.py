@@ -497,6 +497,18 @@ def test_a_server_cut_off_from_the_bank_loses_none_of_its_changes_after_it_heals
                          10, f"count={count + 1} on every owner")
 
 
+def counted_to_4(client, a, b, nodes_up):
+    """A user who counted to 4 on `a`, acknowledged, once `a` and `b` see `nodes_up` nodes."""
+    for server in (a, b):
+        wait_for(lambda: backup_status(server)["RhythmBackupNodesUp"] == nodes_up, 10,
+                 f"{server.name}'s nodes up")
+    user = Browser(SeenFrom(client, a))
+    for i in range(1, 5):
+        assert count_of(user.get("/app/counter")[2]) == i
+    wait_for(lambda: acknowledged(a), 10, "count=4 acknowledged")
+    return user
+
+
 def test_a_user_sent_back_just_after_a_take_over_sees_the_change_the_bank_has_not_received():
     """The user counts to 4 on A, then one request goes to B (a balancer that misroutes), whose
     links to the node are slow (300 ms each way, a relay), and the next back to A at once: B's
@@ -511,13 +523,7 @@ def test_a_user_sent_back_just_after_a_take_over_sees_the_change_the_bank_has_no
         with node, backed_server("web-a", [node], "SessionBackupTimeout 5s",
                                  host=c["web-a"]) as a, \
                 backed_server("web-b", [node], "SessionBackupTimeout 5s", host=c["web-b"]) as b:
-            for server in (a, b):
-                wait_for(lambda: backup_status(server)["RhythmBackupNodesUp"] == 1, 10,
-                         f"{server.name}'s node up")
-            user = Browser(SeenFrom(c["client"], a))
-            for i in range(1, 5):
-                assert count_of(user.get("/app/counter")[2]) == i
-            wait_for(lambda: acknowledged(a), 10, "count=4 acknowledged")
+            user = counted_to_4(c["client"], a, b, nodes_up=1)
             slow = c.lag(c["web-b"], c["node-1"], 300)
             user.server = SeenFrom(c["client"], b)
             assert count_of(user.get("/app/counter")[2]) == 5
@@ -549,13 +555,7 @@ def test_a_node_just_started_does_not_vouch_for_a_copy_it_could_not_check():
             with backed_server("web-a", nodes, "SessionBackupTimeout 5s", host=c["web-a"]) as a, \
                     backed_server("web-b", nodes, "SessionBackupTimeout 5s",
                                   host=c["web-b"]) as b:
-                for server in (a, b):
-                    wait_for(lambda: backup_status(server)["RhythmBackupNodesUp"] == 2, 10,
-                             f"{server.name}'s nodes up")
-                user = Browser(SeenFrom(c["client"], a))
-                for i in range(1, 5):
-                    assert count_of(user.get("/app/counter")[2]) == i
-                wait_for(lambda: acknowledged(a), 10, "count=4 acknowledged")
+                user = counted_to_4(c["client"], a, b, nodes_up=2)
                 c.lag(c["web-a"], [c["node-1"], c["node-2"]], 300)
                 nodes[1].stop()
                 nodes[1].start()  # empty

@@ -13,17 +13,10 @@ namespace wire = rhythm::wire;
 using rhythm::node::CatchUp;
 using rhythm::node::Membership;
 using rhythm::node::PeerState;
+using rhythm::node::test::peer;
 using rhythm::node::test::shards;
 
 namespace {
-
-Membership::Peer peer(const char *name, PeerState state) {
-    Membership::Peer p;
-    p.endpoint = std::string("tcp://") + name;
-    p.name = name;
-    p.state = state;
-    return p;
-}
 
 bool same(const wire::ShardSet &a, const wire::ShardSet &b) {
     return a.bits == b.bits;

@@ -5,20 +5,10 @@
 #include <boost/test/unit_test.hpp>
 #include <string>
 
-namespace wire = rhythm::wire;
+#include "tests/unit/rss_node/test_values.h"
+
 using rhythm::node::RecentTakeovers;
-
-namespace {
-
-wire::SessionKey key_of(std::uint32_t n) {
-    wire::SessionKey k;
-    for (int i = 0; i < 4; ++i) {
-        k.bytes[i] = static_cast<std::uint8_t>(n >> (8 * i));
-    }
-    return k;
-}
-
-}  // namespace
+using rhythm::node::test::key_of;
 
 BOOST_AUTO_TEST_SUITE(recent_takeovers)
 

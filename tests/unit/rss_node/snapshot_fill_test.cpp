@@ -18,19 +18,12 @@ using rhythm::node::Membership;
 using rhythm::node::PeerState;
 using rhythm::node::SnapshotFills;
 using rhythm::node::test::next_key_in;
+using rhythm::node::test::peer;
 using rhythm::node::test::shards;
 
 namespace {
 
 constexpr std::uint64_t kNow = 5000000;
-
-Membership::Peer peer(const char *name, PeerState state) {
-    Membership::Peer p;
-    p.endpoint = std::string("tcp://") + name;
-    p.name = name;
-    p.state = state;
-    return p;
-}
 
 wire::SnapshotRecord record_in(std::uint32_t shard, std::uint64_t request_id) {
     wire::SnapshotRecord r;

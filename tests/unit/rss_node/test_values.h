@@ -1,10 +1,12 @@
 // Values the node's unit tests share: a wall-clock "now" for session expiry, a series of distinct
-// session keys spread over the shards, and shard sets written as lists.
+// session keys spread over the shards, shard sets written as lists, and peers.
 #pragma once
 
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 
+#include "rss_node/membership.h"
 #include "wire/messages.h"
 #include "wire/session_key.h"
 
@@ -40,6 +42,15 @@ inline wire::ShardSet shards(std::initializer_list<std::uint32_t> list) {
         set.add(s);
     }
     return set;
+}
+
+// A peer of the membership, by name (its endpoint made up from it), in `state`.
+inline Membership::Peer peer(const char *name, PeerState state) {
+    Membership::Peer p;
+    p.endpoint = std::string("tcp://") + name;
+    p.name = name;
+    p.state = state;
+    return p;
 }
 
 }  // namespace rhythm::node::test
