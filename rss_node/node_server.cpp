@@ -390,7 +390,7 @@ void NodeServer::on_catch_up_offer(const wire::CatchUpOffer &offer) {
 }
 
 // The offered shards this node owns are filled from the peer that offered them, as gained ones:
-// until the snapshot ends, fetches are answered as filling and the highest version wins.
+// until the snapshot ends, fetches are answered provisionally and the highest version wins.
 void NodeServer::fill_offered_shards(MonotonicTime mono) {
     std::map<std::string, wire::ShardSet> due =
         catch_up_.fills_due(membership_.peers(), owned_, fills_.shards());

@@ -167,9 +167,10 @@ std::size_t FetchService::ask(Pending &fetch) {
 // an owner (by its own word: this agent's view of the shards lags) has the session,
 // kOtherAnswersGraceMs more at most. Where the nodes asked first, believed to be the owners, turn
 // out not to own the shard or not to have it, or answer provisionally (being filled with it, or
-// just started: their copy may be behind another node's), the rest of the bank is asked too. No
-// answer counts until an owner has answered: a former owner's copy may be behind, and its "not
-// found" says nothing (a fetch that reached no owner waits for one, or its deadline: a 503).
+// just started and unable yet to ask the server that made their copy), the rest of the bank is
+// asked too. No answer counts until an owner has answered: a former owner's copy may be behind,
+// and its "not found" says nothing (a fetch that reached no owner waits for one, or its
+// deadline: a 503).
 void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     auto it = pending_.find(reply.request_id);
     if (it == pending_.end()) {
