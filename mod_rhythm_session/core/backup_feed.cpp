@@ -196,6 +196,11 @@ bool BackupFeed::hand_over(const SessionId &id, std::uint64_t version, ChangeRec
     }
     Entry &e = seg.entry(i);
     e.checked_generation = h.stall_generation - 1;
+    // Another server is taking the session over from this version, and continues it in a term of
+    // its own that this server may not see in the bank for a while (that server hung before it
+    // published: the fault campaign, seed 60): if the user comes back here first, this server
+    // continues in a new term too, so that the other's late change cannot overwrite these.
+    e.continues_fetched = 1;
     h.backup.handed_over += 1;
     if (e.version <= version) {
         return false;

@@ -570,3 +570,34 @@ def test_a_node_just_started_does_not_vouch_for_a_copy_it_could_not_check():
                 # Within node-2's first 3 s, or this proved nothing.
                 assert time.monotonic() - started < 2.5, "too slow to test the start-up window"
                 assert (status, count_of(text)) == (200, 6), text
+
+
+def test_a_take_over_late_to_reach_the_bank_does_not_overwrite_the_changes_made_since():
+    """The user counts to 4 on web-a, then one request goes to web-b, whose links to the node
+    are slow (300 ms each way): web-b takes the session over and counts 5, in a new term, but
+    that change reaches the node 300 ms later. The user, back on web-a at once, counts 5, 6 and 7
+    there (web-a's check asked the node, which could not get web-b's copy in time). When web-b's
+    change arrives, web-a's are in a new term too, and later: it is refused, and the bank keeps 7.
+    Before, web-a went on in the old term, web-b's late change overwrote three acknowledged ones,
+    and the user went back to 6 (the fault campaign, seed 60, with web-b hung instead: count 952
+    after 955)."""
+    with cluster("web-a", "web-b", "node-1", "client") as c:
+        c.enable_lag(["web-b"])
+        node = RssNode("node-1", host=c["node-1"])
+        with node, backed_server("web-a", [node], "SessionBackupTimeout 5s",
+                                 host=c["web-a"]) as a, \
+                backed_server("web-b", [node], "SessionBackupTimeout 5s", host=c["web-b"]) as b:
+            user = counted_to_4(c["client"], a, b, nodes_up=1)
+            slow = c.lag(c["web-b"], c["node-1"], 300)
+            user.server = SeenFrom(c["client"], b)
+            assert count_of(user.get("/app/counter")[2]) == 5
+            user.server = SeenFrom(c["client"], a)
+            for i in (5, 6, 7):
+                assert count_of(user.get("/app/counter")[2]) == i
+            slow.heal()
+            wait_for(lambda: acknowledged(a), 10, "web-a's changes acknowledged")
+            # web-b's change reached the node: stored (acknowledged) or refused (its copy dropped).
+            wait_for(lambda: acknowledged(b) and backup_status(b)["RhythmBackupPublished"] >= 1,
+                     10, "web-b's change answered")
+            assert bank_counts([node], user.session_key()) == {"node-1": 7}
+            assert count_of(user.get("/app/counter")[2]) == 8

@@ -725,13 +725,32 @@ BOOST_AUTO_TEST_CASE(a_handover_gives_the_bank_a_newer_copy_and_checks_this_one_
     BOOST_TEST(newer.data == "a=2");
     BOOST_TEST(!newer.tombstone);
     BOOST_TEST(to_be_checked(f, a));
-    // The bank has this version already: nothing to give, but still checked before use.
+    // The bank has this version already (continued here in a new term: below): nothing to
+    // give, but still checked before use.
     f.save(a, "a=3");
-    BOOST_TEST(!f.feed.hand_over(a, 3, &newer));
+    BOOST_TEST(!f.feed.hand_over(a, (std::uint64_t{1} << 32) + 1, &newer));
     BOOST_TEST(to_be_checked(f, a));
     BOOST_TEST(f.feed.stats().handed_over == 2u);
     // Not held here: nothing.
     BOOST_TEST(!f.feed.hand_over(Fixture::make_id(7), 1, &newer));
+}
+
+// The server that takes the session over continues it in a new term; if it hangs before the bank
+// has its change and the user comes back here, this server's changes must not lose to that
+// change when it arrives late: they are in a new term too, and the later ones are higher.
+BOOST_AUTO_TEST_CASE(a_session_handed_over_continues_here_in_a_new_term) {
+    Fixture f;
+    SessionId a = f.add(1, "a=1");
+    ChangeRecord newer;
+    BOOST_TEST(!f.feed.hand_over(a, 1, &newer));  // the bank has version 1 already
+    const std::uint64_t term_one = std::uint64_t{1} << 32;
+    SessionCache::Handle h = f.lock(a);
+    std::uint64_t v;
+    f.cache.save_and_release(&h, "a=2", 3, 0, kNow, &v);
+    BOOST_TEST(v == term_one + 1);
+    h = f.lock(a);
+    f.cache.save_and_release(&h, "a=3", 3, 0, kNow, &v);
+    BOOST_TEST(v == term_one + 2);  // above the other server's first change of term 1
 }
 
 BOOST_AUTO_TEST_CASE(a_deletion_the_bank_has_not_heard_of_is_handed_over_as_a_tombstone) {
