@@ -9,6 +9,7 @@ heals": real apache2 servers and rss_nodes, each on a host of its own. Where thi
 make network namespaces, every test skips with the reason.
 """
 
+import contextlib
 import os
 import pathlib
 import re
@@ -509,17 +510,15 @@ def counted_to_4(client, a, b, nodes_up):
     return user
 
 
-def test_a_user_sent_back_just_after_a_take_over_sees_the_change_the_bank_has_not_received():
-    """The user counts to 4 on A, then one request goes to B (a balancer that misroutes), whose
-    links to the node are slow (300 ms each way, a relay), and the next back to A at once: B's
-    change (5) is still on its way to the bank when A checks its copy (A handed the session over
-    to B, so it checks before serving). The node knows B took the session over at the version it
-    holds, and asks B for its copy first (a handover): A serves 6. Before, the node answered
-    A's check with A's own version, and A served 5 again (the fault campaign, seed 55: count 491
-    after 491, the other server's change delayed by its connections coming back after a cut)."""
+@contextlib.contextmanager
+def taken_over_on_slow_web_b(node_extra):
+    """web-a, web-b and node-1 (with `node_extra`): a user counted to 4 on web-a, acknowledged;
+    then web-b's links to the node slowed to 300 ms each way, one request sent to web-b (a
+    take-over: count 5, still on its way to the bank), and the user sent back to web-a. Yields
+    (node, web-a, web-b, the user, the lag)."""
     with cluster("web-a", "web-b", "node-1", "client") as c:
         c.enable_lag(["web-b"])
-        node = RssNode("node-1", extra=["--handover-wait", "3000"], host=c["node-1"])
+        node = RssNode("node-1", extra=node_extra, host=c["node-1"])
         with node, backed_server("web-a", [node], "SessionBackupTimeout 5s",
                                  host=c["web-a"]) as a, \
                 backed_server("web-b", [node], "SessionBackupTimeout 5s", host=c["web-b"]) as b:
@@ -528,13 +527,25 @@ def test_a_user_sent_back_just_after_a_take_over_sees_the_change_the_bank_has_no
             user.server = SeenFrom(c["client"], b)
             assert count_of(user.get("/app/counter")[2]) == 5
             user.server = SeenFrom(c["client"], a)
-            asked = node.status()["handovers_asked"]
-            status, _, text = user.get("/app/counter")
-            assert (status, count_of(text)) == (200, 6), text
-            assert node.status()["handovers_asked"] == asked + 1  # B, for A's check
-            slow.heal()
-            wait_for(lambda: acknowledged(a) and acknowledged(b), 10, "both acknowledged")
-            assert bank_counts([node], user.session_key()) == {"node-1": 6}
+            yield node, a, b, user, slow
+
+
+def test_a_user_sent_back_just_after_a_take_over_sees_the_change_the_bank_has_not_received():
+    """The user counts to 4 on A, then one request goes to B (a balancer that misroutes), whose
+    links to the node are slow (300 ms each way, a relay), and the next back to A at once: B's
+    change (5) is still on its way to the bank when A checks its copy (A handed the session over
+    to B, so it checks before serving). The node knows B took the session over at the version it
+    holds, and asks B for its copy first (a handover): A serves 6. Before, the node answered
+    A's check with A's own version, and A served 5 again (the fault campaign, seed 55: count 491
+    after 491, the other server's change delayed by its connections coming back after a cut)."""
+    with taken_over_on_slow_web_b(["--handover-wait", "3000"]) as (node, a, b, user, slow):
+        asked = node.status()["handovers_asked"]
+        status, _, text = user.get("/app/counter")
+        assert (status, count_of(text)) == (200, 6), text
+        assert node.status()["handovers_asked"] == asked + 1  # B, for A's check
+        slow.heal()
+        wait_for(lambda: acknowledged(a) and acknowledged(b), 10, "both acknowledged")
+        assert bank_counts([node], user.session_key()) == {"node-1": 6}
 
 
 def test_a_node_just_started_does_not_vouch_for_a_copy_it_could_not_check():
@@ -581,23 +592,13 @@ def test_a_take_over_late_to_reach_the_bank_does_not_overwrite_the_changes_made_
     Before, web-a went on in the old term, web-b's late change overwrote three acknowledged ones,
     and the user went back to 6 (the fault campaign, seed 60, with web-b hung instead: count 952
     after 955)."""
-    with cluster("web-a", "web-b", "node-1", "client") as c:
-        c.enable_lag(["web-b"])
-        node = RssNode("node-1", host=c["node-1"])
-        with node, backed_server("web-a", [node], "SessionBackupTimeout 5s",
-                                 host=c["web-a"]) as a, \
-                backed_server("web-b", [node], "SessionBackupTimeout 5s", host=c["web-b"]) as b:
-            user = counted_to_4(c["client"], a, b, nodes_up=1)
-            slow = c.lag(c["web-b"], c["node-1"], 300)
-            user.server = SeenFrom(c["client"], b)
-            assert count_of(user.get("/app/counter")[2]) == 5
-            user.server = SeenFrom(c["client"], a)
-            for i in (5, 6, 7):
-                assert count_of(user.get("/app/counter")[2]) == i
-            slow.heal()
-            wait_for(lambda: acknowledged(a), 10, "web-a's changes acknowledged")
-            # web-b's change reached the node: stored (acknowledged) or refused (its copy dropped).
-            wait_for(lambda: acknowledged(b) and backup_status(b)["RhythmBackupPublished"] >= 1,
-                     10, "web-b's change answered")
-            assert bank_counts([node], user.session_key()) == {"node-1": 7}
-            assert count_of(user.get("/app/counter")[2]) == 8
+    with taken_over_on_slow_web_b([]) as (node, a, b, user, slow):
+        for i in (5, 6, 7):
+            assert count_of(user.get("/app/counter")[2]) == i
+        slow.heal()
+        wait_for(lambda: acknowledged(a), 10, "web-a's changes acknowledged")
+        # web-b's change reached the node: stored (acknowledged) or refused (its copy dropped).
+        wait_for(lambda: acknowledged(b) and backup_status(b)["RhythmBackupPublished"] >= 1,
+                 10, "web-b's change answered")
+        assert bank_counts([node], user.session_key()) == {"node-1": 7}
+        assert count_of(user.get("/app/counter")[2]) == 8
