@@ -103,6 +103,7 @@ void agent_log(AgentLogLevel level, const char *message) {
     config.curve = agent->settings.curve;
     config.fetch_listener = listener;
     config.max_session_bytes = agent->settings.max_session_bytes;
+    config.outage_grace_ms = agent->settings.outage_grace_ms;
     if (agent->settings.agent_nice == 0) {
         // On equal terms with requests it keeps its tick under load: the shortest window of
         // unacknowledged changes, at their cost in CPU (tick_pacer.h).

@@ -24,6 +24,7 @@ struct BackupSettings {
     wire::CurveClientKeys curve;          // SessionBackupCurve; disabled: plain text
     int agent_nice = 0;                   // SessionBackupAgentNice
     std::uint64_t max_session_bytes = 0;  // RhythmSessionMaxSize
+    std::uint64_t outage_grace_ms = 0;    // SessionBackupOutageGrace
 };
 
 // Forks the agent for this generation. False (logged) if it cannot.

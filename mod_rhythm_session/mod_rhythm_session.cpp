@@ -76,6 +76,7 @@ constexpr std::uint64_t kDefaultMaxSessionBytes = 64ULL << 10;
 constexpr std::uint64_t kDefaultLockTimeoutMs = 10000;
 constexpr std::uint64_t kDefaultBackupTimeoutMs = 200;
 constexpr std::uint64_t kDefaultBackupAgentNice = 10;
+constexpr std::uint64_t kDefaultBackupOutageGraceMs = 30000;
 constexpr std::uint64_t kDefaultIdleTimeoutS = 30 * 60;
 constexpr std::uint64_t kMaxIdleTimeoutS = 365 * 24 * 3600;
 // Expired sessions the parent reclaims per monitor tick (every 10 s, see rhythm_monitor).
@@ -91,6 +92,7 @@ struct ServerSettings {
     std::uint64_t lock_timeout_ms = kDefaultLockTimeoutMs;
     std::uint64_t backup_timeout_ms = kDefaultBackupTimeoutMs;
     std::uint64_t backup_agent_nice = kDefaultBackupAgentNice;
+    std::uint64_t backup_outage_grace_ms = kDefaultBackupOutageGraceMs;
     bool backup_evict_unbacked = false;
     rhythm::BackupSettings *backup = nullptr;
     rhythm::IdSigner *id_signer = nullptr;  // RhythmSessionKeyFile; no keys: IDs unsigned
@@ -242,11 +244,12 @@ rhythm::FetchOutcome ask_agent(const SessionId &id, bool check) {
 
 // A well-formed ID this server does not hold: another server's user after a failover, perhaps.
 // Asks the bank through the agent, waiting at most SessionBackupTimeout. A new session starts
-// only where the bank says it has no such session, or no node of it can be reached at all (the
-// site serves on while the bank is down); where the bank was asked and did not answer in time,
-// or the agent could not ask it, the request is answered 503 and the next one asks again: a new
-// session there would drop a session the bank may well hold (found by the chaos checker, issue
-// 15: under 30 % packet loss, a user moved back to a server counted from 1 again).
+// only where the bank says it has no such session, or every node of it has been silent for
+// SessionBackupOutageGrace (the site serves on while the bank is down); where the bank was asked
+// and did not answer in time, or the agent could not ask it, or the nodes fell silent only a
+// moment ago, the request is answered 503 and the next one asks again: a new session there would
+// drop a session the bank may well hold (found by the chaos checker, issue 15: under 30 % packet
+// loss, a user moved back to a server counted from 1 again).
 TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
     rhythm::FetchOutcome outcome = ask_agent(id, false);
     char prefix[7];
@@ -257,7 +260,7 @@ TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
         return TakeOver::kTaken;
     }
     if (outcome == rhythm::FetchOutcome::kTimedOut || outcome == rhythm::FetchOutcome::kNoAgent ||
-        outcome == rhythm::FetchOutcome::kShed) {
+        outcome == rhythm::FetchOutcome::kShed || outcome == rhythm::FetchOutcome::kBankSilent) {
         std::uint64_t suppressed = 0;
         if (g_unavailable_lines.admit(r->request_time, &suppressed)) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
@@ -273,6 +276,8 @@ TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
     // The bank has it and this server cannot keep it: a configuration to fix, not a miss.
     bool cannot_keep =
         outcome == rhythm::FetchOutcome::kTooLarge || outcome == rhythm::FetchOutcome::kNoSpace;
+    // The bank down: the user loses the session (and a login) the bank may still hold.
+    bool bank_down = outcome == rhythm::FetchOutcome::kUnreachable;
     std::uint64_t held_back = 0;
     rhythm::LineRate &lines = cannot_keep ? g_cannot_keep_lines : g_new_session_lines;
     if (lines.admit(r->request_time, &held_back)) {
@@ -282,7 +287,7 @@ TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
                          " (%" APR_UINT64_T_FMT " more such in this process since the last line)",
                          static_cast<apr_uint64_t>(held_back));
         }
-        ap_log_rerror(APLOG_MARK, cannot_keep ? APLOG_WARNING : APLOG_INFO, 0, r,
+        ap_log_rerror(APLOG_MARK, cannot_keep || bank_down ? APLOG_WARNING : APLOG_INFO, 0, r,
                       "RS0202: session %s... not taken over (%s): a new session starts%s", prefix,
                       rhythm::fetch_outcome_name(outcome), more);
     }
@@ -854,6 +859,7 @@ int rhythm_post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec
         g_settings->backup->socket_path = ap_runtime_dir_relative(pconf, "rhythm-agent.sock");
         g_settings->backup->agent_nice = static_cast<int>(g_settings->backup_agent_nice);
         g_settings->backup->max_session_bytes = g_settings->max_session_bytes;
+        g_settings->backup->outage_grace_ms = g_settings->backup_outage_grace_ms;
         if (g_settings->backup->server_id.empty()) {
             g_settings->backup->server_id = default_server_id(pconf, s);
         }
@@ -1029,6 +1035,8 @@ ServerValue kLockTimeout{rhythm::parse_duration_ms, 1, 3600 * 1000,
 ServerValue kBackupTimeout{rhythm::parse_duration_ms, 1, 60 * 1000,
                            &ServerSettings::backup_timeout_ms};
 ServerValue kBackupAgentNice{rhythm::parse_count, 0, 19, &ServerSettings::backup_agent_nice};
+ServerValue kBackupOutageGrace{rhythm::parse_duration_ms, 0, 24 * 3600 * 1000,
+                               &ServerSettings::backup_outage_grace_ms};
 
 const char *set_server_value(cmd_parms *cmd, void *, const char *arg) {
     ServerSettings *settings = server_settings(cmd->server);
@@ -1183,6 +1191,10 @@ const command_rec rhythm_commands[] = {
                   RSRC_CONF,
                   "How far below httpd's CPU priority the backup agent runs (nice increment, 0 "
                   "to 19; default 10)"),
+    AP_INIT_TAKE1("SessionBackupOutageGrace", as_cmd_func(set_server_value), &kBackupOutageGrace,
+                  RSRC_CONF,
+                  "How long after every node fell silent a user moving to this server is "
+                  "answered 503 rather than given a new session, e.g. 30s (default; 0: at once)"),
     AP_INIT_FLAG("SessionBackupEvictUnbacked", as_cmd_func(set_backup_evict_unbacked), nullptr,
                  RSRC_CONF,
                  "On: a full cache evicts sessions the bank does not hold yet (they are lost); "

@@ -74,7 +74,8 @@ BackupAgent::BackupAgent(SessionCache cache, AgentConfig config, AgentLog log)
       window_(config_.nodes.size()),
       pacer_(config_.tick),
       fetches_(feed_,
-               {config_.fetch_listener, config_.max_pending_fetches, config_.max_session_bytes},
+               {config_.fetch_listener, config_.max_pending_fetches, config_.max_session_bytes,
+                config_.outage_grace_ms},
                log, *this) {}
 
 BackupAgent::~BackupAgent() {
@@ -107,6 +108,14 @@ bool BackupAgent::send(std::size_t node, const wire::Frames &frames) {
 bool BackupAgent::reached() const {
     return std::any_of(nodes_.begin(), nodes_.end(),
                        [](const auto &node) { return node->last_ack != MonotonicTime(); });
+}
+
+MonotonicTime BackupAgent::last_answer() const {
+    MonotonicTime last;
+    for (const auto &node : nodes_) {
+        last = std::max(last, node->last_ack);
+    }
+    return last;
 }
 
 void BackupAgent::connect_nodes() {

@@ -54,6 +54,9 @@ struct AgentConfig {
     // shed (a new session). A client sending made-up IDs can then hold at most this many
     // workers for SessionBackupTimeout, and the bank sees no more than this many at a time.
     std::size_t max_pending_fetches = 32;
+    // SessionBackupOutageGrace (fetch_service.h): how long after the bank's last word a take-over
+    // still waits for it rather than start a new session.
+    std::uint64_t outage_grace_ms = 30000;
     // RhythmSessionMaxSize: a session the bank holds at a larger size is not taken over (a
     // request could not save it here); the bank's copy stays for a server that can.
     std::uint64_t max_session_bytes = 64u << 10;
@@ -79,6 +82,7 @@ class BackupAgent : private FetchService::Bank {
     bool owns(std::size_t node, std::uint32_t shard) const override;
     bool send(std::size_t node, const wire::Frames &frames) override;
     bool reached() const override;
+    MonotonicTime last_answer() const override;
 
     void connect_nodes();
     void watch_handshakes(void *socket);

@@ -74,12 +74,15 @@ const char *fetch_outcome_name(FetchOutcome outcome) {
             return "replaced by the bank's newer copy";
         case FetchOutcome::kUnreachable:
             return "no node of the bank can be reached";
+        case FetchOutcome::kBankSilent:
+            return "no node of the bank answers; a new session only once SessionBackupOutageGrace "
+                   "has passed";
     }
     return "?";
 }
 
 bool decode_fetch_outcome(unsigned char byte, FetchOutcome *outcome) {
-    if (byte > static_cast<unsigned char>(FetchOutcome::kUnreachable)) {
+    if (byte > static_cast<unsigned char>(FetchOutcome::kBankSilent)) {
         return false;
     }
     *outcome = static_cast<FetchOutcome>(byte);

@@ -30,6 +30,8 @@ enum class FetchOutcome : std::uint8_t {
     kReplaced = 9,  // the bank's newer copy replaced it
     // ... and to either:
     kUnreachable = 10,  // no node of the bank can be asked: nobody can take it over either
+    // A take-over while every node has been silent for less than SessionBackupOutageGrace.
+    kBankSilent = 11,
 };
 
 // Why a session was or was not taken over, for RS0202.

@@ -9,6 +9,11 @@
 // is stored in the segment before the worker hears of it; a check replaces the copy held if the
 // bank's is newer. At most max_pending fetches wait at once: past that a fetch is answered at once
 // as shed.
+//
+// With every node silent a take-over cannot ask anyone. For SessionBackupOutageGrace after the
+// bank's last word it is answered at once as such (a 503: a node may answer again, a partition
+// healing, packet loss, the nodes restarting); after that the bank counts as down and a new
+// session starts, so that the site serves on without it.
 #pragma once
 
 #include <cstddef>
@@ -41,12 +46,17 @@ class FetchService {
         virtual bool send(std::size_t node, const wire::Frames &frames) = 0;
         // Some node has answered since the agent started.
         virtual bool reached() const = 0;
+        // When a node last answered (0: none yet).
+        virtual MonotonicTime last_answer() const = 0;
     };
 
     struct Settings {
         int listener = -1;  // fetch_channel.h's listening socket; -1: fetches are off
         std::size_t max_pending = 32;
         std::uint64_t max_session_bytes = 64u << 10;  // RhythmSessionMaxSize
+        // SessionBackupOutageGrace: for this long after the last node fell silent a take-over
+        // is answered kBankSilent (a 503), and only then starts a new session.
+        std::uint64_t outage_grace_ms = 30000;
     };
 
     FetchService(BackupFeed &feed, const Settings &settings, AgentLog log, Bank &bank);
@@ -74,6 +84,8 @@ class FetchService {
 
     std::size_t ask_bank(Pending &fetch);
     bool every_node_silent() const;
+    // Every node silent for SessionBackupOutageGrace: a take-over starts a new session.
+    bool bank_down(MonotonicTime now) const;
     std::size_t ask(Pending &fetch);
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);

@@ -5,9 +5,10 @@ content, and decides per session (issue 15):
       one, or more by at most the requests between them that got no answer (they may or may not
       have counted), and the requests before them that got no answer at all (a time-out, a 502 or
       504) within LATE_S: a server paused with such a request in its queue runs it when it
-      resumes, after later requests were answered elsewhere; unless a web server that served the session was killed, or cut off from
-      the bank, between the two answers, or the answer is a new session from a server cut off
-      from the bank (it cannot know the session).
+      resumes, after later requests were answered elsewhere; unless a web server that served
+      the session was killed, or cut off from the bank, between the two answers, or the answer
+      is a new session from a server cut off from the bank for SessionBackupOutageGrace (it
+      counts the bank down and serves on).
   G2  bounded loss with a lost server: where G1 is excused, the changes lost, in changes and in
       milliseconds before the fault; a kill that loses more than LOSS_BOUND_MS of changes while
       no other fault touched that server's link to the bank fails the run.
@@ -36,6 +37,10 @@ LATE_S = 60.0
 # Answers that say nothing of whether the request ran (no answer, the balancer's time-outs).
 NO_ANSWER = (0, 502, 504)
 EXCUSING = ("kill-web", "cut-web")
+# SessionBackupOutageGrace (the default): a server whose nodes have all been silent this long
+# starts new sessions for the users that move to it; before, it answers 503. Its nodes' last word
+# may have come up to a heartbeat interval (0.5 s) before the cut.
+OUTAGE_GRACE_S = 30.0 - 0.5
 TOUCHING_LINK = ("cut-web", "pause-web", "loss", "kill-web", "lag-web")
 
 
@@ -151,11 +156,13 @@ def check_history(client, history, faults, end, report):
             window = (last.end if last else 0.0, r.start)
             if r.count < low and last is not None:
                 excuse = None
-                # A server cut off from the bank cannot know a session it does not hold: it
-                # starts a new one (the site serves on while the bank is out of reach).
-                if r.server != last.server:
-                    cut = _between(faults, ("cut-web",), r.server, window[0] - 5.0, r.end, end)
-                    excuse = cut[0] if cut and r.count == 1 else None
+                # A server cut off from the bank for SessionBackupOutageGrace cannot know a
+                # session it does not hold: it starts a new one (the site serves on).
+                if r.server != last.server and r.count == 1:
+                    cut = [f for f in _between(faults, ("cut-web",), r.server, window[0] - 5.0,
+                                               r.end, end)
+                           if r.start - f.started >= OUTAGE_GRACE_S]
+                    excuse = cut[0] if cut else None
                 excuses = []
                 for server in dict.fromkeys(served_by) if excuse is None else ():
                     found = _between(faults, EXCUSING, server, window[0] - 5.0, window[1], end)

@@ -306,7 +306,8 @@ def test_failover_fetches_are_bounded_when_the_agent_itself_is_hung():
 
 def test_a_hung_node_does_not_hold_failover_fetches():
     with RssNode("bank-1") as node, \
-            backed_server("web-a", [node], extra="SessionBackupTimeout 5s") as a:
+            backed_server("web-a", [node],
+                      extra="SessionBackupTimeout 5s\nSessionBackupOutageGrace 0") as a:
         wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "the node up")
         assert forged_request(a)[1] < 1  # answered: not found
         os.kill(node.pid, signal.SIGSTOP)
@@ -314,7 +315,8 @@ def test_a_hung_node_does_not_hold_failover_fetches():
             wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 0, 10,
                      "the agent to see the node silent")
             # Its connection is still open, but it is not asked: no wait for SessionBackupTimeout,
-            # and with no node to ask, a new session (the site serves on while the bank is down).
+            # and with no node to ask, a new session (the site serves on while the bank is down;
+            # with no SessionBackupOutageGrace, at once).
             status, seconds = forged_request(a)
             assert status == 200 and seconds < 1
         finally:
@@ -346,6 +348,59 @@ def test_a_new_server_waits_for_its_first_connection_to_the_bank_to_fetch():
                 assert backup_status(b)["RhythmBackupFetched"] == 1
         finally:
             os.kill(node.pid, signal.SIGCONT)
+
+
+def test_a_user_moving_while_every_node_is_silent_waits_for_the_bank_until_the_outage_grace():
+    """Every node silent (the only one, stopped) and a user's server gone: the server the user
+    comes to answers 503, not a new session, for SessionBackupOutageGrace after the bank's last
+    word; the bank back within it, the session goes on where it was. Past the grace the bank
+    counts as down: a new session, with a warning RS0202. (Fault campaign, seeds 67 and 68: 76
+    users started new sessions during a few seconds of every node out of reach, while the bank
+    held every session.)"""
+    grace = 6
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node], extra=f"SessionBackupOutageGrace {grace}s") as b:
+        wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10, "web-b's node")
+        browser, _ = counted_session(a, node, 3)
+        later, _ = counted_session(a, node, 2)
+        browser.server = later.server = b
+        os.kill(node.pid, signal.SIGSTOP)
+        try:
+            stopped = time.monotonic()
+            wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 0, 10, "the node silent")
+            status, headers, _ = browser.get("/app/counter")
+            assert time.monotonic() - stopped < grace - 1
+            assert status == 503 and ("Retry-After", "1") in headers
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10, "the node back")
+        status, _, text = browser.get("/app/counter")
+        assert (status, count_of(text)) == (200, 4)
+
+        os.kill(node.pid, signal.SIGSTOP)
+        try:
+            stopped = time.monotonic()
+            answers = []  # (seconds since the stop, status, count)
+
+            def answered():
+                status, _, text = later.get("/app/counter")
+                answers.append((time.monotonic() - stopped, status,
+                                count_of(text) if status == 200 else None))
+                return status == 200
+
+            wait_for(answered, grace + 10, "a new session once the grace has passed",
+                     interval=0.2)
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        print(f"after the node stopped: {len(answers) - 1} answers 503 over "
+              f"{answers[-2][0]:.1f} s, then a new session at {answers[-1][0]:.1f} s")
+        assert {status for _, status, _ in answers[:-1]} == {503}
+        assert answers[-1][2] == 1 and grace - 0.6 <= answers[-1][0] < grace + 2
+        log = b.log_text()
+        assert "no node of the bank answers" in log
+        assert [line for line in log.splitlines()
+                if "RS0202" in line and "no node of the bank can be reached" in line
+                and ":warn]" in line]
 
 
 def test_pages_keep_serving_while_every_node_is_down_and_the_bank_is_refilled():

@@ -89,9 +89,13 @@ def test_a_kill_does_not_excuse_the_loss_of_changes_made_after_it():
     assert [v.rule for v in report.violations] == ["G1"]
 
 
-def test_a_new_session_from_a_server_cut_off_from_the_bank_is_excused():
-    history = [answered(1, 1), answered(2, 2), answered(3, 1, server="web-3", target="web-3")]
-    assert check(history, [fault("cut-web", "web-3", 0.1, 1.0)]).violations == []
+def test_a_new_session_from_a_server_cut_off_from_the_bank_is_excused_after_the_outage_grace():
+    """A server whose nodes have all been silent for SessionBackupOutageGrace (30 s) starts a new
+    session for a user who moves to it; before that it answers 503."""
+    history = [answered(1, 1, start=40.0), answered(2, 2, start=40.1),
+               answered(3, 1, server="web-3", target="web-3", start=40.2)]
+    assert check(history, [fault("cut-web", "web-3", 10.1, 41.0)]).violations == []
+    assert check(history, [fault("cut-web", "web-3", 30.1, 41.0)]).violations[0].rule == "G1"
     assert check(history).violations[0].rule == "G1"
 
 
@@ -169,13 +173,14 @@ def test_a_loss_after_a_new_session_is_measured_from_that_sessions_changes():
     1); the client logged in again on web-1, which had not heard of it either and started
     another, and web-1 was killed 50 ms later; web-3 then served the login's session. The loss
     was taken for the kill's, measured from the old line's count 1, 28 s before: the run failed.
-    It is the cut-off web-2's line that was left (G1 excuses it while the cut lasts); and a
-    kill's loss counts from the changes of the line it ends."""
+    It is the cut-off web-2's line that was left (G1 excuses it while the cut lasts, once it has
+    lasted SessionBackupOutageGrace); and a kill's loss counts from the changes of the line it
+    ends."""
     history = [answered(1, 1, start=0.0), answered(2, 2, start=0.1),
-               answered(3, 1, server="web-2", start=20.0), logged_in(4, server="web-1"),
-               answered(5, 1, server="web-3", start=20.2)]
-    history[3].start, history[3].end = 20.05, 20.06
-    faults = [fault("cut-web", "web-2", 19.0, 25.0), fault("kill-web", "web-1", 20.07, 22.0)]
+               answered(3, 1, server="web-2", start=40.0), logged_in(4, server="web-1"),
+               answered(5, 1, server="web-3", start=40.2)]
+    history[3].start, history[3].end = 40.05, 40.06
+    faults = [fault("cut-web", "web-2", 10.0, 45.0), fault("kill-web", "web-1", 40.07, 42.0)]
     report = check(history, faults)
     assert report.violations == [] and report.ok
     assert [(loss.fault, loss.server) for loss in report.losses] == \

@@ -93,7 +93,7 @@ BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
         {FetchOutcome::kFound, 0},    {FetchOutcome::kNotFound, 1},     {FetchOutcome::kDeleted, 2},
         {FetchOutcome::kTimedOut, 3}, {FetchOutcome::kNoAgent, 4},      {FetchOutcome::kShed, 5},
         {FetchOutcome::kTooLarge, 6}, {FetchOutcome::kNoSpace, 7},      {FetchOutcome::kCurrent, 8},
-        {FetchOutcome::kReplaced, 9}, {FetchOutcome::kUnreachable, 10},
+        {FetchOutcome::kReplaced, 9}, {FetchOutcome::kUnreachable, 10}, {FetchOutcome::kBankSilent, 11},
     };
     std::set<std::string> names;
     for (const auto &[outcome, number] : numbers) {
@@ -107,7 +107,7 @@ BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
     }
     BOOST_TEST(names.size() == std::size(numbers));
     FetchOutcome decoded = FetchOutcome::kFound;
-    BOOST_TEST(!rhythm::decode_fetch_outcome(11, &decoded));
+    BOOST_TEST(!rhythm::decode_fetch_outcome(12, &decoded));
     BOOST_TEST(!rhythm::decode_fetch_outcome(255, &decoded));
     BOOST_TEST((decoded == FetchOutcome::kFound));  // untouched
     // A session kept out says why, never "not found".
@@ -143,7 +143,8 @@ BOOST_AUTO_TEST_CASE(the_new_outcomes_cross_the_channel_and_an_unknown_byte_does
     const std::pair<unsigned char, FetchOutcome> cases[] = {
         {6, FetchOutcome::kTooLarge},  {7, FetchOutcome::kNoSpace},
         {9, FetchOutcome::kReplaced},  {10, FetchOutcome::kUnreachable},
-        {11, FetchOutcome::kTimedOut},  // no outcome: no usable answer
+        {11, FetchOutcome::kBankSilent},
+        {12, FetchOutcome::kTimedOut},  // no outcome: no usable answer
     };
     for (const auto &[byte, expected] : cases) {
         std::string path = socket_path("outcomes");

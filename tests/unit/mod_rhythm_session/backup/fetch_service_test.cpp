@@ -26,6 +26,9 @@ namespace wire = rhythm::wire;
 namespace {
 
 constexpr std::int64_t kNow = 1'700'000'000'000'000;
+// SessionBackupOutageGrace here; the fixture's requests come at 1000 ms, its bank's last word
+// was at 0 ms.
+constexpr std::uint64_t kOutageGraceMs = 500;
 
 void ignore_log(rhythm::AgentLogLevel, const char *) {}
 
@@ -57,6 +60,8 @@ struct StandInBank : FetchService::Bank {
         return true;
     }
     bool reached() const override { return has_reached; }
+    rhythm::MonotonicTime last_answer() const override { return last_word; }
+    rhythm::MonotonicTime last_word = rhythm::MonotonicTime::from_ms(0);
 };
 
 SessionId id_of(std::uint8_t n) {
@@ -78,7 +83,7 @@ struct Fixture {
         listener = rhythm::listen_fetch_channel(path, -1, -1, &why);
         BOOST_REQUIRE_MESSAGE(listener >= 0, why);
         service = std::make_unique<FetchService>(
-            feed, FetchService::Settings{listener, max_pending, 1024}, ignore_log, bank);
+            feed, FetchService::Settings{listener, max_pending, 1024, kOutageGraceMs}, ignore_log, bank);
     }
     ~Fixture() {
         service.reset();
@@ -341,6 +346,31 @@ BOOST_AUTO_TEST_CASE(with_no_node_to_ask_the_answer_is_at_once_unless_none_was_r
     BOOST_TEST(f.bank.nodes[0].asked.size() == 1u);
     f.service->expire(rhythm::MonotonicTime::from_ms(1000 + 200));  // its deadline
     BOOST_TEST((Fixture::answer(waiting) == FetchOutcome::kTimedOut));
+}
+
+BOOST_AUTO_TEST_CASE(a_take_over_finds_a_silent_bank_unavailable_until_the_outage_grace_passes) {
+    Fixture f(2);
+    for (auto &node : f.bank.nodes) {
+        node.up = false;
+        node.silent = true;
+    }
+    f.bank.last_word = rhythm::MonotonicTime::from_ms(1000 - kOutageGraceMs + 1);
+    // Silent for less than the grace: no new session, a 503 at once.
+    BOOST_TEST((Fixture::answer(f.ask(id_of(5))) == FetchOutcome::kBankSilent));
+    // A check is answered at once too: the copy held here is served.
+    BOOST_TEST((Fixture::answer(f.ask(id_of(5), 200, true)) == FetchOutcome::kUnreachable));
+    // A node that answers again is asked.
+    f.bank.nodes[1].up = true;
+    f.bank.nodes[1].silent = false;
+    int asks = f.ask(id_of(6));
+    BOOST_TEST(f.bank.nodes[1].asked.size() == 1u);
+    f.reply(1, wire::FetchStatus::kFound, 4, "count=4");
+    BOOST_TEST((Fixture::answer(asks) == FetchOutcome::kFound));
+    // Silent for the whole grace: the bank is down, and a take-over starts a new session.
+    f.bank.nodes[1].up = false;
+    f.bank.nodes[1].silent = true;
+    f.bank.last_word = rhythm::MonotonicTime::from_ms(1000 - kOutageGraceMs);
+    BOOST_TEST((Fixture::answer(f.ask(id_of(7))) == FetchOutcome::kUnreachable));
 }
 
 BOOST_AUTO_TEST_CASE(a_node_up_whose_connection_is_being_made_again_is_waited_for) {
