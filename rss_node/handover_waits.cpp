@@ -44,12 +44,27 @@ bool HandoverWaits::answered(const std::string &routing_id, std::uint64_t handov
 void HandoverWaits::expire(std::uint64_t now_ms, std::vector<Wait> *expired) {
     for (auto it = waits_.begin(); it != waits_.end();) {
         if (it->second.deadline_ms <= now_ms) {
+            expired_[it->second.handover_id] = {it->first, it->second.origin_routing_id};
+            if (expired_.size() > kMaxWaits) {
+                expired_.erase(expired_.begin());
+            }
             expired->push_back(std::move(it->second));
             it = waits_.erase(it);
         } else {
             ++it;
         }
     }
+}
+
+bool HandoverWaits::answered_late(const std::string &routing_id, std::uint64_t handover_id,
+                                  wire::SessionKey *key) {
+    auto it = expired_.find(handover_id);
+    if (it == expired_.end() || it->second.origin_routing_id != routing_id) {
+        return false;
+    }
+    *key = it->second.key;
+    expired_.erase(it);
+    return true;
 }
 
 std::uint64_t HandoverWaits::next_deadline_ms() const {

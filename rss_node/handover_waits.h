@@ -5,11 +5,11 @@
 // session over from the bank's older copy and roll the user back. So when a web server's agent
 // fetches a session whose newest version here was made by another server whose agent is in
 // touch, the node first asks that agent for its copy, and answers the fetch once the agent has
-// answered (the node stores a newer copy first) or the wait (--handover-wait, 100 ms by default)
-// has passed (a hung server: the fetch is answered from what the node holds, as before). The
-// wait stays well under the fetch's own time-out (SessionBackupTimeout, 200 ms by default), so
-// that a take-over from a hung server is slower by that much, not refused. A server that is gone
-// has no connection left to ask: the node answers at once.
+// answered (the node stores a newer copy first). When the wait (--handover-wait, 100 ms by
+// default) passes first, the fetches are left unanswered: the web server answers 503 and asks
+// again (node_server.cpp, handover_unanswered). The wait stays well under the fetch's own
+// time-out (SessionBackupTimeout, 200 ms by default). A server that is gone has no connection
+// left to ask, and one silent for 1.5 s is taken for hung: the node answers at once.
 //
 // A peer cannot make the node hold much: at most kMaxWaits sessions wait at once, and
 // kMaxFetchesPerWait fetches on each; past either the fetch is answered at once. Socket-free:
@@ -63,8 +63,14 @@ class HandoverWaits {
     // answer now), or false when none matches (late, or not asked of that agent).
     bool answered(const std::string &routing_id, std::uint64_t handover_id, Wait *ended);
 
-    // Moves the waits whose deadline has passed to `*expired`.
+    // Moves the waits whose deadline has passed to `*expired`. The last kMaxWaits of them are
+    // remembered for answered_late().
     void expire(std::uint64_t now_ms, std::vector<Wait> *expired);
+
+    // The agent at `routing_id` answered handover `handover_id` after its deadline: the session
+    // it was about, or false when none matches.
+    bool answered_late(const std::string &routing_id, std::uint64_t handover_id,
+                       wire::SessionKey *key);
 
     std::size_t size() const { return waits_.size(); }
     // The earliest deadline, 0 when nothing waits.
@@ -76,8 +82,13 @@ class HandoverWaits {
             return a.bytes < b.bytes;
         }
     };
+    struct Expired {
+        wire::SessionKey key;
+        std::string origin_routing_id;
+    };
     std::uint64_t wait_ms_;
     std::map<wire::SessionKey, Wait, KeyLess> waits_;
+    std::map<std::uint64_t, Expired> expired_;  // by handover id: the oldest first
     std::uint64_t next_handover_id_ = 1;
 };
 

@@ -32,8 +32,10 @@ enum class CounterGroup {
 // here (rss_node end-session); `end_sessions_refused`, end-session requests past EndSessionRate,
 // answered busy; `handovers_asked`, fetches of a session another server made that its agent was
 // asked for its copy first (handover_waits.h), `handovers_newer`, those it answered with a newer
-// copy, `handovers_unanswered`, those it did not answer in time, and `handovers_skipped`, fetches
-// answered without asking because too many waited.
+// copy, `handovers_unanswered`, those it did not answer in time (the fetches left unanswered),
+// `handovers_given_up`, fetches answered without asking a server that left that version of the
+// session unanswered for 1.5 s (handover_outcomes.h), and `handovers_skipped`, fetches answered
+// without asking because too many waited.
 #define RSS_NODE_COUNTERS(X)                            \
     X(kAfterOwnershipDecided, ownership_changes)        \
     X(kAfterOwnershipDecided, snapshots_requested)      \
@@ -55,6 +57,7 @@ enum class CounterGroup {
     X(kAfterUpdatesRefused, handovers_asked)            \
     X(kAfterUpdatesRefused, handovers_newer)            \
     X(kAfterUpdatesRefused, handovers_unanswered)       \
+    X(kAfterUpdatesRefused, handovers_given_up)         \
     X(kAfterUpdatesRefused, handovers_skipped)          \
     X(kAfterUpdatesRefused, sessions_ended)             \
     X(kAfterUpdatesRefused, end_sessions_refused)       \

@@ -32,6 +32,7 @@
 #include "rss_node/node_config.h"
 #include "rss_node/node_counters.h"
 #include "rss_node/node_status.h"
+#include "rss_node/handover_outcomes.h"
 #include "rss_node/recent_takeovers.h"
 #include "rss_node/session_ending.h"
 #include "rss_node/session_store.h"
@@ -102,7 +103,7 @@ class NodeServer {
     void on_handover_reply(const std::string &routing_id, const wire::HandoverReply &reply,
                            WallTime now);
     void expire_handovers();
-    void handover_unanswered();
+    void handover_unanswered(std::size_t fetches_held);
     void arm_handover_timer();
     void answer_held(const HandoverWaits::Wait &wait, WallTime now);
     void answer_heartbeat(const std::string &routing_id, const wire::Heartbeat &heartbeat);
@@ -148,6 +149,7 @@ class NodeServer {
     wire::EventLoop::Id ping_timer_ = 0;
     HandoverWaits handovers_;
     RecentTakeovers takeovers_;
+    HandoverOutcomes handover_outcomes_;
     wire::EventLoop::Id handover_timer_ = 0;  // at the earliest deadline of handovers_
     // The current turn's times: the wall clock (session expiry) and the monotonic clock.
     WallTime now_;

@@ -515,7 +515,7 @@ def taken_over_on_slow_web_b(node_extra):
     """web-a, web-b and node-1 (with `node_extra`): a user counted to 4 on web-a, acknowledged;
     then web-b's links to the node slowed to 300 ms each way, one request sent to web-b (a
     take-over: count 5, still on its way to the bank), and the user sent back to web-a. Yields
-    (node, web-a, web-b, the user, the lag)."""
+    (the cluster, node, web-a, web-b, the user, the lag)."""
     with cluster("web-a", "web-b", "node-1", "client") as c:
         c.enable_lag(["web-b"])
         node = RssNode("node-1", extra=node_extra, host=c["node-1"])
@@ -527,7 +527,7 @@ def taken_over_on_slow_web_b(node_extra):
             user.server = SeenFrom(c["client"], b)
             assert count_of(user.get("/app/counter")[2]) == 5
             user.server = SeenFrom(c["client"], a)
-            yield node, a, b, user, slow
+            yield c, node, a, b, user, slow
 
 
 def test_a_user_sent_back_just_after_a_take_over_sees_the_change_the_bank_has_not_received():
@@ -538,7 +538,7 @@ def test_a_user_sent_back_just_after_a_take_over_sees_the_change_the_bank_has_no
     holds, and asks B for its copy first (a handover): A serves 6. Before, the node answered
     A's check with A's own version, and A served 5 again (the fault campaign, seed 55: count 491
     after 491, the other server's change delayed by its connections coming back after a cut)."""
-    with taken_over_on_slow_web_b(["--handover-wait", "3000"]) as (node, a, b, user, slow):
+    with taken_over_on_slow_web_b(["--handover-wait", "3000"]) as (_, node, a, b, user, slow):
         asked = node.status()["handovers_asked"]
         status, _, text = user.get("/app/counter")
         assert (status, count_of(text)) == (200, 6), text
@@ -583,18 +583,39 @@ def test_a_node_just_started_does_not_vouch_for_a_copy_it_could_not_check():
                 assert (status, count_of(text)) == (200, 6), text
 
 
+def test_a_user_sent_back_before_the_takers_copy_can_come_is_answered_503_then_sees_it():
+    """As above with the node's default --handover-wait (100 ms): web-b's copy cannot come in
+    time (300 ms each way), so web-a's check gets no answer and the user a 503; once web-b's
+    copy is in the bank (its late answer, or its update), the next request counts 6 (before:
+    5 again at once, from the node's copy)."""
+    with taken_over_on_slow_web_b([]) as (_, node, a, b, user, slow):
+        status, headers, _ = user.get("/app/counter")
+        assert status == 503 and ("Retry-After", "1") in headers
+        assert node.status()["handovers_unanswered"] >= 1
+        wait_for(lambda: bank_counts([node], user.session_key()) == {"node-1": 5}, 5,
+                 "web-b's copy in the bank")
+        status, _, text = user.get("/app/counter")
+        assert (status, count_of(text)) == (200, 6), text
+
+
 def test_a_take_over_late_to_reach_the_bank_does_not_overwrite_the_changes_made_since():
     """The user counts to 4 on web-a, then one request goes to web-b, whose links to the node
-    are slow (300 ms each way): web-b takes the session over and counts 5, in a new term, but
-    that change reaches the node 300 ms later. The user, back on web-a at once, counts 5, 6 and 7
-    there (web-a's check asked the node, which could not get web-b's copy in time). When web-b's
-    change arrives, web-a's are in a new term too, and later: it is refused, and the bank keeps 7.
-    Before, web-a went on in the old term, web-b's late change overwrote three acknowledged ones,
-    and the user went back to 6 (the fault campaign, seed 60, with web-b hung instead: count 952
-    after 955)."""
-    with taken_over_on_slow_web_b([]) as (node, a, b, user, slow):
+    are slow (300 ms each way): web-b takes the session over and counts 5, in a new term, and is
+    cut off from the node before that change arrives. Once web-b has been silent 1.5 s the node
+    no longer asks it for its copy: the user, back on web-a, counts 5, 6 and 7 there (the node
+    asked web-a for its copy at the take-over, so web-a goes on in a new term of its own). When
+    the cut heals and web-b's change arrives, it is older than web-a's: refused, and the bank
+    keeps 7. Before, web-a went on in the old term, web-b's late change overwrote three
+    acknowledged ones, and the user went back to 6 (the fault campaign, seed 60, with web-b
+    hung instead: count 952 after 955)."""
+    with taken_over_on_slow_web_b([]) as (c, node, a, b, user, slow):
+        cut = c.partition(c["web-b"], c["node-1"], both_ways=True)
+        cut_at = time.monotonic()
+        wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 0 and
+                 time.monotonic() - cut_at >= 1.6, 10, "web-b silent for the node")
         for i in (5, 6, 7):
             assert count_of(user.get("/app/counter")[2]) == i
+        cut.heal()
         slow.heal()
         wait_for(lambda: acknowledged(a), 10, "web-a's changes acknowledged")
         # web-b's change reached the node: stored (acknowledged) or refused (its copy dropped).

@@ -68,12 +68,34 @@ BOOST_AUTO_TEST_CASE(a_wait_ends_at_its_deadline_with_its_fetches) {
     BOOST_TEST_REQUIRE(expired.size() == 1u);
     BOOST_TEST(expired[0].fetches[0].request_id == 7u);
     BOOST_TEST(waits.next_deadline_ms() == 1100 + HandoverWaits::kDefaultWaitMs);
-    // The agent's answer after the deadline finds nothing to end.
+    // The agent's answer after the deadline finds nothing to end, but names its session, once,
+    // and only from the agent asked.
     HandoverWaits::Wait ended;
     BOOST_TEST(!waits.answered("web-a", first, &ended));
+    wire::SessionKey late;
+    BOOST_TEST(!waits.answered_late("web-b", first, &late));
+    BOOST_TEST_REQUIRE(waits.answered_late("web-a", first, &late));
+    BOOST_TEST((late == key_of(1)));
+    BOOST_TEST(!waits.answered_late("web-a", first, &late));
+    BOOST_TEST(!waits.answered_late("web-a", second, &late));  // still waiting
     waits.expire(100000, &expired);
     BOOST_TEST(expired.size() == 2u);
     BOOST_TEST(waits.next_deadline_ms() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(only_the_last_max_waits_expired_handovers_can_be_answered_late) {
+    HandoverWaits waits;
+    std::vector<HandoverWaits::Wait> expired;
+    std::uint64_t first = 0;
+    std::uint64_t id = 0;
+    for (std::size_t i = 0; i <= HandoverWaits::kMaxWaits; ++i) {
+        waits.hold(key_of(static_cast<std::uint8_t>(i)), "web-a", fetch("web-b", i), 1000, &id);
+        first = first == 0 ? id : first;
+        waits.expire(100000, &expired);
+    }
+    wire::SessionKey late;
+    BOOST_TEST(!waits.answered_late("web-a", first, &late));
+    BOOST_TEST(waits.answered_late("web-a", id, &late));
 }
 
 BOOST_AUTO_TEST_CASE(a_flood_of_fetches_is_answered_at_once_past_the_bounds) {

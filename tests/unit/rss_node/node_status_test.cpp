@@ -107,6 +107,7 @@ BOOST_FIXTURE_TEST_CASE(every_documented_field_in_its_order, Fixture) {
                                                  "handovers_asked",
                                                  "handovers_newer",
                                                  "handovers_unanswered",
+                                                 "handovers_given_up",
                                                  "handovers_skipped",
                                                  "sessions_ended",
                                                  "end_sessions_refused",

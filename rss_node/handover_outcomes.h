@@ -1,0 +1,84 @@
+// What became of the handovers a node asked lately, by session: whether the node needs to ask the
+// server again before it answers another fetch (handover_waits.h).
+//
+// A handover left unanswered leaves the fetch unanswered too (a 503 for the web server that
+// asked: the server asked may hold a newer copy). Two things bound that:
+//   - a server that answered a handover gave the session up (it checks with the bank before it
+//     serves it again): while the node holds the version it held after that answer, no fetch
+//     needs to ask that server again. Without this a server whose link is slower than
+//     --handover-wait would be asked on every fetch and never in time: a 503 without end.
+//   - a server that has not answered a handover of one version for kGiveUpMs counts as hung for
+//     that session, as one silent that long does for all (node_server.cpp): the fetch is
+//     answered from what the node holds.
+// A fetch by the server itself may mean it takes the session back: what it answered is forgotten.
+//
+// Bounded: at most kMaxEntries sessions, each kept kKeepMs. Socket-free, the time passed in.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "wire/messages.h"
+
+namespace rhythm::node {
+
+class HandoverOutcomes {
+  public:
+    static constexpr std::size_t kMaxEntries = 16384;
+    static constexpr std::uint64_t kKeepMs = 10000;
+    // As long as a server may be silent before the node takes it for hung (kHandoverReachableMs).
+    static constexpr std::uint64_t kGiveUpMs = 1500;
+
+    enum class Verdict {
+        kAsk,       // ask the server for its copy
+        kAnswered,  // it answered at this version and gave the session up: answer from here
+        kGiveUp,    // it has not answered at this version for kGiveUpMs: answer from here
+    };
+
+    // `server` answered a handover of `key`; the node holds `version` of it after the answer.
+    void answered(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
+                  std::uint64_t now_ms);
+    // A handover of `key` to `server`, the node holding `version`, was not answered in time.
+    void unanswered(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
+                    std::uint64_t now_ms);
+    // `server` fetched `key` itself.
+    void fetched_by(const wire::SessionKey &key, std::string_view server);
+
+    Verdict verdict(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
+                    std::uint64_t now_ms) const;
+
+    std::size_t size() const { return by_key_.size(); }
+
+  private:
+    struct KeyLess {
+        bool operator()(const wire::SessionKey &a, const wire::SessionKey &b) const {
+            return a.bytes < b.bytes;
+        }
+    };
+    struct Outcome {
+        std::string server;
+        std::uint64_t version = 0;
+        bool answered = false;
+        std::uint64_t since_ms = 0;  // answered, or first left unanswered, at
+        std::uint64_t note = 0;      // which note made it
+    };
+    struct Note {
+        wire::SessionKey key;
+        std::uint64_t note = 0;
+        std::uint64_t at_ms = 0;
+    };
+    void record(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
+                bool answered, std::uint64_t now_ms);
+    void forget_oldest();
+
+    std::map<wire::SessionKey, Outcome, KeyLess> by_key_;
+    // Every note in order, to forget the oldest; a note of a key noted again since is skipped.
+    std::deque<Note> order_;
+    std::uint64_t notes_ = 0;
+};
+
+}  // namespace rhythm::node

@@ -1,0 +1,64 @@
+// What became of the handovers a node asked: when it asks again, when it need not, when it gives
+// up on a server, and the bound on what a peer can make it remember.
+#include "rss_node/handover_outcomes.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include "tests/unit/rss_node/test_values.h"
+
+using rhythm::node::HandoverOutcomes;
+using rhythm::node::test::key_of;
+using Verdict = HandoverOutcomes::Verdict;
+
+BOOST_AUTO_TEST_SUITE(handover_outcomes)
+
+BOOST_AUTO_TEST_CASE(a_server_that_answered_is_not_asked_again_while_the_version_stays) {
+    HandoverOutcomes h;
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1000) == Verdict::kAsk));
+    h.answered(key_of(1), "web-b", 5, 1000);
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1500) == Verdict::kAnswered));
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 6, 1500) == Verdict::kAsk));  // changed since
+    BOOST_TEST((h.verdict(key_of(1), "web-c", 5, 1500) == Verdict::kAsk));
+    BOOST_TEST((h.verdict(key_of(2), "web-b", 5, 1500) == Verdict::kAsk));
+    // Kept for a while only.
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1001 + HandoverOutcomes::kKeepMs) ==
+                Verdict::kAsk));
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_fetches_the_session_itself_may_take_it_back) {
+    HandoverOutcomes h;
+    h.answered(key_of(1), "web-b", 5, 1000);
+    h.fetched_by(key_of(1), "web-a");  // another server: nothing changes
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1100) == Verdict::kAnswered));
+    h.fetched_by(key_of(1), "web-b");
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1200) == Verdict::kAsk));
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_leaves_a_version_unanswered_long_enough_is_given_up) {
+    HandoverOutcomes h;
+    h.unanswered(key_of(1), "web-b", 5, 1000);
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1100) == Verdict::kAsk));
+    h.unanswered(key_of(1), "web-b", 5, 1200);  // counted from the first time
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 999 + HandoverOutcomes::kGiveUpMs) ==
+                Verdict::kAsk));
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1000 + HandoverOutcomes::kGiveUpMs) ==
+                Verdict::kGiveUp));
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 6, 1000 + HandoverOutcomes::kGiveUpMs) ==
+                Verdict::kAsk));  // a newer version: asked again
+    // An answer, even late, settles it.
+    h.answered(key_of(1), "web-b", 6, 3000);
+    BOOST_TEST((h.verdict(key_of(1), "web-b", 6, 3100) == Verdict::kAnswered));
+}
+
+BOOST_AUTO_TEST_CASE(at_most_max_entries_are_remembered) {
+    HandoverOutcomes h;
+    for (std::size_t i = 0; i < HandoverOutcomes::kMaxEntries + 10; ++i) {
+        h.answered(key_of(i), "web-b", 1, 1000);
+    }
+    BOOST_TEST(h.size() == HandoverOutcomes::kMaxEntries);
+    BOOST_TEST((h.verdict(key_of(0), "web-b", 1, 1000) == Verdict::kAsk));  // the oldest gone
+    BOOST_TEST((h.verdict(key_of(HandoverOutcomes::kMaxEntries + 9), "web-b", 1, 1000) ==
+                Verdict::kAnswered));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
