@@ -17,11 +17,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <map>
 #include <string>
 #include <string_view>
 
+#include "rss_node/recent_by_key.h"
 #include "wire/messages.h"
 
 namespace rhythm::node {
@@ -46,39 +45,23 @@ class HandoverOutcomes {
     void unanswered(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
                     std::uint64_t now_ms);
     // `server` fetched `key` itself.
-    void fetched_by(const wire::SessionKey &key, std::string_view server);
+    void fetched_by(const wire::SessionKey &key, std::string_view server, std::uint64_t now_ms);
 
     Verdict verdict(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
                     std::uint64_t now_ms) const;
 
-    std::size_t size() const { return by_key_.size(); }
+    std::size_t size() const { return outcomes_.size(); }
 
   private:
-    struct KeyLess {
-        bool operator()(const wire::SessionKey &a, const wire::SessionKey &b) const {
-            return a.bytes < b.bytes;
-        }
-    };
     struct Outcome {
         std::string server;
         std::uint64_t version = 0;
-        bool answered = false;
-        std::uint64_t since_ms = 0;  // answered, or first left unanswered, at
-        std::uint64_t note = 0;      // which note made it
-    };
-    struct Note {
-        wire::SessionKey key;
-        std::uint64_t note = 0;
-        std::uint64_t at_ms = 0;
+        bool answered = false;  // else unanswered since it was noted
     };
     void record(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
                 bool answered, std::uint64_t now_ms);
-    void forget_oldest();
 
-    std::map<wire::SessionKey, Outcome, KeyLess> by_key_;
-    // Every note in order, to forget the oldest; a note of a key noted again since is skipped.
-    std::deque<Note> order_;
-    std::uint64_t notes_ = 0;
+    RecentByKey<Outcome, kMaxEntries, kKeepMs> outcomes_;
 };
 
 }  // namespace rhythm::node

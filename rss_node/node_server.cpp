@@ -831,7 +831,7 @@ bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fe
     if (asker == nullptr) {
         return false;
     }
-    handover_outcomes_.fetched_by(fetch.key, asker->server_name);
+    handover_outcomes_.fetched_by(fetch.key, asker->server_name, mono_.ms());
     // The server that took the session over last, at this version, may have changed it since;
     // otherwise the one that made this version may have.
     std::string_view newer_at = takeovers_.taker(fetch.key, held.version, mono_.ms());

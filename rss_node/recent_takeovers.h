@@ -13,11 +13,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <map>
 #include <string>
 #include <string_view>
 
+#include "rss_node/recent_by_key.h"
 #include "wire/messages.h"
 
 namespace rhythm::node {
@@ -37,32 +36,14 @@ class RecentTakeovers {
     std::string_view taker(const wire::SessionKey &key, std::uint64_t version,
                            std::uint64_t now_mono_ms) const;
 
-    std::size_t size() const { return by_key_.size(); }
+    std::size_t size() const { return taken_.size(); }
 
   private:
-    struct KeyLess {
-        bool operator()(const wire::SessionKey &a, const wire::SessionKey &b) const {
-            return a.bytes < b.bytes;
-        }
-    };
     struct Taken {
         std::string server_name;
         std::uint64_t version = 0;
-        std::uint64_t at_ms = 0;
-        std::uint64_t note = 0;  // which note made it
     };
-    struct Note {
-        wire::SessionKey key;
-        std::uint64_t note = 0;
-        std::uint64_t at_ms = 0;
-    };
-    void forget_old(std::uint64_t now_mono_ms);
-    void forget_oldest();
-
-    std::map<wire::SessionKey, Taken, KeyLess> by_key_;
-    // Every note in order, to forget the oldest; a note of a key noted again since is skipped.
-    std::deque<Note> order_;
-    std::uint64_t notes_ = 0;
+    RecentByKey<Taken, kMaxEntries, kKeepMs> taken_;
 };
 
 }  // namespace rhythm::node

@@ -28,9 +28,9 @@ BOOST_AUTO_TEST_CASE(a_server_that_answered_is_not_asked_again_while_the_version
 BOOST_AUTO_TEST_CASE(a_server_that_fetches_the_session_itself_may_take_it_back) {
     HandoverOutcomes h;
     h.answered(key_of(1), "web-b", 5, 1000);
-    h.fetched_by(key_of(1), "web-a");  // another server: nothing changes
+    h.fetched_by(key_of(1), "web-a", 1050);  // another server: nothing changes
     BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1100) == Verdict::kAnswered));
-    h.fetched_by(key_of(1), "web-b");
+    h.fetched_by(key_of(1), "web-b", 1150);
     BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1200) == Verdict::kAsk));
 }
 
