@@ -27,8 +27,7 @@ void HandoverOutcomes::fetched_by(const wire::SessionKey &key, std::string_view 
 }
 
 HandoverOutcomes::Verdict HandoverOutcomes::verdict(const wire::SessionKey &key,
-                                                    std::string_view server,
-                                                    std::uint64_t version,
+                                                    std::string_view server, std::uint64_t version,
                                                     std::uint64_t now_ms) const {
     const auto *noted = outcomes_.find(key, now_ms);
     if (noted == nullptr || noted->value.server != server || noted->value.version != version) {

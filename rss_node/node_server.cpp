@@ -967,8 +967,7 @@ void NodeServer::expire_handovers() {
         const AgentTracker::Agent *origin = agents_.find_by_routing_id(wait.origin_routing_id);
         wire::SessionRecord held;
         if (origin != nullptr && store_.find(wait.key, now_.ms(), &held)) {
-            handover_outcomes_.unanswered(wait.key, origin->server_name, held.version,
-                                          mono_.ms());
+            handover_outcomes_.unanswered(wait.key, origin->server_name, held.version, mono_.ms());
         }
     }
     arm_handover_timer();

@@ -325,10 +325,9 @@ void FetchService::answer(Pending &fetch, FetchOutcome outcome) {
     // this process runs again. Not found and deleted both count as misses.
     using Count = BackupFeed::FetchCount;
     static constexpr std::pair<FetchOutcome, Count> kCountedAs[] = {
-        {FetchOutcome::kFound, Count::kFound},     {FetchOutcome::kTimedOut, Count::kTimedOut},
-        {FetchOutcome::kBankSilent, Count::kTimedOut},
-        {FetchOutcome::kShed, Count::kShed},       {FetchOutcome::kTooLarge, Count::kTooLarge},
-        {FetchOutcome::kNoSpace, Count::kNoSpace},
+        {FetchOutcome::kFound, Count::kFound},         {FetchOutcome::kTimedOut, Count::kTimedOut},
+        {FetchOutcome::kBankSilent, Count::kTimedOut}, {FetchOutcome::kShed, Count::kShed},
+        {FetchOutcome::kTooLarge, Count::kTooLarge},   {FetchOutcome::kNoSpace, Count::kNoSpace},
     };
     Count count = Count::kMissing;
     for (const auto &[answered, counted] : kCountedAs) {

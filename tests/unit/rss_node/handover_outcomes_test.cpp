@@ -21,8 +21,8 @@ BOOST_AUTO_TEST_CASE(a_server_that_answered_is_not_asked_again_while_the_version
     BOOST_TEST((h.verdict(key_of(1), "web-c", 5, 1500) == Verdict::kAsk));
     BOOST_TEST((h.verdict(key_of(2), "web-b", 5, 1500) == Verdict::kAsk));
     // Kept for a while only.
-    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1001 + HandoverOutcomes::kKeepMs) ==
-                Verdict::kAsk));
+    BOOST_TEST(
+        (h.verdict(key_of(1), "web-b", 5, 1001 + HandoverOutcomes::kKeepMs) == Verdict::kAsk));
 }
 
 BOOST_AUTO_TEST_CASE(a_server_that_fetches_the_session_itself_may_take_it_back) {
@@ -39,10 +39,10 @@ BOOST_AUTO_TEST_CASE(a_server_that_leaves_a_version_unanswered_long_enough_is_gi
     h.unanswered(key_of(1), "web-b", 5, 1000);
     BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1100) == Verdict::kAsk));
     h.unanswered(key_of(1), "web-b", 5, 1200);  // counted from the first time
-    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 999 + HandoverOutcomes::kGiveUpMs) ==
-                Verdict::kAsk));
-    BOOST_TEST((h.verdict(key_of(1), "web-b", 5, 1000 + HandoverOutcomes::kGiveUpMs) ==
-                Verdict::kGiveUp));
+    BOOST_TEST(
+        (h.verdict(key_of(1), "web-b", 5, 999 + HandoverOutcomes::kGiveUpMs) == Verdict::kAsk));
+    BOOST_TEST(
+        (h.verdict(key_of(1), "web-b", 5, 1000 + HandoverOutcomes::kGiveUpMs) == Verdict::kGiveUp));
     BOOST_TEST((h.verdict(key_of(1), "web-b", 6, 1000 + HandoverOutcomes::kGiveUpMs) ==
                 Verdict::kAsk));  // a newer version: asked again
     // An answer, even late, settles it.

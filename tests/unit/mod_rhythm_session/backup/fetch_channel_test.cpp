@@ -90,10 +90,12 @@ BOOST_AUTO_TEST_CASE(request_round_trip_and_refusals) {
 BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
     // The numbers are the channel's encoding: a worker and an agent of different builds agree.
     const std::pair<FetchOutcome, int> numbers[] = {
-        {FetchOutcome::kFound, 0},    {FetchOutcome::kNotFound, 1},     {FetchOutcome::kDeleted, 2},
-        {FetchOutcome::kTimedOut, 3}, {FetchOutcome::kNoAgent, 4},      {FetchOutcome::kShed, 5},
-        {FetchOutcome::kTooLarge, 6}, {FetchOutcome::kNoSpace, 7},      {FetchOutcome::kCurrent, 8},
-        {FetchOutcome::kReplaced, 9}, {FetchOutcome::kUnreachable, 10}, {FetchOutcome::kBankSilent, 11},
+        {FetchOutcome::kFound, 0},        {FetchOutcome::kNotFound, 1},
+        {FetchOutcome::kDeleted, 2},      {FetchOutcome::kTimedOut, 3},
+        {FetchOutcome::kNoAgent, 4},      {FetchOutcome::kShed, 5},
+        {FetchOutcome::kTooLarge, 6},     {FetchOutcome::kNoSpace, 7},
+        {FetchOutcome::kCurrent, 8},      {FetchOutcome::kReplaced, 9},
+        {FetchOutcome::kUnreachable, 10}, {FetchOutcome::kBankSilent, 11},
     };
     std::set<std::string> names;
     for (const auto &[outcome, number] : numbers) {
@@ -141,8 +143,10 @@ BOOST_AUTO_TEST_CASE(the_agents_answer_is_returned) {
 
 BOOST_AUTO_TEST_CASE(the_new_outcomes_cross_the_channel_and_an_unknown_byte_does_not) {
     const std::pair<unsigned char, FetchOutcome> cases[] = {
-        {6, FetchOutcome::kTooLarge},  {7, FetchOutcome::kNoSpace},
-        {9, FetchOutcome::kReplaced},  {10, FetchOutcome::kUnreachable},
+        {6, FetchOutcome::kTooLarge},
+        {7, FetchOutcome::kNoSpace},
+        {9, FetchOutcome::kReplaced},
+        {10, FetchOutcome::kUnreachable},
         {11, FetchOutcome::kBankSilent},
         {12, FetchOutcome::kTimedOut},  // no outcome: no usable answer
     };

@@ -83,7 +83,8 @@ struct Fixture {
         listener = rhythm::listen_fetch_channel(path, -1, -1, &why);
         BOOST_REQUIRE_MESSAGE(listener >= 0, why);
         service = std::make_unique<FetchService>(
-            feed, FetchService::Settings{listener, max_pending, 1024, kOutageGraceMs}, ignore_log, bank);
+            feed, FetchService::Settings{listener, max_pending, 1024, kOutageGraceMs}, ignore_log,
+            bank);
     }
     ~Fixture() {
         service.reset();
