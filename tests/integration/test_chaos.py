@@ -231,26 +231,20 @@ def test_the_same_seed_gives_the_same_schedule():
 
 
 def test_a_short_campaign_finds_no_violation(tmp_path):
-    """30 s of node kills, pauses and cuts and web server pauses, overlapping, with 8 browsers
-    (4 of them logged in through mod_auth_form) of which a tenth of the requests are misrouted:
-    no violation of G1 to G5. Two findings that are still open are kept out of it
-    (docs/consistency.md, What is not done): web server kills (a server serving its own copy
-    after another took the session over, the node that stored the take-over killed just after),
-    and two nodes failing one after the other: seed 3, used before, cut node-3 off and paused
-    node-1 10 s later, and in 2 CI passes of 4 a take-over got node-3's copy, which lacked the
-    changes made while its connections came back (count 325 after 338). Seed 216 faults one node
-    only, node-3: paused, killed while paused, killed again, cut off."""
-    faults = ["kill-node", "pause-node", "cut-node", "pause-web"]
+    """3 minutes of every fault type, overlapping (seed 80: 43 faults, each type at least once),
+    with 8 browsers (4 of them logged in through mod_auth_form) of which a tenth of the requests
+    are misrouted: no violation of G1 to G5. Long campaigns: build/chaos --minutes M."""
+    faults = list(nemesis.FAULTS)
     try:
-        report, injected, summary = campaign.run(216, 0.5, faults, 8, tmp_path)
+        report, injected, summary = campaign.run(80, 3, faults, 8, tmp_path)
     except ClusterUnavailable as e:
         pytest.skip(str(e))
     print(summary)
     print((tmp_path / "report.txt").read_text())
-    assert len([f for f in injected if f.started is not None]) >= 4
-    assert report.answered > 1000
+    assert {f.kind for f in injected if f.started is not None} == set(nemesis.FAULTS)
+    assert report.answered > 10000
     history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     logins = {r["client"] for r in history if r["kind"] == "login" and r["user"] == "alice"}
     assert len(logins) == 4
-    assert len([r for r in history if r["count"] is not None and r["user"] == "alice"]) > 400
+    assert len([r for r in history if r["count"] is not None and r["user"] == "alice"]) > 4000
     assert report.violations == [] and report.ok
