@@ -425,6 +425,7 @@ void NodeServer::on_snapshot_record(const wire::SnapshotRecord &snapshot, WallTi
     ApplyOutcome outcome = store_.apply(snapshot.record, now.ms(), &implausible);
     if (outcome.result == ApplyResult::kApplied) {
         counters_.snapshot_records_applied++;
+        copied_from_peers_.add(wire::shard_of(snapshot.record.key));
     } else if (outcome.result == ApplyResult::kNoMemory) {
         refused_for_memory();
     } else if (outcome.result == ApplyResult::kImplausible) {
@@ -800,15 +801,22 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
         if (asker != nullptr && !answer.record.tombstone) {
             takeovers_.note(key, asker->server_name, answer.record.version, mono_.ms());
         }
-        // Nor can a node just started vouch for a copy another server made whose agent it has
-        // not heard from yet: it could not ask it for a newer one (a handover). The asker may be
-        // an agent not heard from yet itself.
-        bool origin_unheard_yet =
+        // Nor can a node just started vouch for a copy another server made, to a third server,
+        // where it has not heard from that server's agent yet (it could not ask it for a newer
+        // one: a handover; the fault campaign, seed 61: a node 145 ms old answered from its
+        // fresh snapshot, 4 changes behind the server's), or copied the session's shard from a
+        // peer (it did not see which server took the session over lately, recent_takeovers.h,
+        // while the other owners may have and be asking that server; seed 80: a node 0.3 s old
+        // vouched for a copy that a server which had just taken the session over had changed).
+        bool just_started_other_origin =
             mono_ - started_ < milliseconds(kAgentsHeardWithinMs) && !answer.record.tombstone &&
-            (asker == nullptr || asker->server_name != answer.record.origin) &&
-            agents_.reachable_agent_of_server(answer.record.origin, mono_.ms(),
-                                              kHandoverReachableMs) == nullptr;
-        answer.provisional = answer.provisional || (answer.owner && origin_unheard_yet);
+            (asker == nullptr || asker->server_name != answer.record.origin);
+        bool cannot_vouch_yet =
+            just_started_other_origin &&
+            (copied_from_peers_.contains(wire::shard_of(key)) ||
+             agents_.reachable_agent_of_server(answer.record.origin, mono_.ms(),
+                                               kHandoverReachableMs) == nullptr);
+        answer.provisional = answer.provisional || (answer.owner && cannot_vouch_yet);
     } else {
         answer.status = wire::FetchStatus::kNotFound;
         answer.record = wire::SessionRecord{};

@@ -150,6 +150,7 @@ class NodeServer {
     HandoverWaits handovers_;
     RecentTakeovers takeovers_;
     HandoverOutcomes handover_outcomes_;
+    wire::ShardSet copied_from_peers_;  // shards with records a peer's snapshot gave since start
     wire::EventLoop::Id handover_timer_ = 0;  // at the earliest deadline of handovers_
     // The current turn's times: the wall clock (session expiry) and the monotonic clock.
     WallTime now_;
