@@ -55,7 +55,7 @@ struct AgentConfig {
     // workers for SessionBackupTimeout, and the bank sees no more than this many at a time.
     std::size_t max_pending_fetches = 32;
     // SessionBackupOutageGrace (fetch_service.h): how long after the bank's last word a take-over
-    // still waits for it rather than start a new session.
+    // is answered 503 rather than start a new session.
     std::uint64_t outage_grace_ms = 30000;
     // RhythmSessionMaxSize: a session the bank holds at a larger size is not taken over (a
     // request could not save it here); the bank's copy stays for a server that can.

@@ -5,6 +5,7 @@ connection, and a backup agent that hangs. Real apache2, real rss_node processes
 every figure that claims data is safe is checked against the bank's real content.
 """
 
+import contextlib
 import os
 import pathlib
 import re
@@ -185,6 +186,28 @@ def test_a_session_misrouted_to_another_server_and_back_loses_no_count():
         assert seen == [(b.name if i % 4 == 3 else a.name, 200, i + 1) for i in range(40)]
 
 
+@contextlib.contextmanager
+def changed_on_web_a_with_its_agent_stopped(node_extra, web_b_extra):
+    """node-1 (`node_extra`), web-a and web-b (`web_b_extra`): the user counted to 3 on web-a
+    (in the bank), then web-a's agent was stopped and the user counted 4 there (not in the
+    bank: write-behind's window, held open). Yields (node, web-a, web-b, the user, the session
+    ID, the agent's PID), the user still on web-a; the agent runs again on leaving."""
+    with RssNode("node-1", extra=node_extra) as node, \
+            backed_server("web-a", [node]) as a, \
+            backed_server("web-b", [node], web_b_extra) as b:
+        user, sid = counted_session(a, node, 3)
+        wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10, "web-b's node")
+        agent = backup_status(a)["RhythmBackupAgentPid"]
+        stop_agent_outside_the_segment_mutex(a, agent)
+        try:
+            status, _, text = user.get("/app/counter")
+            assert status == 200 and count_of(text) == 4
+            assert count_in_bank(node, sid) == 3  # web-a's agent has not sent it
+            yield node, a, b, user, sid, agent
+        finally:
+            os.kill(agent, signal.SIGCONT)
+
+
 def test_a_request_misrouted_before_the_bank_has_the_last_change_still_sees_it():
     """Write-behind leaves a window in which the server that made a change has it and the bank
     does not yet. A request misrouted to another server then took the session over from the
@@ -195,28 +218,18 @@ def test_a_request_misrouted_before_the_bank_has_the_last_change_still_sees_it()
     asked it (the node and web-b wait seconds for it here, not the default 100 and 200 ms, so
     that a loaded test machine cannot close the window first). Before the handover: count 4 on
     web-b after 4 on web-a."""
-    with RssNode("node-1", extra=["--handover-wait", "5s"]) as node, \
-            backed_server("web-a", [node]) as a, \
-            backed_server("web-b", [node], "SessionBackupTimeout 10s") as b:
-        user, sid = counted_session(a, node, 3)
-        wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10, "web-b's node")
-        agent = backup_status(a)["RhythmBackupAgentPid"]
-        stop_agent_outside_the_segment_mutex(a, agent)
-        answer = {}
-        try:
-            status, _, text = user.get("/app/counter")
-            assert status == 200 and count_of(text) == 4
-            assert count_in_bank(node, sid) == 3  # web-a's agent has not sent it
-            user.server = b
-            misrouted = threading.Thread(target=lambda: answer.update(got=user.get("/app/counter")))
-            misrouted.start()
-            # (Without the handover the answer comes at once, from the bank's copy.)
-            wait_for(lambda: answer or node.status()["handovers_asked"] == 1, 10,
-                     "the node to ask web-a")
-            os.kill(agent, signal.SIGCONT)
-            misrouted.join(30)
-        finally:
-            os.kill(agent, signal.SIGCONT)
+    answer = {}
+    with changed_on_web_a_with_its_agent_stopped(["--handover-wait", "5s"],
+                                                 "SessionBackupTimeout 10s") as \
+            (node, a, b, user, sid, agent):
+        user.server = b
+        misrouted = threading.Thread(target=lambda: answer.update(got=user.get("/app/counter")))
+        misrouted.start()
+        # (Without the handover the answer comes at once, from the bank's copy.)
+        wait_for(lambda: answer or node.status()["handovers_asked"] == 1, 10,
+                 "the node to ask web-a")
+        os.kill(agent, signal.SIGCONT)
+        misrouted.join(30)
         status, _, text = answer["got"]
         assert status == 200 and count_of(text) == 5, text
         # The newer copy reached the node with the handover's answer or, let go at the same
@@ -270,21 +283,13 @@ def test_a_handover_answered_late_gives_the_next_take_over_the_newer_copy():
     the handover in vain (a 503); web-a's agent, let go, answers it late (the node stores that
     copy) and sends its change: the next take-over continues from count 4 (before: the first
     was answered from the bank's older copy at once, a count rolled back)."""
-    with RssNode("node-1", extra=["--handover-wait", "300ms"]) as node, \
-            backed_server("web-a", [node]) as a, \
-            backed_server("web-b", [node], "SessionBackupTimeout 500ms") as b:
-        user, sid = counted_session(a, node, 3)
-        wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10, "web-b's node")
-        agent = backup_status(a)["RhythmBackupAgentPid"]
-        stop_agent_outside_the_segment_mutex(a, agent)
-        try:
-            status, _, text = user.get("/app/counter")
-            assert status == 200 and count_of(text) == 4
-            user.server = b
-            assert user.get("/app/counter")[0] == 503
-            assert count_in_bank(node, sid) == 3
-        finally:
-            os.kill(agent, signal.SIGCONT)
+    with changed_on_web_a_with_its_agent_stopped(["--handover-wait", "300ms"],
+                                                 "SessionBackupTimeout 500ms") as \
+            (node, a, b, user, sid, agent):
+        user.server = b
+        assert user.get("/app/counter")[0] == 503
+        assert count_in_bank(node, sid) == 3
+        os.kill(agent, signal.SIGCONT)
         status, _, text = user.get("/app/counter")
         assert status == 200 and count_of(text) == 5, text
 
