@@ -298,7 +298,9 @@ TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
 // SessionCache::Loaded::unchecked), the copy the request holds locked may have been continued on
 // another server meanwhile. The agent checks it against the bank and replaces it with a newer
 // copy, or removes it, before the request reads it. When no node can be reached at all the copy
-// here is served (nobody can have taken it over from the bank meanwhile either); when the check
+// here is served (nobody can have taken it over from the bank meanwhile either), unless it was
+// handed over to another server or fetched, and not changed here since: then only once the bank
+// has been silent SessionBackupOutageGrace (another server may be continuing it); when the check
 // gets no answer in time (SessionBackupTimeout), the request is answered 503 rather than risk a
 // stale copy, and the next one tries again. False in that case.
 bool check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
@@ -307,9 +309,9 @@ bool check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
     rhythm::FetchOutcome outcome = ask_agent(id, true);
     char prefix[7];
     rhythm::session_id_log_prefix(id, prefix);
-    bool answered = outcome != rhythm::FetchOutcome::kTimedOut &&
-                    outcome != rhythm::FetchOutcome::kNoAgent &&
-                    outcome != rhythm::FetchOutcome::kShed;
+    bool answered =
+        outcome != rhythm::FetchOutcome::kTimedOut && outcome != rhythm::FetchOutcome::kNoAgent &&
+        outcome != rhythm::FetchOutcome::kShed && outcome != rhythm::FetchOutcome::kBankSilent;
     if (!answered) {
         g_cache.abandon_check(&st->handle);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,

@@ -75,8 +75,7 @@ const char *fetch_outcome_name(FetchOutcome outcome) {
         case FetchOutcome::kUnreachable:
             return "no node of the bank can be reached";
         case FetchOutcome::kBankSilent:
-            return "no node of the bank answers; a new session only once SessionBackupOutageGrace "
-                   "has passed";
+            return "no node of the bank answers, for less than SessionBackupOutageGrace so far";
     }
     return "?";
 }

@@ -30,7 +30,8 @@ enum class FetchOutcome : std::uint8_t {
     kReplaced = 9,  // the bank's newer copy replaced it
     // ... and to either:
     kUnreachable = 10,  // no node of the bank can be asked: nobody can take it over either
-    // A take-over while every node has been silent for less than SessionBackupOutageGrace.
+    // Every node silent for less than SessionBackupOutageGrace: a take-over, or a check of a copy
+    // handed over or fetched (another server may be continuing it), cannot be answered yet.
     kBankSilent = 11,
 };
 

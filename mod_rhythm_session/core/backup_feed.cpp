@@ -209,6 +209,13 @@ bool BackupFeed::hand_over(const SessionId &id, std::uint64_t version, ChangeRec
     return true;
 }
 
+bool BackupFeed::handed_over_or_fetched(const SessionId &id) {
+    Segment seg = cache_.segment();
+    ShmMutexGuard guard(seg.h().mutex);
+    std::uint32_t i = seg.find(id);
+    return i != kNoIndex && seg.entry(i).continues_fetched != 0;
+}
+
 SessionCache::Save BackupFeed::insert_fetched(const SessionId &id, const void *data,
                                               std::size_t size, std::int64_t expiry_us,
                                               std::uint64_t version) {

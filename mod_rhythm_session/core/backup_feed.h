@@ -91,6 +91,10 @@ class BackupFeed {
     // session or a deletion), it is copied to `*newer` for the bank and true is returned.
     bool hand_over(const SessionId &id, std::uint64_t version, ChangeRecord *newer);
 
+    // This server's copy was handed over (hand_over) or fetched from the bank, and not changed
+    // here since: another server may be continuing the session.
+    bool handed_over_or_fetched(const SessionId &id);
+
     // Stores a session fetched from the bank, at the bank's version, as acknowledged. kNoSpace
     // also when room could only be made by evicting sessions the bank does not hold (and
     // SessionBackupEvictUnbacked is Off): counted with the refused saves.

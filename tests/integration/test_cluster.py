@@ -598,6 +598,28 @@ def test_a_user_sent_back_before_the_takers_copy_can_come_is_answered_503_then_s
         assert (status, count_of(text)) == (200, 6), text
 
 
+def test_a_server_cut_off_after_handing_a_session_over_does_not_serve_its_copy():
+    """The user counts to 4 on web-a, then 5 on web-b (a misroute: web-a hands the session over;
+    web-b's links are slow, so its change is still on its way), and web-a is cut off from the
+    node at once, before the node can tell it more. Sent back to web-a, whose copy (4) may be
+    behind: a 503 (RS0204), not 5 from that copy (the fault campaign, seed 80 in CI: count 510
+    after 510). Once the cut heals, web-a serves the bank's copy: 6."""
+    with taken_over_on_slow_web_b([]) as (c, node, a, b, user, slow):
+        cut = c.partition(c["web-a"], c["node-1"], both_ways=True)
+        wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 0, 10,
+                 "web-a to count the node silent")
+        status, headers, _ = user.get("/app/counter")
+        assert status == 503 and ("Retry-After", "1") in headers
+        said = [line for line in a.log_text().splitlines() if "RS0204" in line]
+        assert [line for line in said if "no node of the bank answers" in line], said
+        cut.heal()
+        slow.heal()
+        wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10, "web-a back in touch")
+        wait_for(lambda: acknowledged(b), 10, "web-b's change in the bank")
+        status, _, text = user.get("/app/counter")
+        assert (status, count_of(text)) == (200, 6), text
+
+
 def test_a_take_over_late_to_reach_the_bank_does_not_overwrite_the_changes_made_since():
     """The user counts to 4 on web-a, then one request goes to web-b, whose links to the node
     are slow (300 ms each way): web-b takes the session over and counts 5, in a new term, and is

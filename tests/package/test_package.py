@@ -75,6 +75,9 @@ def machine_state():
 SESSION_ENABLED = re.compile(r"^/etc/apache2/mods-enabled/session\.load$|"
                              r"^/var/lib/apache2/module/\w+/session$")
 APACHE_MODULE_STATE = re.compile(r"^/etc/apache2/mods-enabled/|^/var/lib/apache2/module/\w+/")
+# The folders of those records, which a2enmod and a2dismod make on their first use: on a machine
+# where no module was enabled or disabled that way yet, they appear empty and stay.
+APACHE_STATE_FOLDER = re.compile(r"^/var/lib/apache2/module/\w+$")
 
 
 def enabled_modules():
@@ -83,11 +86,13 @@ def enabled_modules():
 
 def restore_apache_modules(before_paths):
     """Puts the links of mods-enabled and Debian's records of who enabled or disabled a module
-    (empty files) back as they were."""
+    (empty files, and the folders they are in) back as they were."""
     now, _ = machine_state()
-    for path in sorted(now - before_paths):
+    for path in sorted(now - before_paths, reverse=True):  # a folder after what it holds
         if APACHE_MODULE_STATE.search(path):
             os.unlink(path)
+        elif APACHE_STATE_FOLDER.search(path):
+            os.rmdir(path)
     for path in sorted(before_paths - now):
         if path.startswith("/etc/apache2/mods-enabled/"):
             os.symlink("../mods-available/" + os.path.basename(path), path)
@@ -248,7 +253,8 @@ def test_install_upgrade_use_remove_and_purge_leave_the_machine_as_it_was(tmp_pa
     # After the purge: nothing of ours, the accounts as they were, and mod_session on where it was
     # off before.
     left = purged_paths ^ before_paths
-    assert sorted(p for p in left if not SESSION_ENABLED.search(p)) == []
+    assert sorted(p for p in left
+                  if not SESSION_ENABLED.search(p) and not APACHE_STATE_FOLDER.search(p)) == []
     assert purged_accounts == before_accounts
     if "session.load" not in modules_before:
         assert "/etc/apache2/mods-enabled/session.load" in purged_paths

@@ -415,6 +415,25 @@ BOOST_AUTO_TEST_CASE(a_session_larger_than_the_limit_is_not_kept) {
     BOOST_TEST(f.feed.stats().fetches_too_large == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_copy_handed_over_is_not_served_while_the_bank_is_silent_within_the_grace) {
+    Fixture f(1);
+    f.bank.nodes[0].up = false;
+    f.bank.nodes[0].silent = true;
+    f.bank.last_word = rhythm::MonotonicTime::from_ms(1000 - kOutageGraceMs + 1);
+    SessionId id = id_of(10);
+    std::uint64_t v;
+    BOOST_REQUIRE((f.cache.insert(id, "count=10", 8, 0, kNow, &v) == SessionCache::Save::kSaved));
+    // A copy made here: the best there is.
+    BOOST_TEST((Fixture::answer(f.ask(id, 200, true)) == FetchOutcome::kUnreachable));
+    // Handed over to a server taking it over: that server may be continuing it.
+    rhythm::ChangeRecord newer;
+    f.feed.hand_over(id, v, &newer);
+    BOOST_TEST((Fixture::answer(f.ask(id, 200, true)) == FetchOutcome::kBankSilent));
+    // Once the bank counts as down, served all the same.
+    f.bank.last_word = rhythm::MonotonicTime::from_ms(1000 - kOutageGraceMs);
+    BOOST_TEST((Fixture::answer(f.ask(id, 200, true)) == FetchOutcome::kUnreachable));
+}
+
 BOOST_AUTO_TEST_CASE(a_check_replaces_a_copy_the_bank_holds_newer) {
     Fixture f(1);
     SessionId id = id_of(9);
