@@ -13,10 +13,6 @@
 namespace rhythm {
 namespace {
 
-// Once one node has a session, how long a fetch still waits for the others' answers (a newer
-// version) before it takes the best one: nodes that are well answer within a millisecond or two;
-// one that hung and is not known to yet must not hold the request for SessionBackupTimeout.
-constexpr std::uint64_t kOtherAnswersGraceMs = 20;
 // At most one RS0323 line (a fetched session too large to keep) per this interval.
 constexpr std::uint64_t kTooLargeLogEveryMs = 10000;
 
@@ -27,6 +23,9 @@ struct FetchService::Pending {
     SessionId id;
     std::uint64_t request_id = 0;
     MonotonicTime deadline;
+    // Once an owner has the session, the latest the fetch waits for the rest: early enough that
+    // the worker, which gives up at its own deadline, still gets the answer.
+    MonotonicTime answer_by;
     std::size_t asked = 0;
     std::size_t answered = 0;
     bool owners_only = false;      // the rest of the bank is still to be asked
@@ -81,6 +80,7 @@ void FetchService::on_request(int fd, MonotonicTime now) {
     fetch->id = request.id;
     fetch->check = request.check;
     fetch->deadline = now + std::chrono::milliseconds(request.timeout_ms);
+    fetch->answer_by = now + std::chrono::milliseconds(request.timeout_ms * 3 / 4);
     if (pending_.size() >= settings_.max_pending) {
         if (fetch->check) {
             finish_check(*fetch, true);  // unchecked: the worker serves its copy
@@ -177,14 +177,22 @@ std::size_t FetchService::ask(Pending &fetch) {
 
 // The highest version among the answers wins (wire::supersedes): a node that was hung, or that
 // lost the shard and answers from the copy it keeps for the new owner's snapshot, may answer with
-// an older one. So a fetch waits for every node it asked (a silent one is never asked), or, once
-// an owner (by its own word: this agent's view of the shards lags) has the session,
-// kOtherAnswersGraceMs more at most. Where the nodes asked first, believed to be the owners, turn
-// out not to own the shard or not to have it, or answer provisionally (being filled with it, or
-// just started and unable yet to ask the server that made their copy), the rest of the bank is
-// asked too. No answer counts until an owner has answered: a former owner's copy may be behind,
-// and its "not found" says nothing (a fetch that reached no owner waits for one, or its
-// deadline: a 503).
+// an older one. So a fetch waits for every node it asked (a silent one is never asked): an owner
+// that has not answered yet may be asking the server that took the session over for a newer copy
+// (a handover, a round trip to that server), while the other owner, which did not see the
+// take-over, vouches at once for the copy from before. (Until this change the fetch took the best
+// answer 20 ms after an owner had it: the fault campaign's seeds 61 and 80, and CI under ASan,
+// saw the handover's newer copy come later, and users rolled back.) Once an owner has the
+// session, the wait ends at three quarters of the worker's deadline, so that the worker still
+// gets the answer: a hung owner not yet known to be silent costs that much (the node's
+// --handover-wait, 100 ms, is well inside it with the default SessionBackupTimeout, 200 ms).
+//
+// Where the nodes asked first, believed to be the owners (by their own word: this agent's view
+// of the shards lags), turn out not to own the shard or not to have it, or answer provisionally
+// (being filled with it, or just started and unable yet to ask the server that made their copy),
+// the rest of the bank is asked too. No answer counts until an owner has answered: a former
+// owner's copy may be behind, and its "not found" says nothing (a fetch that reached no owner
+// waits for one, or its deadline: a 503).
 void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     auto it = pending_.find(reply.request_id);
     if (it == pending_.end()) {
@@ -198,8 +206,7 @@ void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     fetch.vouching_owner_answered = fetch.vouching_owner_answered || vouching_owner;
     if (found && vouching_owner && !fetch.owner_found) {
         fetch.owner_found = true;
-        fetch.deadline =
-            std::min(fetch.deadline, now + std::chrono::milliseconds(kOtherAnswersGraceMs));
+        fetch.deadline = std::min(fetch.deadline, fetch.answer_by);
     }
     if (found &&
         (fetch.best_version == 0 || wire::supersedes(reply.record.version, reply.record.origin,

@@ -294,6 +294,40 @@ def test_a_handover_answered_late_gives_the_next_take_over_the_newer_copy():
         assert status == 200 and count_of(text) == 5, text
 
 
+def test_a_fetch_waits_for_the_owner_that_asks_the_taker_not_only_for_the_one_that_vouches():
+    """Two owners (--replicas 2); web-b is configured with node-a alone, so only node-a sees web-b
+    take the session over and holds its change. Back on web-a, node-b, which saw none of it,
+    vouches at once for web-a's count 3, while node-a asks web-b (its agent stopped a moment)
+    for a newer copy before it answers: web-a waits for node-a. Before, web-a took node-b's
+    answer 20 ms after it came and answered 4 after web-b's 4 (CI under ASan: count 714 after
+    714, a server just restarted slow to answer the handover)."""
+    with bank(["node-a", "node-b"], 2, extra=["--handover-wait", "5s"]) as (node_a, node_b), \
+            backed_server("web-a", [node_a, node_b], "SessionBackupTimeout 5s") as a, \
+            backed_server("web-b", [node_a]) as b:
+        user, sid = counted_session(a, node_a, 3)
+        wait_for(lambda: count_in_bank(node_b, sid) == 3, 10, "count=3 on node-b too")
+        user.server = b
+        status, _, text = user.get("/app/counter")
+        assert status == 200 and count_of(text) == 4, text
+        wait_for(lambda: count_in_bank(node_a, sid) == 4, 10, "web-b's count=4 on node-a")
+        assert count_in_bank(node_b, sid) == 3
+        agent = backup_status(b)["RhythmBackupAgentPid"]
+        asked = node_a.status()["handovers_asked"]
+        stop_agent_outside_the_segment_mutex(b, agent)
+        answer = {}
+        try:
+            user.server = a
+            back = threading.Thread(target=lambda: answer.update(got=user.get("/app/counter")))
+            back.start()
+            wait_for(lambda: answer or node_a.status()["handovers_asked"] > asked, 10,
+                     "node-a to ask web-b")
+        finally:
+            os.kill(agent, signal.SIGCONT)
+        back.join(30)
+        status, _, text = answer["got"]
+        assert status == 200 and count_of(text) == 5, text
+
+
 # ---- nodes that come back to a bank that went on without them --------------------------------
 
 def test_two_owners_away_at_once_get_what_the_bank_took_meanwhile_from_the_node_that_held_it():

@@ -35,10 +35,10 @@ def member_states(status):
 
 
 @contextlib.contextmanager
-def bank(names, replicas, extra_peers=()):
-    """Nodes that all know each other (and `extra_peers`, endpoints of nodes not started), once
-    each sees every one of them up and has decided what it owns."""
-    nodes = [RssNode(name=n, extra=["--replicas", str(replicas)]) for n in names]
+def bank(names, replicas, extra_peers=(), extra=()):
+    """Nodes that all know each other (and `extra_peers`, endpoints of nodes not started), each
+    started with `extra` too, once each sees every one of them up and has decided what it owns."""
+    nodes = [RssNode(name=n, extra=["--replicas", str(replicas), *extra]) for n in names]
     try:
         for n in nodes:
             n.peers = [o.queries for o in nodes if o is not n] + list(extra_peers)
