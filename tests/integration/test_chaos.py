@@ -112,6 +112,20 @@ def test_while_its_server_is_cut_off_a_session_moving_back_and_forth_is_excused(
     assert [v.rule for v in check(late, [cut]).violations] == ["G1"]
 
 
+def test_a_session_taken_over_by_a_request_sent_before_the_cut_is_excused():
+    """The default campaign in CI: a request misrouted to web-2 was sent before web-1's cut and
+    answered 5.5 s later, 2 s into it; web-2 took the session over then, when web-1 could not
+    be told, and web-1 served its own line after. The take-over happened at some instant of the
+    request, which the cut covers: excused, the loss counted. A request answered before the cut
+    began excuses nothing (web-1 could be told: fix 13)."""
+    history = [answered(1, 1), answered(2, 2),
+               Request(0, 3, 0.3, 0.8, "web-2", 200, "web-2", 3), answered(9, 3)]
+    report = check(history, [fault("cut-web", "web-1", 0.6, 2.0)])
+    assert report.violations == [] and [loss.changes for loss in report.losses] == [1]
+    assert [v.rule for v in check(history, [fault("cut-web", "web-1", 0.85, 2.0)]).violations] \
+        == ["G1"]
+
+
 def test_a_cut_off_servers_own_line_is_excused_whichever_fault_excused_the_loss():
     """Seed 23: web-1 (the user's server) is cut off, a misrouted request goes to web-3, which
     was killed a little earlier, and the next comes back to web-1's own line. The kill of web-3
