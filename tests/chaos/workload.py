@@ -12,6 +12,8 @@ import threading
 import time
 import urllib.parse
 
+from cluster.netns_thread import join_namespace
+
 LOGIN_BODY = urllib.parse.urlencode({"httpd_username": "alice", "httpd_password": "s3cret"})
 # Where mod_auth_form sends a browser whose login succeeded (tests/integration/test_auth_form.py).
 LOGGED_IN_AT = "/private/secret.html"
@@ -35,7 +37,10 @@ class Request:
 
 class Client(threading.Thread):
     """One browser, on the client host; `balancer` and `servers` offer request(path, headers,
-    timeout, client=host) like rhythm_httpd.Httpd."""
+    timeout, client=host) like rhythm_httpd.Httpd. The thread joins the host's network namespace
+    and runs its requests itself: through the host's one namespace thread (host.call), the
+    clients' requests would be run one at a time, and a request held by a paused server would
+    hold every client's."""
 
     def __init__(self, number, host, balancer, servers, seed, stop, misroute=0.1,
                  pause_s=0.05, timeout_s=5, logs_in=False):
@@ -55,11 +60,16 @@ class Client(threading.Thread):
         self.logged_in = False
 
     def run(self):
+        join_namespace(f"/run/netns/{self.host.netns}")
         index = 0
         while not self.stop_event.is_set():
             index += 1
             self.history.append(self.one(index))
             self.stop_event.wait(self.pause_s)
+
+    def call(self, fn, *args, **kwargs):
+        """As Host.call: this thread is in the client host's namespace already."""
+        return fn(*args, **kwargs)
 
     def one(self, index):
         if self.servers and self.random.random() < self.misroute:
@@ -79,11 +89,11 @@ class Client(threading.Thread):
             if login:
                 status, response_headers, body = target.request(
                     "/dologin", headers, timeout=self.timeout_s, method="POST", body=LOGIN_BODY,
-                    client=self.host)
+                    client=self)
             else:
                 status, response_headers, body = target.request(
                     "/app/counter-user" if self.logs_in else "/app/counter", headers,
-                    timeout=self.timeout_s, client=self.host)
+                    timeout=self.timeout_s, client=self)
         except OSError as e:
             request.end = time.monotonic()
             request.error = type(e).__name__
