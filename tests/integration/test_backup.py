@@ -40,6 +40,17 @@ def backup_status(h):
     return {k: v for k, v in h.status().items() if k.startswith("RhythmBackup")}
 
 
+def kill_seen_by(server, node):
+    """Kills `server` and waits until `node` has seen its agent's connection close. A dead server
+    costs its users nothing from then on (the node asks no handover of it); until then a take-over
+    may wait on a handover the dead agent cannot answer: a 503 (docs/backup.md, Failover), met by
+    CI under ASan."""
+    before = node.status()["connections_queries"]
+    server.kill()
+    wait_for(lambda: node.status()["connections_queries"] < before, 10,
+             f"{node.name} to see {server.name}'s agent gone")
+
+
 def counted_session(server, node, count):
     """A browser whose session on `server` has counted to `count`, and its ID, once the bank
     holds that count."""
@@ -113,13 +124,7 @@ def test_another_server_takes_over_a_dead_servers_sessions():
             sid = br.cookies[COOKIE]
             wait_for(lambda: count_in_bank(node, sid) > 0, 10, "the session in the bank")
         expected = [count_in_bank(node, br.cookies[COOKIE]) for br in browsers]
-        queries_before = node.status()["connections_queries"]
-        a.kill()
-        # A dead server costs its users nothing once the node has seen its connection close (it
-        # asks no handover of it). Until then a fetch may wait on a handover the agent cannot
-        # answer any more: a 503 (docs/backup.md, Failover); seen in CI under ASan.
-        wait_for(lambda: node.status()["connections_queries"] < queries_before, 10,
-                 "the node to see web-a's agent gone")
+        kill_seen_by(a, node)
         for br, last in zip(browsers, expected):
             br.server = b  # the balancer sends the user elsewhere
             status, _, text = br.get("/app/counter")
@@ -167,7 +172,7 @@ def test_a_session_larger_than_this_servers_max_size_is_not_taken_over():
             in_bank(node, sid)), 10, "the 40 KB session in the bank")
         assert len(data) > 40000
         wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10, "B's agent")
-        a.kill()
+        kill_seen_by(a, node)
         br.server = b
         status, _, text = br.get("/app/counter")
         assert (status, text) == (200, "count=1\n")
@@ -593,7 +598,7 @@ def test_a_thousand_sessions_continue_through_haproxy_when_their_server_dies():
                      20, f"{name}'s changes acknowledged")
         victim = browsers[0][1]
         survivor = "web2" if victim == "web1" else "web1"
-        servers[victim].kill()
+        kill_seen_by(servers[victim], node)
         moved = 0
         for br, home, last in browsers:
             status, headers, text = br.get("/app/counter")
@@ -623,7 +628,7 @@ def test_a_logged_in_user_stays_logged_in_when_their_server_dies():
         home_server = w1 if home == "web1" else w2
         sid = br.cookies[COOKIE]
         wait_for(lambda: in_bank(node, sid)[0] == FOUND, 10, "the login in the bank")
-        home_server.kill()
+        kill_seen_by(home_server, node)
         status, headers, text = br.get("/private/secret.html")
         assert (status, text) == (200, "the secret\n")  # no new login
         assert served_by(headers) != home
