@@ -80,7 +80,7 @@ void FetchService::on_request(int fd, MonotonicTime now) {
     fetch->id = request.id;
     fetch->check = request.check;
     fetch->deadline = now + std::chrono::milliseconds(request.timeout_ms);
-    fetch->answer_by = now + std::chrono::milliseconds(request.timeout_ms * 3 / 4);
+    fetch->answer_by = now + std::chrono::milliseconds(std::uint64_t{request.timeout_ms} * 3 / 4);
     if (pending_.size() >= settings_.max_pending) {
         if (fetch->check) {
             finish_check(*fetch, true);  // unchecked: the worker serves its copy
