@@ -1,7 +1,7 @@
 """A fault campaign (issue 15): the cluster (3 web servers, 3 rss_nodes with --replicas 2,
 HAProxy with the shipped configuration, the clients, each on a host of its own), a workload, a
 nemesis on a seeded schedule, then healing, a quiet period and the checker. Prints a summary
-table and writes the histories to --out.
+table and writes the histories and every server's and node's log to --out.
 
     build/chaos [--seed N] [--minutes M] [--faults kill-web,cut-web,...] [--clients N]
                 [--logins SHARE] [--out DIR]
@@ -70,6 +70,19 @@ class Bank:
         """A web server of the bank, not started: the counter pages and the form login."""
         return with_form_login(backed_server(name, list(self.nodes.values()), site=_site(name),
                                              modules=AUTH_MODULES, host=host))
+
+    def save_logs(self, directory):
+        """Every web server's and node's log, for reading a violation's story: NAME.log, and
+        NAME.N.log for the Nth server of that name killed and started again."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for node in self.nodes.values():
+            (directory / f"{node.name}.log").write_text(node.log_path.read_text(errors="replace"))
+        runs = collections.Counter()
+        for server in self.retired:
+            runs[server.name] += 1
+            (directory / f"{server.name}.{runs[server.name]}.log").write_text(server.log_text())
+        for server in self.web.values():
+            (directory / f"{server.name}.log").write_text(server.log_text())
 
     def _restart_web(self, name):
         """The killed server starts again, empty (a new directory), on its port."""
@@ -237,6 +250,8 @@ def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1, logins=0.5)
         finally:
             if balancer is not None:
                 balancer.cleanup()
+            if out is not None:
+                bank.save_logs(out / "logs")
             bank.close()
     summary = summarize(report, faults, seed, minutes)
     if out is not None:

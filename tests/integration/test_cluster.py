@@ -338,6 +338,10 @@ CHILD = textwrap.dedent("""
     c = Cluster(["a", "b"]).start()
     c["a"].popen(["sleep", "60"])
     c["b"].run(["sh", "-c", "sleep 60 >/dev/null 2>&1 &"])
+    # Both listed: `ip netns pids` once missed the one just started (1 run in many).
+    deadline = time.monotonic() + 10
+    while len(c["a"].pids() | c["b"].pids()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     print(c.prefix, *sorted(c["a"].pids() | c["b"].pids()), flush=True)
     time.sleep(60)
 """)
