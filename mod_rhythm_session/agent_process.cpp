@@ -121,6 +121,15 @@ void agent_maintenance(int reason, void *data, apr_wait_t status);
 
 bool fork_agent(AgentProcess *agent) {
     g_agent_stop = 0;
+    // Between two agents nobody hears what the bank tells this server: before the next
+    // generation's workers serve, every session is marked to be checked (the fault campaign: a
+    // server in a graceful restart served its copy after a misrouted request had continued the
+    // session elsewhere).
+    if (BackupFeed(agent->cache).agent_replaced()) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, agent->server,
+                     "RS0331: a new backup agent starts: each session this server holds is "
+                     "checked against the bank before it is served again");
+    }
     // The stop signals wait until the child has its own handlers: with the parent's, one sent
     // right after the fork would be lost and the agent run until the pool's SIGKILL.
     sigset_t stop_signals;

@@ -63,8 +63,8 @@ constexpr int kHandshakeMs = 5000;
 constexpr int kMallocTrimThreshold = 32 * 1024 * 1024;
 
 // The text of a version-mismatch answer; its header carries the same version.
-constexpr char kVersionMismatchText[] = "this node speaks protocol version 6";
-static_assert(wire::kProtocolVersion == 6, "kVersionMismatchText names the protocol version");
+constexpr char kVersionMismatchText[] = "this node speaks protocol version 7";
+static_assert(wire::kProtocolVersion == 7, "kVersionMismatchText names the protocol version");
 // A full node has room again once its store is this far under --max-memory: far enough that the
 // changes it refused, sent again, are not refused at once.
 constexpr std::uint64_t kRoomAgainPercent = 95;
@@ -732,7 +732,14 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
     }
     if (auto *fetch = std::get_if<wire::Fetch>(&message)) {
         counters_.fetches++;
-        if (!hold_for_handover(routing_id, *fetch, now)) {
+        if (hold_for_handover(routing_id, *fetch, now)) {
+            // Said at once, so that the web server waits for this answer rather than take
+            // another owner's older copy, as it would from an owner that is hung.
+            wire::FetchReply asking;  // an owner's, with no record
+            asking.request_id = fetch->request_id;
+            asking.asking = true;
+            reply(routing_id, asking);
+        } else {
             answer_fetch(routing_id, fetch->request_id, fetch->key, now);
         }
     } else if (auto *handover = std::get_if<wire::HandoverReply>(&message)) {

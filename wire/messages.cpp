@@ -216,13 +216,19 @@ DecodeResult body_fetch_reply(ByteReader *in, Message *out) {
     if (!in->u8(&flags)) {
         return decode_fail(DecodeError::kTruncated, "fetch reply: flags truncated");
     }
-    if ((flags & ~(kFetchFlagOwner | kFetchFlagProvisional)) != 0 ||
+    if ((flags & ~(kFetchFlagOwner | kFetchFlagProvisional | kFetchFlagAsking)) != 0 ||
         flags == kFetchFlagProvisional) {
         return decode_fail(DecodeError::kBadValue,
                            "fetch reply: unknown flags, or provisional without owner");
     }
     m.owner = (flags & kFetchFlagOwner) != 0;
     m.provisional = (flags & kFetchFlagProvisional) != 0;
+    m.asking = (flags & kFetchFlagAsking) != 0;
+    if (m.asking &&
+        (flags != (kFetchFlagOwner | kFetchFlagAsking) || m.status != FetchStatus::kNotFound)) {
+        return decode_fail(DecodeError::kBadValue,
+                           "fetch reply: asking only from an owner, alone, and with no record");
+    }
     if (m.status == FetchStatus::kNotFound) {
         RHYTHM_TRY(expect_end(*in, "fetch reply: bytes after not-found"));
     } else {
@@ -453,7 +459,8 @@ struct BodyWriter {
         put_u64(&body, m.request_id);
         put_u8(&body, static_cast<std::uint8_t>(m.status));
         put_u8(&body, static_cast<std::uint8_t>((m.owner ? kFetchFlagOwner : 0) |
-                                                (m.provisional ? kFetchFlagProvisional : 0)));
+                                                (m.provisional ? kFetchFlagProvisional : 0) |
+                                                (m.asking ? kFetchFlagAsking : 0)));
         if (m.status != FetchStatus::kNotFound) {
             put_record(&body, m.record);
         }

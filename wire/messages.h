@@ -133,6 +133,10 @@ struct FetchReply {
     // may hold a newer one. Its answer (found or not) counts beside the rest of the bank's, which
     // is asked too.
     bool provisional = false;
+    // Not the answer yet: the owner is asking the web server that may hold a newer copy than its
+    // own (a handover), and answers this request again when it knows. Sent at once, so that the
+    // requester can tell an owner that is working on its answer from one that is hung.
+    bool asking = false;
 };
 
 // A shard sequence of one shard of an agent's stream: in a heartbeat, the last one the agent has

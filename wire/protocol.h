@@ -14,7 +14,7 @@ namespace rhythm::wire {
 // The first byte of every header. A receiver answers a request of another version with an
 // kError of code kVersionMismatch (in its own version) and drops a published update of another
 // version, counting it as malformed.
-constexpr std::uint8_t kProtocolVersion = 6;
+constexpr std::uint8_t kProtocolVersion = 7;
 
 // Sessions are spread over a fixed number of shards; the shard is the topic of a published
 // update. Fixed by the protocol version: every party must agree on it.
@@ -50,9 +50,11 @@ constexpr std::size_t kMaxRefusalsPerMessage = 4096;
 
 // Heartbeat-ack flag bits; every other bit must be 0.
 constexpr std::uint8_t kAckFlagFull = 0x01;  // the node has refused changes for lack of memory
-// Fetch-reply flag bits; every other bit must be 0, and provisional comes only with owner.
+// Fetch-reply flag bits; every other bit must be 0. Provisional comes only with owner; asking
+// only with owner alone, in a not-found reply.
 constexpr std::uint8_t kFetchFlagOwner = 0x01;        // the node owns the key's shard
 constexpr std::uint8_t kFetchFlagProvisional = 0x02;  // ... but cannot vouch for its copy yet
+constexpr std::uint8_t kFetchFlagAsking = 0x04;       // ... and asks a server first (a handover)
 constexpr std::size_t kMaxFrameSize = kMaxDataLength + 64 * 1024;
 
 // Sizes that never change within a version. A published message is one frame: topic, header,

@@ -93,8 +93,15 @@ BackupAgent::~BackupAgent() {
     }
 }
 
+// A node that never answered this agent counts as silent once it could have: a server restarted
+// (or whose agent was) while the bank is down must not hold each fetch until its deadline, a 503
+// for every user, as long as the bank stays down.
 bool BackupAgent::silent(std::size_t node) const {
-    return !window_.up(node) && nodes_[node]->last_ack != MonotonicTime();
+    if (window_.up(node)) {
+        return false;
+    }
+    return nodes_[node]->last_ack != MonotonicTime() ||
+           MonotonicTime::now() - started_ > milliseconds(config_.node_timeout_ms);
 }
 
 bool BackupAgent::owns(std::size_t node, std::uint32_t shard) const {
@@ -105,13 +112,10 @@ bool BackupAgent::send(std::size_t node, const wire::Frames &frames) {
     return send_frames(nodes_[node]->dealer, nullptr, frames, ZMQ_DONTWAIT);
 }
 
-bool BackupAgent::reached() const {
-    return std::any_of(nodes_.begin(), nodes_.end(),
-                       [](const auto &node) { return node->last_ack != MonotonicTime(); });
-}
-
+// Counted from the agent's start at the earliest: SessionBackupOutageGrace runs from then for a
+// bank this agent never reached.
 MonotonicTime BackupAgent::last_answer() const {
-    MonotonicTime last;
+    MonotonicTime last = started_;
     for (const auto &node : nodes_) {
         last = std::max(last, node->last_ack);
     }
@@ -181,6 +185,10 @@ void BackupAgent::report_handshakes(MonotonicTime now) {
 }
 
 void BackupAgent::run(const volatile int *stop) {
+    started_ = MonotonicTime::now();
+    // Not in touch with the bank until a node answers: a first answer later than a stall means
+    // the sessions are checked, as after any cut-off (back_in_touch).
+    cut_off_since_ = started_;
     connect_nodes();
     feed_.start_agent(static_cast<std::int32_t>(getpid()), agent_id_.data(), &epoch_);
     log_line(log_, AgentLogLevel::kInfo, "RS0302: backup agent started (epoch %llu, %zu nodes)",
@@ -298,6 +306,7 @@ void BackupAgent::excuse_own_stall(Duration late) {
             node->last_ack += late;
         }
     }
+    started_ += late;
 }
 
 void BackupAgent::on_node_message(std::size_t node, const wire::Message &message,
@@ -322,7 +331,7 @@ void BackupAgent::on_node_message(std::size_t node, const wire::Message &message
     } else if (auto *handover = std::get_if<wire::Handover>(&message)) {
         on_handover(node, *handover);
     } else if (auto *reply = std::get_if<wire::FetchReply>(&message)) {
-        fetches_.on_reply(*reply, now);
+        fetches_.on_reply(node, *reply, now);
     } else if (auto *error = std::get_if<wire::ErrorReply>(&message)) {
         log_line(log_, AgentLogLevel::kWarn, "RS0305: node %s answered an error: %.*s",
                  nodes_[node]->name.c_str(), static_cast<int>(error->text.size()),

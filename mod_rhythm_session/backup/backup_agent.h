@@ -81,7 +81,6 @@ class BackupAgent : private FetchService::Bank {
     bool silent(std::size_t node) const override;
     bool owns(std::size_t node, std::uint32_t shard) const override;
     bool send(std::size_t node, const wire::Frames &frames) override;
-    bool reached() const override;
     MonotonicTime last_answer() const override;
 
     void connect_nodes();
@@ -136,7 +135,8 @@ class BackupAgent : private FetchService::Bank {
     std::vector<Scan> scans_;
     FetchService fetches_;
     std::map<int, wire::EventLoop::Id> waiting_watches_;  // fetch connections watched
-    MonotonicTime cut_off_since_;  // no node up since (0: some node is, or none yet was)
+    MonotonicTime started_;        // moved on by the agent's own stalls, as the nodes' last_ack
+    MonotonicTime cut_off_since_;  // no node up since (0: some node is)
     AgentReport report_{feed_};
 };
 

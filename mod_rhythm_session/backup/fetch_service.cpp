@@ -26,6 +26,9 @@ struct FetchService::Pending {
     // Once an owner has the session, the latest the fetch waits for the rest: early enough that
     // the worker, which gives up at its own deadline, still gets the answer.
     MonotonicTime answer_by;
+    // By node: it said it asks a web server for a newer copy (wire::FetchReply::asking), and has
+    // not answered since.
+    std::vector<bool> asking_node;
     std::size_t asked = 0;
     std::size_t answered = 0;
     bool owners_only = false;      // the rest of the bank is still to be asked
@@ -91,7 +94,8 @@ void FetchService::on_request(int fd, MonotonicTime now) {
     }
     fetch->request_id = next_request_id_++;
     fetch->asked_node.assign(bank_.node_count(), false);
-    if (ask_bank(*fetch) == 0 && bank_.reached() && every_node_silent()) {
+    fetch->asking_node.assign(bank_.node_count(), false);
+    if (ask_bank(*fetch) == 0 && every_node_silent()) {
         // Every node silent. A copy held here is the best there is (but see below). A take-over
         // finds nothing: once the bank has been silent SessionBackupOutageGrace it counts as
         // down, and a new session starts (the site serves on without it); before that the user
@@ -186,6 +190,11 @@ std::size_t FetchService::ask(Pending &fetch) {
 // session, the wait ends at three quarters of the worker's deadline, so that the worker still
 // gets the answer: a hung owner not yet known to be silent costs that much (the node's
 // --handover-wait, 100 ms, is well inside it with the default SessionBackupTimeout, 200 ms).
+// Not so for an owner that said it is asking a server for a newer copy (wire::FetchReply::asking):
+// it is alive and its answer may be newer, so the fetch waits for it to the deadline, and takes
+// no answer without it (a 503). Under packet loss a handover's round trip outlasts three quarters
+// of the deadline (the fault campaign, seed 90: a user sent back to a server got the vouching
+// owner's older copy, 8 changes rolled back).
 //
 // Where the nodes asked first, believed to be the owners (by their own word: this agent's view
 // of the shards lags), turn out not to own the shard or not to have it, or answer provisionally
@@ -193,20 +202,25 @@ std::size_t FetchService::ask(Pending &fetch) {
 // the rest of the bank is asked too. No answer counts until an owner has answered: a former
 // owner's copy may be behind, and its "not found" says nothing (a fetch that reached no owner
 // waits for one, or its deadline: a 503).
-void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
+void FetchService::on_reply(std::size_t node, const wire::FetchReply &reply, MonotonicTime now) {
     auto it = pending_.find(reply.request_id);
-    if (it == pending_.end()) {
-        return;  // answered already, or given up
+    if (it == pending_.end() || node >= it->second->asked_node.size() ||
+        !it->second->asked_node[node]) {
+        return;  // answered already, given up, or not asked of this node
     }
     Pending &fetch = *it->second;
+    if (reply.asking) {
+        fetch.asking_node[node] = true;
+        return;
+    }
+    fetch.asking_node[node] = false;
     ++fetch.answered;
     bool found = reply.status != wire::FetchStatus::kNotFound;
     fetch.owner_answered = fetch.owner_answered || reply.owner;
     bool vouching_owner = reply.owner && !reply.provisional;
     fetch.vouching_owner_answered = fetch.vouching_owner_answered || vouching_owner;
-    if (found && vouching_owner && !fetch.owner_found) {
+    if (found && vouching_owner) {
         fetch.owner_found = true;
-        fetch.deadline = std::min(fetch.deadline, fetch.answer_by);
     }
     if (found &&
         (fetch.best_version == 0 || wire::supersedes(reply.record.version, reply.record.origin,
@@ -236,9 +250,19 @@ void FetchService::on_reply(const wire::FetchReply &reply, MonotonicTime now) {
     pending_.erase(it);
 }
 
+// The deadline; or answer_by once an owner has the session and none is still asking (on_reply).
+bool FetchService::wait_over(const Pending &fetch, MonotonicTime now) {
+    if (now >= fetch.deadline) {
+        return true;
+    }
+    return fetch.owner_found && now >= fetch.answer_by &&
+           std::none_of(fetch.asking_node.begin(), fetch.asking_node.end(),
+                        [](bool asking) { return asking; });
+}
+
 void FetchService::expire(MonotonicTime now) {
     for (auto it = pending_.begin(); it != pending_.end();) {
-        if (now >= it->second->deadline) {
+        if (wait_over(*it->second, now)) {
             finish(*it->second, true, now);
             it = pending_.erase(it);
         } else {
@@ -252,10 +276,14 @@ void FetchService::expire(MonotonicTime now) {
 // (RS0103) while the user is answered 200, so the changes would be lost; a new session is
 // visible, and the bank's copy stays intact for a server with the larger limit.
 void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime now) {
-    if (!fetch.owner_answered || (!fetch.vouching_owner_answered && fetch.answered < fetch.asked)) {
+    bool still_asking = std::any_of(fetch.asking_node.begin(), fetch.asking_node.end(),
+                                    [](bool asking) { return asking; });
+    if (!fetch.owner_answered || still_asking ||
+        (!fetch.vouching_owner_answered && fetch.answered < fetch.asked)) {
         // Only former owners answered, or only provisional owners while another node asked did
-        // not answer: the owner not reached, or that node, may have a newer copy. Better a 503
-        // (or a copy left unchecked) than a rollback.
+        // not answer, or an owner is still asking a server for a newer copy: the owner not
+        // reached, or that node, may have a newer copy. Better a 503 (or a copy left unchecked)
+        // than a rollback.
         fetch.best_version = 0;
     }
     if (fetch.check) {

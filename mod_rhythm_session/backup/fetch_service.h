@@ -4,8 +4,8 @@
 //
 // A fetch asks the session's owners first (the nodes that are up and own its shard) and, if none
 // has it, every other node that is not known to be silent. The best answer wins
-// (wire::supersedes): it waits for every node it asked, or kOtherAnswersGraceMs more once an owner
-// (by the node's own word) has the session, or its deadline (SessionBackupTimeout). A session found
+// (wire::supersedes): it waits for every node it asked, until its deadline (SessionBackupTimeout),
+// or three quarters of it once an owner (by the node's own word) has the session. A session found
 // is stored in the segment before the worker hears of it; a check replaces the copy held if the
 // bank's is newer. At most max_pending fetches wait at once: past that a fetch is answered at once
 // as shed.
@@ -39,14 +39,13 @@ class FetchService {
         virtual ~Bank() = default;
         virtual std::size_t node_count() const = 0;
         virtual bool up(std::size_t node) const = 0;
-        // It answered heartbeats once and no longer does (hung, or gone without a word): it
-        // would hold a fetch until its deadline.
+        // It answered heartbeats once and no longer does (hung, or gone without a word), or has
+        // not answered since the agent started as long as a node may be silent: it would hold a
+        // fetch until its deadline.
         virtual bool silent(std::size_t node) const = 0;
         virtual bool owns(std::size_t node, std::uint32_t shard) const = 0;
         virtual bool send(std::size_t node, const wire::Frames &frames) = 0;
-        // Some node has answered since the agent started.
-        virtual bool reached() const = 0;
-        // When a node last answered (0: none yet).
+        // When a node last answered (the agent's start, when none has yet).
         virtual MonotonicTime last_answer() const = 0;
     };
 
@@ -71,8 +70,8 @@ class FetchService {
     void accept_all();
     // A connection of waiting() is readable: its request has come (or it closed).
     void on_request(int fd, MonotonicTime now);
-    // A node's answer to a fetch.
-    void on_reply(const wire::FetchReply &reply, MonotonicTime now);
+    // Node `node`'s answer to a fetch.
+    void on_reply(std::size_t node, const wire::FetchReply &reply, MonotonicTime now);
     // A node answered a heartbeat: the fetches that found no node to ask (none reached yet, or
     // the sends failed while connections were made again) go to the bank now.
     void on_node_answer();
@@ -87,6 +86,7 @@ class FetchService {
     // Every node silent for SessionBackupOutageGrace: a take-over starts a new session.
     bool bank_down(MonotonicTime now) const;
     std::size_t ask(Pending &fetch);
+    static bool wait_over(const Pending &fetch, MonotonicTime now);
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);
     void log_too_large(const Pending &fetch, MonotonicTime now);

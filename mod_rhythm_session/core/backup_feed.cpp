@@ -297,6 +297,15 @@ void BackupFeed::cut_off_from_bank() {
     header().backup.stalls += 1;
 }
 
+bool BackupFeed::agent_replaced() {
+    ShmMutexGuard guard(header().mutex);
+    if (header().backup.agent_starts == 0) {
+        return false;
+    }
+    header().stall_generation += 1;
+    return true;
+}
+
 void BackupFeed::all_sessions_ended() {
     ShmMutexGuard guard(header().mutex);
     header().stall_generation += 1;

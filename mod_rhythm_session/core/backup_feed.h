@@ -127,6 +127,11 @@ class BackupFeed {
     // The agent could not reach any node for longer than a stall: as after a stall, every
     // session is to be checked against the bank before it is served again.
     void cut_off_from_bank();
+    // The httpd parent is about to fork an agent. Where another served this segment before (httpd
+    // restarted, or the agent died or hung), a take-over the bank told nobody of in between would
+    // let a copy here be served stale: every session is checked against the bank before it is
+    // served again. Returns whether an agent served it before.
+    bool agent_replaced();
     // An operator ended every session in the bank (rss_node end-session --all): each session
     // held here is checked against the bank before it is served again.
     void all_sessions_ended();

@@ -26,7 +26,7 @@ from rhythm_httpd import LOCAL, ManagedServer, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 SHARD_COUNT = 1024
 MAX_FRAME_SIZE = 1024 * 1024 + 64 * 1024
 

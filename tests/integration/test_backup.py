@@ -414,6 +414,39 @@ def test_a_user_moving_while_every_node_is_silent_waits_for_the_bank_until_the_o
                 and ":warn]" in line]
 
 
+def test_a_server_started_while_the_bank_is_down_gives_up_on_it_after_the_outage_grace():
+    """web-b starts while its only node is stopped (connected, never answering). A user moving to
+    it is answered 503 while the bank may yet answer, then, once SessionBackupOutageGrace has
+    passed since the agent started, gets a new session: a node that never answered counts as
+    silent 1.5 s after the start, as one that stops answering does. Before, each such request
+    waited SessionBackupTimeout for a first answer and was a 503 for as long as the bank stayed
+    down (and so, after a restart, was every check of a copy held)."""
+    grace = 5
+    with RssNode("bank-1") as node, backed_server("web-a", [node]) as a:
+        browser, _ = counted_session(a, node, 3)
+        os.kill(node.pid, signal.SIGSTOP)
+        try:
+            with backed_server("web-b", [node], extra=f"SessionBackupOutageGrace {grace}s") as b:
+                started = time.monotonic()
+                browser.server = b
+                answers = []  # (seconds since web-b answered, status, count)
+
+                def answered():
+                    status, _, text = browser.get("/app/counter")
+                    answers.append((time.monotonic() - started, status,
+                                    count_of(text) if status == 200 else None))
+                    return status == 200
+
+                wait_for(answered, grace + 10, "a new session once the grace has passed",
+                         interval=0.2)
+                print(f"web-b started with the bank down: {len(answers) - 1} answers 503 over "
+                      f"{answers[-2][0]:.1f} s, then a new session at {answers[-1][0]:.1f} s")
+                assert {status for _, status, _ in answers[:-1]} == {503}
+                assert answers[-1][2] == 1 and grace - 2 <= answers[-1][0] < grace + 2
+                assert "no node of the bank answers" in b.log_text()
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+
 def test_pages_keep_serving_while_every_node_is_down_and_the_bank_is_refilled():
     """Every rss_node stopped for 30 s under load: no request fails and latency stays as it was;
     when the node returns (empty), every session changed meanwhile is in it within 10 s, without

@@ -137,7 +137,7 @@ def test_a_node_serves_everything_its_status_shows_and_a_scraper_cannot_hold_it(
         text = wait_for(lambda: (lambda t: t if value(t, "rss_node_sessions") == 1 else None)(
             page()), 5, "the session in the node's metrics")
         promtool_check(text)
-        assert value(text, 'rss_node_info{name="bank-1",protocol_version="6"}') == 1
+        assert value(text, 'rss_node_info{name="bank-1",protocol_version="7"}') == 1
         assert value(text, "rss_node_updates_applied_total") >= 1
         assert value(text, "rss_node_resident_bytes") > 1 << 20
         for key, number in status.items():

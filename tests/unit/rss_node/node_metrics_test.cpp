@@ -47,7 +47,7 @@ BOOST_AUTO_TEST_CASE(every_status_figure_with_each_peer_labelled) {
     status.connections_updates = 4;
     status.mono_ms = 10000;
     std::string text = rhythm::node::node_metrics(status, 123456);
-    BOOST_TEST(has_line(text, "rss_node_info{name=\"node-a\",protocol_version=\"6\"} 1"));
+    BOOST_TEST(has_line(text, "rss_node_info{name=\"node-a\",protocol_version=\"7\"} 1"));
     BOOST_TEST(has_line(text, "rss_node_sessions 1"));
     BOOST_TEST(has_line(text, "rss_node_max_memory_bytes 1048576"));
     BOOST_TEST(has_line(text, "rss_node_resident_bytes 123456"));

@@ -261,6 +261,11 @@ BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {
     BOOST_TEST_REQUIRE(decode(frames, &back).ok());
     BOOST_TEST(std::get<wire::FetchReply>(back).owner);
     BOOST_TEST(std::get<wire::FetchReply>(back).provisional);
+    BOOST_TEST(!std::get<wire::FetchReply>(back).asking);
+    frames = wire::encode_message(
+        wire::FetchReply{6, wire::FetchStatus::kNotFound, {}, true, false, true});
+    BOOST_TEST_REQUIRE(decode(frames, &back).ok());
+    BOOST_TEST(std::get<wire::FetchReply>(back).asking);
     wire::ShardSet missed;
     missed.add(7);
     frames = wire::encode_message(wire::CatchUpOffer{3, missed, "node-b"});
@@ -271,17 +276,23 @@ BOOST_AUTO_TEST_CASE(decoded_fields_are_the_encoded_ones) {
     BOOST_TEST(offer.node_name == "node-b");
 }
 
-BOOST_AUTO_TEST_CASE(fetch_reply_flags_are_owner_and_provisional_only) {
+BOOST_AUTO_TEST_CASE(fetch_reply_flags_are_owner_provisional_and_asking_only) {
     wire::Message back;
-    for (std::uint8_t flags = 0; flags < 8; ++flags) {
+    for (std::uint8_t flags = 0; flags < 16; ++flags) {
         std::string body;
         wire::put_u64(&body, 1);
         wire::put_u8(&body, 1);  // not found
         wire::put_u8(&body, flags);
-        bool valid = flags == 0 || flags == 1 || flags == 3;  // provisional only with owner
+        // Provisional only with owner; asking only with owner alone.
+        bool valid = flags == 0 || flags == 1 || flags == 3 || flags == 5;
         BOOST_TEST(decode({header(wire::MessageType::kFetchReply), body}, &back).ok() == valid,
                    "flags " << int(flags));
     }
+    // An interim answer carries no record.
+    wire::Frames frames =
+        wire::encode_message(wire::FetchReply{6, wire::FetchStatus::kFound, live_record()});
+    frames[1][9] = wire::kFetchFlagOwner | wire::kFetchFlagAsking;
+    BOOST_TEST((decode(frames, &back).error == DecodeError::kBadValue));
 }
 
 BOOST_AUTO_TEST_CASE(a_catch_up_offer_names_a_node) {
