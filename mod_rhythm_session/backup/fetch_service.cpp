@@ -109,8 +109,12 @@ void FetchService::on_request(int fd, MonotonicTime now) {
             // since: that server may be continuing it, and this copy is not served until the
             // bank can tell or counts as down (the fault campaign, seed 80 in CI: web-1 handed a
             // session over, was cut off from the bank, and served its copy to the user sent
-            // back: count 510 after 510).
-            bool elsewhere = !bank_down(now) && feed_.handed_over_or_fetched(fetch->id);
+            // back: count 510 after 510). So too after the whole server stalled: the bank's
+            // silence now says nothing of the stall, when another server may have taken the
+            // session over (seed 90: web-1, paused 8 s, found every node silent under packet
+            // loss 1.5 s after it resumed and served a copy 64 changes old).
+            bool elsewhere =
+                !bank_down(now) && (feed_.handed_over_or_fetched(fetch->id) || stalled_lately(now));
             reply(*fetch, elsewhere ? FetchOutcome::kBankSilent : FetchOutcome::kUnreachable);
         } else {
             answer(*fetch, bank_down(now) ? FetchOutcome::kUnreachable : FetchOutcome::kBankSilent);
@@ -137,6 +141,12 @@ std::size_t FetchService::ask_bank(Pending &fetch) {
 
 bool FetchService::bank_down(MonotonicTime now) const {
     return now - bank_.last_answer() >= std::chrono::milliseconds(settings_.outage_grace_ms);
+}
+
+bool FetchService::stalled_lately(MonotonicTime now) {
+    MonotonicTime stalled = feed_.last_stall();
+    return stalled != MonotonicTime() &&
+           now - stalled < std::chrono::milliseconds(settings_.outage_grace_ms);
 }
 
 bool FetchService::every_node_silent() const {

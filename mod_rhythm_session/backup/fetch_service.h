@@ -85,6 +85,8 @@ class FetchService {
     bool every_node_silent() const;
     // Every node silent for SessionBackupOutageGrace: a take-over starts a new session.
     bool bank_down(MonotonicTime now) const;
+    // The whole server stalled within SessionBackupOutageGrace.
+    bool stalled_lately(MonotonicTime now);
     std::size_t ask(Pending &fetch);
     static bool wait_over(const Pending &fetch, MonotonicTime now);
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);

@@ -216,6 +216,11 @@ bool BackupFeed::handed_over_or_fetched(const SessionId &id) {
     return i != kNoIndex && seg.entry(i).continues_fetched != 0;
 }
 
+MonotonicTime BackupFeed::last_stall() {
+    ShmMutexGuard guard(header().mutex);
+    return MonotonicTime(header().stalled_at_us);
+}
+
 SessionCache::Save BackupFeed::insert_fetched(const SessionId &id, const void *data,
                                               std::size_t size, std::int64_t expiry_us,
                                               std::uint64_t version) {

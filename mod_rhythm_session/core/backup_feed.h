@@ -94,6 +94,8 @@ class BackupFeed {
     // This server's copy was handed over (hand_over) or fetched from the bank, and not changed
     // here since: another server may be continuing the session.
     bool handed_over_or_fetched(const SessionId &id);
+    // When the whole server was last found to have stalled (0: never).
+    MonotonicTime last_stall();
 
     // Stores a session fetched from the bank, at the bank's version, as acknowledged. kNoSpace
     // also when room could only be made by evicting sessions the bank does not hold (and

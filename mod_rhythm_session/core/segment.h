@@ -47,7 +47,7 @@ namespace rhythm::detail {
 
 constexpr char kMagic[8] = {'R', 'H', 'Y', 'T', 'H', 'M', 'S', 'C'};
 // Bump whenever a structure below changes: an older segment is then refused, not misread.
-constexpr std::uint32_t kLayoutVersion = 6;
+constexpr std::uint32_t kLayoutVersion = 7;
 // Chunks planned per entry: an average session of up to 512 bytes fills both tables evenly.
 constexpr std::uint32_t kChunksPerEntry = 4;
 // How many locked entries eviction steps over before it gives up.
@@ -177,6 +177,7 @@ struct SegmentHeader {
     // Monotonic: the last sign of life of any process of this server (note_alive).
     SharedWord<std::int64_t> alive_us;
     std::uint32_t stall_generation;  // bumped each time the server is found to have stalled
+    std::int64_t stalled_at_us;      // monotonic: when it last was (0: never)
     BackupState backup;
 };
 
@@ -186,8 +187,8 @@ struct SegmentHeader {
 struct LayoutSizes {
     std::size_t header, entry, waiter, backup, node_report, counters;
 };
-constexpr std::uint32_t kLayoutSizesVersion = 6;
-constexpr LayoutSizes kLayoutSizes = {7096, 128, 40, 6728, 232, 104};
+constexpr std::uint32_t kLayoutSizesVersion = 7;
+constexpr LayoutSizes kLayoutSizes = {7104, 128, 40, 6728, 232, 104};
 static_assert(kLayoutSizesVersion == kLayoutVersion,
               "kLayoutSizes are another version's: write the sizes of this one");
 static_assert(sizeof(SegmentHeader) == kLayoutSizes.header && sizeof(Entry) == kLayoutSizes.entry &&
@@ -562,6 +563,7 @@ class Segment {
             return 0;
         }
         h_->stall_generation += 1;
+        h_->stalled_at_us = now.us();
         h_->backup.stalls += 1;
         return now.us() - before;
     }

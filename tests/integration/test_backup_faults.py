@@ -776,3 +776,42 @@ def test_a_session_taken_over_while_its_server_changes_agents_is_checked_before_
                 assert count_in_bank(node, sid) == 7
         finally:
             relay.close()
+
+
+def test_a_server_that_stalled_does_not_serve_its_copy_while_the_bank_is_silent():
+    """A is stopped (a hung host) while its user goes on from 5 to 10 on B, and resumes cut off
+    from the bank (a relay), so that every node falls silent for it 1.5 s later. The bank's
+    silence says nothing of the stall, during which another server may have taken the session
+    over: the user back on A is answered 503, not count 6, and counts 11 once A is back in
+    touch. Before, A served its copy once every node was silent (the fault campaign, seed 90:
+    web-1, paused 8 s, resumed under packet loss and served a copy 64 changes old)."""
+    with RssNode("bank-1") as node:
+        relay = Relay(node.queries)
+        try:
+            with backed_server("web-a", [relay]) as a, backed_server("web-b", [node]) as b:
+                user, sid = counted_session(a, node, 5)
+                stop_server(a)
+                try:
+                    stopped_at = time.monotonic()
+                    user.server = b
+                    for _ in range(5):
+                        assert counted_on(user)[0] == 200
+                    wait_for(lambda: count_in_bank(node, sid) == 10, 10, "count=10 in the bank")
+                    relay.partition()
+                    # Stopped for 2 s at least, as a hung host would be.
+                    wait_for(lambda: time.monotonic() - stopped_at >= 2, 5, "2 s of stop")
+                finally:
+                    os.killpg(a.pid, signal.SIGCONT)
+                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 0, 10,
+                         "A to count every node silent")
+                user.server = a
+                status, _, text = user.get("/app/counter")
+                assert status == 503, text
+                assert log_lines(a, "RS0204")
+                relay.heal()
+                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10,
+                         "A back in touch")
+                status, _, text = counted_on(user)
+                assert status == 200 and count_of(text) == 11, text
+        finally:
+            relay.close()
