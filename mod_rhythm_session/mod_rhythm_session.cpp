@@ -294,6 +294,21 @@ TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
     return TakeOver::kNewSession;
 }
 
+// RS0206: a take-over the agent stored whose copy went before the worker could lock it.
+void taken_over_but_gone(request_rec *r, const SessionId &id) {
+    char prefix[7];
+    rhythm::session_id_log_prefix(id, prefix);
+    std::uint64_t suppressed = 0;
+    if (g_unavailable_lines.admit(r->request_time, &suppressed)) {
+        ap_log_rerror(
+            APLOG_MARK, APLOG_WARNING, 0, r,
+            "RS0206: session %s... taken over from the bank but gone before this "
+            "request could hold it: answering 503; the next request asks again (%" APR_UINT64_T_FMT
+            " more such in this process since the last line)",
+            prefix, static_cast<apr_uint64_t>(suppressed));
+    }
+}
+
 // After this server stalled (stopped as a whole, or cut off from the bank:
 // SessionCache::Loaded::unchecked), the copy the request holds locked may have been continued on
 // another server meanwhile. The agent checks it against the bank and replaces it with a newer
@@ -414,6 +429,13 @@ void resolve_session(request_rec *r, RequestState *st, const DirConfig *conf) {
                 result =
                     g_cache.acquire(id, g_process, r->request_time, g_settings->lock_timeout_ms,
                                     &st->handle, pool_allocate, top->pool, &loaded);
+                if (result == SessionCache::Acquire::kNotFound) {
+                    // Gone again before this request could hold it (the bank said a newer copy
+                    // is elsewhere, or the cache made room): a new session would lose it.
+                    taken_over_but_gone(r, id);
+                    st->unavailable = true;
+                    return;
+                }
                 break;
             case TakeOver::kNewSession:
                 break;

@@ -81,8 +81,9 @@ class BackupFeed {
 
     // The bank holds `version` of this session made by another server (or an operator's end of
     // it), and it wins over this server's copy (a higher version, or the same one from a server
-    // that wins the tie): drops the copy unless it is newer still. A copy a request holds is
-    // checked against the bank before it is served again instead. True if it was dropped.
+    // that wins the tie): drops the copy unless it is newer still. A copy a request holds, or one
+    // of that very version fetched from the bank and not changed here since, is checked against
+    // the bank before it is served again instead. True if it was dropped.
     bool drop_if_older(const SessionId &id, std::uint64_t version);
 
     // Another server is taking this session over, and the bank holds `version` of it, made here

@@ -265,12 +265,12 @@ BOOST_AUTO_TEST_CASE(an_owner_asking_a_server_for_a_newer_copy_is_waited_for_to_
     BOOST_TEST((Fixture::answer(check) == FetchOutcome::kTimedOut));
 }
 
-// A restarted server does not know the owners yet and asks every node at once; a node that lost
+// A server that does not know the owners (its view lags) asks every node at once; a node that lost
 // the shard a moment ago answers first from the copy it keeps for the new owner's snapshot, which
 // no longer gets updates (seen in the fault campaign: a count went back from 372 to 261).
 BOOST_AUTO_TEST_CASE(a_former_owners_copy_does_not_end_a_fetch_before_the_owners_answer) {
     Fixture f(2);
-    f.bank.nodes[0].up = f.bank.nodes[1].up = false;  // not heard from yet: both asked at once
+    f.bank.nodes[0].owner = f.bank.nodes[1].owner = false;  // owners not known: both asked
     int worker = f.ask(id_of(4));
     BOOST_TEST_REQUIRE(f.bank.nodes[0].asked.size() == 1u);
     BOOST_TEST_REQUIRE(f.bank.nodes[1].asked.size() == 1u);
@@ -301,7 +301,7 @@ BOOST_AUTO_TEST_CASE(when_the_node_believed_the_owner_no_longer_is_the_rest_are_
 // user asks again), a check leaves the copy held unchecked (not served).
 BOOST_AUTO_TEST_CASE(at_the_deadline_a_former_owners_copy_alone_is_not_taken) {
     Fixture f(2);
-    f.bank.nodes[0].up = f.bank.nodes[1].up = false;
+    f.bank.nodes[0].owner = f.bank.nodes[1].owner = false;
     int takeover = f.ask(id_of(6));
     f.reply(0, wire::FetchStatus::kFound, 261, "count=261", "web1", false);
     int check = f.ask(id_of(6), 200, true);
@@ -362,7 +362,7 @@ BOOST_AUTO_TEST_CASE(a_provisional_owners_copy_counts_only_beside_the_rest_of_th
 // waits for the owner, or its deadline.
 BOOST_AUTO_TEST_CASE(no_answer_counts_until_an_owner_has_answered) {
     Fixture f(2);
-    f.bank.nodes[0].up = f.bank.nodes[1].up = false;
+    f.bank.nodes[0].owner = f.bank.nodes[1].owner = false;
     f.bank.nodes[1].connected = false;
     int lost = f.ask(id_of(7));
     f.reply(0, wire::FetchStatus::kNotFound, 0, "", "web1", false);
@@ -396,12 +396,14 @@ BOOST_AUTO_TEST_CASE(with_no_node_to_ask_the_answer_is_at_once_unless_a_node_may
     int check = f.ask(id_of(3), 200, true);
     BOOST_TEST((Fixture::answer(check) == FetchOutcome::kUnreachable));
     // A new agent whose nodes have not answered yet (nor been silent long enough to count as
-    // such) waits, within the deadline, for the first.
+    // such) waits, within the deadline, for the first, and asks none before: a node that has not
+    // heard from it does not know who asks (it could not tell the server the session came from).
     f.bank.nodes[0].silent = false;
     f.bank.nodes[0].owner = false;
     f.bank.nodes[0].up = false;
     int waiting = f.ask(id_of(4));
     BOOST_TEST(!Fixture::answer(waiting));
+    BOOST_TEST(f.bank.nodes[0].asked.empty());
     f.bank.nodes[0].up = true;
     f.service->on_node_answer();
     BOOST_TEST(f.bank.nodes[0].asked.size() == 1u);

@@ -285,6 +285,19 @@ BOOST_AUTO_TEST_CASE(a_version_elsewhere_that_wins_drops_the_local_copy) {
     // The same version from another server that won the tie: ours goes too.
     SessionId b = f.add(2, "b=1");
     BOOST_TEST(f.feed.drop_if_older(b, 1));
+    // That very version fetched from the bank is the node's own record, not a loser of a tie:
+    // kept, and checked before it is served (the refusal was for the copy held before the
+    // take-over; dropped, the request about to hold it started a new session).
+    SessionId c = Fixture::make_id(7);
+    BOOST_REQUIRE((f.feed.insert_fetched(c, "c=1658", 6, 0, 41) == SessionCache::Save::kSaved));
+    BOOST_TEST(!f.feed.drop_if_older(c, 41));
+    BOOST_REQUIRE((f.cache.acquire(c, rhythm::current_process(), kNow, 100, &h, Fixture::allocate,
+                                   nullptr, &l) == SessionCache::Acquire::kLocked));
+    BOOST_TEST(l.unchecked);
+    std::free(l.data);
+    f.cache.release(&h);
+    // A newer version still drops it.
+    BOOST_TEST(f.feed.drop_if_older(c, 42));
 }
 
 BOOST_AUTO_TEST_CASE(a_fetched_session_continues_in_a_new_term_of_versions) {
