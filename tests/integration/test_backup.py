@@ -361,6 +361,21 @@ def test_a_new_server_waits_for_its_first_connection_to_the_bank_to_fetch():
             os.kill(node.pid, signal.SIGCONT)
 
 
+def answers_until_served(browser, since, timeout):
+    """Asks /app/counter every 0.2 s until it is served: each answer as (seconds since `since`,
+    status, count)."""
+    answers = []
+
+    def served():
+        status, _, text = browser.get("/app/counter")
+        answers.append((time.monotonic() - since, status,
+                        count_of(text) if status == 200 else None))
+        return status == 200
+
+    wait_for(served, timeout, "a new session once the grace has passed", interval=0.2)
+    return answers
+
+
 def test_a_user_moving_while_every_node_is_silent_waits_for_the_bank_until_the_outage_grace():
     """Every node silent (the only one, stopped) and a user's server gone: the server the user
     comes to answers 503, not a new session, for SessionBackupOutageGrace after the bank's last
@@ -390,17 +405,7 @@ def test_a_user_moving_while_every_node_is_silent_waits_for_the_bank_until_the_o
 
         os.kill(node.pid, signal.SIGSTOP)
         try:
-            stopped = time.monotonic()
-            answers = []  # (seconds since the stop, status, count)
-
-            def answered():
-                status, _, text = later.get("/app/counter")
-                answers.append((time.monotonic() - stopped, status,
-                                count_of(text) if status == 200 else None))
-                return status == 200
-
-            wait_for(answered, grace + 10, "a new session once the grace has passed",
-                     interval=0.2)
+            answers = answers_until_served(later, time.monotonic(), grace + 10)
         finally:
             os.kill(node.pid, signal.SIGCONT)
         print(f"after the node stopped: {len(answers) - 1} answers 503 over "
@@ -427,18 +432,8 @@ def test_a_server_started_while_the_bank_is_down_gives_up_on_it_after_the_outage
         os.kill(node.pid, signal.SIGSTOP)
         try:
             with backed_server("web-b", [node], extra=f"SessionBackupOutageGrace {grace}s") as b:
-                started = time.monotonic()
                 browser.server = b
-                answers = []  # (seconds since web-b answered, status, count)
-
-                def answered():
-                    status, _, text = browser.get("/app/counter")
-                    answers.append((time.monotonic() - started, status,
-                                    count_of(text) if status == 200 else None))
-                    return status == 200
-
-                wait_for(answered, grace + 10, "a new session once the grace has passed",
-                         interval=0.2)
+                answers = answers_until_served(browser, time.monotonic(), grace + 10)
                 print(f"web-b started with the bank down: {len(answers) - 1} answers 503 over "
                       f"{answers[-2][0]:.1f} s, then a new session at {answers[-1][0]:.1f} s")
                 assert {status for _, status, _ in answers[:-1]} == {503}

@@ -46,6 +46,24 @@ def stop_node(node):
     wait_for(lambda: stopped(pid=node.pid), 5, f"{node.name} stopped")
 
 
+@contextlib.contextmanager
+def hung_while_the_user_goes_on(a, b, user, node, sid, count):
+    """A hung host: A's process group stopped while `user` counts on B up to `count` and the
+    bank holds it, for 2 s at least. The block runs while A is stopped; A resumes after it."""
+    counted = count_in_bank(node, sid)
+    stop_server(a)
+    try:
+        stopped_at = time.monotonic()
+        user.server = b
+        for _ in range(count - counted):
+            assert counted_on(user)[0] == 200
+        wait_for(lambda: count_in_bank(node, sid) == count, 10, f"count={count} in the bank")
+        yield
+        wait_for(lambda: time.monotonic() - stopped_at >= 2, 5, "2 s of stop")
+    finally:
+        os.killpg(a.pid, signal.SIGCONT)
+
+
 def all_acknowledged(server):
     st = backup_status(server)
     return st["RhythmBackupPending"] == 0 and st["RhythmBackupOldestUnacknowledgedMs"] == 0
@@ -462,17 +480,8 @@ def test_a_stalled_server_that_cannot_check_a_copy_answers_503_not_the_copy():
     with RssNode("bank-1") as node, backed_server("web-a", [node]) as a, \
             backed_server("web-b", [node], "SessionBackupTimeout 2s") as b:
         user, sid = counted_session(a, node, 10)
-        stop_server(a)
-        try:
-            stopped_at = time.monotonic()
-            user.server = b
-            for _ in range(10):
-                assert counted_on(user)[0] == 200
-            wait_for(lambda: count_in_bank(node, sid) == 20, 10, "count=20 in the bank")
-            wait_for(lambda: time.monotonic() - stopped_at >= 2, 5, "2 s of stop")
+        with hung_while_the_user_goes_on(a, b, user, node, sid, 20):
             stop_node(node)
-        finally:
-            os.killpg(a.pid, signal.SIGCONT)
         try:
             user.server = a
             status, headers, _ = user.get("/app/counter")
@@ -790,18 +799,8 @@ def test_a_server_that_stalled_does_not_serve_its_copy_while_the_bank_is_silent(
         try:
             with backed_server("web-a", [relay]) as a, backed_server("web-b", [node]) as b:
                 user, sid = counted_session(a, node, 5)
-                stop_server(a)
-                try:
-                    stopped_at = time.monotonic()
-                    user.server = b
-                    for _ in range(5):
-                        assert counted_on(user)[0] == 200
-                    wait_for(lambda: count_in_bank(node, sid) == 10, 10, "count=10 in the bank")
+                with hung_while_the_user_goes_on(a, b, user, node, sid, 10):
                     relay.partition()
-                    # Stopped for 2 s at least, as a hung host would be.
-                    wait_for(lambda: time.monotonic() - stopped_at >= 2, 5, "2 s of stop")
-                finally:
-                    os.killpg(a.pid, signal.SIGCONT)
                 wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 0, 10,
                          "A to count every node silent")
                 user.server = a
