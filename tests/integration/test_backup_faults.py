@@ -312,15 +312,14 @@ def test_a_handover_answered_late_gives_the_next_take_over_the_newer_copy():
         assert status == 200 and count_of(text) == 5, text
 
 
-def test_a_fetch_waits_for_the_owner_that_asks_the_taker_not_only_for_the_one_that_vouches():
-    """Two owners (--replicas 2); web-b is configured with node-a alone, so only node-a sees web-b
-    take the session over and holds its change. Back on web-a, node-b, which saw none of it,
-    vouches at once for web-a's count 3, while node-a asks web-b (its agent stopped a moment)
-    for a newer copy before it answers: web-a waits for node-a. Before, web-a took node-b's
-    answer 20 ms after it came and answered 4 after web-b's 4 (CI under ASan: count 714 after
-    714, a server just restarted slow to answer the handover)."""
+@contextlib.contextmanager
+def web_b_took_over_and_hangs(web_a_extra=""):
+    """Two owners (--replicas 2, --handover-wait 5s); web-b is configured with node-a alone, so
+    only node-a sees web-b take the user's session over (count 4 after web-a's 3) and holds its
+    change. Yields (node_a, web-a, the user, web-b's agent) with that agent stopped (SIGSTOP),
+    and lets it run again at the end."""
     with bank(["node-a", "node-b"], 2, extra=["--handover-wait", "5s"]) as (node_a, node_b), \
-            backed_server("web-a", [node_a, node_b], "SessionBackupTimeout 5s") as a, \
+            backed_server("web-a", [node_a, node_b], web_a_extra) as a, \
             backed_server("web-b", [node_a]) as b:
         user, sid = counted_session(a, node_a, 3)
         wait_for(lambda: count_in_bank(node_b, sid) == 3, 10, "count=3 on node-b too")
@@ -330,8 +329,22 @@ def test_a_fetch_waits_for_the_owner_that_asks_the_taker_not_only_for_the_one_th
         wait_for(lambda: count_in_bank(node_a, sid) == 4, 10, "web-b's count=4 on node-a")
         assert count_in_bank(node_b, sid) == 3
         agent = backup_status(b)["RhythmBackupAgentPid"]
-        asked = node_a.status()["handovers_asked"]
         stop_agent_outside_the_segment_mutex(b, agent)
+        try:
+            yield node_a, a, user, agent
+        finally:
+            os.kill(agent, signal.SIGCONT)
+
+
+def test_a_fetch_waits_for_the_owner_that_asks_the_taker_not_only_for_the_one_that_vouches():
+    """Two owners (--replicas 2); web-b is configured with node-a alone, so only node-a sees web-b
+    take the session over and holds its change. Back on web-a, node-b, which saw none of it,
+    vouches at once for web-a's count 3, while node-a asks web-b (its agent stopped a moment)
+    for a newer copy before it answers: web-a waits for node-a. Before, web-a took node-b's
+    answer 20 ms after it came and answered 4 after web-b's 4 (CI under ASan: count 714 after
+    714, a server just restarted slow to answer the handover)."""
+    with web_b_took_over_and_hangs("SessionBackupTimeout 5s") as (node_a, a, user, agent):
+        asked = node_a.status()["handovers_asked"]
         answer = {}
         try:
             user.server = a
@@ -353,18 +366,8 @@ def test_an_owner_that_asks_the_taker_is_waited_for_past_three_quarters_of_the_d
     that may be hung, but answers 503; once web-b answers the handover, the count goes on from
     web-b's. Before, web-a answered 4 after web-b's 4 (the fault campaign, seed 90: under packet
     loss a handover outlasted 150 ms, 8 changes rolled back)."""
-    with bank(["node-a", "node-b"], 2, extra=["--handover-wait", "5s"]) as (node_a, node_b), \
-            backed_server("web-a", [node_a, node_b]) as a, \
-            backed_server("web-b", [node_a]) as b:
-        user, sid = counted_session(a, node_a, 3)
-        wait_for(lambda: count_in_bank(node_b, sid) == 3, 10, "count=3 on node-b too")
-        user.server = b
-        status, _, text = user.get("/app/counter")
-        assert status == 200 and count_of(text) == 4, text
-        wait_for(lambda: count_in_bank(node_a, sid) == 4, 10, "web-b's count=4 on node-a")
-        agent = backup_status(b)["RhythmBackupAgentPid"]
+    with web_b_took_over_and_hangs() as (node_a, a, user, agent):
         asked = node_a.status()["handovers_asked"]
-        stop_agent_outside_the_segment_mutex(b, agent)
         try:
             user.server = a
             status, _, text = user.get("/app/counter")
