@@ -85,11 +85,14 @@ def test_demo_counts_visits_survives_a_failover_and_stops_on_ctrl_c():
         os.killpg(kill[served_by], signal.SIGKILL)
 
         def reload():
-            # A request that met the server while it was dying gets a 502: reload, as one would.
+            # A request that met the server while it was dying gets a 502, and one that came to
+            # the other server before the node saw the dead server's connection close a 503 with
+            # Retry-After (docs/backup.md, Failover: the node asks the dead server for a handover
+            # it cannot answer; met under ASan): reload, as one would.
             try:
                 return opener.open(url).read().decode()
             except urllib.error.HTTPError as e:
-                assert e.code == 502
+                assert e.code in (502, 503)
                 return None
 
         page = wait_for(reload, 10, "the page after the failover")
