@@ -809,7 +809,10 @@ def test_a_server_that_stalled_does_not_serve_its_copy_while_the_bank_is_silent(
                 user.server = a
                 status, _, text = user.get("/app/counter")
                 assert status == 503, text
-                assert log_lines(a, "RS0204")
+                # Its check got no answer (RS0204); or, told by the node before the cut that B
+                # took the session over (in A's socket buffers), A dropped its copy and its
+                # take-over got none (RS0205; met in CI under ASan).
+                assert log_lines(a, "RS0204") or log_lines(a, "RS0205")
                 relay.heal()
                 wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10,
                          "A back in touch")
