@@ -266,14 +266,17 @@ void FetchService::on_reply(std::size_t node, const wire::FetchReply &reply, Mon
     pending_.erase(it);
 }
 
+bool FetchService::still_asking(const Pending &fetch) {
+    return std::any_of(fetch.asking_node.begin(), fetch.asking_node.end(),
+                       [](bool asking) { return asking; });
+}
+
 // The deadline; or answer_by once an owner has the session and none is still asking (on_reply).
 bool FetchService::wait_over(const Pending &fetch, MonotonicTime now) {
     if (now >= fetch.deadline) {
         return true;
     }
-    return fetch.owner_found && now >= fetch.answer_by &&
-           std::none_of(fetch.asking_node.begin(), fetch.asking_node.end(),
-                        [](bool asking) { return asking; });
+    return fetch.owner_found && now >= fetch.answer_by && !still_asking(fetch);
 }
 
 void FetchService::expire(MonotonicTime now) {
@@ -292,9 +295,7 @@ void FetchService::expire(MonotonicTime now) {
 // (RS0103) while the user is answered 200, so the changes would be lost; a new session is
 // visible, and the bank's copy stays intact for a server with the larger limit.
 void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime now) {
-    bool still_asking = std::any_of(fetch.asking_node.begin(), fetch.asking_node.end(),
-                                    [](bool asking) { return asking; });
-    if (!fetch.owner_answered || still_asking ||
+    if (!fetch.owner_answered || still_asking(fetch) ||
         (!fetch.vouching_owner_answered && fetch.answered < fetch.asked)) {
         // Only former owners answered, or only provisional owners while another node asked did
         // not answer, or an owner is still asking a server for a newer copy: the owner not
