@@ -667,6 +667,8 @@ class Relay:
         self.cut = threading.Event()
         self.stop = threading.Event()
         self.conns = []
+        # A connection accepted while partition() runs must not outlive it.
+        self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -677,11 +679,13 @@ class Relay:
                 client, _ = self.listener.accept()
             except OSError:
                 continue
-            if self.cut.is_set():
-                client.close()
-                continue
             server = socket.create_connection(self.target)
-            self.conns += [client, server]
+            with self.lock:
+                if self.cut.is_set():
+                    client.close()
+                    server.close()
+                    continue
+                self.conns += [client, server]
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -701,13 +705,14 @@ class Relay:
                 pass
 
     def partition(self):
-        self.cut.set()
-        for s in self.conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.conns = []
+        with self.lock:
+            self.cut.set()
+            for s in self.conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.conns = []
 
     def heal(self):
         self.cut.clear()
