@@ -22,6 +22,11 @@ import threading
 
 SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h
 MARK = 0x5259  # the relay's own connections: the redirect rule lets them through
+# As the endpoints' own ZMQ_CONNECT_TIMEOUT (wire/zmq_io.h): a connect the network does not answer
+# is given up and the client's connection reset, so it connects again at once. Without it the
+# client, connected to the relay at once, waited for its handshake timeout (30 s), and came back
+# that much later than without the relay after a cut healed.
+CONNECT_TIMEOUT_S = 1.0
 CHUNK = 65536
 QUEUED_CHUNKS = 64
 
@@ -92,9 +97,11 @@ async def relay(client_reader, client_writer, delays):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     upstream.setblocking(False)
     try:
-        await asyncio.get_running_loop().sock_connect(upstream, (address, port))
-    except OSError:
-        # Refused or unreachable: the client sees its connection reset, as without the relay.
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(upstream, (address, port)),
+                               CONNECT_TIMEOUT_S)
+    except (OSError, asyncio.TimeoutError):
+        # Refused, unreachable or unanswered: the client sees its connection reset, as without the
+        # relay.
         upstream.close()
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client_writer.close()

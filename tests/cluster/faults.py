@@ -5,7 +5,10 @@ namespace (a table of our own, `inet rhythm_faults`, made with the host's first 
 deleted with its last): a packet from a sender in the set is dropped on arrival, always (a
 partition) or with a probability (loss). Dropping on arrival is what a cut or lossy link does: the
 sender's send succeeds and nothing comes back, where a drop in the sender's output path would
-return EPERM to it. A one-way partition drops only what one side sends; TCP needs both ways, so
+return EPERM to it. Only packets that arrive from the network count: a host's connection through
+its delay relay (lag.py) has a leg on loopback whose replies carry the far host's address, and
+dropping those would lose a reset that TCP never sends again (the client then waited 30 s for a
+handshake where without the relay it reconnected at once). A one-way partition drops only what one side sends; TCP needs both ways, so
 for a connection it is as good as a cut, while datagrams still pass the other way. Faults may
 overlap; each heals on its own.
 
@@ -84,7 +87,7 @@ class NetworkFaults:
             echoed = nft(receiver, f"""
 add table {TABLE}
 add chain {TABLE} input {{ type filter hook input priority filter; policy accept; }}
-add rule {TABLE} input ip saddr {{ {', '.join(sorted(addresses))} }} {match}drop
+add rule {TABLE} input iifname != "lo" ip saddr {{ {', '.join(sorted(addresses))} }} {match}drop
 """)
             fault.rules[receiver] = int(re.findall(r"# handle (\d+)", echoed)[-1])
         return fault
