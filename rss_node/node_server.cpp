@@ -56,9 +56,6 @@ constexpr std::uint64_t kAgentCheckIntervalMs = 1000;
 constexpr std::uint64_t kMetricsIntervalMs = 1000;
 
 constexpr int kQueriesHighWaterMark = 10000;
-// A handshake not done in this time is given up (libzmq's default: 30 s): a connection that never
-// finishes one holds a place under --max-connections.
-constexpr int kHandshakeMs = 5000;
 
 constexpr int kMallocTrimThreshold = 32 * 1024 * 1024;
 
@@ -162,9 +159,7 @@ bool NodeServer::start(std::string *error) {
         zmq_setsockopt(queries_, ZMQ_RCVHWM, &queries_hwm, sizeof queries_hwm) != 0 ||
         zmq_setsockopt(queries_, ZMQ_SNDHWM, &queries_hwm, sizeof queries_hwm) != 0 ||
         // A reply to a requester that is gone or full fails at once instead of blocking.
-        zmq_setsockopt(queries_, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0 ||
-        zmq_setsockopt(updates_, ZMQ_HANDSHAKE_IVL, &kHandshakeMs, sizeof kHandshakeMs) != 0 ||
-        zmq_setsockopt(queries_, ZMQ_HANDSHAKE_IVL, &kHandshakeMs, sizeof kHandshakeMs) != 0) {
+        zmq_setsockopt(queries_, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0) {
         *error = std::string("cannot set up sockets: ") + zmq_strerror(errno);
         return false;
     }

@@ -27,7 +27,9 @@ bool set_network_options(void *socket) {
            zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &kHeartbeatTimeoutMs,
                           sizeof kHeartbeatTimeoutMs) == 0 &&
            zmq_setsockopt(socket, ZMQ_CONNECT_TIMEOUT, &kConnectTimeoutMs,
-                          sizeof kConnectTimeoutMs) == 0;
+                          sizeof kConnectTimeoutMs) == 0 &&
+           zmq_setsockopt(socket, ZMQ_HANDSHAKE_IVL, &kHandshakeTimeoutMs,
+                          sizeof kHandshakeTimeoutMs) == 0;
 }
 
 std::uint64_t zmtp_frame_bytes(std::size_t size, bool curve) {

@@ -17,13 +17,17 @@ namespace rhythm::wire {
 // ZMQ_MAXMSGSIZE (wire::kMaxFrameSize), ZMQ_LINGER 0, and the liveness of each connection:
 // ZMTP heartbeats every kHeartbeatIntervalMs, a connection silent for kHeartbeatTimeoutMs is
 // closed (and a connecting socket connects again), and a connect that gets no answer is given
-// up after kConnectTimeoutMs and tried again. Without them a connection cut by a partition
+// up after kConnectTimeoutMs and tried again, as is a connection whose handshake is not done in
+// kHandshakeTimeoutMs (libzmq's default: 30 s; a peer that accepts and then goes silent, a host
+// frozen or a proxy in front of a node that is down, held a connection that long; on a node it
+// also holds a place under --max-connections). Without them a connection cut by a partition
 // stays open on both sides and TCP retransmits into it with a backoff of up to two minutes, so
 // a web server found its nodes again only that long after the network healed. False if libzmq
 // refuses.
 constexpr int kHeartbeatIntervalMs = 1000;
 constexpr int kHeartbeatTimeoutMs = 3000;
 constexpr int kConnectTimeoutMs = 1000;
+constexpr int kHandshakeTimeoutMs = 5000;
 bool set_network_options(void *socket);
 
 // The socket's ZMQ_FD, for an event loop to poll as a plain descriptor rather than as a socket

@@ -5,6 +5,7 @@ import concurrent.futures
 import os
 import re
 import signal
+import socket
 import statistics
 import struct
 import subprocess
@@ -359,6 +360,30 @@ def test_a_new_server_waits_for_its_first_connection_to_the_bank_to_fetch():
                 assert backup_status(b)["RhythmBackupFetched"] == 1
         finally:
             os.kill(node.pid, signal.SIGCONT)
+
+
+def test_a_node_reached_after_a_handshake_that_went_silent_is_up_within_seconds():
+    """Something accepts the server's connection to a node's address and never answers (a proxy
+    in front of a node that is down, a frozen host); then the node is there. The server gives
+    the silent handshake up after 5 s and reaches the node: libzmq's own limit, 30 s, kept it off
+    the node that long, all the while the node owned shards without this server's changes."""
+    node = RssNode("bank-1")
+    silent = socket.create_server(("127.0.0.1", node.queries_port))
+    held = []
+    try:
+        with backed_server("web-a", [node]) as a:
+            silent.settimeout(10)
+            held.append(silent.accept()[0])  # the agent's connection, never answered
+            connected = time.monotonic()
+            silent.close()
+            with node:
+                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 20, "the node up")
+                took = time.monotonic() - connected
+                assert 4.5 < took < 8, took  # the 5 s handshake limit, then a reconnect
+    finally:
+        silent.close()
+        for conn in held:
+            conn.close()
 
 
 def answers_until_served(browser, since, timeout):
