@@ -139,8 +139,18 @@ def read_commands(loop, delays):
 def main():
     delays = Delays()
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(asyncio.start_server(
-        lambda r, w: relay(r, w, delays), "127.0.0.1", 0, backlog=256))
+    # Each connection's task, held here: the stream protocol drops its own reference when the
+    # client's side closes, and the collector then destroyed the task while it still forwarded
+    # what the client had sent ("Task was destroyed but it is pending!").
+    running = set()
+
+    def start_relay(reader, writer):
+        task = loop.create_task(relay(reader, writer, delays))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    server = loop.run_until_complete(asyncio.start_server(start_relay, "127.0.0.1", 0,
+                                                          backlog=256))
     port = server.sockets[0].getsockname()[1]
     print(f"ready {port}", flush=True)
     threading.Thread(target=read_commands, args=(loop, delays), daemon=True).start()
