@@ -23,21 +23,14 @@ struct FetchService::Pending {
     SessionId id;
     std::uint64_t request_id = 0;
     MonotonicTime deadline;
-    // Once an owner has the session, the latest the fetch waits for the rest: early enough that
-    // the worker, which gives up at its own deadline, still gets the answer.
-    MonotonicTime answer_by;
-    // By node: it said it asks a web server for a newer copy (wire::FetchReply::asking), and has
-    // not answered since.
-    std::vector<bool> asking_node;
     std::size_t asked = 0;
     std::size_t answered = 0;
     bool owners_only = false;      // the rest of the bank is still to be asked
     bool check = false;            // a check of a copy held here, not a take-over
     std::vector<bool> asked_node;  // by node: asked already (no node is asked twice)
     // A node that owns the session's shard (by its own word) answered; one that vouches for its
-    // answer (not provisional) answered; one of those has it.
+    // answer (not provisional) has it.
     bool owner_answered = false;
-    bool vouching_owner_answered = false;
     bool owner_found = false;
     // The best version answered so far (0: none), and its record.
     std::uint64_t best_version = 0;
@@ -83,7 +76,6 @@ void FetchService::on_request(int fd, MonotonicTime now) {
     fetch->id = request.id;
     fetch->check = request.check;
     fetch->deadline = now + std::chrono::milliseconds(request.timeout_ms);
-    fetch->answer_by = now + std::chrono::milliseconds(std::uint64_t{request.timeout_ms} * 3 / 4);
     if (pending_.size() >= settings_.max_pending) {
         if (fetch->check) {
             finish_check(*fetch, true);  // unchecked: the worker serves its copy
@@ -94,7 +86,6 @@ void FetchService::on_request(int fd, MonotonicTime now) {
     }
     fetch->request_id = next_request_id_++;
     fetch->asked_node.assign(bank_.node_count(), false);
-    fetch->asking_node.assign(bank_.node_count(), false);
     if (ask_bank(*fetch) == 0 && every_node_silent()) {
         // Every node silent. A copy held here is the best there is (but see below). A take-over
         // finds nothing: once the bank has been silent SessionBackupOutageGrace it counts as
@@ -202,15 +193,14 @@ std::size_t FetchService::ask(Pending &fetch) {
 // (a handover, a round trip to that server), while the other owner, which did not see the
 // take-over, vouches at once for the copy from before. (Until this change the fetch took the best
 // answer 20 ms after an owner had it: the fault campaign's seeds 61 and 80, and CI under ASan,
-// saw the handover's newer copy come later, and users rolled back.) Once an owner has the
-// session, the wait ends at three quarters of the worker's deadline, so that the worker still
-// gets the answer: a hung owner not yet known to be silent costs that much (the node's
-// --handover-wait, 100 ms, is well inside it with the default SessionBackupTimeout, 200 ms).
-// Not so for an owner that said it is asking a server for a newer copy (wire::FetchReply::asking):
-// it is alive and its answer may be newer, so the fetch waits for it to the deadline, and takes
-// no answer without it (a 503). Under packet loss a handover's round trip outlasts three quarters
-// of the deadline (the fault campaign, seed 90: a user sent back to a server got the vouching
-// owner's older copy, 8 changes rolled back).
+// saw the handover's newer copy come later, and users rolled back.) It waits to the deadline and
+// takes no copy while a node it asked has not answered (a 503, the next request asks again): the
+// silent one may be the owner asking for the newer copy, its answer late. Taking the vouched
+// copy at three quarters of the deadline, as a hung owner's cost bound, rolled users back under
+// packet loss, where a TCP retransmission outlasts that (the fault campaign, seeds 80 and 90).
+// A hung node costs the take-overs and checks of its shards a 503 until this agent counts it
+// silent (1.5 s) and asks it no more. An owner's interim answer (wire::FetchReply::asking)
+// changes nothing here: its answer follows.
 //
 // Where the nodes asked first, believed to be the owners (by their own word: this agent's view
 // of the shards lags), turn out not to own the shard or not to have it, or answer provisionally
@@ -226,15 +216,12 @@ void FetchService::on_reply(std::size_t node, const wire::FetchReply &reply, Mon
     }
     Pending &fetch = *it->second;
     if (reply.asking) {
-        fetch.asking_node[node] = true;
-        return;
+        return;  // not an answer yet: it follows once the server asked has answered the node
     }
-    fetch.asking_node[node] = false;
     ++fetch.answered;
     bool found = reply.status != wire::FetchStatus::kNotFound;
     fetch.owner_answered = fetch.owner_answered || reply.owner;
     bool vouching_owner = reply.owner && !reply.provisional;
-    fetch.vouching_owner_answered = fetch.vouching_owner_answered || vouching_owner;
     if (found && vouching_owner) {
         fetch.owner_found = true;
     }
@@ -266,22 +253,9 @@ void FetchService::on_reply(std::size_t node, const wire::FetchReply &reply, Mon
     pending_.erase(it);
 }
 
-bool FetchService::still_asking(const Pending &fetch) {
-    return std::any_of(fetch.asking_node.begin(), fetch.asking_node.end(),
-                       [](bool asking) { return asking; });
-}
-
-// The deadline; or answer_by once an owner has the session and none is still asking (on_reply).
-bool FetchService::wait_over(const Pending &fetch, MonotonicTime now) {
-    if (now >= fetch.deadline) {
-        return true;
-    }
-    return fetch.owner_found && now >= fetch.answer_by && !still_asking(fetch);
-}
-
 void FetchService::expire(MonotonicTime now) {
     for (auto it = pending_.begin(); it != pending_.end();) {
-        if (wait_over(*it->second, now)) {
+        if (now >= it->second->deadline) {
             finish(*it->second, true, now);
             it = pending_.erase(it);
         } else {
@@ -295,12 +269,10 @@ void FetchService::expire(MonotonicTime now) {
 // (RS0103) while the user is answered 200, so the changes would be lost; a new session is
 // visible, and the bank's copy stays intact for a server with the larger limit.
 void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime now) {
-    if (!fetch.owner_answered || still_asking(fetch) ||
-        (!fetch.vouching_owner_answered && fetch.answered < fetch.asked)) {
-        // Only former owners answered, or only provisional owners while another node asked did
-        // not answer, or an owner is still asking a server for a newer copy: the owner not
-        // reached, or that node, may have a newer copy. Better a 503 (or a copy left unchecked)
-        // than a rollback.
+    if (!fetch.owner_answered || fetch.answered < fetch.asked) {
+        // Only former owners answered, or a node asked did not answer by the deadline: the owner
+        // not reached, or that node, may have a newer copy. Better a 503 (or a copy left
+        // unchecked) than a rollback.
         fetch.best_version = 0;
     }
     if (fetch.check) {

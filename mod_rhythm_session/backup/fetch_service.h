@@ -5,7 +5,7 @@
 // A fetch asks the session's owners first (the nodes that are up and own its shard) and, if none
 // has it, every other node that answers this agent's heartbeats. The best answer wins
 // (wire::supersedes): it waits for every node it asked, until its deadline (SessionBackupTimeout),
-// or three quarters of it once an owner (by the node's own word) has the session. A session found
+// and takes no copy while one of them has not answered (a 503). A session found
 // is stored in the segment before the worker hears of it; a check replaces the copy held if the
 // bank's is newer. At most max_pending fetches wait at once: past that a fetch is answered at once
 // as shed.
@@ -88,9 +88,6 @@ class FetchService {
     // The whole server stalled within SessionBackupOutageGrace.
     bool stalled_lately(MonotonicTime now);
     std::size_t ask(Pending &fetch);
-    // A node said it asks a server for a newer copy and has not answered since.
-    static bool still_asking(const Pending &fetch);
-    static bool wait_over(const Pending &fetch, MonotonicTime now);
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);
     void log_too_large(const Pending &fetch, MonotonicTime now);
