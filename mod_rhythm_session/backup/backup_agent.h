@@ -93,6 +93,7 @@ class BackupAgent : private FetchService::Bank {
     void on_heartbeat_ack(std::size_t node, const wire::HeartbeatAck &ack, MonotonicTime now);
     void on_subscriptions(std::size_t node);
     bool any_node_up() const;
+    void node_back(const Node &node, const wire::HeartbeatAck &ack, MonotonicTime now);
     void back_in_touch(MonotonicTime now);
     void on_resend(std::size_t node, const wire::Resend &resend, MonotonicTime now);
     wire::SessionRecord record_of(const ChangeRecord &change) const;

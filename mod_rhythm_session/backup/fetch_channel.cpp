@@ -150,8 +150,16 @@ FetchOutcome fetch_via_agent(const std::string &path, const FetchRequest &fetch)
         send(fd, request, sizeof request, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof request)) {
         outcome = FetchOutcome::kTimedOut;
         unsigned char answer = 0;
-        // A byte that is no outcome leaves it timed out: no answer the worker can use.
-        if (wait_for(fd, POLLIN, deadline) && recv(fd, &answer, 1, 0) == 1) {
+        // A byte that is no outcome leaves it timed out: no answer the worker can use. Giving up,
+        // the worker shuts its side first: an answer the agent sends from then on fails there
+        // (and a copy it stored for this request is checked before it is served: FetchService),
+        // and one it sent before is still read. Without that, a copy stored a moment after the
+        // worker gave up was served later as the bank's latest (the fault campaign, seed 90).
+        bool heard = wait_for(fd, POLLIN, deadline);
+        if (!heard) {
+            shutdown(fd, SHUT_RD);
+        }
+        if (recv(fd, &answer, 1, heard ? 0 : MSG_DONTWAIT) == 1) {
             decode_fetch_outcome(answer, &outcome);
         }
     }

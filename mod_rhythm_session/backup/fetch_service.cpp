@@ -294,7 +294,11 @@ void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime no
         outcome =
             saved == SessionCache::Save::kNoSpace ? FetchOutcome::kNoSpace : FetchOutcome::kFound;
     }
-    answer(fetch, outcome);
+    if (!answer(fetch, outcome) && outcome == FetchOutcome::kFound) {
+        // The request gave up before it heard: nobody holds this copy, and by the time another
+        // request finds it another server may have taken the session over.
+        feed_.check_before_serving(fetch.id);
+    }
 }
 
 // A copy held here after the server stalled, against the bank's best: replaced when the bank's
@@ -350,7 +354,7 @@ void FetchService::log_too_large(const Pending &fetch, MonotonicTime now) {
     too_large_unlogged_ = 0;
 }
 
-void FetchService::answer(Pending &fetch, FetchOutcome outcome) {
+bool FetchService::answer(Pending &fetch, FetchOutcome outcome) {
     // Counted before the worker hears: its request may end, and server-status be read, before
     // this process runs again. Not found and deleted both count as misses.
     using Count = BackupFeed::FetchCount;
@@ -366,14 +370,15 @@ void FetchService::answer(Pending &fetch, FetchOutcome outcome) {
         }
     }
     feed_.count_fetch(count);
-    reply(fetch, outcome);
+    return reply(fetch, outcome);
 }
 
-void FetchService::reply(Pending &fetch, FetchOutcome outcome) {
+bool FetchService::reply(Pending &fetch, FetchOutcome outcome) {
     auto byte = static_cast<std::uint8_t>(outcome);
-    send(fetch.fd, &byte, 1, MSG_NOSIGNAL);
+    bool taken = send(fetch.fd, &byte, 1, MSG_NOSIGNAL) == 1;
     close(fetch.fd);
     fetch.fd = -1;
+    return taken;
 }
 
 }  // namespace rhythm

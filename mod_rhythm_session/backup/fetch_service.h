@@ -92,8 +92,9 @@ class FetchService {
     void finish_check(Pending &fetch, bool deadline_passed);
     void log_too_large(const Pending &fetch, MonotonicTime now);
     // Counts a take-over's outcome, then replies.
-    void answer(Pending &fetch, FetchOutcome outcome);
-    void reply(Pending &fetch, FetchOutcome outcome);
+    // Both return whether the worker took the answer (it had not given up).
+    bool answer(Pending &fetch, FetchOutcome outcome);
+    bool reply(Pending &fetch, FetchOutcome outcome);
 
     BackupFeed &feed_;
     Settings settings_;

@@ -214,6 +214,16 @@ bool BackupFeed::hand_over(const SessionId &id, std::uint64_t version, ChangeRec
     return true;
 }
 
+void BackupFeed::check_before_serving(const SessionId &id) {
+    Segment seg = cache_.segment();
+    SegmentHeader &h = seg.h();
+    ShmMutexGuard guard(h.mutex);
+    std::uint32_t i = seg.find(id);
+    if (i != kNoIndex) {
+        seg.entry(i).checked_generation = h.stall_generation - 1;
+    }
+}
+
 bool BackupFeed::handed_over_or_fetched(const SessionId &id) {
     Segment seg = cache_.segment();
     ShmMutexGuard guard(seg.h().mutex);
@@ -305,6 +315,11 @@ void BackupFeed::cut_off_from_bank() {
     ShmMutexGuard guard(header().mutex);
     header().stall_generation += 1;
     header().backup.stalls += 1;
+}
+
+void BackupFeed::node_back() {
+    ShmMutexGuard guard(header().mutex);
+    header().stall_generation += 1;
 }
 
 bool BackupFeed::agent_replaced() {

@@ -92,6 +92,10 @@ class BackupFeed {
     // session or a deletion), it is copied to `*newer` for the bank and true is returned.
     bool hand_over(const SessionId &id, std::uint64_t version, ChangeRecord *newer);
 
+    // A copy fetched from the bank for a request that gave up before it heard: checked against
+    // the bank before it is served.
+    void check_before_serving(const SessionId &id);
+
     // This server's copy was handed over (hand_over) or fetched from the bank, and not changed
     // here since: another server may be continuing the session.
     bool handed_over_or_fetched(const SessionId &id);
@@ -130,6 +134,10 @@ class BackupFeed {
     // The agent could not reach any node for longer than a stall: as after a stall, every
     // session is to be checked against the bank before it is served again.
     void cut_off_from_bank();
+    // A node the agent had counted down answers again: it may have let another server take this
+    // server's sessions over without asking it. Every session is checked against the bank before
+    // it is served again.
+    void node_back();
     // The httpd parent is about to fork an agent. Where another served this segment before (httpd
     // restarted, or the agent died or hung), a take-over the bank told nobody of in between would
     // let a copy here be served stale: every session is checked against the bank before it is

@@ -756,6 +756,44 @@ def test_a_server_cut_off_from_the_bank_checks_its_copies_when_back_in_touch():
             relay.close()
 
 
+def test_a_node_back_after_the_server_counted_it_down_has_its_copies_checked():
+    """Two nodes, --replicas 1; A reaches each through a relay, and the relay to the session's
+    owner is cut, so A is never cut off from the bank. The owner, no longer hearing A, cannot ask
+    it for a handover and lets B take the session over from its copy; B counts on. When the owner
+    answers A again, A checks each copy before serving it: the user, back on A, counts on from
+    B's count. Before, A served its own copy (the fault campaign, seed 90: under packet loss a
+    server off one node for 2 s served its copy 15 changes behind)."""
+    with bank(["node-a", "node-b"], 1) as nodes:
+        relays = [Relay(n.queries) for n in nodes]
+        try:
+            with backed_server("web-a", relays) as a, backed_server("web-b", nodes) as b:
+                user = Browser(a)
+                for _ in range(5):
+                    user.get("/app/counter")
+                sid = user.cookies[COOKIE]
+                owner = nodes.index(wait_for(
+                    lambda: next((n for n in nodes if count_in_bank(n, sid) == 5), None), 10,
+                    "count=5 in the bank"))
+                relays[owner].partition()
+                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10,
+                         "A to count the owner down")
+                user.server = b
+                status, _, text = counted_on(user)  # 503 until the owner counts A hung
+                assert status == 200 and count_of(text) == 6, text
+                assert count_of(user.get("/app/counter")[2]) == 7
+                wait_for(lambda: count_in_bank(nodes[owner], sid) == 7, 10, "B's 7 in the bank")
+                relays[owner].heal()
+                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 2, 10,
+                         "the owner to answer A again")
+                user.server = a
+                status, _, text = counted_on(user)
+                assert status == 200 and count_of(text) == 8, text
+                assert log_lines(a, "RS0332") and not log_lines(a, "RS0328")  # not cut off
+        finally:
+            for relay in relays:
+                relay.close()
+
+
 def test_a_session_taken_over_while_its_server_changes_agents_is_checked_before_it_is_served():
     """A graceful restart replaces A's agent. What the bank tells A in between (that B took a
     session over) waits for the new agent's first heartbeat, and a request can come first: every

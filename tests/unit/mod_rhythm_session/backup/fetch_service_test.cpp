@@ -153,7 +153,8 @@ struct Fixture {
         service->on_reply(node, r, rhythm::MonotonicTime::from_ms(1001));
     }
 
-    std::string stored(const SessionId &id) {
+    // The copy held here ("<none>": none), and whether it is to be checked before it is served.
+    std::string stored(const SessionId &id, bool *unchecked = nullptr) {
         SessionCache::Handle h;
         SessionCache::Loaded l;
         if (cache.acquire(
@@ -164,6 +165,9 @@ struct Fixture {
         }
         std::string out(l.data, l.size);
         std::free(l.data);
+        if (unchecked != nullptr) {
+            *unchecked = l.unchecked;
+        }
         cache.release(&h);
         return out;
     }
@@ -238,6 +242,25 @@ BOOST_AUTO_TEST_CASE(an_owner_that_has_not_answered_yet_is_waited_for_and_withou
     f.reply(0, wire::FetchStatus::kFound, 5, "count=5");
     f.service->expire(rhythm::MonotonicTime::from_ms(1200));
     BOOST_TEST((Fixture::answer(check) == FetchOutcome::kTimedOut));
+}
+
+// A request that gave up before the answer came (fetch_via_agent shuts its side): the copy stored
+// for it is checked before it is served, since by then another server may have taken the session
+// over and gone on (the fault campaign, seed 90: web-1 served such a copy, 13 changes old).
+BOOST_AUTO_TEST_CASE(a_copy_fetched_for_a_request_that_gave_up_is_checked_before_it_is_served) {
+    Fixture f(1);
+    int gave_up = f.ask(id_of(3));
+    BOOST_REQUIRE(shutdown(gave_up, SHUT_RD) == 0);
+    f.reply(0, wire::FetchStatus::kFound, 1527, "count=1527", "web3");
+    bool unchecked = false;
+    BOOST_TEST(f.stored(id_of(3), &unchecked) == "count=1527");
+    BOOST_TEST(unchecked);
+    // One that heard takes its copy as it is.
+    int heard = f.ask(id_of(4));
+    f.reply(0, wire::FetchStatus::kFound, 8, "count=8", "web3");
+    BOOST_TEST((Fixture::answer(heard) == FetchOutcome::kFound));
+    BOOST_TEST(f.stored(id_of(4), &unchecked) == "count=8");
+    BOOST_TEST(!unchecked);
 }
 
 // An owner that says it asks the server that took the session over (a handover) is alive and may
