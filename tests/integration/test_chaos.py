@@ -250,8 +250,9 @@ def test_a_short_campaign_finds_no_violation(tmp_path):
     the requests are misrouted: no violation of G1 to G5. Left out while their findings are open
     (docs/consistency.md, What is not done): `loss` (seed 80 with every type: 1 to 3 G1 a run,
     misroutes while the bank lags by seconds), `pause-web` (a server hung right after answering
-    a change, which only it holds) and `restart-web` (a misroute while a server is between two
-    agents). Long campaigns: build/chaos --minutes M."""
+    a change, which only it holds) and `restart-web` (clean here since fix 16; held back by a
+    503 under ASan at the campaign's start, a handover slower than --handover-wait). Long
+    campaigns: build/chaos --minutes M."""
     faults = [kind for kind in nemesis.FAULTS
               if kind not in ("loss", "pause-web", "restart-web")]
     try:
