@@ -1,16 +1,16 @@
 """The faults a cluster injects: on the network between two sets of hosts, and on a process.
 
 Network faults are nftables rules in the receiver's input path, inside the receiving host's
-namespace (a table of our own, `inet rhythm_faults`, made with the host's first fault and
-deleted with its last): a packet from a sender in the set is dropped on arrival, always (a
-partition) or with a probability (loss). Dropping on arrival is what a cut or lossy link does: the
-sender's send succeeds and nothing comes back, where a drop in the sender's output path would
-return EPERM to it. Only packets that arrive from the network count: a host's connection through
-its delay relay (lag.py) has a leg on loopback whose replies carry the far host's address, and
-dropping those would lose a reset that TCP never sends again (the client then waited 30 s for a
-handshake where without the relay it reconnected at once). A one-way partition drops only what one side sends; TCP needs both ways, so
-for a connection it is as good as a cut, while datagrams still pass the other way. Faults may
-overlap; each heals on its own.
+namespace (a table of our own, `inet rhythm_faults`, made with the host's first fault and deleted
+with its last): a packet from a sender in the set is dropped on arrival, always (a partition) or
+with a probability (loss). Dropping on arrival is what a cut or lossy link does: the sender's send
+succeeds and nothing comes back, where a drop in the sender's output path would return EPERM to it.
+Only packets that arrive from the network count: a host's connection through its delay relay
+(lag.py) has a leg on loopback whose replies carry the far host's address, and dropping those would
+lose a reset that TCP never sends again (the client then waited 30 s for a handshake where without
+the relay it reconnected at once). A one-way partition drops only what one side sends; TCP needs
+both ways, so for a connection it is as good as a cut, while datagrams still pass the other way.
+Faults may overlap; each heals on its own.
 
 Process faults act on a process the test started, by its PID (or its process group: an httpd
 runs as a session of its own, and its children and backup agent go with it): kill -9, and

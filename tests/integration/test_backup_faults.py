@@ -679,12 +679,11 @@ class Relay:
                 client, _ = self.listener.accept()
             except OSError:
                 continue
-            server = socket.create_connection(self.target)
             with self.lock:
                 if self.cut.is_set():
-                    client.close()
-                    server.close()
+                    client.close()  # cut: the node never sees the attempt
                     continue
+                server = socket.create_connection(self.target)
                 self.conns += [client, server]
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
