@@ -6,7 +6,7 @@
 
 namespace rhythm::wire {
 
-EventLoop::EventLoop(Clock clock) : clock_(std::move(clock)) {}
+EventLoop::EventLoop(Clock clock) : clock_(std::move(clock)), now_(clock_()) {}
 
 EventLoop::Id EventLoop::watch(void *socket, int fd, Handler handler) {
     watches_.push_back(std::make_unique<Watch>(Watch{next_id_++, socket, fd, std::move(handler)}));
@@ -109,9 +109,8 @@ bool EventLoop::run_once(std::uint64_t max_wait_ms) {
     }
     MonotonicTime previous = now_;
     now_ = clock_();
-    late_ = turn_ == 0 || timeout < 0
-                ? Duration(0)
-                : std::max(Duration(0), now_ - previous - std::chrono::milliseconds(wait));
+    late_ = timeout < 0 ? Duration(0)
+                        : std::max(Duration(0), now_ - previous - std::chrono::milliseconds(wait));
     turn_++;
     if (after_poll_) {
         after_poll_(now_);

@@ -32,6 +32,7 @@ class EventLoop {
     using Handler = std::function<void()>;
     using Id = std::uint64_t;  // of a watch or a timer; never 0
 
+    // Reads the clock once: the first turn's lateness is measured from here.
     explicit EventLoop(Clock clock);
     EventLoop(const EventLoop &) = delete;
     EventLoop &operator=(const EventLoop &) = delete;
@@ -63,14 +64,16 @@ class EventLoop {
     // was called.
     bool run_once(std::uint64_t max_wait_ms);
 
-    // The time of the last turn, as given to the after-poll hook.
+    // The time of the last turn, as given to the after-poll hook (before the first: of the
+    // loop's construction).
     MonotonicTime now() const { return now_; }
 
     // How much later the last turn came than its poll was to wait, measured from the turn
     // before: the time the process did not run (stopped, or starved of CPU) wherever it was,
     // in the poll or in the previous turn's work, and that work itself. A caller that counts
-    // its peers' silence excuses this much of it. 0 in the first turn and after a poll that
-    // waits for ever; after a failed poll it includes that poll's wait too.
+    // its peers' silence excuses this much of it. The first turn is measured from the loop's
+    // construction (a process stopped while it starts is as late); 0 after a poll that waits
+    // for ever; after a failed poll it includes that poll's wait too.
     Duration late() const { return late_; }
 
   private:

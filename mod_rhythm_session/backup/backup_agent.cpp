@@ -62,6 +62,9 @@ struct BackupAgent::Node {
     std::uint64_t last_heartbeat_id = 0;  // request id of the last heartbeat sent
     std::uint64_t last_answer_id = 0;     // ... and of the last one answered
     std::uint64_t asked_up_to = 0;        // the last heartbeat's next_sequence
+    // After its connection closed: the first heartbeat request id whose answer shows it is made
+    // again (0: not closed).
+    std::uint64_t heartbeat_after_close = 0;
     MonotonicTime full_logged;
     MonotonicTime refused_logged;  // its last RS0329
 };
@@ -137,7 +140,7 @@ void BackupAgent::connect_nodes() {
         zmq_setsockopt(node->dealer, ZMQ_IMMEDIATE, &on, sizeof on);
         int reconnect = 100;
         zmq_setsockopt(node->dealer, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect);
-        watch_handshakes(node->dealer);
+        watch_handshakes(node->dealer, nodes_.size());
         if (zmq_connect(node->dealer, endpoint.c_str()) != 0) {
             log_line(log_, AgentLogLevel::kError, "RS0301: cannot connect to node %s: %s",
                      endpoint.c_str(), zmq_strerror(zmq_errno()));
@@ -156,7 +159,7 @@ void BackupAgent::connect_nodes() {
 // Every socket gets the CURVE keys, when configured, and a monitor that logs a refused
 // handshake: neither side falls back to plain text, so without it a misconfiguration would only
 // show as a bank that never answers.
-void BackupAgent::watch_handshakes(void *socket) {
+void BackupAgent::watch_handshakes(void *socket, std::size_t dealer_of) {
     if (config_.curve.enabled() && !wire::make_curve_client(socket, config_.curve)) {
         log_line(log_, AgentLogLevel::kError, "RS0316: cannot set up CURVE: %s",
                  zmq_strerror(zmq_errno()));
@@ -164,28 +167,38 @@ void BackupAgent::watch_handshakes(void *socket) {
     auto monitor = std::make_unique<wire::HandshakeMonitor>();
     std::string error;
     if (!monitor->attach(context_, socket, false, config_.curve.enabled(), "SessionBackupCurve",
-                         &error)) {
+                         &error, dealer_of != kNotADealer)) {
         log_line(log_, AgentLogLevel::kWarn, "RS0317: %s", error.c_str());
         return;
     }
-    handshake_monitors_.push_back(std::move(monitor));
+    handshake_monitors_.push_back({std::move(monitor), dealer_of});
 }
 
-// Reads every monitor's events until none is left: its descriptor turns readable again only after
+// Reads the monitor's events until none is left: its descriptor turns readable again only after
 // that (see poll_once).
-void BackupAgent::report_handshakes(MonotonicTime now) {
+void BackupAgent::report_handshakes(std::size_t monitor, MonotonicTime now) {
+    Monitor &m = handshake_monitors_[monitor];
     std::string report;
-    for (auto &monitor : handshake_monitors_) {
-        while (monitor->next(now, &report)) {
-            if (!report.empty()) {
-                log_line(log_, AgentLogLevel::kError, "RS0315: %s", report.c_str());
-            }
+    wire::HandshakeMonitor::ConnectionEvent connection;
+    while (m.watch->next(now, &report, &connection)) {
+        if (!report.empty()) {
+            log_line(log_, AgentLogLevel::kError, "RS0315: %s", report.c_str());
+        }
+        if (connection.kind == wire::HandshakeMonitor::ConnectionEvent::Kind::kClosed &&
+            m.dealer_of != kNotADealer) {
+            // Back once a heartbeat sent from now on is answered.
+            nodes_[m.dealer_of]->heartbeat_after_close = next_request_id_;
+            fetches_.on_connection_lost(m.dealer_of);
         }
     }
 }
 
 void BackupAgent::run(const volatile int *stop) {
-    started_ = MonotonicTime::now();
+    // Made first: its first turn's lateness counts from here, so a stop while the agent starts
+    // is excused as one later is (a server stopped as its agent started found its node silent
+    // on resuming, before it had tried to reach it, and answered a take-over 503).
+    wire::EventLoop loop(MonotonicTime::now);
+    started_ = loop.now();
     // Not in touch with the bank until a node answers: a first answer later than a stall means
     // the sessions are checked, as after any cut-off (back_in_touch).
     cut_off_since_ = started_;
@@ -194,7 +207,6 @@ void BackupAgent::run(const volatile int *stop) {
     log_line(log_, AgentLogLevel::kInfo, "RS0302: backup agent started (epoch %llu, %zu nodes)",
              static_cast<unsigned long long>(epoch_), nodes_.size());
     scans_.push_back(Scan{true, true, {}, 0, 0});
-    wire::EventLoop loop(MonotonicTime::now);
     watch(loop);
     // Orphaned (the httpd parent was killed): stop. Checked every 100 ms, not every turn: a
     // system call is dear on a busy virtual machine.
@@ -269,8 +281,9 @@ void BackupAgent::watch(wire::EventLoop &loop) {
             }
         });
     }
-    for (auto &monitor : handshake_monitors_) {
-        loop.watch_descriptor(monitor->fd(), [this, &loop] { report_handshakes(loop.now()); });
+    for (std::size_t m = 0; m < handshake_monitors_.size(); ++m) {
+        loop.watch_descriptor(handshake_monitors_[m].watch->fd(),
+                              [this, m, &loop] { report_handshakes(m, loop.now()); });
     }
 }
 
@@ -424,6 +437,10 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
         if (outcome.became_full || outcome.room_again) {
             report_.soon();
         }
+    }
+    if (node.heartbeat_after_close != 0 && ack.request_id >= node.heartbeat_after_close) {
+        node.heartbeat_after_close = 0;
+        fetches_.on_connection_back(i);
     }
     fetches_.on_node_answer();
     std::string endpoint = endpoint_reached_at(ack.updates_endpoint, node.host);

@@ -84,8 +84,9 @@ class BackupAgent : private FetchService::Bank {
     MonotonicTime last_answer() const override;
 
     void connect_nodes();
-    void watch_handshakes(void *socket);
-    void report_handshakes(MonotonicTime now);
+    // `dealer_of`: the node whose DEALER `socket` is, whose connection's close is reported.
+    void watch_handshakes(void *socket, std::size_t dealer_of = kNotADealer);
+    void report_handshakes(std::size_t monitor, MonotonicTime now);
     void watch(wire::EventLoop &loop);
     void drain_node(std::size_t node, MonotonicTime now);
     void excuse_own_stall(Duration late);
@@ -117,7 +118,12 @@ class BackupAgent : private FetchService::Bank {
     AgentLog log_;
     void *context_ = nullptr;
     std::vector<std::unique_ptr<Node>> nodes_;
-    std::vector<std::unique_ptr<wire::HandshakeMonitor>> handshake_monitors_;
+    static constexpr std::size_t kNotADealer = SIZE_MAX;
+    struct Monitor {
+        std::unique_ptr<wire::HandshakeMonitor> watch;
+        std::size_t dealer_of;  // the node whose DEALER it watches, or kNotADealer
+    };
+    std::vector<Monitor> handshake_monitors_;
     wire::AgentId agent_id_{};
     std::uint64_t epoch_ = 0;
     std::uint64_t next_request_id_ = 1;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <utility>
@@ -25,9 +26,12 @@ struct FetchService::Pending {
     MonotonicTime deadline;
     std::size_t asked = 0;
     std::size_t answered = 0;
-    bool owners_only = false;      // the rest of the bank is still to be asked
-    bool check = false;            // a check of a copy held here, not a take-over
-    std::vector<bool> asked_node;  // by node: asked already (no node is asked twice)
+    bool owners_only = false;  // the rest of the bank is still to be asked
+    bool check = false;        // a check of a copy held here, not a take-over
+    // By node. No node is asked twice, but one whose connection closed before it answered: the
+    // request, or its answer, was lost with it.
+    enum class Asked : unsigned char { kNo, kYes, kLost, kAnswered };
+    std::vector<Asked> asked_node;
     // A node that owns the session's shard (by its own word) answered; one that vouches for its
     // answer (not provisional) has it.
     bool owner_answered = false;
@@ -85,7 +89,7 @@ void FetchService::on_request(int fd, MonotonicTime now) {
         return;
     }
     fetch->request_id = next_request_id_++;
-    fetch->asked_node.assign(bank_.node_count(), false);
+    fetch->asked_node.assign(bank_.node_count(), Pending::Asked::kNo);
     if (ask_bank(*fetch) == 0 && every_node_silent()) {
         // Every node silent. A copy held here is the best there is (but see below). A take-over
         // finds nothing: once the bank has been silent SessionBackupOutageGrace it counts as
@@ -152,6 +156,7 @@ bool FetchService::every_node_silent() const {
 void FetchService::on_node_answer() {
     for (auto &entry : pending_) {
         Pending &fetch = *entry.second;
+        ask_again_if_lost(fetch);
         if (fetch.asked == 0) {
             ask_bank(fetch);
         } else if (fetch.answered == fetch.asked && !fetch.owner_answered) {
@@ -176,14 +181,59 @@ std::size_t FetchService::ask(Pending &fetch) {
     std::size_t asked = 0;
     for (std::size_t i = 0; i < fetch.asked_node.size(); ++i) {
         bool owner = bank_.owns(i, shard);
-        if (!fetch.asked_node[i] && bank_.up(i) && (owner || !fetch.owners_only) &&
-            bank_.send(i, frames)) {
-            fetch.asked_node[i] = true;
+        if (fetch.asked_node[i] == Pending::Asked::kNo && bank_.up(i) &&
+            (owner || !fetch.owners_only) && bank_.send(i, frames)) {
+            fetch.asked_node[i] = reconnecting(i) ? Pending::Asked::kLost : Pending::Asked::kYes;
             ++asked;
         }
     }
     fetch.asked += asked;
     return asked;
+}
+
+// The connection to `node` closed. What it was asked and has not answered, and what it is asked
+// until a connection is made again, is asked again then (on_connection_back): a request sent into
+// a connection the node had just closed is lost, and so is an answer to one, and the fetch would
+// wait for it to its deadline (a server resuming from a stop longer than the node's heartbeat
+// timeout sends its first take-over before its ZeroMQ has read the node's close: a 503 where the
+// session was there). A send can still succeed for a moment after the close is reported: the
+// socket takes the news of the closed connection only as it next processes its commands.
+void FetchService::on_connection_lost(std::size_t node) {
+    if (reconnecting_.size() <= node) {
+        reconnecting_.resize(node + 1, false);
+    }
+    reconnecting_[node] = true;
+    for (auto &entry : pending_) {
+        Pending &fetch = *entry.second;
+        if (node < fetch.asked_node.size() && fetch.asked_node[node] == Pending::Asked::kYes) {
+            fetch.asked_node[node] = Pending::Asked::kLost;
+        }
+    }
+}
+
+void FetchService::on_connection_back(std::size_t node) {
+    if (node < reconnecting_.size()) {
+        reconnecting_[node] = false;
+    }
+}
+
+bool FetchService::reconnecting(std::size_t node) const {
+    return node < reconnecting_.size() && reconnecting_[node];
+}
+
+void FetchService::ask_again_if_lost(Pending &fetch) {
+    std::optional<wire::Frames> frames;
+    for (std::size_t i = 0; i < fetch.asked_node.size(); ++i) {
+        if (fetch.asked_node[i] != Pending::Asked::kLost || !bank_.up(i) || reconnecting(i)) {
+            continue;
+        }
+        if (!frames) {
+            frames = wire::encode_message(wire::Fetch{fetch.request_id, fetch.id});
+        }
+        if (bank_.send(i, *frames)) {
+            fetch.asked_node[i] = Pending::Asked::kYes;
+        }
+    }
 }
 
 // The highest version among the answers wins (wire::supersedes): a node that was hung, or that
@@ -210,14 +260,18 @@ std::size_t FetchService::ask(Pending &fetch) {
 // waits for one, or its deadline: a 503).
 void FetchService::on_reply(std::size_t node, const wire::FetchReply &reply, MonotonicTime now) {
     auto it = pending_.find(reply.request_id);
-    if (it == pending_.end() || node >= it->second->asked_node.size() ||
-        !it->second->asked_node[node]) {
-        return;  // answered already, given up, or not asked of this node
+    if (it == pending_.end() || node >= it->second->asked_node.size()) {
+        return;  // answered already or given up
     }
     Pending &fetch = *it->second;
+    Pending::Asked &asked = fetch.asked_node[node];
+    if (asked != Pending::Asked::kYes && asked != Pending::Asked::kLost) {
+        return;  // not asked of this node, or answered by it already (asked again)
+    }
     if (reply.asking) {
         return;  // not an answer yet: it follows once the server asked has answered the node
     }
+    asked = Pending::Asked::kAnswered;
     ++fetch.answered;
     bool found = reply.status != wire::FetchStatus::kNotFound;
     fetch.owner_answered = fetch.owner_answered || reply.owner;

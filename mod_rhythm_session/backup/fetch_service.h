@@ -75,6 +75,11 @@ class FetchService {
     // A node answered a heartbeat: the fetches that found no node to ask (none reached yet, or
     // the sends failed while connections were made again) go to the bank now.
     void on_node_answer();
+    // The connection to `node` closed: what was asked through it, or is until it is back, is
+    // asked again once it is.
+    void on_connection_lost(std::size_t node);
+    // A heartbeat sent after that close was answered: a connection is made again.
+    void on_connection_back(std::size_t node);
     // Answers the fetches whose deadline has passed with the best they have.
     void expire(MonotonicTime now);
 
@@ -88,6 +93,8 @@ class FetchService {
     // The whole server stalled within SessionBackupOutageGrace.
     bool stalled_lately(MonotonicTime now);
     std::size_t ask(Pending &fetch);
+    void ask_again_if_lost(Pending &fetch);
+    bool reconnecting(std::size_t node) const;
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);
     void log_too_large(const Pending &fetch, MonotonicTime now);
@@ -103,6 +110,7 @@ class FetchService {
     std::vector<int> accepted_;
     std::map<std::uint64_t, std::unique_ptr<Pending>> pending_;  // by request id
     std::uint64_t next_request_id_ = 1;
+    std::vector<bool> reconnecting_;        // by node: its connection closed, and is not known back
     MonotonicTime too_large_logged_;        // the last RS0323 line (0: none yet)
     std::uint64_t too_large_unlogged_ = 0;  // ... and those held back since
 };

@@ -646,8 +646,8 @@ def test_a_server_stopped_longer_than_the_heartbeat_timeout_takes_over_on_its_fi
         os.killpg(b.pid, signal.SIGCONT)
         user.server = b
         status, _, text = user.get("/app/counter")
-        said = "\n".join(line for line in b.log_text().splitlines() if "RS02" in line)
-        assert (status, count_of(text)) == (200, 6), said
+        said = "\n".join(line for line in b.log_text().splitlines() if "RS" in line)
+        assert (status, count_of(text)) == (200, 6), f"{said}\nthe node's log:\n{node.log_text()}"
         assert user.cookies[COOKIE] == sid
 
 
