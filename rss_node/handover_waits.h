@@ -5,11 +5,14 @@
 // session over from the bank's older copy and roll the user back. So when a web server's agent
 // fetches a session whose newest version here was made by another server whose agent is in
 // touch, the node first asks that agent for its copy, and answers the fetch once the agent has
-// answered (the node stores a newer copy first). When the wait (--handover-wait, 100 ms by
+// answered (the node stores a newer copy first). When the wait (--handover-wait, 150 ms by
 // default) passes first, the fetches are left unanswered: the web server answers 503 and asks
-// again (node_server.cpp, handover_unanswered). The wait stays well under the fetch's own
-// time-out (SessionBackupTimeout, 200 ms by default). A server that is gone has no connection
-// left to ask, and one silent for 1.5 s is taken for hung: the node answers at once.
+// again (node_server.cpp, handover_unanswered). The wait stays under the fetch's own time-out
+// (SessionBackupTimeout, 200 ms by default), with room for the answer's way back; it was 100 ms,
+// and a server slow to answer (its agent runs below httpd's priority, on CPUs an ASan build
+// saturated) made take-overs 503 whose requester would have waited 100 ms more. A server that is
+// gone has no connection left to ask, and one silent for 1.5 s is taken for hung: the node answers
+// at once.
 //
 // A peer cannot make the node hold much: at most kMaxWaits sessions wait at once, and
 // kMaxFetchesPerWait fetches on each; past either the fetch is answered at once. Socket-free:
@@ -28,7 +31,7 @@ namespace rhythm::node {
 
 class HandoverWaits {
   public:
-    static constexpr std::uint64_t kDefaultWaitMs = 100;
+    static constexpr std::uint64_t kDefaultWaitMs = 150;
     static constexpr std::size_t kMaxWaits = 1024;
     static constexpr std::size_t kMaxFetchesPerWait = 16;
 

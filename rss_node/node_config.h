@@ -31,7 +31,7 @@ struct NodeConfig {
     unsigned ipc_mode = 0660;
     // How long a fetch of a session another server made waits for that server's newer copy
     // (handover_waits.h), in ms; 0: it does not wait, the server is not asked.
-    std::uint64_t handover_wait_ms = 100;
+    std::uint64_t handover_wait_ms = 150;
     // Where to serve the node's metrics for Prometheus (GET /metrics): "ADDRESS:PORT", empty
     // for off.
     std::string metrics;

@@ -40,7 +40,7 @@ REPLICAS = 2
 QUIET_S = 10.0
 # A lag-web or lag-node fault: each way of a connection takes this long, plus up to LAG_JITTER_MS
 # at random (tests/cluster/lag.py). Within SessionBackupTimeout (200 ms) and --handover-wait
-# (100 ms) for a round trip, but enough to widen every window between a change and the bank.
+# (150 ms) for a round trip, but enough to widen every window between a change and the bank.
 LAG_MS = 20
 LAG_JITTER_MS = 20
 

@@ -541,9 +541,9 @@ def counted_to_4(client, a, b, nodes_up):
 
 
 @contextlib.contextmanager
-def taken_over_on_slow_web_b(node_extra):
+def taken_over_on_slow_web_b(node_extra, lag_ms=300):
     """web-a, web-b and node-1 (with `node_extra`): a user counted to 4 on web-a, acknowledged;
-    then web-b's links to the node slowed to 300 ms each way, one request sent to web-b (a
+    then web-b's links to the node slowed to `lag_ms` each way, one request sent to web-b (a
     take-over: count 5, still on its way to the bank), and the user sent back to web-a. Yields
     (the cluster, node, web-a, web-b, the user, the lag)."""
     with cluster("web-a", "web-b", "node-1", "client") as c:
@@ -553,7 +553,7 @@ def taken_over_on_slow_web_b(node_extra):
                                  host=c["web-a"]) as a, \
                 backed_server("web-b", [node], "SessionBackupTimeout 5s", host=c["web-b"]) as b:
             user = counted_to_4(c["client"], a, b, nodes_up=1)
-            slow = c.lag(c["web-b"], c["node-1"], 300)
+            slow = c.lag(c["web-b"], c["node-1"], lag_ms)
             user.server = SeenFrom(c["client"], b)
             assert count_of(user.get("/app/counter")[2]) == 5
             user.server = SeenFrom(c["client"], a)
@@ -614,7 +614,7 @@ def test_a_node_just_started_does_not_vouch_for_a_copy_it_could_not_check():
 
 
 def test_a_user_sent_back_before_the_takers_copy_can_come_is_answered_503_then_sees_it():
-    """As above with the node's default --handover-wait (100 ms): web-b's copy cannot come in
+    """As above with the node's default --handover-wait (150 ms): web-b's copy cannot come in
     time (300 ms each way), so web-a's check gets no answer and the user a 503; once web-b's
     copy is in the bank (its late answer, or its update), the next request counts 6 (before:
     5 again at once, from the node's copy)."""
@@ -626,6 +626,23 @@ def test_a_user_sent_back_before_the_takers_copy_can_come_is_answered_503_then_s
                  "web-b's copy in the bank")
         status, _, text = user.get("/app/counter")
         assert (status, count_of(text)) == (200, 6), text
+
+
+def test_a_server_55_ms_away_answers_a_handover_within_the_default_wait():
+    """As above with web-b's links slowed to 55 ms each way: its answer to the node's handover
+    comes 110 ms and a little after the node asks, within the default --handover-wait (150 ms),
+    and web-a serves 6 at once. With the former default, 100 ms, the node left web-a's check
+    unanswered: a 503 (`--handover-wait 100ms` here gives that)."""
+    with taken_over_on_slow_web_b([], lag_ms=55) as (_, node, a, b, user, slow):
+        before = node.status()
+        started = time.monotonic()
+        status, _, text = user.get("/app/counter")
+        took = time.monotonic() - started
+        after = node.status()
+        assert (status, count_of(text)) == (200, 6), text
+        assert took < 1, took  # not at web-a's SessionBackupTimeout (5 s)
+        assert after["handovers_asked"] == before["handovers_asked"] + 1
+        assert after["handovers_unanswered"] == before["handovers_unanswered"]
 
 
 def test_a_server_cut_off_after_handing_a_session_over_does_not_serve_its_copy():

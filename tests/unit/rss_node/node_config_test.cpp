@@ -175,7 +175,7 @@ BOOST_AUTO_TEST_CASE(connection_caps_and_the_longest_session_lifetime) {
     BOOST_TEST(error == bad.path +
                             ":1: max-session-lifetime must be a duration such as 400d, 72h, "
                             "90m or 3600s, of at most 100 years (0: no bound)");
-    BOOST_TEST(c.handover_wait_ms == 100u);
+    BOOST_TEST(c.handover_wait_ms == 150u);
     for (auto [text, ms] : {std::pair{"250ms", 250}, {"2s", 2000}, {"40", 40}, {"0", 0}}) {
         NodeConfig d;
         BOOST_TEST_REQUIRE(parse({"--handover-wait", text, "--name", "a", "--updates",
