@@ -148,9 +148,6 @@ def check_history(client, history, faults, end, report):
             if r.count < low:
                 report.losses.append(Loss(client, "cut-web", last.server, low - r.count, 0.0,
                                           False))
-            # A server cut off now that answered starts a line of its own, which lasts as long.
-            for cut in _between(faults, ("cut-web",), r.server, r.start, r.end, end):
-                diverged_until = max(diverged_until, _healed(cut, end) + HEAL_GRACE_S)
         elif not low <= r.count <= high:
             context = history[max(0, i - unanswered - 3):i + 1]
             window = (last.end if last else 0.0, r.start)
@@ -211,6 +208,14 @@ def check_history(client, history, faults, end, report):
                     "G1", client, f"count {r.count} after {last.count if last else 0} with "
                     f"{unanswered} unanswered between: counted more than asked",
                     context, active_at(faults, r.start, end, HEAL_GRACE_S)))
+        if diverged_until is not None and r.start <= diverged_until:
+            # A server cut off now that answered starts a line of its own, which lasts as long;
+            # so too where its count happens to follow the other line's (the default campaign
+            # under ASan: web-1, cut off again, answered one more than another server's line,
+            # which then went on, and web-1's next answer, after the first cut's grace, was
+            # taken for counting more than asked).
+            for cut in _between(faults, ("cut-web",), r.server, r.start, r.end, end):
+                diverged_until = max(diverged_until, _healed(cut, end) + HEAL_GRACE_S)
         if logged_in and r.user == "":
             if not excused:
                 report.violations.append(Violation(

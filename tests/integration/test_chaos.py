@@ -136,6 +136,20 @@ def test_a_cut_off_servers_own_line_is_excused_whichever_fault_excused_the_loss(
     assert check(history, faults).violations == []
 
 
+def test_a_cut_off_servers_line_that_happens_to_follow_the_other_is_still_its_own():
+    """The default campaign under ASan (asanC): web-1 was cut off and the session moved to
+    web-3; later web-1 was cut off again and answered one more than web-3's line, as if it had
+    continued it; web-2 went on with the bank's line and web-1 with its own, after the first
+    cut's grace: web-1's second cut excuses its line as the first did."""
+    history = [answered(1, 1, start=0.1), answered(2, 2, start=0.2), answered(3, 3, start=0.3),
+               answered(4, 2, server="web-3", start=0.4), answered(5, 3, server="web-3", start=0.6),
+               answered(6, 4, start=9.2), answered(7, 5, start=9.3),
+               answered(8, 4, server="web-2", start=10.4), answered(9, 6, start=10.6)]
+    first, second = fault("cut-web", "web-1", 0.15, 0.5), fault("cut-web", "web-1", 9.0, 14.0)
+    assert check(history, [first, second]).violations == []
+    assert [v.rule for v in check(history, [first]).violations] == ["G1"]
+
+
 def test_a_request_that_got_no_answer_may_run_later_on_a_server_that_resumes():
     """Seed 25: a request to a paused server times out; the next ones are answered by another
     server; when the paused one resumes it runs the request waiting in its queue, and the next
