@@ -140,7 +140,7 @@ void BackupAgent::connect_nodes() {
         zmq_setsockopt(node->dealer, ZMQ_IMMEDIATE, &on, sizeof on);
         int reconnect = 100;
         zmq_setsockopt(node->dealer, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect);
-        watch_handshakes(node->dealer, nodes_.size());
+        watch_handshakes(node->dealer, nodes_.size());  // its index once added below
         if (zmq_connect(node->dealer, endpoint.c_str()) != 0) {
             log_line(log_, AgentLogLevel::kError, "RS0301: cannot connect to node %s: %s",
                      endpoint.c_str(), zmq_strerror(zmq_errno()));
