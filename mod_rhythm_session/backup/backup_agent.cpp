@@ -115,6 +115,10 @@ bool BackupAgent::send(std::size_t node, const wire::Frames &frames) {
     return send_frames(nodes_[node]->dealer, nullptr, frames, ZMQ_DONTWAIT);
 }
 
+bool BackupAgent::reconnecting(std::size_t node) const {
+    return nodes_[node]->heartbeat_after_close != 0;
+}
+
 // Counted from the agent's start at the earliest: SessionBackupOutageGrace runs from then for a
 // bank this agent never reached.
 MonotonicTime BackupAgent::last_answer() const {
@@ -439,8 +443,7 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
         }
     }
     if (node.heartbeat_after_close != 0 && ack.request_id >= node.heartbeat_after_close) {
-        node.heartbeat_after_close = 0;
-        fetches_.on_connection_back(i);
+        node.heartbeat_after_close = 0;  // connected again: on_node_answer asks what was lost
     }
     fetches_.on_node_answer();
     std::string endpoint = endpoint_reached_at(ack.updates_endpoint, node.host);

@@ -81,6 +81,7 @@ class BackupAgent : private FetchService::Bank {
     bool silent(std::size_t node) const override;
     bool owns(std::size_t node, std::uint32_t shard) const override;
     bool send(std::size_t node, const wire::Frames &frames) override;
+    bool reconnecting(std::size_t node) const override;
     MonotonicTime last_answer() const override;
 
     void connect_nodes();

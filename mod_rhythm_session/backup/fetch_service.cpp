@@ -183,7 +183,8 @@ std::size_t FetchService::ask(Pending &fetch) {
         bool owner = bank_.owns(i, shard);
         if (fetch.asked_node[i] == Pending::Asked::kNo && bank_.up(i) &&
             (owner || !fetch.owners_only) && bank_.send(i, frames)) {
-            fetch.asked_node[i] = reconnecting(i) ? Pending::Asked::kLost : Pending::Asked::kYes;
+            fetch.asked_node[i] =
+                bank_.reconnecting(i) ? Pending::Asked::kLost : Pending::Asked::kYes;
             ++asked;
         }
     }
@@ -192,17 +193,13 @@ std::size_t FetchService::ask(Pending &fetch) {
 }
 
 // The connection to `node` closed. What it was asked and has not answered, and what it is asked
-// until a connection is made again, is asked again then (on_connection_back): a request sent into
+// until a connection is made again (Bank::reconnecting), is asked again then: a request sent into
 // a connection the node had just closed is lost, and so is an answer to one, and the fetch would
 // wait for it to its deadline (a server resuming from a stop longer than the node's heartbeat
 // timeout sends its first take-over before its ZeroMQ has read the node's close: a 503 where the
 // session was there). A send can still succeed for a moment after the close is reported: the
 // socket takes the news of the closed connection only as it next processes its commands.
 void FetchService::on_connection_lost(std::size_t node) {
-    if (reconnecting_.size() <= node) {
-        reconnecting_.resize(node + 1, false);
-    }
-    reconnecting_[node] = true;
     for (auto &entry : pending_) {
         Pending &fetch = *entry.second;
         if (node < fetch.asked_node.size() && fetch.asked_node[node] == Pending::Asked::kYes) {
@@ -211,20 +208,10 @@ void FetchService::on_connection_lost(std::size_t node) {
     }
 }
 
-void FetchService::on_connection_back(std::size_t node) {
-    if (node < reconnecting_.size()) {
-        reconnecting_[node] = false;
-    }
-}
-
-bool FetchService::reconnecting(std::size_t node) const {
-    return node < reconnecting_.size() && reconnecting_[node];
-}
-
 void FetchService::ask_again_if_lost(Pending &fetch) {
     std::optional<wire::Frames> frames;
     for (std::size_t i = 0; i < fetch.asked_node.size(); ++i) {
-        if (fetch.asked_node[i] != Pending::Asked::kLost || !bank_.up(i) || reconnecting(i)) {
+        if (fetch.asked_node[i] != Pending::Asked::kLost || !bank_.up(i) || bank_.reconnecting(i)) {
             continue;
         }
         if (!frames) {

@@ -45,6 +45,9 @@ class FetchService {
         virtual bool silent(std::size_t node) const = 0;
         virtual bool owns(std::size_t node, std::uint32_t shard) const = 0;
         virtual bool send(std::size_t node, const wire::Frames &frames) = 0;
+        // Its connection closed and no heartbeat sent since has been answered: a send may still
+        // go into the closed connection.
+        virtual bool reconnecting(std::size_t node) const = 0;
         // When a node last answered (the agent's start, when none has yet).
         virtual MonotonicTime last_answer() const = 0;
     };
@@ -76,10 +79,8 @@ class FetchService {
     // the sends failed while connections were made again) go to the bank now.
     void on_node_answer();
     // The connection to `node` closed: what was asked through it, or is until it is back, is
-    // asked again once it is.
+    // asked again once it is (on_node_answer).
     void on_connection_lost(std::size_t node);
-    // A heartbeat sent after that close was answered: a connection is made again.
-    void on_connection_back(std::size_t node);
     // Answers the fetches whose deadline has passed with the best they have.
     void expire(MonotonicTime now);
 
@@ -94,7 +95,6 @@ class FetchService {
     bool stalled_lately(MonotonicTime now);
     std::size_t ask(Pending &fetch);
     void ask_again_if_lost(Pending &fetch);
-    bool reconnecting(std::size_t node) const;
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);
     void log_too_large(const Pending &fetch, MonotonicTime now);
@@ -110,7 +110,6 @@ class FetchService {
     std::vector<int> accepted_;
     std::map<std::uint64_t, std::unique_ptr<Pending>> pending_;  // by request id
     std::uint64_t next_request_id_ = 1;
-    std::vector<bool> reconnecting_;        // by node: its connection closed, and is not known back
     MonotonicTime too_large_logged_;        // the last RS0323 line (0: none yet)
     std::uint64_t too_large_unlogged_ = 0;  // ... and those held back since
 };

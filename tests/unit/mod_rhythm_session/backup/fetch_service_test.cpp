@@ -38,7 +38,8 @@ struct StandInBank : FetchService::Bank {
         bool up = true;
         bool silent = false;
         bool owner = true;
-        bool connected = true;  // false: a send to it fails (its connection is being made)
+        bool connected = true;      // false: a send to it fails (its connection is being made)
+        bool reconnecting = false;  // its connection closed, and is not known to be back
         std::vector<wire::Fetch> asked;
     };
     std::vector<Node> nodes;
@@ -48,6 +49,7 @@ struct StandInBank : FetchService::Bank {
     bool up(std::size_t n) const override { return nodes[n].up; }
     bool silent(std::size_t n) const override { return nodes[n].silent; }
     bool owns(std::size_t n, std::uint32_t) const override { return nodes[n].owner; }
+    bool reconnecting(std::size_t n) const override { return nodes[n].reconnecting; }
     bool send(std::size_t n, const wire::Frames &frames) override {
         if (sends_fail || !nodes[n].connected) {
             return false;
@@ -498,12 +500,13 @@ BOOST_AUTO_TEST_CASE(a_node_whose_connection_closed_before_it_answered_is_asked_
     Fixture f(2);
     int take_over = f.ask(id_of(9));
     f.reply(1, wire::FetchStatus::kNotFound);
+    f.bank.nodes[0].reconnecting = true;
     f.service->on_connection_lost(0);
     f.service->on_node_answer();  // an answer read from before the close: not back yet
     BOOST_TEST(f.bank.nodes[0].asked.size() == 1u);
     f.service->expire(rhythm::MonotonicTime::from_ms(1100));
     BOOST_TEST(!Fixture::answer(take_over));
-    f.service->on_connection_back(0);
+    f.bank.nodes[0].reconnecting = false;  // a heartbeat sent after the close answered
     f.service->on_node_answer();
     BOOST_TEST(f.bank.nodes[0].asked.size() == 2u);
     BOOST_TEST(f.bank.nodes[0].asked[1].request_id == f.bank.nodes[0].asked[0].request_id);
@@ -511,10 +514,11 @@ BOOST_AUTO_TEST_CASE(a_node_whose_connection_closed_before_it_answered_is_asked_
     BOOST_TEST((Fixture::answer(take_over) == FetchOutcome::kFound));
     BOOST_TEST(f.stored(id_of(9)) == "count=6");
 
+    f.bank.nodes[0].reconnecting = true;
     f.service->on_connection_lost(0);
     int again = f.ask(id_of(10));  // sent, perhaps into the closed connection
     BOOST_TEST(f.bank.nodes[0].asked.size() == 3u);
-    f.service->on_connection_back(0);
+    f.bank.nodes[0].reconnecting = false;
     f.service->on_node_answer();
     BOOST_TEST(f.bank.nodes[0].asked.size() == 4u);
     f.reply(0, wire::FetchStatus::kFound, 7, "count=7");  // it got through after all
