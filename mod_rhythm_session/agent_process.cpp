@@ -6,6 +6,7 @@
 #include "apr_signal.h"
 #include "apr_thread_proc.h"
 #include "http_config.h"
+#include "http_core.h"
 #include "http_log.h"
 #include "http_main.h"
 
@@ -180,12 +181,19 @@ void agent_maintenance(int reason, void *data, apr_wait_t status) {
             break;
         }
         case APR_OC_REASON_RESTART:
-            apr_proc_other_child_unregister(data);
+            // The MPM stops its workers (at the stop and at a restart that is not graceful) and
+            // says so after each look at them. The agent goes on meanwhile, publishing their
+            // last changes, and stops when pconf goes, where httpd's main state tells a restart
+            // from the end.
             break;
         case APR_OC_REASON_UNREGISTER:
             // pconf is being cleared: a restart or the end. The next generation forks its own.
             // Told now, the agent stops while pconf's other cleanups run; the pool then waits
-            // for it and reaps it (start_backup_agent).
+            // for it and reaps it (start_backup_agent). Before it stops it gives the bank what
+            // it lacks, for longer at the end, when the segment goes with the server
+            // (stop_drain.h).
+            BackupFeed(agent->cache)
+                .agent_stopped_by_parent(ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING);
             kill(agent->proc.pid, SIGTERM);
             break;
     }

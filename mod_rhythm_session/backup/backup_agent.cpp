@@ -11,6 +11,7 @@
 
 #include "backup/cpu_wait.h"
 #include "backup/fetch_channel.h"
+#include "backup/stop_drain.h"
 #include "common/clock.h"
 #include "common/endpoint.h"
 #include "wire/event_loop.h"
@@ -229,37 +230,82 @@ void BackupAgent::run(const volatile int *stop) {
     loop.set_after_poll([&](MonotonicTime) { excuse_own_stall(loop.late()); });
     CpuWait cpu_wait;  // this thread's: the pacer's sign of CPUs busy with requests
     while (!*stop && !orphaned) {
-        // The agent's progress, for the httpd parent's watch and server-status; and a sign of
-        // life of the server, which finds out whether it stalled as a whole.
-        if (std::int64_t stalled_us = feed_.agent_turn(MonotonicTime::coarse_now())) {
-            log_line(
-                log_, AgentLogLevel::kWarn,
-                "RS0108: this server did not run for %lld ms (stopped?): each session it holds is "
-                "checked against the bank before it is served again",
-                static_cast<long long>(stalled_us / 1000));
-        }
-        // The poll waits at most until the tick (tick_pacer.h): the loop wakes between ticks
-        // only for the nodes' answers and subscriptions, and for fetches.
-        if (!loop.run_once(pacer_.wait_ms(MonotonicTime::now().us()))) {
-            continue;  // a signal: *stop may be set
-        }
-        // The turn's time, read as the poll returned, not the clock now: a stop that lands in
-        // this turn's handlers is then seen (and excused) at the next turn's poll before any
-        // node's silence is judged against it.
-        MonotonicTime now = loop.now();
-        continue_scans();
-        settle_acknowledged();
-        if (pacer_.due(now.us())) {
-            bool worked = publish_changes(now) > 0 || !window_.empty() || !scans_.empty();
-            pacer_.ticked(now.us(), worked, cpu_wait.since_last_us());
-        }
-        // After publishing: a heartbeat sent now asks about this turn's changes too.
-        send_heartbeats(now);
-        fetches_.expire(now);
-        report(now);
+        take_turn(loop, cpu_wait);
     }
+    drain_before_stop(loop, cpu_wait, orphaned);
     log_line(log_, AgentLogLevel::kInfo, "RS0303: backup agent stopping (%zu changes in flight)",
              window_.size());
+}
+
+void BackupAgent::take_turn(wire::EventLoop &loop, CpuWait &cpu_wait) {
+    // The agent's progress, for the httpd parent's watch and server-status; and a sign of life
+    // of the server, which finds out whether it stalled as a whole.
+    if (std::int64_t stalled_us = feed_.agent_turn(MonotonicTime::coarse_now())) {
+        log_line(log_, AgentLogLevel::kWarn,
+                 "RS0108: this server did not run for %lld ms (stopped?): each session it holds is "
+                 "checked against the bank before it is served again",
+                 static_cast<long long>(stalled_us / 1000));
+    }
+    // The poll waits at most until the tick (tick_pacer.h): the loop wakes between ticks only
+    // for the nodes' answers and subscriptions, and for fetches.
+    if (!loop.run_once(pacer_.wait_ms(MonotonicTime::now().us()))) {
+        return;  // a signal: the stop may be asked
+    }
+    // The turn's time, read as the poll returned, not the clock now: a stop that lands in this
+    // turn's handlers is then seen (and excused) at the next turn's poll before any node's
+    // silence is judged against it.
+    MonotonicTime now = loop.now();
+    continue_scans();
+    settle_acknowledged();
+    if (pacer_.due(now.us())) {
+        bool worked = publish_changes(now) > 0 || !window_.empty() || !scans_.empty();
+        pacer_.ticked(now.us(), worked, cpu_wait.since_last_us());
+    }
+    // After publishing: a heartbeat sent now asks about this turn's changes too.
+    send_heartbeats(now);
+    fetches_.expire(now);
+    report(now);
+}
+
+// Told to stop, the agent first gives the bank what it lacks, within a bound (stop_drain.h); at
+// the server's end, what is still not acknowledged then is lost with it, and said so.
+void BackupAgent::drain_before_stop(wire::EventLoop &loop, CpuWait &cpu_wait, bool orphaned) {
+    bool restart = !orphaned && feed_.stop_is_restart();
+    StopDrain drain(restart ? StopDrain::Stop::kRestart : StopDrain::Stop::kEnd,
+                    MonotonicTime::now());
+    const char *at = restart ? "at a restart" : "at the server's end";
+    std::uint64_t unacknowledged = feed_.unacknowledged();
+    if (drain.go_on(MonotonicTime::now(), unacknowledged, any_node_up())) {
+        log_line(log_, AgentLogLevel::kInfo,
+                 "RS0333: backup agent stopping %s with %llu session(s) the bank has not "
+                 "acknowledged yet: it waits up to %llu ms for the bank to",
+                 at, static_cast<unsigned long long>(unacknowledged),
+                 static_cast<unsigned long long>(drain.bound_ms()));
+        MonotonicTime began = MonotonicTime::now();
+        while (drain.go_on(MonotonicTime::now(), unacknowledged, any_node_up())) {
+            take_turn(loop, cpu_wait);
+            unacknowledged = feed_.unacknowledged();
+        }
+        log_line(log_, AgentLogLevel::kInfo,
+                 "RS0333: backup agent stopping %s: %llu session(s) still not acknowledged after "
+                 "%lld ms",
+                 at, static_cast<unsigned long long>(unacknowledged),
+                 static_cast<long long>((MonotonicTime::now() - began).count() / 1000));
+    }
+    if (unacknowledged == 0) {
+        return;
+    }
+    if (restart) {
+        log_line(log_, AgentLogLevel::kInfo,
+                 "RS0334: %llu session(s) not acknowledged by the bank are left to the next agent",
+                 static_cast<unsigned long long>(unacknowledged));
+    } else {
+        log_line(log_, AgentLogLevel::kWarn,
+                 "RS0334: the server stops with %llu session(s) whose last change the bank has "
+                 "not acknowledged (%zu of %zu nodes answering): those changes are lost unless a "
+                 "node stored them meanwhile",
+                 static_cast<unsigned long long>(unacknowledged), nodes_answering(), nodes_.size());
+    }
 }
 
 // What wakes the loop: each node's answers (its DEALER) and subscriptions (its XPUB), the
@@ -461,12 +507,15 @@ void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
 }
 
 bool BackupAgent::any_node_up() const {
+    return nodes_answering() > 0;
+}
+
+std::size_t BackupAgent::nodes_answering() const {
+    std::size_t up = 0;
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
-        if (window_.up(i)) {
-            return true;
-        }
+        up += window_.up(i) ? 1 : 0;
     }
-    return false;
+    return up;
 }
 
 // A node this agent had counted down (no answer for node_timeout_ms) answers again. It may have

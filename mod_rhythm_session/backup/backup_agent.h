@@ -35,6 +35,8 @@
 
 namespace rhythm {
 
+class CpuWait;
+
 struct AgentConfig {
     std::string server_id;                  // this web server's name in the bank
     std::vector<std::string> nodes;         // each rss_node's query endpoint
@@ -89,12 +91,16 @@ class BackupAgent : private FetchService::Bank {
     void watch_handshakes(void *socket, std::size_t dealer_of = kNotADealer);
     void report_handshakes(std::size_t monitor, MonotonicTime now);
     void watch(wire::EventLoop &loop);
+    void take_turn(wire::EventLoop &loop, CpuWait &cpu_wait);
+    // `orphaned`: the httpd parent is gone, and the segment with the server.
+    void drain_before_stop(wire::EventLoop &loop, CpuWait &cpu_wait, bool orphaned);
     void drain_node(std::size_t node, MonotonicTime now);
     void excuse_own_stall(Duration late);
     void on_node_message(std::size_t node, const wire::Message &message, MonotonicTime now);
     void on_heartbeat_ack(std::size_t node, const wire::HeartbeatAck &ack, MonotonicTime now);
     void on_subscriptions(std::size_t node);
     bool any_node_up() const;
+    std::size_t nodes_answering() const;
     void node_back(const Node &node, const wire::HeartbeatAck &ack, MonotonicTime now);
     void back_in_touch(MonotonicTime now);
     void on_resend(std::size_t node, const wire::Resend &resend, MonotonicTime now);

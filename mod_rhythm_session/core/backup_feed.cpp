@@ -85,6 +85,7 @@ void BackupFeed::start_agent(std::int32_t pid, std::uint8_t agent_id[16], std::u
     h.backup.agent_pid = pid;
     h.backup.agent_starts += 1;
     h.backup.oldest_in_flight_us = 0;
+    h.backup.stop_is_restart.store(0, std::memory_order_relaxed);
 }
 
 void BackupFeed::take_changes(std::vector<ChangeRecord> *out, std::size_t max_records,
@@ -329,6 +330,19 @@ bool BackupFeed::agent_replaced() {
     }
     header().stall_generation += 1;
     return true;
+}
+
+void BackupFeed::agent_stopped_by_parent(bool restart) {
+    header().backup.stop_is_restart.store(restart ? 1 : 0, std::memory_order_release);
+}
+
+bool BackupFeed::stop_is_restart() {
+    return header().backup.stop_is_restart.load(std::memory_order_acquire) != 0;
+}
+
+std::uint64_t BackupFeed::unacknowledged() {
+    ShmMutexGuard guard(header().mutex);
+    return header().lru_length[kUnbacked];
 }
 
 void BackupFeed::all_sessions_ended() {

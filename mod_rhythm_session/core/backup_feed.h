@@ -143,6 +143,12 @@ class BackupFeed {
     // let a copy here be served stale: every session is checked against the bank before it is
     // served again. Returns whether an agent served it before.
     bool agent_replaced();
+    // The httpd parent stops the agent: at a restart (`restart`: the segment stays for the next
+    // agent) or at the end of the server. The agent reads it once told to stop (stop_drain.h).
+    void agent_stopped_by_parent(bool restart);
+    bool stop_is_restart();
+    // Sessions and deletions the bank does not hold yet: changed and not acknowledged.
+    std::uint64_t unacknowledged();
     // An operator ended every session in the bank (rss_node end-session --all): each session
     // held here is checked against the bank before it is served again.
     void all_sessions_ended();

@@ -142,6 +142,10 @@ struct BackupState {
     // Two windows: the current one and the one before it, swapped by the agent.
     LagHistogram lag[2];
     std::uint8_t lag_current;
+    // Set by the parent as it stops the agent: 1 at a restart (the segment stays for the next
+    // agent), 0 at the end of the server (stop_drain.h). Without the mutex, which a hung agent
+    // may hold. In what was padding: an older segment reads 0, the cautious answer.
+    SharedWord<std::uint8_t> stop_is_restart;
     FetchSlots fetch_slots;  // the workers' failover fetches waiting for the agent
 };
 
