@@ -85,6 +85,7 @@ def seeds():
         "handover_reply_nothing": message(rf.HANDOVER_REPLY, struct.pack(">QB", 9, 0)),
         "catch_up_offer": message(rf.CATCH_UP_OFFER,
                                   struct.pack(">Q", 10) + shard_set([0, 1023]) + name("node-c")),
+        "restarting": message(rf.RESTARTING, struct.pack(">Q", 11)),
     }
 
 

@@ -159,6 +159,9 @@ AgentTracker::Agent *AgentTracker::on_heartbeat(const wire::Heartbeat &hb,
         forget_routing_id(*a, hb.agent_id);
         a->routing_id = routing_id;
         by_routing_id_[routing_id] = hb.agent_id;
+        // A connection of its own: the next agent of a server that restarted (the stopping one
+        // says so last, on its old connection).
+        a->restarting_since_mono_ms = 0;
     }
     a->server_name.assign(hb.server_name.data(), hb.server_name.size());
     if (hb.epoch == a->epoch) {
@@ -219,6 +222,28 @@ void AgentTracker::request_resend(const wire::ShardSet &shards) {
     for (auto &entry : agents_) {
         entry.second.resend_shards.add_all(shards);
     }
+}
+
+std::string_view AgentTracker::on_restarting(const std::string &routing_id,
+                                             std::uint64_t now_mono_ms) {
+    auto id = by_routing_id_.find(routing_id);
+    if (id == by_routing_id_.end()) {
+        return {};
+    }
+    Agent &agent = agents_.at(id->second);
+    agent.restarting_since_mono_ms = std::max<std::uint64_t>(now_mono_ms, 1);
+    return agent.server_name;
+}
+
+bool AgentTracker::between_agents(std::string_view server_name, std::uint64_t now_mono_ms) const {
+    for (const auto &entry : agents_) {
+        const Agent &agent = entry.second;
+        if (agent.server_name == server_name && agent.restarting_since_mono_ms != 0 &&
+            now_mono_ms - agent.restarting_since_mono_ms <= kRestartWaitMs) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void AgentTracker::forget_idle(std::uint64_t now_mono_ms, std::uint64_t idle_ms) {

@@ -60,6 +60,9 @@ class AgentTracker {
         wire::ShardSet resend_shards;   // to ask it to publish again, in its next heartbeat reply
         std::vector<wire::Refusal> refusals;
         bool all_sessions_ended = false;  // to tell it: an operator ended every session
+        // When it said it stops for a restart of its server (0: it did not): until the server's
+        // next agent heartbeats, the server is between two agents, not gone.
+        std::uint64_t restarting_since_mono_ms = 0;
     };
 
     // Most out-of-order sequences remembered per agent, most refusals queued per agent, most
@@ -68,6 +71,11 @@ class AgentTracker {
     static constexpr std::size_t kMaxAhead = 65536;
     static constexpr std::size_t kMaxQueuedRefusals = 65536;
     static constexpr std::size_t kMaxAgents = 4096;
+    // How long a server that said it restarts counts as between two agents at most: a graceful
+    // restart reads its configuration and forks the next agent in well under a second, and its
+    // first handshake may take a second or two under packet loss. A restart that failed (the
+    // configuration no longer reads) ends the wait.
+    static constexpr std::uint64_t kRestartWaitMs = 5000;
 
     void on_published(const wire::SenderStamp &sender, std::uint32_t shard,
                       std::uint64_t now_mono_ms);
@@ -113,6 +121,13 @@ class AgentTracker {
 
     // Every known agent is to be asked to publish `shards` again (shards the node has gained).
     void request_resend(const wire::ShardSet &shards);
+
+    // The agent whose heartbeats come from `routing_id` stops for a restart of its server (a
+    // restarting message): returns its server's name, or empty when the agent is not known.
+    std::string_view on_restarting(const std::string &routing_id, std::uint64_t now_mono_ms);
+    // Whether `server_name`'s agent said it stops for a restart, at most kRestartWaitMs ago, and
+    // no heartbeat of its next agent has come since: a handover it would be asked for waits.
+    bool between_agents(std::string_view server_name, std::uint64_t now_mono_ms) const;
 
     // Forgets agents not seen for `idle_ms`.
     void forget_idle(std::uint64_t now_mono_ms, std::uint64_t idle_ms);

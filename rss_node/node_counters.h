@@ -34,8 +34,9 @@ enum class CounterGroup {
 // asked for its copy first (handover_waits.h), `handovers_newer`, those it answered with a newer
 // copy, `handovers_unanswered`, those it did not answer in time (the fetches left unanswered),
 // `handovers_given_up`, fetches answered without asking a server that left that version of the
-// session unanswered for 1.5 s (handover_outcomes.h), and `handovers_skipped`, fetches answered
-// without asking because too many waited.
+// session unanswered for 1.5 s (handover_outcomes.h), `handovers_skipped`, fetches answered
+// without asking because too many waited, and `handovers_held_for_restart`, fetches left
+// unanswered because the server to ask restarts and its next agent has not reached this node.
 #define RSS_NODE_COUNTERS(X)                            \
     X(kAfterOwnershipDecided, ownership_changes)        \
     X(kAfterOwnershipDecided, snapshots_requested)      \
@@ -59,6 +60,7 @@ enum class CounterGroup {
     X(kAfterUpdatesRefused, handovers_unanswered)       \
     X(kAfterUpdatesRefused, handovers_given_up)         \
     X(kAfterUpdatesRefused, handovers_skipped)          \
+    X(kAfterUpdatesRefused, handovers_held_for_restart) \
     X(kAfterUpdatesRefused, sessions_ended)             \
     X(kAfterUpdatesRefused, end_sessions_refused)       \
     X(kAfterUpdatesRefused, heartbeats)                 \

@@ -775,6 +775,15 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         reply(routing_id, wire::Pong{ping->request_id, config_.name});
     } else if (auto *offer = std::get_if<wire::CatchUpOffer>(&message)) {
         on_catch_up_offer(*offer);
+    } else if (std::get_if<wire::Restarting>(&message) != nullptr) {
+        std::string_view server = agents_.on_restarting(routing_id, mono_.ms());
+        if (!server.empty()) {
+            RSS_LOG(LogLevel::kInfo,
+                    "RN0312: web server %.*s restarts: a fetch that would ask it for a handover "
+                    "waits for its next agent (at most %llu ms)",
+                    static_cast<int>(server.size()), server.data(),
+                    static_cast<unsigned long long>(AgentTracker::kRestartWaitMs));
+        }
     } else {
         malformed("queries", wire::decode_fail(wire::DecodeError::kUnexpectedType,
                                                "request: a reply type sent to a node"));
@@ -782,7 +791,7 @@ void NodeServer::handle_query(const std::string_view *frames, std::size_t count,
         error.code = wire::ErrorCode::kUnsupported;
         error.text =
             "a node answers fetch, heartbeat, snapshot-request, status-request, ping, end-session, "
-            "handover-reply, catch-up-offer";
+            "handover-reply, catch-up-offer, restarting";
         reply(routing_id, error);
     }
 }
@@ -850,6 +859,23 @@ bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fe
     }
     if (newer_at == asker->server_name) {
         return false;
+    }
+    if (agents_.between_agents(newer_at, mono_.ms())) {
+        // Its stopping agent said it restarts, and the next one has not reached this node yet:
+        // the fetch is left unanswered (the asker's 503; its next request asks the next agent).
+        // Answered from here, it would miss the changes that server made since.
+        counters_.handovers_held_for_restart++;
+        std::uint64_t suppressed = 0;
+        if (restart_wait_log_.admit(mono_.ms(), &suppressed)) {
+            RSS_LOG(LogLevel::kWarn,
+                    "RN0313: a fetch of a session web server %.*s made is left unanswered while "
+                    "that server restarts and its next agent has not reached this node (%llu such "
+                    "fetches so far, %llu since the last line)",
+                    static_cast<int>(newer_at.size()), newer_at.data(),
+                    static_cast<unsigned long long>(counters_.handovers_held_for_restart),
+                    static_cast<unsigned long long>(suppressed + 1));
+        }
+        return true;
     }
     const AgentTracker::Agent *origin =
         agents_.reachable_agent_of_server(newer_at, mono_.ms(), kHandoverReachableMs);

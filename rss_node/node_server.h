@@ -167,6 +167,7 @@ class NodeServer {
     RateLimitedLog end_session_log_{10000};
     RateLimitedLog handover_unanswered_log_{10000};
     RateLimitedLog handover_skipped_log_{10000};
+    RateLimitedLog restart_wait_log_{10000};
     RateLimitedLog unknown_offer_log_{10000};
     MetricsServer metrics_;  // --metrics: started when configured
     EndSessionRate end_session_rate_;

@@ -79,6 +79,8 @@ const char *message_type_name(MessageType type) {
             return "handover-reply";
         case MessageType::kCatchUpOffer:
             return "catch-up-offer";
+        case MessageType::kRestarting:
+            return "restarting";
     }
     return "unknown";
 }

@@ -404,6 +404,14 @@ DecodeResult body_status_request(ByteReader *in, Message *out) {
     return decode_ok();
 }
 
+DecodeResult body_restarting(ByteReader *in, Message *out) {
+    Restarting m;
+    RHYTHM_TRY(read_request_id(in, &m.request_id));
+    RHYTHM_TRY(expect_end(*in, "restarting: bytes after the request id"));
+    *out = m;
+    return decode_ok();
+}
+
 DecodeResult body_status_reply(ByteReader *in, Message *out) {
     StatusReply m;
     RHYTHM_TRY(read_request_id(in, &m.request_id));
@@ -574,6 +582,10 @@ struct BodyWriter {
         put_short_text(&body, m.node_name);
         return std::move(body);
     }
+    std::string operator()(const Restarting &m) {
+        put_u64(&body, m.request_id);
+        return std::move(body);
+    }
 };
 
 // Where a published message's header is: bytes 2 and 3 of its one frame from version 3 on; in
@@ -609,6 +621,7 @@ constexpr MessageType kVariantTypes[] = {
     MessageType::kHandover,
     MessageType::kHandoverReply,
     MessageType::kCatchUpOffer,
+    MessageType::kRestarting,
 };
 static_assert(std::size(kVariantTypes) == std::variant_size_v<Message>,
               "one message type per alternative of Message, in order");
@@ -783,6 +796,8 @@ DecodeResult decode_message(FrameSpan frames, Message *out) {
             return body_handover_reply(&in, out);
         case MessageType::kCatchUpOffer:
             return body_catch_up_offer(&in, out);
+        case MessageType::kRestarting:
+            return body_restarting(&in, out);
         case MessageType::kUpdate:
         case MessageType::kTombstone:
             break;

@@ -298,11 +298,19 @@ struct CatchUpOffer {
     std::string_view node_name;  // the offering node
 };
 
+// An agent stops for a restart of its web server (a graceful restart, or SIGHUP): the server's
+// next agent will answer for it. Until that agent is heard from (a heartbeat), a node does not
+// take the server for gone: a fetch that would ask it for a handover waits (docs/backup.md).
+// Unsolicited: nothing answers it.
+struct Restarting {
+    std::uint64_t request_id = 0;
+};
+
 // Everything that travels DEALER <-> ROUTER.
 using Message =
     std::variant<Fetch, FetchReply, Heartbeat, HeartbeatAck, Resend, Refused, SnapshotRequest,
                  SnapshotRecord, SnapshotEnd, StatusRequest, StatusReply, Ping, Pong, ErrorReply,
-                 EndSession, EndSessionReply, Handover, HandoverReply, CatchUpOffer>;
+                 EndSession, EndSessionReply, Handover, HandoverReply, CatchUpOffer, Restarting>;
 
 MessageType message_type(const Message &message);
 

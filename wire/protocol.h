@@ -1,6 +1,8 @@
-// The constants of the bank's wire protocol, version 5: the protocol version byte, the message
+// The constants of the bank's wire protocol, version 7: the protocol version byte, the message
 // types, the shard count and the limits every decoder enforces. docs/protocol.md is the prose
-// specification of the same facts; a change here is a change of protocol version.
+// specification of the same facts; a change here is a change of protocol version, but for a new
+// unsolicited message that a receiver which does not know it may drop with nothing lost
+// (restarting, docs/protocol.md).
 #pragma once
 
 #include <cstddef>
@@ -91,10 +93,12 @@ enum class MessageType : std::uint8_t {
     kHandoverReply = 20,
     // A node to a peer that has come back (over the node's DEALER to the peer's ROUTER).
     kCatchUpOffer = 21,
+    // An agent to a node, as it stops for a restart of its web server (over its DEALER).
+    kRestarting = 22,
 };
 
 // The highest defined type: anything above it (or 0) is kUnknownType.
-constexpr std::uint8_t kLastMessageType = static_cast<std::uint8_t>(MessageType::kCatchUpOffer);
+constexpr std::uint8_t kLastMessageType = static_cast<std::uint8_t>(MessageType::kRestarting);
 
 const char *message_type_name(MessageType type);
 

@@ -36,6 +36,9 @@ constexpr std::uint32_t kScanBudget = 16384;  // entries per loop turn
 constexpr std::uint64_t kResendChecksPerInterval = 4;
 // At most one "node is full" line per node this often, however often it fills up again.
 constexpr std::uint64_t kFullLogEveryMs = 60000;
+// How long closing a node's connection may wait for the restarting message to go out: the parent
+// waits for the agent before it reads its configuration again.
+constexpr std::uint64_t kRestartingLingerMs = 100;
 // How often the agent checks that its httpd parent still lives.
 constexpr std::uint64_t kParentCheckMs = 100;
 // The agent's own loop this late is a stall of its own, not of its nodes (excuse_own_stall).
@@ -232,7 +235,12 @@ void BackupAgent::run(const volatile int *stop) {
     while (!*stop && !orphaned) {
         take_turn(loop, cpu_wait);
     }
-    drain_before_stop(loop, cpu_wait, orphaned);
+    // At the server's end the segment goes with it; at a restart the next agent answers for it.
+    bool restart = !orphaned && feed_.stop_is_restart();
+    drain_before_stop(loop, cpu_wait, restart);
+    if (restart) {
+        say_restarting();
+    }
     log_line(log_, AgentLogLevel::kInfo, "RS0303: backup agent stopping (%zu changes in flight)",
              window_.size());
 }
@@ -269,8 +277,7 @@ void BackupAgent::take_turn(wire::EventLoop &loop, CpuWait &cpu_wait) {
 
 // Told to stop, the agent first gives the bank what it lacks, within a bound (stop_drain.h); at
 // the server's end, what is still not acknowledged then is lost with it, and said so.
-void BackupAgent::drain_before_stop(wire::EventLoop &loop, CpuWait &cpu_wait, bool orphaned) {
-    bool restart = !orphaned && feed_.stop_is_restart();
+void BackupAgent::drain_before_stop(wire::EventLoop &loop, CpuWait &cpu_wait, bool restart) {
     StopDrain drain(restart ? StopDrain::Stop::kRestart : StopDrain::Stop::kEnd,
                     MonotonicTime::now());
     const char *at = restart ? "at a restart" : "at the server's end";
@@ -305,6 +312,19 @@ void BackupAgent::drain_before_stop(wire::EventLoop &loop, CpuWait &cpu_wait, bo
                  "not acknowledged (%zu of %zu nodes answering): those changes are lost unless a "
                  "node stored them meanwhile",
                  static_cast<unsigned long long>(unacknowledged), nodes_answering(), nodes_.size());
+    }
+}
+
+// The nodes are told that this server restarts, so that until its next agent reaches them they
+// do not take it for gone: a fetch that would ask it for a handover waits rather than be answered
+// without the changes the bank lacks (the fault campaign: a node that had no agent of a
+// restarting server to ask answered a take-over from a copy 8 changes old). The last message on
+// each connection; the sockets linger a little for it.
+void BackupAgent::say_restarting() {
+    int linger_ms = static_cast<int>(kRestartingLingerMs);
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        zmq_setsockopt(nodes_[i]->dealer, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+        send(i, wire::encode_message(wire::Restarting{next_request_id_++}));
     }
 }
 

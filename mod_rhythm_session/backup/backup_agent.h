@@ -92,8 +92,9 @@ class BackupAgent : private FetchService::Bank {
     void report_handshakes(std::size_t monitor, MonotonicTime now);
     void watch(wire::EventLoop &loop);
     void take_turn(wire::EventLoop &loop, CpuWait &cpu_wait);
-    // `orphaned`: the httpd parent is gone, and the segment with the server.
-    void drain_before_stop(wire::EventLoop &loop, CpuWait &cpu_wait, bool orphaned);
+    // `restart`: the segment stays for the next agent (else it goes with the server).
+    void drain_before_stop(wire::EventLoop &loop, CpuWait &cpu_wait, bool restart);
+    void say_restarting();
     void drain_node(std::size_t node, MonotonicTime now);
     void excuse_own_stall(Duration late);
     void on_node_message(std::size_t node, const wire::Message &message, MonotonicTime now);

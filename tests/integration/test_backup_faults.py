@@ -5,6 +5,7 @@ connection, and a backup agent that hangs. Real apache2, real rss_node processes
 every figure that claims data is safe is checked against the bank's real content.
 """
 
+import concurrent.futures
 import contextlib
 import os
 import pathlib
@@ -656,7 +657,7 @@ def test_a_server_stopped_longer_than_the_heartbeat_timeout_takes_over_on_its_fi
 class Relay:
     """A TCP relay on 127.0.0.1 to `target` ("tcp://127.0.0.1:PORT") that a test can cut (every
     connection closed, new ones refused) and heal: a partition between one web server and a node's
-    queries endpoint."""
+    queries endpoint. Or it refuses new connections only (refuse_new), keeping those it has."""
 
     def __init__(self, target):
         self.target = ("127.0.0.1", int(target.rsplit(":", 1)[1]))
@@ -665,6 +666,7 @@ class Relay:
         self.listener.listen(16)
         self.queries = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"  # as a node's
         self.cut = threading.Event()
+        self.refusing = threading.Event()
         self.stop = threading.Event()
         self.conns = []
         # A connection accepted while partition() runs must not outlive it.
@@ -680,7 +682,7 @@ class Relay:
             except OSError:
                 continue
             with self.lock:
-                if self.cut.is_set():
+                if self.cut.is_set() or self.refusing.is_set():
                     client.close()  # cut: the node never sees the attempt
                     continue
                 server = socket.create_connection(self.target)
@@ -715,6 +717,10 @@ class Relay:
 
     def heal(self):
         self.cut.clear()
+        self.refusing.clear()
+
+    def refuse_new(self):
+        self.refusing.set()
 
     def close(self):
         self.stop.set()
@@ -828,6 +834,42 @@ def test_a_session_taken_over_while_its_server_changes_agents_is_checked_before_
                 assert count_of(stays.get("/app/counter")[2]) == 2
                 wait_for(lambda: all_acknowledged(a), 10, "A's changes acknowledged")
                 assert count_in_bank(node, sid) == 7
+        finally:
+            relay.close()
+
+
+def test_a_take_over_while_the_server_restarts_waits_for_its_next_agent():
+    """A restarts gracefully while a request of the user's holds the session; that request saves
+    count 6 after A's old agent stopped, and A's next agent cannot reach the node yet (the relay
+    takes no new connection). The user, sent to B meanwhile, must not be served from the bank's
+    count 5: the old agent told the node that A restarts, so the node leaves B's take-over
+    unanswered (503) until A's next agent reaches it, then asks that agent for its copy: count 7.
+    Before, the node had no agent of A to ask and answered from its copy: count 6 on B after 6 on
+    A (the fault campaign, seed 90: a take-over during a graceful restart under packet loss)."""
+    with RssNode("bank-1") as node:
+        relay = Relay(node.queries)
+        try:
+            with backed_server("web-a", [relay]) as a, backed_server("web-b", [node]) as b:
+                user, sid = counted_session(a, node, 5)
+                relay.refuse_new()
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    slow = pool.submit(user.get, "/app/slow?ms=1500")
+                    time.sleep(0.2)  # the scenario: the request holds the session
+                    a.graceful()
+                    status, _, text = slow.result()
+                assert (status, count_of(text)) == (200, 6), text
+                assert count_in_bank(node, sid) == 5
+                wait_for(lambda: "RN0312" in node.log_text(), 5, "the node told A restarts")
+                user.server = b
+                status, _, text = user.get("/app/counter")
+                assert status == 503, text
+                assert "RN0313" in node.log_text()
+                relay.heal()
+                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10,
+                         "A's next agent in touch")
+                status, _, text = counted_on(user)
+                assert status == 200 and count_of(text) == 7, text
+                wait_for(lambda: count_in_bank(node, sid) == 7, 10, "count=7 in the bank")
         finally:
             relay.close()
 

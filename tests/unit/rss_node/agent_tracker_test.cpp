@@ -126,6 +126,23 @@ BOOST_AUTO_TEST_CASE(an_agent_is_found_by_the_identity_of_its_last_heartbeat_and
     BOOST_TEST(t.find_by_routing_id("rid-2") == nullptr);
 }
 
+BOOST_AUTO_TEST_CASE(a_server_that_restarts_is_between_two_agents_until_the_next_one_heartbeats) {
+    AgentTracker t;
+    BOOST_TEST(t.on_restarting("rid-1", 100).empty());  // not known: nothing to mark
+    t.on_heartbeat(heartbeat(1, 1), "rid-1", kAll, 100);
+    BOOST_TEST(!t.between_agents("web1", 200));
+    BOOST_TEST(t.on_restarting("rid-1", 200) == "web1");
+    BOOST_TEST(t.between_agents("web1", 300));
+    BOOST_TEST(!t.between_agents("web2", 300));
+    // The next agent: the same identity, a new epoch, a connection of its own.
+    t.on_heartbeat(heartbeat(2, 1), "rid-2", kAll, 400);
+    BOOST_TEST(!t.between_agents("web1", 400));
+    // A next agent that never comes: the wait ends after kRestartWaitMs.
+    t.on_restarting("rid-2", 1000);
+    BOOST_TEST(t.between_agents("web1", 1000 + AgentTracker::kRestartWaitMs));
+    BOOST_TEST(!t.between_agents("web1", 1001 + AgentTracker::kRestartWaitMs));
+}
+
 BOOST_AUTO_TEST_CASE(refusals_reach_the_agents_of_a_server_by_its_name) {
     AgentTracker t;
     t.on_heartbeat(heartbeat(1, 1), "rid", kAll, 0);

@@ -109,6 +109,7 @@ BOOST_FIXTURE_TEST_CASE(every_documented_field_in_its_order, Fixture) {
                                                  "handovers_unanswered",
                                                  "handovers_given_up",
                                                  "handovers_skipped",
+                                                 "handovers_held_for_restart",
                                                  "sessions_ended",
                                                  "end_sessions_refused",
                                                  "heartbeats",

@@ -122,6 +122,7 @@ std::vector<wire::Message> samples() {
     missed.add(0);
     missed.add(1023);
     out.push_back(wire::CatchUpOffer{20, missed, "node-c"});
+    out.push_back(wire::Restarting{21});
     return out;
 }
 
