@@ -388,6 +388,14 @@ void BackupAgent::excuse_own_stall(Duration late) {
         if (node->last_ack != MonotonicTime()) {
             node->last_ack += late;
         }
+        // The node may have closed the connection meanwhile (3 s without ZMTP heartbeats), and
+        // ZeroMQ makes it again before this loop hears of the close: until a heartbeat sent from
+        // now on is answered, no fetch goes to it, or it could reach the node on the new
+        // connection before any heartbeat names this agent there, and the node would neither ask
+        // the server that made the session for a newer copy nor note the take-over (the fault
+        // campaign, s90j: a server resumed from a 4.4 s pause took a session over, and the
+        // server it came from was never told and served its own copy).
+        node->heartbeat_after_close = next_request_id_;
     }
     started_ += late;
 }
@@ -631,8 +639,14 @@ void BackupAgent::send_heartbeats(MonotonicTime now) {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
         Node &node = *nodes_[i];
         bool answered = node.last_answer_id >= node.last_heartbeat_id;
-        milliseconds interval(!busy                              ? config_.heartbeat_idle_ms
-                              : !answered                        ? config_.heartbeat_retry_ms
+        // A connection being made again is asked at once, and again every heartbeat_retry_ms
+        // until it answers: the fetches to that node wait for it (FetchService::ask).
+        bool rejoining = node.heartbeat_after_close != 0 && window_.up(i);
+        milliseconds interval(rejoining   ? (node.last_heartbeat_id < node.heartbeat_after_close
+                                                 ? 0
+                                                 : config_.heartbeat_retry_ms)
+                              : !busy     ? config_.heartbeat_idle_ms
+                              : !answered ? config_.heartbeat_retry_ms
                               : node.asked_up_to < next_sequence ? 0
                                                                  : config_.heartbeat_busy_ms);
         if (window_.up(i) && now - node.last_ack > milliseconds(config_.node_timeout_ms)) {

@@ -174,17 +174,24 @@ void FetchService::on_node_answer() {
 // nor ask the server that made its copy, and the server the session came from served its own copy
 // when the user came back (the fault campaign under ASan: web-1, started again 30 ms before,
 // took a session over; web-2, never told, answered 1849 after web-1's 1849). Such a fetch waits
-// for the first answer (on_node_answer).
+// for the first answer (on_node_answer). For the same reason a node whose connection is being
+// made again is asked only once a heartbeat sent on the new connection is answered
+// (ask_again_if_lost): sent now, the fetch could reach the node first on that connection.
 std::size_t FetchService::ask(Pending &fetch) {
     wire::Frames frames = wire::encode_message(wire::Fetch{fetch.request_id, fetch.id});
     std::uint32_t shard = wire::shard_of(fetch.id);
     std::size_t asked = 0;
     for (std::size_t i = 0; i < fetch.asked_node.size(); ++i) {
         bool owner = bank_.owns(i, shard);
-        if (fetch.asked_node[i] == Pending::Asked::kNo && bank_.up(i) &&
-            (owner || !fetch.owners_only) && bank_.send(i, frames)) {
-            fetch.asked_node[i] =
-                bank_.reconnecting(i) ? Pending::Asked::kLost : Pending::Asked::kYes;
+        if (fetch.asked_node[i] != Pending::Asked::kNo || !bank_.up(i) ||
+            (!owner && fetch.owners_only)) {
+            continue;
+        }
+        if (bank_.reconnecting(i)) {
+            fetch.asked_node[i] = Pending::Asked::kLost;  // asked once it is connected again
+            ++asked;
+        } else if (bank_.send(i, frames)) {
+            fetch.asked_node[i] = Pending::Asked::kYes;
             ++asked;
         }
     }
@@ -198,7 +205,8 @@ std::size_t FetchService::ask(Pending &fetch) {
 // wait for it to its deadline (a server resuming from a stop longer than the node's heartbeat
 // timeout sends its first take-over before its ZeroMQ has read the node's close: a 503 where the
 // session was there). A send can still succeed for a moment after the close is reported: the
-// socket takes the news of the closed connection only as it next processes its commands.
+// socket takes the news of the closed connection only as it next processes its commands; and a
+// request sent then may reach the node on the new connection before any heartbeat (see ask).
 void FetchService::on_connection_lost(std::size_t node) {
     for (auto &entry : pending_) {
         Pending &fetch = *entry.second;

@@ -516,13 +516,16 @@ BOOST_AUTO_TEST_CASE(a_node_whose_connection_closed_before_it_answered_is_asked_
 
     f.bank.nodes[0].reconnecting = true;
     f.service->on_connection_lost(0);
-    int again = f.ask(id_of(10));  // sent, perhaps into the closed connection
-    BOOST_TEST(f.bank.nodes[0].asked.size() == 3u);
+    // Not sent while the connection is made again: it could reach the node on the new
+    // connection before the heartbeat that names this agent there.
+    int again = f.ask(id_of(10));
+    BOOST_TEST(f.bank.nodes[0].asked.size() == 2u);
+    BOOST_TEST(f.bank.nodes[1].asked.size() == 2u);
     f.bank.nodes[0].reconnecting = false;
     f.service->on_node_answer();
-    BOOST_TEST(f.bank.nodes[0].asked.size() == 4u);
-    f.reply(0, wire::FetchStatus::kFound, 7, "count=7");  // it got through after all
-    f.reply(0, wire::FetchStatus::kFound, 7, "count=7");  // and the second ask too
+    BOOST_TEST(f.bank.nodes[0].asked.size() == 3u);
+    f.reply(0, wire::FetchStatus::kFound, 7, "count=7");
+    f.reply(0, wire::FetchStatus::kFound, 7, "count=7");  // a repeat counts once
     BOOST_TEST(!Fixture::answer(again));                  // the other node is still to answer
     f.reply(1, wire::FetchStatus::kFound, 8, "count=8", "web2");
     BOOST_TEST((Fixture::answer(again) == FetchOutcome::kFound));
