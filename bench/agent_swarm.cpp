@@ -19,7 +19,7 @@
 //
 //     agent_swarm --node _build/rss_node/rss_node [--agents 100,1000,3000] [--rate 5000]
 //                 [--seconds 5] [--idle-seconds 5] [--sessions 30000] [--size 1024]
-//                 [--io-threads 2] [--no-restore] [--log-dir DIR]
+//                 [--io-threads 8] [--connect-rate 1000] [--no-restore] [--log-dir DIR]
 //
 // The sessions are shared among the agents (the same total whatever N), so that the restore
 // moves the same bytes at every size; each change is a new version of one of its agent's
@@ -80,7 +80,12 @@ struct Options {
     double idle_seconds = 5;
     std::size_t sessions = 30000;
     std::size_t size = 1024;
-    int io_threads = 2;
+    // The swarm's I/O threads: libzmq walks every timer of an I/O thread to cancel one (its
+    // poller_base_t::cancel_timer), so thousands of connections on one thread cost the swarm far
+    // more than the same connections in thousands of web servers; spread over 8 threads, an
+    // eighth.
+    int io_threads = 8;
+    double connect_rate = 1000;  // agents started per second (0: all at once)
     bool restore = true;
     std::string log_dir = "/tmp";
 };
@@ -397,12 +402,28 @@ class Swarm {
         close(epoll_);
     }
 
-    // Makes every agent's sockets and connects its DEALER; the XPUB follows the first ack.
-    void connect() {
+    // From `start_us`, `per_second` agents a second (0: all at once) make their sockets and
+    // connect their DEALER; the XPUB follows the first ack. Web servers start one by one; a node
+    // that restarts sees them all come back at once (the restore below).
+    void connect(std::int64_t start_us, double per_second) {
+        connect_start_us_ = start_us;
+        connect_rate_ = per_second;
+        connect_due(start_us);
+    }
+
+    void connect_due(std::int64_t now) {
+        std::size_t due =
+            connect_rate_ <= 0
+                ? agents_.size()
+                : std::min<std::size_t>(
+                      agents_.size(),
+                      static_cast<std::size_t>((now - connect_start_us_) * connect_rate_ / 1e6) +
+                          1);
         int on = 1;
         int reconnect = 100;
         int hwm = 100000;
-        for (std::size_t i = 0; i < agents_.size(); ++i) {
+        for (; connected_ < due; ++connected_) {
+            std::size_t i = connected_;
             Agent &a = agents_[i];
             a.dealer = zmq_socket(context_, ZMQ_DEALER);
             a.xpub = zmq_socket(context_, ZMQ_XPUB);
@@ -429,6 +450,9 @@ class Swarm {
     // Every agent up, subscribed to every shard the node owns, its first-contact heads answered
     // and nothing in flight or waiting.
     bool settled() const {
+        if (connected_ < agents_.size()) {
+            return false;
+        }
         for (const Agent &a : agents_) {
             if (!a.up || a.owned.empty() || !(a.subscribed.common(a.owned) == a.owned) ||
                 a.in_flight_count != 0 || !a.dirty.empty() || !a.heads_sent.empty() ||
@@ -437,6 +461,18 @@ class Swarm {
             }
         }
         return true;
+    }
+    // Agents answered since `since_us`, and of those subscribed to every shard the node owns.
+    std::pair<std::size_t, std::size_t> answered_since(std::int64_t since_us) const {
+        std::size_t answered = 0;
+        std::size_t subscribed = 0;
+        for (const Agent &a : agents_) {
+            if (a.last_ack_us >= since_us) {
+                answered++;
+                subscribed += !a.owned.empty() && a.subscribed.common(a.owned) == a.owned ? 1 : 0;
+            }
+        }
+        return {answered, subscribed};
     }
     std::size_t agents_up() const {
         std::size_t n = 0;
@@ -504,7 +540,7 @@ class Swarm {
         if (!heartbeats_.empty()) {
             wake = std::min(wake, heartbeats_.top().first);
         }
-        if (rate_ > 0 || (fill_rate_ > 0 && !filled())) {
+        if (rate_ > 0 || (fill_rate_ > 0 && !filled()) || connected_ < agents_.size()) {
             wake = std::min(wake, now + 1000);
         }
         wake = std::min(wake, next_resend_check_us_);
@@ -520,6 +556,9 @@ class Swarm {
             }
         }
         now = now_us();
+        if (connected_ < agents_.size()) {
+            connect_due(now);
+        }
         publish_due(now);
         run_heartbeats(now);
         if (now >= next_resend_check_us_) {
@@ -892,6 +931,9 @@ class Swarm {
                         std::vector<std::pair<std::int64_t, std::size_t>>, std::greater<>>
         heartbeats_;
     std::uint64_t next_request_id_ = 1;
+    std::size_t connected_ = 0;
+    std::int64_t connect_start_us_ = 0;
+    double connect_rate_ = 0;
     std::int64_t next_resend_check_us_ = 0;
     std::int64_t next_sweep_us_ = 0;
     double rate_ = 0;
@@ -925,6 +967,8 @@ struct Row {
     double changes_per_s = 0;
     double lag_p50_ms = 0;
     double lag_p99_ms = 0;
+    double restore_answered_s = -1;    // every agent answered by the new node
+    double restore_subscribed_s = -1;  // ... and subscribed to by it
     double restore_stored_s = -1;
     double restore_acked_s = -1;
     double swarm_cpu_percent = 0;
@@ -985,7 +1029,7 @@ Row run_size(void *context, const Options &options, std::size_t n) {
 
         Swarm swarm(context, options, n, node.queries);
         std::int64_t t0 = now_us();
-        swarm.connect();
+        swarm.connect(t0, options.connect_rate);
         bool ok = swarm.run_until(t0 + 120000000, [&] { return swarm.settled(); });
         row.connect_s = seconds_since(t0);
         std::fprintf(stderr, "[%zu agents] %s in %.1f s (%zu up)\n", n,
@@ -1064,6 +1108,8 @@ Row run_size(void *context, const Options &options, std::size_t n) {
             long long sessions = 0;
             std::int64_t next_probe = 0;
             bool stored = false;
+            bool all_answered = false;
+            bool all_subscribed = false;
             std::string json;
             ok = swarm.run_until(r0 + 120000000, [&] {
                 // The swarm's loop goes on meanwhile: asked every 50 ms (a question that got no
@@ -1078,6 +1124,17 @@ Row run_size(void *context, const Options &options, std::size_t n) {
                 if (!stored && now_us() >= next_probe) {
                     probe.send();
                     next_probe = now_us() + 50000;
+                }
+                if (!all_answered || !all_subscribed) {
+                    auto [answered, subscribed] = swarm.answered_since(r0);
+                    if (!all_answered && answered == n) {
+                        all_answered = true;
+                        row.restore_answered_s = seconds_since(r0);
+                    }
+                    if (!all_subscribed && subscribed == n) {
+                        all_subscribed = true;
+                        row.restore_subscribed_s = seconds_since(r0);
+                    }
                 }
                 return stored && swarm.settled();
             });
@@ -1121,7 +1178,7 @@ void usage() {
     std::fprintf(stderr,
                  "usage: agent_swarm --node PATH [--agents 100,1000,3000] [--rate 5000] "
                  "[--seconds 5] [--idle-seconds 5] [--sessions 30000] [--size 1024] "
-                 "[--io-threads 2] [--no-restore] [--log-dir DIR]\n");
+                 "[--io-threads 8] [--connect-rate 1000] [--no-restore] [--log-dir DIR]\n");
     std::exit(2);
 }
 
@@ -1153,6 +1210,8 @@ int main(int argc, char **argv) {
             options.size = std::strtoull(value(), nullptr, 10);
         } else if (arg == "--io-threads") {
             options.io_threads = std::atoi(value());
+        } else if (arg == "--connect-rate") {
+            options.connect_rate = std::atof(value());
         } else if (arg == "--no-restore") {
             options.restore = false;
         } else if (arg == "--log-dir") {
