@@ -422,6 +422,7 @@ class Swarm {
         int on = 1;
         int reconnect = 100;
         int hwm = 100000;
+        int unbounded = 0;
         for (; connected_ < due; ++connected_) {
             std::size_t i = connected_;
             Agent &a = agents_[i];
@@ -437,6 +438,13 @@ class Swarm {
             wire::set_network_options(a.xpub);
             zmq_setsockopt(a.xpub, ZMQ_SNDHWM, &hwm, sizeof hwm);
             zmq_setsockopt(a.xpub, ZMQ_XPUB_VERBOSE, &on, sizeof on);
+            // Unlike the real agent: no receive bound. One loop reads for thousands of agents, so
+            // a node's 1,024 subscriptions (over the default 1,000) or its answers can wait here
+            // long enough to fill a pipe, and libzmq 4.3.4 then aborted the process now and then
+            // as it took that connection's input up again (stream_engine_base.cpp:417,
+            // `_input_stopped`).
+            zmq_setsockopt(a.dealer, ZMQ_RCVHWM, &unbounded, sizeof unbounded);
+            zmq_setsockopt(a.xpub, ZMQ_RCVHWM, &unbounded, sizeof unbounded);
             watch(a.dealer, i * 2);
             watch(a.xpub, i * 2 + 1);
             if (zmq_connect(a.dealer, queries_.c_str()) != 0) {
@@ -953,6 +961,8 @@ class Swarm {
 struct Row {
     std::size_t agents = 0;
     double connect_s = 0;
+    bool settled = false;  // every agent in, within 60 s
+    std::size_t up = 0;    // agents up at the end of the idle phase
     double idle_cpu_percent = 0;
     double idle_main_percent = 0;
     double idle_io_percent = 0;
@@ -998,11 +1008,11 @@ std::uint64_t own_ticks() {
     return ticks;
 }
 
-Row run_size(void *context, const Options &options, std::size_t n) {
+Row measure_size(void *context, const Options &options, std::size_t n, NodeProcess *node_out) {
     Row row;
     row.agents = n;
     const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
-    NodeProcess node;
+    NodeProcess &node = *node_out;
     node.binary = options.node_binary;
     node.updates = "tcp://127.0.0.1:" + std::to_string(free_port());
     node.queries = "tcp://127.0.0.1:" + std::to_string(free_port());
@@ -1030,8 +1040,9 @@ Row run_size(void *context, const Options &options, std::size_t n) {
         Swarm swarm(context, options, n, node.queries);
         std::int64_t t0 = now_us();
         swarm.connect(t0, options.connect_rate);
-        bool ok = swarm.run_until(t0 + 120000000, [&] { return swarm.settled(); });
+        bool ok = swarm.run_until(t0 + 60000000, [&] { return swarm.settled(); });
         row.connect_s = seconds_since(t0);
+        row.settled = ok;
         std::fprintf(stderr, "[%zu agents] %s in %.1f s (%zu up)\n", n,
                      ok ? "connected and settled" : "NOT settled", row.connect_s,
                      swarm.agents_up());
@@ -1059,8 +1070,17 @@ Row run_size(void *context, const Options &options, std::size_t n) {
         std::uint64_t acks = after.acks - before.acks;
         row.idle_shard_acks_per_ack =
             acks == 0 ? 0 : static_cast<double>(after.shard_acks - before.shard_acks) / acks;
-        std::fprintf(stderr, "[%zu agents] idle: node %.1f %% of a core, swarm %.1f %%\n", n,
-                     row.idle_cpu_percent, 100.0 * (own1 - own0) / hz / idle_s);
+        row.up = swarm.agents_up();
+        std::fprintf(stderr,
+                     "[%zu agents] idle (%zu up): node %.1f %% of a core (%.1f its thread, %.1f "
+                     "ZeroMQ I/O), %.0f heartbeats/s, RSS +%.1f KiB per agent; swarm %.1f %%\n",
+                     n, row.up, row.idle_cpu_percent, row.idle_main_percent, row.idle_io_percent,
+                     row.idle_heartbeats_per_s, row.rss_per_agent_kib,
+                     100.0 * (own1 - own0) / hz / idle_s);
+        if (!row.settled) {
+            // The node did not take every agent in: the rest means nothing.
+            return row;
+        }
 
         // Fill: every session's first version, unmeasured.
         std::int64_t f0 = now_us();
@@ -1144,8 +1164,26 @@ Row run_size(void *context, const Options &options, std::size_t n) {
             std::fprintf(stderr, "[%zu agents] restore: %lld sessions held after %.1f s%s\n", n,
                          sessions, seconds_since(r0), ok ? "" : " (NOT complete)");
         }
+        return row;
     }
+}
+
+// Every figure of one size, measured; its node stopped in any case, after its agents' sockets
+// are closed and libzmq has had time to take their connections down (an engine whose connection
+// failed and whose heartbeat timer fired before it was taken down aborted libzmq 4.3.4:
+// stream_engine_base.cpp:331, `!_io_error`).
+Row run_size(void *context, const Options &options, std::size_t n) {
+    NodeProcess node;
+    Row row = measure_size(context, options, n, &node);
+    usleep(1000000);
     node.stop();
+    std::fprintf(stderr,
+                 "[%zu agents] load: %.0f changes/s, node %.1f us per change (%.1f its thread), "
+                 "%.0f heartbeats/s, lag p50 %.2f ms p99 %.2f ms; restore: answered %.2f s, "
+                 "subscribed %.2f s, stored %.2f s, acknowledged %.2f s\n",
+                 n, row.changes_per_s, row.cpu_us_per_change, row.main_us_per_change,
+                 row.load_heartbeats_per_s, row.lag_p50_ms, row.lag_p99_ms, row.restore_answered_s,
+                 row.restore_subscribed_s, row.restore_stored_s, row.restore_acked_s);
     return row;
 }
 
@@ -1269,6 +1307,11 @@ int main(int argc, char **argv) {
     };
     line(
         "connect, first resend done (s)", [](const Row &r) { return r.connect_s; }, "%12.1f");
+    line(
+        "agents up after the idle phase", [](const Row &r) { return double(r.up); }, "%12.0f");
+    line(
+        "every agent settled (1: yes)", [](const Row &r) { return r.settled ? 1.0 : 0.0; },
+        "%12.0f");
     line(
         "idle: node CPU (% of a core)", [](const Row &r) { return r.idle_cpu_percent; }, "%12.1f");
     line(
