@@ -41,6 +41,7 @@
 #include <random>
 #include <string>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -121,6 +122,8 @@ struct NodeProcess {
             std::exit(1);
         }
         if (pid == 0) {
+            // A swarm that dies (libzmq aborts it now and then, see run_size) takes its node along.
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
             if (log >= 0) {
                 dup2(log, 1);
