@@ -76,6 +76,7 @@ class ConnectionGuard {
     // What is held now, by every connection together (as each was last measured).
     std::uint64_t held_total() const { return held_total_; }
     std::size_t connections(std::size_t socket) const { return per_socket_[socket]; }
+    const Limits &limits() const { return limits_; }
 
     static constexpr std::uint64_t kBaselineRaiseMs = 10000;
     // A ZMTP greeting and handshake, CURVE's included, is well under this.

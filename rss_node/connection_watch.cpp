@@ -45,6 +45,12 @@ ConnectionGuard::Limits limits_of(const NodeConfig &config) {
 
 }  // namespace
 
+int ConnectionWatch::listen_backlog(std::size_t max_connections) {
+    constexpr std::size_t kLeast = 100;  // libzmq's default
+    constexpr std::size_t kMost = 65535;
+    return static_cast<int>(std::clamp(max_connections, kLeast, kMost));
+}
+
 ConnectionWatch::ConnectionWatch(const NodeConfig &config, NodeCounters *counters)
     : guard_(2, limits_of(config)), counters_(counters) {}
 

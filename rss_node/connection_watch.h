@@ -45,6 +45,15 @@ class ConnectionWatch {
     void check(MonotonicTime now, Duration late);
 
     std::size_t connections(std::size_t socket) const { return guard_.connections(socket); }
+
+    // The listen backlog (ZMQ_BACKLOG) of each bound socket: as many connections as it keeps
+    // (--max-connections), from libzmq's default of 100 up to 65535 (the kernel caps it at
+    // net.core.somaxconn too). A node that restarts is reached again by every web server's agent
+    // within a tenth of a second, two connections each: with 100, the kernel dropped the rest
+    // (ListenOverflows), each came again only once its connect timed out, and 1,000 agents took
+    // 12 s to reach the node instead of 1 (bench/agent_swarm).
+    static int listen_backlog(std::size_t max_connections);
+    int listen_backlog() const { return listen_backlog(guard_.limits().max_connections); }
     std::uint64_t held_total() const { return guard_.held_total(); }
 
   private:

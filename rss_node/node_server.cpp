@@ -149,11 +149,14 @@ bool NodeServer::start(std::string *error) {
     int updates_hwm = kUpdatesHighWaterMark;
     int queries_hwm = kQueriesHighWaterMark;
     int mandatory = 1;
+    int backlog = connections_.listen_backlog();
     // A SUB sends its subscriptions again on every (re)connect and silently drops those past its
     // send high-water mark: 1024 shard topics need more than the default 1000.
     int subscriptions_hwm = 0;
     if (updates_ == nullptr || queries_ == nullptr || !wire::set_network_options(updates_) ||
         !wire::set_network_options(queries_) ||
+        zmq_setsockopt(updates_, ZMQ_BACKLOG, &backlog, sizeof backlog) != 0 ||
+        zmq_setsockopt(queries_, ZMQ_BACKLOG, &backlog, sizeof backlog) != 0 ||
         zmq_setsockopt(updates_, ZMQ_RCVHWM, &updates_hwm, sizeof updates_hwm) != 0 ||
         zmq_setsockopt(updates_, ZMQ_SNDHWM, &subscriptions_hwm, sizeof subscriptions_hwm) != 0 ||
         zmq_setsockopt(queries_, ZMQ_RCVHWM, &queries_hwm, sizeof queries_hwm) != 0 ||
