@@ -31,7 +31,6 @@ class StopDrain {
     // does not hold yet, and `any_node_up` (one answered lately).
     bool go_on(MonotonicTime now, std::uint64_t unacknowledged, bool any_node_up) const;
 
-    Stop stop() const { return stop_; }
     std::uint64_t bound_ms() const { return stop_ == Stop::kEnd ? kEndMs : kRestartMs; }
 
   private:
