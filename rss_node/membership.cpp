@@ -68,6 +68,11 @@ bool Membership::settled(std::uint64_t now_mono_ms) const {
                        [](const Peer &p) { return p.state != PeerState::kUnknown; });
 }
 
+bool Membership::cut_off() const {
+    return !peers_.empty() && std::none_of(peers_.begin(), peers_.end(),
+                                           [](const Peer &p) { return p.state == PeerState::kUp; });
+}
+
 std::vector<std::string> Membership::live_members() const {
     std::vector<std::string> members{self_};
     for (const auto &p : peers_) {

@@ -56,6 +56,10 @@ class Membership {
     // This node and the up peers, by name, sorted, each name once.
     std::vector<std::string> live_members() const;
 
+    // Peers are configured and none is up: this node is as likely cut off from the rest of the
+    // bank as its last survivor.
+    bool cut_off() const;
+
     const std::string &self() const { return self_; }
     const std::vector<Peer> &peers() const { return peers_; }
 

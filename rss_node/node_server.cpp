@@ -805,8 +805,12 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
     answer.request_id = request_id;
     answer.owner = owned_.contains(wire::shard_of(key));
     // Not here yet, or here at an older version, may mean not copied yet: the asker is to ask
-    // the rest of the bank too.
-    answer.provisional = answer.owner && fills_.filling(wire::shard_of(key));
+    // the rest of the bank too. So for a node that counts every peer down: it may be the one cut
+    // off, reached by a web server before by its peers once the cut heals, while they took its
+    // shards and every change since (the fault campaign, s90k: node-1, alone by its own count
+    // for 4 s, vouched for a copy 63 changes old).
+    answer.provisional =
+        answer.owner && (fills_.filling(wire::shard_of(key)) || membership_.cut_off());
     if (store_.find(key, now.ms(), &answer.record)) {
         counters_.fetch_hits++;
         answer.status =

@@ -650,6 +650,27 @@ class MutePeer:
         self.context.destroy(0)
 
 
+def test_a_node_that_counts_every_peer_down_does_not_vouch_for_its_copies():
+    """A node whose peers are all silent to it may be the one cut off: once the cut heals, a web
+    server can reach it before its peers do, while they took its shards and every change since.
+    Its answers are provisional then (the web server asks the rest of the bank too and takes the
+    highest version), and vouch again once a peer answers. Before, it vouched as the owner of
+    every shard (the fault campaign, s90k: a copy 63 changes old served)."""
+    with bank(["node-a", "node-b"], 2) as (a, b):
+        key = rf.new_key()
+        reply = a.fetch(key)
+        assert reply["owner"] and not reply["provisional"], reply
+        b.stop()
+        wait_for(lambda: member_states(a.status()).get("node-b") == "down",
+                 NOTICE_S + NOTICE_MARGIN_S + 1, "node-a to count node-b down")
+        reply = a.fetch(key)
+        assert reply["owner"] and reply["provisional"], reply
+        b.start()
+        wait_members([a, b], {"node-a", "node-b"})
+        reply = a.fetch(key)
+        assert reply["owner"] and not reply["provisional"], reply
+
+
 def test_a_node_still_filling_a_shard_says_so_in_its_answers():
     """A node takes over shards whose snapshot never comes (its source takes the request and
     sends nothing): until it gives the fill up, its answer to a fetch is provisional (what

@@ -34,6 +34,16 @@ BOOST_AUTO_TEST_CASE(peers_are_unknown_until_they_answer) {
     BOOST_TEST(!m.on_pong(0, "node-b", kStart + 1010));  // no change
 }
 
+BOOST_AUTO_TEST_CASE(a_node_with_peers_none_of_them_up_is_cut_off) {
+    Membership m = three();
+    BOOST_TEST(m.cut_off());  // none has answered yet
+    m.on_pong(1, "node-c", kStart);
+    BOOST_TEST(!m.cut_off());
+    m.expire(kStart + Membership::kDeadAfterMs + 1);
+    BOOST_TEST(m.cut_off());
+    BOOST_TEST(!Membership("alone", {}, kStart).cut_off());  // a bank of one node
+}
+
 BOOST_AUTO_TEST_CASE(the_start_up_grace_ends_when_every_peer_answered_or_after_a_ping_round) {
     Membership m = three();
     BOOST_TEST(!m.settled(kStart));
