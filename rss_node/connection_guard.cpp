@@ -88,6 +88,14 @@ std::vector<ConnectionGuard::Offender> ConnectionGuard::check(
             continue;
         }
         ++measured;
+        if (!c.measured || bytes_read != c.bytes_read) {
+            c.measured = true;
+            c.bytes_read = bytes_read;
+            c.last_byte_ms = now_ms;
+        } else if (limits_.silent_ms != 0 && now_ms - c.last_byte_ms >= limits_.silent_ms) {
+            offenders.push_back(Offender{static_cast<int>(fd), c.socket, c.address, c.held, true});
+            continue;
+        }
         bool progressed = c.delivered != c.delivered_at_check;
         c.delivered_at_check = c.delivered;
         std::int64_t unhanded =
@@ -148,8 +156,9 @@ std::vector<ConnectionGuard::Offender> ConnectionGuard::check(
             offenders.push_back(std::move(o));
         }
     }
-    std::sort(offenders.begin(), offenders.end(),
-              [](const Offender &a, const Offender &b) { return a.held > b.held; });
+    std::sort(offenders.begin(), offenders.end(), [](const Offender &a, const Offender &b) {
+        return a.silent != b.silent ? a.silent : a.held > b.held;
+    });
     return offenders;
 }
 

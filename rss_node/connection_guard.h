@@ -20,6 +20,14 @@
 // held is over max_unfinished_total. A legitimate peer, even far ahead of the node, has its
 // messages handed over at every check.
 //
+// The same measure tells a connection that brings nothing at all: past silent_ms it is dropped
+// too. This is how the node notices a web server or peer that vanished (a host gone, a
+// partition, a process stopped) without ZMTP PINGs of its own: libzmq 4.3.4 cancels each PING's
+// timeout timer with a walk of every timer of its I/O thread, so a node pinging N connections
+// spent of the order of N² steps a second (31 % of a core for 1,000 idle web servers). The
+// clients' PINGs, which libzmq answers without a timer, are what it measures: every client
+// Rhythm ships sends one each second.
+//
 // Socket-free: the node feeds it the monitor's events and the byte counts, and shuts down what it
 // names (shutting a descriptor down makes libzmq close that connection and free what it held).
 #pragma once
@@ -43,6 +51,8 @@ class ConnectionGuard {
         // Connections measured per check (two system calls each), round-robin: 1000 idle
         // connections measured every 20 ms cost the node 20 % of a core.
         std::size_t measured_per_check = 128;
+        // A connection from which no byte came for this long is dropped (0: never).
+        std::uint64_t silent_ms = 0;
     };
     enum class Admit { kAdmitted, kSocketFull, kAddressFull };
     struct Offender {
@@ -50,6 +60,7 @@ class ConnectionGuard {
         std::size_t socket;
         std::string address;
         std::uint64_t held;
+        bool silent = false;  // dropped for bringing nothing, not for what it holds
     };
 
     // Over this many sockets, numbered from 0.
@@ -68,8 +79,9 @@ class ConnectionGuard {
     }
 
     // Measures the next measured_per_check connections: read(fd, &bytes) gives the bytes libzmq
-    // has read from it so far (false: not a connection it can measure). Returns those to drop,
-    // most held first; each is forgotten here (its close event may still come).
+    // has read from it so far (false: not a connection it can measure, such as an ipc:// one).
+    // Returns those to drop, silent ones first, then most held first; each is forgotten here
+    // (its close event may still come).
     std::vector<Offender> check(const std::function<bool(int, std::uint64_t *)> &read,
                                 std::uint64_t now_ms);
 
@@ -101,6 +113,9 @@ class ConnectionGuard {
         std::uint64_t baseline_raised_ms = 0;
         std::uint64_t held = 0;  // at its last measure
         bool stuck = false;      // ... holding something while nothing came out
+        bool measured = false;
+        std::uint64_t bytes_read = 0;    // at its last measure
+        std::uint64_t last_byte_ms = 0;  // the measure that first saw bytes_read
     };
 
     void forget(int fd);

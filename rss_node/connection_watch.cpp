@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include "rss_node/accepted_connection.h"
+#include "wire/zmq_io.h"
 
 namespace rhythm::node {
 namespace {
@@ -21,6 +22,9 @@ constexpr std::uint64_t kTrimIntervalMs = 1000;
 constexpr std::uint64_t kDefaultMaxConnections = 4096;
 // A failed handshake this soon after the node hung up on a connection is taken for its result.
 constexpr std::uint64_t kHangUpExplainsMs = 1000;
+// A client PINGs every kHeartbeatIntervalMs; a connection is given up as a client gives up its
+// own: kHeartbeatTimeoutMs after a PING that should have come.
+constexpr std::uint64_t kSilentMs = wire::kHeartbeatIntervalMs + wire::kHeartbeatTimeoutMs;
 
 const char *socket_name(std::size_t socket) {
     return socket == ConnectionWatch::kUpdatesSocket ? "updates" : "queries";
@@ -40,6 +44,7 @@ ConnectionGuard::Limits limits_of(const NodeConfig &config) {
         }
     }
     limits.max_per_address = config.max_connections_per_address;
+    limits.silent_ms = kSilentMs;
     return limits;
 }
 
@@ -104,6 +109,23 @@ void ConnectionWatch::hung_up(MonotonicTime now) {
     hung_up_at_ = now;
 }
 
+// A web server or peer gone without closing its connections (a host down, a partition, a
+// process stopped): every one of a bank's web servers at once when this node is cut off, so at
+// most a line per kSilentLogMs, with the count.
+void ConnectionWatch::silent_hung_up(const ConnectionGuard::Offender &o, MonotonicTime now) {
+    counters_->connections_silent++;
+    std::uint64_t suppressed = 0;
+    if (silent_log_.admit(now.ms(), &suppressed)) {
+        RSS_LOG(LogLevel::kInfo,
+                "RN0406: hung up on %s (%s socket): nothing came from it for %llu ms (%llu such "
+                "in all, %llu since the last line)",
+                o.address.c_str(), socket_name(o.socket),
+                static_cast<unsigned long long>(kSilentMs),
+                static_cast<unsigned long long>(counters_->connections_silent),
+                static_cast<unsigned long long>(suppressed + 1));
+    }
+}
+
 bool ConnectionWatch::explains_failed_handshake(MonotonicTime now) {
     if (hung_up_unexplained_ == 0 || now - hung_up_at_ >= milliseconds(kHangUpExplainsMs)) {
         return false;
@@ -122,8 +144,12 @@ void ConnectionWatch::check(MonotonicTime now, Duration late) {
             continue;  // gone already
         }
         hung_up(now);
-        counters_->connections_dropped++;
         closed_since_trim_++;
+        if (o.silent) {
+            silent_hung_up(o, now);
+            continue;
+        }
+        counters_->connections_dropped++;
         // Every one is logged: each costs the attacker a connection.
         RSS_LOG(LogLevel::kWarn,
                 "RN0403: hung up on %s (%s socket): it held %llu bytes of a message it never "

@@ -59,6 +59,7 @@ class ConnectionWatch {
   private:
     void admit(std::size_t socket, int fd, MonotonicTime now);
     void hung_up(MonotonicTime now);
+    void silent_hung_up(const ConnectionGuard::Offender &offender, MonotonicTime now);
 
     ConnectionGuard guard_;
     NodeCounters *counters_;
@@ -67,6 +68,7 @@ class ConnectionWatch {
     std::uint64_t hung_up_unexplained_ = 0;  // hang-ups whose failed handshake may yet come
     MonotonicTime hung_up_at_;
     RateLimitedLog refused_log_{10000};
+    RateLimitedLog silent_log_{10000};
 };
 
 }  // namespace rhythm::node

@@ -28,7 +28,8 @@ enum class CounterGroup {
 // shards a peer missed while counted down (catch_up.h); `replies_dropped`, answers to a requester
 // whose queue was full or that was gone; `connections_refused`, connections over --max-connections
 // or --max-connections-per-address, hung up at once; `connections_dropped`, connections hung up for
-// holding an unfinished message (connection_guard.h); `sessions_ended`, sessions an operator ended
+// holding an unfinished message (connection_guard.h); `connections_silent`, connections hung up on
+// because nothing came from them for 4 s; `sessions_ended`, sessions an operator ended
 // here (rss_node end-session); `end_sessions_refused`, end-session requests past EndSessionRate,
 // answered busy; `handovers_asked`, fetches of a session another server made that its agent was
 // asked for its copy first (handover_waits.h), `handovers_newer`, those it answered with a newer
@@ -67,7 +68,8 @@ enum class CounterGroup {
     X(kAfterAgents, snapshots_served)                   \
     X(kAfterAgents, replies_dropped)                    \
     X(kAfterAgents, connections_refused)                \
-    X(kAfterAgents, connections_dropped)
+    X(kAfterAgents, connections_dropped)                \
+    X(kAfterAgents, connections_silent)
 
 struct NodeCounters {
 #define RSS_NODE_COUNTER_FIELD(group, name) std::uint64_t name = 0;

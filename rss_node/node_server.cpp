@@ -69,6 +69,15 @@ constexpr std::uint64_t kRoomAgainPercent = 95;
 // --max-session-lifetime.
 constexpr std::uint64_t kUnheldEndedMs = 24 * 3600 * 1000;
 
+// A bound socket sends no ZMTP PINGs of its own over TCP, where the connection watch drops a
+// connection that goes silent instead (connection_guard.h says why); over ipc:// it cannot
+// measure, and keeps them.
+bool pings_only_over_ipc(void *socket, const std::string &endpoint) {
+    int off = 0;
+    return endpoint.rfind("tcp://", 0) != 0 ||
+           zmq_setsockopt(socket, ZMQ_HEARTBEAT_IVL, &off, sizeof off) == 0;
+}
+
 // Binds `socket` to `endpoint`. An ipc:// socket file gets `ipc_mode`: it is created with the
 // owner's bits alone (the umask, in this thread, where libzmq binds an ipc listener), so nobody
 // else connects before the chmod that gives the group its bits.
@@ -154,7 +163,8 @@ bool NodeServer::start(std::string *error) {
     // send high-water mark: 1024 shard topics need more than the default 1000.
     int subscriptions_hwm = 0;
     if (updates_ == nullptr || queries_ == nullptr || !wire::set_network_options(updates_) ||
-        !wire::set_network_options(queries_) ||
+        !wire::set_network_options(queries_) || !pings_only_over_ipc(updates_, config_.updates) ||
+        !pings_only_over_ipc(queries_, config_.queries) ||
         zmq_setsockopt(updates_, ZMQ_BACKLOG, &backlog, sizeof backlog) != 0 ||
         zmq_setsockopt(queries_, ZMQ_BACKLOG, &backlog, sizeof backlog) != 0 ||
         zmq_setsockopt(updates_, ZMQ_RCVHWM, &updates_hwm, sizeof updates_hwm) != 0 ||

@@ -297,6 +297,14 @@ def secure(sock, curve):
     return sock
 
 
+def pinging(sock):
+    """A PING each second, as every client Rhythm ships sends (wire::set_network_options): the
+    node hangs up on a connection from which nothing came for 4 s."""
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+    return sock
+
+
 class BankKeys:
     """A bank's key pair and a client allowlist file, in `directory`. `client(name)` makes a
     listed client's pair (and its `Curve`); `stranger(name)` one that is not listed."""
@@ -335,7 +343,7 @@ class Publisher:
 
     def __init__(self, context, endpoint, agent_id=b"A" * 16, epoch=1, origin="web1",
                  curve=None):
-        self.socket = secure(context.socket(zmq.XPUB), curve)
+        self.socket = pinging(secure(context.socket(zmq.XPUB), curve))
         self.socket.setsockopt(zmq.IMMEDIATE, 1)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 100000)
@@ -401,7 +409,7 @@ class Requester:
     """A DEALER connected to a node's queries endpoint."""
 
     def __init__(self, context, endpoint, curve=None):
-        self.socket = secure(context.socket(zmq.DEALER), curve)
+        self.socket = pinging(secure(context.socket(zmq.DEALER), curve))
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(endpoint)
         self.next_id = 1

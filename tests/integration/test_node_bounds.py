@@ -16,7 +16,7 @@ import zmq
 
 import zmtp_raw
 from rhythm_httpd import Browser, SeenFrom, backed_server, wait_for
-from rss_node_fixture import NOT_FOUND, RssNode, context_on, new_key, now_ms
+from rss_node_fixture import NOT_FOUND, RssNode, context_on, new_key, now_ms, pinging
 from test_backup import count_of
 from test_cluster import acknowledged, cluster
 
@@ -111,10 +111,10 @@ def test_unfinished_messages_are_hung_up_on_and_bounded_while_sessions_go_on():
 
 
 def test_connections_are_capped_per_address_and_half_open_or_silent_ones_go():
-    """A client opens 300 connections to each socket (libzmq's, which answer heartbeats): the
+    """A client opens 300 connections to each socket (libzmq's, which PING each second): the
     node keeps --max-connections-per-address of them and hangs up on the rest (RN0402,
     connections_refused) while a web server on another host still connects and backs up.
-    Connections that never finish their handshake, and ones that never answer a heartbeat, are
+    Connections that never finish their handshake, and ones that send nothing (no PING), are
     closed by the node within seconds."""
     with cluster("node-1", "web-a", "client", "attacker") as c:
         node = RssNode("node-1", extra=["--replicas", "1", "--max-connections-per-address", "50"],
@@ -125,7 +125,7 @@ def test_connections_are_capped_per_address_and_half_open_or_silent_ones_go():
             try:
                 for endpoint, kind in ((node.queries, zmq.DEALER), (node.updates, zmq.PUB)):
                     for _ in range(300):
-                        s = context.socket(kind)
+                        s = pinging(context.socket(kind))
                         s.setsockopt(zmq.LINGER, 0)
                         s.connect(endpoint)
                         sockets.append(s)
@@ -149,8 +149,8 @@ def test_connections_are_capped_per_address_and_half_open_or_silent_ones_go():
             wait_for(lambda: node.status()["connections_updates"] == 0, 10,
                      "the attacker's connections gone")
 
-            # Half-open: connected, no greeting. Silent: past the handshake, no heartbeat
-            # answered. The node closes both.
+            # Half-open: connected, no greeting. Silent: past the handshake, then nothing, not
+            # even a PING. The node closes both.
             half_open = [c["attacker"].call(zmtp_raw.connect, node.host.address,
                                             node.queries_port, handshake=False)
                          for _ in range(20)]
@@ -163,7 +163,7 @@ def test_connections_are_capped_per_address_and_half_open_or_silent_ones_go():
                 s.settimeout(15)
                 try:
                     while s.recv(65536):
-                        pass  # its greeting, READY and PINGs
+                        pass  # its greeting and READY
                 except OSError:
                     pass  # reset
                 return time.monotonic() - opened
@@ -172,8 +172,10 @@ def test_connections_are_capped_per_address_and_half_open_or_silent_ones_go():
             print(f"half-open closed after {max(times[:20]):.1f} s, "
                   f"silent after {max(times[20:]):.1f} s")
             assert max(times[:20]) < 8  # the 5 s handshake limit
-            assert max(times[20:]) < 8  # 1 s heartbeats, 3 s without an answer
+            assert max(times[20:]) < 8  # 4 s from which nothing came
             wait_for(lambda: node.status()["connections_updates"] == 0, 5, "all gone")
+            assert node.status()["connections_silent"] >= 20
+            assert "RN0406" in node.log_text()
 
 
 def test_a_full_socket_refuses_more_and_memory_comes_back_when_connections_leave():
@@ -192,7 +194,7 @@ def test_a_full_socket_refuses_more_and_memory_comes_back_when_connections_leave
             try:
                 for context in contexts:
                     for _ in range(800):
-                        s = context.socket(zmq.DEALER)
+                        s = pinging(context.socket(zmq.DEALER))
                         s.setsockopt(zmq.LINGER, 0)
                         s.connect(node.queries)
                         sockets.append(s)

@@ -1,7 +1,8 @@
 // The connection guard's rules: the caps on connections per socket and per client address, a
 // connection stuck on an unfinished message dropped past its bound and not before, a peer whose
 // messages come out never dropped however far ahead it is, the protocol's own bytes absorbed,
-// and the total held bounded by dropping the stuck connections that hold most.
+// the total held bounded by dropping the stuck connections that hold most, and a connection that
+// brings nothing dropped once silent past its bound.
 #include "rss_node/connection_guard.h"
 
 #include <boost/test/unit_test.hpp>
@@ -189,11 +190,54 @@ BOOST_AUTO_TEST_CASE(each_check_measures_a_few_connections_round_robin) {
 }
 
 BOOST_AUTO_TEST_CASE(a_connection_it_cannot_measure_is_left_alone) {
-    ConnectionGuard g(1, limits());
+    ConnectionGuard::Limits l = limits();
+    l.silent_ms = 4000;
+    ConnectionGuard g(1, l);
     Wire w;
     g.on_accepted(0, 7, "local");
     BOOST_TEST(w.check(&g, 0).empty());
+    BOOST_TEST(w.check(&g, 60000).empty());  // nor judged silent
     BOOST_TEST(g.connections(0) == 1u);
+}
+
+// The node sends no PINGs of its own: a peer that vanished is told by its connection bringing
+// nothing, while a client's PINGs (16 bytes a second) keep an idle one.
+BOOST_AUTO_TEST_CASE(a_connection_silent_past_its_bound_goes_and_an_idle_pinging_one_stays) {
+    ConnectionGuard::Limits l = limits();
+    l.silent_ms = 4000;
+    ConnectionGuard g(1, l);
+    Wire w;
+    g.on_accepted(0, 5, "10.0.0.1:5000");
+    g.on_accepted(0, 6, "10.0.0.2:5000");
+    w.read[5] = 100;
+    w.read[6] = 100;
+    BOOST_TEST(w.check(&g, 1000).empty());  // first measures: no judgment yet
+    for (std::uint64_t t = 2000; t < 5000; t += 1000) {
+        w.read[6] += 16;
+        BOOST_TEST(w.check(&g, t).empty());
+    }
+    w.read[6] += 16;
+    std::vector<ConnectionGuard::Offender> dropped = w.check(&g, 5000);
+    BOOST_TEST_REQUIRE(dropped.size() == 1u);
+    BOOST_TEST(dropped[0].fd == 5);
+    BOOST_TEST(dropped[0].silent);
+    BOOST_TEST(g.connections(0) == 1u);
+    // The silence counts from the last measure that saw a byte.
+    for (std::uint64_t t = 6000; t < 9000; t += 1000) {
+        BOOST_TEST(w.check(&g, t).empty());
+    }
+    dropped = w.check(&g, 9000);
+    BOOST_TEST_REQUIRE(dropped.size() == 1u);
+    BOOST_TEST(dropped[0].fd == 6);
+}
+
+BOOST_AUTO_TEST_CASE(without_a_bound_on_silence_a_silent_connection_stays) {
+    ConnectionGuard g(1, limits());
+    Wire w;
+    g.on_accepted(0, 5, "10.0.0.1:5000");
+    w.read[5] = 100;
+    BOOST_TEST(w.check(&g, 0).empty());
+    BOOST_TEST(w.check(&g, 3600000).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

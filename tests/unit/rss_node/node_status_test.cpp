@@ -118,6 +118,7 @@ BOOST_FIXTURE_TEST_CASE(every_documented_field_in_its_order, Fixture) {
                                                  "replies_dropped",
                                                  "connections_refused",
                                                  "connections_dropped",
+                                                 "connections_silent",
                                                  "connections_updates",
                                                  "connections_queries",
                                                  "unfinished_bytes",
