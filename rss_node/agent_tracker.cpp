@@ -24,6 +24,7 @@ AgentTracker::Agent *AgentTracker::agent_for(const wire::AgentId &id, std::uint6
         it->second.ahead.clear();
         it->second.ahead_total = 0;
         it->second.moved = wire::ShardSet{};
+        it->second.moved_since_full = wire::ShardSet{};
         it->second.needs_head = wire::ShardSet{};
         it->second.refusing = wire::ShardSet{};
         it->second.refused = 0;
@@ -38,6 +39,7 @@ void AgentTracker::advance(Agent *a, std::uint32_t shard, std::uint64_t shard_se
         p.counted = true;  // seen from the start of the epoch
     }
     if (p.counted && shard_sequence <= p.acked) {
+        a->moved.add(shard);  // sent again: its acknowledgement may have been lost on the way
         return;
     }
     auto held = a->ahead.find(static_cast<std::uint16_t>(shard));
@@ -112,14 +114,15 @@ void AgentTracker::on_refused(const wire::SenderStamp &sender, std::uint32_t sha
 
 std::vector<wire::ShardSequence> AgentTracker::take_acks(Agent *a, const wire::ShardSet &owned,
                                                          std::uint64_t now_mono_ms) {
-    bool full = now_mono_ms >= a->full_ack_due_wall_ms;
-    if (full) {
+    wire::ShardSet listed = a->moved;
+    a->moved_since_full.add_all(a->moved);
+    if (now_mono_ms >= a->full_ack_due_wall_ms) {
         a->full_ack_due_wall_ms = now_mono_ms + kFullAckIntervalMs;
+        listed = a->moved_since_full;
+        a->moved_since_full = wire::ShardSet{};
     }
     std::vector<wire::ShardSequence> acks;
-    // A heartbeat comes about once a millisecond: between full acks, only the few shards that
-    // moved are looked at.
-    (full ? owned : owned.common(a->moved)).for_each([&](std::uint32_t shard) {
+    owned.common(listed).for_each([&](std::uint32_t shard) {
         if (a->shards[shard].counted) {
             acks.push_back(
                 wire::ShardSequence{static_cast<std::uint16_t>(shard), a->shards[shard].acked});
@@ -163,7 +166,7 @@ AgentTracker::Agent *AgentTracker::on_heartbeat(const wire::Heartbeat &hb,
         // says so last, on its old connection).
         a->restarting_since_mono_ms = 0;
     }
-    a->server_name.assign(hb.server_name.data(), hb.server_name.size());
+    name_server(a, hb.agent_id, std::string_view(hb.server_name.data(), hb.server_name.size()));
     if (hb.epoch == a->epoch) {
         // A head counts even where the stream was counted already: the agent sends heads when
         // it publishes a shard again because this node may have missed some of it (it was away
@@ -183,37 +186,62 @@ AgentTracker::Agent *AgentTracker::on_heartbeat(const wire::Heartbeat &hb,
     return a;
 }
 
+void AgentTracker::name_server(Agent *a, const wire::AgentId &id, std::string_view server_name) {
+    if (a->server_name == server_name) {
+        return;  // every heartbeat but the first
+    }
+    forget_server_name(*a, id);
+    a->server_name.assign(server_name.data(), server_name.size());
+    auto it = by_server_.find(server_name);
+    if (it == by_server_.end()) {
+        it = by_server_.emplace(a->server_name, std::set<wire::AgentId>{}).first;
+    }
+    it->second.insert(id);
+}
+
+void AgentTracker::forget_server_name(const Agent &a, const wire::AgentId &id) {
+    auto it = by_server_.find(a.server_name);
+    if (it != by_server_.end() && it->second.erase(id) != 0 && it->second.empty()) {
+        by_server_.erase(it);
+    }
+}
+
+void AgentTracker::add_refusal_to(Agent *a, const wire::AgentId &id, const wire::Refusal &refusal) {
+    if (a->refusals.size() < kMaxQueuedRefusals) {
+        a->refusals.push_back(refusal);
+        waiting_.insert(id);
+        refusals_added_ = true;
+    }
+}
+
 void AgentTracker::add_refusal(const wire::AgentId &agent, const wire::Refusal &refusal) {
     auto it = agents_.find(agent);
-    if (it != agents_.end() && it->second.refusals.size() < kMaxQueuedRefusals) {
-        it->second.refusals.push_back(refusal);
-        refusals_added_ = true;
+    if (it != agents_.end()) {
+        add_refusal_to(&it->second, it->first, refusal);
     }
 }
 
 void AgentTracker::add_refusal_for_server(std::string_view server_name,
                                           const wire::Refusal &refusal) {
-    for (auto &entry : agents_) {
-        Agent &agent = entry.second;
-        if (agent.server_name == server_name && agent.refusals.size() < kMaxQueuedRefusals) {
-            agent.refusals.push_back(refusal);
-            refusals_added_ = true;
-        }
+    auto named = by_server_.find(server_name);
+    if (named == by_server_.end()) {
+        return;
+    }
+    for (const wire::AgentId &id : named->second) {
+        add_refusal_to(&agents_.at(id), id, refusal);
     }
 }
 
 void AgentTracker::add_refusal_for_all(const wire::Refusal &refusal) {
     for (auto &entry : agents_) {
-        if (entry.second.refusals.size() < kMaxQueuedRefusals) {
-            entry.second.refusals.push_back(refusal);
-            refusals_added_ = true;
-        }
+        add_refusal_to(&entry.second, entry.first, refusal);
     }
 }
 
 void AgentTracker::end_all_sessions() {
     for (auto &entry : agents_) {
         entry.second.all_sessions_ended = true;
+        waiting_.insert(entry.first);
         refusals_added_ = true;
     }
 }
@@ -236,9 +264,13 @@ std::string_view AgentTracker::on_restarting(const std::string &routing_id,
 }
 
 bool AgentTracker::between_agents(std::string_view server_name, std::uint64_t now_mono_ms) const {
-    for (const auto &entry : agents_) {
-        const Agent &agent = entry.second;
-        if (agent.server_name == server_name && agent.restarting_since_mono_ms != 0 &&
+    auto named = by_server_.find(server_name);
+    if (named == by_server_.end()) {
+        return false;
+    }
+    for (const wire::AgentId &id : named->second) {
+        const Agent &agent = agents_.at(id);
+        if (agent.restarting_since_mono_ms != 0 &&
             now_mono_ms - agent.restarting_since_mono_ms <= kRestartWaitMs) {
             return true;
         }
@@ -250,6 +282,8 @@ void AgentTracker::forget_idle(std::uint64_t now_mono_ms, std::uint64_t idle_ms)
     for (auto it = agents_.begin(); it != agents_.end();) {
         if (now_mono_ms - it->second.last_seen_mono_ms > idle_ms) {
             forget_routing_id(it->second, it->first);
+            forget_server_name(it->second, it->first);
+            waiting_.erase(it->first);
             it = agents_.erase(it);
         } else {
             ++it;
@@ -278,10 +312,14 @@ void AgentTracker::forget_routing_id(const Agent &agent, const wire::AgentId &id
 const AgentTracker::Agent *AgentTracker::reachable_agent_of_server(std::string_view server_name,
                                                                    std::uint64_t now_mono_ms,
                                                                    std::uint64_t within_ms) const {
+    auto named = by_server_.find(server_name);
+    if (named == by_server_.end()) {
+        return nullptr;
+    }
     const Agent *latest = nullptr;
-    for (const auto &entry : agents_) {
-        const Agent &agent = entry.second;
-        if (agent.server_name == server_name && !agent.routing_id.empty() &&
+    for (const wire::AgentId &id : named->second) {
+        const Agent &agent = agents_.at(id);
+        if (!agent.routing_id.empty() &&
             (latest == nullptr || agent.last_seen_mono_ms > latest->last_seen_mono_ms)) {
             latest = &agent;
         }

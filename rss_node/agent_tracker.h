@@ -47,12 +47,13 @@ class AgentTracker {
         std::vector<ShardProgress> shards = std::vector<ShardProgress>(wire::kShardCount);
         // By shard: sequences received past a gap (or before the shard's start is known).
         std::map<std::uint16_t, std::set<std::uint64_t>> ahead;
-        std::size_t ahead_total = 0;  // entries in every shard's `ahead`
-        wire::ShardSet moved;         // shards whose `acked` moved since the last ack
-        wire::ShardSet needs_head;    // shards whose stream starts at a head still to come
-        wire::ShardSet refusing;      // shards whose `acked` stops before a refused change
-        std::uint64_t refused = 0;    // changes of the epoch refused for lack of memory
-        std::uint64_t full_ack_due_wall_ms = 0;  // when to report every shard again
+        std::size_t ahead_total = 0;      // entries in every shard's `ahead`
+        wire::ShardSet moved;             // shards whose `acked` moved since the last ack
+        wire::ShardSet moved_since_full;  // ... since the last full ack
+        wire::ShardSet needs_head;        // shards whose stream starts at a head still to come
+        wire::ShardSet refusing;          // shards whose `acked` stops before a refused change
+        std::uint64_t refused = 0;        // changes of the epoch refused for lack of memory
+        std::uint64_t full_ack_due_wall_ms = 0;  // when to report moved_since_full again
         std::string routing_id;                  // of its last heartbeat; empty before one
         std::string server_name;                 // from its heartbeats
         std::uint64_t last_seen_mono_ms = 0;
@@ -85,8 +86,11 @@ class AgentTracker {
                     std::uint64_t now_mono_ms);
 
     // The shard acknowledgements for `agent`'s next heartbeat ack: the shards of `owned` whose
-    // progress moved since the last one, or all of them every kFullAckIntervalMs (an ack lost on
-    // the way must not hold the agent up for good).
+    // progress moved since the last one, and every kFullAckIntervalMs again those that moved
+    // since the last such full ack. Not every counted shard: an idle agent needs none, and 1,024
+    // of them a second to each of 1,000 idle agents cost the node 8 MiB/s (bench/agent_swarm).
+    // An ack lost on the way does not hold the agent up for good: it publishes what stays
+    // unacknowledged again, and a change that arrives again marks its shard moved.
     std::vector<wire::ShardSequence> take_acks(Agent *agent, const wire::ShardSet &owned,
                                                std::uint64_t now_mono_ms);
 
@@ -137,8 +141,7 @@ class AgentTracker {
     // The agent whose last heartbeat came from `routing_id`, or null.
     const Agent *find_by_routing_id(const std::string &routing_id) const;
     // The agent of the web server `server_name` seen last, if that was within `within_ms` and it
-    // has heartbeated (so it can be reached); null otherwise. A walk of every agent: for the
-    // rare fetch of a session another server made.
+    // has heartbeated (so it can be reached); null otherwise.
     const Agent *reachable_agent_of_server(std::string_view server_name, std::uint64_t now_mono_ms,
                                            std::uint64_t within_ms) const;
 
@@ -149,9 +152,17 @@ class AgentTracker {
     static void settle(Agent *agent, std::uint32_t shard, ShardProgress *progress);
     static void update_refusing(Agent *agent, std::uint32_t shard, const ShardProgress &progress);
     void forget_routing_id(const Agent &agent, const wire::AgentId &id);
+    void name_server(Agent *agent, const wire::AgentId &id, std::string_view server_name);
+    void forget_server_name(const Agent &agent, const wire::AgentId &id);
+    void add_refusal_to(Agent *agent, const wire::AgentId &id, const wire::Refusal &refusal);
 
     std::map<wire::AgentId, Agent> agents_;
     std::map<std::string, wire::AgentId> by_routing_id_;  // of each agent's last heartbeat
+    // The agents of each web server (one, or a few across its restarts), and those with refusals
+    // or an end of all sessions waiting: a failover to 3,000 web servers would otherwise walk
+    // every agent for each session taken over.
+    std::map<std::string, std::set<wire::AgentId>, std::less<>> by_server_;
+    std::set<wire::AgentId> waiting_;
     bool refusals_added_ = false;
 };
 
@@ -161,11 +172,14 @@ void AgentTracker::send_waiting_refusals(Send send) {
         return;  // the usual turn
     }
     refusals_added_ = false;
-    for (auto &entry : agents_) {
-        const Agent &agent = entry.second;
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        Agent &agent = agents_.at(*it);
         if ((!agent.refusals.empty() || agent.all_sessions_ended) && !agent.routing_id.empty()) {
-            send(entry.second.routing_id, &entry.second);
+            send(agent.routing_id, &agent);
         }
+        // What is left (its queue full, or no heartbeat yet) goes with the next refusal added
+        // or the agent's next heartbeat, as before.
+        it = agent.refusals.empty() && !agent.all_sessions_ended ? waiting_.erase(it) : ++it;
     }
 }
 
