@@ -153,11 +153,14 @@ std::string HandshakeMonitor::describe(std::uint16_t event, std::uint32_t value,
     }
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
         return uses_curve_ ? "the CURVE handshake with " + endpoint +
-                                 " failed: either the node does not use CURVE, or the bank's "
-                                 "public key given to " +
+                                 " failed: the node hung up or did not finish it in 5 s (it may "
+                                 "be stopped or out of reach), or it does not use CURVE, or the "
+                                 "bank's public key given to " +
                                  fix_ + " is not its key"
                            : "the handshake with " + endpoint +
-                                 " failed: if the node requires CURVE, set " + fix_;
+                                 " failed (the node hung up, or did not finish it in 5 s: it may "
+                                 "be stopped or out of reach); if the node requires CURVE, set " +
+                                 fix_;
     }
     char code[16];
     std::snprintf(code, sizeof code, "0x%x", value);
