@@ -260,7 +260,8 @@ TakeOver fetch_from_bank(request_rec *r, const SessionId &id) {
         return TakeOver::kTaken;
     }
     if (outcome == rhythm::FetchOutcome::kTimedOut || outcome == rhythm::FetchOutcome::kNoAgent ||
-        outcome == rhythm::FetchOutcome::kShed || outcome == rhythm::FetchOutcome::kBankSilent) {
+        outcome == rhythm::FetchOutcome::kShed || outcome == rhythm::FetchOutcome::kBankSilent ||
+        outcome == rhythm::FetchOutcome::kOwnerOut) {
         std::uint64_t suppressed = 0;
         if (g_unavailable_lines.admit(r->request_time, &suppressed)) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
@@ -326,7 +327,8 @@ bool check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
     rhythm::session_id_log_prefix(id, prefix);
     bool answered =
         outcome != rhythm::FetchOutcome::kTimedOut && outcome != rhythm::FetchOutcome::kNoAgent &&
-        outcome != rhythm::FetchOutcome::kShed && outcome != rhythm::FetchOutcome::kBankSilent;
+        outcome != rhythm::FetchOutcome::kShed && outcome != rhythm::FetchOutcome::kBankSilent &&
+        outcome != rhythm::FetchOutcome::kOwnerOut;
     if (!answered) {
         g_cache.abandon_check(&st->handle);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,

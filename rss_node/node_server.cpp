@@ -45,6 +45,11 @@ constexpr std::uint64_t kAgentIdleMs = 600000;
 // An agent heard from within this (an idle agent heartbeats every 500 ms) is asked for its copy
 // of a session another server fetches; one silent longer is taken for hung or gone.
 constexpr std::uint64_t kHandoverReachableMs = 1500;
+// A server silent to this node for longer than kHandoverReachableMs, up to this, may be out of
+// this node's reach only (packet loss, a one-sided cut), its changes acknowledged meanwhile by
+// the other owners: the node cannot vouch for its copy of that server's sessions (the fault
+// campaign, s100b). Past it the server is taken for gone, and the copy here for the best there is.
+constexpr std::uint64_t kServerSilentLatelyMs = 10000;
 // How long after its start a node may not have heard from every web server's agent yet (each
 // heartbeats every 500 ms, once its connection is made again): until then it cannot ask a server
 // it has not heard from for a newer copy, and answers fetches of that server's sessions
@@ -844,12 +849,36 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
             (copied_from_peers_.contains(wire::shard_of(key)) ||
              agents_.reachable_agent_of_server(answer.record.origin, mono_.ms(),
                                                kHandoverReachableMs) == nullptr);
-        answer.provisional = answer.provisional || (answer.owner && cannot_vouch_yet);
+        answer.provisional =
+            answer.provisional || (answer.owner && cannot_vouch_yet) ||
+            (answer.owner && asker != nullptr && !answer.record.tombstone &&
+             silent_lately(may_have_newer(key, answer.record, asker->server_name)));
     } else {
         answer.status = wire::FetchStatus::kNotFound;
         answer.record = wire::SessionRecord{};
     }
     reply(routing_id, answer);
+}
+
+// The server that took the session over last, at the version held here, may have changed it
+// since; otherwise the one that made this version may have. Empty where that is the asker.
+std::string_view NodeServer::may_have_newer(const wire::SessionKey &key,
+                                            const wire::SessionRecord &held,
+                                            std::string_view asker) const {
+    std::string_view newer_at = takeovers_.taker(key, held.version, mono_.ms());
+    if (newer_at.empty() || newer_at == asker) {
+        newer_at = held.origin;
+    }
+    return newer_at == asker ? std::string_view() : newer_at;
+}
+
+// Heard from within kServerSilentLatelyMs, and not within kHandoverReachableMs.
+bool NodeServer::silent_lately(std::string_view server_name) const {
+    return !server_name.empty() &&
+           agents_.reachable_agent_of_server(server_name, mono_.ms(), kServerSilentLatelyMs) !=
+               nullptr &&
+           agents_.reachable_agent_of_server(server_name, mono_.ms(), kHandoverReachableMs) ==
+               nullptr;
 }
 
 // A web server's agent fetches a session this node owns whose newest version here another server
@@ -868,13 +897,8 @@ bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fe
         return false;
     }
     handover_outcomes_.fetched_by(fetch.key, asker->server_name, mono_.ms());
-    // The server that took the session over last, at this version, may have changed it since;
-    // otherwise the one that made this version may have.
-    std::string_view newer_at = takeovers_.taker(fetch.key, held.version, mono_.ms());
-    if (newer_at.empty() || newer_at == asker->server_name) {
-        newer_at = held.origin;
-    }
-    if (newer_at == asker->server_name) {
+    std::string_view newer_at = may_have_newer(fetch.key, held, asker->server_name);
+    if (newer_at.empty()) {
         return false;
     }
     if (agents_.between_agents(newer_at, mono_.ms())) {

@@ -100,6 +100,9 @@ class NodeServer {
     void answer_fetch(const std::string &routing_id, std::uint64_t request_id,
                       const wire::SessionKey &key, WallTime now);
     bool hold_for_handover(const std::string &routing_id, const wire::Fetch &fetch, WallTime now);
+    std::string_view may_have_newer(const wire::SessionKey &key, const wire::SessionRecord &held,
+                                    std::string_view asker) const;
+    bool silent_lately(std::string_view server_name) const;
     void on_handover_reply(const std::string &routing_id, const wire::HandoverReply &reply,
                            WallTime now);
     void expire_handovers();

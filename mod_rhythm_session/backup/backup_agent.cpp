@@ -123,6 +123,12 @@ bool BackupAgent::reconnecting(std::size_t node) const {
     return nodes_[node]->heartbeat_after_close != 0;
 }
 
+bool BackupAgent::out_lately(std::size_t node, std::uint64_t within_ms) const {
+    MonotonicTime last = nodes_[node]->last_ack;
+    return !window_.up(node) && last != MonotonicTime() &&
+           MonotonicTime::now() - last < milliseconds(within_ms);
+}
+
 // Counted from the agent's start at the earliest: SessionBackupOutageGrace runs from then for a
 // bank this agent never reached.
 MonotonicTime BackupAgent::last_answer() const {

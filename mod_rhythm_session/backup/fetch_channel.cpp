@@ -76,12 +76,15 @@ const char *fetch_outcome_name(FetchOutcome outcome) {
             return "no node of the bank can be reached";
         case FetchOutcome::kBankSilent:
             return "no node of the bank answers, for less than SessionBackupOutageGrace so far";
+        case FetchOutcome::kOwnerOut:
+            return "an owner of the session out of reach lately may hold a newer copy than the "
+                   "nodes that answered, which cannot vouch for theirs";
     }
     return "?";
 }
 
 bool decode_fetch_outcome(unsigned char byte, FetchOutcome *outcome) {
-    if (byte > static_cast<unsigned char>(FetchOutcome::kBankSilent)) {
+    if (byte > static_cast<unsigned char>(FetchOutcome::kOwnerOut)) {
         return false;
     }
     *outcome = static_cast<FetchOutcome>(byte);

@@ -33,6 +33,9 @@ enum class FetchOutcome : std::uint8_t {
     // Every node silent for less than SessionBackupOutageGrace: a take-over, or a check of a copy
     // handed over or fetched (another server may be continuing it), cannot be answered yet.
     kBankSilent = 11,
+    // No owner that answered vouches for its answer, and an owner out of reach lately may hold a
+    // newer version: a take-over cannot be answered yet.
+    kOwnerOut = 12,
 };
 
 // Why a session was or was not taken over, for RS0202.

@@ -36,6 +36,7 @@ struct FetchService::Pending {
     // answer (not provisional) has it.
     bool owner_answered = false;
     bool owner_found = false;
+    bool owner_vouched = false;  // ... whether it has the session or not
     // The best version answered so far (0: none), and its record.
     std::uint64_t best_version = 0;
     std::string best_origin;
@@ -271,6 +272,7 @@ void FetchService::on_reply(std::size_t node, const wire::FetchReply &reply, Mon
     bool found = reply.status != wire::FetchStatus::kNotFound;
     fetch.owner_answered = fetch.owner_answered || reply.owner;
     bool vouching_owner = reply.owner && !reply.provisional;
+    fetch.owner_vouched = fetch.owner_vouched || vouching_owner;
     if (found && vouching_owner) {
         fetch.owner_found = true;
     }
@@ -329,7 +331,9 @@ void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime no
         return;
     }
     FetchOutcome outcome;
-    if (fetch.best_version == 0) {
+    if (!fetch.owner_vouched && owner_out_lately(fetch)) {
+        outcome = FetchOutcome::kOwnerOut;
+    } else if (fetch.best_version == 0) {
         outcome = deadline_passed ? FetchOutcome::kTimedOut : FetchOutcome::kNotFound;
     } else if (fetch.best_deleted) {
         outcome = FetchOutcome::kDeleted;
@@ -348,6 +352,22 @@ void FetchService::finish(Pending &fetch, bool deadline_passed, MonotonicTime no
         // request finds it another server may have taken the session over.
         feed_.check_before_serving(fetch.id);
     }
+}
+
+// No owner that answered could vouch for its answer (it could not ask the server that made its
+// copy, silent to it lately, or it is being filled or cut off), and an owner of the shard went
+// out of reach lately: that one may hold a newer version, acknowledged while the others were out
+// of that server's reach. A 503 until one of them is back, or kOwnerOutMs pass (the fault
+// campaign, s100b: web-3, out of node-1's reach under packet loss, had 47 changes acknowledged by
+// node-2 alone; node-2 was cut off, and node-1 answered a misroute from its copy from before).
+bool FetchService::owner_out_lately(const Pending &fetch) const {
+    std::uint32_t shard = wire::shard_of(fetch.id);
+    for (std::size_t i = 0; i < bank_.node_count(); ++i) {
+        if (bank_.owns(i, shard) && bank_.out_lately(i, kOwnerOutMs)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 // A copy held here after the server stalled, against the bank's best: replaced when the bank's
@@ -410,7 +430,8 @@ bool FetchService::answer(Pending &fetch, FetchOutcome outcome) {
     static constexpr std::pair<FetchOutcome, Count> kCountedAs[] = {
         {FetchOutcome::kFound, Count::kFound},         {FetchOutcome::kTimedOut, Count::kTimedOut},
         {FetchOutcome::kBankSilent, Count::kTimedOut}, {FetchOutcome::kShed, Count::kShed},
-        {FetchOutcome::kTooLarge, Count::kTooLarge},   {FetchOutcome::kNoSpace, Count::kNoSpace},
+        {FetchOutcome::kOwnerOut, Count::kTimedOut},   {FetchOutcome::kTooLarge, Count::kTooLarge},
+        {FetchOutcome::kNoSpace, Count::kNoSpace},
     };
     Count count = Count::kMissing;
     for (const auto &[answered, counted] : kCountedAs) {

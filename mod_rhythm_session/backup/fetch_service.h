@@ -50,6 +50,8 @@ class FetchService {
         virtual bool reconnecting(std::size_t node) const = 0;
         // When a node last answered (the agent's start, when none has yet).
         virtual MonotonicTime last_answer() const = 0;
+        // It answered once, is not up now, and answered within the last `within_ms`.
+        virtual bool out_lately(std::size_t node, std::uint64_t within_ms) const = 0;
     };
 
     struct Settings {
@@ -60,6 +62,11 @@ class FetchService {
         // is answered kBankSilent (a 503), and only then starts a new session.
         std::uint64_t outage_grace_ms = 30000;
     };
+
+    // How long an owner that went out of reach may hold a newer copy no other owner vouches
+    // against: a cut or a loss is over, or the node's peers have given its shards to others
+    // (3 s) and the server that made the copy has published them again, well within it.
+    static constexpr std::uint64_t kOwnerOutMs = 10000;
 
     FetchService(BackupFeed &feed, const Settings &settings, AgentLog log, Bank &bank);
     ~FetchService();
@@ -94,6 +101,7 @@ class FetchService {
     // The whole server stalled within SessionBackupOutageGrace.
     bool stalled_lately(MonotonicTime now);
     std::size_t ask(Pending &fetch);
+    bool owner_out_lately(const Pending &fetch) const;
     void ask_again_if_lost(Pending &fetch);
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);

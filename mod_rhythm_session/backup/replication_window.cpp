@@ -56,6 +56,13 @@ ReplicationWindow::AckOutcome ReplicationWindow::on_ack(std::size_t node, const 
     wire::ShardSet gained = ack.owned;
     gained.remove_all(n.owned);
     gained.for_each([&](std::uint32_t shard) { n.shard_acked[shard] = 0; });
+    // ... and a node out of reach owns it no more, as far as this agent can tell: the nodes
+    // that are up gave it to others (a take-over does not wait for it, FetchService).
+    for (Node &other : nodes_) {
+        if (!other.up) {
+            other.owned.remove_all(gained);
+        }
+    }
     n.owned = ack.owned;
     n.refusing = ack.refusing;
     if (ack.shard_acks != nullptr) {

@@ -729,6 +729,46 @@ class Relay:
         self.listener.close()
 
 
+def test_no_take_over_from_a_copy_nobody_vouches_for_while_the_owner_with_the_newer_one_is_out():
+    """The fault campaign, s100b: A, out of one owner's reach (node-1: A's heartbeats to it cut),
+    has its changes 6 to 10 acknowledged by the other owner alone (node-2); node-2 then hangs, and
+    the user's next request lands on B, which reaches node-1 only. node-1 holds count 5 and cannot
+    ask A (silent to it): before, B took count 5 over and the user lost five acknowledged counts
+    (count 6 after 10). Now node-1 cannot vouch for its copy and B answers 503 while node-2 is out
+    lately; once node-2 is back, the user goes on from 10."""
+    with bank(["node-1", "node-2"], 2) as (node1, node2):
+        relay = Relay(node1.queries)
+        try:
+            with backed_server("web-a", [relay, node2]) as a, \
+                    backed_server("web-b", [node1, node2]) as b:
+                user, sid = counted_session(a, node1, 5)
+                wait_for(lambda: count_in_bank(node2, sid) == 5, 10, "count=5 on node-2")
+                relay.partition()
+                cut_at = time.monotonic()
+                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 1, 10,
+                         "A to count node-1 down")
+                for i in range(6, 11):
+                    assert count_of(user.get("/app/counter")[2]) == i
+                wait_for(lambda: all_acknowledged(a), 10, "count=10 acknowledged by node-2 alone")
+                assert count_in_bank(node2, sid) == 10 and count_in_bank(node1, sid) == 5
+                stop_node(node2)
+                try:
+                    wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10,
+                             "B to count node-2 down")
+                    assert 1.5 < time.monotonic() - cut_at < 10  # A silent to node-1 lately
+                    user.server = b
+                    status, _, text = user.get("/app/counter")
+                    assert status == 503, text
+                    said = "\n".join(line for line in b.log_text().splitlines() if "RS0205" in line)
+                    assert "out of reach lately may hold a newer copy" in said
+                finally:
+                    os.kill(node2.pid, signal.SIGCONT)
+                status, _, text = counted_on(user, timeout=15)
+                assert (status, count_of(text)) == (200, 11), text
+        finally:
+            relay.close()
+
+
 def test_a_server_cut_off_from_the_bank_checks_its_copies_when_back_in_touch():
     """A reaches the bank through a relay that is cut while the user goes on from 10 to 20 on B.
     Once A is back in touch, it checks each copy before serving it (the nodes' refusals, which

@@ -96,6 +96,7 @@ BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
         {FetchOutcome::kTooLarge, 6},     {FetchOutcome::kNoSpace, 7},
         {FetchOutcome::kCurrent, 8},      {FetchOutcome::kReplaced, 9},
         {FetchOutcome::kUnreachable, 10}, {FetchOutcome::kBankSilent, 11},
+        {FetchOutcome::kOwnerOut, 12},
     };
     std::set<std::string> names;
     for (const auto &[outcome, number] : numbers) {
@@ -109,7 +110,7 @@ BOOST_AUTO_TEST_CASE(outcomes_keep_their_numbers_and_names) {
     }
     BOOST_TEST(names.size() == std::size(numbers));
     FetchOutcome decoded = FetchOutcome::kFound;
-    BOOST_TEST(!rhythm::decode_fetch_outcome(12, &decoded));
+    BOOST_TEST(!rhythm::decode_fetch_outcome(13, &decoded));
     BOOST_TEST(!rhythm::decode_fetch_outcome(255, &decoded));
     BOOST_TEST((decoded == FetchOutcome::kFound));  // untouched
     // A session kept out says why, never "not found".
@@ -143,12 +144,10 @@ BOOST_AUTO_TEST_CASE(the_agents_answer_is_returned) {
 
 BOOST_AUTO_TEST_CASE(the_new_outcomes_cross_the_channel_and_an_unknown_byte_does_not) {
     const std::pair<unsigned char, FetchOutcome> cases[] = {
-        {6, FetchOutcome::kTooLarge},
-        {7, FetchOutcome::kNoSpace},
-        {9, FetchOutcome::kReplaced},
-        {10, FetchOutcome::kUnreachable},
-        {11, FetchOutcome::kBankSilent},
-        {12, FetchOutcome::kTimedOut},  // no outcome: no usable answer
+        {6, FetchOutcome::kTooLarge},    {7, FetchOutcome::kNoSpace},
+        {9, FetchOutcome::kReplaced},    {10, FetchOutcome::kUnreachable},
+        {11, FetchOutcome::kBankSilent}, {12, FetchOutcome::kOwnerOut},
+        {13, FetchOutcome::kTimedOut},  // no outcome: no usable answer
     };
     for (const auto &[byte, expected] : cases) {
         std::string path = socket_path("outcomes");

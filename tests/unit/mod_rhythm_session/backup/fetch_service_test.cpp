@@ -40,6 +40,7 @@ struct StandInBank : FetchService::Bank {
         bool owner = true;
         bool connected = true;      // false: a send to it fails (its connection is being made)
         bool reconnecting = false;  // its connection closed, and is not known to be back
+        bool out_lately = false;    // not up, and answered within the window asked about
         std::vector<wire::Fetch> asked;
     };
     std::vector<Node> nodes;
@@ -61,6 +62,7 @@ struct StandInBank : FetchService::Bank {
         return true;
     }
     rhythm::MonotonicTime last_answer() const override { return last_word; }
+    bool out_lately(std::size_t n, std::uint64_t) const override { return nodes[n].out_lately; }
     rhythm::MonotonicTime last_word = rhythm::MonotonicTime::from_ms(0);
 };
 
@@ -189,6 +191,40 @@ struct Fixture {
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(fetch_service)
+
+// s100b: web-3, out of node-1's reach, had its last changes acknowledged by node-2 alone; node-2
+// went out of reach too, and node-1, unable to ask web-3, answered from its older copy. The copy
+// of an owner that cannot vouch is not taken while another owner went out lately; it is once that
+// owner is back (or kOwnerOutMs passed), or where an owner vouches.
+BOOST_AUTO_TEST_CASE(no_take_over_from_copies_nobody_vouches_for_while_an_owner_is_out_lately) {
+    Fixture f(3);
+    f.bank.nodes[1].up = false;
+    f.bank.nodes[1].out_lately = true;
+    f.bank.nodes[2].owner = false;
+    int worker = f.ask(id_of(1));
+    BOOST_TEST(f.bank.nodes[1].asked.empty());  // out: not asked
+    f.reply(0, wire::FetchStatus::kFound, 753, "count=753", "web3", true, true);
+    f.reply(2, wire::FetchStatus::kNotFound, 0, "", "web1", false);
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kOwnerOut));
+    BOOST_TEST(f.stored(id_of(1)) == "<none>");
+    BOOST_TEST(f.feed.stats().fetch_timeouts == 1u);
+    // Nothing found anywhere is no new session either: the one out may hold it.
+    worker = f.ask(id_of(2));
+    f.reply(0, wire::FetchStatus::kNotFound, 0, "", "web1", true, true);
+    f.reply(2, wire::FetchStatus::kNotFound, 0, "", "web1", false);
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kOwnerOut));
+    // An owner that vouches settles it, as before.
+    worker = f.ask(id_of(3));
+    f.reply(0, wire::FetchStatus::kFound, 800, "count=800", "web3");
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kFound));
+    // The owner out for longer than the window (its shards moved on): the best there is.
+    f.bank.nodes[1].out_lately = false;
+    worker = f.ask(id_of(4));
+    f.reply(0, wire::FetchStatus::kFound, 753, "count=753", "web3", true, true);
+    f.reply(2, wire::FetchStatus::kNotFound, 0, "", "web1", false);
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kFound));
+    BOOST_TEST(f.stored(id_of(4)) == "count=753");
+}
 
 BOOST_AUTO_TEST_CASE(the_owners_are_asked_first_then_the_rest_and_what_is_found_is_stored) {
     Fixture f(2);

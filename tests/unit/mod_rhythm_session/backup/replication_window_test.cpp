@@ -137,6 +137,21 @@ BOOST_AUTO_TEST_CASE(a_node_that_is_down_does_not_hold_up_the_others_but_misses_
     BOOST_TEST(f.ack(1, kShard7).repair.count() == 0u);  // repaired once
 }
 
+// The nodes that are up gave a down node's shard to others: it owns it no more, as far as the
+// agent can tell, and a take-over waits for it no more (FetchService). Back, it says what it owns.
+BOOST_AUTO_TEST_CASE(a_shard_another_node_gains_is_no_longer_a_down_nodes) {
+    Fixture f(3);
+    f.ack(0, shards({1}));
+    f.ack(1, shards({7}));
+    f.ack(2, shards({1, 7}));
+    f.window.on_down(1);
+    f.ack(0, shards({1, 7}));
+    BOOST_TEST(!f.window.owned(1).contains(7));
+    BOOST_TEST(f.window.owned(2).contains(7));  // up: what it says
+    f.ack(1, shards({7}));
+    BOOST_TEST(f.window.owned(1).contains(7));
+}
+
 BOOST_AUTO_TEST_CASE(a_head_never_passes_a_change_in_flight) {
     // Node 1 takes over shard 7 from node 0, which died with two changes of it unacknowledged,
     // and asks for the shard again. The head says where its stream starts; a head past those
