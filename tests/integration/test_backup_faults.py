@@ -759,8 +759,11 @@ def test_no_take_over_from_a_copy_nobody_vouches_for_while_the_owner_with_the_ne
                     user.server = b
                     status, _, text = user.get("/app/counter")
                     assert status == 503, text
+                    # Said as such, or as no answer in time where node-1 was slow to answer
+                    # (it is taking node-2's shards over): a 503 either way.
                     said = "\n".join(line for line in b.log_text().splitlines() if "RS0205" in line)
-                    assert "out of reach lately may hold a newer copy" in said
+                    assert "out of reach lately may hold a newer copy" in said or \
+                        "no answer from the session's owners in time" in said, said
                 finally:
                     os.kill(node2.pid, signal.SIGCONT)
                 status, _, text = counted_on(user, timeout=15)
