@@ -167,6 +167,7 @@ AgentTracker::Agent *AgentTracker::on_heartbeat(const wire::Heartbeat &hb,
         a->restarting_since_mono_ms = 0;
     }
     name_server(a, hb.agent_id, std::string_view(hb.server_name.data(), hb.server_name.size()));
+    a->last_heartbeat_mono_ms = now_mono_ms;
     if (hb.epoch == a->epoch) {
         // A head counts even where the stream was counted already: the agent sends heads when
         // it publishes a shard again because this node may have missed some of it (it was away
@@ -320,12 +321,12 @@ const AgentTracker::Agent *AgentTracker::reachable_agent_of_server(std::string_v
     for (const wire::AgentId &id : named->second) {
         const Agent &agent = agents_.at(id);
         if (!agent.routing_id.empty() &&
-            (latest == nullptr || agent.last_seen_mono_ms > latest->last_seen_mono_ms)) {
+            (latest == nullptr || agent.last_heartbeat_mono_ms > latest->last_heartbeat_mono_ms)) {
             latest = &agent;
         }
     }
-    return latest != nullptr && now_mono_ms - latest->last_seen_mono_ms <= within_ms ? latest
-                                                                                     : nullptr;
+    return latest != nullptr && now_mono_ms - latest->last_heartbeat_mono_ms <= within_ms ? latest
+                                                                                          : nullptr;
 }
 
 }  // namespace rhythm::node

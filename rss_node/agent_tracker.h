@@ -53,12 +53,13 @@ class AgentTracker {
         wire::ShardSet needs_head;        // shards whose stream starts at a head still to come
         wire::ShardSet refusing;          // shards whose `acked` stops before a refused change
         std::uint64_t refused = 0;        // changes of the epoch refused for lack of memory
-        std::uint64_t full_ack_due_wall_ms = 0;  // when to report moved_since_full again
-        std::string routing_id;                  // of its last heartbeat; empty before one
-        std::string server_name;                 // from its heartbeats
-        std::uint64_t last_seen_mono_ms = 0;
-        bool resend_requested = false;  // the first-contact re-send was asked for
-        wire::ShardSet resend_shards;   // to ask it to publish again, in its next heartbeat reply
+        std::uint64_t full_ack_due_wall_ms = 0;    // when to report moved_since_full again
+        std::string routing_id;                    // of its last heartbeat; empty before one
+        std::string server_name;                   // from its heartbeats
+        std::uint64_t last_seen_mono_ms = 0;       // by anything it sent
+        std::uint64_t last_heartbeat_mono_ms = 0;  // by its heartbeats, on its queries connection
+        bool resend_requested = false;             // the first-contact re-send was asked for
+        wire::ShardSet resend_shards;  // to ask it to publish again, in its next heartbeat reply
         std::vector<wire::Refusal> refusals;
         bool all_sessions_ended = false;  // to tell it: an operator ended every session
         // When it said it stops for a restart of its server (0: it did not): until the server's
@@ -140,8 +141,13 @@ class AgentTracker {
     const Agent *find(const wire::AgentId &agent) const;
     // The agent whose last heartbeat came from `routing_id`, or null.
     const Agent *find_by_routing_id(const std::string &routing_id) const;
-    // The agent of the web server `server_name` seen last, if that was within `within_ms` and it
-    // has heartbeated (so it can be reached); null otherwise.
+    // The agent of the web server `server_name` whose heartbeat came last, if that was within
+    // `within_ms`; null otherwise. Its heartbeats, not its publications: what can be asked of it
+    // (a handover) goes on the connection its heartbeats come on, and a server that publishes
+    // while that connection is cut or silent cannot be asked (the fault campaign's fix 31 test:
+    // web-a's re-sends reached the node on its updates connection after the relay cut its queries
+    // connection, and the node, counting web-a heard from 1.2 s before, took the failed send of
+    // the handover for web-a's death and vouched for its own older copy).
     const Agent *reachable_agent_of_server(std::string_view server_name, std::uint64_t now_mono_ms,
                                            std::uint64_t within_ms) const;
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <malloc.h>
 #include <sys/stat.h>
 #include <zmq.h>
@@ -824,13 +825,34 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
     // off, reached by a web server before by its peers once the cut heals, while they took its
     // shards and every change since (the fault campaign, s90k: node-1, alone by its own count
     // for 4 s, vouched for a copy 63 changes old).
-    answer.provisional =
-        answer.owner && (fills_.filling(wire::shard_of(key)) || membership_.cut_off());
+    bool filling = fills_.filling(wire::shard_of(key));
+    answer.provisional = answer.owner && (filling || membership_.cut_off());
+    const char *why_provisional = filling ? "being filled" : "every peer counted down";
+    // For the log: the server that may hold a newer copy, and when this node last heard from it.
+    std::string newer_server;
+    long long newer_heard_ms_ago = -1;
+    const AgentTracker::Agent *asker = agents_.find_by_routing_id(routing_id);
     if (store_.find(key, now.ms(), &answer.record)) {
         counters_.fetch_hits++;
         answer.status =
             answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
-        const AgentTracker::Agent *asker = agents_.find_by_routing_id(routing_id);
+        // Before this fetch is noted as a take-over: the server to ask is the one that took the
+        // session over before it, if any, or the one that made the copy.
+        std::string_view newer_at;
+        if (answer.owner && asker != nullptr && !answer.record.tombstone) {
+            newer_at = may_have_newer(key, answer.record, asker->server_name);
+        }
+        bool newer_may_be_out = silent_lately(newer_at);
+        if (!newer_at.empty() && log_enabled(LogLevel::kDebug)) {
+            // The view is the note's, which the note below may change.
+            newer_server.assign(newer_at.data(), newer_at.size());
+            const AgentTracker::Agent *heard = agents_.reachable_agent_of_server(
+                newer_at, mono_.ms(), std::numeric_limits<std::uint64_t>::max());
+            newer_heard_ms_ago =
+                heard == nullptr
+                    ? -1
+                    : static_cast<long long>(mono_.ms() - heard->last_heartbeat_mono_ms);
+        }
         if (asker != nullptr && !answer.record.tombstone) {
             takeovers_.note(key, asker->server_name, answer.record.version, mono_.ms());
         }
@@ -849,15 +871,52 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
             (copied_from_peers_.contains(wire::shard_of(key)) ||
              agents_.reachable_agent_of_server(answer.record.origin, mono_.ms(),
                                                kHandoverReachableMs) == nullptr);
-        answer.provisional =
-            answer.provisional || (answer.owner && cannot_vouch_yet) ||
-            (answer.owner && asker != nullptr && !answer.record.tombstone &&
-             silent_lately(may_have_newer(key, answer.record, asker->server_name)));
+        if (!answer.provisional && answer.owner && cannot_vouch_yet) {
+            answer.provisional = true;
+            why_provisional = "just started, a copy of another server";
+        } else if (!answer.provisional && newer_may_be_out) {
+            answer.provisional = true;
+            why_provisional = "the server that may hold a newer copy was silent lately";
+        }
     } else {
         answer.status = wire::FetchStatus::kNotFound;
         answer.record = wire::SessionRecord{};
     }
+    if (log_enabled(LogLevel::kDebug)) {
+        log_fetch_answer(key, asker, answer, why_provisional, newer_server, newer_heard_ms_ago);
+    }
     reply(routing_id, answer);
+}
+
+// RN0501 (debug): what a fetch was answered and why, so that a fault campaign's rollback can be
+// traced to the answers it was taken from.
+void NodeServer::log_fetch_answer(const wire::SessionKey &key, const AgentTracker::Agent *asker,
+                                  const wire::FetchReply &answer, const char *why_provisional,
+                                  const std::string &newer_server,
+                                  long long newer_heard_ms_ago) const {
+    std::string_view by = asker != nullptr ? std::string_view(asker->server_name) : "an operator";
+    char held[320] = "not found";
+    if (answer.status != wire::FetchStatus::kNotFound) {
+        std::snprintf(held, sizeof held, "%s version %llu.%llu made by %.*s",
+                      answer.record.tombstone ? "ended at" : "found",
+                      static_cast<unsigned long long>(wire::version_term(answer.record.version)),
+                      static_cast<unsigned long long>(wire::version_count(answer.record.version)),
+                      static_cast<int>(answer.record.origin.size()), answer.record.origin.data());
+    }
+    char newer[320] = "";
+    if (!newer_server.empty() && newer_heard_ms_ago < 0) {
+        std::snprintf(newer, sizeof newer, "; %s, which may hold a newer copy, not heard from",
+                      newer_server.c_str());
+    } else if (!newer_server.empty()) {
+        std::snprintf(newer, sizeof newer,
+                      "; %s, which may hold a newer copy, last heard from %lld ms ago",
+                      newer_server.c_str(), newer_heard_ms_ago);
+    }
+    RSS_LOG(LogLevel::kDebug, "RN0501: fetch of session %.6s... by %.*s: %s, %s%s%s%s",
+            wire::format_session_key(key).c_str(), static_cast<int>(by.size()), by.data(), held,
+            answer.owner ? "owner" : "no owner",
+            answer.provisional ? ", provisional: " : ", vouched",
+            answer.provisional ? why_provisional : "", newer);
 }
 
 // The server that took the session over last, at the version held here, may have changed it

@@ -103,6 +103,9 @@ class NodeServer {
     std::string_view may_have_newer(const wire::SessionKey &key, const wire::SessionRecord &held,
                                     std::string_view asker) const;
     bool silent_lately(std::string_view server_name) const;
+    void log_fetch_answer(const wire::SessionKey &key, const AgentTracker::Agent *asker,
+                          const wire::FetchReply &answer, const char *why_provisional,
+                          const std::string &newer_server, long long newer_heard_ms_ago) const;
     void on_handover_reply(const std::string &routing_id, const wire::HandoverReply &reply,
                            WallTime now);
     void expire_handovers();

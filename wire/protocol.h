@@ -29,6 +29,9 @@ constexpr std::uint32_t kShardCount = 1024;
 constexpr std::uint64_t version_term(std::uint64_t version) {
     return version >> 32;
 }
+constexpr std::uint64_t version_count(std::uint64_t version) {
+    return version & 0xFFFFFFFFu;
+}
 constexpr std::uint64_t first_version_of_term(std::uint64_t term) {
     return (term << 32) | 1;
 }

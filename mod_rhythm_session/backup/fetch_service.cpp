@@ -32,6 +32,14 @@ struct FetchService::Pending {
     // request, or its answer, was lost with it.
     enum class Asked : unsigned char { kNo, kYes, kLost, kAnswered };
     std::vector<Asked> asked_node;
+    // By node, what it answered: for RS0335, which says what the outcome was decided on.
+    struct Answer {
+        wire::FetchStatus status = wire::FetchStatus::kNotFound;
+        std::uint64_t version = 0;
+        bool owner = false;
+        bool provisional = false;
+    };
+    std::vector<Answer> answers;
     // A node that owns the session's shard (by its own word) answered; one that vouches for its
     // answer (not provisional) has it.
     bool owner_answered = false;
@@ -91,6 +99,7 @@ void FetchService::on_request(int fd, MonotonicTime now) {
     }
     fetch->request_id = next_request_id_++;
     fetch->asked_node.assign(bank_.node_count(), Pending::Asked::kNo);
+    fetch->answers.resize(bank_.node_count());
     if (ask_bank(*fetch) == 0 && every_node_silent()) {
         // Every node silent. A copy held here is the best there is (but see below). A take-over
         // finds nothing: once the bank has been silent SessionBackupOutageGrace it counts as
@@ -269,6 +278,9 @@ void FetchService::on_reply(std::size_t node, const wire::FetchReply &reply, Mon
     }
     asked = Pending::Asked::kAnswered;
     ++fetch.answered;
+    fetch.answers[node] = {reply.status,
+                           reply.status == wire::FetchStatus::kNotFound ? 0 : reply.record.version,
+                           reply.owner, reply.provisional};
     bool found = reply.status != wire::FetchStatus::kNotFound;
     fetch.owner_answered = fetch.owner_answered || reply.owner;
     bool vouching_owner = reply.owner && !reply.provisional;
@@ -444,11 +456,57 @@ bool FetchService::answer(Pending &fetch, FetchOutcome outcome) {
 }
 
 bool FetchService::reply(Pending &fetch, FetchOutcome outcome) {
+    log_decision(fetch, outcome);
     auto byte = static_cast<std::uint8_t>(outcome);
     bool taken = send(fetch.fd, &byte, 1, MSG_NOSIGNAL) == 1;
     close(fetch.fd);
     fetch.fd = -1;
     return taken;
+}
+
+// RS0335 (debug): a take-over's or check's outcome and each node's part in it, so that a fault
+// campaign's rollback can be traced to the answers it was decided on (rss_node's RN0501 says why
+// each node answered as it did).
+void FetchService::log_decision(const Pending &fetch, FetchOutcome outcome) const {
+    char nodes[400] = "";
+    std::size_t used = 0;
+    for (std::size_t i = 0; i < fetch.asked_node.size() && used < sizeof nodes; ++i) {
+        std::string_view name = bank_.name(i);
+        const Pending::Answer &a = fetch.answers[i];
+        int n = 0;
+        switch (fetch.asked_node[i]) {
+            case Pending::Asked::kNo:
+                n = std::snprintf(nodes + used, sizeof nodes - used, "; %.*s not asked",
+                                  static_cast<int>(name.size()), name.data());
+                break;
+            case Pending::Asked::kYes:
+            case Pending::Asked::kLost:
+                n = std::snprintf(nodes + used, sizeof nodes - used, "; %.*s no answer",
+                                  static_cast<int>(name.size()), name.data());
+                break;
+            case Pending::Asked::kAnswered: {
+                char held[48] = "not found";
+                if (a.status != wire::FetchStatus::kNotFound) {
+                    std::snprintf(held, sizeof held, "%s %llu.%llu",
+                                  a.status == wire::FetchStatus::kDeleted ? "ended at" : "found",
+                                  static_cast<unsigned long long>(wire::version_term(a.version)),
+                                  static_cast<unsigned long long>(wire::version_count(a.version)));
+                }
+                n = std::snprintf(nodes + used, sizeof nodes - used, "; %.*s %s, %s%s",
+                                  static_cast<int>(name.size()), name.data(), held,
+                                  a.owner ? "owner" : "no owner",
+                                  !a.owner        ? ""
+                                  : a.provisional ? ", provisional"
+                                                  : ", vouched");
+                break;
+            }
+        }
+        used += n > 0 ? static_cast<std::size_t>(n) : 0;
+    }
+    char prefix[7];
+    session_id_log_prefix(fetch.id, prefix);
+    log_line(log_, AgentLogLevel::kDebug, "RS0335: %s of session %s...: %s%s",
+             fetch.check ? "check" : "take-over", prefix, fetch_outcome_name(outcome), nodes);
 }
 
 }  // namespace rhythm

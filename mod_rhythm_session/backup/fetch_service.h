@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backup/agent_log.h"
@@ -52,6 +53,8 @@ class FetchService {
         virtual MonotonicTime last_answer() const = 0;
         // It answered once, is not up now, and answered within the last `within_ms`.
         virtual bool out_lately(std::size_t node, std::uint64_t within_ms) const = 0;
+        // Its name in the bank, or its address until it has said its name.
+        virtual std::string_view name(std::size_t node) const = 0;
     };
 
     struct Settings {
@@ -106,6 +109,7 @@ class FetchService {
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);
     void log_too_large(const Pending &fetch, MonotonicTime now);
+    void log_decision(const Pending &fetch, FetchOutcome outcome) const;
     // Counts a take-over's outcome, then replies.
     // Both return whether the worker took the answer (it had not given up).
     bool answer(Pending &fetch, FetchOutcome outcome);

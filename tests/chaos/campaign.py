@@ -50,7 +50,10 @@ class Bank:
 
     def __init__(self, cluster):
         self.cluster = cluster
-        self.nodes = {n: RssNode(n, extra=["--replicas", str(REPLICAS)], host=cluster[n])
+        # At debug, each node says what it answered each fetch and why (RN0501), as the web
+        # servers say what they made of the answers (RS0335): a violation's cause is in the logs.
+        self.nodes = {n: RssNode(n, extra=["--replicas", str(REPLICAS), "--log-level", "debug"],
+                                 host=cluster[n])
                       for n in NODES}
         for n in self.nodes.values():
             n.peers = [o.queries for o in self.nodes.values() if o is not n]

@@ -685,6 +685,45 @@ def test_a_node_that_counts_every_peer_down_does_not_vouch_for_its_copies():
         assert reply["owner"] and not reply["provisional"], reply
 
 
+def test_a_node_does_not_vouch_for_a_copy_while_the_server_that_took_it_over_is_silent():
+    """web-b took a session over from the node's copy, which web-a made, then fell silent to the
+    node (under packet loss, or hung): it may have changed the session since, and those changes
+    may have reached another owner. So the node answers web-c's fetch provisionally (web-c asks
+    the rest of the bank too), though web-a, the copy's maker, is in touch. Before, it checked
+    only the copy's maker and vouched."""
+    with RssNode("node-a", extra=["--handover-wait", "0"]) as node:
+        key = rf.new_key()
+        pub = node.publisher(agent_id=b"A" * 16, origin="web-a")
+        agents = {name: rf.Requester(node.context, node.queries)
+                  for name in ("web-a", "web-b", "web-c")}
+        try:
+            def heartbeat(name):
+                agent_id = name[-1].upper().encode() * 16
+                ack = agents[name].ask(lambda rid: rf.heartbeat_frames(
+                    rid, agent_id, 1, pub.sequence + 1 if name == "web-a" else 1,
+                    server_name=name))
+                assert ack["type"] == rf.HEARTBEAT_ACK, ack
+
+            pub.wait_subscribed()
+            pub.publish(key, 5, b"x")
+            wait_for(lambda: node.fetch(key)["status"] == rf.FOUND, 5, "the session stored")
+            for name in agents:
+                heartbeat(name)
+            taken = agents["web-b"].fetch(key)
+            assert (taken["owner"], taken["provisional"], taken["version"]) == (True, False, 5)
+            silent_since = time.monotonic()
+            while time.monotonic() - silent_since < 2:  # web-a and web-c in touch, web-b not
+                heartbeat("web-a")
+                heartbeat("web-c")
+                time.sleep(0.2)
+            reply = agents["web-c"].fetch(key)
+            assert reply["owner"] and reply["provisional"], reply
+        finally:
+            pub.close()
+            for r in agents.values():
+                r.close()
+
+
 def test_a_node_still_filling_a_shard_says_so_in_its_answers():
     """A node takes over shards whose snapshot never comes (its source takes the request and
     sends nothing): until it gives the fill up, its answer to a fetch is provisional (what

@@ -136,6 +136,17 @@ BOOST_AUTO_TEST_CASE(an_agent_is_found_by_the_identity_of_its_last_heartbeat_and
     BOOST_TEST(t.find_by_routing_id("rid-2") == nullptr);
 }
 
+// What it publishes does not make a server reachable: a handover goes on the connection its
+// heartbeats come on, which may be cut while its publications still arrive.
+BOOST_AUTO_TEST_CASE(a_server_heard_only_on_its_updates_connection_is_not_reachable) {
+    AgentTracker t;
+    t.on_heartbeat(heartbeat(1, 1), "rid-1", kAll, 1000);
+    t.on_published(stamp(1, 1), 7, 2400);
+    BOOST_TEST(t.reachable_agent_of_server("web1", 2400, 1500) != nullptr);
+    BOOST_TEST(t.reachable_agent_of_server("web1", 2600, 1500) == nullptr);
+    BOOST_TEST(t.reachable_agent_of_server("web1", 2600, 10000) != nullptr);
+}
+
 BOOST_AUTO_TEST_CASE(a_server_that_restarts_is_between_two_agents_until_the_next_one_heartbeats) {
     AgentTracker t;
     BOOST_TEST(t.on_restarting("rid-1", 100).empty());  // not known: nothing to mark

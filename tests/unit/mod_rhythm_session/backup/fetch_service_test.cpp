@@ -30,7 +30,10 @@ constexpr std::int64_t kNow = 1'700'000'000'000'000;
 // was at 0 ms.
 constexpr std::uint64_t kOutageGraceMs = 500;
 
-void ignore_log(rhythm::AgentLogLevel, const char *) {}
+std::string last_log_line;  // the agent's last line, for the tests of what it logs
+void keep_log(rhythm::AgentLogLevel, const char *message) {
+    last_log_line = message;
+}
 
 // Nodes that are up or not, own shards or not, and keep what they are asked.
 struct StandInBank : FetchService::Bank {
@@ -41,6 +44,7 @@ struct StandInBank : FetchService::Bank {
         bool connected = true;      // false: a send to it fails (its connection is being made)
         bool reconnecting = false;  // its connection closed, and is not known to be back
         bool out_lately = false;    // not up, and answered within the window asked about
+        std::string name = "a node";
         std::vector<wire::Fetch> asked;
     };
     std::vector<Node> nodes;
@@ -63,6 +67,7 @@ struct StandInBank : FetchService::Bank {
     }
     rhythm::MonotonicTime last_answer() const override { return last_word; }
     bool out_lately(std::size_t n, std::uint64_t) const override { return nodes[n].out_lately; }
+    std::string_view name(std::size_t n) const override { return nodes[n].name; }
     rhythm::MonotonicTime last_word = rhythm::MonotonicTime::from_ms(0);
 };
 
@@ -85,7 +90,7 @@ struct Fixture {
         listener = rhythm::listen_fetch_channel(path, -1, -1, &why);
         BOOST_REQUIRE_MESSAGE(listener >= 0, why);
         service = std::make_unique<FetchService>(
-            feed, FetchService::Settings{listener, max_pending, 1024, kOutageGraceMs}, ignore_log,
+            feed, FetchService::Settings{listener, max_pending, 1024, kOutageGraceMs}, keep_log,
             bank);
     }
     ~Fixture() {
@@ -224,6 +229,25 @@ BOOST_AUTO_TEST_CASE(no_take_over_from_copies_nobody_vouches_for_while_an_owner_
     f.reply(2, wire::FetchStatus::kNotFound, 0, "", "web1", false);
     BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kFound));
     BOOST_TEST(f.stored(id_of(4)) == "count=753");
+}
+
+// A fault campaign's rollback is traced to the answers it was taken from (RS0335, debug).
+BOOST_AUTO_TEST_CASE(a_take_overs_outcome_is_logged_with_each_nodes_answer) {
+    Fixture f(3);
+    f.bank.nodes[0].name = "node-1";
+    f.bank.nodes[1].name = "node-2";
+    f.bank.nodes[2].name = "node-3";
+    f.bank.nodes[2].up = false;
+    f.bank.nodes[2].silent = true;
+    int worker = f.ask(id_of(5));
+    f.reply(0, wire::FetchStatus::kFound, (3ull << 32) | 68, "count=68", "web1", true, true);
+    f.reply(1, wire::FetchStatus::kFound, (3ull << 32) | 67, "count=67", "web1");
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kFound));
+    char prefix[7];
+    rhythm::session_id_log_prefix(id_of(5), prefix);
+    BOOST_TEST(last_log_line == std::string("RS0335: take-over of session ") + prefix +
+                                    "...: found; node-1 found 3.68, owner, provisional; node-2 "
+                                    "found 3.67, owner, vouched; node-3 not asked");
 }
 
 BOOST_AUTO_TEST_CASE(the_owners_are_asked_first_then_the_rest_and_what_is_found_is_stored) {
