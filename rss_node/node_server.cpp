@@ -881,6 +881,16 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
     } else {
         answer.status = wire::FetchStatus::kNotFound;
         answer.record = wire::SessionRecord{};
+        // Nor can a node just started vouch that it lacks a session: its first snapshot may come
+        // from a peer that lacked it too, the copies a peer held for it while it was counted down
+        // (a catch-up offer) and the web servers' re-sends a moment later (s103-90: node-2, 170 ms
+        // old, said as owner that it had no such session, and a misroute was answered from a
+        // former owner's older copy; the catch-up offer brought the session 50 ms later).
+        if (!answer.provisional && answer.owner &&
+            mono_ - started_ < milliseconds(kAgentsHeardWithinMs)) {
+            answer.provisional = true;
+            why_provisional = "just started, the session may not have reached it yet";
+        }
     }
     if (log_enabled(LogLevel::kDebug)) {
         log_fetch_answer(key, asker, answer, why_provisional, newer_server, newer_heard_ms_ago);
