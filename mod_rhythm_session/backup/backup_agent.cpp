@@ -464,6 +464,7 @@ void BackupAgent::on_handover(std::size_t node, const wire::Handover &handover) 
         reply.newer = true;
         reply.record = record_of(newer);
     }
+    fetches_.on_handed_over(handover.key);
     send(node, wire::encode_message(reply));
 }
 

@@ -45,6 +45,7 @@ struct FetchService::Pending {
     bool owner_answered = false;
     bool owner_found = false;
     bool owner_vouched = false;  // ... whether it has the session or not
+    bool asked_again = false;    // after this server answered a handover of it (on_handed_over)
     // The best version answered so far (0: none), and its record.
     std::uint64_t best_version = 0;
     std::string best_origin;
@@ -223,6 +224,42 @@ void FetchService::on_connection_lost(std::size_t node) {
         if (node < fetch.asked_node.size() && fetch.asked_node[node] == Pending::Asked::kYes) {
             fetch.asked_node[node] = Pending::Asked::kLost;
         }
+    }
+}
+
+// A node that asked this server for a handover and gets its answer after this check's fetch
+// records that the server gave the session up at that version, and answers the next take-over
+// from its copy without asking again; while the check's answers, older than the handover, say
+// "current" and this server goes on (the fault campaign, s104-96: web-1 served 8 changes more,
+// and a take-over on web-2 got the bank's copy from before them). Such a check is asked again,
+// under a new request id, so that each node has the answer to the handover before the fetch
+// (one connection keeps its order) and sees this server take the session back after it; what
+// was answered to the first is dropped. A check not sent yet goes out after the answer anyway.
+void FetchService::on_handed_over(const SessionId &id) {
+    std::vector<std::unique_ptr<Pending>> again;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        Pending &fetch = *it->second;
+        if (fetch.check && fetch.id == id && fetch.asked > 0) {
+            again.push_back(std::move(it->second));
+            it = pending_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (std::unique_ptr<Pending> &fetch : again) {
+        Pending fresh;
+        fresh.fd = fetch->fd;
+        fresh.id = fetch->id;
+        fresh.deadline = fetch->deadline;
+        fresh.check = true;
+        fresh.asked_again = true;
+        fresh.request_id = next_request_id_++;
+        fresh.asked_node.assign(bank_.node_count(), Pending::Asked::kNo);
+        fresh.answers.resize(bank_.node_count());
+        *fetch = std::move(fresh);
+        ask_bank(*fetch);  // none asked: on_node_answer asks once a node answers, or it expires
+        std::uint64_t request_id = fetch->request_id;
+        pending_[request_id] = std::move(fetch);
     }
 }
 
@@ -505,8 +542,10 @@ void FetchService::log_decision(const Pending &fetch, FetchOutcome outcome) cons
     }
     char prefix[7];
     session_id_log_prefix(fetch.id, prefix);
-    log_line(log_, AgentLogLevel::kDebug, "RS0335: %s of session %s...: %s%s",
-             fetch.check ? "check" : "take-over", prefix, fetch_outcome_name(outcome), nodes);
+    log_line(log_, AgentLogLevel::kDebug, "RS0335: %s of session %s...: %s%s%s",
+             fetch.check ? "check" : "take-over", prefix, fetch_outcome_name(outcome),
+             fetch.asked_again ? " (asked again after this server answered a handover of it)" : "",
+             nodes);
 }
 
 }  // namespace rhythm

@@ -91,6 +91,9 @@ class FetchService {
     // The connection to `node` closed: what was asked through it, or is until it is back, is
     // asked again once it is (on_node_answer).
     void on_connection_lost(std::size_t node);
+    // This server answered a handover of `id` (BackupFeed::hand_over): a check of it already
+    // sent to the bank is void, its answers possibly older than that handover.
+    void on_handed_over(const SessionId &id);
     // Answers the fetches whose deadline has passed with the best they have.
     void expire(MonotonicTime now);
 

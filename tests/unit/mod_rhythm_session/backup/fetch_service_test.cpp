@@ -678,4 +678,29 @@ BOOST_AUTO_TEST_CASE(a_check_replaces_a_copy_the_bank_holds_newer) {
     BOOST_TEST(f.feed.stats().stall_replaced == 1u);
 }
 
+// s104-96: web-1 answered a handover after its check had gone out; the check's "current", older
+// than the handover, let it serve on while the node counted it as having given the session up.
+// Such a check is asked again, after the handover's answer, and what the first fetch gets counts
+// for nothing.
+BOOST_AUTO_TEST_CASE(a_check_sent_before_this_server_answered_a_handover_is_asked_again) {
+    Fixture f(1);
+    SessionId id = id_of(9);
+    int worker = f.ask(id, 200, true);
+    BOOST_REQUIRE(f.bank.nodes[0].asked.size() == 1u);
+    std::uint64_t first = f.bank.nodes[0].asked[0].request_id;
+    f.service->on_handed_over(id);
+    BOOST_REQUIRE(f.bank.nodes[0].asked.size() == 2u);
+    BOOST_TEST(f.bank.nodes[0].asked[1].request_id != first);
+    wire::FetchReply before;  // the answer to the first fetch: older than the handover
+    before.request_id = first;
+    before.status = wire::FetchStatus::kNotFound;
+    before.owner = true;
+    f.service->on_reply(0, before, rhythm::MonotonicTime::from_ms(1001));
+    BOOST_TEST(!Fixture::answer(worker));
+    f.reply(0, wire::FetchStatus::kFound, 10, "count=10", "web1");
+    BOOST_REQUIRE(Fixture::answer(worker));
+    BOOST_TEST(last_log_line.find("asked again after this server answered a handover") !=
+               std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
