@@ -464,8 +464,8 @@ void BackupAgent::on_handover(std::size_t node, const wire::Handover &handover) 
         reply.newer = true;
         reply.record = record_of(newer);
     }
-    fetches_.on_handed_over(handover.key);
     send(node, wire::encode_message(reply));
+    fetches_.on_handed_over(handover.key);  // after the answer: a check asked again follows it
 }
 
 void BackupAgent::on_heartbeat_ack(std::size_t i, const wire::HeartbeatAck &ack,
