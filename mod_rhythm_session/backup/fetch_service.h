@@ -92,7 +92,8 @@ class FetchService {
     // asked again once it is (on_node_answer).
     void on_connection_lost(std::size_t node);
     // This server answered a handover of `id` (BackupFeed::hand_over): a check of it already
-    // sent to the bank is void, its answers possibly older than that handover.
+    // sent to the bank is asked again, its answers possibly older than that handover. Call it
+    // after the answer is sent: the new fetch must reach each node after it.
     void on_handed_over(const SessionId &id);
     // Answers the fetches whose deadline has passed with the best they have.
     void expire(MonotonicTime now);
