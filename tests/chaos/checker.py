@@ -6,12 +6,13 @@ content, and decides per session (issue 15):
       have counted), and the requests before them that got no answer at all (a time-out, a 502 or
       504) within LATE_S: a server paused with such a request in its queue runs it when it
       resumes, after later requests were answered elsewhere; unless a web server that served
-      the session was killed, or cut off from the bank, between the two answers, or the answer
+      the session was killed, or cut off from the bank, or hung (paused: cut off from the bank
+      and its users alike), between the two answers, or the answer
       is a new session from a server cut off from the bank for SessionBackupOutageGrace (it
       counts the bank down and serves on).
   G2  bounded loss with a lost server: where G1 is excused, the changes lost, in changes and in
-      milliseconds before the fault; a kill that loses more than LOSS_BOUND_MS of changes while
-      no other fault touched that server's link to the bank fails the run.
+      milliseconds before the fault; a kill or a pause that loses more than LOSS_BOUND_MS of
+      changes while no other fault touched that server's link to the bank fails the run.
   G3  convergence: after healing and the quiet period, every node that owns a session holds the
       same version and bytes, as many as the bank's replicas, and its count is the last one a
       client was answered.
@@ -36,7 +37,13 @@ HEAL_GRACE_S = 10.0
 LATE_S = 60.0
 # Answers that say nothing of whether the request ran (no answer, the balancer's time-outs).
 NO_ANSWER = (0, 502, 504)
-EXCUSING = ("kill-web", "cut-web")
+# A hung server is cut off from the bank: its changes not acknowledged yet are lost for a user
+# who moves on, as a killed server's are (docs/backup.md: write-behind); waiting for it to
+# resume would stall the user without end.
+EXCUSING = ("kill-web", "cut-web", "pause-web")
+# Faults whose server holds nothing made after the fault began: its lost changes are what it
+# had not had acknowledged then, and so bounded by LOSS_BOUND_MS.
+STOPPING = ("kill-web", "pause-web")
 # SessionBackupOutageGrace (the default): a server whose nodes have all been silent this long
 # starts new sessions for the users that move to it; before, it answers 503. Its nodes' last word
 # may have come up to a heartbeat interval (0.5 s) before the cut.
@@ -173,13 +180,13 @@ def check_history(client, history, faults, end, report):
                         f.started <= h.end and h.start <= _healed(f, end)
                         for h in history[:i + 1])]
                 if excuses:
-                    # A kill excuses only the changes its server could have held, made before
-                    # it; a cut only if it lasted until the first lost change was made. (Seeds
-                    # 51 to 53: a server killed and started again seconds earlier excused the
-                    # rollback of changes made since, and hid misroutes.)
+                    # A kill or a pause excuses only the changes its server could have held,
+                    # made before it; a cut only if it lasted until the first lost change was
+                    # made. (Seeds 51 to 53: a server killed and started again seconds earlier
+                    # excused the rollback of changes made since, and hid misroutes.)
                     first = first_lost_answer(history, i, r.count) or last
                     excuses = [f for f in excuses if first.start <= (
-                        f.started if f.kind == "kill-web" else _healed(f, end))]
+                        f.started if f.kind in STOPPING else _healed(f, end))]
                 if excuse is None and excuses:
                     excuse = excuses[0]
                 # However the loss is excused, a server cut off meanwhile may still hold its own
@@ -197,7 +204,7 @@ def check_history(client, history, faults, end, report):
                     report.losses.append(Loss(
                         client, excuse.kind, excuse.target, lost,
                         max(0.0, (excuse.started - first_lost.end) * 1000),
-                        excuse.kind == "kill-web" and not others))
+                        excuse.kind in STOPPING and not others))
                 else:
                     report.violations.append(Violation(
                         "G1", client, f"count {r.count} after {last.count} with {unanswered} "
