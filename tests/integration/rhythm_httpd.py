@@ -130,15 +130,20 @@ BASE_MODULES = [
 # graceful restart the old generation's children finish their requests in slots of their own,
 # and with none to spare httpd says "AH03490: scoreboard is full" (seen once in 7 runs of three
 # restarts in a row under ASan). Debian's default leaves 16 slots for 6 processes.
+# MinSpareThreads within what StartServers starts: with the default (75) every server forks a
+# third child a second after it starts, while the first users arrive (under ASan that fork's
+# start-up took CPU the backup agents needed to answer handovers in time).
 MPM_SETTINGS = {
     "event": """
 StartServers 2
+MinSpareThreads 32
 ServerLimit 8
 ThreadsPerChild 32
 MaxRequestWorkers 128
 """,
     "worker": """
 StartServers 2
+MinSpareThreads 32
 ServerLimit 8
 ThreadsPerChild 32
 MaxRequestWorkers 128
