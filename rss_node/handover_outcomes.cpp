@@ -11,8 +11,8 @@ void HandoverOutcomes::answered(const wire::SessionKey &key, std::string_view se
 void HandoverOutcomes::unanswered(const wire::SessionKey &key, std::string_view server,
                                   std::uint64_t version, std::uint64_t now_ms) {
     const auto *noted = outcomes_.find(key, now_ms);
-    if (noted != nullptr && noted->value.server == server && noted->value.version == version &&
-        !noted->value.answered) {
+    const Outcome *outcome = noted != nullptr ? of(noted->value, server) : nullptr;
+    if (outcome != nullptr && outcome->version == version && !outcome->answered) {
         return;  // unanswered since the first time
     }
     record(key, server, version, false, now_ms);
@@ -21,7 +21,18 @@ void HandoverOutcomes::unanswered(const wire::SessionKey &key, std::string_view 
 void HandoverOutcomes::fetched_by(const wire::SessionKey &key, std::string_view server,
                                   std::uint64_t now_ms) {
     const auto *noted = outcomes_.find(key, now_ms);
-    if (noted != nullptr && noted->value.server == server) {
+    if (noted == nullptr || of(noted->value, server) == nullptr) {
+        return;
+    }
+    Outcomes &outcomes = outcomes_.note(key, now_ms);
+    bool others = false;
+    for (Outcome &outcome : outcomes) {
+        if (outcome.server == server) {
+            outcome = Outcome{};
+        }
+        others = others || !outcome.server.empty();
+    }
+    if (!others) {
         outcomes_.erase(key);
     }
 }
@@ -30,21 +41,45 @@ HandoverOutcomes::Verdict HandoverOutcomes::verdict(const wire::SessionKey &key,
                                                     std::string_view server, std::uint64_t version,
                                                     std::uint64_t now_ms) const {
     const auto *noted = outcomes_.find(key, now_ms);
-    if (noted == nullptr || noted->value.server != server || noted->value.version != version) {
+    const Outcome *outcome = noted != nullptr ? of(noted->value, server) : nullptr;
+    if (outcome == nullptr || outcome->version != version) {
         return Verdict::kAsk;
     }
-    if (noted->value.answered) {
+    if (outcome->answered) {
         return Verdict::kAnswered;
     }
-    return now_ms - noted->at_ms >= kGiveUpMs ? Verdict::kGiveUp : Verdict::kAsk;
+    return now_ms - outcome->since_ms >= kGiveUpMs ? Verdict::kGiveUp : Verdict::kAsk;
+}
+
+const HandoverOutcomes::Outcome *HandoverOutcomes::of(const Outcomes &outcomes,
+                                                      std::string_view server) {
+    for (const Outcome &outcome : outcomes) {
+        if (!outcome.server.empty() && outcome.server == server) {
+            return &outcome;
+        }
+    }
+    return nullptr;
 }
 
 void HandoverOutcomes::record(const wire::SessionKey &key, std::string_view server,
                               std::uint64_t version, bool answered, std::uint64_t now_ms) {
-    Outcome &outcome = outcomes_.note(key, now_ms);
-    outcome.server.assign(server.data(), server.size());
-    outcome.version = version;
-    outcome.answered = answered;
+    Outcomes &outcomes = outcomes_.note(key, now_ms);
+    // That server's slot, else a free one, else the one noted first.
+    Outcome *slot = &outcomes[0];
+    for (Outcome &outcome : outcomes) {
+        if (outcome.server == server) {
+            slot = &outcome;
+            break;
+        }
+        if (!slot->server.empty() &&
+            (outcome.server.empty() || outcome.since_ms < slot->since_ms)) {
+            slot = &outcome;
+        }
+    }
+    slot->server.assign(server.data(), server.size());
+    slot->version = version;
+    slot->answered = answered;
+    slot->since_ms = now_ms;
 }
 
 }  // namespace rhythm::node

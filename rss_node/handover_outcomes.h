@@ -11,10 +11,12 @@
 //     that session, as one silent that long does for all (node_server.cpp): the fetch is
 //     answered from what the node holds.
 // A fetch by the server itself may mean it takes the session back: what it answered is forgotten.
+// Two servers may be asked about one session (handover_waits.h): each one's outcome is kept.
 //
 // Bounded: at most kMaxEntries sessions, each kept kKeepMs. Socket-free, the time passed in.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -54,14 +56,17 @@ class HandoverOutcomes {
 
   private:
     struct Outcome {
-        std::string server;
+        std::string server;  // empty: a free slot
         std::uint64_t version = 0;
-        bool answered = false;  // else unanswered since it was noted
+        bool answered = false;       // else unanswered since since_ms
+        std::uint64_t since_ms = 0;  // when it was noted
     };
+    using Outcomes = std::array<Outcome, 2>;  // by server asked
+    static const Outcome *of(const Outcomes &outcomes, std::string_view server);
     void record(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
                 bool answered, std::uint64_t now_ms);
 
-    RecentByKey<Outcome, kMaxEntries, kKeepMs> outcomes_;
+    RecentByKey<Outcomes, kMaxEntries, kKeepMs> outcomes_;
 };
 
 }  // namespace rhythm::node

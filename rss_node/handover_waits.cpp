@@ -5,7 +5,7 @@
 namespace rhythm::node {
 
 HandoverWaits::Held HandoverWaits::hold(const wire::SessionKey &key,
-                                        const std::string &origin_routing_id, HeldFetch fetch,
+                                        const std::vector<std::string> &to_ask, HeldFetch fetch,
                                         std::uint64_t now_ms, std::uint64_t *handover_id) {
     auto it = waits_.find(key);
     if (it != waits_.end()) {
@@ -15,12 +15,12 @@ HandoverWaits::Held HandoverWaits::hold(const wire::SessionKey &key,
         it->second.fetches.push_back(std::move(fetch));
         return Held::kJoined;
     }
-    if (waits_.size() >= kMaxWaits) {
+    if (waits_.size() >= kMaxWaits || to_ask.empty() || to_ask.size() > kMaxAskedPerWait) {
         return Held::kFull;
     }
     Wait &wait = waits_[key];
     wait.key = key;
-    wait.origin_routing_id = origin_routing_id;
+    wait.unanswered = to_ask;
     wait.handover_id = next_handover_id_++;
     wait.deadline_ms = now_ms + wait_ms_;
     wait.fetches.push_back(std::move(fetch));
@@ -28,23 +28,45 @@ HandoverWaits::Held HandoverWaits::hold(const wire::SessionKey &key,
     return Held::kAsk;
 }
 
-bool HandoverWaits::answered(const std::string &routing_id, std::uint64_t handover_id,
-                             Wait *ended) {
-    // Few waits at a time (most fetches are of sessions their asker made): a walk is cheap.
-    for (auto it = waits_.begin(); it != waits_.end(); ++it) {
-        if (it->second.handover_id == handover_id && it->second.origin_routing_id == routing_id) {
-            *ended = std::move(it->second);
-            waits_.erase(it);
+namespace {
+
+// Takes `routing_id` off `unanswered`; false when it was not there.
+bool take_off(std::vector<std::string> *unanswered, const std::string &routing_id) {
+    for (auto it = unanswered->begin(); it != unanswered->end(); ++it) {
+        if (*it == routing_id) {
+            unanswered->erase(it);
             return true;
         }
     }
     return false;
 }
 
+}  // namespace
+
+HandoverWaits::Answer HandoverWaits::answered(const std::string &routing_id,
+                                              std::uint64_t handover_id, wire::SessionKey *key,
+                                              Wait *ended) {
+    // Few waits at a time (most fetches are of sessions their asker made): a walk is cheap.
+    for (auto it = waits_.begin(); it != waits_.end(); ++it) {
+        if (it->second.handover_id != handover_id ||
+            !take_off(&it->second.unanswered, routing_id)) {
+            continue;
+        }
+        *key = it->first;
+        if (!it->second.unanswered.empty()) {
+            return Answer::kMore;
+        }
+        *ended = std::move(it->second);
+        waits_.erase(it);
+        return Answer::kEnded;
+    }
+    return Answer::kNotAsked;
+}
+
 void HandoverWaits::expire(std::uint64_t now_ms, std::vector<Wait> *expired) {
     for (auto it = waits_.begin(); it != waits_.end();) {
         if (it->second.deadline_ms <= now_ms) {
-            expired_[it->second.handover_id] = {it->first, it->second.origin_routing_id};
+            expired_[it->second.handover_id] = {it->first, it->second.unanswered};
             if (expired_.size() > kMaxWaits) {
                 expired_.erase(expired_.begin());
             }
@@ -59,11 +81,13 @@ void HandoverWaits::expire(std::uint64_t now_ms, std::vector<Wait> *expired) {
 bool HandoverWaits::answered_late(const std::string &routing_id, std::uint64_t handover_id,
                                   wire::SessionKey *key) {
     auto it = expired_.find(handover_id);
-    if (it == expired_.end() || it->second.origin_routing_id != routing_id) {
+    if (it == expired_.end() || !take_off(&it->second.unanswered, routing_id)) {
         return false;
     }
     *key = it->second.key;
-    expired_.erase(it);
+    if (it->second.unanswered.empty()) {
+        expired_.erase(it);
+    }
     return true;
 }
 

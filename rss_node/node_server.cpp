@@ -828,30 +828,23 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
     bool filling = fills_.filling(wire::shard_of(key));
     answer.provisional = answer.owner && (filling || membership_.cut_off());
     const char *why_provisional = filling ? "being filled" : "every peer counted down";
-    // For the log: the server that may hold a newer copy, and when this node last heard from it.
-    std::string newer_server;
-    long long newer_heard_ms_ago = -1;
+    // For the log: the servers that may hold a newer copy, and when this node last heard from
+    // each.
+    std::string newer_heard;
     const AgentTracker::Agent *asker = agents_.find_by_routing_id(routing_id);
     if (store_.find(key, now.ms(), &answer.record)) {
         counters_.fetch_hits++;
         answer.status =
             answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
-        // Before this fetch is noted as a take-over: the server to ask is the one that took the
-        // session over before it, if any, or the one that made the copy.
-        std::string_view newer_at;
+        // Before this fetch is noted as a take-over: the servers to ask are the one that took
+        // the session over before it, if any, and the one that made the copy.
+        NewerHolders newer_at;
         if (answer.owner && asker != nullptr && !answer.record.tombstone) {
             newer_at = may_have_newer(key, answer.record, asker->server_name);
         }
-        bool newer_may_be_out = silent_lately(newer_at);
-        if (!newer_at.empty() && log_enabled(LogLevel::kDebug)) {
-            // The view is the note's, which the note below may change.
-            newer_server.assign(newer_at.data(), newer_at.size());
-            const AgentTracker::Agent *heard = agents_.reachable_agent_of_server(
-                newer_at, mono_.ms(), std::numeric_limits<std::uint64_t>::max());
-            newer_heard_ms_ago =
-                heard == nullptr
-                    ? -1
-                    : static_cast<long long>(mono_.ms() - heard->last_heartbeat_mono_ms);
+        bool newer_may_be_out = silent_lately(newer_at[0]) || silent_lately(newer_at[1]);
+        if (log_enabled(LogLevel::kDebug)) {
+            newer_heard = newer_holders_heard(newer_at);  // the views are the note's, below
         }
         if (asker != nullptr && !answer.record.tombstone) {
             takeovers_.note(key, asker->server_name, answer.record.version, mono_.ms());
@@ -876,7 +869,7 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
             why_provisional = "just started, a copy of another server";
         } else if (!answer.provisional && newer_may_be_out) {
             answer.provisional = true;
-            why_provisional = "the server that may hold a newer copy was silent lately";
+            why_provisional = "a server that may hold a newer copy was silent lately";
         }
     } else {
         answer.status = wire::FetchStatus::kNotFound;
@@ -893,7 +886,7 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
         }
     }
     if (log_enabled(LogLevel::kDebug)) {
-        log_fetch_answer(key, asker, answer, why_provisional, newer_server, newer_heard_ms_ago);
+        log_fetch_answer(key, asker, answer, why_provisional, newer_heard);
     }
     reply(routing_id, answer);
 }
@@ -902,8 +895,7 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
 // traced to the answers it was taken from.
 void NodeServer::log_fetch_answer(const wire::SessionKey &key, const AgentTracker::Agent *asker,
                                   const wire::FetchReply &answer, const char *why_provisional,
-                                  const std::string &newer_server,
-                                  long long newer_heard_ms_ago) const {
+                                  const std::string &newer_heard) const {
     std::string_view by = asker != nullptr ? std::string_view(asker->server_name) : "an operator";
     char held[320] = "not found";
     if (answer.status != wire::FetchStatus::kNotFound) {
@@ -913,32 +905,54 @@ void NodeServer::log_fetch_answer(const wire::SessionKey &key, const AgentTracke
                       static_cast<unsigned long long>(wire::version_count(answer.record.version)),
                       static_cast<int>(answer.record.origin.size()), answer.record.origin.data());
     }
-    char newer[320] = "";
-    if (!newer_server.empty() && newer_heard_ms_ago < 0) {
-        std::snprintf(newer, sizeof newer, "; %s, which may hold a newer copy, not heard from",
-                      newer_server.c_str());
-    } else if (!newer_server.empty()) {
-        std::snprintf(newer, sizeof newer,
-                      "; %s, which may hold a newer copy, last heard from %lld ms ago",
-                      newer_server.c_str(), newer_heard_ms_ago);
-    }
     RSS_LOG(LogLevel::kDebug, "RN0501: fetch of session %.6s... by %.*s: %s, %s%s%s%s",
             wire::format_session_key(key).c_str(), static_cast<int>(by.size()), by.data(), held,
             answer.owner ? "owner" : "no owner",
             answer.provisional ? ", provisional: " : ", vouched",
-            answer.provisional ? why_provisional : "", newer);
+            answer.provisional ? why_provisional : "", newer_heard.c_str());
+}
+
+// For RN0501: "; web-b, which may hold a newer copy, last heard from 12 ms ago", for each.
+std::string NodeServer::newer_holders_heard(const NewerHolders &servers) const {
+    std::string text;
+    for (std::string_view server : servers) {
+        if (server.empty()) {
+            continue;
+        }
+        const AgentTracker::Agent *heard = agents_.reachable_agent_of_server(
+            server, mono_.ms(), std::numeric_limits<std::uint64_t>::max());
+        char line[320];
+        if (heard == nullptr) {
+            std::snprintf(line, sizeof line, "; %.*s, which may hold a newer copy, not heard from",
+                          static_cast<int>(server.size()), server.data());
+        } else {
+            std::snprintf(line, sizeof line,
+                          "; %.*s, which may hold a newer copy, last heard from %lld ms ago",
+                          static_cast<int>(server.size()), server.data(),
+                          static_cast<long long>(mono_.ms() - heard->last_heartbeat_mono_ms));
+        }
+        text += line;
+    }
+    return text;
 }
 
 // The server that took the session over last, at the version held here, may have changed it
-// since; otherwise the one that made this version may have. Empty where that is the asker.
-std::string_view NodeServer::may_have_newer(const wire::SessionKey &key,
-                                            const wire::SessionRecord &held,
-                                            std::string_view asker) const {
-    std::string_view newer_at = takeovers_.taker(key, held.version, mono_.ms());
-    if (newer_at.empty() || newer_at == asker) {
-        newer_at = held.origin;
+// since; so may the one that made this version, where the take-over did not reach it in time
+// (the fault campaign, s104-97, under packet loss: web-1 took a session over from web-3's copy,
+// web-3, not told, went on with it, and a third server's fetch asked web-1 alone). Neither is
+// the asker.
+NodeServer::NewerHolders NodeServer::may_have_newer(const wire::SessionKey &key,
+                                                    const wire::SessionRecord &held,
+                                                    std::string_view asker) const {
+    NewerHolders servers;
+    std::size_t n = 0;
+    for (std::string_view server :
+         {takeovers_.taker(key, held.version, mono_.ms()), std::string_view(held.origin)}) {
+        if (!server.empty() && server != asker && (n == 0 || servers[0] != server)) {
+            servers[n++] = server;
+        }
     }
-    return newer_at == asker ? std::string_view() : newer_at;
+    return servers;
 }
 
 // Heard from within kServerSilentLatelyMs, and not within kHandoverReachableMs.
@@ -951,9 +965,9 @@ bool NodeServer::silent_lately(std::string_view server_name) const {
 }
 
 // A web server's agent fetches a session this node owns whose newest version here another server
-// made, or another server took over since (recent_takeovers.h): when that server's agent is in
-// touch, the fetch waits for its copy (handover_waits.h). An operator's `rss_node get` (no
-// agent) changes nothing anywhere.
+// made, or another server took over since (recent_takeovers.h): when such a server's agent is in
+// touch, the fetch waits for its copy (handover_waits.h), and for both servers' where both may
+// hold a newer one. An operator's `rss_node get` (no agent) changes nothing anywhere.
 bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fetch &fetch,
                                    WallTime now) {
     wire::SessionRecord held;
@@ -966,11 +980,11 @@ bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fe
         return false;
     }
     handover_outcomes_.fetched_by(fetch.key, asker->server_name, mono_.ms());
-    std::string_view newer_at = may_have_newer(fetch.key, held, asker->server_name);
-    if (newer_at.empty()) {
-        return false;
-    }
-    if (agents_.between_agents(newer_at, mono_.ms())) {
+    NewerHolders newer_at = may_have_newer(fetch.key, held, asker->server_name);
+    for (std::string_view server : newer_at) {
+        if (server.empty() || !agents_.between_agents(server, mono_.ms())) {
+            continue;
+        }
         // Its stopping agent said it restarts, and the next one has not reached this node yet:
         // the fetch is left unanswered (the asker's 503; its next request asks the next agent).
         // Answered from here, it would miss the changes that server made since.
@@ -981,43 +995,56 @@ bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fe
                     "RN0313: a fetch of a session web server %.*s made is left unanswered while "
                     "that server restarts and its next agent has not reached this node (%llu such "
                     "fetches so far, %llu since the last line)",
-                    static_cast<int>(newer_at.size()), newer_at.data(),
+                    static_cast<int>(server.size()), server.data(),
                     static_cast<unsigned long long>(counters_.handovers_held_for_restart),
                     static_cast<unsigned long long>(suppressed + 1));
         }
         return true;
     }
-    const AgentTracker::Agent *origin =
-        agents_.reachable_agent_of_server(newer_at, mono_.ms(), kHandoverReachableMs);
-    if (origin == nullptr) {
-        return false;  // gone, or hung: what is here is the best there is
+    std::vector<std::string> to_ask;
+    for (std::string_view server : newer_at) {
+        const AgentTracker::Agent *origin =
+            server.empty()
+                ? nullptr
+                : agents_.reachable_agent_of_server(server, mono_.ms(), kHandoverReachableMs);
+        if (origin == nullptr) {
+            continue;  // gone, or hung: what is here is the best it has
+        }
+        using Verdict = HandoverOutcomes::Verdict;
+        switch (handover_outcomes_.verdict(fetch.key, server, held.version, mono_.ms())) {
+            case Verdict::kAnswered:
+                continue;  // it gave the session up at this version
+            case Verdict::kGiveUp:
+                counters_.handovers_given_up++;
+                continue;  // hung for this session: what is here is the best it has
+            case Verdict::kAsk:
+                to_ask.push_back(origin->routing_id);
+                break;
+        }
     }
-    using Verdict = HandoverOutcomes::Verdict;
-    switch (handover_outcomes_.verdict(fetch.key, newer_at, held.version, mono_.ms())) {
-        case Verdict::kAnswered:
-            return false;  // it gave the session up at this version
-        case Verdict::kGiveUp:
-            counters_.handovers_given_up++;
-            return false;  // hung for this session: what is here is the best there is
-        case Verdict::kAsk:
-            break;
+    if (to_ask.empty()) {
+        return false;
     }
     std::uint64_t handover_id = 0;
-    switch (handovers_.hold(fetch.key, origin->routing_id, {routing_id, fetch.request_id},
-                            mono_.ms(), &handover_id)) {
-        case HandoverWaits::Held::kAsk: {
-            counters_.handovers_asked++;
-            std::string origin_routing_id = origin->routing_id;
-            if (!reply(origin_routing_id, wire::Handover{handover_id, fetch.key, held.version})) {
-                // Its connection is gone (the server died): nothing to wait for, and what is
-                // here is the best there is.
+    switch (handovers_.hold(fetch.key, to_ask, {routing_id, fetch.request_id}, mono_.ms(),
+                            &handover_id)) {
+        case HandoverWaits::Held::kAsk:
+            for (const std::string &origin_routing_id : to_ask) {
+                counters_.handovers_asked++;
+                if (reply(origin_routing_id,
+                          wire::Handover{handover_id, fetch.key, held.version})) {
+                    continue;
+                }
+                // Its connection is gone (the server died): nothing to wait for from it.
+                wire::SessionKey key;
                 HandoverWaits::Wait unsent;
-                handovers_.answered(origin_routing_id, handover_id, &unsent);
-                return false;
+                if (handovers_.answered(origin_routing_id, handover_id, &key, &unsent) ==
+                    HandoverWaits::Answer::kEnded) {
+                    return false;  // nobody left to wait for: what is here is the best it has
+                }
             }
             arm_handover_timer();
             return true;
-        }
         case HandoverWaits::Held::kJoined:
             return true;
         case HandoverWaits::Held::kFull:
@@ -1067,10 +1094,10 @@ void NodeServer::on_handover_reply(const std::string &routing_id,
     wire::SessionKey key;
     // After its deadline (the fetches held were left unanswered) the answer counts all the same:
     // the next fetch finds its copy, and need not ask again.
-    bool waited = handovers_.answered(routing_id, handover.request_id, &wait);
-    if (waited) {
-        key = wait.key;
-    } else if (!handovers_.answered_late(routing_id, handover.request_id, &key)) {
+    HandoverWaits::Answer answer =
+        handovers_.answered(routing_id, handover.request_id, &key, &wait);
+    if (answer == HandoverWaits::Answer::kNotAsked &&
+        !handovers_.answered_late(routing_id, handover.request_id, &key)) {
         return;  // not asked of that agent
     }
     const AgentTracker::Agent *origin = agents_.find_by_routing_id(routing_id);
@@ -1100,7 +1127,7 @@ void NodeServer::on_handover_reply(const std::string &routing_id,
     if (origin != nullptr && store_.find(key, now.ms(), &held)) {
         handover_outcomes_.answered(key, origin->server_name, held.version, mono_.ms());
     }
-    if (waited) {
+    if (answer == HandoverWaits::Answer::kEnded) {
         answer_held(wait, now);
     }
 }
@@ -1110,10 +1137,16 @@ void NodeServer::expire_handovers() {
     handovers_.expire(mono_.ms(), &expired);
     for (const HandoverWaits::Wait &wait : expired) {
         handover_unanswered(wait.fetches.size());
-        const AgentTracker::Agent *origin = agents_.find_by_routing_id(wait.origin_routing_id);
         wire::SessionRecord held;
-        if (origin != nullptr && store_.find(wait.key, now_.ms(), &held)) {
-            handover_outcomes_.unanswered(wait.key, origin->server_name, held.version, mono_.ms());
+        if (!store_.find(wait.key, now_.ms(), &held)) {
+            continue;
+        }
+        for (const std::string &origin_routing_id : wait.unanswered) {
+            const AgentTracker::Agent *origin = agents_.find_by_routing_id(origin_routing_id);
+            if (origin != nullptr) {
+                handover_outcomes_.unanswered(wait.key, origin->server_name, held.version,
+                                              mono_.ms());
+            }
         }
     }
     arm_handover_timer();

@@ -100,12 +100,16 @@ class NodeServer {
     void answer_fetch(const std::string &routing_id, std::uint64_t request_id,
                       const wire::SessionKey &key, WallTime now);
     bool hold_for_handover(const std::string &routing_id, const wire::Fetch &fetch, WallTime now);
-    std::string_view may_have_newer(const wire::SessionKey &key, const wire::SessionRecord &held,
-                                    std::string_view asker) const;
+    // The servers other than the asker that may hold a newer copy than `held`; empty views
+    // where fewer.
+    using NewerHolders = std::array<std::string_view, 2>;
+    NewerHolders may_have_newer(const wire::SessionKey &key, const wire::SessionRecord &held,
+                                std::string_view asker) const;
     bool silent_lately(std::string_view server_name) const;
+    std::string newer_holders_heard(const NewerHolders &servers) const;
     void log_fetch_answer(const wire::SessionKey &key, const AgentTracker::Agent *asker,
                           const wire::FetchReply &answer, const char *why_provisional,
-                          const std::string &newer_server, long long newer_heard_ms_ago) const;
+                          const std::string &newer_heard) const;
     void on_handover_reply(const std::string &routing_id, const wire::HandoverReply &reply,
                            WallTime now);
     void expire_handovers();

@@ -41,7 +41,8 @@ ENDED, NOT_OWNER, END_REFUSED = 0, 1, 2  # an END_SESSION_REPLY's outcome
 FOUND, NOT_FOUND, DELETED = 0, 1, 2
 ACK_FLAG_FULL = 0x01  # a heartbeat-ack's flags: the node has refused changes for lack of memory
 VERSION_MISMATCH, MALFORMED, UNSUPPORTED, BUSY = range(1, 5)  # an ERROR's code
-FETCH_FLAG_OWNER, FETCH_FLAG_PROVISIONAL = 0x01, 0x02  # a fetch-reply's flags
+# A fetch-reply's flags; ASKING: not the answer yet, the node asks a server first (a handover).
+FETCH_FLAG_OWNER, FETCH_FLAG_PROVISIONAL, FETCH_FLAG_ASKING = 0x01, 0x02, 0x04
 
 
 def distinct_free_ports(count, address="127.0.0.1"):
@@ -137,6 +138,15 @@ def fetch_frames(request_id, key):
     return [header(FETCH), struct.pack(">Q", request_id) + key]
 
 
+def handover_reply_frames(request_id, key=None, version=None, origin="web1", data=b""):
+    """An agent's answer to a handover: its newer copy (key and version given), else nothing
+    newer."""
+    if key is None:
+        return [header(HANDOVER_REPLY), struct.pack(">QB", request_id, 0)]
+    return [header(HANDOVER_REPLY), struct.pack(">QB", request_id, 1) +
+            record_bytes(key, version, now_ms() + 3600 * 1000, origin, data)]
+
+
 def end_session_frames(request_id, key=None):
     """An operator's end of the session `key`, or of every session when `key` is None."""
     scope = END_ALL if key is None else END_ONE
@@ -208,10 +218,11 @@ def decode_reply(frames):
     out = {"type": t}
     if t == FETCH_REPLY:
         out["request_id"], out["status"], flags = struct.unpack(">QBB", body[:10])
-        assert flags in (0, FETCH_FLAG_OWNER, FETCH_FLAG_OWNER | FETCH_FLAG_PROVISIONAL), \
-            f"fetch-reply flags {flags:#x}"
+        assert flags in (0, FETCH_FLAG_OWNER, FETCH_FLAG_OWNER | FETCH_FLAG_PROVISIONAL,
+                         FETCH_FLAG_OWNER | FETCH_FLAG_ASKING), f"fetch-reply flags {flags:#x}"
         out["owner"] = bool(flags & FETCH_FLAG_OWNER)
         out["provisional"] = bool(flags & FETCH_FLAG_PROVISIONAL)
+        out["asking"] = bool(flags & FETCH_FLAG_ASKING)
         if out["status"] != NOT_FOUND:
             out.update(decode_record(body[10:]))
     elif t == HEARTBEAT_ACK:
@@ -256,6 +267,10 @@ def decode_reply(frames):
         out["key"] = body[9:]
     elif t == END_SESSION_REPLY:
         out["request_id"], out["outcome"], out["count"] = struct.unpack(">QBQ", body)
+    elif t == HANDOVER:
+        out["request_id"], out["key"], out["version"] = (struct.unpack(">Q", body[:8])[0],
+                                                         body[8:24],
+                                                         struct.unpack(">Q", body[24:32])[0])
     elif t == ERROR:
         out["request_id"], out["code"] = struct.unpack(">QB", body[:9])
         out["text"] = body[9:].decode(errors="replace")

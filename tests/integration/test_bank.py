@@ -725,6 +725,61 @@ def test_a_node_does_not_vouch_for_a_copy_while_the_server_that_took_it_over_is_
                 r.close()
 
 
+def test_a_fetch_asks_both_the_server_that_took_a_session_over_and_the_one_that_made_it():
+    """s104-97 (the fault campaign, under packet loss): web-b took a session over from the
+    node's copy, which web-a made, without web-a being asked (it was not in touch then), and
+    web-a, not told, went on with it. A fetch by web-c then made the node ask web-b alone, the
+    last to take the session over, which had nothing newer: web-c got the node's copy, without
+    web-a's change. The node now asks both, and answers with web-a's newer copy."""
+    with RssNode("node-a") as node:
+        key = rf.new_key()
+        pub = node.publisher(agent_id=b"A" * 16, origin="web-a")
+        agents = {name: rf.Requester(node.context, node.queries)
+                  for name in ("web-a", "web-b", "web-c")}
+        try:
+            def heartbeat(name):
+                agent_id = name[-1].upper().encode() * 16
+                ack = agents[name].ask(lambda rid: rf.heartbeat_frames(
+                    rid, agent_id, 1, pub.sequence + 1 if name == "web-a" else 1,
+                    server_name=name))
+                assert ack["type"] == rf.HEARTBEAT_ACK, ack
+
+            pub.wait_subscribed()
+            pub.publish(key, 5, b"x")
+            wait_for(lambda: node.fetch(key)["status"] == rf.FOUND, 5, "the session stored")
+            # Past the node's first 3 s, in which it cannot vouch for another server's copy.
+            wait_for(lambda: not node.fetch(key)["provisional"], 5, "vouched once 3 s old")
+            heartbeat("web-b")
+            taken = agents["web-b"].fetch(key)  # web-a not in touch: not asked
+            assert (taken["version"], taken["asking"]) == (5, False), taken
+            heartbeat("web-a")
+            heartbeat("web-c")
+            agents["web-c"].send_raw(rf.fetch_frames(99, key))
+            asked = {}
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and len(asked) < 2:
+                for name in ("web-a", "web-b"):
+                    if name not in asked and agents[name].socket.poll(10):
+                        message = rf.decode_reply(agents[name].socket.recv_multipart())
+                        if message["type"] == rf.HANDOVER:
+                            asked[name] = message
+            assert sorted(asked) == ["web-a", "web-b"], f"handovers asked of {sorted(asked)}"
+            assert all(m["key"] == key and m["version"] == 5 for m in asked.values()), asked
+            agents["web-b"].send_raw(rf.handover_reply_frames(asked["web-b"]["request_id"]))
+            agents["web-a"].send_raw(rf.handover_reply_frames(
+                asked["web-a"]["request_id"], key, 6, origin="web-a", data=b"y"))
+            while True:
+                reply = agents["web-c"].receive()
+                if reply["type"] == rf.FETCH_REPLY and reply["request_id"] == 99 and \
+                        not reply["asking"]:
+                    break
+            assert (reply["status"], reply["version"], reply["data"]) == (rf.FOUND, 6, b"y"), reply
+        finally:
+            pub.close()
+            for r in agents.values():
+                r.close()
+
+
 def test_a_node_just_started_does_not_vouch_that_it_lacks_a_session():
     """In its first 3 s a node's "not found" is provisional: its first snapshot may have come
     from a peer that lacked the session too, and the copies a peer held for it while it was

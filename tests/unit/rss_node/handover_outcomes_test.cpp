@@ -50,6 +50,26 @@ BOOST_AUTO_TEST_CASE(a_server_that_leaves_a_version_unanswered_long_enough_is_gi
     BOOST_TEST((h.verdict(key_of(1), "web-b", 6, 3100) == Verdict::kAnswered));
 }
 
+BOOST_AUTO_TEST_CASE(the_outcomes_of_two_servers_asked_about_one_session_are_kept_apart) {
+    // The server that took the session over and the one that made the copy (handover_waits.h).
+    HandoverOutcomes h;
+    h.answered(key_of(1), "web-a", 5, 1000);
+    h.unanswered(key_of(1), "web-c", 5, 1000);
+    BOOST_TEST((h.verdict(key_of(1), "web-a", 5, 1100) == Verdict::kAnswered));
+    BOOST_TEST((h.verdict(key_of(1), "web-c", 5, 1100) == Verdict::kAsk));
+    BOOST_TEST(
+        (h.verdict(key_of(1), "web-c", 5, 1000 + HandoverOutcomes::kGiveUpMs) == Verdict::kGiveUp));
+    h.fetched_by(key_of(1), "web-c", 1200);  // web-c may take it back: web-a's answer stands
+    BOOST_TEST((h.verdict(key_of(1), "web-c", 5, 1300) == Verdict::kAsk));
+    BOOST_TEST((h.verdict(key_of(1), "web-a", 5, 1300) == Verdict::kAnswered));
+    // A third server takes the slot noted first.
+    h.answered(key_of(1), "web-c", 5, 1400);
+    h.answered(key_of(1), "web-d", 5, 1500);
+    BOOST_TEST((h.verdict(key_of(1), "web-a", 5, 1600) == Verdict::kAsk));
+    BOOST_TEST((h.verdict(key_of(1), "web-c", 5, 1600) == Verdict::kAnswered));
+    BOOST_TEST((h.verdict(key_of(1), "web-d", 5, 1600) == Verdict::kAnswered));
+}
+
 BOOST_AUTO_TEST_CASE(at_most_max_entries_are_remembered) {
     HandoverOutcomes h;
     for (std::size_t i = 0; i < HandoverOutcomes::kMaxEntries + 10; ++i) {
