@@ -3,19 +3,20 @@
 
 namespace rhythm::node {
 
-void HandoverOutcomes::answered(const wire::SessionKey &key, std::string_view server,
-                                std::uint64_t version, std::uint64_t now_ms) {
-    record(key, server, version, true, now_ms);
+void HandoverOutcomes::answered(const wire::SessionKey &key, Asked asked, std::uint64_t version,
+                                std::uint64_t now_ms) {
+    record(key, asked, version, true, now_ms);
 }
 
-void HandoverOutcomes::unanswered(const wire::SessionKey &key, std::string_view server,
-                                  std::uint64_t version, std::uint64_t now_ms) {
+void HandoverOutcomes::unanswered(const wire::SessionKey &key, Asked asked, std::uint64_t version,
+                                  std::uint64_t now_ms) {
     const auto *noted = outcomes_.find(key, now_ms);
-    const Outcome *outcome = noted != nullptr ? of(noted->value, server) : nullptr;
-    if (outcome != nullptr && outcome->version == version && !outcome->answered) {
+    const Outcome *outcome = noted != nullptr ? of(noted->value, asked.server) : nullptr;
+    if (outcome != nullptr && outcome->agent == asked.agent && outcome->version == version &&
+        !outcome->answered) {
         return;  // unanswered since the first time
     }
-    record(key, server, version, false, now_ms);
+    record(key, asked, version, false, now_ms);
 }
 
 void HandoverOutcomes::fetched_by(const wire::SessionKey &key, std::string_view server,
@@ -37,12 +38,12 @@ void HandoverOutcomes::fetched_by(const wire::SessionKey &key, std::string_view 
     }
 }
 
-HandoverOutcomes::Verdict HandoverOutcomes::verdict(const wire::SessionKey &key,
-                                                    std::string_view server, std::uint64_t version,
+HandoverOutcomes::Verdict HandoverOutcomes::verdict(const wire::SessionKey &key, Asked asked,
+                                                    std::uint64_t version,
                                                     std::uint64_t now_ms) const {
     const auto *noted = outcomes_.find(key, now_ms);
-    const Outcome *outcome = noted != nullptr ? of(noted->value, server) : nullptr;
-    if (outcome == nullptr || outcome->version != version) {
+    const Outcome *outcome = noted != nullptr ? of(noted->value, asked.server) : nullptr;
+    if (outcome == nullptr || outcome->agent != asked.agent || outcome->version != version) {
         return Verdict::kAsk;
     }
     if (outcome->answered) {
@@ -61,13 +62,13 @@ const HandoverOutcomes::Outcome *HandoverOutcomes::of(const Outcomes &outcomes,
     return nullptr;
 }
 
-void HandoverOutcomes::record(const wire::SessionKey &key, std::string_view server,
-                              std::uint64_t version, bool answered, std::uint64_t now_ms) {
+void HandoverOutcomes::record(const wire::SessionKey &key, Asked asked, std::uint64_t version,
+                              bool answered, std::uint64_t now_ms) {
     Outcomes &outcomes = outcomes_.note(key, now_ms);
     // That server's slot, else a free one, else the one noted first.
     Outcome *slot = &outcomes[0];
     for (Outcome &outcome : outcomes) {
-        if (outcome.server == server) {
+        if (outcome.server == asked.server) {
             slot = &outcome;
             break;
         }
@@ -76,7 +77,8 @@ void HandoverOutcomes::record(const wire::SessionKey &key, std::string_view serv
             slot = &outcome;
         }
     }
-    slot->server.assign(server.data(), server.size());
+    slot->server.assign(asked.server.data(), asked.server.size());
+    slot->agent.assign(asked.agent.data(), asked.agent.size());
     slot->version = version;
     slot->answered = answered;
     slot->since_ms = now_ms;

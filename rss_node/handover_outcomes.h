@@ -11,7 +11,11 @@
 //     that session, as one silent that long does for all (node_server.cpp): the fetch is
 //     answered from what the node holds.
 // A fetch by the server itself may mean it takes the session back: what it answered is forgotten.
-// Two servers may be asked about one session (handover_waits.h): each one's outcome is kept.
+// What one agent of a server answered, or left unanswered, holds for that agent only: the
+// server's next agent (a graceful restart) may have checked the session with other nodes only,
+// its connections to this one not made yet, and served it on (the fault campaign, s106-97: 18
+// changes rolled back). Two servers may be asked about one session (handover_waits.h): each
+// one's outcome is kept.
 //
 // Bounded: at most kMaxEntries sessions, each kept kKeepMs. Socket-free, the time passed in.
 #pragma once
@@ -40,16 +44,22 @@ class HandoverOutcomes {
         kGiveUp,    // it has not answered at this version for kGiveUpMs: answer from here
     };
 
-    // `server` answered a handover of `key`; the node holds `version` of it after the answer.
-    void answered(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
+    // A server's agent asked for a handover: its server's name and its connection's routing id.
+    struct Asked {
+        std::string_view server;
+        std::string_view agent;
+    };
+
+    // `asked` answered a handover of `key`; the node holds `version` of it after the answer.
+    void answered(const wire::SessionKey &key, Asked asked, std::uint64_t version,
                   std::uint64_t now_ms);
-    // A handover of `key` to `server`, the node holding `version`, was not answered in time.
-    void unanswered(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
+    // A handover of `key` to `asked`, the node holding `version`, was not answered in time.
+    void unanswered(const wire::SessionKey &key, Asked asked, std::uint64_t version,
                     std::uint64_t now_ms);
     // `server` fetched `key` itself.
     void fetched_by(const wire::SessionKey &key, std::string_view server, std::uint64_t now_ms);
 
-    Verdict verdict(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
+    Verdict verdict(const wire::SessionKey &key, Asked asked, std::uint64_t version,
                     std::uint64_t now_ms) const;
 
     std::size_t size() const { return outcomes_.size(); }
@@ -57,14 +67,15 @@ class HandoverOutcomes {
   private:
     struct Outcome {
         std::string server;  // empty: a free slot
+        std::string agent;   // the routing id of the agent asked
         std::uint64_t version = 0;
         bool answered = false;       // else unanswered since since_ms
         std::uint64_t since_ms = 0;  // when it was noted
     };
     using Outcomes = std::array<Outcome, 2>;  // by server asked
     static const Outcome *of(const Outcomes &outcomes, std::string_view server);
-    void record(const wire::SessionKey &key, std::string_view server, std::uint64_t version,
-                bool answered, std::uint64_t now_ms);
+    void record(const wire::SessionKey &key, Asked asked, std::uint64_t version, bool answered,
+                std::uint64_t now_ms);
 
     RecentByKey<Outcomes, kMaxEntries, kKeepMs> outcomes_;
 };

@@ -1011,7 +1011,8 @@ bool NodeServer::hold_for_handover(const std::string &routing_id, const wire::Fe
             continue;  // gone, or hung: what is here is the best it has
         }
         using Verdict = HandoverOutcomes::Verdict;
-        switch (handover_outcomes_.verdict(fetch.key, server, held.version, mono_.ms())) {
+        switch (handover_outcomes_.verdict(fetch.key, {server, origin->routing_id}, held.version,
+                                           mono_.ms())) {
             case Verdict::kAnswered:
                 continue;  // it gave the session up at this version
             case Verdict::kGiveUp:
@@ -1125,7 +1126,8 @@ void NodeServer::on_handover_reply(const std::string &routing_id,
     }
     wire::SessionRecord held;
     if (origin != nullptr && store_.find(key, now.ms(), &held)) {
-        handover_outcomes_.answered(key, origin->server_name, held.version, mono_.ms());
+        handover_outcomes_.answered(key, {origin->server_name, routing_id}, held.version,
+                                    mono_.ms());
     }
     if (answer == HandoverWaits::Answer::kEnded) {
         answer_held(wait, now);
@@ -1144,8 +1146,8 @@ void NodeServer::expire_handovers() {
         for (const std::string &origin_routing_id : wait.unanswered) {
             const AgentTracker::Agent *origin = agents_.find_by_routing_id(origin_routing_id);
             if (origin != nullptr) {
-                handover_outcomes_.unanswered(wait.key, origin->server_name, held.version,
-                                              mono_.ms());
+                handover_outcomes_.unanswered(wait.key, {origin->server_name, origin_routing_id},
+                                              held.version, mono_.ms());
             }
         }
     }
