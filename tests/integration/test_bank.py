@@ -686,43 +686,52 @@ def test_a_node_that_counts_every_peer_down_does_not_vouch_for_its_copies():
         assert reply["owner"] and not reply["provisional"], reply
 
 
+@contextlib.contextmanager
+def servers_of_a_session(node, names):
+    """A session web-a made on `node` (version 5), and a queries connection for each of `names`
+    ({name: Requester}; "web-a#2" is web-a's next agent, after a restart); heartbeat(name, epoch)
+    has that agent say who it is."""
+    key = rf.new_key()
+    pub = node.publisher(agent_id=b"A" * 16, origin="web-a")
+    agents = {name: rf.Requester(node.context, node.queries) for name in names}
+
+    def heartbeat(name, epoch=1):
+        next_sequence = pub.sequence + 1 if (name, epoch) == ("web-a", 1) else 1
+        ack = agents[name].ask(lambda rid: rf.heartbeat_frames(
+            rid, name[4].upper().encode() * 16, epoch, next_sequence,
+            server_name=name.split("#")[0]))
+        assert ack["type"] == rf.HEARTBEAT_ACK, ack
+
+    try:
+        pub.wait_subscribed()
+        pub.publish(key, 5, b"x")
+        wait_for(lambda: node.fetch(key)["status"] == rf.FOUND, 5, "the session stored")
+        yield key, agents, heartbeat
+    finally:
+        pub.close()
+        for r in agents.values():
+            r.close()
+
+
 def test_a_node_does_not_vouch_for_a_copy_while_the_server_that_took_it_over_is_silent():
     """web-b took a session over from the node's copy, which web-a made, then fell silent to the
     node (under packet loss, or hung): it may have changed the session since, and those changes
     may have reached another owner. So the node answers web-c's fetch provisionally (web-c asks
     the rest of the bank too), though web-a, the copy's maker, is in touch. Before, it checked
     only the copy's maker and vouched."""
-    with RssNode("node-a", extra=["--handover-wait", "0"]) as node:
-        key = rf.new_key()
-        pub = node.publisher(agent_id=b"A" * 16, origin="web-a")
-        agents = {name: rf.Requester(node.context, node.queries)
-                  for name in ("web-a", "web-b", "web-c")}
-        try:
-            def heartbeat(name):
-                agent_id = name[-1].upper().encode() * 16
-                ack = agents[name].ask(lambda rid: rf.heartbeat_frames(
-                    rid, agent_id, 1, pub.sequence + 1 if name == "web-a" else 1,
-                    server_name=name))
-                assert ack["type"] == rf.HEARTBEAT_ACK, ack
-
-            pub.wait_subscribed()
-            pub.publish(key, 5, b"x")
-            wait_for(lambda: node.fetch(key)["status"] == rf.FOUND, 5, "the session stored")
-            for name in agents:
-                heartbeat(name)
-            taken = agents["web-b"].fetch(key)
-            assert (taken["owner"], taken["provisional"], taken["version"]) == (True, False, 5)
-            silent_since = time.monotonic()
-            while time.monotonic() - silent_since < 2:  # web-a and web-c in touch, web-b not
-                heartbeat("web-a")
-                heartbeat("web-c")
-                time.sleep(0.2)
-            reply = agents["web-c"].fetch(key)
-            assert reply["owner"] and reply["provisional"], reply
-        finally:
-            pub.close()
-            for r in agents.values():
-                r.close()
+    with RssNode("node-a", extra=["--handover-wait", "0"]) as node, \
+            servers_of_a_session(node, ("web-a", "web-b", "web-c")) as (key, agents, heartbeat):
+        for name in agents:
+            heartbeat(name)
+        taken = agents["web-b"].fetch(key)
+        assert (taken["owner"], taken["provisional"], taken["version"]) == (True, False, 5)
+        silent_since = time.monotonic()
+        while time.monotonic() - silent_since < 2:  # web-a and web-c in touch, web-b not
+            heartbeat("web-a")
+            heartbeat("web-c")
+            time.sleep(0.2)
+        reply = agents["web-c"].fetch(key)
+        assert reply["owner"] and reply["provisional"], reply
 
 
 def fetch_answering_handovers(asker, key, agents, newer):
@@ -758,38 +767,20 @@ def test_a_fetch_asks_both_the_server_that_took_a_session_over_and_the_one_that_
     web-a, not told, went on with it. A fetch by web-c then made the node ask web-b alone, the
     last to take the session over, which had nothing newer: web-c got the node's copy, without
     web-a's change. The node now asks both, and answers with web-a's newer copy."""
-    with RssNode("node-a") as node:
-        key = rf.new_key()
-        pub = node.publisher(agent_id=b"A" * 16, origin="web-a")
-        agents = {name: rf.Requester(node.context, node.queries)
-                  for name in ("web-a", "web-b", "web-c")}
-        try:
-            def heartbeat(name):
-                agent_id = name[-1].upper().encode() * 16
-                ack = agents[name].ask(lambda rid: rf.heartbeat_frames(
-                    rid, agent_id, 1, pub.sequence + 1 if name == "web-a" else 1,
-                    server_name=name))
-                assert ack["type"] == rf.HEARTBEAT_ACK, ack
-
-            pub.wait_subscribed()
-            pub.publish(key, 5, b"x")
-            wait_for(lambda: node.fetch(key)["status"] == rf.FOUND, 5, "the session stored")
-            # Past the node's first 3 s, in which it cannot vouch for another server's copy.
-            wait_for(lambda: not node.fetch(key)["provisional"], 5, "vouched once 3 s old")
-            heartbeat("web-b")
-            taken = agents["web-b"].fetch(key)  # web-a not in touch: not asked
-            assert (taken["version"], taken["asking"]) == (5, False), taken
-            heartbeat("web-a")
-            heartbeat("web-c")
-            reply, asked = fetch_answering_handovers(
-                agents["web-c"], key, {n: agents[n] for n in ("web-a", "web-b")},
-                {"web-a": (6, b"y")})
-            assert asked == {"web-a", "web-b"}, f"handovers asked of {sorted(asked)}"
-            assert (reply["status"], reply["version"], reply["data"]) == (rf.FOUND, 6, b"y"), reply
-        finally:
-            pub.close()
-            for r in agents.values():
-                r.close()
+    with RssNode("node-a") as node, \
+            servers_of_a_session(node, ("web-a", "web-b", "web-c")) as (key, agents, heartbeat):
+        # Past the node's first 3 s, in which it cannot vouch for another server's copy.
+        wait_for(lambda: not node.fetch(key)["provisional"], 5, "vouched once 3 s old")
+        heartbeat("web-b")
+        taken = agents["web-b"].fetch(key)  # web-a not in touch: not asked
+        assert (taken["version"], taken["asking"]) == (5, False), taken
+        heartbeat("web-a")
+        heartbeat("web-c")
+        reply, asked = fetch_answering_handovers(
+            agents["web-c"], key, {n: agents[n] for n in ("web-a", "web-b")},
+            {"web-a": (6, b"y")})
+        assert asked == {"web-a", "web-b"}, f"handovers asked of {sorted(asked)}"
+        assert (reply["status"], reply["version"], reply["data"]) == (rf.FOUND, 6, b"y"), reply
 
 
 def test_a_servers_next_agent_is_asked_for_a_handover_its_last_one_answered():
@@ -799,40 +790,23 @@ def test_a_servers_next_agent_is_asked_for_a_handover_its_last_one_answered():
     alone and web-1 served it on, 18 changes. node-2, counting web-1 as having given the session
     up at that version, answered a misroute to web-2 from its copy without asking web-1 again.
     What one agent answered now holds for that agent only: the next one is asked."""
-    with RssNode("node-a") as node:
-        key = rf.new_key()
-        pub = node.publisher(agent_id=b"A" * 16, origin="web-a")
-        agents = {name: rf.Requester(node.context, node.queries)
-                  for name in ("web-a", "web-a#2", "web-b", "web-c")}
-        try:
-            def heartbeat(name, epoch=1):
-                agent_id = name[4].upper().encode() * 16
-                ack = agents[name].ask(lambda rid: rf.heartbeat_frames(
-                    rid, agent_id, epoch, pub.sequence + 1 if epoch == 1 and name == "web-a"
-                    else 1, server_name=name.split("#")[0]))
-                assert ack["type"] == rf.HEARTBEAT_ACK, ack
-
-            pub.wait_subscribed()
-            pub.publish(key, 5, b"x")
-            wait_for(lambda: node.fetch(key)["status"] == rf.FOUND, 5, "the session stored")
-            wait_for(lambda: not node.fetch(key)["provisional"], 5, "vouched once 3 s old")
-            for name in ("web-a", "web-b", "web-c"):
-                heartbeat(name)
-            reply, asked = fetch_answering_handovers(agents["web-b"], key,
-                                                     {"web-a": agents["web-a"]}, {})
-            assert (asked, reply["version"]) == ({"web-a"}, 5), (asked, reply)
-            # web-a restarts: its next agent (same agent id, next epoch) on a connection of its
-            # own, with the change web-a made since.
-            heartbeat("web-a#2", epoch=2)
-            reply, asked = fetch_answering_handovers(
-                agents["web-c"], key, {n: agents[n] for n in ("web-a", "web-a#2", "web-b")},
-                {"web-a#2": (6, b"y")})
-            assert "web-a#2" in asked and "web-a" not in asked, f"asked {sorted(asked)}"
-            assert (reply["status"], reply["version"], reply["data"]) == (rf.FOUND, 6, b"y"), reply
-        finally:
-            pub.close()
-            for r in agents.values():
-                r.close()
+    names = ("web-a", "web-a#2", "web-b", "web-c")
+    with RssNode("node-a") as node, \
+            servers_of_a_session(node, names) as (key, agents, heartbeat):
+        wait_for(lambda: not node.fetch(key)["provisional"], 5, "vouched once 3 s old")
+        for name in ("web-a", "web-b", "web-c"):
+            heartbeat(name)
+        reply, asked = fetch_answering_handovers(agents["web-b"], key,
+                                                 {"web-a": agents["web-a"]}, {})
+        assert (asked, reply["version"]) == ({"web-a"}, 5), (asked, reply)
+        # web-a restarts: its next agent (same agent id, next epoch) on a connection of its own,
+        # with the change web-a made since.
+        heartbeat("web-a#2", epoch=2)
+        reply, asked = fetch_answering_handovers(
+            agents["web-c"], key, {n: agents[n] for n in ("web-a", "web-a#2", "web-b")},
+            {"web-a#2": (6, b"y")})
+        assert "web-a#2" in asked and "web-a" not in asked, f"asked {sorted(asked)}"
+        assert (reply["status"], reply["version"], reply["data"]) == (rf.FOUND, 6, b"y"), reply
 
 
 def test_a_node_just_started_does_not_vouch_that_it_lacks_a_session():
