@@ -50,6 +50,7 @@ struct AgentProcess {
     pthread_t watch_thread{};
     pid_t watch_owner = 0;  // the parent that runs it (pconf's cleanup runs in no other)
     std::atomic<bool> watch_stop{false};
+    std::atomic<bool> watch_running{false};  // the watch thread has begun (start_watch waits)
 };
 
 volatile int g_agent_stop = 0;
@@ -206,6 +207,7 @@ void agent_maintenance(int reason, void *data, apr_wait_t status) {
 // it tells a server that was stopped as a whole (SessionCache::Loaded::stalled_us).
 void *watch_agent(void *data) {
     auto *agent = static_cast<AgentProcess *>(data);
+    agent->watch_running = true;
     BackupFeed feed(agent->cache);
     AgentWatch watch(AgentWatch::Settings{});
     while (!agent->watch_stop.load()) {
@@ -272,6 +274,15 @@ bool start_watch(AgentProcess *agent) {
         return false;
     }
     agent->watch_owner = getpid();
+    // httpd forks its children as soon as the hooks return. A child forked while this thread is
+    // still being set up can inherit a lock of the sanitizers' runtime held (Debian 12's libasan
+    // has no fork handlers), and then never creates its worker threads: a server restarted in
+    // the default campaign under ASan whose two children never served and ignored SIGTERM (CI).
+    // So the parent goes on once the thread runs, at most 1 s.
+    for (int waited_ms = 0; !agent->watch_running.load() && waited_ms < 1000; ++waited_ms) {
+        timespec ms{0, 1000 * 1000};
+        nanosleep(&ms, nullptr);
+    }
     apr_pool_cleanup_register(
         agent->pconf, agent,
         [](void *p) -> apr_status_t {

@@ -7,9 +7,9 @@ content, and decides per session (issue 15):
       504) within LATE_S: a server paused with such a request in its queue runs it when it
       resumes, after later requests were answered elsewhere; unless a web server that served
       the session was killed, or cut off from the bank, or hung (paused: cut off from the bank
-      and its users alike), between the two answers, or the answer
-      is a new session from a server cut off from the bank for SessionBackupOutageGrace (it
-      counts the bank down and serves on).
+      and its users alike), between the two answers, or the answer is a new session from a
+      server cut off from the bank for SessionBackupOutageGrace (it counts the bank down and
+      serves on).
   G2  bounded loss with a lost server: where G1 is excused, the changes lost, in changes and in
       milliseconds before the fault; a kill or a pause that loses more than LOSS_BOUND_MS of
       changes while no other fault touched that server's link to the bank fails the run.
