@@ -858,8 +858,14 @@ def test_a_session_taken_over_while_its_server_changes_agents_is_checked_before_
                 user, sid = counted_session(a, node, 5)
                 before = node.status()["connections_queries"]
                 relay.partition()
-                wait_for(lambda: node.status()["connections_queries"] < before, 10,
-                         "the node to see A's agent gone")
+                try:
+                    wait_for(lambda: node.status()["connections_queries"] < before, 10,
+                             "the node to see A's agent gone")
+                except TimeoutError as e:
+                    # Once under ASan in CI, not understood: say what the node counted.
+                    raise AssertionError(
+                        f"{e}: {before} queries connections before the cut; the node's status "
+                        f"now {node.status()}; its log:\n{node.log_text()[-4000:]}") from e
                 user.server = b
                 assert count_of(user.get("/app/counter")[2]) == 6
                 wait_for(lambda: count_in_bank(node, sid) == 6, 10, "B's count=6 in the bank")
