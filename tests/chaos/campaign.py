@@ -14,6 +14,7 @@ could not run."""
 import argparse
 import collections
 import dataclasses
+import datetime
 import json
 import pathlib
 import re
@@ -73,6 +74,13 @@ class Bank:
         """A web server of the bank, not started: the counter pages and the form login."""
         return with_form_login(backed_server(name, list(self.nodes.values()), site=_site(name),
                                              modules=AUTH_MODULES, host=host))
+
+    def server_logs(self):
+        """{web server name: the log of each server of that name that ran, killed ones first}."""
+        logs = collections.defaultdict(list)
+        for server in self.retired + list(self.web.values()):
+            logs[server.name].append(server.log_text())
+        return logs
 
     def save_logs(self, directory):
         """Every web server's and node's log, for reading a violation's story: NAME.log, and
@@ -249,6 +257,8 @@ def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1, logins=0.5)
                 if COOKIE in t.cookies:
                     finals[t.number] = bank.copies(session_key(t.cookies[COOKIE]))
             histories = {t.number: t.history for t in threads}
+            wall_minus_monotonic = time.time() - time.monotonic()
+            note_reconnections(faults, bank.server_logs(), wall_minus_monotonic)
             report = checker.check(histories, faults, end, finals, REPLICAS)
         finally:
             if balancer is not None:
@@ -267,6 +277,47 @@ def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1, logins=0.5)
                                                     indent=1))
         (out / "report.txt").write_text(checker.describe(report) + "\n" + summary + "\n")
     return report, faults, summary
+
+
+# A web server's log line saying its agent counted a node down (RS0308) or up again (RS0306).
+NODE_LINE = re.compile(r"^\[\w{3} (\w{3} \d{2} [\d:.]+ \d{4})\] .*?(?:RS0306|RS0308): node \S+ "
+                       r"\(([^)]+)\) is (up|down)", re.MULTILINE)
+# The agent counts a node down once it has not answered for this long (node_timeout_ms).
+NODE_TIMEOUT_S = 1.5
+
+
+def note_reconnections(faults, server_logs, wall_minus_monotonic):
+    """Sets each cut-web fault's `reconnected`: when the server's agent counted up again the last
+    of the nodes it counted down when the cut healed, by its log (`server_logs`: {name: [log
+    text]}).
+    A node that a fault of its own touched meanwhile (killed, stopped, paused, cut off, slowed)
+    says nothing of the cut, nor one not back within checker.HEAL_GRACE_S; without any other
+    node counted down, it is not set (the cut ends when the network healed)."""
+    for f in faults:
+        if f.kind != "cut-web" or f.started is None or f.healed is None:
+            continue
+        touched = {g.target for g in faults if g.kind.endswith("-node") and g.started is not None
+                   and g.started <= f.healed + checker.HEAL_GRACE_S and
+                   (g.healed is None or g.healed >= f.started - NODE_TIMEOUT_S)}
+        events = []
+        for text in server_logs.get(f.target, []):
+            for m in NODE_LINE.finditer(text):
+                wall = datetime.datetime.strptime(m.group(1), "%b %d %H:%M:%S.%f %Y").timestamp()
+                events.append((wall - wall_minus_monotonic, m.group(2), m.group(3)))
+        events.sort()
+        # Down when the network healed (counted down in this cut, or in one before it that this
+        # one overlapped), or counted down just after, silent since before.
+        state_at_heal = {node: state for t, node, state in events if t <= f.healed}
+        lost = {node for node, state in state_at_heal.items() if state == "down"}
+        lost |= {node for t, node, state in events
+                 if state == "down" and f.healed < t <= f.healed + NODE_TIMEOUT_S}
+        lost -= touched
+        back = [min((t for t, node, state in events
+                     if node == lost_node and state == "up" and t > f.healed), default=None)
+                for lost_node in lost]
+        back = [t for t in back if t is not None and t <= f.healed + checker.HEAL_GRACE_S]
+        if back:
+            f.reconnected = max(back)
 
 
 class _Direct:

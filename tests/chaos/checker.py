@@ -6,8 +6,9 @@ content, and decides per session (issue 15):
       have counted), and the requests before them that got no answer at all (a time-out, a 502 or
       504) within LATE_S: a server paused with such a request in its queue runs it when it
       resumes, after later requests were answered elsewhere; unless a web server that served
-      the session was killed, or cut off from the bank, or hung (paused: cut off from the bank
-      and its users alike), between the two answers, or the answer is a new session from a
+      the session was killed, or cut off from the bank (until its agent reached the nodes
+      again, which may be a second after the network healed), or hung (paused: cut off from the
+      bank and its users alike), between the two answers, or the answer is a new session from a
       server cut off from the bank for SessionBackupOutageGrace (it counts the bank down and
       serves on).
   G2  bounded loss with a lost server: where G1 is excused, the changes lost, in changes and in
@@ -85,6 +86,11 @@ class Report:
 
 
 def _healed(fault, end):
+    """When the fault ended for the bank: a cut-off server's cut, once its agent reached the nodes
+    again (nemesis.Fault.reconnected), not when the network healed: no node can hear of its
+    changes, nor ask it for them, before."""
+    if fault.reconnected is not None:
+        return fault.reconnected
     return fault.healed if fault.healed is not None else end
 
 
@@ -290,7 +296,8 @@ def describe(report):
                        f"status {r.status or r.error or '-'} server {r.server or '-'} "
                        f"count {r.count}")
         for f in v.faults:
-            out.append(f"    fault {f.kind} {f.target} {f.started:9.3f}-{f.healed or 0:9.3f}")
+            back = f" (reconnected {f.reconnected:9.3f})" if f.reconnected is not None else ""
+            out.append(f"    fault {f.kind} {f.target} {f.started:9.3f}-{f.healed or 0:9.3f}{back}")
     for loss in report.losses:
         out.append(f"loss (G2): client {loss.client}, {loss.fault} {loss.server}: "
                    f"{loss.changes} change(s), {loss.ms:.0f} ms"

@@ -34,6 +34,10 @@ class Fault:
     duration: float
     started: float = None  # time.monotonic(), as it happened
     healed: float = None
+    # cut-web: when the server's agent had back every node it counted down in the cut (its log,
+    # RS0306), up to a second or more after the network healed (a connect given up and tried
+    # again, TCP's back-off); until then the server is still cut off from the bank.
+    reconnected: float = None
 
 
 def schedule(seed, seconds, kinds, web_names, node_names, gap=(2.0, 6.0), length=(2.0, 8.0)):

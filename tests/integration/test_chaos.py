@@ -7,6 +7,7 @@ Long campaigns: build/chaos --minutes M."""
 import json
 import pathlib
 import sys
+import time
 
 import pytest
 
@@ -148,6 +149,54 @@ def test_a_cut_off_servers_line_that_happens_to_follow_the_other_is_still_its_ow
     first, second = fault("cut-web", "web-1", 0.15, 0.5), fault("cut-web", "web-1", 9.0, 14.0)
     assert check(history, [first, second]).violations == []
     assert [v.rule for v in check(history, [first]).violations] == ["G1"]
+
+
+def test_a_cut_lasts_until_its_server_reached_the_nodes_again_not_until_the_network_healed():
+    """The default campaign in CI on ff916e9 (seed 80): web-3 was cut off from the bank for 5 s
+    while its user counted on it; the network healed, web-3 answered three more changes, and a
+    misrouted request 0.9 s after the heal went to web-2, which took the session over from the
+    bank's copy, 67 changes behind: web-3's agent had not reached a node again yet (a connect
+    tried again each second), so nobody could ask it for them. The cut lasts until its agent
+    reached the nodes again: excused, the loss counted, web-3's own line after it too. A
+    take-over after the agent is back in touch is a G1."""
+    cut = fault("cut-web", "web-3", 0.15, 1.0)
+    history = [answered(1, 1, server="web-3"), answered(2, 2, server="web-3"),
+               answered(3, 3, server="web-3"), answered(11, 4, server="web-3"),
+               answered(12, 2, server="web-2", target="web-2"),
+               answered(13, 5, server="web-3")]
+    assert [v.rule for v in check(history, [cut]).violations] == ["G1", "G1"]
+    cut.reconnected = 1.5
+    report = check(history, [cut])
+    assert report.violations == [] and [loss.changes for loss in report.losses] == [3]
+    cut.reconnected = 1.15
+    assert [v.rule for v in check(history, [cut]).violations] == ["G1", "G1"]
+
+
+def test_the_campaign_reads_when_a_cut_off_server_reached_each_node_again_from_its_log():
+    """A cut's end, for the checker, is when the server's agent counted up again the last of the
+    nodes it counted down in the cut (RS0308, RS0306): 1.4 s after the heal here. Node-3, down
+    before the cut and not back, and lines of another server, change nothing; a node killed
+    meanwhile came back when it started again, which says nothing of the cut."""
+    wall = 1_700_000_000.0
+    def line(t, code, node, state):
+        stamp = time.strftime("%a %b %d %H:%M:%S", time.localtime(wall + t))
+        return (f"[{stamp}.{round((t % 1) * 1e6):06d} {time.localtime(wall + t).tm_year}] "
+                f"[rhythm_session:info] [pid 7:tid 7] {code}: node tcp://10.77.0.4:1 ({node}) "
+                f"is {state}" + (": no answer for 1500ms" if state == "down" else ""))
+    log = "\n".join([line(1.0, "RS0308", "node-3", "down"),
+                      line(12.0, "RS0308", "node-1", "down"), line(12.4, "RS0308", "node-2", "down"),
+                      line(15.2, "RS0306", "node-2", "up"), line(16.4, "RS0306", "node-1", "up"),
+                      line(18.0, "RS0308", "node-1", "down"), line(19.0, "RS0306", "node-1", "up")])
+    other = line(15.0, "RS0306", "node-1", "up")
+    cut, short = fault("cut-web", "web-3", 110.5, 115.0), fault("cut-web", "web-3", 130.0, 131.0)
+    logs = {"web-3": [log], "web-1": [other]}
+    campaign.note_reconnections([cut, short], logs, wall - 100.0)
+    assert cut.reconnected == pytest.approx(116.4, abs=1e-3)
+    assert short.reconnected is None
+    cut.reconnected = None
+    campaign.note_reconnections([cut, fault("kill-node", "node-1", 111.0, 116.0)], logs,
+                                wall - 100.0)
+    assert cut.reconnected == pytest.approx(115.2, abs=1e-3)
 
 
 def test_a_request_that_got_no_answer_may_run_later_on_a_server_that_resumes():
