@@ -230,6 +230,7 @@ def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1, logins=0.5)
             for server in bank.web.values():
                 wait_for(lambda: server.status()["RhythmBackupNodesUp"] == len(NODES), 15,
                          f"{server.name} to see every node")
+            wait_until_settled(log)
             stop = threading.Event()
             t0 = time.monotonic()
             stamp = lambda text: log(f"[{time.monotonic() - t0:7.2f}] {text}")  # noqa: E731
@@ -276,7 +277,44 @@ def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1, logins=0.5)
         (out / "faults.json").write_text(json.dumps([dataclasses.asdict(f) for f in faults],
                                                     indent=1))
         (out / "report.txt").write_text(checker.describe(report) + "\n" + summary + "\n")
+        if report.violations:
+            (out / "story.txt").write_text(story(report, out / "logs", wall_minus_monotonic))
     return report, faults, summary
+
+
+# The workload starts once the machine is no longer saturated: by the cluster's start-up, or by
+# what the test before left exiting (CI runs the tests one after the other). A machine busier
+# than it has cores starves the agents (niced), and a take-over that waits for a handover a
+# starved agent answers after the web server's deadline is a 503 with no fault active (CI under
+# ASan on the 2-core machine, in each of its last runs of the fifteenth round).
+SETTLED_BUSY = 0.5  # the share of all cores busy, over SETTLE_WINDOW_S, below which it is settled
+SETTLE_WINDOW_S = 0.5
+SETTLE_TIMEOUT_S = 30.0
+
+
+def _cpu_busy_and_total():
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # all but idle and iowait
+
+
+def wait_until_settled(log):
+    """Waits until the machine's cores are less than SETTLED_BUSY busy over SETTLE_WINDOW_S (at
+    most SETTLE_TIMEOUT_S: then the workload starts all the same, and says so)."""
+    began = time.monotonic()
+    while True:
+        busy0, total0 = _cpu_busy_and_total()
+        time.sleep(SETTLE_WINDOW_S)  # the window measured
+        busy1, total1 = _cpu_busy_and_total()
+        share = (busy1 - busy0) / max(1, total1 - total0)
+        waited = time.monotonic() - began
+        if share < SETTLED_BUSY:
+            log(f"the machine settled ({share:.0%} busy) {waited:.1f} s after the cluster started")
+            return
+        if waited > SETTLE_TIMEOUT_S:
+            log(f"the machine is still {share:.0%} busy after {waited:.0f} s: the workload starts "
+                f"all the same")
+            return
 
 
 # A web server's log line saying its agent counted a node down (RS0308) or up again (RS0306).
@@ -318,6 +356,47 @@ def note_reconnections(faults, server_logs, wall_minus_monotonic):
         back = [t for t in back if t is not None and t <= f.healed + checker.HEAL_GRACE_S]
         if back:
             f.reconnected = max(back)
+
+
+# The time at the head of a web server's log line (local time), and of a node's (UTC).
+SERVER_LINE_TIME = re.compile(r"^\[\w{3} (\w{3} \d{2} [\d:.]+ \d{4})\]")
+NODE_LINE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T[\d:.]+)Z ")
+STORY_BEFORE_S = 0.5
+STORY_AFTER_S = 0.2
+STORY_MAX_LINES = 300
+
+
+def _line_time(line):
+    m = SERVER_LINE_TIME.match(line)
+    if m:
+        return datetime.datetime.strptime(m.group(1), "%b %d %H:%M:%S.%f %Y").timestamp()
+    m = NODE_LINE_TIME.match(line)
+    if m:
+        return datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+    return None
+
+
+def story(report, logs_dir, wall_minus_monotonic):
+    """For each violation, the lines of every log in `logs_dir` from STORY_BEFORE_S before its
+    first request to STORY_AFTER_S after its last, in time order: what the nodes answered the
+    fetches (RN0501, the campaign runs them at debug) and what the servers made of them (RS0335),
+    so that a violation met in CI can be traced after its logs are gone."""
+    logs = {path.stem: path.read_text(errors="replace").splitlines()
+            for path in sorted(logs_dir.glob("*.log"))}
+    out = []
+    for v in report.violations:
+        first = min(r.start for r in v.requests) - STORY_BEFORE_S + wall_minus_monotonic
+        last = max(r.end for r in v.requests) + STORY_AFTER_S + wall_minus_monotonic
+        lines = sorted((t, name, line) for name, text in logs.items() for line in text
+                       for t in [_line_time(line)] if t is not None and first <= t <= last)
+        out.append(f"{v.rule} client {v.client}: {v.what}: {len(lines)} log line(s) from "
+                   f"{first - wall_minus_monotonic:.3f} to {last - wall_minus_monotonic:.3f}")
+        for t, name, line in lines[:STORY_MAX_LINES]:
+            out.append(f"  {t - wall_minus_monotonic:.3f} {name}: {line}")
+        if len(lines) > STORY_MAX_LINES:
+            out.append(f"  ... {len(lines) - STORY_MAX_LINES} more in {logs_dir}")
+    return "\n".join(out) + "\n"
 
 
 class _Direct:
@@ -371,7 +450,8 @@ def main(argv=None):
     if text:
         print(text)
     print(summary)
-    print(f"histories, faults and report: {out}")
+    print(f"histories, faults and report: {out}"
+          + (f"; the logs around each violation: {out / 'story.txt'}" if report.violations else ""))
     return 0 if report.ok else 1
 
 

@@ -348,6 +348,8 @@ def test_a_short_campaign_finds_no_violation(tmp_path):
         pytest.skip(str(e))
     print(summary)
     print((tmp_path / "report.txt").read_text())
+    if (tmp_path / "story.txt").exists():
+        print((tmp_path / "story.txt").read_text())
     assert {f.kind for f in injected if f.started is not None} == set(faults)
     assert report.answered > 10000
     history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
