@@ -1077,8 +1077,9 @@ void NodeServer::handover_unanswered(std::size_t fetches_held) {
     std::uint64_t suppressed = 0;
     if (handover_unanswered_log_.admit(mono_.ms(), &suppressed)) {
         RSS_LOG(LogLevel::kWarn,
-                "RN0310: the server that made a session did not answer a handover in %llu ms "
-                "(slow, cut off or hung): %zu fetch(es) of it by another server left unanswered "
+                "RN0310: a server that made or took over a session did not answer a handover in "
+                "%llu ms (slow, cut off or hung): %zu fetch(es) of it by another server left "
+                "unanswered "
                 "(that server answers 503 and asks again; after %llu ms without an answer the "
                 "fetch is answered from this node's copy, which lacks the changes the bank had "
                 "not received) (%llu such handovers so far, %llu since the last line)",
