@@ -419,6 +419,11 @@ def summarize(report, faults, seed, minutes):
     for kind in sorted(set(injected) | set(report.failures)):
         rows.append(f"{kind:14} {injected.get(kind, 0):8} {report.failures.get(kind, 0):8} "
                     f"{losses.get(kind, 0):6}")
+    back = sorted(f.reconnected - f.healed for f in faults if f.reconnected is not None)
+    if back:
+        cuts = sum(1 for f in faults if f.kind == "cut-web" and f.healed is not None)
+        rows.append(f"cut-web: the server reached its nodes again {back[0]:.2f} to {back[-1]:.2f} s "
+                    f"after the network healed ({len(back)} of {cuts} cuts)")
     by_rule = collections.Counter(v.rule for v in report.violations)
     rows.append("violations: " + (", ".join(f"{r} {n}" for r, n in sorted(by_rule.items()))
                                   or "none"))
