@@ -843,6 +843,8 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
             newer_at = may_have_newer(key, answer.record, asker->server_name);
         }
         bool newer_may_be_out = silent_lately(newer_at[0]) || silent_lately(newer_at[1]);
+        bool newer_not_handed_over = handover_given_up(key, answer.record.version, newer_at[0]) ||
+                                     handover_given_up(key, answer.record.version, newer_at[1]);
         if (log_enabled(LogLevel::kDebug)) {
             newer_heard = newer_holders_heard(newer_at);  // the views are the note's, below
         }
@@ -870,6 +872,9 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
         } else if (!answer.provisional && newer_may_be_out) {
             answer.provisional = true;
             why_provisional = "a server that may hold a newer copy was silent lately";
+        } else if (!answer.provisional && newer_not_handed_over) {
+            answer.provisional = true;
+            why_provisional = "a server that may hold a newer copy left its handover unanswered";
         }
     } else {
         answer.status = wire::FetchStatus::kNotFound;
@@ -962,6 +967,24 @@ bool NodeServer::silent_lately(std::string_view server_name) const {
                nullptr &&
            agents_.reachable_agent_of_server(server_name, mono_.ms(), kHandoverReachableMs) ==
                nullptr;
+}
+
+// In touch, but it left a handover of this version unanswered for HandoverOutcomes::kGiveUpMs:
+// the node answers from its copy without vouching for it, as for a server silent lately. Its
+// requests to the server may be what is lost (packet loss one way: its heartbeats still come),
+// and the changes it made may have reached the other owner (the fault campaign, s108-80all:
+// node-2 gave up on web-3 and vouched for a copy 15 changes behind the one node-3 held, and
+// web-2, which had counted node-3 down, took it).
+bool NodeServer::handover_given_up(const wire::SessionKey &key, std::uint64_t version,
+                                   std::string_view server_name) const {
+    if (server_name.empty()) {
+        return false;
+    }
+    const AgentTracker::Agent *agent =
+        agents_.reachable_agent_of_server(server_name, mono_.ms(), kHandoverReachableMs);
+    return agent != nullptr &&
+           handover_outcomes_.verdict(key, {server_name, agent->routing_id}, version, mono_.ms()) ==
+               HandoverOutcomes::Verdict::kGiveUp;
 }
 
 // A web server's agent fetches a session this node owns whose newest version here another server

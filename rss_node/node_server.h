@@ -106,6 +106,8 @@ class NodeServer {
     NewerHolders may_have_newer(const wire::SessionKey &key, const wire::SessionRecord &held,
                                 std::string_view asker) const;
     bool silent_lately(std::string_view server_name) const;
+    bool handover_given_up(const wire::SessionKey &key, std::uint64_t version,
+                           std::string_view server_name) const;
     std::string newer_holders_heard(const NewerHolders &servers) const;
     void log_fetch_answer(const wire::SessionKey &key, const AgentTracker::Agent *asker,
                           const wire::FetchReply &answer, const char *why_provisional,

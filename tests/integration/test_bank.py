@@ -734,6 +734,33 @@ def test_a_node_does_not_vouch_for_a_copy_while_the_server_that_took_it_over_is_
         assert reply["owner"] and reply["provisional"], reply
 
 
+def test_a_node_does_not_vouch_for_a_copy_whose_maker_left_its_handover_unanswered():
+    """s108-80all (the fault campaign, every fault type, under packet loss): node-2 heard web-3's
+    heartbeats, but its handover requests did not reach web-3 (the loss one way); after 1.5 s
+    without an answer it gave web-3 up for that session and vouched for its copy, which web-2,
+    which had counted the other owner down, took: 15 changes behind web-3's, which the other
+    owner held. The node still answers from its copy once it gives up, but provisionally: the
+    web server asks the rest of the bank too, and answers 503 while an owner it could not reach
+    was out lately."""
+    with RssNode("node-a") as node, \
+            servers_of_a_session(node, ("web-a", "web-b")) as (key, agents, heartbeat):
+        wait_for(lambda: not node.fetch(key)["provisional"], 5, "vouched once 3 s old")
+        heartbeat("web-a")
+        heartbeat("web-b")
+        agents["web-b"].send_raw(rf.fetch_frames(99, key))
+        asked = wait_for(lambda: [m for m in [agents["web-a"].receive()]
+                                  if m["type"] == rf.HANDOVER], 5, "web-a asked")
+        assert asked[0]["key"] == key, asked  # and never answered
+        unanswered_since = time.monotonic()
+        while time.monotonic() - unanswered_since < 2:  # web-a in touch all the while
+            heartbeat("web-a")
+            heartbeat("web-b")
+            time.sleep(0.2)
+        reply = agents["web-b"].fetch(key)
+        assert (reply["status"], reply["version"]) == (rf.FOUND, 5), reply
+        assert reply["owner"] and reply["provisional"], reply
+
+
 def fetch_answering_handovers(asker, key, agents, newer):
     """asker fetches key; each of agents ({name: Requester}) the node asks for a handover answers
     with newer[name] ((version, data): a newer copy) or nothing newer. Returns the fetch's final
