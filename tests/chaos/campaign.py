@@ -330,7 +330,8 @@ def note_reconnections(faults, server_logs, wall_minus_monotonic):
     text]}).
     A node that a fault of its own touched meanwhile (killed, stopped, paused, cut off, slowed)
     says nothing of the cut, nor one not back within checker.HEAL_GRACE_S; without any other
-    node counted down, it is not set (the cut ends when the network healed)."""
+    node counted down, it is not set (the cut ends when the network healed). Nor does it last
+    past the start of a `loss` fault."""
     for f in faults:
         if f.kind != "cut-web" or f.started is None or f.healed is None:
             continue
@@ -355,7 +356,11 @@ def note_reconnections(faults, server_logs, wall_minus_monotonic):
                 for lost_node in lost]
         back = [t for t in back if t is not None and t <= f.healed + checker.HEAL_GRACE_S]
         if back:
-            f.reconnected = max(back)
+            # Packet loss on every link that began meanwhile keeps it away too, but G1 does not
+            # excuse loss: the cut ends where the loss began.
+            loss = [g.started for g in faults if g.kind == "loss" and g.started is not None and
+                    g.started <= max(back) and (g.healed is None or g.healed >= f.healed)]
+            f.reconnected = max(f.healed, min([max(back)] + loss))
 
 
 # The time at the head of a web server's log line (local time), and of a node's (UTC).

@@ -176,7 +176,8 @@ def test_the_campaign_reads_when_a_cut_off_server_reached_each_node_again_from_i
     """A cut's end, for the checker, is when the server's agent counted up again the last of the
     nodes it counted down in the cut (RS0308, RS0306): 1.4 s after the heal here. Node-3, down
     before the cut and not back, and lines of another server, change nothing; a node killed
-    meanwhile came back when it started again, which says nothing of the cut."""
+    meanwhile came back when it started again, which says nothing of the cut; packet loss that
+    began meanwhile ends the cut (G1 does not excuse loss)."""
     wall = 1_700_000_000.0
     def line(t, code, node, state):
         stamp = time.strftime("%a %b %d %H:%M:%S", time.localtime(wall + t))
@@ -197,6 +198,9 @@ def test_the_campaign_reads_when_a_cut_off_server_reached_each_node_again_from_i
     campaign.note_reconnections([cut, fault("kill-node", "node-1", 111.0, 116.0)], logs,
                                 wall - 100.0)
     assert cut.reconnected == pytest.approx(115.2, abs=1e-3)
+    cut.reconnected = None
+    campaign.note_reconnections([cut, fault("loss", "", 115.1, 120.0)], logs, wall - 100.0)
+    assert cut.reconnected == pytest.approx(115.1, abs=1e-3)
 
 
 def test_a_request_that_got_no_answer_may_run_later_on_a_server_that_resumes():
