@@ -285,8 +285,9 @@ def run(seed, minutes, kinds, clients, out, log=print, misroute=0.1, logins=0.5)
 # The workload starts once the machine is no longer saturated: by the cluster's start-up, or by
 # what the test before left exiting (CI runs the tests one after the other). A machine busier
 # than it has cores starves the agents (niced), and a take-over that waits for a handover a
-# starved agent answers after the web server's deadline is a 503 with no fault active (CI under
-# ASan on the 2-core machine, in each of its last runs of the fifteenth round).
+# starved agent answers after the web server's deadline is a 503 with no fault active: perhaps
+# what CI under ASan met at the start in each of its last runs of the fifteenth round (not
+# shown; docs/consistency.md).
 SETTLED_BUSY = 0.5  # the share of all cores busy, over SETTLE_WINDOW_S, below which it is settled
 SETTLE_WINDOW_S = 0.5
 SETTLE_TIMEOUT_S = 30.0

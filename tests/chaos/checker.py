@@ -7,7 +7,7 @@ content, and decides per session (issue 15):
       504) within LATE_S: a server paused with such a request in its queue runs it when it
       resumes, after later requests were answered elsewhere; unless a web server that served
       the session was killed, or cut off from the bank (until its agent reached the nodes
-      again, which may be a second after the network healed), or hung (paused: cut off from the
+      again, up to 2 s after the network healed), or hung (paused: cut off from the
       bank and its users alike), between the two answers, or the answer is a new session from a
       server cut off from the bank for SessionBackupOutageGrace (it counts the bank down and
       serves on).
