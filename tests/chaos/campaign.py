@@ -319,8 +319,7 @@ def wait_until_settled(log):
 
 
 # A web server's log line saying its agent counted a node down (RS0308) or up again (RS0306).
-NODE_LINE = re.compile(r"^\[\w{3} (\w{3} \d{2} [\d:.]+ \d{4})\] .*?(?:RS0306|RS0308): node \S+ "
-                       r"\(([^)]+)\) is (up|down)", re.MULTILINE)
+NODE_LINE = re.compile(r"(?:RS0306|RS0308): node \S+ \(([^)]+)\) is (up|down)")
 # The agent counts a node down once it has not answered for this long (node_timeout_ms).
 NODE_TIMEOUT_S = 1.5
 
@@ -339,12 +338,9 @@ def note_reconnections(faults, server_logs, wall_minus_monotonic):
         touched = {g.target for g in faults if g.kind.endswith("-node") and g.started is not None
                    and g.started <= f.healed + checker.HEAL_GRACE_S and
                    (g.healed is None or g.healed >= f.started - NODE_TIMEOUT_S)}
-        events = []
-        for text in server_logs.get(f.target, []):
-            for m in NODE_LINE.finditer(text):
-                wall = datetime.datetime.strptime(m.group(1), "%b %d %H:%M:%S.%f %Y").timestamp()
-                events.append((wall - wall_minus_monotonic, m.group(2), m.group(3)))
-        events.sort()
+        events = sorted((_line_time(line) - wall_minus_monotonic, m.group(1), m.group(2))
+                        for text in server_logs.get(f.target, []) for line in text.splitlines()
+                        for m in [NODE_LINE.search(line)] if m and _line_time(line) is not None)
         # Down when the network healed (counted down in this cut, or in one before it that this
         # one overlapped), or counted down just after, silent since before.
         state_at_heal = {node: state for t, node, state in events if t <= f.healed}

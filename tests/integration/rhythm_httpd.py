@@ -131,8 +131,9 @@ BASE_MODULES = [
 # and with none to spare httpd says "AH03490: scoreboard is full" (seen once in 7 runs of three
 # restarts in a row under ASan). Debian's default leaves 16 slots for 6 processes.
 # MinSpareThreads within what StartServers starts: with the default (75) every server forks a
-# third child a second after it starts, while the first users arrive (under ASan, most likely
-# what took the CPU the backup agents needed to answer handovers in time: docs/consistency.md).
+# third child a second after it starts, while the first users arrive (under ASan that start-up
+# takes CPU the backup agents need to answer handovers in time; not shown to be what caused the
+# start-up 503s, docs/consistency.md).
 MPM_SETTINGS = {
     "event": """
 StartServers 2
