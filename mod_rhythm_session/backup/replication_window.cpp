@@ -56,14 +56,30 @@ ReplicationWindow::AckOutcome ReplicationWindow::on_ack(std::size_t node, const 
     wire::ShardSet gained = ack.owned;
     gained.remove_all(n.owned);
     gained.for_each([&](std::uint32_t shard) { n.shard_acked[shard] = 0; });
-    // ... and a node out of reach owns it no more, as far as this agent can tell: the nodes
-    // that are up gave it to others (a take-over does not wait for it, FetchService).
-    for (Node &other : nodes_) {
-        if (!other.up) {
-            other.owned.remove_all(gained);
-        }
-    }
     n.owned = ack.owned;
+    // ... and the nodes out of reach that owned it own it no more, as far as this agent can
+    // tell, once the nodes that are up hold it as many times as it was held: the bank has given
+    // their part to others (a take-over does not wait for them, FetchService). One gain alone
+    // says only that one owner was replaced, not which: the fault campaign under ASan (s108-80all)
+    // saw node-1 gain node-2's part of a shard while node-3, its other owner, was out of web-3's
+    // reach with the newer copy; web-3 then counted no owner out, took node-1's copy it could not
+    // vouch for, and the user lost 2 changes.
+    gained.for_each([&](std::uint32_t shard) {
+        std::size_t held = 0, held_up = 0;
+        for (const Node &other : nodes_) {
+            if (other.owned.contains(shard)) {
+                ++held;
+                held_up += other.up ? 1 : 0;
+            }
+        }
+        if (held_up >= held - 1) {  // held - 1: the holders before this node gained it
+            for (Node &other : nodes_) {
+                if (!other.up) {
+                    other.owned.remove(shard);
+                }
+            }
+        }
+    });
     n.refusing = ack.refusing;
     if (ack.shard_acks != nullptr) {
         for (const wire::ShardSequence &a : *ack.shard_acks) {
