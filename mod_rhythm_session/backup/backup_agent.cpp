@@ -129,6 +129,11 @@ bool BackupAgent::out_lately(std::size_t node, std::uint64_t within_ms) const {
            MonotonicTime::now() - last < milliseconds(within_ms);
 }
 
+bool BackupAgent::unheard_lately(std::size_t node, std::uint64_t within_ms) const {
+    return nodes_[node]->last_ack == MonotonicTime() &&
+           MonotonicTime::now() - started_ < milliseconds(within_ms);
+}
+
 std::string_view BackupAgent::name(std::size_t node) const {
     const Node &n = *nodes_[node];
     return n.name.empty() ? std::string_view(n.query_endpoint) : std::string_view(n.name);

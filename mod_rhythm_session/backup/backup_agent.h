@@ -86,6 +86,7 @@ class BackupAgent : private FetchService::Bank {
     bool reconnecting(std::size_t node) const override;
     MonotonicTime last_answer() const override;
     bool out_lately(std::size_t node, std::uint64_t within_ms) const override;
+    bool unheard_lately(std::size_t node, std::uint64_t within_ms) const override;
     std::string_view name(std::size_t node) const override;
 
     void connect_nodes();

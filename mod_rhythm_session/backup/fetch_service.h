@@ -53,6 +53,9 @@ class FetchService {
         virtual MonotonicTime last_answer() const = 0;
         // It answered once, is not up now, and answered within the last `within_ms`.
         virtual bool out_lately(std::size_t node, std::uint64_t within_ms) const = 0;
+        // It has not answered this agent, which started less than `within_ms` ago: what it owns
+        // is not known.
+        virtual bool unheard_lately(std::size_t node, std::uint64_t within_ms) const = 0;
         // Its name in the bank, or its address until it has said its name.
         virtual std::string_view name(std::size_t node) const = 0;
     };

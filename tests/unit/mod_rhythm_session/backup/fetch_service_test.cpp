@@ -41,9 +41,10 @@ struct StandInBank : FetchService::Bank {
         bool up = true;
         bool silent = false;
         bool owner = true;
-        bool connected = true;      // false: a send to it fails (its connection is being made)
-        bool reconnecting = false;  // its connection closed, and is not known to be back
-        bool out_lately = false;    // not up, and answered within the window asked about
+        bool connected = true;        // false: a send to it fails (its connection is being made)
+        bool reconnecting = false;    // its connection closed, and is not known to be back
+        bool out_lately = false;      // not up, and answered within the window asked about
+        bool unheard_lately = false;  // not answered yet, the agent started within that window
         std::string name = "a node";
         std::vector<wire::Fetch> asked;
     };
@@ -67,6 +68,9 @@ struct StandInBank : FetchService::Bank {
     }
     rhythm::MonotonicTime last_answer() const override { return last_word; }
     bool out_lately(std::size_t n, std::uint64_t) const override { return nodes[n].out_lately; }
+    bool unheard_lately(std::size_t n, std::uint64_t) const override {
+        return nodes[n].unheard_lately;
+    }
     std::string_view name(std::size_t n) const override { return nodes[n].name; }
     rhythm::MonotonicTime last_word = rhythm::MonotonicTime::from_ms(0);
 };
@@ -229,6 +233,22 @@ BOOST_AUTO_TEST_CASE(no_take_over_from_copies_nobody_vouches_for_while_an_owner_
     f.reply(2, wire::FetchStatus::kNotFound, 0, "", "web1", false);
     BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kFound));
     BOOST_TEST(f.stored(id_of(4)) == "count=753");
+}
+
+// A node this agent, started lately, has not reached yet may own the shard too: while no owner
+// that answered vouches, it is waited for as an owner out lately would be.
+BOOST_AUTO_TEST_CASE(a_node_not_reached_since_the_agent_started_may_be_the_owner_out) {
+    Fixture f(2);
+    f.bank.nodes[1].up = false;
+    f.bank.nodes[1].owner = false;  // what it owns is not known
+    f.bank.nodes[1].unheard_lately = true;
+    int worker = f.ask(id_of(1));
+    f.reply(0, wire::FetchStatus::kFound, 5, "count=5", "web1", true, true);
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kOwnerOut));
+    f.bank.nodes[1].unheard_lately = false;  // the agent older than kOwnerOutMs
+    worker = f.ask(id_of(2));
+    f.reply(0, wire::FetchStatus::kFound, 5, "count=5", "web1", true, true);
+    BOOST_TEST((Fixture::answer(worker) == FetchOutcome::kFound));
 }
 
 // A fault campaign's rollback is traced to the answers it was taken from (RS0335, debug).
