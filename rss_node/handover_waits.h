@@ -36,7 +36,7 @@ class HandoverWaits {
     static constexpr std::uint64_t kDefaultWaitMs = 150;
     static constexpr std::size_t kMaxWaits = 1024;
     static constexpr std::size_t kMaxFetchesPerWait = 16;
-    static constexpr std::size_t kMaxAskedPerWait = 2;
+    static constexpr std::size_t kMaxAskedPerWait = 3;  // the servers that last took it, its maker
 
     // A fetch to answer later: who asked, and its request id.
     struct HeldFetch {

@@ -941,19 +941,23 @@ std::string NodeServer::newer_holders_heard(const NewerHolders &servers) const {
     return text;
 }
 
-// The server that took the session over last, at the version held here, may have changed it
-// since; so may the one that made this version, where the take-over did not reach it in time
-// (the fault campaign, s104-97, under packet loss: web-1 took a session over from web-3's copy,
-// web-3, not told, went on with it, and a third server's fetch asked web-1 alone). Neither is
-// the asker.
+// The servers that took the session over last, at the version held here, may have changed it
+// since (recent_takeovers.h); so may the one that made this version, where the take-over did not
+// reach it in time (the fault campaign, s104-97, under packet loss: web-1 took a session over from
+// web-3's copy, web-3, not told, went on with it, and a third server's fetch asked web-1 alone).
+// None is the asker.
 NodeServer::NewerHolders NodeServer::may_have_newer(const wire::SessionKey &key,
                                                     const wire::SessionRecord &held,
                                                     std::string_view asker) const {
+    NewerHolders candidates{};
+    RecentTakeovers::Takers takers = takeovers_.takers(key, held.version, mono_.ms());
+    std::copy(takers.begin(), takers.end(), candidates.begin());
+    candidates.back() = held.origin;
     NewerHolders servers;
     std::size_t n = 0;
-    for (std::string_view server :
-         {takeovers_.taker(key, held.version, mono_.ms()), std::string_view(held.origin)}) {
-        if (!server.empty() && server != asker && (n == 0 || servers[0] != server)) {
+    for (std::string_view server : candidates) {
+        if (!server.empty() && server != asker &&
+            std::find(servers.begin(), servers.begin() + n, server) == servers.begin() + n) {
             servers[n++] = server;
         }
     }

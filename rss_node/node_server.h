@@ -102,7 +102,7 @@ class NodeServer {
     bool hold_for_handover(const std::string &routing_id, const wire::Fetch &fetch, WallTime now);
     // The servers other than the asker that may hold a newer copy than `held`; empty views
     // where fewer.
-    using NewerHolders = std::array<std::string_view, 2>;
+    using NewerHolders = std::array<std::string_view, RecentTakeovers::kTakers + 1>;
     NewerHolders may_have_newer(const wire::SessionKey &key, const wire::SessionRecord &held,
                                 std::string_view asker) const;
     bool silent_lately(std::string_view server_name) const;

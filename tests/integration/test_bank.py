@@ -810,6 +810,47 @@ def test_a_fetch_asks_both_the_server_that_took_a_session_over_and_the_one_that_
         assert (reply["status"], reply["version"], reply["data"]) == (rf.FOUND, 6, b"y"), reply
 
 
+def final_fetch_answer(agent, request_id):
+    """The answer to fetch `request_id`, past the interim "asking" ones."""
+    while True:
+        reply = agent.receive()
+        if reply["type"] == rf.FETCH_REPLY and reply["request_id"] == request_id and \
+                not reply["asking"]:
+            return reply
+
+
+def test_a_fetch_asks_each_of_the_last_two_servers_that_took_a_session_over():
+    """s109-80all-b (the fault campaign, every fault type, as packet loss healed): web-b and
+    web-c fetched a session web-a made within a millisecond; both waited for web-a's answer to
+    one handover, and both were answered the node's copy. web-b took the session over (web-c's
+    take-over ended in a 503 elsewhere) and changed it; the node remembered web-c alone as the
+    last taker, so web-a, checking its copy, made it ask web-c, which had nothing newer, and the
+    node vouched for its copy: web-a served on beside web-b's change. The node now remembers the
+    last two servers answered a version, and asks both."""
+    with RssNode("node-a") as node, \
+            servers_of_a_session(node, ("web-a", "web-b", "web-c")) as (key, agents, heartbeat):
+        wait_for(lambda: not node.fetch(key)["provisional"], 5, "vouched once 3 s old")
+        for name in ("web-a", "web-b", "web-c"):
+            heartbeat(name)
+        agents["web-b"].send_raw(rf.fetch_frames(97, key))
+        handover = wait_for(lambda: [m for m in [agents["web-a"].receive()]
+                                     if m["type"] == rf.HANDOVER], 5, "web-a asked")[0]
+        agents["web-c"].send_raw(rf.fetch_frames(98, key))
+        interim = wait_for(lambda: [m for m in [agents["web-c"].receive()]
+                                    if m["type"] == rf.FETCH_REPLY], 5, "web-c answered")[0]
+        assert (interim["request_id"], interim["asking"]) == (98, True), interim  # it waits too
+        agents["web-a"].send_raw(rf.handover_reply_frames(handover["request_id"]))
+        for asker, request_id in (("web-b", 97), ("web-c", 98)):
+            reply = final_fetch_answer(agents[asker], request_id)
+            assert (reply["status"], reply["version"]) == (rf.FOUND, 5), reply
+        # web-b has changed the session since; web-a checks its copy.
+        reply, asked = fetch_answering_handovers(
+            agents["web-a"], key, {n: agents[n] for n in ("web-b", "web-c")},
+            {"web-b": (6, b"y")})
+        assert asked == {"web-b", "web-c"}, f"handovers asked of {sorted(asked)}"
+        assert (reply["status"], reply["version"], reply["data"]) == (rf.FOUND, 6, b"y"), reply
+
+
 def test_a_servers_next_agent_is_asked_for_a_handover_its_last_one_answered():
     """s106-97 (the fault campaign, under packet loss): web-1's agent answered node-2's
     handover of a session (nothing newer: it gave the session up), then web-1 restarted

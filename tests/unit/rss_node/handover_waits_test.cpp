@@ -85,9 +85,9 @@ BOOST_AUTO_TEST_CASE(a_wait_asked_of_two_servers_ends_with_the_second_answer) {
     BOOST_TEST(!waits.answered_late("web-a", id, &late));
     BOOST_TEST(waits.answered_late("web-c", id, &late));
     BOOST_TEST((late == key_of(2)));
-    // More than two servers, or none, is refused: the fetch is answered at once.
-    BOOST_TEST((waits.hold(key_of(3), {"web-a", "web-c", "web-d"}, fetch("web-b", 9), 3000, &id) ==
-                HandoverWaits::Held::kFull));
+    // More than three servers, or none, is refused: the fetch is answered at once.
+    BOOST_TEST((waits.hold(key_of(3), {"web-a", "web-c", "web-d", "web-e"}, fetch("web-b", 9), 3000,
+                           &id) == HandoverWaits::Held::kFull));
     BOOST_TEST(
         (waits.hold(key_of(3), {}, fetch("web-b", 9), 3000, &id) == HandoverWaits::Held::kFull));
 }
