@@ -836,15 +836,18 @@ void NodeServer::answer_fetch(const std::string &routing_id, std::uint64_t reque
         counters_.fetch_hits++;
         answer.status =
             answer.record.tombstone ? wire::FetchStatus::kDeleted : wire::FetchStatus::kFound;
-        // Before this fetch is noted as a take-over: the servers to ask are the one that took
-        // the session over before it, if any, and the one that made the copy.
+        // Before this fetch is noted as a take-over: the servers to ask are those that took the
+        // session over before it, if any, and the one that made the copy.
         NewerHolders newer_at;
         if (answer.owner && asker != nullptr && !answer.record.tombstone) {
             newer_at = may_have_newer(key, answer.record, asker->server_name);
         }
-        bool newer_may_be_out = silent_lately(newer_at[0]) || silent_lately(newer_at[1]);
-        bool newer_not_handed_over = handover_given_up(key, answer.record.version, newer_at[0]) ||
-                                     handover_given_up(key, answer.record.version, newer_at[1]);
+        bool newer_may_be_out = false, newer_not_handed_over = false;
+        for (std::string_view server : newer_at) {
+            newer_may_be_out = newer_may_be_out || silent_lately(server);
+            newer_not_handed_over =
+                newer_not_handed_over || handover_given_up(key, answer.record.version, server);
+        }
         if (log_enabled(LogLevel::kDebug)) {
             newer_heard = newer_holders_heard(newer_at);  // the views are the note's, below
         }

@@ -819,6 +819,22 @@ def final_fetch_answer(agent, request_id):
             return reply
 
 
+def taken_over_together(key, agents):
+    """web-b's and web-c's fetches of a session web-a made wait for web-a's answer to one
+    handover (nothing newer), and both are answered version 5."""
+    agents["web-b"].send_raw(rf.fetch_frames(97, key))
+    handover = wait_for(lambda: [m for m in [agents["web-a"].receive()]
+                                 if m["type"] == rf.HANDOVER], 5, "web-a asked")[0]
+    agents["web-c"].send_raw(rf.fetch_frames(98, key))
+    interim = wait_for(lambda: [m for m in [agents["web-c"].receive()]
+                                if m["type"] == rf.FETCH_REPLY], 5, "web-c answered")[0]
+    assert (interim["request_id"], interim["asking"]) == (98, True), interim  # it waits too
+    agents["web-a"].send_raw(rf.handover_reply_frames(handover["request_id"]))
+    for asker, request_id in (("web-b", 97), ("web-c", 98)):
+        reply = final_fetch_answer(agents[asker], request_id)
+        assert (reply["status"], reply["version"]) == (rf.FOUND, 5), reply
+
+
 def test_a_fetch_asks_each_of_the_last_two_servers_that_took_a_session_over():
     """s109-80all-b (the fault campaign, every fault type, as packet loss healed): web-b and
     web-c fetched a session web-a made within a millisecond; both waited for web-a's answer to
@@ -832,23 +848,34 @@ def test_a_fetch_asks_each_of_the_last_two_servers_that_took_a_session_over():
         wait_for(lambda: not node.fetch(key)["provisional"], 5, "vouched once 3 s old")
         for name in ("web-a", "web-b", "web-c"):
             heartbeat(name)
-        agents["web-b"].send_raw(rf.fetch_frames(97, key))
-        handover = wait_for(lambda: [m for m in [agents["web-a"].receive()]
-                                     if m["type"] == rf.HANDOVER], 5, "web-a asked")[0]
-        agents["web-c"].send_raw(rf.fetch_frames(98, key))
-        interim = wait_for(lambda: [m for m in [agents["web-c"].receive()]
-                                    if m["type"] == rf.FETCH_REPLY], 5, "web-c answered")[0]
-        assert (interim["request_id"], interim["asking"]) == (98, True), interim  # it waits too
-        agents["web-a"].send_raw(rf.handover_reply_frames(handover["request_id"]))
-        for asker, request_id in (("web-b", 97), ("web-c", 98)):
-            reply = final_fetch_answer(agents[asker], request_id)
-            assert (reply["status"], reply["version"]) == (rf.FOUND, 5), reply
+        taken_over_together(key, agents)
         # web-b has changed the session since; web-a checks its copy.
         reply, asked = fetch_answering_handovers(
             agents["web-a"], key, {n: agents[n] for n in ("web-b", "web-c")},
             {"web-b": (6, b"y")})
         assert asked == {"web-b", "web-c"}, f"handovers asked of {sorted(asked)}"
         assert (reply["status"], reply["version"], reply["data"]) == (rf.FOUND, 6, b"y"), reply
+
+
+def test_a_node_does_not_vouch_while_any_of_three_servers_with_a_newer_copy_is_silent():
+    """With the last two takers and the maker, three servers may hold a newer copy: the maker,
+    third of them, falls silent to the node (under packet loss, or hung) after two servers took
+    the session over, and web-d's fetch is answered provisionally, not vouched."""
+    with RssNode("node-a") as node, servers_of_a_session(
+            node, ("web-a", "web-b", "web-c", "web-d")) as (key, agents, heartbeat):
+        wait_for(lambda: not node.fetch(key)["provisional"], 5, "vouched once 3 s old")
+        for name in agents:
+            heartbeat(name)
+        taken_over_together(key, agents)
+        silent_since = time.monotonic()
+        while time.monotonic() - silent_since < 2:  # web-b, web-c and web-d in touch, web-a not
+            for name in ("web-b", "web-c", "web-d"):
+                heartbeat(name)
+            time.sleep(0.2)
+        reply, asked = fetch_answering_handovers(
+            agents["web-d"], key, {n: agents[n] for n in ("web-b", "web-c")}, {})
+        assert asked == {"web-b", "web-c"}, f"handovers asked of {sorted(asked)}"
+        assert (reply["version"], reply["owner"], reply["provisional"]) == (5, True, True), reply
 
 
 def test_a_servers_next_agent_is_asked_for_a_handover_its_last_one_answered():
