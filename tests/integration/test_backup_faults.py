@@ -772,20 +772,25 @@ def test_no_take_over_from_a_copy_nobody_vouches_for_while_the_owner_with_the_ne
             relay.close()
 
 
-def gain_while_the_owners_are_away(b_reached_both_owners):
+def gain_while_the_owners_are_away(b_started_before):
     """A made a session (count 5) whose shard two nodes own; A is cut off from the third node,
-    one owner hangs and B cannot reach the other (cut off, or never reached since B started); the
-    third node takes the hung owner's part, filled from the other owner, which alone acknowledges
-    A's next changes (to 8). Returns what B answers the user then, and the user's next count on B
-    once the owner out of B's reach is back."""
+    one owner hangs and B cannot reach the other; the third node takes the hung owner's part,
+    filled from the other owner, which alone acknowledges A's next changes (to 8). B runs from
+    the start (it knew both owners), or starts only then and reaches the third node alone.
+    Returns what B answers the user then, and the user's next count on B once the owner out of
+    B's reach is back."""
     with bank(["node-1", "node-2", "node-3"], 2) as nodes:
         relays_a = [Relay(n.queries) for n in nodes]
         relays_b = [Relay(n.queries) for n in nodes]
         hung = None
         try:
-            with backed_server("web-a", relays_a) as a:
-                wait_for(lambda: backup_status(a)["RhythmBackupNodesUp"] == 3, 10,
-                         "A to reach every node")
+            with backed_server("web-a", relays_a) as a, contextlib.ExitStack() as later:
+                servers = [a]
+                if b_started_before:
+                    servers.append(later.enter_context(backed_server("web-b", relays_b)))
+                for server in servers:
+                    wait_for(lambda: backup_status(server)["RhythmBackupNodesUp"] == 3, 10,
+                             f"{server.name} to reach every node")
                 user = Browser(a)
                 for i in range(1, 6):
                     assert count_of(user.get("/app/counter")[2]) == i
@@ -794,40 +799,39 @@ def gain_while_the_owners_are_away(b_reached_both_owners):
                 shard = shard_of(user.session_key())
                 hung, away = [i for i, n in enumerate(nodes) if shard in owned(n)]
                 third = next(i for i in range(3) if i not in (hung, away))
-                if not b_reached_both_owners:
-                    relays_b[away].partition()
-                with backed_server("web-b", relays_b) as b:
-                    reached = 3 if b_reached_both_owners else 2
-                    wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == reached, 10,
-                             "B to reach the nodes")
-                    relays_a[third].partition()  # A silent to the third node: it cannot vouch
-                    relays_b[away].partition()
-                    stop_node(nodes[hung])
-                    cut_at = time.monotonic()
-                    wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10,
+                relays_a[third].partition()  # A silent to the third node: it cannot vouch
+                relays_b[away].partition()
+                stop_node(nodes[hung])
+                cut_at = time.monotonic()
+                if b_started_before:  # both owners down for B before the third node gains
+                    wait_for(lambda: backup_status(servers[1])["RhythmBackupNodesUp"] == 1, 10,
                              "B to count both owners down")
-                    wait_for(lambda: shard in owned(nodes[third]),
-                             NOTICE_S + NOTICE_MARGIN_S + 5,
-                             "the third node to take the hung owner's part")
-                    wait_for(lambda: count_in_bank(nodes[third], sid) == 5, 10,
-                             "the third node filled from the other owner")
-                    for i in range(6, 9):  # to the owner out of B's reach alone
-                        assert count_of(user.get("/app/counter")[2]) == i
-                    wait_for(lambda: all_acknowledged(a), 10, "count=8 acknowledged by one owner")
-                    assert count_in_bank(nodes[away], sid) == 8
-                    assert count_in_bank(nodes[third], sid) == 5
+                wait_for(lambda: shard in owned(nodes[third]), NOTICE_S + NOTICE_MARGIN_S + 5,
+                         "the third node to take the hung owner's part")
+                wait_for(lambda: count_in_bank(nodes[third], sid) == 5, 10,
+                         "the third node filled from the other owner")
+                for i in range(6, 9):  # to the owner out of B's reach alone
+                    assert count_of(user.get("/app/counter")[2]) == i
+                wait_for(lambda: all_acknowledged(a), 10, "count=8 acknowledged by one owner")
+                assert count_in_bank(nodes[away], sid) == 8
+                assert count_in_bank(nodes[third], sid) == 5
+                if b_started_before:
+                    b = servers[1]
                     # B's heartbeats answered by the third node since it gained the shard.
                     seen = nodes[third].status()["heartbeats"]
                     wait_for(lambda: nodes[third].status()["heartbeats"] >= seen + 2, 5,
                              "B's next heartbeats answered by the third node")
-                    assert 1.5 < time.monotonic() - cut_at < 10  # A silent to it lately
-                    user.server = b
-                    status, _, text = user.get("/app/counter")
-                    said = "\n".join(line for line in b.log_text().splitlines()
-                                     if "RS0205" in line)
-                    relays_b[away].heal()
-                    os.kill(nodes[hung].pid, signal.SIGCONT)
-                    return (status, text, said), counted_on(user, timeout=15)
+                else:
+                    b = later.enter_context(backed_server("web-b", relays_b))
+                wait_for(lambda: backup_status(b)["RhythmBackupNodesUp"] == 1, 10,
+                         "B to reach the third node alone")
+                assert 1.5 < time.monotonic() - cut_at < 10  # A silent to it lately
+                user.server = b
+                status, _, text = user.get("/app/counter")
+                said = "\n".join(line for line in b.log_text().splitlines() if "RS0205" in line)
+                relays_b[away].heal()
+                os.kill(nodes[hung].pid, signal.SIGCONT)
+                return (status, text, said), counted_on(user, timeout=15)
         finally:
             if hung is not None:
                 os.kill(nodes[hung].pid, signal.SIGCONT)
@@ -851,10 +855,9 @@ def test_one_node_gaining_a_shard_does_not_make_both_owners_out_of_reach_count_a
 
 
 def test_a_take_over_waits_for_a_node_not_reached_since_the_server_started():
-    """As above, but B, started a moment before, never reached the owner out of its reach: B knew
-    the hung owner only, and the third node's gain of the shard replaced it. What a node not
-    reached yet owns is not known: B answers 503 (the test above met this, B's connection to that
-    owner not made yet), where before it took the third node's copy (count 6 after 8)."""
+    """As above, but B starts only then and reaches the third node alone (fix 39; the test above
+    met it before it waited for B to reach every node): what the nodes B has not reached own is
+    not known, and B answers 503, where before it took the third node's copy (count 6 after 8)."""
     (status, text, said), (status_after, _, text_after) = gain_while_the_owners_are_away(False)
     assert status == 503, text
     assert "out of reach lately may hold a newer copy" in said, said
