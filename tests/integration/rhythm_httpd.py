@@ -16,12 +16,14 @@ import http.client
 import os
 import pathlib
 import pwd
+import random
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -103,10 +105,36 @@ class LocalHost:
 LOCAL = LocalHost()
 
 
+def _ephemeral_low():
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        return int(f.read().split()[0])
+
+
+# free_port() chooses below the kernel's ephemeral range, where neither an outgoing connection
+# nor a bind to port 0 can take the port between its choice and its server's bind (CI met an
+# rss_node that could not bind a port bind(0) had chosen), and never hands a port out twice in
+# one test process, so servers whose ports are all chosen before any starts never share one.
+_PORTS_FIRST, _PORTS_END = 10000, _ephemeral_low()
+_ports_given = set()
+_ports_lock = threading.Lock()
+
+
 def free_port(address="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
+    """A port of `address` that nothing listens on and that this process has not handed out."""
+    with _ports_lock:
+        for _ in range(1000):
+            port = random.randrange(_PORTS_FIRST, _PORTS_END)
+            if port in _ports_given:
+                continue
+            with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
+                               socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((address, port))
+                except OSError:
+                    continue
+            _ports_given.add(port)
+            return port
+    raise RuntimeError(f"no free port of {address} in {_PORTS_FIRST}-{_PORTS_END - 1}")
 
 
 def wait_for(condition, timeout, what, interval=0.02):

@@ -14,7 +14,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import struct
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ import time
 
 import zmq
 
-from rhythm_httpd import LOCAL, ManagedServer, wait_for
+from rhythm_httpd import LOCAL, ManagedServer, free_port, wait_for
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -43,20 +42,6 @@ ACK_FLAG_FULL = 0x01  # a heartbeat-ack's flags: the node has refused changes fo
 VERSION_MISMATCH, MALFORMED, UNSUPPORTED, BUSY = range(1, 5)  # an ERROR's code
 # A fetch-reply's flags; ASKING: not the answer yet, the node asks a server first (a handover).
 FETCH_FLAG_OWNER, FETCH_FLAG_PROVISIONAL, FETCH_FLAG_ASKING = 0x01, 0x02, 0x04
-
-
-def distinct_free_ports(count, address="127.0.0.1"):
-    """`count` different free ports of `address`: all are held open together while chosen."""
-    held = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((address, 0))
-            held.append(s)
-        return [s.getsockname()[1] for s in held]
-    finally:
-        for s in held:
-            s.close()
 
 
 def binary_path():
@@ -481,7 +466,7 @@ class RssNode(ManagedServer):
         self.name = name
         self.host = host
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"rhythm-{name}-"))
-        self.updates_port, self.queries_port = host.call(distinct_free_ports, 2, host.address)
+        self.updates_port, self.queries_port = (host.call(free_port, host.address) for _ in range(2))
         self.peers = list(peers)
         self.extra = list(extra)
         self.config_path = None

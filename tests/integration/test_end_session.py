@@ -8,9 +8,8 @@ import os
 import subprocess
 import time
 
-from rhythm_httpd import COOKIE, Browser, backed_server, count_of, wait_for
-from rss_node_fixture import (END_SESSION_REPLY, ERROR, RssNode, binary_path,
-                              distinct_free_ports, end_session_frames)
+from rhythm_httpd import COOKIE, Browser, backed_server, count_of, free_port, wait_for
+from rss_node_fixture import END_SESSION_REPLY, ERROR, RssNode, binary_path, end_session_frames
 from test_bank import bank, wait_backed
 from test_backup import backup_status
 
@@ -112,7 +111,7 @@ def test_a_node_that_did_not_answer_is_named_and_the_command_fails():
     with two_servers_and_a_bank() as (nodes, a, b):
         browser = counted(a, 1)
         wait_backed(a)
-        (silent,) = distinct_free_ports(1)
+        silent = free_port()
         # A signed cookie's value (ID.TAG) names its session as well as the bare ID.
         done = end_session(browser.cookies[COOKIE] + ".some-tag", *[n.queries for n in nodes],
                            f"tcp://127.0.0.1:{silent}")
