@@ -112,6 +112,7 @@ class FetchService {
     bool stalled_lately(MonotonicTime now);
     std::size_t ask(Pending &fetch);
     bool owner_out_lately(const Pending &fetch) const;
+    bool node_unheard_lately(const Pending &fetch) const;
     void ask_again_if_lost(Pending &fetch);
     void finish(Pending &fetch, bool deadline_passed, MonotonicTime now);
     void finish_check(Pending &fetch, bool deadline_passed);

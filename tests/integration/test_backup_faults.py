@@ -772,6 +772,53 @@ def test_no_take_over_from_a_copy_nobody_vouches_for_while_the_owner_with_the_ne
             relay.close()
 
 
+def test_two_servers_each_out_of_one_owners_reach_do_not_both_take_a_session_over():
+    """CI on 61107b6 (the default campaign with `loss`): web-3, out of node-2's reach, took a
+    session back through node-3 alone and answered three changes; web-2, out of node-3's reach,
+    took it over 0.2 s later through node-2 alone, which had not seen web-3's take-over and
+    vouched for the copy from before them. Here A made the session (count 5, on both nodes); C is
+    out of node-2's reach and B out of node-1's. Before, C took the session over through node-1
+    (which asked A, and vouched) and counted 6 to 8, and B then took it over through node-2 from
+    count 5: 6 after 8. An owner's vouching covers what it saw only: while an owner went out of
+    the server's reach lately, a take-over is a 503, and once the cuts heal the user goes on
+    from the last count answered."""
+    with bank(["node-1", "node-2"], 2) as (node1, node2):
+        relay_b, relay_c = Relay(node1.queries), Relay(node2.queries)
+        try:
+            with backed_server("web-a", [node1, node2]) as a, \
+                    backed_server("web-b", [relay_b, node2]) as b, \
+                    backed_server("web-c", [node1, relay_c]) as c:
+                for server in (b, c):
+                    wait_for(lambda: backup_status(server)["RhythmBackupNodesUp"] == 2, 10,
+                             f"{server.name} to reach both nodes")
+                user, sid = counted_session(a, node1, 5)
+                wait_for(lambda: count_in_bank(node2, sid) == 5, 10, "count=5 on node-2")
+                relay_b.partition()
+                relay_c.partition()
+                cut_at = time.monotonic()
+                for server in (b, c):
+                    wait_for(lambda: backup_status(server)["RhythmBackupNodesUp"] == 1, 10,
+                             f"{server.name} to count the node behind its relay down")
+                answers = []
+                user.server = c
+                for _ in range(3):
+                    answers.append(("web-c",) + user.get("/app/counter")[:3:2])
+                wait_for(lambda: all_acknowledged(c), 10, "C's changes acknowledged")
+                user.server = b
+                answers.append(("web-b",) + user.get("/app/counter")[:3:2])
+                assert time.monotonic() - cut_at < 10  # both still out lately
+                relay_b.heal()
+                relay_c.heal()
+                status, _, text = counted_on(user, timeout=15)
+                answers.append(("web-b", status, text))
+                counts = [count_of(text) for _, status, text in answers if status == 200]
+                assert counts == list(range(6, 6 + len(counts))), answers
+                assert [status for _, status, _ in answers[:4]] == [503] * 4, answers
+        finally:
+            relay_b.close()
+            relay_c.close()
+
+
 def gain_while_the_owners_are_away(b_started_before):
     """A made a session (count 5) whose shard two nodes own; A is cut off from the third node,
     one owner hangs and B cannot reach the other; the third node takes the hung owner's part,
