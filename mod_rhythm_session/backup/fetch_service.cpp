@@ -344,7 +344,7 @@ void FetchService::on_reply(std::size_t node, const wire::FetchReply &reply, Mon
         fetch.owners_only = false;
     }
     if (ask(fetch) > 0) {
-        return;  // ... or a node not asked came back meanwhile: it may have seen what they did not
+        return;  // a node not asked is up again: it may have seen what the others did not
     }
     if (!fetch.owner_answered) {
         return;  // on_node_answer asks the nodes that could not be asked yet

@@ -69,9 +69,10 @@ class FetchService {
         std::uint64_t outage_grace_ms = 30000;
     };
 
-    // How long an owner that went out of reach may hold a newer copy no other owner vouches
-    // against: a cut or a loss is over, or the node's peers have given its shards to others
-    // (3 s) and the server that made the copy has published them again, well within it.
+    // How long an owner that went out of reach is waited for, as it may hold a newer copy than
+    // the other owners have seen: a cut or a loss is over, or the node's peers have given its
+    // shards to others (3 s) and the server that made the copy has published them again, well
+    // within it.
     static constexpr std::uint64_t kOwnerOutMs = 10000;
 
     FetchService(BackupFeed &feed, const Settings &settings, AgentLog log, Bank &bank);
