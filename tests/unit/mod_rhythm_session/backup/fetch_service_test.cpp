@@ -166,6 +166,26 @@ struct Fixture {
         service->on_reply(node, r, rhythm::MonotonicTime::from_ms(1001));
     }
 
+    // `data` stored here as `id`'s copy and held by this worker, as a request holds it; its
+    // version in `*version`.
+    SessionCache::Handle held_here(const SessionId &id, const std::string &data,
+                                   std::uint64_t *version = nullptr) {
+        std::uint64_t v;
+        BOOST_REQUIRE((cache.insert(id, data.data(), data.size(), 0, kNow, &v) ==
+                       SessionCache::Save::kSaved));
+        SessionCache::Handle h;
+        SessionCache::Loaded l;
+        BOOST_REQUIRE((cache.acquire(
+                           id, rhythm::current_process(), kNow, 100, &h,
+                           [](void *, std::size_t n) { return std::malloc(n); }, nullptr,
+                           &l) == SessionCache::Acquire::kLocked));
+        std::free(l.data);
+        if (version != nullptr) {
+            *version = v;
+        }
+        return h;
+    }
+
     // The copy held here ("<none>": none), and whether it is to be checked before it is served.
     std::string stored(const SessionId &id, bool *unchecked = nullptr) {
         SessionCache::Handle h;
@@ -247,14 +267,7 @@ BOOST_AUTO_TEST_CASE(no_check_concludes_while_an_owner_is_out_lately) {
     Fixture f(2);
     SessionId id = id_of(9);
     std::uint64_t v;
-    BOOST_REQUIRE((f.cache.insert(id, "count=10", 8, 0, kNow, &v) == SessionCache::Save::kSaved));
-    SessionCache::Handle h;
-    SessionCache::Loaded l;
-    BOOST_REQUIRE((f.cache.acquire(
-                       id, rhythm::current_process(), kNow, 100, &h,
-                       [](void *, std::size_t n) { return std::malloc(n); }, nullptr,
-                       &l) == SessionCache::Acquire::kLocked));
-    std::free(l.data);
+    SessionCache::Handle h = f.held_here(id, "count=10", &v);
     f.bank.nodes[1].up = false;
     f.bank.nodes[1].out_lately = true;
     f.cache.begin_check(h);
@@ -724,15 +737,8 @@ BOOST_AUTO_TEST_CASE(after_a_stall_a_copy_is_not_served_while_the_bank_is_silent
 BOOST_AUTO_TEST_CASE(a_check_replaces_a_copy_the_bank_holds_newer) {
     Fixture f(1);
     SessionId id = id_of(9);
-    std::uint64_t v;
-    BOOST_REQUIRE((f.cache.insert(id, "count=10", 8, 0, kNow, &v) == SessionCache::Save::kSaved));
-    SessionCache::Handle h;
+    SessionCache::Handle h = f.held_here(id, "count=10");
     SessionCache::Loaded l;
-    BOOST_REQUIRE((f.cache.acquire(
-                       id, rhythm::current_process(), kNow, 100, &h,
-                       [](void *, std::size_t n) { return std::malloc(n); }, nullptr,
-                       &l) == SessionCache::Acquire::kLocked));
-    std::free(l.data);
     f.cache.begin_check(h);
     int worker = f.ask(id, 200, true);
     f.reply(0, wire::FetchStatus::kFound, (std::uint64_t{1} << 32) | 10, "count=20", "web2");
