@@ -466,7 +466,8 @@ class RssNode(ManagedServer):
         self.name = name
         self.host = host
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"rhythm-{name}-"))
-        self.updates_port, self.queries_port = (host.call(free_port, host.address) for _ in range(2))
+        self.updates_port = host.call(free_port, host.address)
+        self.queries_port = host.call(free_port, host.address)
         self.peers = list(peers)
         self.extra = list(extra)
         self.config_path = None
