@@ -213,11 +213,12 @@ void *pool_allocate(void *pool, std::size_t bytes) {
 // What a take-over from the bank came to.
 enum class TakeOver { kTaken, kNewSession, kUnavailable };
 
-// RS0205 and RS0202 at most once a second per process each (RS0202's warnings apart from its
-// info lines), with the number held back: a bank that does not answer makes every failover
-// request say it, and a client can send made-up IDs as fast as it likes (4,426 a second wrote
-// 12.6 MB of RS0202 lines in 15 s).
+// RS0205, RS0204 and RS0202 at most once a second per process each (RS0202's warnings apart
+// from its info lines), with the number held back: a bank that does not answer makes every
+// failover request say it, so does an owner out of reach every check after a stall, and a client
+// can send made-up IDs as fast as it likes (4,426 a second wrote 12.6 MB of RS0202 lines in 15 s).
 rhythm::LineRate g_unavailable_lines(apr_time_from_sec(1));
+rhythm::LineRate g_unchecked_lines(apr_time_from_sec(1));
 rhythm::LineRate g_new_session_lines(apr_time_from_sec(1));
 rhythm::LineRate g_cannot_keep_lines(apr_time_from_sec(1));
 rhythm::LineRate g_refused_id_lines(apr_time_from_sec(1));
@@ -331,11 +332,16 @@ bool check_with_bank(request_rec *r, const SessionId &id, RequestState *st,
         outcome != rhythm::FetchOutcome::kOwnerOut;
     if (!answered) {
         g_cache.abandon_check(&st->handle);
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "RS0204: session %s... could not be checked against the bank (after a "
-                      "stall, a cut-off or an operator's end of every session) (%s): answering "
-                      "503; the next request tries again",
-                      prefix, rhythm::fetch_outcome_name(outcome));
+        std::uint64_t suppressed = 0;
+        if (g_unchecked_lines.admit(r->request_time, &suppressed)) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "RS0204: session %s... could not be checked against the bank (after a "
+                          "stall, a cut-off or an operator's end of every session) (%s): "
+                          "answering 503; the next request tries again (%" APR_UINT64_T_FMT
+                          " more such in this process since the last line)",
+                          prefix, rhythm::fetch_outcome_name(outcome),
+                          static_cast<apr_uint64_t>(suppressed));
+        }
         return false;
     }
     *result = g_cache.finish_check(&st->handle, pool_allocate, top_request(r)->pool, loaded);
