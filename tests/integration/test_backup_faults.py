@@ -799,18 +799,22 @@ def test_two_servers_each_out_of_one_owners_reach_do_not_both_take_a_session_ove
                 for server in (b, c):
                     wait_for(lambda: backup_status(server)["RhythmBackupNodesUp"] == 1, 10,
                              f"{server.name} to count the node behind its relay down")
-                answers = []
-                user.server = c
+                answers = []  # (server, status, text)
+
+                def ask_on(server):
+                    user.server = server
+                    status, _, text = user.get("/app/counter")
+                    answers.append((server.name, status, text))
+
                 for _ in range(3):
-                    answers.append(("web-c",) + user.get("/app/counter")[:3:2])
+                    ask_on(c)
                 wait_for(lambda: all_acknowledged(c), 10, "C's changes acknowledged")
-                user.server = b
-                answers.append(("web-b",) + user.get("/app/counter")[:3:2])
+                ask_on(b)
                 assert time.monotonic() - cut_at < 10  # both still out lately
                 relay_b.heal()
                 relay_c.heal()
                 status, _, text = counted_on(user, timeout=15)
-                answers.append(("web-b", status, text))
+                answers.append((b.name, status, text))
                 counts = [count_of(text) for _, status, text in answers if status == 200]
                 assert counts == list(range(6, 6 + len(counts))), answers
                 assert [status for _, status, _ in answers[:4]] == [503] * 4, answers
